@@ -1,0 +1,1 @@
+"""The actors: the runtime and one package per domain."""

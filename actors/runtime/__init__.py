@@ -1,0 +1,50 @@
+"""The actor runtime: actors, sharded groups, supervision, timers, dead letters, statistics."""
+
+from __future__ import annotations
+
+from actors.runtime.actor import Actor, handles
+from actors.runtime.context import bind_trace_id, current_trace_id
+from actors.runtime.dead_letters import (
+    DeadLetter,
+    DeadLetterStore,
+    MemoryDeadLetterStore,
+    PgDeadLetterStore,
+)
+from actors.runtime.errors import (
+    AskTimeout,
+    DomainError,
+    Failure,
+    HandlerFailed,
+    RemoteError,
+    SystemStopping,
+    UnhandledMessage,
+    UnknownActor,
+)
+from actors.runtime.stats import ShardStatus
+from actors.runtime.supervision import RestartPolicy
+from actors.runtime.system import ActorRef, ActorSystem
+from transport import Message
+
+__all__ = [
+    "Actor",
+    "ActorRef",
+    "ActorSystem",
+    "AskTimeout",
+    "DeadLetter",
+    "DeadLetterStore",
+    "DomainError",
+    "Failure",
+    "HandlerFailed",
+    "MemoryDeadLetterStore",
+    "Message",
+    "PgDeadLetterStore",
+    "RemoteError",
+    "RestartPolicy",
+    "ShardStatus",
+    "SystemStopping",
+    "UnhandledMessage",
+    "UnknownActor",
+    "bind_trace_id",
+    "current_trace_id",
+    "handles",
+]

@@ -1,0 +1,116 @@
+"""The Actor base class: one handler per message type, lifecycle hooks, tell, ask, timers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from actors.runtime.errors import DomainError, UnhandledMessage
+from transport import Message, Timer
+
+if TYPE_CHECKING:
+    from actors.runtime.system import ActorRef, ActorSystem
+
+Handler = Callable[[Any, Any], Awaitable[Any]]
+H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+
+
+def handles(*message_types: type[Message]) -> Callable[[H], H]:
+    """Mark an async method as the handler of these message types."""
+
+    def mark(method: H) -> H:
+        method.__splitgo_handles__ = message_types  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+class Actor:
+    """Base of every actor: subclass it and mark one handler per message type with `@handles`.
+
+    One message is handled at a time per shard, so an actor's own attributes need no locks.
+    A handler's return value is the reply to an `ask` (a registered Message, or None).
+    State that must survive a crash is rebuilt in `on_start`, which runs on every (re)start.
+    """
+
+    handlers: ClassVar[dict[type[Message], str]] = {}
+    # How many waiting messages `handle_batch` may take at once; 1 means no batching.
+    batch_size: ClassVar[int] = 1
+
+    name: str
+    shard: int
+    system: ActorSystem
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found: dict[type[Message], str] = {}
+        for base in reversed(cls.__mro__):
+            for attribute, value in vars(base).items():
+                for message_type in getattr(value, "__splitgo_handles__", ()):
+                    found[message_type] = attribute
+        cls.handlers = found
+
+    @classmethod
+    def message_types(cls) -> tuple[type[Message], ...]:
+        return tuple(cls.handlers)
+
+    def bind(self, *, name: str, shard: int, system: ActorSystem) -> None:
+        """Called by the runtime before `on_start`."""
+        self.name = name
+        self.shard = shard
+        self.system = system
+        # message type -> bound handler; read directly on the runtime's hot path
+        self.dispatch: dict[type, Callable[[Any], Awaitable[Any]]] = {
+            message_type: getattr(self, attribute)
+            for message_type, attribute in type(self).handlers.items()
+        }
+
+    def handler_for(self, message_type: type) -> Callable[[Any], Awaitable[Any]] | None:
+        return self.dispatch.get(message_type)
+
+    async def on_start(self) -> None:
+        """Runs before the first message and after every restart."""
+
+    async def on_stop(self) -> None:
+        """Runs when the shard stops or before a restart; must not raise."""
+
+    async def handle_batch(self, messages: Sequence[Message]) -> Sequence[Any]:
+        """Handle several waiting messages at once (only used when `batch_size` > 1).
+
+        Returns one result per message, in order: the reply, or a DomainError instance for
+        a refusal. If it raises, the runtime restarts the actor and handles the messages one
+        by one instead, so one poison message cannot sink the batch. Override it to do the
+        batch's IO at once (one transaction for all); this default calls the handlers in turn.
+        """
+        results: list[Any] = []
+        for message in messages:
+            handler = self.handler_for(type(message))
+            if handler is None:
+                results.append(UnhandledMessage(f"no handler for {type(message).__name__}"))
+                continue
+            try:
+                results.append(await handler(message))
+            except DomainError as error:
+                results.append(error)
+        return results
+
+    def ref(self, actor: str) -> ActorRef:
+        return self.system.ref(actor)
+
+    async def tell(self, actor: str, message: Message, *, key: object = None) -> None:
+        await self.system.ref(actor).tell(message, key=key, sender=self.address)
+
+    async def ask(
+        self, actor: str, message: Message, *, key: object = None, timeout: float | None = None
+    ) -> Any:
+        return await self.system.ref(actor).ask(
+            message, key=key, timeout=timeout, sender=self.address
+        )
+
+    def schedule(self, delay: float, message: Message) -> Timer:
+        """Deliver `message` to this same shard after `delay` seconds (cancelled on stop)."""
+        return self.system.schedule_to_shard(self.name, self.shard, delay, message)
+
+    @property
+    def address(self) -> str:
+        return f"{self.name}/{self.shard}"

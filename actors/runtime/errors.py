@@ -1,0 +1,132 @@
+"""Typed errors: domain errors with stable codes, and the runtime's own failures.
+
+A handler raises a `DomainError` subclass; an `ask` re-raises the same class at the
+caller, in this process or on another node, because the class is found again by its
+`code`. The edges turn the `category` into an HTTP status or a bot reply.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from transport import Message
+
+# What kind of refusal an error is; the HTTP edge maps each to one status.
+CATEGORIES = (
+    "invalid",
+    "unauthenticated",
+    "forbidden",
+    "not_found",
+    "conflict",
+    "rate_limited",
+    "unavailable",
+    "internal",
+)
+
+
+class DomainError(Exception):
+    """A refusal a handler chose to make, with a stable machine `code`.
+
+    Subclasses set `code` and `category` as class attributes and may take any constructor
+    arguments, as long as they pass a message (and optional details) to this one.
+    """
+
+    code: ClassVar[str] = "domain_error"
+    category: ClassVar[str] = "invalid"
+    _registry: ClassVar[dict[str, type[DomainError]]] = {}
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.category not in CATEGORIES:
+            raise TypeError(f"{cls.__qualname__}.category must be one of {CATEGORIES}")
+        if "code" in cls.__dict__:
+            known = DomainError._registry.get(cls.code)
+            if known is not None and known.__qualname__ != cls.__qualname__:
+                raise TypeError(f"error code {cls.code!r} is taken by {known.__qualname__}")
+            DomainError._registry[cls.code] = cls
+
+    @classmethod
+    def for_code(cls, code: str) -> type[DomainError] | None:
+        return cls._registry.get(code)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class RemoteError(DomainError):
+    """A domain error whose class this process does not know; keeps the code it came with."""
+
+    code = "remote_error"
+
+    def __init__(
+        self, message: str, *, code: str, category: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.code = code  # type: ignore[misc]
+        self.category = category if category in CATEGORIES else "internal"  # type: ignore[misc]
+
+
+class AskTimeout(DomainError):
+    """No reply came before the ask's deadline."""
+
+    code = "ask_timeout"
+    category = "unavailable"
+
+
+class HandlerFailed(DomainError):
+    """The handler crashed on every attempt; the message is in the dead letters."""
+
+    code = "handler_failed"
+    category = "internal"
+
+
+class UnhandledMessage(DomainError):
+    """The actor has no handler for this message type."""
+
+    code = "unhandled_message"
+    category = "internal"
+
+
+class UnknownActor(DomainError):
+    """No actor type of that name is known to this node."""
+
+    code = "unknown_actor"
+    category = "internal"
+
+
+class SystemStopping(DomainError):
+    """The node is shutting down and takes no new work."""
+
+    code = "system_stopping"
+    category = "unavailable"
+
+
+class Failure(Message, frozen=True, kw_only=True):
+    """The reply to an ask whose handler raised: enough to raise the same error again."""
+
+    code: str
+    category: str
+    message: str
+    details: dict[str, Any] = {}
+
+    @classmethod
+    def of(cls, error: DomainError) -> Failure:
+        return cls(
+            code=error.code, category=error.category, message=error.message, details=error.details
+        )
+
+    def to_error(self) -> DomainError:
+        error_type = DomainError.for_code(self.code)
+        if error_type is None or error_type is RemoteError:
+            return RemoteError(
+                self.message, code=self.code, category=self.category, details=self.details
+            )
+        # Rebuild without the subclass's own __init__, whose arguments we do not have.
+        error = error_type.__new__(error_type)
+        DomainError.__init__(error, self.message, details=self.details)
+        return error

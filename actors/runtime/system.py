@@ -1,0 +1,519 @@
+"""The ActorSystem: spawns sharded actor groups, routes tell/ask by key, supervises."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+import zlib
+from collections.abc import Callable, Hashable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+import structlog
+
+from actors.runtime.actor import Actor
+from actors.runtime.context import current_trace_id, trace_id_var
+from actors.runtime.dead_letters import (
+    DeadLetter,
+    DeadLetterAlreadyReplayed,
+    DeadLetterNotFound,
+    DeadLetterNotReplayable,
+    DeadLetterStore,
+)
+from actors.runtime.errors import (
+    AskTimeout,
+    Failure,
+    SystemStopping,
+    UnknownActor,
+)
+from actors.runtime.shard import ShardWorker, describe
+from actors.runtime.stats import ShardStatus
+from actors.runtime.supervision import RestartPolicy, RestartWindow
+from transport import Codec, CodecError, Envelope, IdGenerator, Message, Timer, Transport
+
+log = structlog.get_logger("actors.runtime")
+
+KeyFunction = Callable[[Any], Hashable | None]
+GroupState = Literal["running", "restarting", "failed", "stopped"]
+
+# A shard escalates to its group; the group restarts it at most this often, then gives up.
+DEFAULT_GROUP_POLICY = RestartPolicy(
+    max_restarts=3, within=60.0, backoff_initial=1.0, backoff_max=30.0
+)
+
+
+class Route:
+    """Where messages for one actor type go: how many shards, and which shard for a key.
+
+    A key is hashed with CRC-32 (not Python's salted hash) so every node picks the same
+    shard for it; messages without a key are spread round-robin and keep no order.
+    """
+
+    __slots__ = ("_next", "key", "name", "shards")
+
+    def __init__(self, name: str, shards: int, key: KeyFunction | None) -> None:
+        if shards < 1:
+            raise ValueError(f"{name}: shards must be at least 1")
+        self.name = name
+        self.shards = shards
+        self.key = key
+        self._next = -1
+
+    def shard_for(self, message: object, key: object = None) -> int:
+        if self.shards == 1:
+            return 0
+        if key is None and self.key is not None:
+            key = self.key(message)
+        if key is None:
+            self._next = (self._next + 1) % self.shards
+            return self._next
+        return zlib.crc32(str(key).encode()) % self.shards
+
+
+class ActorRef:
+    """A handle on an actor type: `tell` and `ask`, routed to the shard of the message's key."""
+
+    __slots__ = ("_route", "_system", "name")
+
+    def __init__(self, system: ActorSystem, route: Route) -> None:
+        self._system = system
+        self._route = route
+        self.name = route.name
+
+    async def tell(
+        self, message: Message, *, key: object = None, sender: str | None = None
+    ) -> None:
+        """Enqueue and return; waits only while the target mailbox is full."""
+        system = self._system
+        if system.closed:
+            raise SystemStopping("the node is stopping")
+        route = self._route
+        message_id = system.ids.next()
+        envelope = Envelope(
+            id=message_id,
+            target=self.name,
+            shard=0 if route.shards == 1 else route.shard_for(message, key),
+            kind="tell",
+            body=message,
+            sender=sender,
+            trace_id=trace_id_var.get() or message_id,
+        )
+        if not system.transport.try_send(envelope):
+            await system.transport.send(envelope)
+
+    async def ask(
+        self,
+        message: Message,
+        *,
+        key: object = None,
+        timeout: float | None = None,
+        sender: str | None = None,
+    ) -> Any:
+        """Send and await the reply; re-raises the handler's DomainError; AskTimeout on time-out."""
+        system = self._system
+        if system.closed:
+            raise SystemStopping("the node is stopping")
+        timeout = system.ask_timeout if timeout is None else timeout
+        message_id = system.ids.next()
+        envelope = Envelope(
+            id=message_id,
+            target=self.name,
+            shard=self._route.shard_for(message, key),
+            kind="ask",
+            body=message,
+            sender=sender,
+            reply_to=system.node_id,
+            trace_id=current_trace_id() or message_id,
+            deadline=time.time() + timeout,
+        )
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Envelope] = loop.create_future()
+        system.pending_asks[message_id] = waiter
+        # a plain timer handle: asyncio.timeout() costs a few microseconds more per ask
+        expiry = loop.call_later(timeout, _expire, waiter, self.name, message, timeout)
+        try:
+            if not system.transport.try_send(envelope):
+                await _send_before(system.transport, envelope, waiter)
+            reply = await waiter
+        finally:
+            expiry.cancel()
+            system.pending_asks.pop(message_id, None)
+        body = reply.body
+        if type(body) is Failure:
+            raise body.to_error()
+        return body
+
+
+def _expire(waiter: asyncio.Future[Envelope], name: str, message: Message, timeout: float) -> None:
+    if not waiter.done():
+        waiter.set_exception(
+            AskTimeout(f"{name} did not answer {type(message).__name__} within {timeout}s")
+        )
+
+
+async def _send_before(
+    transport: Transport, envelope: Envelope, waiter: asyncio.Future[Envelope]
+) -> None:
+    """Wait for room in a full mailbox, but no longer than the ask's own deadline."""
+    send = asyncio.ensure_future(transport.send(envelope))
+    await asyncio.wait((send, waiter), return_when=asyncio.FIRST_COMPLETED)
+    if send.done():
+        send.result()
+        return
+    send.cancel()
+    await asyncio.gather(send, return_exceptions=True)
+
+
+class ActorGroup:
+    """All shards of one actor type, and the supervisor they escalate to."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        route: Route,
+        factory: Callable[[], Actor],
+        *,
+        policy: RestartPolicy,
+        group_policy: RestartPolicy,
+        max_attempts: int,
+        mailbox_size: int,
+    ) -> None:
+        self.system = system
+        self.route = route
+        self.name = route.name
+        self.policy = policy
+        self.max_attempts = max_attempts
+        self.state: GroupState = "running"
+        self.restarts = 0
+        self._window = RestartWindow(group_policy)
+        self._restart_tasks: set[asyncio.Task[None]] = set()
+        self.workers = [
+            ShardWorker(self, shard, system.transport.open_mailbox(self.name, shard, mailbox_size),
+                        factory)
+            for shard in range(route.shards)
+        ]
+
+    def start(self) -> None:
+        for worker in self.workers:
+            worker.start()
+
+    def child_escalated(self, worker: ShardWorker, error: BaseException) -> None:
+        """A shard passed its restart intensity: restart it afresh, or give up on the type."""
+        delay = self._window.next_delay()
+        if delay is None:
+            self.fail(error)
+            return
+        self.restarts += 1
+        log.error(
+            "shard_escalated",
+            actor=self.name,
+            shard=worker.shard,
+            delay_s=delay,
+            error=describe(error),
+        )
+        task = asyncio.get_running_loop().create_task(self._restart_later(worker, delay))
+        self._restart_tasks.add(task)
+        task.add_done_callback(self._restart_tasks.discard)
+
+    async def _restart_later(self, worker: ShardWorker, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self.state == "running" and not self.system.closed:
+            worker.stats.restarts += 1
+            worker._window.reset()
+            worker.start()
+
+    def fail(self, error: BaseException) -> None:
+        """Past the group's own intensity: stop every shard; the node itself keeps running."""
+        self.state = "failed"
+        log.critical("actor_type_failed", actor=self.name, error=describe(error))
+        for worker in self.workers:
+            worker.request_stop()
+            worker.state = "failed"
+
+    def revive(self) -> None:
+        """An operator's restart of a failed type: fresh windows, every stopped shard started."""
+        self._window.reset()
+        self.state = "running"
+        for worker in self.workers:
+            if worker.stopped:
+                worker._window.reset()
+                worker.state = "starting"
+                worker.start()
+
+    def stop_restarts(self) -> None:
+        for task in self._restart_tasks:
+            task.cancel()
+
+
+class ActorSystem:
+    """Hosts actor groups on this node and routes messages to them through a transport."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        codec: Codec,
+        dead_letters: DeadLetterStore,
+        ask_timeout: float = 5.0,
+        ids: IdGenerator | None = None,
+    ) -> None:
+        self.transport = transport
+        self.codec = codec
+        self.dead_letters = dead_letters
+        self.ask_timeout = ask_timeout
+        self.ids = ids or IdGenerator()
+        self.node_id = transport.node_id
+        self.pending_asks: dict[str, asyncio.Future[Envelope]] = {}
+        self.closed = False
+        self._started = False
+        self._routes: dict[str, Route] = {}
+        self._groups: dict[str, ActorGroup] = {}
+        self._timers: weakref.WeakSet[Any] = weakref.WeakSet()
+        codec.register(Failure)
+
+    async def start(self) -> None:
+        await self.transport.start(self._on_reply)
+        self._started = True
+
+    def route(self, name: str, *, shards: int = 1, key: KeyFunction | None = None) -> Route:
+        """Declare an actor type hosted on some node, so refs here can reach it."""
+        route = Route(name, shards, key)
+        self._routes[name] = route
+        return route
+
+    def spawn(
+        self,
+        actor_type: type[Actor],
+        name: str,
+        *,
+        factory: Callable[[], Actor] | None = None,
+        shards: int = 1,
+        key: KeyFunction | None = None,
+        mailbox_size: int = 1024,
+        policy: RestartPolicy | None = None,
+        group_policy: RestartPolicy | None = None,
+        max_attempts: int = 3,
+    ) -> ActorRef:
+        """Host `shards` shards of `actor_type` here; `factory` builds a fresh instance."""
+        if name in self._groups:
+            raise ValueError(f"actor {name!r} is already spawned")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.codec.register(*actor_type.message_types())
+        route = self.route(name, shards=shards, key=key)
+        group = ActorGroup(
+            self,
+            route,
+            factory or actor_type,
+            policy=policy or RestartPolicy(),
+            group_policy=group_policy or DEFAULT_GROUP_POLICY,
+            max_attempts=max_attempts,
+            mailbox_size=mailbox_size,
+        )
+        self._groups[name] = group
+        group.start()
+        return ActorRef(self, route)
+
+    def ref(self, name: str) -> ActorRef:
+        route = self._routes.get(name)
+        if route is None:
+            raise UnknownActor(f"no actor named {name!r} is known to this node")
+        return ActorRef(self, route)
+
+    def schedule_to_shard(self, name: str, shard: int, delay: float, message: Message) -> Timer:
+        envelope = Envelope(
+            id=self.ids.next(),
+            target=name,
+            shard=shard,
+            kind="tell",
+            body=message,
+            sender=f"{name}/{shard}",
+            trace_id=current_trace_id() or self.ids.trace_id(),
+        )
+        timer = self.transport.schedule(envelope, delay)
+        self._timers.add(timer)
+        return timer
+
+    async def reply(self, request: Envelope, body: Any) -> None:
+        """Answer an ask; never raises (a lost reply shows up as the asker's time-out)."""
+        if request.reply_to is None:
+            return
+        reply = Envelope(
+            id=self.ids.next(),
+            target=request.reply_to,
+            shard=0,
+            kind="reply",
+            body=body,
+            sender=request.target,
+            in_reply_to=request.id,
+            trace_id=request.trace_id,
+        )
+        try:
+            if not self.transport.try_send(reply):
+                await self.transport.send(reply)
+        except CodecError as error:
+            log.error("reply_not_encodable", actor=request.target, error=str(error))
+            failure = Failure(code="reply_not_encodable", category="internal", message=str(error))
+            await self.transport.send(msgspec.structs.replace(reply, body=failure))
+        except Exception as error:
+            log.error("reply_failed", actor=request.target, error=describe(error))
+
+    def _on_reply(self, envelope: Envelope) -> None:
+        waiter = self.pending_asks.get(envelope.in_reply_to or "")
+        if waiter is None or waiter.done():
+            log.info("late_reply", in_reply_to=envelope.in_reply_to, sender=envelope.sender)
+            return
+        waiter.set_result(envelope)
+
+    async def dead_letter(self, envelope: Envelope, error: str) -> DeadLetter:
+        """Store a message that failed for good, with enough to inspect and replay it."""
+        try:
+            encoded: bytes | None = self.codec.encode(envelope)
+        except CodecError:
+            encoded = None
+        letter = DeadLetter(
+            id=self.ids.next(),
+            actor=envelope.target,
+            shard=envelope.shard,
+            message_type=type(envelope.body).__name__,
+            message_id=envelope.id,
+            trace_id=envelope.trace_id,
+            attempts=envelope.attempt,
+            error=error,
+            body=msgspec.Raw(self.codec.body_json(envelope.body)),
+            envelope=encoded,
+            created_at=datetime.now(UTC),
+        )
+        await self.dead_letters.add(letter)
+        log.error(
+            "message_dead_lettered",
+            actor=letter.actor,
+            message_type=letter.message_type,
+            dead_letter_id=letter.id,
+            error=error,
+        )
+        return letter
+
+    async def replay(self, letter_id: str) -> DeadLetter:
+        """Send a dead letter's message again, once; it arrives as a tell with fresh attempts."""
+        letter = await self.dead_letters.get(letter_id)
+        if letter is None:
+            raise DeadLetterNotFound(f"no dead letter {letter_id!r}")
+        if letter.envelope is None:
+            raise DeadLetterNotReplayable(f"dead letter {letter_id!r} holds no encodable message")
+        if not await self.dead_letters.mark_replayed(letter_id):
+            raise DeadLetterAlreadyReplayed(f"dead letter {letter_id!r} was already replayed")
+        original = self.codec.decode(letter.envelope)
+        route = self._routes.get(original.target)
+        shard = original.shard
+        if route is not None and shard >= route.shards:
+            shard = route.shard_for(original.body)
+        envelope = msgspec.structs.replace(
+            original, kind="tell", shard=shard, attempt=0, reply_to=None, deadline=None
+        )
+        try:
+            await self.transport.send(envelope)
+        except (Exception, asyncio.CancelledError):
+            await asyncio.shield(self.dead_letters.unmark_replayed(letter_id))
+            raise
+        log.info("dead_letter_replayed", dead_letter_id=letter_id, actor=original.target)
+        return letter
+
+    def restart(self, name: str) -> None:
+        """Revive a failed actor type (an operator's decision after fixing the cause)."""
+        group = self._groups.get(name)
+        if group is None:
+            raise UnknownActor(f"no actor named {name!r} runs on this node")
+        group.revive()
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self._started
+            and not self.closed
+            and all(group.state == "running" for group in self._groups.values())
+        )
+
+    def hosted(self) -> list[str]:
+        return list(self._groups)
+
+    def status(self) -> list[ShardStatus]:
+        shards: list[ShardStatus] = []
+        for group in self._groups.values():
+            for worker in group.workers:
+                p50, p99 = worker.stats.percentiles_ms()
+                stats = worker.stats
+                shards.append(
+                    ShardStatus(
+                        name=group.name,
+                        shard=worker.shard,
+                        node=self.node_id,
+                        state=worker.state,
+                        mailbox=worker.mailbox.depth() + len(worker.pending),
+                        handled=stats.handled,
+                        failed=stats.failed,
+                        rejected=stats.rejected,
+                        dead_lettered=stats.dead_lettered,
+                        expired=stats.expired,
+                        restarts=stats.restarts,
+                        last_error=stats.last_error,
+                        p50_ms=p50,
+                        p99_ms=p99,
+                    )
+                )
+        return shards
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Drain mailboxes up to `timeout`, stop every shard, keep what was left undelivered."""
+        if self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for timer in list(self._timers):
+            timer.cancel()
+        workers = [worker for group in self._groups.values() for worker in group.workers]
+        for group in self._groups.values():
+            group.stop_restarts()
+        while loop.time() < deadline and any(_has_work(worker) for worker in workers):
+            await asyncio.sleep(0.005)
+        self.closed = True
+        for worker in workers:
+            worker.request_stop()
+        if workers:
+            remaining = max(deadline - loop.time(), 0.05)
+            waits = [loop.create_task(worker.wait_stopped()) for worker in workers]
+            await asyncio.wait(waits, timeout=remaining)
+        for worker in workers:
+            worker.cancel()
+            await worker.wait_stopped()
+        await self._keep_undelivered(workers)
+        for waiter in self.pending_asks.values():
+            if not waiter.done():
+                waiter.set_exception(SystemStopping("the node stopped before the reply came"))
+        log.info("actor_system_stopped", node=self.node_id, shards=len(workers))
+
+    async def _keep_undelivered(self, workers: list[ShardWorker]) -> None:
+        """What the drain deadline cut off goes to the dead letters, to be replayed later."""
+        kept = 0
+        for worker in workers:
+            in_hand = [worker.current] if worker.current is not None else []
+            left = in_hand + list(worker.pending) + worker.mailbox.close()
+            worker.pending.clear()
+            worker.current = None
+            for envelope in left:
+                try:
+                    await self.dead_letter(envelope, "undelivered at shutdown")
+                    kept += 1
+                except Exception as error:
+                    log.error("undelivered_message_lost", id=envelope.id, error=describe(error))
+        if kept:
+            log.warning("undelivered_kept_as_dead_letters", count=kept)
+
+
+def _has_work(worker: ShardWorker) -> bool:
+    return not worker.stopped and (
+        worker.busy or bool(worker.pending) or worker.mailbox.depth() > 0
+    )
+
