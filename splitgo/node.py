@@ -1,0 +1,173 @@
+"""Builds a node from settings: which actors it hosts, which transport, which edges.
+
+This is the one module that sees everything: it opens the database, makes the transport
+and the actor system, spawns the actors with their dependencies, and serves HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from actors.runtime import ActorSystem, PgDeadLetterStore
+from splitgo.config import ConfigError, Settings
+from splitgo.db import Database, open_database
+from splitgo.web import Services, create_app
+from transport import Codec, MemoryTransport, Transport
+
+log = structlog.get_logger("splitgo.node")
+
+
+@dataclass(slots=True)
+class NodeParts:
+    """What an actor's spawner may use to build it."""
+
+    settings: Settings
+    system: ActorSystem
+    database: Database
+
+
+# Actor type name -> the function that spawns it with its dependencies. Each domain
+# issue adds its entry here; `--actors` picks among them.
+ACTOR_TYPES: dict[str, Callable[[NodeParts], None]] = {}
+
+
+def hosted_actors(settings: Settings) -> list[str]:
+    """The actor types this node hosts: all by default, or the `--actors` choice."""
+    if settings.actors is None:
+        return list(ACTOR_TYPES)
+    unknown = [name for name in settings.actors if name not in ACTOR_TYPES]
+    if unknown:
+        known = ", ".join(ACTOR_TYPES) or "none yet"
+        raise ConfigError(f"--actors names unknown actor types {unknown}; known: {known}")
+    return list(settings.actors)
+
+
+def build_transport(settings: Settings, codec: Codec) -> Transport:
+    if settings.transport == "redis":
+        raise ConfigError(
+            "--transport redis is not available in this build yet; use --transport memory"
+        )
+    return MemoryTransport(node_id=settings.node_id, codec=codec if settings.codec_check else None)
+
+
+def ops_token_for(settings: Settings) -> str:
+    """SPLITGO_OPS_TOKEN, or a generated one kept (mode 0600) in data_dir/ops-token."""
+    if settings.ops_token:
+        return settings.ops_token
+    path = settings.data_dir / "ops-token"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(token + "\n")
+    return token
+
+
+class Node:
+    """One running splitgo process: database, transport, actors and the HTTP edge."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = ""
+        self.database: Database | None = None
+        self.transport: Transport | None = None
+        self.system: ActorSystem | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        settings = self.settings
+        hosted = hosted_actors(settings)
+        codec = Codec()
+        self.transport = build_transport(settings, codec)
+        self.database = await open_database(
+            settings.database_url, settings.data_dir, pool_size=settings.db_pool_size
+        )
+        self.system = ActorSystem(
+            self.transport,
+            codec=codec,
+            dead_letters=PgDeadLetterStore(self.database.pool),
+            ask_timeout=settings.ask_timeout,
+        )
+        await self.system.start()
+        parts = NodeParts(settings=settings, system=self.system, database=self.database)
+        for name in hosted:
+            ACTOR_TYPES[name](parts)
+        services = Services(
+            system=self.system,
+            node_id=settings.node_id,
+            ops_token=ops_token_for(settings),
+            probes={"database": self.database.ping},
+        )
+        self._runner = web.AppRunner(
+            create_app(services), access_log=None, shutdown_timeout=settings.shutdown_timeout / 2
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, settings.host, settings.port)
+        await site.start()
+        self.url = f"http://{settings.host}:{self._bound_port(site)}"
+        log.info(
+            "node_started",
+            node=settings.node_id,
+            url=self.url,
+            transport=settings.transport,
+            database=self.database.display,
+            actors=hosted,
+        )
+
+    @staticmethod
+    def _bound_port(site: web.TCPSite) -> int:
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else site._port
+
+    async def stop(self) -> None:
+        """Stop intake first, then drain the actors, then close the pools."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.system is not None:
+            await self.system.stop(self.settings.shutdown_timeout)
+        if self.transport is not None:
+            await self.transport.close()
+        if self.database is not None:
+            await self.database.close()
+        log.info("node_stopped", node=self.settings.node_id)
+
+
+async def serve(settings: Settings) -> int:
+    """Run a node until SIGTERM or SIGINT; the process's exit code."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    node = Node(settings)
+    try:
+        await node.start()
+    except (Exception, asyncio.CancelledError) as error:
+        log.error("node_start_failed", error=f"{type(error).__name__}: {error}")
+        await asyncio.shield(node.stop())
+        if isinstance(error, ConfigError | OSError):
+            print(f"splitgo: {error}", flush=True)
+            return 2 if isinstance(error, ConfigError) else 1
+        raise
+    token_note = "" if settings.ops_token else f", ops token in {Path(settings.data_dir) / 'ops-token'}"
+    print(
+        f"splitgo node {settings.node_id} listening on {node.url} "
+        f"(transport {settings.transport}, database {node.database.display if node.database else '?'}"
+        f"{token_note})",
+        flush=True,
+    )
+    await stopping.wait()
+    log.info("node_stopping", node=settings.node_id)
+    await node.stop()
+    return 0

@@ -1,0 +1,31 @@
+"""Liveness and readiness: /healthz and /readyz."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from splitgo.web.keys import SERVICES
+from splitgo.web.problems import json_response
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """200 while the process runs and its event loop answers."""
+    return json_response({"status": "ok", "node": request.app[SERVICES].node_id})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """200 once the database, the transport and every local actor are up; 503 otherwise."""
+    services = request.app[SERVICES]
+    names = list(services.probes)
+    results = await asyncio.gather(*(services.probes[name]() for name in names))
+    checks = dict(zip(names, results, strict=True))
+    checks["actors"] = services.system.ready
+    ready = all(checks.values())
+    body = {"status": "ready" if ready else "not_ready", "node": services.node_id, "checks": checks}
+    return json_response(body, status=200 if ready else 503)

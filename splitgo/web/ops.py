@@ -1,0 +1,183 @@
+"""Operator routes: actor status, dead letters and their replay, reviving a failed actor."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from actors.runtime import DeadLetter, DomainError
+from splitgo.web.keys import SERVICES
+from splitgo.web.problems import FieldError, ProblemError, json_response, read_json
+
+routes = web.RouteTableDef()
+
+OpsHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def require_ops(handler: OpsHandler) -> OpsHandler:
+    """Only a bearer of the ops token passes (the admin role joins it with the auth actor)."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        expected = request.app[SERVICES].ops_token
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ProblemError(
+                401,
+                "unauthenticated",
+                "send Authorization: Bearer <ops token>",
+                headers={"WWW-Authenticate": 'Bearer realm="ops"'},
+            )
+        if not hmac.compare_digest(token.encode(), expected.encode()):
+            raise ProblemError(
+                401,
+                "invalid_token",
+                "the bearer token is not valid for /ops",
+                headers={"WWW-Authenticate": 'Bearer realm="ops", error="invalid_token"'},
+            )
+        return await handler(request)
+
+    guarded.__doc__ = handler.__doc__
+    return guarded
+
+
+def page_params(request: web.Request) -> tuple[int, str | None]:
+    """`?limit=` (1..200, default 50) and `?cursor=`, or a 422 naming the parameter."""
+    raw = request.query.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= 200:
+        raise ProblemError(
+            422,
+            "validation_error",
+            "limit must be a whole number from 1 to 200",
+            errors=[FieldError(field="limit", message="a whole number from 1 to 200")],
+        )
+    return int(raw), request.query.get("cursor") or None
+
+
+class DeadLetterView(msgspec.Struct):
+    """A dead letter as operators read it (the encoded envelope stays inside)."""
+
+    id: str
+    actor: str
+    shard: int
+    message_type: str
+    message_id: str
+    trace_id: str
+    attempts: int
+    error: str
+    body: msgspec.Raw
+    created_at: str
+    replayed_at: str | None
+    replayable: bool
+
+    @classmethod
+    def of(cls, letter: DeadLetter) -> DeadLetterView:
+        return cls(
+            id=letter.id,
+            actor=letter.actor,
+            shard=letter.shard,
+            message_type=letter.message_type,
+            message_id=letter.message_id,
+            trace_id=letter.trace_id,
+            attempts=letter.attempts,
+            error=letter.error,
+            body=letter.body,
+            created_at=letter.created_at.isoformat(),
+            replayed_at=letter.replayed_at.isoformat() if letter.replayed_at else None,
+            replayable=letter.envelope is not None and letter.replayed_at is None,
+        )
+
+
+class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Replay these dead letters by id, or every not-yet-replayed one of an actor type."""
+
+    ids: list[str] | None = None
+    actor: str | None = None
+
+
+@routes.get("/ops/actors")
+@require_ops
+async def list_actors(request: web.Request) -> web.Response:
+    """Every local actor shard: state, mailbox depth, counters, latency percentiles."""
+    services = request.app[SERVICES]
+    return json_response(
+        {"node": services.node_id, "ready": services.system.ready, "actors": services.system.status()}
+    )
+
+
+@routes.post("/ops/actors/{name}/restart")
+@require_ops
+async def restart_actor(request: web.Request) -> web.Response:
+    """Revive an actor type that its supervisor gave up on."""
+    request.app[SERVICES].system.restart(request.match_info["name"])
+    return web.Response(status=204)
+
+
+@routes.get("/ops/dead-letters")
+@require_ops
+async def list_dead_letters(request: web.Request) -> web.Response:
+    """Dead letters, newest first, `?actor=` to filter, paged by cursor."""
+    limit, cursor = page_params(request)
+    store = request.app[SERVICES].system.dead_letters
+    letters, next_cursor = await store.list(
+        limit=limit, cursor=cursor, actor=request.query.get("actor") or None
+    )
+    return json_response(
+        {"items": [DeadLetterView.of(x) for x in letters], "next_cursor": next_cursor}
+    )
+
+
+@routes.get("/ops/dead-letters/{id}")
+@require_ops
+async def get_dead_letter(request: web.Request) -> web.Response:
+    letter = await request.app[SERVICES].system.dead_letters.get(request.match_info["id"])
+    if letter is None:
+        raise ProblemError(404, "dead_letter_not_found", "no dead letter with that id")
+    return json_response(DeadLetterView.of(letter))
+
+
+@routes.post("/ops/dead-letters/{id}/replay")
+@require_ops
+async def replay_dead_letter(request: web.Request) -> web.Response:
+    """Send the message again, once; a second replay is a 409."""
+    letter = await request.app[SERVICES].system.replay(request.match_info["id"])
+    return json_response({"replayed": [letter.id]}, status=202)
+
+
+@routes.post("/ops/dead-letters/replay")
+@require_ops
+async def replay_many(request: web.Request) -> web.Response:
+    """Replay a list of dead letters, or all not-yet-replayed ones of one actor type."""
+    body = await read_json(request, ReplayRequest)
+    if (body.ids is None) == (body.actor is None):
+        raise ProblemError(
+            422,
+            "validation_error",
+            "give either ids or actor",
+            errors=[FieldError(field="$", message="exactly one of ids and actor is required")],
+        )
+    system = request.app[SERVICES].system
+    ids = body.ids if body.ids is not None else await _replayable_ids(request, body.actor or "")
+    replayed: list[str] = []
+    failed: list[dict[str, Any]] = []
+    for letter_id in ids:
+        try:
+            await system.replay(letter_id)
+            replayed.append(letter_id)
+        except DomainError as error:
+            failed.append({"id": letter_id, "code": error.code, "detail": error.message})
+    return json_response({"replayed": replayed, "failed": failed}, status=202)
+
+
+async def _replayable_ids(request: web.Request, actor: str) -> list[str]:
+    store = request.app[SERVICES].system.dead_letters
+    ids: list[str] = []
+    cursor: str | None = None
+    while True:
+        letters, cursor = await store.list(limit=200, cursor=cursor, actor=actor)
+        ids += [x.id for x in letters if x.replayed_at is None and x.envelope is not None]
+        if cursor is None:
+            return ids
