@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import secrets
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path

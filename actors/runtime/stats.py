@@ -7,7 +7,9 @@ from typing import Literal
 
 import msgspec
 
-ShardState = Literal["starting", "running", "restarting", "escalated", "stopping", "stopped", "failed"]
+ShardState = Literal[
+    "starting", "running", "restarting", "escalated", "stopping", "stopped", "failed"
+]
 
 _WINDOW = 1024  # a power of two, so the ring index wraps with a mask
 

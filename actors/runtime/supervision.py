@@ -46,7 +46,8 @@ class RestartWindow:
             return None
         self._times.append(now)
         exponent = len(self._times) - 1
-        return min(policy.backoff_max, policy.backoff_initial * (2**exponent))
+        delay: float = policy.backoff_initial * 2.0**exponent
+        return min(policy.backoff_max, delay)
 
     def reset(self) -> None:
         self._times.clear()

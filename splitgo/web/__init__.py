@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from splitgo.web.app import Services, create_app
+from splitgo.web.app import create_app
+from splitgo.web.keys import Services
 
 __all__ = ["Services", "create_app"]

@@ -13,9 +13,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 def create_app(services: Services) -> web.Application:
     """One application: middlewares outermost first, then every route table."""
-    app = web.Application(
-        middlewares=[request_context, problems], client_max_size=MAX_BODY_BYTES
-    )
+    app = web.Application(middlewares=[request_context, problems], client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = services
     app.add_routes(health.routes)
     app.add_routes(ops.routes)

@@ -103,8 +103,9 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
 async def list_actors(request: web.Request) -> web.Response:
     """Every local actor shard: state, mailbox depth, counters, latency percentiles."""
     services = request.app[SERVICES]
+    system = services.system
     return json_response(
-        {"node": services.node_id, "ready": services.system.ready, "actors": services.system.status()}
+        {"node": services.node_id, "ready": system.ready, "actors": system.status()}
     )
 
 

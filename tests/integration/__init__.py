@@ -1,0 +1,1 @@
+"""Integration tests: the runtime and the shell against a real (embedded) PostgreSQL."""

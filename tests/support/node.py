@@ -1,0 +1,92 @@
+"""Start `python run.py` as a real subprocess on a free port, and stop it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class RunningNode:
+    """A node process and where it listens; its output goes to files in its folder."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    folder: Path
+
+    def output(self) -> str:
+        return (self.folder / "stdout.log").read_text() + (self.folder / "stderr.log").read_text()
+
+
+async def start_node(
+    folder: Path, *args: str, env: dict[str, str] | None = None, ready_timeout: float = 90.0
+) -> RunningNode:
+    """Spawn a node with its own data folder and wait for /readyz to answer 200."""
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    environment = {
+        **os.environ,
+        "SPLITGO_LOG_FORMAT": "json",
+        "SPLITGO_CODEC_CHECK": "1",
+        **(env or {}),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "run.py", "--port", str(port), "--data-dir", str(folder / "data"), *args],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        stdout=(folder / "stdout.log").open("wb"),
+        stderr=(folder / "stderr.log").open("wb"),
+        stdin=subprocess.DEVNULL,
+    )
+    node = RunningNode(process=process, url=f"http://127.0.0.1:{port}", folder=folder)
+    try:
+        await wait_ready(node, ready_timeout)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return node
+
+
+async def wait_ready(node: RunningNode, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while loop.time() < deadline:
+            if node.process.poll() is not None:
+                raise RuntimeError(f"node exited with {node.process.returncode}:\n{node.output()}")
+            try:
+                async with session.get(f"{node.url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"node not ready within {timeout}s:\n{node.output()}")
+
+
+async def stop_node(node: RunningNode, timeout: float = 30.0) -> int:
+    """SIGTERM, then wait for the exit code (SIGKILL only if it hangs)."""
+    if node.process.poll() is None:
+        node.process.terminate()
+    try:
+        return await asyncio.to_thread(node.process.wait, timeout)
+    except subprocess.TimeoutExpired:
+        node.process.kill()
+        await asyncio.to_thread(node.process.wait)
+        raise
