@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any, Union
 
 import msgspec
@@ -57,6 +58,19 @@ class Codec:
                 )
             self._types[tag] = message_type
         self._body_decoder = None
+
+    def register_module(self, module: ModuleType) -> None:
+        """Register every Message type an actor's `messages.py` defines (replies included)."""
+        self.register(
+            *(
+                value
+                for value in vars(module).values()
+                if isinstance(value, type)
+                and issubclass(value, Message)
+                and value is not Message
+                and value.__module__ == module.__name__
+            )
+        )
 
     def knows(self, message_type: type) -> bool:
         tag = getattr(getattr(message_type, "__struct_config__", None), "tag", None)

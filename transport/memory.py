@@ -71,8 +71,10 @@ class MemoryMailbox:
         try:
             self._putters.remove(waiter)
         except ValueError:
-            # it was already woken: give back its room and pass the turn on
-            if not self._closed:
+            # Already off the line. Woken (a result set): give back its room and pass the
+            # turn on. Cancelled while waiting: _wake_putter skipped it and reserved nothing,
+            # so there is no room to give back.
+            if not self._closed and not waiter.cancelled():
                 self._reserved -= 1
                 self._wake_putter()
 

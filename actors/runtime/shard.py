@@ -198,12 +198,12 @@ class ShardWorker:
         """Handle one message on the general path: asks, expiry, missing handlers."""
         bind_trace_id(envelope.trace_id)
         body = envelope.body
-        if envelope.kind == "ask" and envelope.deadline is not None:
-            if envelope.deadline < time.time():
-                # the asker has given up; doing the work now would be a surprise to it
-                self.stats.expired += 1
-                self._finish(envelope)
-                return
+        deadline = envelope.deadline
+        if envelope.kind == "ask" and deadline is not None and deadline < time.time():
+            # the asker has given up; doing the work now would be a surprise to it
+            self.stats.expired += 1
+            self._finish(envelope)
+            return
         handler = actor.handler_for(type(body))
         if handler is None:
             error = UnhandledMessage(f"{self.group.name} has no handler for {type(body).__name__}")
@@ -276,23 +276,26 @@ class ShardWorker:
                 break
             pending.append(envelope)
         now = time.time()
-        batch = [
-            e for e in pending if e.kind != "ask" or e.deadline is None or e.deadline >= now
-        ]
+        batch = [e for e in pending if e.kind != "ask" or e.deadline is None or e.deadline >= now]
         self.stats.expired += len(pending) - len(batch)
+        # busy until the replies are sent too: a stop meanwhile must not dead-letter
+        # messages that were already handled
         self.busy = True
         started = time.perf_counter()
         try:
-            results = await actor.handle_batch([e.body for e in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(f"handle_batch returned {len(results)} results for {len(batch)}")
-        except Exception as error:
-            # the actor's state may be half-changed: restart it, then go one by one
-            self._note_failure(error)
-            raise _Crash(error) from error
+            try:
+                results = await actor.handle_batch([e.body for e in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(
+                        f"handle_batch returned {len(results)} results for {len(batch)}"
+                    )
+            except Exception as error:
+                # the actor's state may be half-changed: restart it, then go one by one
+                self._note_failure(error)
+                raise _Crash(error) from error
+            await self._settle_batch(batch, results, time.perf_counter() - started)
         finally:
             self.busy = False
-        await self._settle_batch(batch, results, time.perf_counter() - started)
 
     async def _settle_batch(
         self, batch: list[Envelope], results: Sequence[Any], elapsed: float

@@ -242,6 +242,19 @@ class ActorGroup:
                 worker._window.reset()
                 worker.state = "starting"
                 worker.start()
+            else:
+                # still finishing the message it held when fail() asked it to stop: skipping
+                # it would leave this shard down while the type (and the node) says running
+                task = asyncio.get_running_loop().create_task(self._start_when_stopped(worker))
+                self._restart_tasks.add(task)
+                task.add_done_callback(self._restart_tasks.discard)
+
+    async def _start_when_stopped(self, worker: ShardWorker) -> None:
+        await worker.wait_stopped()
+        if self.state == "running" and not self.system.closed and worker.stopped:
+            worker._window.reset()
+            worker.state = "starting"
+            worker.start()
 
     def stop_restarts(self) -> None:
         for task in self._restart_tasks:
@@ -490,6 +503,9 @@ class ActorSystem:
         for worker in workers:
             worker.cancel()
             await worker.wait_stopped()
+        # again: handlers may have armed timers while draining, and none may outlive the system
+        for timer in list(self._timers):
+            timer.cancel()
         await self._keep_undelivered(workers)
         for waiter in self.pending_asks.values():
             if not waiter.done():

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from actors.runtime import (
@@ -20,6 +21,8 @@ from actors.runtime import (
 from splitgo.web import Services, create_app
 from splitgo.web.problems import STATUS_BY_CATEGORY, from_domain_error
 from transport import Codec, MemoryTransport
+
+Client = TestClient[web.Request, web.Application]
 
 TOKEN = "unit-ops-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -59,7 +62,7 @@ PROBE = {"database": True}
 
 
 @pytest.fixture
-async def client(system: ActorSystem) -> AsyncIterator[TestClient[object, object]]:
+async def client(system: ActorSystem) -> AsyncIterator[Client]:
     PROBE["database"] = True
 
     async def database_probe() -> bool:
@@ -84,7 +87,7 @@ async def poisoned(system: ActorSystem, note: str) -> str:
     raise AssertionError("the poison message never reached the dead letters")
 
 
-async def test_readyz_turns_503_when_a_probe_fails(client: TestClient[object, object]) -> None:
+async def test_readyz_turns_503_when_a_probe_fails(client: Client) -> None:
     """Readiness follows the database probe: 200 while it answers, 503 with the failed check."""
     response = await client.get("/readyz")
     assert response.status == 200
@@ -94,7 +97,7 @@ async def test_readyz_turns_503_when_a_probe_fails(client: TestClient[object, ob
     assert (await response.json())["checks"]["database"] is False
 
 
-async def test_ops_token_is_required_and_checked(client: TestClient[object, object]) -> None:
+async def test_ops_token_is_required_and_checked(client: Client) -> None:
     """No token and a wrong token are 401 problems with WWW-Authenticate; the right one passes."""
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
         response = await client.get("/ops/actors", headers=headers)
@@ -114,7 +117,7 @@ async def test_ops_token_is_required_and_checked(client: TestClient[object, obje
 
 
 async def test_dead_letters_are_listed_and_replayed_over_http(
-    client: TestClient[object, object], system: ActorSystem
+    client: Client, system: ActorSystem
 ) -> None:
     """A dead letter shows with its error and body, replays once (202), then is a 409."""
     Fragile.fixed, Fragile.seen = False, []
@@ -136,9 +139,7 @@ async def test_dead_letters_are_listed_and_replayed_over_http(
     assert response.status == 404
 
 
-async def test_bulk_replay_by_actor(
-    client: TestClient[object, object], system: ActorSystem
-) -> None:
+async def test_bulk_replay_by_actor(client: Client, system: ActorSystem) -> None:
     """Replaying by actor sends every not-yet-replayed dead letter of that type."""
     Fragile.fixed, Fragile.seen = False, []
     await poisoned(system, "a")
@@ -155,7 +156,7 @@ async def test_bulk_replay_by_actor(
     assert response.status == 422
 
 
-async def test_list_limit_is_validated(client: TestClient[object, object]) -> None:
+async def test_list_limit_is_validated(client: Client) -> None:
     """A limit outside 1..200 is a 422 naming `limit`; a foreign cursor a 422 too."""
     for bad in ("0", "201", "ten", "-1"):
         response = await client.get(f"/ops/dead-letters?limit={bad}", headers=AUTH)
@@ -166,7 +167,7 @@ async def test_list_limit_is_validated(client: TestClient[object, object]) -> No
     assert (await response.json())["code"] == "invalid_cursor"
 
 
-async def test_wrong_content_type_and_empty_body(client: TestClient[object, object]) -> None:
+async def test_wrong_content_type_and_empty_body(client: Client) -> None:
     """A non-JSON content type is a 415, an empty body a 400, unknown fields a 422."""
     url = "/ops/dead-letters/replay"
     response = await client.post(url, data=b"ids=1", headers={**AUTH, "Content-Type": "text/plain"})
@@ -180,7 +181,7 @@ async def test_wrong_content_type_and_empty_body(client: TestClient[object, obje
     assert (await response.json())["errors"][0]["field"] == "$"
 
 
-async def test_oversized_body_is_a_413_problem(client: TestClient[object, object]) -> None:
+async def test_oversized_body_is_a_413_problem(client: Client) -> None:
     """A body past the limit is refused as a problem, not read into memory."""
     response = await client.post(
         "/ops/dead-letters/replay",

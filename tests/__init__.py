@@ -1,0 +1,1 @@
+"""splitgo's test suites."""
