@@ -146,6 +146,7 @@ class ShardWorker:
         clock = time.perf_counter
         dispatch = actor.dispatch
         bind = trace_id_var.set
+        system = self.group.system
         while not self._stop_requested:
             if pending:
                 # a retry after a crash, or what a failed batch left: one by one, in order
@@ -159,7 +160,8 @@ class ShardWorker:
             if envelope is None:
                 envelope = await mailbox.get()
             handler = dispatch.get(type(envelope.body))
-            if batching or handler is None or envelope.kind != "tell":
+            kind = envelope.kind
+            if batching or handler is None or kind == "reply":
                 pending.append(envelope)
                 if batching:
                     await self._take_batch(actor)
@@ -170,8 +172,14 @@ class ShardWorker:
                 finally:
                     self.busy = False
                 continue
-            # the hot path, inlined: a tell with a handler. `current` keeps the message
-            # visible to stop() while it is in hand.
+            asking = kind == "ask"
+            if asking and envelope.deadline is not None and envelope.deadline < time.time():
+                # the asker has given up; doing the work now would be a surprise to it
+                stats.expired += 1
+                mailbox.ack(envelope)
+                continue
+            # the hot path, inlined: a tell or ask with a handler. `current` keeps the
+            # message visible to stop() while it is in hand.
             self.current = envelope
             self.busy = True
             bind(envelope.trace_id)
@@ -179,15 +187,18 @@ class ShardWorker:
             timed = not stats.handled & 3
             started = clock() if timed else 0.0
             try:
-                await handler(envelope.body)
-            except DomainError:
+                result = await handler(envelope.body)
+            except DomainError as error:
                 stats.rejected += 1
+                result = Failure.of(error)
             except Exception as error:
                 pending.append(envelope)
                 self.current = None
                 await self._crashed(envelope, error)
             finally:
                 self.busy = False
+            if asking:
+                system.reply(envelope, result)
             if timed:
                 stats.record(clock() - started)
             stats.handled += 1
@@ -215,12 +226,12 @@ class ShardWorker:
         except DomainError as error:
             self.stats.rejected += 1
             if envelope.kind == "ask":
-                await self.group.system.reply(envelope, Failure.of(error))
+                self.group.system.reply(envelope, Failure.of(error))
         except Exception as error:
             await self._crashed(envelope, error)
         else:
             if envelope.kind == "ask":
-                await self.group.system.reply(envelope, result)
+                self.group.system.reply(envelope, result)
         self.stats.record(time.perf_counter() - started)
         self.stats.handled += 1
         self._finish(envelope)
@@ -253,7 +264,7 @@ class ShardWorker:
         self.stats.dead_lettered += 1
         if envelope.kind == "ask":
             reason = error if isinstance(error, DomainError) else HandlerFailed(describe(error))
-            await self.group.system.reply(envelope, Failure.of(reason))
+            self.group.system.reply(envelope, Failure.of(reason))
         self._finish(self.pending[0])
 
     def _note_failure(self, error: BaseException) -> None:
@@ -306,7 +317,7 @@ class ShardWorker:
                 self.stats.rejected += 1
                 result = Failure.of(result)
             if envelope.kind == "ask":
-                await system.reply(envelope, result)
+                system.reply(envelope, result)
             self.stats.record(elapsed / len(batch))
         self.stats.handled += len(batch)
         for envelope in list(self.pending):

@@ -14,6 +14,7 @@ import msgspec
 import structlog
 
 from actors.runtime.actor import Actor
+from actors.runtime.asks import PendingAsks
 from actors.runtime.context import current_trace_id, trace_id_var
 from actors.runtime.dead_letters import (
     DeadLetter,
@@ -23,7 +24,6 @@ from actors.runtime.dead_letters import (
     DeadLetterStore,
 )
 from actors.runtime.errors import (
-    AskTimeout,
     Failure,
     SystemStopping,
     UnknownActor,
@@ -130,27 +130,20 @@ class ActorRef:
         )
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Envelope] = loop.create_future()
-        system.pending_asks[message_id] = waiter
-        # a plain timer handle: asyncio.timeout() costs a few microseconds more per ask
-        expiry = loop.call_later(timeout, _expire, waiter, self.name, message, timeout)
+        pending = system.pending_asks
+        pending.add(
+            message_id, waiter, loop.time() + timeout, self.name, type(message).__name__, timeout
+        )
         try:
             if not system.transport.try_send(envelope):
                 await _send_before(system.transport, envelope, waiter)
             reply = await waiter
         finally:
-            expiry.cancel()
-            system.pending_asks.pop(message_id, None)
+            pending.discard(message_id)
         body = reply.body
         if type(body) is Failure:
             raise body.to_error()
         return body
-
-
-def _expire(waiter: asyncio.Future[Envelope], name: str, message: Message, timeout: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(
-            AskTimeout(f"{name} did not answer {type(message).__name__} within {timeout}s")
-        )
 
 
 async def _send_before(
@@ -279,12 +272,13 @@ class ActorSystem:
         self.ask_timeout = ask_timeout
         self.ids = ids or IdGenerator()
         self.node_id = transport.node_id
-        self.pending_asks: dict[str, asyncio.Future[Envelope]] = {}
+        self.pending_asks = PendingAsks()
         self.closed = False
         self._started = False
         self._routes: dict[str, Route] = {}
         self._groups: dict[str, ActorGroup] = {}
         self._timers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._reply_tasks: set[asyncio.Task[None]] = set()
         codec.register(Failure)
 
     async def start(self) -> None:
@@ -350,8 +344,12 @@ class ActorSystem:
         self._timers.add(timer)
         return timer
 
-    async def reply(self, request: Envelope, body: Any) -> None:
-        """Answer an ask; never raises (a lost reply shows up as the asker's time-out)."""
+    def reply(self, request: Envelope, body: Any) -> None:
+        """Answer an ask; never raises (a lost reply shows up as the asker's time-out).
+
+        Synchronous when the transport takes the reply at once (always, in memory), so
+        the worker's hot path awaits nothing for it; otherwise it is sent from a task.
+        """
         if request.reply_to is None:
             return
         reply = Envelope(
@@ -365,21 +363,28 @@ class ActorSystem:
             trace_id=request.trace_id,
         )
         try:
-            if not self.transport.try_send(reply):
-                await self.transport.send(reply)
+            if self.transport.try_send(reply):
+                return
         except CodecError as error:
             log.error("reply_not_encodable", actor=request.target, error=str(error))
             failure = Failure(code="reply_not_encodable", category="internal", message=str(error))
-            await self.transport.send(msgspec.structs.replace(reply, body=failure))
+            reply = msgspec.structs.replace(reply, body=failure)
         except Exception as error:
             log.error("reply_failed", actor=request.target, error=describe(error))
+            return
+        task = asyncio.get_running_loop().create_task(self._send_reply(reply))
+        self._reply_tasks.add(task)
+        task.add_done_callback(self._reply_tasks.discard)
+
+    async def _send_reply(self, reply: Envelope) -> None:
+        try:
+            await self.transport.send(reply)
+        except Exception as error:
+            log.error("reply_failed", actor=reply.sender, error=describe(error))
 
     def _on_reply(self, envelope: Envelope) -> None:
-        waiter = self.pending_asks.get(envelope.in_reply_to or "")
-        if waiter is None or waiter.done():
+        if not self.pending_asks.resolve(envelope.in_reply_to or "", envelope):
             log.info("late_reply", in_reply_to=envelope.in_reply_to, sender=envelope.sender)
-            return
-        waiter.set_result(envelope)
 
     async def dead_letter(self, envelope: Envelope, error: str) -> DeadLetter:
         """Store a message that failed for good, with enough to inspect and replay it."""
@@ -507,9 +512,7 @@ class ActorSystem:
         for timer in list(self._timers):
             timer.cancel()
         await self._keep_undelivered(workers)
-        for waiter in self.pending_asks.values():
-            if not waiter.done():
-                waiter.set_exception(SystemStopping("the node stopped before the reply came"))
+        self.pending_asks.fail_all(SystemStopping("the node stopped before the reply came"))
         log.info("actor_system_stopped", node=self.node_id, shards=len(workers))
 
     async def _keep_undelivered(self, workers: list[ShardWorker]) -> None:

@@ -1,0 +1,155 @@
+"""`python -m tests.bench`: actor runtime throughput, then node start-up if run.py exists.
+
+Run from the project root (`make bench` does). Sections:
+
+* runtime: tell and ask rates of splitgo's runtime, a bare asyncio.Queue and Pykka, with
+  the ratios against their targets; written to tests/bench/results/runtime.json.
+* node: cold and warm start-up of `run.py` and its idle RSS; written to
+  tests/bench/results/node.json. Skipped while run.py does not exist.
+
+Exits 0 even when a target is missed, unless --strict is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from tests.bench.node import format_node_report, measure_node_startup
+from tests.bench.runtime import BenchConfig, run_runtime_bench
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _machine() -> dict[str, Any]:
+    import importlib.metadata
+
+    def version(package: str) -> str | None:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "pykka": version("pykka"),
+        "msgspec": version("msgspec"),
+    }
+
+
+def _write(name: str, payload: dict[str, Any], results_dir: Path) -> Path:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / name
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--section",
+        choices=("all", "runtime", "node"),
+        default="all",
+        help="what to measure (default: all; node is skipped while run.py is absent)",
+    )
+    parser.add_argument("--tell-n", type=int, default=200_000, help="tells per round")
+    parser.add_argument("--ask-n", type=int, default=20_000, help="asks per round")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (median taken)")
+    parser.add_argument(
+        "--node-runs", type=int, default=4, help="node starts: 1 cold + the rest warm"
+    )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin the runtime section to one CPU (Pykka then gets noisy)",
+    )
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
+    return parser.parse_args(argv)
+
+
+def _runtime_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
+    config = BenchConfig(
+        tell_n=args.tell_n, ask_n=args.ask_n, rounds=args.rounds, pin_cpu=not args.no_pin
+    )
+    _say(
+        f"== actor runtime: tell n={config.tell_n:,}, ask n={config.ask_n:,}; "
+        f"1 warm-up, then median of {config.rounds} interleaved rounds"
+    )
+    report = run_runtime_bench(config, progress=_say)
+    _say(report.format())
+    path = _write("runtime.json", {**base, **report.as_json()}, args.results_dir)
+    _say(f"\nwritten: {_shown(path)}")
+    return report.all_passed
+
+
+def _node_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
+    _say("\n== node start-up")
+    if not (PROJECT_ROOT / "run.py").is_file():
+        _say("skipped: run.py not present")
+        return True
+    result = measure_node_startup(sys.executable, PROJECT_ROOT, args.node_runs, progress=_say)
+    _say(format_node_report(result))
+    path = _write("node.json", {**base, **result}, args.results_dir)
+    _say(f"\nwritten: {_shown(path)}")
+    return bool(result["warm_passed"] is not False and result["clean_exits"])
+
+
+def _quiet_logs() -> None:
+    """The runtime logs at info when it stops; keep warnings and errors only."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    _quiet_logs()
+    started = time.perf_counter()
+    machine = _machine()
+    base: dict[str, Any] = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine,
+    }
+    _say(
+        f"splitgo bench: Python {machine['python']} on {machine['platform']}, "
+        f"{machine['cpus_usable'] or machine['cpus']} usable CPUs, pykka {machine['pykka']}"
+    )
+    passed = True
+    if args.section in ("all", "runtime"):
+        passed &= _runtime_section(args, base)
+    if args.section in ("all", "node"):
+        passed &= _node_section(args, base)
+    _say(f"\nbench finished in {time.perf_counter() - started:.1f} s")
+    return 1 if args.strict and not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
