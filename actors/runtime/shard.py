@@ -51,7 +51,7 @@ class ShardWorker:
         self.mailbox = mailbox
         self.state: ShardState = "starting"
         self.stats = ShardStats()
-        self.busy = False
+        self._busy = False
         self.pending: deque[Envelope] = deque()
         self.current: Envelope | None = None
         self._factory = factory
@@ -65,6 +65,11 @@ class ShardWorker:
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"actor:{self.group.name}/{self.shard}"
         )
+
+    @property
+    def busy(self) -> bool:
+        """In the middle of a message (the hot path marks that by `current` alone)."""
+        return self._busy or self.current is not None
 
     def request_stop(self) -> None:
         """Stop after the message in hand; an idle worker stops at once."""
@@ -147,14 +152,15 @@ class ShardWorker:
         dispatch = actor.dispatch
         bind = trace_id_var.set
         system = self.group.system
+        ack = mailbox.ack
         while not self._stop_requested:
             if pending:
                 # a retry after a crash, or what a failed batch left: one by one, in order
-                self.busy = True
+                self._busy = True
                 try:
                     await self._process(actor, pending[0])
                 finally:
-                    self.busy = False
+                    self._busy = False
                 continue
             envelope = mailbox.get_nowait()
             if envelope is None:
@@ -166,22 +172,21 @@ class ShardWorker:
                 if batching:
                     await self._take_batch(actor)
                     continue
-                self.busy = True
+                self._busy = True
                 try:
                     await self._process(actor, envelope)
                 finally:
-                    self.busy = False
+                    self._busy = False
                 continue
             asking = kind == "ask"
             if asking and envelope.deadline is not None and envelope.deadline < time.time():
                 # the asker has given up; doing the work now would be a surprise to it
                 stats.expired += 1
-                mailbox.ack(envelope)
+                ack(envelope)
                 continue
             # the hot path, inlined: a tell or ask with a handler. `current` keeps the
             # message visible to stop() while it is in hand.
             self.current = envelope
-            self.busy = True
             bind(envelope.trace_id)
             # time one message in four: the percentiles stay honest, the clock calls cost less
             timed = not stats.handled & 3
@@ -195,14 +200,12 @@ class ShardWorker:
                 pending.append(envelope)
                 self.current = None
                 await self._crashed(envelope, error)
-            finally:
-                self.busy = False
             if asking:
                 system.reply(envelope, result)
             if timed:
                 stats.record(clock() - started)
             stats.handled += 1
-            mailbox.ack(envelope)
+            ack(envelope)
             self.current = None
 
     async def _process(self, actor: Actor, envelope: Envelope) -> None:
@@ -291,7 +294,7 @@ class ShardWorker:
         self.stats.expired += len(pending) - len(batch)
         # busy until the replies are sent too: a stop meanwhile must not dead-letter
         # messages that were already handled
-        self.busy = True
+        self._busy = True
         started = time.perf_counter()
         try:
             try:
@@ -306,7 +309,7 @@ class ShardWorker:
                 raise _Crash(error) from error
             await self._settle_batch(batch, results, time.perf_counter() - started)
         finally:
-            self.busy = False
+            self._busy = False
 
     async def _settle_batch(
         self, batch: list[Envelope], results: Sequence[Any], elapsed: float

@@ -75,12 +75,15 @@ class Route:
 class ActorRef:
     """A handle on an actor type: `tell` and `ask`, routed to the shard of the message's key."""
 
-    __slots__ = ("_route", "_system", "name")
+    __slots__ = ("_next_id", "_route", "_system", "_try_send", "name")
 
     def __init__(self, system: ActorSystem, route: Route) -> None:
         self._system = system
         self._route = route
         self.name = route.name
+        # bound once: tell is the hottest path there is
+        self._next_id = system.ids.next
+        self._try_send = system.transport.try_send
 
     async def tell(
         self, message: Message, *, key: object = None, sender: str | None = None
@@ -90,7 +93,7 @@ class ActorRef:
         if system.closed:
             raise SystemStopping("the node is stopping")
         route = self._route
-        message_id = system.ids.next()
+        message_id = self._next_id()
         envelope = Envelope(
             id=message_id,
             target=self.name,
@@ -100,7 +103,7 @@ class ActorRef:
             sender=sender,
             trace_id=trace_id_var.get() or message_id,
         )
-        if not system.transport.try_send(envelope):
+        if not self._try_send(envelope):
             await system.transport.send(envelope)
 
     async def ask(
