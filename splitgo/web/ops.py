@@ -57,38 +57,12 @@ def page_params(request: web.Request) -> tuple[int, str | None]:
     return int(raw), request.query.get("cursor") or None
 
 
-class DeadLetterView(msgspec.Struct):
-    """A dead letter as operators read it (the encoded envelope stays inside)."""
-
-    id: str
-    actor: str
-    shard: int
-    message_type: str
-    message_id: str
-    trace_id: str
-    attempts: int
-    error: str
-    body: msgspec.Raw
-    created_at: str
-    replayed_at: str | None
-    replayable: bool
-
-    @classmethod
-    def of(cls, letter: DeadLetter) -> DeadLetterView:
-        return cls(
-            id=letter.id,
-            actor=letter.actor,
-            shard=letter.shard,
-            message_type=letter.message_type,
-            message_id=letter.message_id,
-            trace_id=letter.trace_id,
-            attempts=letter.attempts,
-            error=letter.error,
-            body=letter.body,
-            created_at=letter.created_at.isoformat(),
-            replayed_at=letter.replayed_at.isoformat() if letter.replayed_at else None,
-            replayable=letter.envelope is not None and letter.replayed_at is None,
-        )
+def dead_letter_view(letter: DeadLetter) -> dict[str, Any]:
+    """A dead letter as operators read it: the encoded envelope stays inside."""
+    view = msgspec.structs.asdict(letter)
+    envelope = view.pop("envelope")
+    view["replayable"] = envelope is not None and letter.replayed_at is None
+    return view
 
 
 class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -127,7 +101,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
         limit=limit, cursor=cursor, actor=request.query.get("actor") or None
     )
     return json_response(
-        {"items": [DeadLetterView.of(x) for x in letters], "next_cursor": next_cursor}
+        {"items": [dead_letter_view(x) for x in letters], "next_cursor": next_cursor}
     )
 
 
@@ -137,7 +111,7 @@ async def get_dead_letter(request: web.Request) -> web.Response:
     letter = await request.app[SERVICES].system.dead_letters.get(request.match_info["id"])
     if letter is None:
         raise ProblemError(404, "dead_letter_not_found", "no dead letter with that id")
-    return json_response(DeadLetterView.of(letter))
+    return json_response(dead_letter_view(letter))
 
 
 @routes.post("/ops/dead-letters/{id}/replay")
