@@ -8,7 +8,7 @@ across nodes. Actors never see the transport: they only see the runtime's refs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from transport.envelope import Envelope
@@ -58,8 +58,13 @@ class Mailbox(Protocol):
         """How many envelopes wait (an estimate on transports where counting costs IO)."""
         ...
 
-    def close(self) -> list[Envelope]:
-        """Stop intake; returns what was still queued and would otherwise be lost."""
+    def dead_lettered(self, envelope: Envelope, error: str) -> None:
+        """The runtime gave up on this envelope (its ack follows); keep a transport copy."""
+        ...
+
+    def close(self, unfinished: Sequence[Envelope] = ()) -> list[Envelope]:
+        """Stop intake. Given what the worker took but did not finish, returns everything
+        that would be lost now (a durable transport keeps it pending and returns nothing)."""
         ...
 
 
@@ -67,6 +72,8 @@ class Transport(Protocol):
     """Moves envelopes between refs and mailboxes, on one node or many."""
 
     node_id: str
+    # timers that outlive the node (kept by the transport): a clean stop leaves them be
+    durable_timers: bool
 
     async def start(self, on_reply: ReplyHandler) -> None:
         """Begin delivering replies addressed to this node to `on_reply`."""
@@ -92,6 +99,10 @@ class Transport(Protocol):
 
     def schedule(self, envelope: Envelope, delay: float) -> Timer:
         """Send `envelope` after `delay` seconds unless cancelled first."""
+        ...
+
+    async def stop_intake(self) -> None:
+        """Stop taking new envelopes into this node's mailboxes (the node is stopping)."""
         ...
 
     async def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 
 import structlog
 
@@ -123,9 +124,12 @@ class MemoryMailbox:
     def depth(self) -> int:
         return len(self._items)
 
-    def close(self) -> list[Envelope]:
+    def dead_lettered(self, envelope: Envelope, error: str) -> None:
+        return None
+
+    def close(self, unfinished: Sequence[Envelope] = ()) -> list[Envelope]:
         self._closed = True
-        left = list(self._items)
+        left = [*unfinished, *self._items]
         self._items.clear()
         self._wake_reader()
         while self._putters:
@@ -156,6 +160,8 @@ class MemoryTransport:
     could not cross a network fails here exactly as it would over Redis (the test suite
     turns this on).
     """
+
+    durable_timers = False
 
     def __init__(self, *, node_id: str, codec: Codec | None = None) -> None:
         self.node_id = node_id
@@ -234,6 +240,10 @@ class MemoryTransport:
             log.info("timer_dropped_mailbox_closed", target=envelope.target, id=envelope.id)
         except Exception:
             log.exception("timer_delivery_failed", target=envelope.target, id=envelope.id)
+
+    async def stop_intake(self) -> None:
+        # senders are the intake here, and actors may still tell each other while draining
+        return None
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from actors.runtime.errors import DomainError, UnhandledMessage
-from transport import Message, Timer
+from transport import Envelope, Message, Timer
 
 if TYPE_CHECKING:
     from actors.runtime.system import ActorRef, ActorSystem
@@ -40,6 +40,8 @@ class Actor:
     name: str
     shard: int
     system: ActorSystem
+    # the envelope of the message being handled (its id keys the inbox); None in a batch
+    envelope: Envelope | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -167,7 +167,7 @@ class ShardWorker:
                 envelope = await mailbox.get()
             handler = dispatch.get(type(envelope.body))
             kind = envelope.kind
-            if batching or handler is None or kind == "reply":
+            if batching or handler is None or kind == "reply" or envelope.attempt:
                 pending.append(envelope)
                 if batching:
                     await self._take_batch(actor)
@@ -186,7 +186,7 @@ class ShardWorker:
                 continue
             # the hot path, inlined: a tell or ask with a handler. `current` keeps the
             # message visible to stop() while it is in hand.
-            self.current = envelope
+            self.current = actor.envelope = envelope
             bind(envelope.trace_id)
             # time one message in four: the percentiles stay honest, the clock calls cost less
             timed = not stats.handled & 3
@@ -211,12 +211,19 @@ class ShardWorker:
     async def _process(self, actor: Actor, envelope: Envelope) -> None:
         """Handle one message on the general path: asks, expiry, missing handlers."""
         bind_trace_id(envelope.trace_id)
+        actor.envelope = envelope
         body = envelope.body
         deadline = envelope.deadline
         if envelope.kind == "ask" and deadline is not None and deadline < time.time():
             # the asker has given up; doing the work now would be a surprise to it
             self.stats.expired += 1
             self._finish(envelope)
+            return
+        if envelope.attempt >= self.group.max_attempts:
+            # delivered again after crashes elsewhere (a node died handling it): give up now
+            await self._dead_letter(
+                envelope, HandlerFailed(f"delivered {envelope.attempt + 1} times without success")
+            )
             return
         handler = actor.handler_for(type(body))
         if handler is None:
@@ -258,6 +265,7 @@ class ShardWorker:
         """Move the message to the dead letters; if that fails it stays pending, never lost."""
         try:
             await self.group.system.dead_letter(envelope, describe(error))
+            self.mailbox.dead_lettered(envelope, describe(error))
         except Exception as store_error:
             log.error(
                 "dead_letter_store_failed", actor=self.group.name, error=describe(store_error)

@@ -493,8 +493,8 @@ class ActorSystem:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        for timer in list(self._timers):
-            timer.cancel()
+        self._cancel_timers()
+        await self.transport.stop_intake()
         workers = [worker for group in self._groups.values() for worker in group.workers]
         for group in self._groups.values():
             group.stop_restarts()
@@ -512,18 +512,25 @@ class ActorSystem:
             worker.cancel()
             await worker.wait_stopped()
         # again: handlers may have armed timers while draining, and none may outlive the system
-        for timer in list(self._timers):
-            timer.cancel()
+        self._cancel_timers()
         await self._keep_undelivered(workers)
         self.pending_asks.fail_all(SystemStopping("the node stopped before the reply came"))
         log.info("actor_system_stopped", node=self.node_id, shards=len(workers))
+
+    def _cancel_timers(self) -> None:
+        """In-process timers die with the system; a transport's durable timers fire later,
+        on whichever node then owns the shard."""
+        if self.transport.durable_timers:
+            return
+        for timer in list(self._timers):
+            timer.cancel()
 
     async def _keep_undelivered(self, workers: list[ShardWorker]) -> None:
         """What the drain deadline cut off goes to the dead letters, to be replayed later."""
         kept = 0
         for worker in workers:
             in_hand = [worker.current] if worker.current is not None else []
-            left = in_hand + list(worker.pending) + worker.mailbox.close()
+            left = worker.mailbox.close([*in_hand, *worker.pending])
             worker.pending.clear()
             worker.current = None
             for envelope in left:

@@ -1,0 +1,459 @@
+"""The hosting side of the Redis Streams transport: shard leases, readers, mailboxes.
+
+Every node that hosts an actor type runs one `ShardHost` for it. The host keeps a
+membership entry alive, takes free shards by lease up to its fair share, gives extras
+back when more nodes join, claims what a dead owner left pending, and reads the streams
+of the shards it owns on one dedicated connection, feeding each shard's local mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+import zlib
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import redis.asyncio as redis
+import structlog
+from redis.exceptions import RedisError, ResponseError
+
+from transport.base import MailboxClosed
+from transport.codec import CodecError
+from transport.envelope import Envelope
+
+if TYPE_CHECKING:
+    from transport.redis_streams import RedisStreamsTransport
+
+log = structlog.get_logger("transport.redis")
+
+
+class RedisMailbox:
+    """One shard's local buffer, filled by its host's reader while this node owns it.
+
+    Envelopes stay pending in the stream until acked, so nothing here is the only copy:
+    what is buffered when the shard moves or the node stops is redelivered elsewhere.
+    """
+
+    def __init__(self, host: ShardHost, shard: int, capacity: int) -> None:
+        self.host = host
+        self.shard = shard
+        self.capacity = capacity
+        self.stream = host.transport.keys.stream(host.actor, shard)
+        self.owned = False
+        self.lease_expires_at = 0.0  # loop time
+        self.read_from = ">"  # "0" while re-reading this consumer's own pending entries
+        self._items: deque[Envelope] = deque()
+        self._entry_ids: dict[str, list[bytes]] = {}  # envelope id -> stream entry ids
+        self._reader: asyncio.Future[None] | None = None
+        self._closed = False
+        self.attempts: dict[bytes, int] = {}  # entry id -> earlier deliveries, after a claim
+
+    def room(self) -> int:
+        return self.capacity - len(self._items)
+
+    def deliver(self, entry_id: bytes, envelope: Envelope) -> None:
+        """Called by the reader: one entry read from the stream for this shard."""
+        self._entry_ids.setdefault(envelope.id, []).append(entry_id)
+        self._items.append(envelope)
+        reader = self._reader
+        if reader is not None:
+            self._reader = None
+            if not reader.done():
+                reader.set_result(None)
+
+    def get_nowait(self) -> Envelope | None:
+        if not self._items:
+            return None
+        envelope = self._items.popleft()
+        self.host.room_made()
+        return envelope
+
+    async def get(self) -> Envelope:
+        while not self._items:
+            if self._closed:
+                raise MailboxClosed("mailbox is closed")
+            waiter = asyncio.get_running_loop().create_future()
+            self._reader = waiter
+            try:
+                await waiter
+            finally:
+                if self._reader is waiter:
+                    self._reader = None
+        envelope = self._items.popleft()
+        self.host.room_made()
+        return envelope
+
+    def ack(self, envelope: Envelope) -> None:
+        entry_ids = self._entry_ids.get(envelope.id)
+        if not entry_ids:
+            return
+        entry_id = entry_ids.pop(0)
+        if not entry_ids:
+            del self._entry_ids[envelope.id]
+        self.host.transport.queue_ack(self.stream, self.host.group, entry_id)
+
+    def dead_lettered(self, envelope: Envelope, error: str) -> None:
+        """Keep a copy in the actor type's dead-letter stream (the ack follows)."""
+        self.host.transport.queue_dead_letter(self.host.actor, self.shard, envelope, error)
+
+    def depth(self) -> int:
+        return len(self._items)
+
+    def unacked(self) -> int:
+        return sum(len(ids) for ids in self._entry_ids.values())
+
+    def revoke(self) -> None:
+        """This node no longer owns the shard: forget what was buffered (it stays pending)."""
+        self.owned = False
+        self.read_from = ">"
+        for envelope in self._items:
+            ids = self._entry_ids.get(envelope.id)
+            if ids:
+                ids.pop()
+                if not ids:
+                    del self._entry_ids[envelope.id]
+        self._items.clear()
+
+    def close(self, unfinished: Sequence[Envelope] = ()) -> list[Envelope]:
+        """Nothing is lost by closing: every unacked entry is still pending in the stream."""
+        self._closed = True
+        self._items.clear()
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+        return []
+
+
+class ShardHost:
+    """Leases, membership and the blocking reader for one actor type on this node."""
+
+    def __init__(self, transport: RedisStreamsTransport, actor: str) -> None:
+        self.transport = transport
+        self.actor = actor
+        self.group = actor
+        self.mailboxes: dict[int, RedisMailbox] = {}
+        self._room = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reader_client: redis.Redis | None = None
+        self._reading = True
+
+    def add(self, shard: int, capacity: int) -> RedisMailbox:
+        mailbox = RedisMailbox(self, shard, capacity)
+        self.mailboxes[shard] = mailbox
+        return mailbox
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._keep_leases(), name=f"leases:{self.actor}"),
+            loop.create_task(self._read(), name=f"reader:{self.actor}"),
+        ]
+
+    def room_made(self) -> None:
+        self._room.set()
+
+    # ── leases ───────────────────────────────────────────────────────────────────────
+
+    async def _keep_leases(self) -> None:
+        transport = self.transport
+        while True:
+            try:
+                await self.balance()
+                transport.note_healthy()
+            except (RedisError, OSError) as error:
+                transport.note_unhealthy(error)
+                self._revoke_all()
+            except Exception:
+                # a bug here must not end lease renewal for good: log it and try again
+                log.exception("lease_keeping_failed", actor=self.actor)
+                self._revoke_all()
+            await asyncio.sleep(transport.lease_ttl / 3)
+
+    async def balance(self) -> None:
+        """Renew what we hold, then take free shards up to a fair share or give extras back."""
+        transport = self.transport
+        client = transport.client
+        keys = transport.keys
+        ttl_ms = int(transport.lease_ttl * 1000)
+        loop = asyncio.get_running_loop()
+        members = keys.members(self.actor)
+        now_ms = int(time.time() * 1000)
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.zadd(members, {transport.node_id: now_ms + ttl_ms})
+            pipe.zremrangebyscore(members, "-inf", now_ms)
+            pipe.zcard(members)
+            _, _, live = await pipe.execute()
+        owned = [m for m in self.mailboxes.values() if m.owned]
+        if owned:
+            renewed = await transport.scripts.renew(
+                keys=[keys.lease(self.actor, m.shard) for m in owned],
+                args=[transport.node_id, ttl_ms],
+            )
+            for mailbox, still_ours in zip(owned, renewed, strict=True):
+                if still_ours:
+                    mailbox.lease_expires_at = loop.time() + transport.lease_ttl
+                else:
+                    log.warning("shard_lease_lost", actor=self.actor, shard=mailbox.shard)
+                    mailbox.revoke()
+        fair = math.ceil(len(self.mailboxes) / max(int(live), 1))
+        owned_count = sum(1 for m in self.mailboxes.values() if m.owned)
+        for mailbox in self._in_preferred_order():
+            if owned_count >= fair:
+                break
+            if mailbox.owned:
+                continue
+            taken = await client.set(
+                keys.lease(self.actor, mailbox.shard), transport.node_id, nx=True, px=ttl_ms
+            )
+            if taken:
+                await self._take_over(mailbox)
+                mailbox.lease_expires_at = loop.time() + transport.lease_ttl
+                owned_count += 1
+        if owned_count > fair:
+            extras = [m for m in self._in_preferred_order() if m.owned][fair:]
+            for mailbox in extras:
+                await self.hand_back(mailbox)
+        await self._trim([m for m in self.mailboxes.values() if m.owned])
+
+    async def _trim(self, mailboxes: list[RedisMailbox]) -> None:
+        """Drop entries every consumer is done with: older than both the oldest pending
+        entry and the last one delivered. Never an unread or unacked entry (MAXLEN on
+        send is only a safety valve far above any backlog)."""
+        if not mailboxes:
+            return
+        client = self.transport.client
+        async with client.pipeline(transaction=False) as pipe:
+            for mailbox in mailboxes:
+                pipe.xinfo_groups(mailbox.stream)
+                pipe.xpending(mailbox.stream, self.group)
+            results = await pipe.execute(raise_on_error=False)
+        async with client.pipeline(transaction=False) as pipe:
+            for index, mailbox in enumerate(mailboxes):
+                groups, pending = results[2 * index], results[2 * index + 1]
+                limit = _safe_trim_id(groups, pending, self.group)
+                if limit is not None:
+                    pipe.xtrim(mailbox.stream, minid=limit, approximate=True)
+            await pipe.execute(raise_on_error=False)
+
+    def _in_preferred_order(self) -> list[RedisMailbox]:
+        """Each node starts at its own offset, so nodes joining at once try different shards."""
+        shards = sorted(self.mailboxes)
+        start = zlib.crc32(self.transport.node_id.encode()) % max(len(shards), 1)
+        return [self.mailboxes[s] for s in shards[start:] + shards[:start]]
+
+    async def _take_over(self, mailbox: RedisMailbox) -> None:
+        """Claim every entry a previous owner left pending, then re-read them first."""
+        client = self.transport.client
+        await self.transport.ensure_group(mailbox.stream, self.group)
+        start: bytes | str = "0-0"
+        claimed = 0
+        while True:
+            # the full reply: with justid redis-py drops the cursor
+            reply = await client.xautoclaim(
+                mailbox.stream, self.group, self.transport.node_id, 0, start, count=500
+            )
+            next_start, ids = reply[0], reply[1]
+            claimed += len(ids)
+            if next_start in (b"0-0", "0-0") or not ids:
+                break
+            start = next_start
+        mailbox.attempts = await self._delivery_counts(mailbox)
+        mailbox.read_from = "0"
+        mailbox.owned = True
+        log.info(
+            "shard_acquired",
+            actor=self.actor,
+            shard=mailbox.shard,
+            claimed=claimed,
+            pending=len(mailbox.attempts),
+        )
+        self._room.set()
+
+    async def _delivery_counts(self, mailbox: RedisMailbox) -> dict[bytes, int]:
+        """Earlier deliveries of what is pending for us: the entries' attempt numbers."""
+        pending: list[dict[str, Any]] = await self.transport.client.xpending_range(
+            mailbox.stream,
+            self.group,
+            min="-",
+            max="+",
+            count=10_000,
+            consumername=self.transport.node_id,
+        )
+        return {
+            _as_bytes(item["message_id"]): max(int(item["times_delivered"]) - 1, 0)
+            for item in pending
+        }
+
+    async def hand_back(self, mailbox: RedisMailbox, wait: float | None = None) -> None:
+        """Give a shard back: stop reading it, let the message in hand finish, drop the lease."""
+        mailbox.revoke()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.transport.lease_ttl / 3 if wait is None else wait)
+        # polled: it runs when a shard moves, for a fraction of a lease at most
+        while mailbox.unacked() and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        await self.transport.flush_now()
+        await self.transport.scripts.release(
+            keys=[self.transport.keys.lease(self.actor, mailbox.shard)],
+            args=[self.transport.node_id],
+        )
+        log.info("shard_released", actor=self.actor, shard=mailbox.shard)
+
+    def _revoke_all(self) -> None:
+        for mailbox in self.mailboxes.values():
+            if mailbox.owned:
+                mailbox.revoke()
+
+    # ── reading ──────────────────────────────────────────────────────────────────────
+
+    async def _read(self) -> None:
+        """Read every owned shard's stream on one dedicated connection."""
+        transport = self.transport
+        while self._reading:
+            streams: dict[Any, Any] = {
+                m.stream: m.read_from for m in self.mailboxes.values() if m.owned and m.room() > 0
+            }
+            if not streams:
+                self._room.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room.wait(), timeout=transport.block_ms / 1000)
+                continue
+            count = max(1, min(m.room() for m in self.mailboxes.values() if m.stream in streams))
+            try:
+                client = self._reader_connection()
+                reply = await client.xreadgroup(
+                    self.group,
+                    transport.node_id,
+                    streams,
+                    count=min(count, transport.read_count),
+                    block=transport.block_ms,
+                )
+                transport.note_healthy()
+            except ResponseError as error:
+                if "NOGROUP" in str(error):
+                    await self._recreate_groups(streams)
+                    continue
+                raise
+            except (RedisError, OSError) as error:
+                transport.note_unhealthy(error)
+                await self._drop_reader_connection()
+                await asyncio.sleep(0.2)
+                continue
+            except Exception:
+                log.exception("stream_read_failed", actor=self.actor)
+                await asyncio.sleep(0.2)
+                continue
+            except asyncio.CancelledError:
+                # a blocking read cut off mid-way leaves the connection unusable
+                await asyncio.shield(self._drop_reader_connection())
+                raise
+            self._dispatch(reply or [])
+
+    def _dispatch(self, reply: Any) -> None:
+        by_stream = {m.stream: m for m in self.mailboxes.values()}
+        for stream_name, entries in reply:
+            mailbox = by_stream.get(_as_str(stream_name))
+            if mailbox is None or not mailbox.owned:
+                continue
+            if mailbox.read_from == "0" and not entries:
+                mailbox.read_from = ">"  # our own backlog is done: on to new entries
+                mailbox.attempts = {}
+                continue
+            for entry_id, fields in entries:
+                self._deliver_entry(mailbox, entry_id, fields)
+
+    def _deliver_entry(self, mailbox: RedisMailbox, entry_id: bytes, fields: Any) -> None:
+        if mailbox.read_from == "0":
+            # the backlog is read again from after the last entry seen
+            mailbox.read_from = _as_str(entry_id)
+        if not fields:
+            # trimmed away while pending: nothing to deliver, just settle it
+            self.transport.queue_ack(mailbox.stream, self.group, entry_id)
+            return
+        data = fields.get(b"e") if isinstance(fields, dict) else None
+        try:
+            envelope = self.transport.codec.decode(data or b"")
+        except CodecError as error:
+            log.error(
+                "undecodable_entry",
+                stream=mailbox.stream,
+                entry=_as_str(entry_id),
+                error=str(error),
+            )
+            self.transport.queue_raw_dead_letter(self.actor, mailbox.shard, data or b"", str(error))
+            self.transport.queue_ack(mailbox.stream, self.group, entry_id)
+            return
+        earlier = mailbox.attempts.get(_as_bytes(entry_id), 0)
+        if earlier > envelope.attempt:
+            envelope = msgspec.structs.replace(envelope, attempt=earlier)
+        if envelope.shard != mailbox.shard:
+            envelope = msgspec.structs.replace(envelope, shard=mailbox.shard)
+        mailbox.deliver(_as_bytes(entry_id), envelope)
+
+    async def _recreate_groups(self, streams: dict[Any, Any]) -> None:
+        """The server lost its data (a restart without persistence): start the groups again."""
+        for stream in streams:
+            await self.transport.ensure_group(stream, self.group)
+
+    def _reader_connection(self) -> redis.Redis:
+        if self._reader_client is None:
+            self._reader_client = self.transport.dedicated_client()
+        return self._reader_client
+
+    async def _drop_reader_connection(self) -> None:
+        client, self._reader_client = self._reader_client, None
+        if client is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
+
+    async def stop_reading(self) -> None:
+        self._reading = False
+        for task in self._tasks[1:]:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Hand every owned shard back and leave the membership."""
+        await self.stop_reading()
+        if self._tasks:
+            self._tasks[0].cancel()
+            await asyncio.gather(self._tasks[0], return_exceptions=True)
+        transport = self.transport
+        try:
+            for mailbox in [m for m in self.mailboxes.values() if m.owned]:
+                await self.hand_back(mailbox, wait=0.5)
+            await transport.client.zrem(transport.keys.members(self.actor), transport.node_id)
+        except (RedisError, OSError) as error:
+            log.warning("shard_hand_back_failed", actor=self.actor, error=str(error))
+        await self._drop_reader_connection()
+
+
+def _safe_trim_id(groups: Any, pending: Any, group_name: str) -> str | None:
+    """The lowest id still needed by the group, or None when that cannot be known."""
+    if not isinstance(groups, list) or not isinstance(pending, dict):
+        return None
+    group = next((g for g in groups if _as_str(g.get("name", b"")) == group_name), None)
+    if group is None or group.get("last-delivered-id") is None:
+        return None
+    candidates = [_as_str(group["last-delivered-id"])]
+    if pending.get("pending") and pending.get("min") is not None:
+        candidates.append(_as_str(pending["min"]))
+    return min(candidates, key=_id_order)
+
+
+def _id_order(entry_id: str) -> tuple[int, int]:
+    millis, _, sequence = entry_id.partition("-")
+    return int(millis), int(sequence or 0)
+
+
+def _as_str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
