@@ -39,6 +39,10 @@ class Settings:
     ask_timeout: float = 5.0
     db_pool_size: int = 10
     codec_check: bool = False  # push every in-memory message through the codec (tests)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "splitgo"  # every Redis key starts with it: one Redis, many clusters
+    lease_ttl: float = 10.0  # seconds a shard lease lives without renewal (redis)
+    plugins: tuple[str, ...] = ()  # extra modules that register actor types at start
 
     @property
     def embedded_database(self) -> bool:
@@ -61,6 +65,10 @@ OPTIONS: tuple[tuple[str, str | None, str, str], ...] = (
     ("SPLITGO_ASK_TIMEOUT", None, "ask_timeout", "default seconds an ask waits (5)"),
     ("SPLITGO_DB_POOL_SIZE", None, "db_pool_size", "largest database pool (10)"),
     ("SPLITGO_CODEC_CHECK", None, "codec_check", "1: encode every in-memory message (tests)"),
+    ("SPLITGO_REDIS_URL", None, "redis_url", "Redis for --transport redis (127.0.0.1:6379/0)"),
+    ("SPLITGO_REDIS_PREFIX", None, "redis_prefix", "prefix of every Redis key (splitgo)"),
+    ("SPLITGO_LEASE_TTL", None, "lease_ttl", "seconds a shard lease lives unrenewed (10)"),
+    ("SPLITGO_PLUGINS", None, "plugins", "comma-separated modules registering extra actors"),
 )
 
 
@@ -74,7 +82,7 @@ def _parse(name: str, field_name: str, raw: str) -> object:
             if not low <= value <= 65535:
                 raise ValueError
             return value
-        if field_name in ("shutdown_timeout", "ask_timeout"):
+        if field_name in ("shutdown_timeout", "ask_timeout", "lease_ttl"):
             seconds = float(raw)
             if not 0 < seconds <= 3600:
                 raise ValueError
@@ -85,6 +93,12 @@ def _parse(name: str, field_name: str, raw: str) -> object:
         if raw.lower() not in ("1", "0", "true", "false", "yes", "no", ""):
             raise ConfigError(f"{name}={raw!r}: use 1 or 0")
         return raw.lower() in ("1", "true", "yes")
+    if field_name == "plugins":
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if field_name == "redis_url" and not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{name}={raw!r}: a Redis URL starts with redis://, rediss:// or unix://")
+    if field_name == "redis_prefix" and (not raw or ":" in raw or " " in raw):
+        raise ConfigError(f"{name}={raw!r}: a key prefix is one word without ':' or spaces")
     if field_name == "actors":
         names = tuple(part.strip() for part in raw.split(",") if part.strip())
         return None if names in ((), ("all",)) else names

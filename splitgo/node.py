@@ -7,53 +7,97 @@ and the actor system, spawns the actors with their dependencies, and serves HTTP
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib
 import os
 import secrets
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 import structlog
 from aiohttp import web
 
-from actors.runtime import ActorSystem, PgDeadLetterStore
+from actors.runtime import Actor, ActorSystem, PgDeadLetterStore
+from actors.runtime.outbox import Outbox
+from actors.runtime.system import KeyFunction
 from splitgo.config import ConfigError, Settings
 from splitgo.db import Database, open_database
 from splitgo.web import Services, create_app
+from splitgo.web.keys import Probe
 from transport import Codec, MemoryTransport, Transport
+from transport.redis_streams import RedisStreamsTransport
 
 log = structlog.get_logger("splitgo.node")
 
 
 @dataclass(slots=True)
 class NodeParts:
-    """What an actor's spawner may use to build it."""
+    """What an actor's factory may use to build it."""
 
     settings: Settings
     system: ActorSystem
     database: Database
 
 
-# Actor type name -> the function that spawns it with its dependencies. Each domain
-# issue adds its entry here; `--actors` picks among them.
-ACTOR_TYPES: dict[str, Callable[[NodeParts], None]] = {}
+@dataclass(frozen=True, slots=True)
+class ActorSpec:
+    """How to route to an actor type, and how to build one where it is hosted.
+
+    Every node declares every known type's route (so it can tell and ask a type hosted
+    elsewhere); only the types named by `--actors` are spawned here.
+    """
+
+    name: str
+    actor_type: type[Actor]
+    build: Callable[[NodeParts], Actor]
+    messages: ModuleType
+    shards: int = 1
+    key: KeyFunction | None = None
+    mailbox_size: int = 1024
+
+
+# Actor type name -> its spec. Each domain issue adds its entry; `--actors` picks among
+# them, and SPLITGO_PLUGINS modules may add more with `register`.
+ACTORS: dict[str, ActorSpec] = {}
+
+
+def register(spec: ActorSpec) -> None:
+    """Make an actor type known to this node (called at import by domain or plugin modules)."""
+    known = ACTORS.get(spec.name)
+    if known is not None and known.actor_type is not spec.actor_type:
+        raise ConfigError(f"actor type {spec.name!r} is registered twice")
+    ACTORS[spec.name] = spec
+
+
+def load_plugins(settings: Settings) -> None:
+    for module in settings.plugins:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ConfigError(f"SPLITGO_PLUGINS: cannot import {module!r}: {error}") from None
 
 
 def hosted_actors(settings: Settings) -> list[str]:
     """The actor types this node hosts: all by default, or the `--actors` choice."""
     if settings.actors is None:
-        return list(ACTOR_TYPES)
-    unknown = [name for name in settings.actors if name not in ACTOR_TYPES]
+        return list(ACTORS)
+    unknown = [name for name in settings.actors if name not in ACTORS]
     if unknown:
-        known = ", ".join(ACTOR_TYPES) or "none yet"
+        known = ", ".join(ACTORS) or "none yet"
         raise ConfigError(f"--actors names unknown actor types {unknown}; known: {known}")
     return list(settings.actors)
 
 
 def build_transport(settings: Settings, codec: Codec) -> Transport:
     if settings.transport == "redis":
-        raise ConfigError(
-            "--transport redis is not available in this build yet; use --transport memory"
+        return RedisStreamsTransport(
+            node_id=settings.node_id,
+            url=settings.redis_url,
+            codec=codec,
+            prefix=settings.redis_prefix,
+            lease_ttl=settings.lease_ttl,
         )
     return MemoryTransport(node_id=settings.node_id, codec=codec if settings.codec_check else None)
 
@@ -73,6 +117,17 @@ def ops_token_for(settings: Settings) -> str:
     return token
 
 
+def spawn(system: ActorSystem, spec: ActorSpec, parts: NodeParts) -> None:
+    system.spawn(
+        spec.actor_type,
+        spec.name,
+        factory=functools.partial(spec.build, parts),
+        shards=spec.shards,
+        key=spec.key,
+        mailbox_size=spec.mailbox_size,
+    )
+
+
 class Node:
     """One running splitgo process: database, transport, actors and the HTTP edge."""
 
@@ -86,8 +141,11 @@ class Node:
 
     async def start(self) -> None:
         settings = self.settings
+        load_plugins(settings)
         hosted = hosted_actors(settings)
         codec = Codec()
+        for spec in ACTORS.values():
+            codec.register_module(spec.messages)
         self.transport = build_transport(settings, codec)
         self.database = await open_database(
             settings.database_url, settings.data_dir, pool_size=settings.db_pool_size
@@ -97,16 +155,22 @@ class Node:
             codec=codec,
             dead_letters=PgDeadLetterStore(self.database.pool),
             ask_timeout=settings.ask_timeout,
+            outbox=Outbox(self.database.pool),
         )
         await self.system.start()
         parts = NodeParts(settings=settings, system=self.system, database=self.database)
+        for spec in ACTORS.values():
+            self.system.route(spec.name, shards=spec.shards, key=spec.key)
         for name in hosted:
-            ACTOR_TYPES[name](parts)
+            spawn(self.system, ACTORS[name], parts)
+        probes: dict[str, Probe] = {"database": self.database.ping}
+        if isinstance(self.transport, RedisStreamsTransport):
+            probes["transport"] = self.transport.ping
         services = Services(
             system=self.system,
             node_id=settings.node_id,
             ops_token=ops_token_for(settings),
-            probes={"database": self.database.ping},
+            probes=probes,
         )
         self._runner = web.AppRunner(
             create_app(services), access_log=None, shutdown_timeout=settings.shutdown_timeout / 2

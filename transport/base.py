@@ -9,7 +9,7 @@ across nodes. Actors never see the transport: they only see the runtime's refs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from transport.envelope import Envelope
 
@@ -103,6 +103,11 @@ class Transport(Protocol):
 
     async def stop_intake(self) -> None:
         """Stop taking new envelopes into this node's mailboxes (the node is stopping)."""
+        ...
+
+    async def shard_info(self, actor: str, shards: int) -> list[dict[str, Any]]:
+        """Per shard, as the transport sees it cluster-wide: owner node, lease expiry (ms),
+        stream length, outstanding (not yet acked), pending (delivered, unacked), lag."""
         ...
 
     async def close(self) -> None:

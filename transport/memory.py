@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
@@ -249,6 +250,24 @@ class MemoryTransport:
         for task in list(self._tasks):
             task.cancel()
         self._boxes.clear()
+
+    async def shard_info(self, actor: str, shards: int) -> list[dict[str, Any]]:
+        info: list[dict[str, Any]] = []
+        for shard in range(shards):
+            box = self._boxes.get((actor, shard))
+            depth = box.depth() if box is not None else 0
+            info.append(
+                {
+                    "shard": shard,
+                    "node": self.node_id if box is not None else None,
+                    "lease_expires_in_ms": None,
+                    "stream_length": depth,
+                    "outstanding": depth,
+                    "pending": 0,
+                    "lag": depth,
+                }
+            )
+        return info
 
     def mailboxes(self) -> dict[tuple[str, int], MemoryMailbox]:
         """The hosted mailboxes, for inspection in tests."""

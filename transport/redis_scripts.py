@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-# KEYS[1] stream, KEYS[2] its outstanding counter; ARGV[1] cap (0: none), ARGV[2] MAXLEN,
-# ARGV[3..] payloads in order. Adds as many as fit under the cap, in order, and returns
-# how many: the caller keeps the rest, so a refused message never overtakes an accepted one.
+# KEYS[1] stream, KEYS[2] its outstanding counter, KEYS[3] the actor type's mailbox size as
+# its hosting nodes published it; ARGV[1] the cap to use when none is published (0: none;
+# -1: none whatever is published, for the sends a closing node already accepted),
+# ARGV[2] MAXLEN, ARGV[3..] payloads in order. Adds as many as fit under the cap, in order,
+# and returns how many: the caller keeps the rest, so a refused message never overtakes an
+# accepted one.
 SEND = """
 local cap = tonumber(ARGV[1])
+if cap >= 0 then
+  cap = tonumber(redis.call('GET', KEYS[3]) or ARGV[1])
+end
 local n = #ARGV - 2
 local room = n
 if cap > 0 then

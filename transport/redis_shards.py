@@ -123,6 +123,8 @@ class RedisMailbox:
         """Nothing is lost by closing: every unacked entry is still pending in the stream."""
         self._closed = True
         self._items.clear()
+        # the worker has stopped: nothing left will be acked here, so hand_back need not wait
+        self._entry_ids.clear()
         reader = self._reader
         if reader is not None and not reader.done():
             reader.set_result(None)
@@ -203,7 +205,8 @@ class ShardHost:
         fair = math.ceil(len(self.mailboxes) / max(int(live), 1))
         owned_count = sum(1 for m in self.mailboxes.values() if m.owned)
         for mailbox in self._in_preferred_order():
-            if owned_count >= fair:
+            # a node that stopped reading (shutting down) takes no new shards
+            if owned_count >= fair or not self._reading:
                 break
             if mailbox.owned:
                 continue
@@ -414,15 +417,13 @@ class ShardHost:
     async def stop_reading(self) -> None:
         self._reading = False
         for task in self._tasks[1:]:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait(task)
 
     async def stop(self) -> None:
         """Hand every owned shard back and leave the membership."""
         await self.stop_reading()
         if self._tasks:
-            self._tasks[0].cancel()
-            await asyncio.gather(self._tasks[0], return_exceptions=True)
+            await cancel_and_wait(self._tasks[0])
         transport = self.transport
         try:
             for mailbox in [m for m in self.mailboxes.values() if m.owned]:
@@ -431,6 +432,16 @@ class ShardHost:
         except (RedisError, OSError) as error:
             log.warning("shard_hand_back_failed", actor=self.actor, error=str(error))
         await self._drop_reader_connection()
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel a task and wait until it ends, cancelling it again while it runs on: on Python
+    3.11 asyncio.wait_for (in redis-py's reads) swallows a cancel landing as a reply arrives,
+    and a `while True` loop would then run, and be awaited, forever."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.05)
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _safe_trim_id(groups: Any, pending: Any, group_name: str) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -25,9 +26,11 @@ from transport import redis_scripts
 from transport.base import MailboxClosed, ReplyHandler
 from transport.codec import Codec
 from transport.envelope import Envelope
-from transport.redis_shards import RedisMailbox, ShardHost
+from transport.redis_shards import RedisMailbox, ShardHost, cancel_and_wait
 
 log = structlog.get_logger("transport.redis")
+
+SEND_CHUNK = 512  # entries per send-script call
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,9 @@ class Keys:
 
     def counter(self, stream: str) -> str:
         return f"{stream}:n"
+
+    def capacity(self, actor: str) -> str:
+        return f"{self.prefix}:capacity:{actor}"
 
     def lease(self, actor: str, shard: int) -> str:
         return f"{self.prefix}:lease:{actor}:{shard}"
@@ -182,7 +188,11 @@ class RedisStreamsTransport:
             host = self._hosts[actor] = ShardHost(self, actor)
             # start once every shard of this spawn is registered (spawn opens them in a row)
             asyncio.get_running_loop().call_soon(host.start)
-        self._capacity[actor] = capacity
+        if self._capacity.get(actor) != capacity:
+            self._capacity[actor] = capacity
+            # published, so senders on every node hold back at the same mailbox size
+            self._other.append(("set", (self.keys.capacity(actor), capacity), {}))
+            self._schedule_flush()
         return host.add(shard, capacity)
 
     def try_send(self, envelope: Envelope) -> bool:
@@ -223,15 +233,23 @@ class RedisStreamsTransport:
         for host in self._hosts.values():
             await host.stop_reading()
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 10.0) -> None:
+        """Flush, hand every shard back and disconnect; bounded, should Redis be gone."""
         self._closed = True
-        await self.flush_now()
-        for host in self._hosts.values():
-            await host.stop()
-        await self.flush_now()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.flush_now()
+                for host in self._hosts.values():
+                    await host.stop()
+                await self.flush_now()
+        except TimeoutError:
+            unsent = sum(len(buffer) for buffer in self._sends.values())
+            # leases expire by themselves; unsent tells are what cannot be saved now
+            log.error("redis_close_timed_out", node=self.node_id, unsent_messages=unsent)
+            if self._flushing is not None:
+                await cancel_and_wait(self._flushing)
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await cancel_and_wait(task)
         for client in (self._reply_client, self.client):
             if client is not None:
                 with contextlib.suppress(RedisError, OSError):
@@ -310,16 +328,25 @@ class RedisStreamsTransport:
 
     async def _flush_once(self) -> set[str]:
         """Send one batch; what Redis refused (full streams) stays queued, in order."""
-        sends = {stream: list(buffer) for stream, buffer in self._sends.items() if buffer}
+        # one bounded chunk per stream and pipeline: a script call blocks Redis while it
+        # runs (5,000 entries ~17 ms), and a second chunk in the same pipeline could be
+        # accepted after the first was refused, overtaking it
+        sends = {
+            stream: list(itertools.islice(buffer, SEND_CHUNK))
+            for stream, buffer in self._sends.items()
+            if buffer
+        }
         acks, self._acks = self._acks, {}
         other, self._other = self._other, []
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for stream, payloads in sends.items():
                     actor = stream[len(self.keys.prefix) + 1 :].rsplit(":", 1)[0]
-                    cap = self._capacity.get(actor, self.default_capacity)
+                    # closing: sends already accepted go in past the cap (-1), or close()
+                    # would wait forever for room that no consumer here makes any more
+                    cap = -1 if self._closed else self._capacity.get(actor, self.default_capacity)
                     await self.scripts.send(
-                        keys=[stream, self.keys.counter(stream)],
+                        keys=[stream, self.keys.counter(stream), self.keys.capacity(actor)],
                         args=[cap, self.stream_maxlen, *payloads],
                         client=pipe,
                     )

@@ -1,4 +1,5 @@
-"""The actor runtime: actors, sharded groups, supervision, timers, dead letters, statistics."""
+"""The actor runtime: actors, sharded groups, supervision, timers, dead letters, statistics,
+and reliable hand-off (outbox relay, inbox)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from actors.runtime.errors import (
     UnhandledMessage,
     UnknownActor,
 )
+from actors.runtime.outbox import Outbox, OutboxUnavailable, Transaction, TransactionMisuse
 from actors.runtime.stats import ShardStatus
 from actors.runtime.supervision import RestartPolicy
 from actors.runtime.system import ActorRef, ActorSystem
@@ -37,11 +39,15 @@ __all__ = [
     "HandlerFailed",
     "MemoryDeadLetterStore",
     "Message",
+    "Outbox",
+    "OutboxUnavailable",
     "PgDeadLetterStore",
     "RemoteError",
     "RestartPolicy",
     "ShardStatus",
     "SystemStopping",
+    "Transaction",
+    "TransactionMisuse",
     "UnhandledMessage",
     "UnknownActor",
     "bind_trace_id",

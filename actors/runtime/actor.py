@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from actors.runtime.errors import DomainError, UnhandledMessage
+from actors.runtime.outbox import Transaction
 from transport import Envelope, Message, Timer
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ class Actor:
     system: ActorSystem
     # the envelope of the message being handled (its id keys the inbox); None in a batch
     envelope: Envelope | None = None
+    # the message whose deduplicated transaction committed (one such transaction per message)
+    _inbox_envelope: Envelope | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -108,6 +111,24 @@ class Actor:
         return await self.system.ref(actor).ask(
             message, key=key, timeout=timeout, sender=self.address
         )
+
+    def transaction(self, *, dedupe: bool = True) -> Transaction:
+        """Commit a change and the messages it causes together, in one database transaction.
+
+            async with self.transaction() as tx:
+                if tx.duplicate:  # handled before (a redelivery): no second effect
+                    return
+                await tx.execute("UPDATE wallets SET balance = balance - $1 ...", amount)
+                await tx.tell("notifications", WalletDebited(...), key=user_id)
+
+        `tx.tell` messages are sent only after the commit, by the runtime's relay, and sent
+        again until delivered; each keeps one envelope id, so a receiver using this same
+        pattern applies it once. With `dedupe` (the default) the message in hand is recorded
+        as handled; on a duplicate the transaction rolls back whatever it did. Use one such
+        transaction per message, from the handler itself (not a task it starts). Pass
+        `dedupe=False` outside a handler, for a second transaction, or in a batching actor.
+        """
+        return Transaction(self, dedupe=dedupe)
 
     def schedule(self, delay: float, message: Message) -> Timer:
         """Deliver `message` to this same shard after `delay` seconds (cancelled on stop)."""

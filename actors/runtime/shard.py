@@ -300,6 +300,7 @@ class ShardWorker:
         now = time.time()
         batch = [e for e in pending if e.kind != "ask" or e.deadline is None or e.deadline >= now]
         self.stats.expired += len(pending) - len(batch)
+        actor.envelope = None  # several messages in hand: no single one to dedupe by
         # busy until the replies are sent too: a stop meanwhile must not dead-letter
         # messages that were already handled
         self._busy = True

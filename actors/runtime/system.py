@@ -28,6 +28,7 @@ from actors.runtime.errors import (
     SystemStopping,
     UnknownActor,
 )
+from actors.runtime.outbox import Outbox
 from actors.runtime.shard import ShardWorker, describe
 from actors.runtime.stats import ShardStatus
 from actors.runtime.supervision import RestartPolicy, RestartWindow
@@ -268,12 +269,15 @@ class ActorSystem:
         dead_letters: DeadLetterStore,
         ask_timeout: float = 5.0,
         ids: IdGenerator | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.transport = transport
         self.codec = codec
         self.dead_letters = dead_letters
         self.ask_timeout = ask_timeout
         self.ids = ids or IdGenerator()
+        # reliable hand-off (Actor.transaction); None on a node without a database
+        self.outbox = outbox
         self.node_id = transport.node_id
         self.pending_asks = PendingAsks()
         self.closed = False
@@ -286,6 +290,8 @@ class ActorSystem:
 
     async def start(self) -> None:
         await self.transport.start(self._on_reply)
+        if self.outbox is not None:
+            self.outbox.start(self)
         self._started = True
 
     def route(self, name: str, *, shards: int = 1, key: KeyFunction | None = None) -> Route:
@@ -461,6 +467,10 @@ class ActorSystem:
     def hosted(self) -> list[str]:
         return list(self._groups)
 
+    def routes(self) -> dict[str, int]:
+        """Every actor type this node can reach, with its number of shards."""
+        return {name: route.shards for name, route in self._routes.items()}
+
     def status(self) -> list[ShardStatus]:
         shards: list[ShardStatus] = []
         for group in self._groups.values():
@@ -495,6 +505,9 @@ class ActorSystem:
         deadline = loop.time() + timeout
         self._cancel_timers()
         await self.transport.stop_intake()
+        if self.outbox is not None:
+            # the relay is intake too: what commits from now on waits in the outbox table
+            await self.outbox.stop(deadline - loop.time())
         workers = [worker for group in self._groups.values() for worker in group.workers]
         for group in self._groups.values():
             group.stop_restarts()

@@ -75,11 +75,20 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
 @routes.get("/ops/actors")
 @require_ops
 async def list_actors(request: web.Request) -> web.Response:
-    """Every local actor shard: state, mailbox depth, counters, latency percentiles."""
+    """Local shards (state, counters, latency percentiles) and, cluster-wide, every shard's
+    owner node, lease expiry, stream length, pending count and lag."""
     services = request.app[SERVICES]
     system = services.system
+    cluster: dict[str, list[dict[str, Any]]] = {}
+    for name, shards in system.routes().items():
+        cluster[name] = await system.transport.shard_info(name, shards)
     return json_response(
-        {"node": services.node_id, "ready": system.ready, "actors": system.status()}
+        {
+            "node": services.node_id,
+            "ready": system.ready,
+            "actors": system.status(),
+            "cluster": cluster,
+        }
     )
 
 

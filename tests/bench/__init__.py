@@ -1,4 +1,4 @@
-"""Benchmarks for splitgo: actor runtime throughput and node start-up.
+"""Benchmarks for splitgo: actor runtime throughput, node start-up, messages through Redis.
 
 Run them with `make bench` (or `.venv/bin/python -m tests.bench --help` from the project
 root). Results are printed and also written as JSON under tests/bench/results/.

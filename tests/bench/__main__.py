@@ -1,4 +1,4 @@
-"""`python -m tests.bench`: actor runtime throughput, then node start-up if run.py exists.
+"""`python -m tests.bench`: actor runtime throughput, node start-up, messages through Redis.
 
 Run from the project root (`make bench` does). Sections:
 
@@ -6,6 +6,11 @@ Run from the project root (`make bench` does). Sections:
   the ratios against their targets; written to tests/bench/results/runtime.json.
 * node: cold and warm start-up of `run.py` and its idle RSS; written to
   tests/bench/results/node.json. Skipped while run.py does not exist.
+* redis: keyed messages per second from this process to an actor in another process
+  through Redis, against bare redis-py (hiredis) pipelined and one-XADD-per-message
+  loops on the same Redis, and splitgo's one-way latency at a moderate rate; written to
+  tests/bench/results/redis.json. Skipped when no Redis answers at SPLITGO_BENCH_REDIS_URL
+  (default redis://127.0.0.1:6379/0).
 
 Exits 0 even when a target is missed, unless --strict is given.
 """
@@ -26,6 +31,7 @@ from typing import Any
 import structlog
 
 from tests.bench.node import format_node_report, measure_node_startup
+from tests.bench.redis_bench import RedisBenchConfig, default_url, run_redis_bench, shown_url
 from tests.bench.runtime import BenchConfig, run_runtime_bench
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -77,9 +83,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--section",
-        choices=("all", "runtime", "node"),
+        choices=("all", "runtime", "node", "redis"),
         default="all",
-        help="what to measure (default: all; node is skipped while run.py is absent)",
+        help="what to measure (default: all; node is skipped while run.py is absent, "
+        "redis while no Redis answers)",
     )
     parser.add_argument("--tell-n", type=int, default=200_000, help="tells per round")
     parser.add_argument("--ask-n", type=int, default=20_000, help="asks per round")
@@ -91,6 +98,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--no-pin",
         action="store_true",
         help="do not pin the runtime section to one CPU (Pykka then gets noisy)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=default_url(),
+        help="the Redis of the redis section (default: $SPLITGO_BENCH_REDIS_URL, "
+        "else redis://127.0.0.1:6379/0)",
+    )
+    parser.add_argument("--redis-n", type=int, default=20_000, help="messages per redis round")
+    parser.add_argument(
+        "--redis-rounds", type=int, default=3, help="timed redis rounds (median taken)"
+    )
+    parser.add_argument(
+        "--redis-latency-rate", type=float, default=2_000.0, help="msg/s of the latency rounds"
+    )
+    parser.add_argument(
+        "--redis-latency-seconds", type=float, default=3.0, help="length of a latency round"
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
@@ -124,6 +147,29 @@ def _node_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
     return bool(result["warm_passed"] is not False and result["clean_exits"])
 
 
+def _redis_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
+    config = RedisBenchConfig(
+        url=args.redis_url,
+        n=args.redis_n,
+        rounds=args.redis_rounds,
+        latency_rate=args.redis_latency_rate,
+        latency_seconds=args.redis_latency_seconds,
+    )
+    _say(
+        f"\n== keyed messages through Redis at {shown_url(config.url)}: n={config.n:,}; "
+        f"1 warm-up, then median of {config.rounds} interleaved rounds; latency at "
+        f"{config.latency_rate:,.0f} msg/s for {config.latency_seconds:g} s"
+    )
+    report = run_redis_bench(config, progress=_say)
+    if report is None:
+        _say(f"skipped: no Redis at {shown_url(config.url)}")
+        return True
+    _say(report.format())
+    path = _write("redis.json", {**base, **report.as_json()}, args.results_dir)
+    _say(f"\nwritten: {_shown(path)} (section took {report.seconds:.1f} s)")
+    return report.all_passed
+
+
 def _quiet_logs() -> None:
     """The runtime logs at info when it stops; keep warnings and errors only."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -147,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         passed &= _runtime_section(args, base)
     if args.section in ("all", "node"):
         passed &= _node_section(args, base)
+    if args.section in ("all", "redis"):
+        passed &= _redis_section(args, base)
     _say(f"\nbench finished in {time.perf_counter() - started:.1f} s")
     return 1 if args.strict and not passed else 0
 

@@ -11,7 +11,7 @@ import pytest
 
 from actors.runtime import Actor, ActorSystem, Message, RestartPolicy, UnknownActor, handles
 from actors.runtime.system import ActorGroup
-from tests.unit.conftest import keys_on_distinct_shards, wait_until
+from tests.runtime.conftest import keys_on_distinct_shards, wait_until
 from transport import Codec
 
 FAST = RestartPolicy(backoff_initial=0.001, backoff_max=0.01)
@@ -415,7 +415,7 @@ async def test_failed_batch_falls_back_to_one_by_one_after_a_restart(
     for n in (1, -2, 3):
         await ref.tell(Item(n=n))
     ask = asyncio.create_task(ref.ask(Item(n=4)))
-    await wait_until(lambda: system.status()[0].mailbox == 4)
+    await wait_until(lambda: system.status()[0].mailbox == 5)  # the batch in hand and four
     ledger.first_may_finish.set()
     assert await ask == Receipt(n=4)  # answered by the single handler, not the batch
     assert ledger.batches == [[0], [1, -2, 3, 4]]

@@ -1,0 +1,1 @@
+"""The runtime's semantic tests, run on the memory transport and on Redis Streams."""
