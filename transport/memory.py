@@ -12,28 +12,27 @@ import structlog
 from transport.base import MailboxClosed, ReplyHandler, UnknownTarget
 from transport.codec import Codec
 from transport.envelope import Envelope
+from transport.reader_queue import ReaderQueue
 
 log = structlog.get_logger("transport.memory")
 
 
-class MemoryMailbox:
+class MemoryMailbox(ReaderQueue):
     """A bounded FIFO for one shard, read by one worker; a full mailbox makes senders wait.
 
     Leaner than asyncio.Queue (no task accounting, one reader): a deque plus a waiter
     future for the reader and a queue of waiter futures for blocked senders.
     """
 
-    __slots__ = ("_capacity", "_closed", "_items", "_putters", "_reader", "_reserved")
+    __slots__ = ("_capacity", "_putters", "_reserved")
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError("mailbox capacity must be at least 1")
+        super().__init__()
         self._capacity = capacity
-        self._items: deque[Envelope] = deque()
-        self._reader: asyncio.Future[None] | None = None
         self._putters: deque[asyncio.Future[None]] = deque()
         self._reserved = 0  # room promised to woken senders that have not run yet
-        self._closed = False
 
     def offer(self, envelope: Envelope) -> bool:
         """Enqueue if there is room (and nobody queued before us); False otherwise."""
@@ -80,13 +79,6 @@ class MemoryMailbox:
                 self._reserved -= 1
                 self._wake_putter()
 
-    def _wake_reader(self) -> None:
-        reader = self._reader
-        if reader is not None:
-            self._reader = None
-            if not reader.done():
-                reader.set_result(None)
-
     def _wake_putter(self) -> None:
         while self._putters and len(self._items) + self._reserved < self._capacity:
             waiter = self._putters.popleft()
@@ -94,36 +86,12 @@ class MemoryMailbox:
                 self._reserved += 1
                 waiter.set_result(None)
 
-    def get_nowait(self) -> Envelope | None:
-        items = self._items
-        if not items:
-            return None
-        envelope = items.popleft()
+    def _taken(self) -> None:
         if self._putters:
             self._wake_putter()
-        return envelope
-
-    async def get(self) -> Envelope:
-        while not self._items:
-            if self._closed:
-                raise MailboxClosed("mailbox is closed")
-            waiter = asyncio.get_running_loop().create_future()
-            self._reader = waiter
-            try:
-                await waiter
-            finally:
-                if self._reader is waiter:
-                    self._reader = None
-        envelope = self._items.popleft()
-        if self._putters:
-            self._wake_putter()
-        return envelope
 
     def ack(self, envelope: Envelope) -> None:
         return None
-
-    def depth(self) -> int:
-        return len(self._items)
 
     def dead_lettered(self, envelope: Envelope, error: str) -> None:
         return None

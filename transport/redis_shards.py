@@ -13,7 +13,6 @@ import contextlib
 import math
 import time
 import zlib
-from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +21,9 @@ import redis.asyncio as redis
 import structlog
 from redis.exceptions import RedisError, ResponseError
 
-from transport.base import MailboxClosed
 from transport.codec import CodecError
 from transport.envelope import Envelope
+from transport.reader_queue import ReaderQueue
 
 if TYPE_CHECKING:
     from transport.redis_streams import RedisStreamsTransport
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("transport.redis")
 
 
-class RedisMailbox:
+class RedisMailbox(ReaderQueue):
     """One shard's local buffer, filled by its host's reader while this node owns it.
 
     Envelopes stay pending in the stream until acked, so nothing here is the only copy:
@@ -40,6 +39,7 @@ class RedisMailbox:
     """
 
     def __init__(self, host: ShardHost, shard: int, capacity: int) -> None:
+        super().__init__()
         self.host = host
         self.shard = shard
         self.capacity = capacity
@@ -47,10 +47,7 @@ class RedisMailbox:
         self.owned = False
         self.lease_expires_at = 0.0  # loop time
         self.read_from = ">"  # "0" while re-reading this consumer's own pending entries
-        self._items: deque[Envelope] = deque()
         self._entry_ids: dict[str, list[bytes]] = {}  # envelope id -> stream entry ids
-        self._reader: asyncio.Future[None] | None = None
-        self._closed = False
         self.attempts: dict[bytes, int] = {}  # entry id -> earlier deliveries, after a claim
 
     def room(self) -> int:
@@ -60,33 +57,10 @@ class RedisMailbox:
         """Called by the reader: one entry read from the stream for this shard."""
         self._entry_ids.setdefault(envelope.id, []).append(entry_id)
         self._items.append(envelope)
-        reader = self._reader
-        if reader is not None:
-            self._reader = None
-            if not reader.done():
-                reader.set_result(None)
+        self._wake_reader()
 
-    def get_nowait(self) -> Envelope | None:
-        if not self._items:
-            return None
-        envelope = self._items.popleft()
+    def _taken(self) -> None:
         self.host.room_made()
-        return envelope
-
-    async def get(self) -> Envelope:
-        while not self._items:
-            if self._closed:
-                raise MailboxClosed("mailbox is closed")
-            waiter = asyncio.get_running_loop().create_future()
-            self._reader = waiter
-            try:
-                await waiter
-            finally:
-                if self._reader is waiter:
-                    self._reader = None
-        envelope = self._items.popleft()
-        self.host.room_made()
-        return envelope
 
     def ack(self, envelope: Envelope) -> None:
         entry_ids = self._entry_ids.get(envelope.id)
@@ -100,9 +74,6 @@ class RedisMailbox:
     def dead_lettered(self, envelope: Envelope, error: str) -> None:
         """Keep a copy in the actor type's dead-letter stream (the ack follows)."""
         self.host.transport.queue_dead_letter(self.host.actor, self.shard, envelope, error)
-
-    def depth(self) -> int:
-        return len(self._items)
 
     def unacked(self) -> int:
         return sum(len(ids) for ids in self._entry_ids.values())
@@ -125,9 +96,7 @@ class RedisMailbox:
         self._items.clear()
         # the worker has stopped: nothing left will be acked here, so hand_back need not wait
         self._entry_ids.clear()
-        reader = self._reader
-        if reader is not None and not reader.done():
-            reader.set_result(None)
+        self._wake_reader()
         return []
 
 
