@@ -1,0 +1,1 @@
+"""The auth actor: accounts, passwords, tokens, sessions, social login and roles."""

@@ -1,0 +1,329 @@
+"""The auth actor's whole public interface: commands, replies, events, errors, and how
+to read an access token (the HTTP edge verifies tokens itself, with no database trip)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Literal
+
+import msgspec
+
+from actors.runtime import DomainError, Message
+
+with warnings.catch_warnings():
+    # authlib.jose announces its successor (joserfc) on import; the API we use is stable
+    warnings.simplefilter("ignore")
+    from authlib.jose import JsonWebToken
+    from authlib.jose.errors import JoseError
+
+Role = Literal["user", "driver", "admin"]
+ACCESS_TOKEN_SECONDS = 15 * 60
+REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
+JWT_ALGORITHM = "HS256"
+TOKEN_TYPE_ACCESS = "access"
+
+
+def auth_key(message: Any) -> str | None:
+    """The shard key of an auth message: its email, else its user id (None: any shard)."""
+    email = getattr(message, "email", None)
+    if email:
+        return str(email).strip().lower()
+    user_id = getattr(message, "user_id", None)
+    return str(user_id) if user_id else None
+
+
+# ── replies ────────────────────────────────────────────────────────────────────────────
+
+
+class UserView(Message, frozen=True):
+    """A user as the API shows it (`GET /me`)."""
+
+    id: str
+    email: str
+    name: str
+    email_verified: bool
+    roles: list[str]
+    telegram_linked: bool
+    created_at: str  # RFC 3339, UTC
+    phone: str | None = None
+    phone_verified: bool = False
+
+
+class TokenPair(Message, frozen=True):
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+class SessionView(Message, frozen=True):
+    id: str
+    created_at: str
+    last_used_at: str
+    user_agent: str | None = None
+
+
+class SessionList(Message, frozen=True):
+    items: list[SessionView]
+
+
+class TelegramLink(Message, frozen=True):
+    url: str
+    expires_at: str
+
+
+class OAuthRedirect(Message, frozen=True):
+    """Where to send the browser to sign in at the provider."""
+
+    url: str
+
+
+# ── commands ───────────────────────────────────────────────────────────────────────────
+
+
+class Register(Message, frozen=True):
+    email: str
+    password: str
+    name: str
+    ip: str | None = None
+
+
+class Login(Message, frozen=True):
+    email: str
+    password: str
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class Refresh(Message, frozen=True):
+    refresh_token: str
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class Logout(Message, frozen=True):
+    refresh_token: str
+
+
+class ListSessions(Message, frozen=True):
+    user_id: str
+
+
+class RevokeSession(Message, frozen=True):
+    user_id: str
+    session_id: str
+
+
+class VerifyEmail(Message, frozen=True):
+    token: str
+
+
+class ForgotPassword(Message, frozen=True):
+    email: str
+
+
+class ResetPassword(Message, frozen=True):
+    token: str
+    password: str
+
+
+class GetUser(Message, frozen=True):
+    user_id: str
+
+
+class UpdateUser(Message, frozen=True):
+    user_id: str
+    name: str | None = None
+    phone: str | None = None
+
+
+class CreateTelegramLink(Message, frozen=True):
+    user_id: str
+
+
+class ConsumeTelegramLink(Message, frozen=True):
+    """The bot's half of the deep link: binds a Telegram chat to the account (single use)."""
+
+    token: str
+    chat_id: int
+
+
+class StartOAuth(Message, frozen=True):
+    provider: str
+    redirect_uri: str
+
+
+class FinishOAuth(Message, frozen=True):
+    provider: str
+    code: str
+    state: str
+    redirect_uri: str
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class MakeAdmin(Message, frozen=True):
+    """Create (with this password) or promote the user with this email to admin."""
+
+    email: str
+    password: str | None = None
+    name: str | None = None
+
+
+# ── events (sent through the reliable hand-off) ───────────────────────────────────────
+
+
+class UserRegistered(Message, frozen=True):
+    user_id: str
+    email: str
+    name: str
+
+
+class EmailVerificationRequested(Message, frozen=True):
+    """For notifications: mail this single-use token to the address (never logged)."""
+
+    user_id: str
+    email: str
+    name: str
+    token: str
+
+
+class EmailVerified(Message, frozen=True):
+    user_id: str
+    email: str
+
+
+class PasswordResetRequested(Message, frozen=True):
+    user_id: str
+    email: str
+    name: str
+    token: str
+
+
+class PasswordChanged(Message, frozen=True):
+    user_id: str
+    email: str
+
+
+class TelegramLinked(Message, frozen=True):
+    user_id: str
+    chat_id: int
+
+
+# ── errors ─────────────────────────────────────────────────────────────────────────────
+
+
+class EmailTaken(DomainError):
+    """Another account already uses this email."""
+
+    code = "email_taken"
+    category = "conflict"
+
+
+class WeakPassword(DomainError):
+    """Too short or too guessable; the message says why and how to do better."""
+
+    code = "weak_password"
+    category = "invalid"
+
+
+class InvalidCredentials(DomainError):
+    """Wrong email or password (the same answer for an unknown email)."""
+
+    code = "invalid_credentials"
+    category = "unauthenticated"
+
+
+class InvalidToken(DomainError):
+    """A token that is malformed, expired, revoked, forged or of the wrong kind."""
+
+    code = "invalid_token"
+    category = "unauthenticated"
+
+
+class TokenReused(DomainError):
+    """A refresh token presented after it was rotated: the whole session is revoked."""
+
+    code = "token_reused"
+    category = "unauthenticated"
+
+
+class TooManyAttempts(DomainError):
+    """Too many failed logins; `details["retry_after"]` says how many seconds to wait."""
+
+    code = "too_many_attempts"
+    category = "rate_limited"
+
+
+class UserNotFound(DomainError):
+    code = "user_not_found"
+    category = "not_found"
+
+
+class SessionNotFound(DomainError):
+    code = "session_not_found"
+    category = "not_found"
+
+
+class UnknownProvider(DomainError):
+    """No social login provider of that name is configured."""
+
+    code = "unknown_provider"
+    category = "not_found"
+
+
+class OAuthFailed(DomainError):
+    """The provider refused, the state did not match, or its answer made no sense."""
+
+    code = "oauth_failed"
+    category = "invalid"
+
+
+# ── reading access tokens ──────────────────────────────────────────────────────────────
+
+
+class AccessClaims(msgspec.Struct, frozen=True):
+    """What an access token says: who, with which roles, in which session, until when."""
+
+    sub: str
+    roles: list[str]
+    sid: str
+    exp: int
+    iat: int
+    typ: str = TOKEN_TYPE_ACCESS
+
+    def has_role(self, role: Role) -> bool:
+        return role in self.roles
+
+
+class AccessTokenVerifier:
+    """Verifies access tokens against the signing keys by `kid`: no database round trip.
+
+    Only HS256 is accepted (no `alg: none`, no algorithm confusion); the `kid` must name a
+    known key; the token must be an access token and unexpired.
+    """
+
+    def __init__(self, keys: dict[str, bytes]) -> None:
+        if not keys:
+            raise ValueError("at least one signing key is needed")
+        self._keys = dict(keys)
+        self._jwt = JsonWebToken([JWT_ALGORITHM])
+
+    def verify(self, token: str, *, now: float | None = None) -> AccessClaims:
+        def key_for(header: dict[str, Any], _payload: Any) -> bytes:
+            key = self._keys.get(str(header.get("kid", "")))
+            if key is None or header.get("alg") != JWT_ALGORITHM:
+                raise InvalidToken("the token's key or algorithm is not ours")
+            return key
+
+        try:
+            decoded = self._jwt.decode(token.encode(), key_for)
+            claims = msgspec.convert(dict(decoded), AccessClaims)
+        except (JoseError, ValueError, msgspec.ValidationError, TypeError):
+            raise InvalidToken("the access token is not valid") from None
+        if claims.typ != TOKEN_TYPE_ACCESS:
+            raise InvalidToken("this is not an access token")
+        if claims.exp <= (time.time() if now is None else now):
+            raise InvalidToken("the access token has expired")
+        return claims
