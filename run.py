@@ -13,6 +13,16 @@ from splitgo.node import serve
 def main(argv: list[str] | None = None) -> int:
     # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); it falls back fine
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "admin":
+        from splitgo import admin
+
+        logs.configure("console", "warning")
+        try:
+            return admin.main(args[1:])
+        except config.ConfigError as error:
+            print(f"run.py admin: {error}", file=sys.stderr)
+            return 2
     try:
         settings = config.from_argv(argv)
     except config.ConfigError as error:

@@ -67,3 +67,152 @@ CREATE TABLE IF NOT EXISTS runtime_inbox (
 );
 
 CREATE INDEX IF NOT EXISTS runtime_inbox_handled_at ON runtime_inbox (handled_at);
+
+-- ── auth ────────────────────────────────────────────────────────────────────────────────
+-- Owned by actors/auth (store.py holds every statement). Tokens are never stored, only
+-- their SHA-256 digests; passwords only as argon2id hashes.
+
+CREATE TABLE IF NOT EXISTS users (
+    id               text PRIMARY KEY,
+    email            text NOT NULL CHECK (email = lower(btrim(email))),
+    name             text NOT NULL,
+    password_hash    text,                        -- argon2id; NULL: no password (social only)
+    email_verified   boolean NOT NULL DEFAULT false,
+    phone            text,                        -- E.164
+    phone_verified   boolean NOT NULL DEFAULT false,
+    roles            text[] NOT NULL DEFAULT ARRAY['user']::text[]
+                     CHECK (roles <@ ARRAY['user', 'driver', 'admin']::text[]),
+    telegram_chat_id bigint,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE UNIQUE INDEX IF NOT EXISTS users_email ON users (email);
+-- one account per Telegram chat: linking a chat again moves it
+CREATE UNIQUE INDEX IF NOT EXISTS users_telegram_chat_id
+    ON users (telegram_chat_id) WHERE telegram_chat_id IS NOT NULL;
+
+-- Social logins: the provider's stable subject id names the account.
+CREATE TABLE IF NOT EXISTS oauth_identities (
+    provider   text NOT NULL,
+    subject    text NOT NULL,
+    user_id    text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    email      text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (provider, subject)
+);
+
+CREATE INDEX IF NOT EXISTS oauth_identities_user ON oauth_identities (user_id);
+
+-- A session is one sign-in and the family of refresh tokens rotated from it: revoking it
+-- (logout, reuse detection, password reset) ends every token of the family.
+CREATE TABLE IF NOT EXISTS auth_sessions (
+    id             text PRIMARY KEY,
+    user_id        text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    user_agent     text,
+    ip             text,
+    created_at     timestamptz NOT NULL,
+    last_used_at   timestamptz NOT NULL,
+    expires_at     timestamptz NOT NULL,          -- when its newest refresh token expires
+    revoked_at     timestamptz,
+    revoked_reason text                           -- logout, revoked, reuse, password_reset…
+);
+
+CREATE INDEX IF NOT EXISTS auth_sessions_user_active
+    ON auth_sessions (user_id, last_used_at DESC) WHERE revoked_at IS NULL;
+CREATE INDEX IF NOT EXISTS auth_sessions_expires_at ON auth_sessions (expires_at);
+
+-- Every refresh token ever issued until it expires: a used one presented again is reuse.
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    hash       bytea PRIMARY KEY,                 -- sha256 of the token
+    session_id text NOT NULL REFERENCES auth_sessions (id) ON DELETE CASCADE,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    used_at    timestamptz                        -- rotated: set when exchanged for the next
+);
+
+CREATE INDEX IF NOT EXISTS refresh_tokens_session ON refresh_tokens (session_id);
+CREATE INDEX IF NOT EXISTS refresh_tokens_expires_at ON refresh_tokens (expires_at);
+
+-- Single-use, expiring tokens: email verification, password reset, Telegram link, and the
+-- OAuth state (data holds the provider, PKCE verifier, nonce and redirect URI).
+CREATE TABLE IF NOT EXISTS one_time_tokens (
+    hash       bytea PRIMARY KEY,                 -- sha256 of the token
+    purpose    text NOT NULL
+               CHECK (purpose IN ('verify_email', 'reset_password', 'telegram_link',
+                                  'oauth_state')),
+    user_id    text REFERENCES users (id) ON DELETE CASCADE,
+    data       jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    used_at    timestamptz
+);
+
+CREATE INDEX IF NOT EXISTS one_time_tokens_user ON one_time_tokens (user_id, purpose);
+CREATE INDEX IF NOT EXISTS one_time_tokens_expires_at ON one_time_tokens (expires_at);
+
+-- Failed logins, counted per email and per address over the last window (actors/auth/limits.py).
+CREATE TABLE IF NOT EXISTS login_failures (
+    id    bigserial PRIMARY KEY,
+    email text NOT NULL,
+    ip    text,
+    at    timestamptz NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS login_failures_email ON login_failures (email, at);
+CREATE INDEX IF NOT EXISTS login_failures_ip ON login_failures (ip, at) WHERE ip IS NOT NULL;
+
+-- The current (or last) lockout of an email ('email:…') or address ('ip:…'), and how many
+-- came in a row: the next one lasts longer.
+CREATE TABLE IF NOT EXISTS lockouts (
+    key        text PRIMARY KEY,
+    until      timestamptz NOT NULL,
+    count      integer NOT NULL CHECK (count >= 1),
+    updated_at timestamptz NOT NULL
+);
+
+-- ── notifications ───────────────────────────────────────────────────────────────────────
+
+-- One row per (event, user, channel): the event's envelope id keys it, so an event that
+-- arrives twice is delivered once. `payload` is the event, kept only while the delivery
+-- is pending (it may hold a single-use token) and cleared when it is sent or failed.
+CREATE TABLE IF NOT EXISTS notification_deliveries (
+    id              text PRIMARY KEY,
+    event_id        text NOT NULL,             -- envelope id of the event that caused it
+    event_type      text NOT NULL,             -- the event's message type
+    user_id         text NOT NULL,
+    channel         text NOT NULL,             -- email (telegram, inapp, sms to come)
+    recipient       text NOT NULL,             -- where the channel sends it (an address)
+    shard           integer NOT NULL,          -- the actor shard that owns its retries
+    status          text NOT NULL DEFAULT 'pending',
+    attempts        integer NOT NULL DEFAULT 0, -- tries started so far
+    payload         jsonb,
+    next_attempt_at timestamptz,               -- pending: when the next try is due
+    last_answer     text,                      -- the provider's last answer
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    sent_at         timestamptz,
+    failed_at       timestamptz,
+    CONSTRAINT notification_deliveries_status CHECK (status IN ('pending', 'sent', 'failed')),
+    CONSTRAINT notification_deliveries_once UNIQUE (event_id, user_id, channel)
+);
+
+-- what a (re)starting shard re-arms: pending deliveries, by shard
+CREATE INDEX IF NOT EXISTS notification_deliveries_pending
+    ON notification_deliveries (shard, next_attempt_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS notification_deliveries_by_user
+    ON notification_deliveries (user_id, created_at DESC);
+-- the admin's view of what failed for good
+CREATE INDEX IF NOT EXISTS notification_deliveries_failed
+    ON notification_deliveries (failed_at DESC) WHERE status = 'failed';
+
+-- One row per try of a delivery: its outcome and what the provider answered.
+CREATE TABLE IF NOT EXISTS notification_attempts (
+    delivery_id     text NOT NULL REFERENCES notification_deliveries (id) ON DELETE CASCADE,
+    attempt         integer NOT NULL,          -- 1, 2, ...
+    status          text NOT NULL CHECK (status IN ('sent', 'failed')),
+    provider_answer text NOT NULL,
+    started_at      timestamptz NOT NULL,
+    finished_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (delivery_id, attempt)
+);

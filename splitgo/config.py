@@ -43,6 +43,22 @@ class Settings:
     redis_prefix: str = "splitgo"  # every Redis key starts with it: one Redis, many clusters
     lease_ttl: float = 10.0  # seconds a shard lease lives without renewal (redis)
     plugins: tuple[str, ...] = ()  # extra modules that register actor types at start
+    public_url: str | None = None  # base of links in mails; None: http://host:port
+    jwt_keys: str | None = None  # "kid:secret,kid2:secret2", first signs; None: generated
+    smtp_host: str | None = None  # None: mails are written to data_dir/mail
+    smtp_port: int | None = None  # None: the usual port of the TLS mode (587, 465, 25)
+    smtp_tls: str = "starttls"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_sender: str = "splitgo <no-reply@splitgo.local>"
+    telegram_bot_username: str = "splitgo_bot"
+    oauth_google_client_id: str | None = None
+    oauth_google_client_secret: str | None = None
+    oauth_google_base_url: str | None = None  # tests point it at a fake provider
+    oauth_github_client_id: str | None = None
+    oauth_github_client_secret: str | None = None
+    oauth_github_base_url: str | None = None
+    oauth_github_api_url: str | None = None
 
     @property
     def embedded_database(self) -> bool:
@@ -69,14 +85,37 @@ OPTIONS: tuple[tuple[str, str | None, str, str], ...] = (
     ("SPLITGO_REDIS_PREFIX", None, "redis_prefix", "prefix of every Redis key (splitgo)"),
     ("SPLITGO_LEASE_TTL", None, "lease_ttl", "seconds a shard lease lives unrenewed (10)"),
     ("SPLITGO_PLUGINS", None, "plugins", "comma-separated modules registering extra actors"),
+    ("SPLITGO_PUBLIC_URL", None, "public_url", "base URL of links in mails (http://host:port)"),
+    ("SPLITGO_JWT_KEYS", None, "jwt_keys", "kid:secret,… access-token keys, first signs"),
+    ("SPLITGO_SMTP_HOST", None, "smtp_host", "SMTP server; unset: mails go to DATA_DIR/mail"),
+    ("SPLITGO_SMTP_PORT", None, "smtp_port", "SMTP port (587, 465 with tls, 25 with none)"),
+    ("SPLITGO_SMTP_TLS", None, "smtp_tls", "none, starttls (default) or tls"),
+    ("SPLITGO_SMTP_USER", None, "smtp_user", "SMTP user name"),
+    ("SPLITGO_SMTP_PASSWORD", None, "smtp_password", "SMTP password"),
+    ("SPLITGO_SMTP_SENDER", None, "smtp_sender", "From: address of mails"),
+    ("SPLITGO_TELEGRAM_BOT_USERNAME", None, "telegram_bot_username", "bot name in t.me links"),
+    ("SPLITGO_OAUTH_GOOGLE_CLIENT_ID", None, "oauth_google_client_id", "Google sign-in"),
+    ("SPLITGO_OAUTH_GOOGLE_CLIENT_SECRET", None, "oauth_google_client_secret", "Google secret"),
+    ("SPLITGO_OAUTH_GOOGLE_BASE_URL", None, "oauth_google_base_url", "another OIDC issuer"),
+    ("SPLITGO_OAUTH_GITHUB_CLIENT_ID", None, "oauth_github_client_id", "GitHub sign-in"),
+    ("SPLITGO_OAUTH_GITHUB_CLIENT_SECRET", None, "oauth_github_client_secret", "GitHub secret"),
+    ("SPLITGO_OAUTH_GITHUB_BASE_URL", None, "oauth_github_base_url", "GitHub login host"),
+    ("SPLITGO_OAUTH_GITHUB_API_URL", None, "oauth_github_api_url", "GitHub API host"),
 )
+
+_OPTIONAL_TEXT = {
+    "database_url", "ops_token", "public_url", "jwt_keys", "smtp_host", "smtp_user",
+    "smtp_password", "oauth_google_client_id", "oauth_google_client_secret",
+    "oauth_google_base_url", "oauth_github_client_id", "oauth_github_client_secret",
+    "oauth_github_base_url", "oauth_github_api_url",
+}  # fmt: skip
 
 
 def _parse(name: str, field_name: str, raw: str) -> object:
     """Turn one raw string into the field's type, or say exactly what is wrong with it."""
     raw = raw.strip()
     try:
-        if field_name in ("port", "db_pool_size"):
+        if field_name in ("port", "db_pool_size", "smtp_port"):
             value = int(raw)
             low = 0 if field_name == "port" else 1
             if not low <= value <= 65535:
@@ -110,9 +149,28 @@ def _parse(name: str, field_name: str, raw: str) -> object:
         raise ConfigError(f"{name}={raw!r}: the log level is debug, info, warning or error")
     if field_name == "data_dir":
         return Path(raw)
-    if field_name in ("database_url", "ops_token", "node_id") and not raw:
-        return None if field_name != "node_id" else Settings().node_id
+    if field_name in _OPTIONAL_TEXT and not raw:
+        return None
+    if field_name == "node_id" and not raw:
+        return Settings().node_id
+    if field_name == "smtp_tls" and raw not in ("none", "starttls", "tls"):
+        raise ConfigError(f"{name}={raw!r}: the SMTP TLS mode is none, starttls or tls")
+    if field_name == "jwt_keys":
+        parse_jwt_keys(raw, name)
+    if field_name == "public_url" and not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name}={raw!r}: a public URL starts with http:// or https://")
     return raw.lower() if field_name == "log_level" else raw
+
+
+def parse_jwt_keys(raw: str, name: str = "SPLITGO_JWT_KEYS") -> dict[str, bytes]:
+    """`kid:secret,kid:secret` into {kid: secret}; the first is the signing key."""
+    keys: dict[str, bytes] = {}
+    for part in raw.split(","):
+        kid, _, secret = part.strip().partition(":")
+        if not kid or len(secret) < 32:
+            raise ConfigError(f"{name}: each key is kid:secret with a secret of 32+ characters")
+        keys[kid] = secret.encode()
+    return keys
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:

@@ -12,17 +12,28 @@ import importlib
 import os
 import secrets
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
+import aiohttp
 import structlog
 from aiohttp import web
 
+from actors.auth import messages as auth_messages
+from actors.auth.actor import Auth
+from actors.auth.messages import AccessTokenVerifier, auth_key
+from actors.auth.oauth import ProviderConfig
+from actors.auth.tokens import SigningKeys
+from actors.notifications import messages as notifications_messages
+from actors.notifications.actor import Notifications
+from actors.notifications.channels.email import EmailChannel, FolderEmail, SmtpEmail, SmtpSettings
+from actors.notifications.messages import NOTIFICATIONS, notifications_key
 from actors.runtime import Actor, ActorSystem, PgDeadLetterStore
 from actors.runtime.outbox import Outbox
 from actors.runtime.system import KeyFunction
-from splitgo.config import ConfigError, Settings
+from splitgo.config import ConfigError, Settings, parse_jwt_keys
 from splitgo.db import Database, open_database
 from splitgo.web import Services, create_app
 from splitgo.web.keys import Probe
@@ -39,6 +50,10 @@ class NodeParts:
     settings: Settings
     system: ActorSystem
     database: Database
+    public_url: str  # where people reach this node: the base of links in mails
+    jwt_keys: dict[str, bytes]  # access-token keys by kid; the first signs
+    http: aiohttp.ClientSession  # for calls out (OAuth providers)
+    email: EmailChannel  # SMTP, or files in the data folder
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,19 +117,36 @@ def build_transport(settings: Settings, codec: Codec) -> Transport:
     return MemoryTransport(node_id=settings.node_id, codec=codec if settings.codec_check else None)
 
 
-def ops_token_for(settings: Settings) -> str:
-    """SPLITGO_OPS_TOKEN, or a generated one kept (mode 0600) in data_dir/ops-token."""
-    if settings.ops_token:
-        return settings.ops_token
-    path = settings.data_dir / "ops-token"
+def kept_secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
+    """A secret generated once and kept (mode 0600) in the data folder."""
+    path = settings.data_dir / name
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
+    secret = make()
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        file.write(token + "\n")
-    return token
+        file.write(secret + "\n")
+    return secret
+
+
+def ops_token_for(settings: Settings) -> str:
+    """SPLITGO_OPS_TOKEN, or a generated one kept in data_dir/ops-token."""
+    if settings.ops_token:
+        return settings.ops_token
+    return kept_secret(settings, "ops-token", lambda: secrets.token_urlsafe(32))
+
+
+def jwt_keys_for(settings: Settings) -> dict[str, bytes]:
+    """SPLITGO_JWT_KEYS, or one generated key kept in data_dir/jwt-keys (first one signs)."""
+    raw = settings.jwt_keys or kept_secret(
+        settings, "jwt-keys", lambda: f"k{secrets.token_hex(4)}:{secrets.token_urlsafe(48)}"
+    )
+    return parse_jwt_keys(raw)
+
+
+def public_url_for(settings: Settings, bound_url: str) -> str:
+    return (settings.public_url or bound_url).rstrip("/")
 
 
 def spawn(system: ActorSystem, spec: ActorSpec, parts: NodeParts) -> None:
@@ -138,6 +170,8 @@ class Node:
         self.transport: Transport | None = None
         self.system: ActorSystem | None = None
         self._runner: web.AppRunner | None = None
+        self._listener: socket.socket | None = None
+        self._http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -158,7 +192,21 @@ class Node:
             outbox=Outbox(self.database.pool),
         )
         await self.system.start()
-        parts = NodeParts(settings=settings, system=self.system, database=self.database)
+        # bound before the actors start: the links they mail must name the real port
+        listener = socket.create_server((settings.host, settings.port), reuse_port=False)
+        self.url = f"http://{settings.host}:{listener.getsockname()[1]}"
+        self._listener = listener
+        keys = jwt_keys_for(settings)
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        parts = NodeParts(
+            settings=settings,
+            system=self.system,
+            database=self.database,
+            public_url=public_url_for(settings, self.url),
+            jwt_keys=keys,
+            http=self._http,
+            email=email_channel(settings),
+        )
         for spec in ACTORS.values():
             self.system.route(spec.name, shards=spec.shards, key=spec.key)
         for name in hosted:
@@ -171,14 +219,14 @@ class Node:
             node_id=settings.node_id,
             ops_token=ops_token_for(settings),
             probes=probes,
+            verifier=AccessTokenVerifier(keys),
+            public_url=parts.public_url,
         )
         self._runner = web.AppRunner(
             create_app(services), access_log=None, shutdown_timeout=settings.shutdown_timeout / 2
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, settings.host, settings.port)
-        await site.start()
-        self.url = f"http://{settings.host}:{self._bound_port(site)}"
+        await web.SockSite(self._runner, listener).start()
         log.info(
             "node_started",
             node=settings.node_id,
@@ -188,18 +236,16 @@ class Node:
             actors=hosted,
         )
 
-    @staticmethod
-    def _bound_port(site: web.TCPSite) -> int:
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        return int(sockets[0].getsockname()[1]) if sockets else site._port
-
     async def stop(self) -> None:
         """Stop intake first, then drain the actors, then close the pools."""
         if self._runner is not None:
             await self._runner.cleanup()
         if self.system is not None:
             await self.system.stop(self.settings.shutdown_timeout)
+        if self._runner is None and self._listener is not None:
+            self._listener.close()  # the start failed before serving from it
+        if self._http is not None:
+            await self._http.close()
         if self.transport is not None:
             await self.transport.close()
         if self.database is not None:
@@ -239,3 +285,84 @@ async def serve(settings: Settings) -> int:
     log.info("node_stopping", node=settings.node_id)
     await node.stop()
     return 0
+
+
+# ── the domain actors ──────────────────────────────────────────────────────────────────
+
+
+def email_channel(settings: Settings) -> EmailChannel:
+    """SMTP when SPLITGO_SMTP_HOST is set; else mails land as files in the data folder."""
+    if settings.smtp_host is None:
+        return FolderEmail(settings.data_dir / "mail", sender=settings.smtp_sender)
+    try:
+        return SmtpEmail(
+            SmtpSettings(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                tls=settings.smtp_tls,  # type: ignore[arg-type]
+                user=settings.smtp_user,
+                password=settings.smtp_password,
+                sender=settings.smtp_sender,
+            )
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def build_notifications(parts: NodeParts) -> Notifications:
+    return Notifications(parts.database.pool, parts.email, public_url=parts.public_url)
+
+
+register(
+    ActorSpec(
+        name=NOTIFICATIONS,
+        actor_type=Notifications,
+        build=build_notifications,
+        messages=notifications_messages,
+        shards=4,
+        key=notifications_key,
+    )
+)
+
+
+def oauth_providers(settings: Settings) -> dict[str, ProviderConfig]:
+    """The social logins configured by SPLITGO_OAUTH_<PROVIDER>_CLIENT_ID/SECRET."""
+    providers: dict[str, ProviderConfig] = {}
+    if settings.oauth_google_client_id and settings.oauth_google_client_secret:
+        providers["google"] = ProviderConfig.google(
+            settings.oauth_google_client_id,
+            settings.oauth_google_client_secret,
+            base_url=settings.oauth_google_base_url,
+        )
+    if settings.oauth_github_client_id and settings.oauth_github_client_secret:
+        providers["github"] = ProviderConfig.github(
+            settings.oauth_github_client_id,
+            settings.oauth_github_client_secret,
+            base_url=settings.oauth_github_base_url,
+            api_url=settings.oauth_github_api_url,
+        )
+    return providers
+
+
+def build_auth(parts: NodeParts) -> Auth:
+    settings = parts.settings
+    return Auth(
+        parts.database.pool,
+        SigningKeys.first_signs(parts.jwt_keys),
+        providers=oauth_providers(settings),
+        http=parts.http,
+        bot_username=settings.telegram_bot_username,
+        public_url=parts.public_url,
+    )
+
+
+register(
+    ActorSpec(
+        name="auth",
+        actor_type=Auth,
+        build=build_auth,
+        messages=auth_messages,
+        shards=4,
+        key=auth_key,
+    )
+)

@@ -7,6 +7,7 @@ import time
 import warnings
 from typing import Any, Literal
 
+import authlib.deprecate  # noqa: F401  (first: it installs an "always" filter of its own)
 import msgspec
 
 from actors.runtime import DomainError, Message
@@ -171,6 +172,13 @@ class MakeAdmin(Message, frozen=True):
     name: str | None = None
 
 
+class GrantRole(Message, frozen=True):
+    """Give a user one more role (rides grants `driver`); replies with the UserView."""
+
+    user_id: str
+    role: Role
+
+
 # ── events (sent through the reliable hand-off) ───────────────────────────────────────
 
 
@@ -199,11 +207,14 @@ class PasswordResetRequested(Message, frozen=True):
     email: str
     name: str
     token: str
+    # the linked Telegram chat, so the reset link can go out there too
+    telegram_chat_id: int | None = None
 
 
 class PasswordChanged(Message, frozen=True):
     user_id: str
     email: str
+    telegram_chat_id: int | None = None
 
 
 class TelegramLinked(Message, frozen=True):
@@ -278,6 +289,21 @@ class OAuthFailed(DomainError):
 
     code = "oauth_failed"
     category = "invalid"
+
+
+class InvalidField(DomainError):
+    """A field of the command is malformed (an email, a name, a phone number);
+    `details["field"]` names it as a JSON path (`$.email`)."""
+
+    code = "invalid_field"
+    category = "invalid"
+
+
+class TelegramNotConfigured(DomainError):
+    """No Telegram bot is configured, so there is nothing to link to."""
+
+    code = "telegram_not_configured"
+    category = "unavailable"
 
 
 # ── reading access tokens ──────────────────────────────────────────────────────────────

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from splitgo.web import health, ops
+from splitgo.web import auth, health, ops
 from splitgo.web.keys import SERVICES, Services
 from splitgo.web.middlewares import problems, request_context
 
@@ -17,4 +17,5 @@ def create_app(services: Services) -> web.Application:
     app[SERVICES] = services
     app.add_routes(health.routes)
     app.add_routes(ops.routes)
+    app.add_routes(auth.routes)
     return app

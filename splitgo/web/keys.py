@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from actors.auth.messages import AccessTokenVerifier
 from actors.runtime import ActorSystem
 
 Probe = Callable[[], Awaitable[bool]]
@@ -21,6 +22,9 @@ class Services:
     ops_token: str
     # name -> probe; /readyz is 200 only when every probe answers True
     probes: dict[str, Probe] = field(default_factory=dict)
+    # checks access tokens at the edge; None on a node that serves no user routes
+    verifier: AccessTokenVerifier | None = None
+    public_url: str = "http://127.0.0.1:8080"
 
 
 SERVICES = web.AppKey("services", Services)

@@ -58,7 +58,13 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         )
     except DomainError as error:
         problem = from_domain_error(error)
-        return problem_response(problem.status, problem.code, problem.detail, errors=problem.errors)
+        return problem_response(
+            problem.status,
+            problem.code,
+            problem.detail,
+            errors=problem.errors,
+            headers=problem.headers,
+        )
     except web.HTTPException as error:
         if error.status < 400:
             raise

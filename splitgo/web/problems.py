@@ -107,11 +107,23 @@ def problem_response(
     )
 
 
+# Where a code means something more precise than its category's status.
+STATUS_BY_CODE = {
+    "oauth_failed": 400,  # a bad state or a provider's refusal: the request itself is bad
+}
+
+
 def from_domain_error(error: DomainError) -> ProblemError:
-    status = STATUS_BY_CATEGORY.get(error.category, 500)
+    status = STATUS_BY_CODE.get(error.code) or STATUS_BY_CATEGORY.get(error.category, 500)
     field = error.details.get("field")
     errors = [FieldError(field=str(field), message=error.message)] if field else None
-    return ProblemError(status, error.code, error.message, errors=errors)
+    headers: dict[str, str] = {}
+    retry_after = error.details.get("retry_after")
+    if status in (429, 503) and isinstance(retry_after, int | float):
+        headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="splitgo"'
+    return ProblemError(status, error.code, error.message, errors=errors, headers=headers)
 
 
 _PATH = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)

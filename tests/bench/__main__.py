@@ -1,4 +1,4 @@
-"""`python -m tests.bench`: actor runtime throughput, node start-up, messages through Redis.
+"""`python -m tests.bench`: actor runtime, node start-up, Redis messages, authenticated HTTP.
 
 Run from the project root (`make bench` does). Sections:
 
@@ -11,6 +11,12 @@ Run from the project root (`make bench` does). Sections:
   loops on the same Redis, and splitgo's one-way latency at a moderate rate; written to
   tests/bench/results/redis.json. Skipped when no Redis answers at SPLITGO_BENCH_REDIS_URL
   (default redis://127.0.0.1:6379/0).
+* auth: authenticated GET /api/v1/me per second from a separate load-generating
+  process against a node (run.py, fresh data folder, log level warning), against the
+  same generator on a bare aiohttp JSON handler (the limit); login throughput and the
+  p99 of /healthz during a login storm; argon2id's parameters and time per hash;
+  written to tests/bench/results/auth.json. Skipped while run.py does not exist or
+  the node's auth routes do not work yet.
 
 Exits 0 even when a target is missed, unless --strict is given.
 """
@@ -30,6 +36,7 @@ from typing import Any
 
 import structlog
 
+from tests.bench.http_bench import AuthBenchConfig, AuthUnavailable, run_auth_bench
 from tests.bench.node import format_node_report, measure_node_startup
 from tests.bench.redis_bench import RedisBenchConfig, default_url, run_redis_bench, shown_url
 from tests.bench.runtime import BenchConfig, run_runtime_bench
@@ -83,10 +90,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--section",
-        choices=("all", "runtime", "node", "redis"),
+        choices=("all", "runtime", "node", "redis", "auth"),
         default="all",
-        help="what to measure (default: all; node is skipped while run.py is absent, "
-        "redis while no Redis answers)",
+        help="what to measure (default: all; node and auth are skipped while run.py is "
+        "absent, redis while no Redis answers, auth while the auth routes do not work)",
     )
     parser.add_argument("--tell-n", type=int, default=200_000, help="tells per round")
     parser.add_argument("--ask-n", type=int, default=20_000, help="asks per round")
@@ -114,6 +121,25 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--redis-latency-seconds", type=float, default=3.0, help="length of a latency round"
+    )
+    parser.add_argument("--auth-seconds", type=float, default=5.0, help="length of a GET /me round")
+    parser.add_argument(
+        "--auth-rounds", type=int, default=3, help="timed GET /me rounds (median taken)"
+    )
+    parser.add_argument(
+        "--auth-concurrency", type=int, default=32, help="connections of the GET /me generator"
+    )
+    parser.add_argument(
+        "--auth-users",
+        type=int,
+        default=8,
+        help="accounts whose tokens and logins the auth generators take in turn",
+    )
+    parser.add_argument(
+        "--login-seconds", type=float, default=5.0, help="length of the login storm"
+    )
+    parser.add_argument(
+        "--login-concurrency", type=int, default=8, help="connections of the login storm"
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
@@ -170,6 +196,36 @@ def _redis_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
     return report.all_passed
 
 
+def _auth_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
+    config = AuthBenchConfig(
+        seconds=args.auth_seconds,
+        rounds=args.auth_rounds,
+        concurrency=args.auth_concurrency,
+        users=args.auth_users,
+        login_seconds=args.login_seconds,
+        login_concurrency=args.login_concurrency,
+    )
+    _say(
+        f"\n== authenticated HTTP: GET /api/v1/me at concurrency {config.concurrency} from a "
+        f"separate process, 1 warm-up, then median of {config.rounds} interleaved rounds of "
+        f"{config.seconds:g} s; login storm at concurrency {config.login_concurrency} for "
+        f"{config.login_seconds:g} s with /healthz probed at {config.probe_rate:g} req/s; "
+        "argon2id cost"
+    )
+    if not (PROJECT_ROOT / "run.py").is_file():
+        _say("skipped: run.py not present")
+        return True
+    try:
+        report = run_auth_bench(config, progress=_say)
+    except AuthUnavailable as error:
+        _say(f"skipped: the auth routes do not work yet: {error}")
+        return True
+    _say(report.format())
+    path = _write("auth.json", {**base, **report.as_json()}, args.results_dir)
+    _say(f"\nwritten: {_shown(path)} (section took {report.seconds:.1f} s)")
+    return report.all_passed
+
+
 def _quiet_logs() -> None:
     """The runtime logs at info when it stops; keep warnings and errors only."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -195,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         passed &= _node_section(args, base)
     if args.section in ("all", "redis"):
         passed &= _redis_section(args, base)
+    if args.section in ("all", "auth"):
+        passed &= _auth_section(args, base)
     _say(f"\nbench finished in {time.perf_counter() - started:.1f} s")
     return 1 if args.strict and not passed else 0
 

@@ -173,7 +173,7 @@ def _wait_ready(
         time.sleep(POLL_INTERVAL_S)
 
 
-def _stop(process: subprocess.Popen[bytes], data_dir: Path, timeout: float) -> dict[str, Any]:
+def stop_node(process: subprocess.Popen[bytes], data_dir: Path, timeout: float) -> dict[str, Any]:
     """SIGTERM, wait for the exit; SIGKILL the node's process group if it hangs.
 
     Helpers still running after the node exited (a database it should have stopped) are
@@ -279,7 +279,7 @@ def _one_run(
             helpers = helper_processes(process.pid, data_dir)
             helpers_pss = [pss_mib(pid) for pid in helpers]
         finally:
-            stop = _stop(process, data_dir, stop_timeout)
+            stop = stop_node(process, data_dir, stop_timeout)
     return {
         "port": port,
         "startup_s": round(startup_s, 3),

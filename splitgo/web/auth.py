@@ -1,0 +1,268 @@
+"""The Auth routes of API.md: accounts, tokens, sessions, social login, /me."""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated, Any
+
+import msgspec
+from aiohttp import web
+
+from actors.auth.messages import (
+    CreateTelegramLink,
+    FinishOAuth,
+    ForgotPassword,
+    GetUser,
+    InvalidToken,
+    ListSessions,
+    Login,
+    Logout,
+    OAuthFailed,
+    OAuthRedirect,
+    Refresh,
+    Register,
+    ResetPassword,
+    RevokeSession,
+    SessionList,
+    StartOAuth,
+    TelegramLink,
+    TokenPair,
+    UpdateUser,
+    UserView,
+    VerifyEmail,
+)
+from actors.runtime import ActorRef
+from splitgo.web.keys import SERVICES
+from splitgo.web.problems import json_response, read_json
+from splitgo.web.security import authenticate
+
+routes = web.RouteTableDef()
+
+Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$", max_length=254)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+NewPassword = Annotated[str, msgspec.Meta(min_length=10, max_length=1024)]
+AnyPassword = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+Token = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+Phone = Annotated[str, msgspec.Meta(pattern=r"^\+[1-9][0-9]{6,14}$")]
+
+
+class RegisterBody(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    password: NewPassword
+    name: Name
+
+
+class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    password: AnyPassword
+
+
+class RefreshBody(msgspec.Struct, forbid_unknown_fields=True):
+    refresh_token: Token
+
+
+class TokenBody(msgspec.Struct, forbid_unknown_fields=True):
+    token: Token
+
+
+class ForgotBody(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+
+
+class ResetBody(msgspec.Struct, forbid_unknown_fields=True):
+    token: Token
+    password: NewPassword
+
+
+class UpdateMeBody(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name | None = None
+    phone: Phone | None = None
+
+
+def auth_ref(request: web.Request) -> ActorRef:
+    return request.app[SERVICES].system.ref("auth")
+
+
+def client_of(request: web.Request) -> tuple[str | None, str | None]:
+    """The caller's address and user agent, for login limits and the sessions list."""
+    agent = request.headers.get("User-Agent")
+    return request.remote, agent[:300] if agent else None
+
+
+def user_body(user: UserView) -> dict[str, Any]:
+    """A user, both flat (as GET /me) and under "user" (as `{user}` in API.md)."""
+    fields = msgspec.structs.asdict(user)
+    fields.pop("msg_type", None)
+    return {**fields, "user": fields}
+
+
+def tokens_body(pair: TokenPair) -> dict[str, Any]:
+    return {
+        "access_token": pair.access_token,
+        "refresh_token": pair.refresh_token,
+        "token_type": pair.token_type,
+        "expires_in": pair.expires_in,
+    }
+
+
+@routes.post("/api/v1/auth/register")
+async def register(request: web.Request) -> web.Response:
+    body = await read_json(request, RegisterBody)
+    ip, _ = client_of(request)
+    user: UserView = await auth_ref(request).ask(
+        Register(email=body.email, password=body.password, name=body.name, ip=ip)
+    )
+    return json_response(user_body(user), status=201)
+
+
+@routes.post("/api/v1/auth/login")
+async def login(request: web.Request) -> web.Response:
+    body = await read_json(request, LoginBody)
+    ip, agent = client_of(request)
+    pair: TokenPair = await auth_ref(request).ask(
+        Login(email=body.email, password=body.password, ip=ip, user_agent=agent)
+    )
+    return json_response(tokens_body(pair))
+
+
+@routes.post("/api/v1/auth/refresh")
+async def refresh(request: web.Request) -> web.Response:
+    body = await read_json(request, RefreshBody)
+    ip, agent = client_of(request)
+    pair: TokenPair = await auth_ref(request).ask(
+        Refresh(refresh_token=body.refresh_token, ip=ip, user_agent=agent)
+    )
+    return json_response(tokens_body(pair))
+
+
+@routes.post("/api/v1/auth/logout")
+async def logout(request: web.Request) -> web.Response:
+    body = await read_json(request, RefreshBody)
+    await auth_ref(request).ask(Logout(refresh_token=body.refresh_token))
+    return web.Response(status=204)
+
+
+@routes.get("/api/v1/auth/sessions")
+async def list_sessions(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    sessions: SessionList = await auth_ref(request).ask(ListSessions(user_id=claims.sub))
+    items = [msgspec.structs.asdict(s) for s in sessions.items]
+    for item in items:
+        item.pop("msg_type", None)
+        item["current"] = item["id"] == claims.sid
+    return json_response({"items": items, "next_cursor": None})
+
+
+@routes.delete("/api/v1/auth/sessions/{id}")
+async def revoke_session(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    await auth_ref(request).ask(
+        RevokeSession(user_id=claims.sub, session_id=request.match_info["id"])
+    )
+    return web.Response(status=204)
+
+
+@routes.post("/api/v1/auth/verify-email")
+async def verify_email(request: web.Request) -> web.Response:
+    body = await read_json(request, TokenBody)
+    await auth_ref(request).ask(VerifyEmail(token=body.token))
+    return web.Response(status=204)
+
+
+@routes.get("/verify-email")
+async def verify_email_page(request: web.Request) -> web.Response:
+    """The link in the verification mail: verifies, then says so in plain HTML."""
+    token = request.query.get("token", "")
+    try:
+        if not token:
+            raise InvalidToken("the link has no token")
+        await auth_ref(request).ask(VerifyEmail(token=token))
+    except InvalidToken:
+        return _page(400, "This link is not valid", "It may have expired or been used already.")
+    return _page(200, "Email verified", "Thank you — your address is confirmed.")
+
+
+def _page(status: int, title: str, text: str) -> web.Response:
+    body = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>"
+    )
+    return web.Response(status=status, text=body, content_type="text/html")
+
+
+@routes.post("/api/v1/auth/password/forgot")
+async def forgot_password(request: web.Request) -> web.Response:
+    body = await read_json(request, ForgotBody)
+    await auth_ref(request).ask(ForgotPassword(email=body.email))
+    return web.Response(status=202)
+
+
+@routes.post("/api/v1/auth/password/reset")
+async def reset_password(request: web.Request) -> web.Response:
+    body = await read_json(request, ResetBody)
+    await auth_ref(request).ask(ResetPassword(token=body.token, password=body.password))
+    return web.Response(status=204)
+
+
+def callback_url(request: web.Request, provider: str) -> str:
+    return f"{request.app[SERVICES].public_url}/api/v1/auth/oauth/{provider}/callback"
+
+
+@routes.get("/api/v1/auth/oauth/{provider}/start")
+async def oauth_start(request: web.Request) -> web.Response:
+    provider = request.match_info["provider"]
+    redirect: OAuthRedirect = await auth_ref(request).ask(
+        StartOAuth(provider=provider, redirect_uri=callback_url(request, provider))
+    )
+    raise web.HTTPFound(redirect.url)
+
+
+@routes.get("/api/v1/auth/oauth/{provider}/callback")
+async def oauth_callback(request: web.Request) -> web.Response:
+    provider = request.match_info["provider"]
+    query = request.query
+    if "error" in query:
+        reason = query.get("error_description") or query["error"]
+        raise OAuthFailed(f"the provider refused the sign-in: {reason[:200]}")
+    code, state = query.get("code", ""), query.get("state", "")
+    if not code or not state:
+        raise OAuthFailed("the callback lacks its code or state")
+    ip, agent = client_of(request)
+    pair: TokenPair = await auth_ref(request).ask(
+        FinishOAuth(
+            provider=provider,
+            code=code,
+            state=state,
+            redirect_uri=callback_url(request, provider),
+            ip=ip,
+            user_agent=agent,
+        ),
+        timeout=20,
+    )
+    return json_response(tokens_body(pair))
+
+
+@routes.get("/api/v1/me")
+async def me(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    user: UserView = await auth_ref(request).ask(GetUser(user_id=claims.sub))
+    fields = msgspec.structs.asdict(user)
+    fields.pop("msg_type", None)
+    return json_response(fields)
+
+
+@routes.patch("/api/v1/me")
+async def update_me(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    body = await read_json(request, UpdateMeBody)
+    user: UserView = await auth_ref(request).ask(
+        UpdateUser(user_id=claims.sub, name=body.name, phone=body.phone)
+    )
+    return json_response(user_body(user))
+
+
+@routes.post("/api/v1/me/telegram-link")
+async def telegram_link(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    link: TelegramLink = await auth_ref(request).ask(CreateTelegramLink(user_id=claims.sub))
+    return json_response({"url": link.url, "expires_at": link.expires_at}, status=201)

@@ -1,0 +1,547 @@
+"""Social login (actors/auth/oauth.py) against fake providers served over real HTTP.
+
+The browser's part is played by following the authorize redirect by hand
+(`allow_redirects=False`); no database is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+from structlog.testing import capture_logs
+
+from actors.auth import oauth
+from actors.auth.messages import OAuthFailed
+from actors.auth.oauth import (
+    AuthorizationRequest,
+    ProviderConfig,
+    ProviderIdentity,
+    authorization_request,
+    complete_authorization,
+)
+from tests.support.node import free_port
+from tests.support.oidc import FakeGitHubProvider, FakeIdentity, FakeOidcProvider, GitHubEmail
+
+REDIRECT_URI = "http://127.0.0.1:8080/auth/oauth/callback"
+UNRESERVED = re.compile(r"^[A-Za-z0-9\-._~]+$")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_jwks_cache() -> Iterator[None]:
+    # Fakes get new keys and may reuse a port: no test may see another's cached keys.
+    oauth.clear_jwks_cache()
+    yield
+    oauth.clear_jwks_cache()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def idp() -> AsyncIterator[FakeOidcProvider]:
+    async with FakeOidcProvider() as provider:
+        yield provider
+
+
+@pytest.fixture
+async def github() -> AsyncIterator[FakeGitHubProvider]:
+    async with FakeGitHubProvider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def google_config(idp: FakeOidcProvider) -> ProviderConfig:
+    return ProviderConfig.google(idp.client_id, idp.client_secret, base_url=idp.url)
+
+
+@pytest.fixture
+def github_config(github: FakeGitHubProvider) -> ProviderConfig:
+    return ProviderConfig.github(github.client_id, github.client_secret, base_url=github.url)
+
+
+async def authorize(http: aiohttp.ClientSession, request: AuthorizationRequest) -> dict[str, str]:
+    """Play the browser: open the authorize URL, return the callback's query parameters."""
+    async with http.get(request.url, allow_redirects=False) as response:
+        assert response.status == 302, await response.text()
+        location = response.headers["Location"]
+    assert location.startswith(REDIRECT_URI + "?")
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+async def sign_in(
+    http: aiohttp.ClientSession, provider: ProviderConfig
+) -> tuple[AuthorizationRequest, str]:
+    """Start a sign-in and let the fake approve it: the request and the returned code."""
+    request = authorization_request(provider, REDIRECT_URI)
+    callback = await authorize(http, request)
+    assert callback["state"] == request.state
+    return request, callback["code"]
+
+
+async def finish(
+    http: aiohttp.ClientSession,
+    provider: ProviderConfig,
+    request: AuthorizationRequest,
+    code: str,
+    *,
+    code_verifier: str | None = None,
+    nonce: str | None = None,
+) -> ProviderIdentity:
+    return await complete_authorization(
+        provider,
+        code=code,
+        redirect_uri=REDIRECT_URI,
+        code_verifier=code_verifier or request.code_verifier,
+        nonce=nonce or request.nonce,
+        http=http,
+    )
+
+
+def assert_nothing_secret(text: str, *secrets: str | None) -> None:
+    for secret in secrets:
+        if secret:
+            assert secret not in text
+
+
+# ── the authorization request ──────────────────────────────────────────────────────────
+
+
+def test_authorization_url_carries_pkce_state_and_nonce() -> None:
+    provider = ProviderConfig.google("cid", "csecret")
+    request = authorization_request(provider, REDIRECT_URI)
+    url = urlsplit(request.url)
+    assert f"{url.scheme}://{url.netloc}{url.path}" == oauth.GOOGLE_AUTHORIZE_URL
+    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+    assert query["response_type"] == "code"
+    assert query["client_id"] == "cid"
+    assert query["redirect_uri"] == REDIRECT_URI
+    assert query["scope"] == "openid email profile"
+    assert query["state"] == request.state
+    assert query["nonce"] == request.nonce
+    assert query["code_challenge_method"] == "S256"
+    assert "csecret" not in request.url
+    assert request.code_verifier not in request.url
+
+
+def test_pkce_challenge_is_s256_of_the_verifier() -> None:
+    request = authorization_request(ProviderConfig.google("cid", "s"), REDIRECT_URI)
+    challenge = parse_qs(urlsplit(request.url).query)["code_challenge"][0]
+    digest = hashlib.sha256(request.code_verifier.encode("ascii")).digest()
+    assert challenge == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def test_state_verifier_and_nonce_are_random_and_long() -> None:
+    provider = ProviderConfig.google("cid", "s")
+    requests = [authorization_request(provider, REDIRECT_URI) for _ in range(50)]
+    for request in requests:
+        # RFC 7636 4.1: 43..128 unreserved characters
+        assert 43 <= len(request.code_verifier) <= 128
+        assert UNRESERVED.match(request.code_verifier)
+        assert len(request.state) >= 32
+        assert request.nonce is not None
+        assert len(request.nonce) >= 32
+    assert len({r.state for r in requests}) == 50
+    assert len({r.code_verifier for r in requests}) == 50
+    assert len({r.nonce for r in requests}) == 50
+    assert len({r.state for r in requests} & {r.code_verifier for r in requests}) == 0
+
+
+def test_github_request_has_no_nonce() -> None:
+    request = authorization_request(ProviderConfig.github("cid", "s"), REDIRECT_URI)
+    query = parse_qs(urlsplit(request.url).query)
+    assert request.nonce is None
+    assert "nonce" not in query
+    assert query["scope"] == ["read:user user:email"]
+    assert request.url.startswith("https://github.com/login/oauth/authorize?")
+
+
+def test_default_endpoints_are_the_real_ones() -> None:
+    google = ProviderConfig.google("cid", "s")
+    assert google.kind == "oidc"
+    assert google.token_url == "https://oauth2.googleapis.com/token"
+    assert google.userinfo_url == "https://openidconnect.googleapis.com/v1/userinfo"
+    assert google.jwks_url == "https://www.googleapis.com/oauth2/v3/certs"
+    assert google.issuer == "https://accounts.google.com"
+    assert google.scopes == ("openid", "email", "profile")
+    hub = ProviderConfig.github("cid", "s")
+    assert hub.kind == "github"
+    assert hub.authorize_url == "https://github.com/login/oauth/authorize"
+    assert hub.token_url == "https://github.com/login/oauth/access_token"
+    assert hub.userinfo_url == "https://api.github.com/user"
+    assert hub.scopes == ("read:user", "user:email")
+    # the secret stays out of reprs (logs, tracebacks)
+    assert "topsecret" not in repr(ProviderConfig.google("cid", "topsecret"))
+
+
+# ── the OpenID Connect flow ────────────────────────────────────────────────────────────
+
+
+async def test_full_oidc_flow(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    idp.identity = FakeIdentity(sub="1234567890", email="grace@example.com", name="Grace Hopper")
+    request, code = await sign_in(http, google_config)
+
+    recorded = idp.last_authorization
+    assert recorded.code_challenge_method == "S256"
+    assert recorded.nonce == request.nonce
+    assert recorded.state == request.state
+
+    with capture_logs() as logs:
+        identity = await finish(http, google_config, request, code)
+    assert identity == ProviderIdentity(
+        provider="google",
+        subject="1234567890",
+        email="grace@example.com",
+        email_verified=True,
+        name="Grace Hopper",
+    )
+    assert_nothing_secret(repr(logs), code, request.code_verifier, idp.client_secret, request.state)
+
+
+async def test_unverified_email_is_reported_as_such(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    idp.identity.email_verified = False
+    request, code = await sign_in(http, google_config)
+    identity = await finish(http, google_config, request, code)
+    assert identity.email == "ada@example.com"
+    assert identity.email_verified is False
+
+
+async def test_missing_claims_come_from_userinfo(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    idp.id_token_omit = {"email", "email_verified", "name"}
+    request, code = await sign_in(http, google_config)
+    identity = await finish(http, google_config, request, code)
+    assert identity.email == "ada@example.com"
+    assert identity.email_verified is True
+    assert identity.name == "Ada Lovelace"
+
+
+async def test_signing_keys_are_cached_per_provider(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    for _ in range(3):
+        request, code = await sign_in(http, google_config)
+        await finish(http, google_config, request, code)
+    assert idp.jwks_requests == 1
+
+
+async def test_denied_consent_redirects_with_error(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    idp.deny = True
+    request = authorization_request(google_config, REDIRECT_URI)
+    callback = await authorize(http, request)
+    assert callback == {"error": "access_denied", "state": request.state}
+
+
+async def test_fake_refuses_unknown_client_and_redirect_uri(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider
+) -> None:
+    stranger = ProviderConfig.google("someone-else", "x", base_url=idp.url)
+    async with http.get(
+        authorization_request(stranger, REDIRECT_URI).url, allow_redirects=False
+    ) as response:
+        assert response.status == 400
+    config = ProviderConfig.google(idp.client_id, idp.client_secret, base_url=idp.url)
+    async with http.get(
+        authorization_request(config, "javascript:alert(1)").url, allow_redirects=False
+    ) as response:
+        assert response.status == 400
+
+
+async def test_discovery_document_names_the_endpoints(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    async with http.get(f"{idp.url}/.well-known/openid-configuration") as response:
+        document = await response.json()
+    assert document["issuer"] == google_config.issuer
+    assert document["authorization_endpoint"] == google_config.authorize_url
+    assert document["token_endpoint"] == google_config.token_url
+    assert document["userinfo_endpoint"] == google_config.userinfo_url
+    assert document["jwks_uri"] == google_config.jwks_url
+
+
+# ── the OpenID Connect flow, refused ───────────────────────────────────────────────────
+
+
+async def test_wrong_code_verifier_fails(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    request, code = await sign_in(http, google_config)
+    other = authorization_request(google_config, REDIRECT_URI).code_verifier
+    with pytest.raises(OAuthFailed, match="invalid_grant") as failure:
+        await finish(http, google_config, request, code, code_verifier=other)
+    assert_nothing_secret(str(failure.value), code, other, idp.client_secret)
+
+
+async def test_code_is_single_use(
+    http: aiohttp.ClientSession, google_config: ProviderConfig
+) -> None:
+    request, code = await sign_in(http, google_config)
+    await finish(http, google_config, request, code)
+    with pytest.raises(OAuthFailed, match="invalid_grant"):
+        await finish(http, google_config, request, code)
+
+
+async def test_token_endpoint_error_fails(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    request, code = await sign_in(http, google_config)
+    idp.fail_token = True
+    with capture_logs() as logs, pytest.raises(OAuthFailed, match="invalid_grant") as failure:
+        await finish(http, google_config, request, code)
+    assert failure.value.code == "oauth_failed"
+    assert_nothing_secret(str(failure.value), code, request.code_verifier, idp.client_secret)
+    assert_nothing_secret(repr(logs), code, request.code_verifier, idp.client_secret)
+
+
+async def test_wrong_client_secret_fails(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider
+) -> None:
+    config = ProviderConfig.google(idp.client_id, "not-the-secret", base_url=idp.url)
+    request, code = await sign_in(http, config)
+    with pytest.raises(OAuthFailed, match="invalid_client") as failure:
+        await finish(http, config, request, code)
+    assert_nothing_secret(str(failure.value), "not-the-secret", code)
+
+
+async def test_unreachable_provider_fails(http: aiohttp.ClientSession) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    config = ProviderConfig.google("cid", "secret", base_url=dead)
+    request = authorization_request(config, REDIRECT_URI)
+    with pytest.raises(OAuthFailed, match="could not reach google"):
+        await finish(http, config, request, "some-code")
+
+
+async def test_slow_provider_times_out(
+    http: aiohttp.ClientSession,
+    idp: FakeOidcProvider,
+    google_config: ProviderConfig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(oauth, "HTTP_TIMEOUT_SECONDS", 0.3)
+    request, code = await sign_in(http, google_config)
+    idp.token_delay = 2.0
+    started = time.monotonic()
+    with pytest.raises(OAuthFailed, match="in time"):
+        await finish(http, google_config, request, code)
+    assert time.monotonic() - started < 1.5
+
+
+def test_default_timeout_is_about_ten_seconds() -> None:
+    assert 5 <= oauth.HTTP_TIMEOUT_SECONDS <= 15
+
+
+async def test_wrong_nonce_fails(
+    http: aiohttp.ClientSession, google_config: ProviderConfig
+) -> None:
+    request, code = await sign_in(http, google_config)
+    other_nonce = authorization_request(google_config, REDIRECT_URI).nonce
+    with pytest.raises(OAuthFailed, match="nonce"):
+        await finish(http, google_config, request, code, nonce=other_nonce)
+
+
+async def test_missing_nonce_in_id_token_fails(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    idp.id_token_omit = {"nonce"}
+    request, code = await sign_in(http, google_config)
+    with pytest.raises(OAuthFailed, match="nonce"):
+        await finish(http, google_config, request, code)
+
+
+async def test_oidc_without_a_kept_nonce_fails(
+    http: aiohttp.ClientSession, google_config: ProviderConfig
+) -> None:
+    request, code = await sign_in(http, google_config)
+    with pytest.raises(OAuthFailed, match="nonce"):
+        await complete_authorization(
+            google_config,
+            code=code,
+            redirect_uri=REDIRECT_URI,
+            code_verifier=request.code_verifier,
+            nonce=None,
+            http=http,
+        )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"aud": "another-client"}, "aud"),
+        ({"aud": ["another-client"]}, "aud"),
+        ({"iss": "https://evil.example"}, "iss"),
+        ({"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}, "expired"),
+        ({"iat": int(time.time()) + 3600, "exp": int(time.time()) + 7200}, "not valid"),
+        ({"aud": ["another-client", "test-client-id"]}, "another party"),  # no azp
+    ],
+)
+async def test_id_token_with_bad_claims_fails(
+    http: aiohttp.ClientSession,
+    idp: FakeOidcProvider,
+    google_config: ProviderConfig,
+    overrides: dict[str, object],
+    reason: str,
+) -> None:
+    idp.id_token_overrides = overrides
+    request, code = await sign_in(http, google_config)
+    with pytest.raises(OAuthFailed, match=reason):
+        await finish(http, google_config, request, code)
+
+
+@pytest.mark.parametrize("omitted", ["exp", "sub", "aud", "iss", "iat"])
+async def test_id_token_missing_required_claims_fails(
+    http: aiohttp.ClientSession,
+    idp: FakeOidcProvider,
+    google_config: ProviderConfig,
+    omitted: str,
+) -> None:
+    idp.id_token_omit = {omitted}
+    request, code = await sign_in(http, google_config)
+    with pytest.raises(OAuthFailed, match=omitted):
+        await finish(http, google_config, request, code)
+
+
+async def test_id_token_signed_by_unknown_key_fails(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    idp.sign_with_unknown_key = True
+    request, code = await sign_in(http, google_config)
+    with pytest.raises(OAuthFailed, match="does not publish"):
+        await finish(http, google_config, request, code)
+
+
+async def test_id_token_signed_by_unknown_key_under_a_known_kid_fails(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    idp.sign_with_unknown_key = True
+    idp.unknown_key_kid = idp.kid
+    request, code = await sign_in(http, google_config)
+    with pytest.raises(OAuthFailed, match="bad_signature"):
+        await finish(http, google_config, request, code)
+
+
+async def test_id_token_with_symmetric_algorithm_is_refused(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    header = base64.urlsafe_b64encode(b'{"alg":"HS256","kid":"x"}').rstrip(b"=").decode()
+    forged = f"{header}.e30.c2ln"
+    with pytest.raises(OAuthFailed, match="algorithm"):
+        await oauth.verify_id_token(google_config, forged, nonce="n", http=http)
+
+
+async def test_rotated_keys_are_fetched_again(
+    http: aiohttp.ClientSession,
+    idp: FakeOidcProvider,
+    google_config: ProviderConfig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request, code = await sign_in(http, google_config)
+    await finish(http, google_config, request, code)
+    # The provider rotates: it now signs, and publishes, a key we have not cached.
+    rotated = FakeOidcProvider()
+    idp._key, idp.kid = rotated._key, rotated.kid
+    monkeypatch.setattr(oauth, "JWKS_REFRESH_MIN_SECONDS", 0.0)
+    request, code = await sign_in(http, google_config)
+    identity = await finish(http, google_config, request, code)
+    assert identity.subject == idp.identity.sub
+    assert idp.jwks_requests == 2
+
+
+# ── GitHub ─────────────────────────────────────────────────────────────────────────────
+
+
+async def test_full_github_flow(
+    http: aiohttp.ClientSession, github: FakeGitHubProvider, github_config: ProviderConfig
+) -> None:
+    request, code = await sign_in(http, github_config)
+    assert github.last_authorization.code_challenge_method == "S256"
+    identity = await finish(http, github_config, request, code)
+    assert identity == ProviderIdentity(
+        provider="github",
+        subject="4242",
+        email="ada@example.com",
+        email_verified=True,
+        name="Ada Lovelace",
+    )
+
+
+async def test_github_without_verified_primary_email(
+    http: aiohttp.ClientSession, github: FakeGitHubProvider, github_config: ProviderConfig
+) -> None:
+    github.user.name = None
+    github.user.emails = [
+        GitHubEmail("primary@example.com", primary=True, verified=False),
+        GitHubEmail("other@example.com", primary=False, verified=True),
+    ]
+    request, code = await sign_in(http, github_config)
+    identity = await finish(http, github_config, request, code)
+    assert identity.email is None
+    assert identity.email_verified is False
+    assert identity.name == "ada"  # the login stands in for a missing name
+
+
+async def test_github_emails_refused_falls_back_to_public_email_unverified(
+    http: aiohttp.ClientSession, github: FakeGitHubProvider, github_config: ProviderConfig
+) -> None:
+    github.emails_status = 403
+    github.user.email = "public@example.com"
+    request, code = await sign_in(http, github_config)
+    identity = await finish(http, github_config, request, code)
+    assert identity.email == "public@example.com"
+    assert identity.email_verified is False
+
+
+async def test_github_bad_code_fails(
+    http: aiohttp.ClientSession, github: FakeGitHubProvider, github_config: ProviderConfig
+) -> None:
+    request, code = await sign_in(http, github_config)
+    with pytest.raises(OAuthFailed, match="bad_verification_code") as failure:
+        await finish(http, github_config, request, code + "x")
+    assert_nothing_secret(str(failure.value), code, github.client_secret)
+
+
+async def test_github_token_error_and_denial(
+    http: aiohttp.ClientSession, github: FakeGitHubProvider, github_config: ProviderConfig
+) -> None:
+    request, code = await sign_in(http, github_config)
+    github.fail_token = True
+    with pytest.raises(OAuthFailed, match="bad_verification_code"):
+        await finish(http, github_config, request, code)
+    github.deny = True
+    request = authorization_request(github_config, REDIRECT_URI)
+    assert await authorize(http, request) == {"error": "access_denied", "state": request.state}
+
+
+async def test_github_api_url_override(github: FakeGitHubProvider) -> None:
+    config = ProviderConfig.github("c", "s", base_url=github.url, api_url="http://api.local/")
+    assert config.userinfo_url == "http://api.local/user"
+    assert config.token_url == f"{github.url}/login/oauth/access_token"
+    assert ProviderConfig.github("c", "s", base_url=github.url).userinfo_url == (
+        f"{github.url}/api/v3/user"
+    )
+
+
+async def test_concurrent_sign_ins_stay_apart(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    started = [await sign_in(http, google_config) for _ in range(5)]
+    identities = await asyncio.gather(
+        *(finish(http, google_config, request, code) for request, code in started)
+    )
+    assert {i.subject for i in identities} == {idp.identity.sub}

@@ -1,0 +1,55 @@
+"""The auth actor's own input checks (the HTTP edge checks too, but the actor trusts no one)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from actors.auth.actor import normalise_email, normalise_name, normalise_phone, rfc3339
+from actors.auth.messages import InvalidField
+
+
+def field_of(error: pytest.ExceptionInfo[InvalidField]) -> str:
+    return str(error.value.details["field"])
+
+
+def test_emails_are_stripped_and_lower_cased() -> None:
+    assert normalise_email("  Alice.Smith+x@Example.COM ") == "alice.smith+x@example.com"
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "   ", "alice", "alice@", "@example.com", "alice@example", "a b@example.com",
+            "alice@@example.com", "a@b..com", "x" * 65 + "@example.com", "a@" + "b" * 250 + ".com"]
+)  # fmt: skip
+def test_malformed_emails_name_the_field(raw: str) -> None:
+    with pytest.raises(InvalidField) as caught:
+        normalise_email(raw)
+    assert field_of(caught) == "$.email"
+
+
+def test_names_are_trimmed_and_inner_whitespace_collapsed() -> None:
+    assert normalise_name("  Alice \n  Smith ") == "Alice Smith"
+    assert normalise_name("x" * 100) == "x" * 100
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "x" * 101, "Alice\x00", "Al\u200bice"])
+def test_bad_names_name_the_field(raw: str) -> None:
+    with pytest.raises(InvalidField) as caught:
+        normalise_name(raw)
+    assert field_of(caught) == "$.name"
+
+
+def test_phones_are_e164_and_empty_clears() -> None:
+    assert normalise_phone("+49 (170) 123-4567") == "+491701234567"
+    assert normalise_phone("  ") is None
+    for raw in ("0170 1234567", "+0123456789", "+12", "+4917012345678901", "call me"):
+        with pytest.raises(InvalidField) as caught:
+            normalise_phone(raw)
+        assert field_of(caught) == "$.phone"
+
+
+def test_times_are_rfc3339_utc() -> None:
+    moment = datetime(2024, 5, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    assert rfc3339(moment) == "2024-05-01T12:00:00Z"
+    assert rfc3339(datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2024-01-02T03:04:05Z"

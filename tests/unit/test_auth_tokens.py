@@ -1,0 +1,186 @@
+"""Access tokens issued by tokens.py and read by messages.AccessTokenVerifier; opaque tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import pytest
+
+from actors.auth.messages import (
+    ACCESS_TOKEN_SECONDS,
+    AccessTokenVerifier,
+    InvalidToken,
+)
+from actors.auth.tokens import SigningKeys, new_token, token_digest
+
+KEY_A = b"a" * 32
+KEY_B = b"b" * 48
+NOW = 1_700_000_000.0
+
+
+def keys(current: str = "k1") -> SigningKeys:
+    return SigningKeys(keys={"k1": KEY_A, "k2": KEY_B}, current=current)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forge(header: dict[str, object], payload: dict[str, object], key: bytes | None) -> str:
+    """A JWT built by hand, signed with HMAC-SHA256 (or unsigned when key is None)."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
+    if key is None:
+        return signing_input + "."
+    digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}[str(header["alg"])]
+    signature = hmac.new(key, signing_input.encode(), digest).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+def claims(**changes: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "sub": "user-1",
+        "roles": ["user"],
+        "sid": "session-1",
+        "iat": int(NOW),
+        "exp": int(NOW) + ACCESS_TOKEN_SECONDS,
+        "typ": "access",
+    }
+    base.update(changes)
+    return base
+
+
+def header(token: str) -> dict[str, object]:
+    part = token.split(".")[0]
+    loaded: dict[str, object] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return loaded
+
+
+def test_an_issued_token_verifies_with_every_claim() -> None:
+    signing = keys()
+    token = signing.issue_access_token(
+        user_id="user-1", roles=["user", "admin"], session_id="session-1", now=NOW
+    )
+    read = signing.verifier().verify(token, now=NOW + 1)
+    assert (read.sub, read.roles, read.sid, read.typ) == (
+        "user-1",
+        ["user", "admin"],
+        "session-1",
+        "access",
+    )
+    assert (read.iat, read.exp) == (int(NOW), int(NOW) + 15 * 60)
+    assert read.has_role("admin")
+    assert not read.has_role("driver")
+    assert header(token) == {"alg": "HS256", "typ": "JWT", "kid": "k1"}
+
+
+def test_a_token_works_until_its_fifteen_minutes_are_up() -> None:
+    signing = keys()
+    token = signing.issue_access_token(user_id="u", roles=["user"], session_id="s", now=NOW)
+    verifier = signing.verifier()
+    verifier.verify(token, now=NOW + ACCESS_TOKEN_SECONDS - 1)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token, now=NOW + ACCESS_TOKEN_SECONDS)
+
+
+def test_a_token_issued_now_verifies_on_the_real_clock() -> None:
+    signing = keys()
+    token = signing.issue_access_token(user_id="u", roles=["user"], session_id="s", now=time.time())
+    assert signing.verifier().verify(token).sub == "u"
+
+
+def test_a_token_signed_with_another_key_under_a_known_kid_is_refused() -> None:
+    token = forge({"alg": "HS256", "kid": "k1"}, claims(), b"x" * 32)
+    with pytest.raises(InvalidToken):
+        keys().verifier().verify(token, now=NOW)
+
+
+def test_a_token_with_an_unknown_or_missing_kid_is_refused() -> None:
+    verifier = keys().verifier()
+    with pytest.raises(InvalidToken):
+        verifier.verify(forge({"alg": "HS256", "kid": "k9"}, claims(), KEY_A), now=NOW)
+    with pytest.raises(InvalidToken):
+        verifier.verify(forge({"alg": "HS256"}, claims(), KEY_A), now=NOW)
+
+
+def test_the_forged_helper_makes_tokens_the_verifier_accepts() -> None:
+    # so the refusals around it are about what they change, not about the helper
+    token = forge({"alg": "HS256", "kid": "k1"}, claims(), KEY_A)
+    assert keys().verifier().verify(token, now=NOW).sub == "user-1"
+
+
+def test_alg_none_is_refused() -> None:
+    with pytest.raises(InvalidToken):
+        keys().verifier().verify(forge({"alg": "none", "kid": "k1"}, claims(), None), now=NOW)
+
+
+def test_another_hmac_algorithm_is_refused_even_with_the_right_key() -> None:
+    with pytest.raises(InvalidToken):
+        keys().verifier().verify(forge({"alg": "HS512", "kid": "k1"}, claims(), KEY_A), now=NOW)
+
+
+def test_a_refresh_token_is_no_access_token() -> None:
+    verifier = keys().verifier()
+    # the opaque refresh token itself
+    with pytest.raises(InvalidToken):
+        verifier.verify(new_token(), now=NOW)
+    # and a correctly signed JWT of another kind
+    refresh_like = forge({"alg": "HS256", "kid": "k1"}, claims(typ="refresh"), KEY_A)
+    with pytest.raises(InvalidToken, match="not an access token"):
+        verifier.verify(refresh_like, now=NOW)
+
+
+def test_a_token_missing_a_claim_or_tampered_with_is_refused() -> None:
+    verifier = keys().verifier()
+    incomplete = claims()
+    del incomplete["sid"]
+    with pytest.raises(InvalidToken):
+        verifier.verify(forge({"alg": "HS256", "kid": "k1"}, incomplete, KEY_A), now=NOW)
+    good = keys().issue_access_token(user_id="u", roles=["user"], session_id="s", now=NOW)
+    head, _payload, signature = good.split(".")
+    elevated = b64(json.dumps(claims(sub="u", roles=["admin"], sid="s")).encode())
+    with pytest.raises(InvalidToken):
+        verifier.verify(f"{head}.{elevated}.{signature}", now=NOW)
+    with pytest.raises(InvalidToken):
+        verifier.verify("not.a.jwt", now=NOW)
+
+
+def test_keys_rotate_by_kid() -> None:
+    old = SigningKeys(keys={"k1": KEY_A}, current="k1")
+    old_token = old.issue_access_token(user_id="u", roles=["user"], session_id="s", now=NOW)
+    rotated = keys(current="k2")
+    new_token_ = rotated.issue_access_token(user_id="u", roles=["user"], session_id="s", now=NOW)
+    assert header(new_token_)["kid"] == "k2"
+    # both verify while the old key is kept for verifying
+    assert rotated.verifier().verify(old_token, now=NOW).sub == "u"
+    assert rotated.verifier().verify(new_token_, now=NOW).sub == "u"
+    # once it is dropped, its tokens stop working
+    with pytest.raises(InvalidToken):
+        AccessTokenVerifier({"k2": KEY_B}).verify(old_token, now=NOW)
+
+
+def test_first_signs_takes_the_first_key() -> None:
+    assert SigningKeys.first_signs({"k2": KEY_B, "k1": KEY_A}).current == "k2"
+    with pytest.raises(ValueError, match="at least one"):
+        SigningKeys.first_signs({})
+
+
+def test_weak_or_inconsistent_keys_are_refused() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        SigningKeys(keys={"k1": b"short"}, current="k1")
+    with pytest.raises(ValueError, match="not among"):
+        SigningKeys(keys={"k1": KEY_A}, current="k2")
+    with pytest.raises(ValueError, match="empty"):
+        SigningKeys(keys={"": KEY_A, "k1": KEY_A}, current="k1")
+
+
+def test_opaque_tokens_are_random_and_stored_as_a_digest() -> None:
+    first, second = new_token(), new_token()
+    assert first != second
+    assert len(first) == 43  # 256 bits, URL-safe: fits a t.me ?start= parameter (64 max)
+    assert set(first) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert token_digest(first) == hashlib.sha256(first.encode()).digest()
+    assert token_digest(first) != token_digest(second)
