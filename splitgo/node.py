@@ -25,6 +25,7 @@ from actors.auth import messages as auth_messages
 from actors.auth.actor import Auth
 from actors.auth.messages import AccessTokenVerifier, auth_key
 from actors.auth.oauth import ProviderConfig
+from actors.auth.passwords import Passwords
 from actors.auth.tokens import SigningKeys
 from actors.notifications import messages as notifications_messages
 from actors.notifications.actor import Notifications
@@ -344,6 +345,12 @@ def oauth_providers(settings: Settings) -> dict[str, ProviderConfig]:
     return providers
 
 
+@functools.cache
+def shared_passwords() -> Passwords:
+    """One hasher per process: it bounds how many 64 MiB argon2id hashes run at once."""
+    return Passwords()
+
+
 def build_auth(parts: NodeParts) -> Auth:
     settings = parts.settings
     return Auth(
@@ -353,6 +360,7 @@ def build_auth(parts: NodeParts) -> Auth:
         http=parts.http,
         bot_username=settings.telegram_bot_username,
         public_url=parts.public_url,
+        passwords=shared_passwords(),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import authlib.deprecate  # noqa: F401  (first: it installs an "always" filter of its own)
 import msgspec
@@ -84,6 +84,7 @@ class OAuthRedirect(Message, frozen=True):
 
 
 class Register(Message, frozen=True):
+    secret_fields: ClassVar[tuple[str, ...]] = ("password",)
     email: str
     password: str
     name: str
@@ -91,6 +92,7 @@ class Register(Message, frozen=True):
 
 
 class Login(Message, frozen=True):
+    secret_fields: ClassVar[tuple[str, ...]] = ("password",)
     email: str
     password: str
     ip: str | None = None
@@ -98,12 +100,14 @@ class Login(Message, frozen=True):
 
 
 class Refresh(Message, frozen=True):
+    secret_fields: ClassVar[tuple[str, ...]] = ("refresh_token",)
     refresh_token: str
     ip: str | None = None
     user_agent: str | None = None
 
 
 class Logout(Message, frozen=True):
+    secret_fields: ClassVar[tuple[str, ...]] = ("refresh_token",)
     refresh_token: str
 
 
@@ -117,6 +121,7 @@ class RevokeSession(Message, frozen=True):
 
 
 class VerifyEmail(Message, frozen=True):
+    secret_fields: ClassVar[tuple[str, ...]] = ("token",)
     token: str
 
 
@@ -125,6 +130,7 @@ class ForgotPassword(Message, frozen=True):
 
 
 class ResetPassword(Message, frozen=True):
+    secret_fields: ClassVar[tuple[str, ...]] = ("token", "password")
     token: str
     password: str
 
@@ -146,6 +152,8 @@ class CreateTelegramLink(Message, frozen=True):
 class ConsumeTelegramLink(Message, frozen=True):
     """The bot's half of the deep link: binds a Telegram chat to the account (single use)."""
 
+    secret_fields: ClassVar[tuple[str, ...]] = ("token",)
+
     token: str
     chat_id: int
 
@@ -156,6 +164,7 @@ class StartOAuth(Message, frozen=True):
 
 
 class FinishOAuth(Message, frozen=True):
+    secret_fields: ClassVar[tuple[str, ...]] = ("code", "state")
     provider: str
     code: str
     state: str
@@ -166,6 +175,8 @@ class FinishOAuth(Message, frozen=True):
 
 class MakeAdmin(Message, frozen=True):
     """Create (with this password) or promote the user with this email to admin."""
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("password",)
 
     email: str
     password: str | None = None
@@ -191,6 +202,8 @@ class UserRegistered(Message, frozen=True):
 class EmailVerificationRequested(Message, frozen=True):
     """For notifications: mail this single-use token to the address (never logged)."""
 
+    secret_fields: ClassVar[tuple[str, ...]] = ("token",)
+
     user_id: str
     email: str
     name: str
@@ -203,6 +216,7 @@ class EmailVerified(Message, frozen=True):
 
 
 class PasswordResetRequested(Message, frozen=True):
+    secret_fields: ClassVar[tuple[str, ...]] = ("token",)
     user_id: str
     email: str
     name: str

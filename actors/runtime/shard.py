@@ -14,6 +14,7 @@ import structlog
 from actors.runtime.actor import Actor
 from actors.runtime.context import bind_trace_id, trace_id_var
 from actors.runtime.errors import DomainError, Failure, HandlerFailed, UnhandledMessage
+from actors.runtime.redaction import without_secrets
 from actors.runtime.stats import ShardState, ShardStats
 from actors.runtime.supervision import RestartWindow
 from transport import Envelope, Mailbox, MailboxClosed
@@ -264,8 +265,12 @@ class ShardWorker:
     async def _dead_letter(self, envelope: Envelope, error: BaseException) -> None:
         """Move the message to the dead letters; if that fails it stays pending, never lost."""
         try:
-            await self.group.system.dead_letter(envelope, describe(error))
-            self.mailbox.dead_lettered(envelope, describe(error))
+            letter = await self.group.system.dead_letter(envelope, describe(error))
+            # the transport's copy gets the same redactions as the stored letter
+            self.mailbox.dead_lettered(
+                without_secrets(envelope)[0] if letter.envelope is None else envelope,
+                describe(error),
+            )
         except Exception as store_error:
             log.error(
                 "dead_letter_store_failed", actor=self.group.name, error=describe(store_error)

@@ -29,6 +29,7 @@ from actors.runtime.errors import (
     UnknownActor,
 )
 from actors.runtime.outbox import Outbox
+from actors.runtime.redaction import without_secrets
 from actors.runtime.shard import ShardWorker, describe
 from actors.runtime.stats import ShardStatus
 from actors.runtime.supervision import RestartPolicy, RestartWindow
@@ -396,9 +397,14 @@ class ActorSystem:
             log.info("late_reply", in_reply_to=envelope.in_reply_to, sender=envelope.sender)
 
     async def dead_letter(self, envelope: Envelope, error: str) -> DeadLetter:
-        """Store a message that failed for good, with enough to inspect and replay it."""
+        """Store a message that failed for good, with enough to inspect and replay it.
+
+        A message with secret fields (a password, a token) is kept redacted and cannot be
+        replayed: its secret must not rest in a table operators read.
+        """
+        envelope, redacted = without_secrets(envelope)
         try:
-            encoded: bytes | None = self.codec.encode(envelope)
+            encoded: bytes | None = None if redacted else self.codec.encode(envelope)
         except CodecError:
             encoded = None
         letter = DeadLetter(

@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import math
 import os
 import shutil
 import signal
@@ -447,7 +448,8 @@ class StormResult:
 
     @property
     def probe_p99_ms(self) -> float:
-        return float(self.probe["latency_ms"]["p99"])
+        p99 = self.probe["latency_ms"]["p99"]
+        return math.inf if p99 is None else float(p99)
 
     @property
     def passed(self) -> bool:
@@ -567,6 +569,11 @@ class AuthReport:
         return format_report(self)
 
 
+def _ms(value: float | None, digits: int = 2) -> str:
+    """A latency in ms, or n/a when no request succeeded."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def format_report(report: AuthReport) -> str:
     """The throughput table, the login storm, argon2id, then each target's verdict."""
     config = report.config
@@ -597,26 +604,28 @@ def format_report(report: AuthReport) -> str:
     storm = report.storm
     login, probe, idle, me_probe = storm.login, storm.probe, storm.idle_probe, storm.me_probe
     login_sent = max(1, int(login["sent_total"]))
+
+    def latencies(result: dict[str, Any], digits: int = 2, key: str = "latency_ms") -> str:
+        found = result[key]
+        return f"p50 {_ms(found['p50'], digits)} ms, p99 {_ms(found['p99'], digits)} ms"
+
+    def failed(result: dict[str, Any]) -> str:
+        return f"; errors {result['errors']}" if result["errors"] else ""
+
     lines += [
         "",
         f"login storm: {config.login_concurrency} concurrent POST /api/v1/auth/login (correct "
         f"passwords, {report.users.count} users in turn) for {config.login_seconds:g} s: "
-        f"{storm.logins_per_s:,.1f} logins/s, "
-        f"p50 {login['latency_ms']['p50']:.0f} ms, p99 {login['latency_ms']['p99']:.0f} ms"
-        + (f", errors {login['errors']}" if login["errors"] else ""),
+        f"{storm.logins_per_s:,.1f} logins/s, {latencies(login, 0)}{failed(login)}",
         f"  node CPU {storm.node_cpu_s / login_sent * 1000:.1f} ms per login, PostgreSQL "
-        f"{storm.database_cpu_s / login_sent * 1000:.1f} ms (the probe's few requests included)",
-        f"/healthz probe at {config.probe_rate:g} req/s on one connection: idle p50 "
-        f"{idle['latency_ms']['p50']:.2f} ms, p99 {idle['latency_ms']['p99']:.2f} ms; during "
-        f"the storm p50 {probe['latency_ms']['p50']:.2f} ms, p99 {probe['latency_ms']['p99']:.2f} "
-        f"ms, max {probe['latency_ms']['max']:.2f} ms",
-        f"  (from each request's due time: p99 {probe['latency_from_due_ms']['p99']:.2f} ms, "
-        f"max {probe['latency_from_due_ms']['max']:.2f} ms)"
-        + (f"; errors {probe['errors']}" if probe["errors"] else ""),
-        f"GET /api/v1/me probe at {ME_PROBE_RATE:g} req/s during the storm (reference): p50 "
-        f"{me_probe['latency_ms']['p50']:.1f} ms, p99 {me_probe['latency_ms']['p99']:.1f} ms, "
-        f"{me_probe['ok']} ok in {me_probe['seconds']:g} s"
-        + (f", errors {me_probe['errors']}" if me_probe["errors"] else ""),
+        f"{storm.database_cpu_s / login_sent * 1000:.1f} ms (the probes' requests included)",
+        f"/healthz probe at {config.probe_rate:g} req/s on one connection: idle "
+        f"{latencies(idle)}; during the storm {latencies(probe)}, "
+        f"max {_ms(probe['latency_ms']['max'])} ms{failed(probe)}",
+        f"  (from each request's due time: {latencies(probe, key='latency_from_due_ms')})",
+        f"GET /api/v1/me probe at {ME_PROBE_RATE:g} req/s during the storm (reference): "
+        f"{latencies(me_probe, 0)}, {me_probe['ok']} answered in {me_probe['seconds']:g} s "
+        f"(from due: {latencies(me_probe, 0, 'latency_from_due_ms')}){failed(me_probe)}",
     ]
     hashing = report.hashing
     params = hashing.parameters
@@ -770,6 +779,8 @@ async def _measure(target: _Target, seconds: float, concurrency: int) -> Run:
     result = await loadgen(
         target.url, seconds=seconds, concurrency=concurrency, tokens_file=target.tokens_file
     )
+    if not result["ok"]:
+        raise BenchProcessError(f"{target.label}: no request succeeded: {result['errors']}")
     return Run(result, server.stop(), database.stop())
 
 
@@ -892,8 +903,8 @@ async def _run(config: AuthBenchConfig, progress: Progress) -> AuthReport:
         storm = await _storm(config, node, users)
         progress(
             f"  login storm: {storm.logins_per_s:,.1f} logins/s; /healthz p99 "
-            f"{storm.probe_p99_ms:.2f} ms (idle {storm.idle_probe['latency_ms']['p99']:.2f} ms); "
-            f"GET /me p99 {storm.me_probe['latency_ms']['p99']:.0f} ms"
+            f"{storm.probe_p99_ms:.2f} ms (idle {_ms(storm.idle_probe['latency_ms']['p99'])} ms); "
+            f"GET /me p99 {_ms(storm.me_probe['latency_ms']['p99'], 0)} ms"
         )
     finally:
         await asyncio.to_thread(node.stop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 import msgspec
 import pytest
@@ -306,3 +307,32 @@ async def test_failed_replay_send_unmarks_the_letter(
     stored = await dead_letters.get(letter.id)
     assert stored is not None
     assert stored.replayed_at is None
+
+
+class SignIn(Message, frozen=True):
+    """A message with a secret: its password must never rest in the dead letters."""
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("password",)
+    email: str
+    password: str
+
+
+class Gatekeeper(Actor):
+    @handles(SignIn)
+    async def sign_in(self, message: SignIn) -> None:
+        raise RuntimeError("the door is stuck")
+
+
+async def test_dead_letters_keep_no_secrets(
+    system: ActorSystem, dead_letters: MemoryDeadLetterStore
+) -> None:
+    """A dead-lettered message's secret fields are redacted, and it cannot be replayed."""
+    ref = system.spawn(Gatekeeper, "gatekeeper", policy=FAST)
+    await ref.tell(SignIn(email="a@example.com", password="hunter2-but-longer"))
+    await wait_until(lambda: dead_letters._letters)
+    [letter] = list(dead_letters._letters.values())
+    assert "hunter2" not in bytes(letter.body).decode()
+    assert msgspec.json.decode(letter.body)["email"] == "a@example.com"
+    assert letter.envelope is None
+    with pytest.raises(DeadLetterNotReplayable):
+        await system.replay(letter.id)
