@@ -37,7 +37,7 @@ class Settings:
     log_level: str = "info"
     shutdown_timeout: float = 10.0
     ask_timeout: float = 5.0
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     codec_check: bool = False  # push every in-memory message through the codec (tests)
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "splitgo"  # every Redis key starts with it: one Redis, many clusters
@@ -79,7 +79,7 @@ OPTIONS: tuple[tuple[str, str | None, str, str], ...] = (
     ("SPLITGO_LOG_LEVEL", None, "log_level", "debug, info (default), warning or error"),
     ("SPLITGO_SHUTDOWN_TIMEOUT", None, "shutdown_timeout", "seconds to drain on SIGTERM (10)"),
     ("SPLITGO_ASK_TIMEOUT", None, "ask_timeout", "default seconds an ask waits (5)"),
-    ("SPLITGO_DB_POOL_SIZE", None, "db_pool_size", "largest database pool (10)"),
+    ("SPLITGO_DB_POOL_SIZE", None, "db_pool_size", "largest database pool (20)"),
     ("SPLITGO_CODEC_CHECK", None, "codec_check", "1: encode every in-memory message (tests)"),
     ("SPLITGO_REDIS_URL", None, "redis_url", "Redis for --transport redis (127.0.0.1:6379/0)"),
     ("SPLITGO_REDIS_PREFIX", None, "redis_prefix", "prefix of every Redis key (splitgo)"),

@@ -370,7 +370,8 @@ register(
         actor_type=Auth,
         build=build_auth,
         messages=auth_messages,
-        shards=4,
+        # reads are database round trips, one at a time per shard: shards are concurrency
+        shards=16,
         key=auth_key,
     )
 )

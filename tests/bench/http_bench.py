@@ -574,6 +574,10 @@ def _ms(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _users(count: int) -> str:
+    return "1 user" if count == 1 else f"{count} users"
+
+
 def format_report(report: AuthReport) -> str:
     """The throughput table, the login storm, argon2id, then each target's verdict."""
     config = report.config
@@ -599,7 +603,8 @@ def format_report(report: AuthReport) -> str:
         " medians of the rounds' percentiles; CPU: the server's, PostgreSQL's and the "
         "generator's per request, from /proc;",
         f" the node logs at warning (SPLITGO_LOG_LEVEL=warning): no access-log line per request; "
-        f"{report.users.count} users' tokens in turn, /me body {report.users.me_body_bytes} bytes)",
+        f"tokens of {_users(report.users.count)} in turn; /me body {report.users.me_body_bytes} "
+        "bytes)",
     ]
     storm = report.storm
     login, probe, idle, me_probe = storm.login, storm.probe, storm.idle_probe, storm.me_probe
@@ -615,7 +620,7 @@ def format_report(report: AuthReport) -> str:
     lines += [
         "",
         f"login storm: {config.login_concurrency} concurrent POST /api/v1/auth/login (correct "
-        f"passwords, {report.users.count} users in turn) for {config.login_seconds:g} s: "
+        f"passwords, {_users(report.users.count)} in turn) for {config.login_seconds:g} s: "
         f"{storm.logins_per_s:,.1f} logins/s, {latencies(login, 0)}{failed(login)}",
         f"  node CPU {storm.node_cpu_s / login_sent * 1000:.1f} ms per login, PostgreSQL "
         f"{storm.database_cpu_s / login_sent * 1000:.1f} ms (the probes' requests included)",
@@ -696,7 +701,7 @@ async def measure_hashing(count: int) -> HashResult:
         if not await passwords.verify(stored, PASSWORD):
             raise RuntimeError("argon2id: a fresh hash did not verify")
         verify_ms.append((time.perf_counter() - started) * 1000)
-    # Passwords' default cap on hashes at once (the auth actor keeps the default)
+    # Passwords' default cap on hashes at once (the node's one shared hasher keeps it)
     max_concurrent = int(inspect.signature(Passwords).parameters["max_concurrent"].default)
     burst = 2 * max_concurrent
     started = time.perf_counter()
