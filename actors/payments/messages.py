@@ -1,0 +1,313 @@
+"""The payments actor's whole public interface: commands, replies, events and errors.
+
+Money is integer minor units with an ISO 4217 currency, never floats. Every command that
+moves money carries an idempotency key: the same key with the same body returns the first
+result; with another body it is refused (`IdempotencyConflict`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from actors.runtime import DomainError, Message
+
+# ISO 4217 codes we accept, with their minor-unit exponent (JPY has none, KWD three).
+CURRENCIES: dict[str, int] = {
+    "EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "SEK": 2, "NOK": 2, "DKK": 2, "PLN": 2,
+    "CZK": 2, "HUF": 2, "RON": 2, "BGN": 2, "CAD": 2, "AUD": 2, "NZD": 2, "JPY": 0,
+    "CNY": 2, "INR": 2, "BRL": 2, "MXN": 2, "ZAR": 2, "TRY": 2, "UAH": 2, "ILS": 2,
+    "SGD": 2, "HKD": 2, "KRW": 0, "KWD": 3, "BHD": 3, "AED": 2,
+}  # fmt: skip
+MAX_AMOUNT = 10**12  # minor units: far above any real payment, far below int64 overflow
+NOTE_MAX = 200
+TransferKind = Literal["p2p", "settlement", "fare", "fee", "top_up"]
+
+
+def payments_key(message: Any) -> str | None:
+    """Shard key: the paying user (so one payer's money moves in order), else the user."""
+    for field in ("from_user_id", "user_id"):
+        value = getattr(message, field, None)
+        if value:
+            return str(value)
+    return getattr(message, "hold_id", None) or getattr(message, "top_up_id", None)
+
+
+# ── replies ────────────────────────────────────────────────────────────────────────────
+
+
+class Balance(Message, frozen=True):
+    currency: str
+    available: int
+    held: int
+
+
+class WalletView(Message, frozen=True):
+    balances: list[Balance]
+
+
+class TransferView(Message, frozen=True):
+    id: str
+    status: Literal["completed"]
+    from_user_id: str | None  # None for money from outside (a top-up)
+    to_user_id: str | None  # None for money leaving to the platform (a fee)
+    amount: int
+    currency: str
+    kind: str
+    created_at: str  # RFC 3339, UTC
+    note: str | None = None
+    reference: str | None = None
+
+
+class StatementEntry(Message, frozen=True):
+    """One movement of a user's money: positive in, negative out."""
+
+    transfer_id: str
+    amount: int
+    currency: str
+    kind: str
+    counterparty_user_id: str | None
+    created_at: str
+    note: str | None = None
+    balance_after: int | None = None
+
+
+class StatementPage(Message, frozen=True):
+    items: list[StatementEntry]
+    next_cursor: str | None
+
+
+class HoldView(Message, frozen=True):
+    id: str
+    user_id: str
+    status: Literal["held", "captured", "voided", "expired"]
+    amount: int
+    captured: int
+    currency: str
+    expires_at: str
+    reference: str | None = None
+
+
+class TopUpView(Message, frozen=True):
+    id: str
+    status: Literal["pending", "succeeded", "failed"]
+    amount: int
+    currency: str
+    checkout_url: str | None = None
+
+
+class WebhookResult(Message, frozen=True):
+    """What a verified provider event did: credited once, or nothing (already seen)."""
+
+    event_id: str
+    applied: bool
+
+
+# ── commands ───────────────────────────────────────────────────────────────────────────
+
+
+class Transfer(Message, frozen=True):
+    """Move money from one user's wallet to another's (or, with `to_user_id` None, to the
+    platform's fees account). Refused whole if the payer's available balance is short."""
+
+    idempotency_key: str
+    from_user_id: str
+    to_user_id: str | None
+    amount: int
+    currency: str
+    note: str | None = None
+    kind: TransferKind = "p2p"
+    reference: str | None = None  # the caller's id for it (a settlement, a ride)
+
+
+class GetWallet(Message, frozen=True):
+    user_id: str
+
+
+class GetStatement(Message, frozen=True):
+    user_id: str
+    limit: int = 50
+    cursor: str | None = None
+
+
+class GetTransfer(Message, frozen=True):
+    user_id: str
+    transfer_id: str
+
+
+class PlaceHold(Message, frozen=True):
+    """Reserve money on a wallet: it leaves `available` and shows in `held`."""
+
+    idempotency_key: str
+    user_id: str
+    amount: int
+    currency: str
+    expires_in: float = 3600.0  # seconds; then the hold voids itself
+    reference: str | None = None
+
+
+class CaptureHold(Message, frozen=True):
+    """Take `amount` (<= held) of a hold: `amount - fee` to `payee_user_id` (or all to the
+    platform when None) and `fee` to the platform's fees; the rest returns to the payer."""
+
+    idempotency_key: str
+    hold_id: str
+    amount: int
+    payee_user_id: str | None = None
+    fee: int = 0
+
+
+class VoidHold(Message, frozen=True):
+    hold_id: str
+
+
+class ExpireHold(Message, frozen=True):
+    """The runtime timer a hold sets for itself."""
+
+    hold_id: str
+
+
+class CreateTopUp(Message, frozen=True):
+    idempotency_key: str
+    user_id: str
+    amount: int
+    currency: str
+
+
+class GetTopUp(Message, frozen=True):
+    user_id: str
+    top_up_id: str
+
+
+class HandleWebhook(Message, frozen=True):
+    """A provider's notification, exactly as it arrived: verified before anything moves."""
+
+    provider: str
+    body: bytes
+    signature: str  # the provider's signature header (Stripe-Signature for both adapters)
+
+
+class SandboxDecision(Message, frozen=True):
+    """A press on the sandbox checkout page: the sandbox then sends its signed webhook."""
+
+    checkout_id: str
+    pay: bool
+
+
+# ── events (through the reliable hand-off) ────────────────────────────────────────────
+
+
+class TransferCompleted(Message, frozen=True):
+    transfer_id: str
+    from_user_id: str | None
+    to_user_id: str | None
+    amount: int
+    currency: str
+    kind: str
+    reference: str | None = None
+
+
+class TransferFailed(Message, frozen=True):
+    """A transfer asked for by message (not HTTP) that was refused; `code` says why."""
+
+    reference: str | None
+    from_user_id: str
+    code: str
+    message: str
+
+
+class TopUpSucceeded(Message, frozen=True):
+    top_up_id: str
+    user_id: str
+    amount: int
+    currency: str
+
+
+class TopUpFailed(Message, frozen=True):
+    top_up_id: str
+    user_id: str
+    amount: int
+    currency: str
+
+
+class HoldCaptured(Message, frozen=True):
+    hold_id: str
+    user_id: str
+    amount: int
+    currency: str
+    reference: str | None = None
+
+
+class HoldReleased(Message, frozen=True):
+    """A hold voided or expired: its money is available again."""
+
+    hold_id: str
+    user_id: str
+    amount: int
+    currency: str
+    reason: Literal["voided", "expired"]
+    reference: str | None = None
+
+
+# ── errors ─────────────────────────────────────────────────────────────────────────────
+
+
+class InsufficientFunds(DomainError):
+    """The payer's available balance (held money excluded) is below the amount."""
+
+    code = "insufficient_funds"
+    category = "invalid"
+
+
+class IdempotencyConflict(DomainError):
+    """This idempotency key was used before with a different request."""
+
+    code = "idempotency_conflict"
+    category = "conflict"
+
+
+class InvalidPayment(DomainError):
+    """A malformed amount, currency, note or party; `details["field"]` names it."""
+
+    code = "invalid_payment"
+    category = "invalid"
+
+
+class CurrencyMismatch(DomainError):
+    """Money cannot move between wallets of different currencies."""
+
+    code = "currency_mismatch"
+    category = "invalid"
+
+
+class HoldNotFound(DomainError):
+    code = "hold_not_found"
+    category = "not_found"
+
+
+class HoldNotActive(DomainError):
+    """The hold was captured, voided or expired already."""
+
+    code = "hold_not_active"
+    category = "conflict"
+
+
+class TopUpNotFound(DomainError):
+    code = "top_up_not_found"
+    category = "not_found"
+
+
+class TransferNotFound(DomainError):
+    code = "transfer_not_found"
+    category = "not_found"
+
+
+class InvalidSignature(DomainError):
+    """A webhook whose signature or timestamp does not check out: nothing is credited."""
+
+    code = "invalid_signature"
+    category = "invalid"
+
+
+class UnknownPaymentProvider(DomainError):
+    code = "unknown_payment_provider"
+    category = "not_found"
