@@ -59,6 +59,11 @@ class Settings:
     oauth_github_client_secret: str | None = None
     oauth_github_base_url: str | None = None
     oauth_github_api_url: str | None = None
+    payment_provider: str = "sandbox"  # sandbox or stripe: where top-ups are paid
+    sandbox_secret: str | None = None  # signs sandbox webhooks; None: generated and kept
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_base_url: str = "https://api.stripe.com"
 
     @property
     def embedded_database(self) -> bool:
@@ -101,13 +106,19 @@ OPTIONS: tuple[tuple[str, str | None, str, str], ...] = (
     ("SPLITGO_OAUTH_GITHUB_CLIENT_SECRET", None, "oauth_github_client_secret", "GitHub secret"),
     ("SPLITGO_OAUTH_GITHUB_BASE_URL", None, "oauth_github_base_url", "GitHub login host"),
     ("SPLITGO_OAUTH_GITHUB_API_URL", None, "oauth_github_api_url", "GitHub API host"),
+    ("SPLITGO_PAYMENT_PROVIDER", None, "payment_provider", "sandbox (default) or stripe"),
+    ("SPLITGO_SANDBOX_SECRET", None, "sandbox_secret", "signs sandbox webhooks; generated"),
+    ("SPLITGO_STRIPE_API_KEY", None, "stripe_api_key", "Stripe secret API key"),
+    ("SPLITGO_STRIPE_WEBHOOK_SECRET", None, "stripe_webhook_secret", "Stripe whsec_ secret"),
+    ("SPLITGO_STRIPE_BASE_URL", None, "stripe_base_url", "Stripe API base (api.stripe.com)"),
 )
 
 _OPTIONAL_TEXT = {
     "database_url", "ops_token", "public_url", "jwt_keys", "smtp_host", "smtp_user",
     "smtp_password", "oauth_google_client_id", "oauth_google_client_secret",
     "oauth_google_base_url", "oauth_github_client_id", "oauth_github_client_secret",
-    "oauth_github_base_url", "oauth_github_api_url",
+    "oauth_github_base_url", "oauth_github_api_url", "sandbox_secret", "stripe_api_key",
+    "stripe_webhook_secret",
 }  # fmt: skip
 
 
@@ -153,6 +164,8 @@ def _parse(name: str, field_name: str, raw: str) -> object:
         return None
     if field_name == "node_id" and not raw:
         return Settings().node_id
+    if field_name == "payment_provider" and raw not in ("sandbox", "stripe"):
+        raise ConfigError(f"{name}={raw!r}: the payment provider is sandbox or stripe")
     if field_name == "smtp_tls" and raw not in ("none", "starttls", "tls"):
         raise ConfigError(f"{name}={raw!r}: the SMTP TLS mode is none, starttls or tls")
     if field_name == "jwt_keys":

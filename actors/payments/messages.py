@@ -186,6 +186,12 @@ class HandleWebhook(Message, frozen=True):
     signature: str  # the provider's signature header (Stripe-Signature for both adapters)
 
 
+class GetCheckout(Message, frozen=True):
+    """The top-up behind a provider checkout id (the sandbox page shows it, no login)."""
+
+    checkout_id: str
+
+
 class SandboxDecision(Message, frozen=True):
     """A press on the sandbox checkout page: the sandbox then sends its signed webhook."""
 

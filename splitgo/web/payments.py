@@ -1,0 +1,198 @@
+"""The Payments routes of API.md: wallet, top-ups, provider webhooks, transfers, statement,
+and the sandbox provider's checkout page."""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated, Any
+
+import msgspec
+from aiohttp import web
+
+from actors.auth.messages import GetUser, UserNotFound
+from actors.payments.messages import (
+    CURRENCIES,
+    MAX_AMOUNT,
+    NOTE_MAX,
+    CreateTopUp,
+    GetCheckout,
+    GetStatement,
+    GetTopUp,
+    GetWallet,
+    HandleWebhook,
+    SandboxDecision,
+    StatementPage,
+    TopUpView,
+    Transfer,
+    TransferView,
+    WalletView,
+)
+from actors.runtime import ActorRef
+from splitgo.web.keys import SERVICES
+from splitgo.web.ops import page_params
+from splitgo.web.problems import FieldError, ProblemError, json_response, read_json
+from splitgo.web.security import authenticate
+
+routes = web.RouteTableDef()
+
+Amount = Annotated[int, msgspec.Meta(gt=0, le=MAX_AMOUNT)]
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Note = Annotated[str, msgspec.Meta(max_length=NOTE_MAX)]
+IDEMPOTENCY_KEY = "Idempotency-Key"
+
+
+class TopUpBody(msgspec.Struct, forbid_unknown_fields=True):
+    amount: Amount
+    currency: Currency
+
+
+class TransferBody(msgspec.Struct, forbid_unknown_fields=True):
+    to_user_id: UserId
+    amount: Amount
+    currency: Currency
+    note: Note | None = None
+
+
+def payments(request: web.Request) -> ActorRef:
+    return request.app[SERVICES].system.ref("payments")
+
+
+def field_problem(field: str, message: str, code: str = "validation_error") -> ProblemError:
+    return ProblemError(422, code, f"{field}: {message}", errors=[FieldError(field, message)])
+
+
+def known_currency(currency: str) -> str:
+    if currency not in CURRENCIES:
+        raise field_problem("$.currency", f"{currency} is not a currency we keep wallets in")
+    return currency
+
+
+def idempotency_key(request: web.Request) -> str:
+    """The request's Idempotency-Key: required wherever money moves."""
+    key = request.headers.get(IDEMPOTENCY_KEY, "").strip()
+    if not 1 <= len(key) <= 200:
+        raise ProblemError(
+            400,
+            "idempotency_key_required",
+            "send an Idempotency-Key header (1 to 200 characters) with every payment",
+            errors=[FieldError(field=IDEMPOTENCY_KEY, message="required, 1 to 200 characters")],
+        )
+    return key
+
+
+def plain(view: msgspec.Struct) -> dict[str, Any]:
+    fields = msgspec.structs.asdict(view)
+    fields.pop("msg_type", None)
+    return fields
+
+
+@routes.get("/api/v1/wallet")
+async def wallet(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    view: WalletView = await payments(request).ask(GetWallet(user_id=claims.sub))
+    return json_response({"balances": [plain(b) for b in view.balances]})
+
+
+@routes.post("/api/v1/wallet/top-ups")
+async def create_top_up(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    body = await read_json(request, TopUpBody)
+    top_up: TopUpView = await payments(request).ask(
+        CreateTopUp(
+            idempotency_key=idempotency_key(request),
+            user_id=claims.sub,
+            amount=body.amount,
+            currency=known_currency(body.currency),
+        ),
+        timeout=20,
+    )
+    return json_response(plain(top_up), status=201)
+
+
+@routes.get("/api/v1/wallet/top-ups/{id}")
+async def get_top_up(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    top_up: TopUpView = await payments(request).ask(
+        GetTopUp(user_id=claims.sub, top_up_id=request.match_info["id"])
+    )
+    return json_response(plain(top_up))
+
+
+@routes.post("/api/v1/payments/webhooks/{provider}")
+async def webhook(request: web.Request) -> web.Response:
+    """A provider's signed event: verified by payments before anything is credited."""
+    body = await request.read()
+    signature = request.headers.get("Stripe-Signature", "")
+    result = await payments(request).ask(
+        HandleWebhook(provider=request.match_info["provider"], body=body, signature=signature),
+        key=request.match_info["provider"],
+    )
+    return json_response({"received": True, "applied": result.applied})
+
+
+@routes.post("/api/v1/transfers")
+async def transfer(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    body = await read_json(request, TransferBody)
+    known_currency(body.currency)
+    if body.to_user_id == claims.sub:
+        raise field_problem("$.to_user_id", "a transfer to yourself moves nothing")
+    try:
+        await request.app[SERVICES].system.ref("auth").ask(GetUser(user_id=body.to_user_id))
+    except UserNotFound:
+        raise field_problem("$.to_user_id", "no user has this id") from None
+    done: TransferView = await payments(request).ask(
+        Transfer(
+            idempotency_key=idempotency_key(request),
+            from_user_id=claims.sub,
+            to_user_id=body.to_user_id,
+            amount=body.amount,
+            currency=body.currency,
+            note=body.note,
+        )
+    )
+    return json_response(plain(done), status=201)
+
+
+@routes.get("/api/v1/transfers")
+async def statement(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    limit, cursor = page_params(request)
+    page: StatementPage = await payments(request).ask(
+        GetStatement(user_id=claims.sub, limit=limit, cursor=cursor)
+    )
+    return json_response(
+        {"items": [plain(entry) for entry in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+@routes.get("/sandbox/checkout/{id}")
+async def sandbox_page(request: web.Request) -> web.Response:
+    """The sandbox provider's checkout: what is being paid, and Pay / Decline buttons."""
+    checkout_id = request.match_info["id"]
+    top_up: TopUpView = await payments(request).ask(GetCheckout(checkout_id=checkout_id))
+    exponent = CURRENCIES.get(top_up.currency, 2)
+    shown = f"{top_up.amount / 10**exponent:.{exponent}f} {top_up.currency}"
+    safe_id = html.escape(checkout_id, quote=True)
+    state = html.escape(top_up.status)
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>splitgo sandbox checkout"
+        f"</title></head><body><h1>Top up {html.escape(shown)}</h1><p>Status: {state}</p>"
+        f"<form method='post' action='/sandbox/checkout/{safe_id}/pay'>"
+        "<button type='submit'>Pay</button></form>"
+        f"<form method='post' action='/sandbox/checkout/{safe_id}/decline'>"
+        "<button type='submit'>Decline</button></form></body></html>"
+    )
+    return web.Response(text=page, content_type="text/html")
+
+
+@routes.post("/sandbox/checkout/{id}/{decision:pay|decline}")
+async def sandbox_decision(request: web.Request) -> web.Response:
+    """A press: the sandbox sends its signed webhook, as a real provider would."""
+    checkout_id = request.match_info["id"]
+    pay = request.match_info["decision"] == "pay"
+    await payments(request).ask(
+        SandboxDecision(checkout_id=checkout_id, pay=pay), key=checkout_id, timeout=20
+    )
+    raise web.HTTPSeeOther(f"/sandbox/checkout/{checkout_id}")
