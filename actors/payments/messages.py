@@ -95,6 +95,14 @@ class TopUpView(Message, frozen=True):
     checkout_url: str | None = None
 
 
+class SandboxWebhook(Message, frozen=True):
+    """The signed event the sandbox provider sends for a press on its page; the HTTP edge
+    delivers it to the node's own webhook route, exactly as a real provider would."""
+
+    body: bytes
+    signature: str
+
+
 class WebhookResult(Message, frozen=True):
     """What a verified provider event did: credited once, or nothing (already seen)."""
 
@@ -193,7 +201,8 @@ class GetCheckout(Message, frozen=True):
 
 
 class SandboxDecision(Message, frozen=True):
-    """A press on the sandbox checkout page: the sandbox then sends its signed webhook."""
+    """A press on the sandbox checkout page; the reply is the webhook to deliver
+    (`SandboxWebhook`). The actor never posts it itself: it would wait on its own shard."""
 
     checkout_id: str
     pay: bool

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from typing import Annotated, Any
 
+import aiohttp
 import msgspec
 from aiohttp import web
 
@@ -21,6 +22,7 @@ from actors.payments.messages import (
     GetWallet,
     HandleWebhook,
     SandboxDecision,
+    SandboxWebhook,
     StatementPage,
     TopUpView,
     Transfer,
@@ -192,7 +194,16 @@ async def sandbox_decision(request: web.Request) -> web.Response:
     """A press: the sandbox sends its signed webhook, as a real provider would."""
     checkout_id = request.match_info["id"]
     pay = request.match_info["decision"] == "pay"
-    await payments(request).ask(
-        SandboxDecision(checkout_id=checkout_id, pay=pay), key=checkout_id, timeout=20
+    hook: SandboxWebhook = await payments(request).ask(
+        SandboxDecision(checkout_id=checkout_id, pay=pay), key=checkout_id
     )
+    services = request.app[SERVICES]
+    url = f"{services.public_url}/api/v1/payments/webhooks/sandbox"
+    headers = {"Stripe-Signature": hook.signature, "Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http,
+        http.post(url, data=hook.body, headers=headers) as response,
+    ):
+        if response.status >= 300:
+            raise ProblemError(502, "webhook_failed", "the sandbox's webhook was refused")
     raise web.HTTPSeeOther(f"/sandbox/checkout/{checkout_id}")
