@@ -216,3 +216,128 @@ CREATE TABLE IF NOT EXISTS notification_attempts (
     finished_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (delivery_id, attempt)
 );
+
+-- ── payments ────────────────────────────────────────────────────────────────────────────
+-- Owned by actors/payments (store.py holds every statement). A double-entry ledger in
+-- integer minor units: each transfer debits one account and credits another by the same
+-- amount, so every currency sums to zero over all accounts. Transfers and entries are
+-- append-only; an account's debits and credits are kept with them in the same transaction.
+
+CREATE TABLE IF NOT EXISTS payment_accounts (
+    id             bigserial PRIMARY KEY,           -- the lock order: always ascending
+    owner_kind     text NOT NULL CHECK (owner_kind IN ('user', 'system')),
+    owner          text NOT NULL,                   -- a user id, or provider_clearing/holds/fees
+    currency       text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+    debits         bigint NOT NULL DEFAULT 0 CHECK (debits >= 0),
+    credits        bigint NOT NULL DEFAULT 0 CHECK (credits >= 0),
+    allow_negative boolean NOT NULL DEFAULT false,  -- only the provider clearing account
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (owner_kind, owner, currency),
+    -- TigerBeetle's debits_must_not_exceed_credits: no wallet ever goes below zero
+    CONSTRAINT payment_accounts_not_negative CHECK (allow_negative OR debits <= credits)
+);
+
+CREATE TABLE IF NOT EXISTS payment_transfers (
+    id                text PRIMARY KEY,
+    kind              text NOT NULL,   -- p2p, settlement, fare, fee, top_up, hold, capture, hold_release
+    debit_account_id  bigint NOT NULL REFERENCES payment_accounts (id),
+    credit_account_id bigint NOT NULL REFERENCES payment_accounts (id),
+    amount            bigint NOT NULL CHECK (amount > 0),
+    currency          text NOT NULL,
+    from_user_id      text,
+    to_user_id        text,
+    note              text CHECK (char_length(note) <= 200),
+    reference         text,
+    hold_id           text,
+    external_id       text UNIQUE,     -- top_up:<id>: a top-up is credited once
+    created_at        timestamptz NOT NULL,
+    CHECK (debit_account_id <> credit_account_id)
+);
+
+CREATE INDEX IF NOT EXISTS payment_transfers_by_hold
+    ON payment_transfers (hold_id) WHERE hold_id IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS payment_entries (
+    id            bigserial PRIMARY KEY,            -- statement order
+    transfer_id   text NOT NULL REFERENCES payment_transfers (id),
+    account_id    bigint NOT NULL REFERENCES payment_accounts (id),
+    side          text NOT NULL CHECK (side IN ('debit', 'credit')),
+    amount        bigint NOT NULL CHECK (amount > 0),
+    balance_after bigint NOT NULL,                  -- the account's credits - debits after it
+    created_at    timestamptz NOT NULL,
+    UNIQUE (transfer_id, side)
+);
+
+CREATE INDEX IF NOT EXISTS payment_entries_by_account ON payment_entries (account_id, id DESC);
+
+CREATE OR REPLACE FUNCTION payment_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END
+$$;
+
+DROP TRIGGER IF EXISTS payment_transfers_append_only ON payment_transfers;
+CREATE TRIGGER payment_transfers_append_only BEFORE UPDATE OR DELETE ON payment_transfers
+    FOR EACH ROW EXECUTE FUNCTION payment_append_only();
+DROP TRIGGER IF EXISTS payment_entries_append_only ON payment_entries;
+CREATE TRIGGER payment_entries_append_only BEFORE UPDATE OR DELETE ON payment_entries
+    FOR EACH ROW EXECUTE FUNCTION payment_append_only();
+
+-- Two-phase payments: the money sits in the holds system account while status = 'held'.
+CREATE TABLE IF NOT EXISTS payment_holds (
+    id         text PRIMARY KEY,
+    user_id    text NOT NULL,
+    currency   text NOT NULL,
+    amount     bigint NOT NULL CHECK (amount > 0),
+    captured   bigint NOT NULL DEFAULT 0,
+    status     text NOT NULL CHECK (status IN ('held', 'captured', 'voided', 'expired')),
+    reference  text,
+    expires_at timestamptz NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    CHECK (captured >= 0 AND captured <= amount)
+);
+
+CREATE INDEX IF NOT EXISTS payment_holds_open
+    ON payment_holds (user_id, currency) WHERE status = 'held';
+CREATE INDEX IF NOT EXISTS payment_holds_expiry ON payment_holds (expires_at) WHERE status = 'held';
+
+-- First results of money-moving requests, by (scope, idempotency key); scope is the payer
+-- (transfer:<user>, hold:<user>) or the hold (capture:<hold>). Pruned after 48 hours.
+CREATE TABLE IF NOT EXISTS payment_idempotency (
+    scope       text NOT NULL,
+    key         text NOT NULL,
+    fingerprint bytea NOT NULL,   -- SHA-256 of the canonical request
+    reply       bytea NOT NULL,   -- the first reply, msgpack
+    created_at  timestamptz NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+
+CREATE INDEX IF NOT EXISTS payment_idempotency_created_at ON payment_idempotency (created_at);
+
+-- ── payments: top-ups ───────────────────────────────────────────────────────────────────
+
+-- One row per top-up a user started; the provider's checkout id once it exists.
+CREATE TABLE IF NOT EXISTS payment_top_ups (
+    id              text PRIMARY KEY,
+    user_id         text NOT NULL,
+    idempotency_key text NOT NULL,
+    amount          bigint NOT NULL CHECK (amount > 0),
+    currency        text NOT NULL,
+    provider        text NOT NULL,
+    checkout_id     text UNIQUE,
+    checkout_url    text,
+    status          text NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'succeeded', 'failed')),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (user_id, idempotency_key)
+);
+
+-- Provider events already applied: a replayed webhook finds its id here and does nothing.
+CREATE TABLE IF NOT EXISTS payment_webhook_events (
+    provider    text NOT NULL,
+    event_id    text NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (provider, event_id)
+);

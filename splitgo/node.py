@@ -31,6 +31,12 @@ from actors.notifications import messages as notifications_messages
 from actors.notifications.actor import Notifications
 from actors.notifications.channels.email import EmailChannel, FolderEmail, SmtpEmail, SmtpSettings
 from actors.notifications.messages import NOTIFICATIONS, notifications_key
+from actors.payments import messages as payments_messages
+from actors.payments.actor import Payments
+from actors.payments.messages import payments_key
+from actors.payments.providers import PaymentProvider
+from actors.payments.providers.sandbox import SandboxProvider
+from actors.payments.providers.stripe import StripeProvider
 from actors.runtime import Actor, ActorSystem, PgDeadLetterStore
 from actors.runtime.outbox import Outbox
 from actors.runtime.system import KeyFunction
@@ -373,5 +379,51 @@ register(
         # reads are database round trips, one at a time per shard: shards are concurrency
         shards=16,
         key=auth_key,
+    )
+)
+
+
+def payment_providers(parts: NodeParts) -> dict[str, PaymentProvider]:
+    """The configured provider first (it takes the top-ups). The sandbox exists only when it
+    is the provider: its checkout page would otherwise hand out free money."""
+    settings = parts.settings
+    if settings.payment_provider == "stripe":
+        if not settings.stripe_api_key or not settings.stripe_webhook_secret:
+            raise ConfigError(
+                "SPLITGO_PAYMENT_PROVIDER=stripe needs SPLITGO_STRIPE_API_KEY and "
+                "SPLITGO_STRIPE_WEBHOOK_SECRET"
+            )
+        return {
+            "stripe": StripeProvider(
+                settings.stripe_api_key,
+                settings.stripe_webhook_secret,
+                base_url=settings.stripe_base_url,
+                http=parts.http,
+            )
+        }
+    secret = settings.sandbox_secret or kept_secret(
+        settings, "sandbox-secret", lambda: secrets.token_urlsafe(32)
+    )
+    return {"sandbox": SandboxProvider(secret.encode(), parts.public_url)}
+
+
+def build_payments(parts: NodeParts) -> Payments:
+    return Payments(
+        parts.database.pool,
+        providers=payment_providers(parts),
+        http=parts.http,
+        public_url=parts.public_url,
+    )
+
+
+register(
+    ActorSpec(
+        name="payments",
+        actor_type=Payments,
+        build=build_payments,
+        messages=payments_messages,
+        shards=8,
+        key=payments_key,
+        mailbox_size=4096,
     )
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from splitgo.web import auth, health, ops
+from splitgo.web import auth, health, ops, payments
 from splitgo.web.keys import SERVICES, Services
 from splitgo.web.middlewares import problems, request_context
 
@@ -18,4 +18,5 @@ def create_app(services: Services) -> web.Application:
     app.add_routes(health.routes)
     app.add_routes(ops.routes)
     app.add_routes(auth.routes)
+    app.add_routes(payments.routes)
     return app

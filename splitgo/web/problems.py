@@ -110,6 +110,7 @@ def problem_response(
 # Where a code means something more precise than its category's status.
 STATUS_BY_CODE = {
     "oauth_failed": 400,  # a bad state or a provider's refusal: the request itself is bad
+    "invalid_signature": 400,  # a webhook that does not verify (API.md: 400, nothing credited)
 }
 
 
