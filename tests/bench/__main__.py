@@ -17,6 +17,10 @@ Run from the project root (`make bench` does). Sections:
   p99 of /healthz during a login storm; argon2id's parameters and time per hash;
   written to tests/bench/results/auth.json. Skipped while run.py does not exist or
   the node's auth routes do not work yet.
+* payments: completed transfers per second through the batching Payments actor against
+  one transaction per transfer, from the same number of concurrent clients on the same
+  embedded PostgreSQL (a temporary data folder), with p50/p99 client latency and the
+  ledger's zero-sum check afterwards; written to tests/bench/results/payments.json.
 
 Exits 0 even when a target is missed, unless --strict is given.
 """
@@ -38,6 +42,7 @@ import structlog
 
 from tests.bench.http_bench import AuthBenchConfig, AuthUnavailable, run_auth_bench
 from tests.bench.node import format_node_report, measure_node_startup
+from tests.bench.payments_bench import PaymentsBenchConfig, run_payments_bench
 from tests.bench.redis_bench import RedisBenchConfig, default_url, run_redis_bench, shown_url
 from tests.bench.runtime import BenchConfig, run_runtime_bench
 
@@ -90,7 +95,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--section",
-        choices=("all", "runtime", "node", "redis", "auth"),
+        choices=("all", "runtime", "node", "redis", "auth", "payments"),
         default="all",
         help="what to measure (default: all; node and auth are skipped while run.py is "
         "absent, redis while no Redis answers, auth while the auth routes do not work)",
@@ -140,6 +145,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--login-concurrency", type=int, default=8, help="connections of the login storm"
+    )
+    parser.add_argument(
+        "--payments-n", type=int, default=10_000, help="transfers per payments round"
+    )
+    parser.add_argument(
+        "--payments-rounds", type=int, default=3, help="timed payments rounds (median taken)"
+    )
+    parser.add_argument(
+        "--payments-concurrency",
+        type=int,
+        default=128,
+        help="concurrent clients of both payments systems",
+    )
+    parser.add_argument(
+        "--payments-shards", type=int, default=2, help="payments shards (the node runs 2)"
+    )
+    parser.add_argument(
+        "--payments-wallets", type=int, default=200, help="wallets the transfers move between"
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
@@ -226,6 +249,28 @@ def _auth_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
     return report.all_passed
 
 
+def _payments_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
+    config = PaymentsBenchConfig(
+        n=args.payments_n,
+        rounds=args.payments_rounds,
+        concurrency=args.payments_concurrency,
+        wallets=args.payments_wallets,
+        shards=args.payments_shards,
+    )
+    _say(
+        f"\n== payments: transfers through the batching Payments actor ({config.shards} "
+        f"shards) against one transaction per transfer, {config.concurrency} concurrent "
+        f"clients, {config.wallets} wallets, pool of {config.pool_size}, one embedded "
+        f"PostgreSQL; 1 warm-up, then median of {config.rounds} interleaved rounds of "
+        f"{config.n:,} transfers"
+    )
+    report = run_payments_bench(config, progress=_say)
+    _say(report.format())
+    path = _write("payments.json", {**base, **report.as_json()}, args.results_dir)
+    _say(f"\nwritten: {_shown(path)} (section took {report.seconds:.1f} s)")
+    return report.all_passed
+
+
 def _quiet_logs() -> None:
     """The runtime logs at info when it stops; keep warnings and errors only."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -253,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         passed &= _redis_section(args, base)
     if args.section in ("all", "auth"):
         passed &= _auth_section(args, base)
+    if args.section in ("all", "payments"):
+        passed &= _payments_section(args, base)
     _say(f"\nbench finished in {time.perf_counter() - started:.1f} s")
     return 1 if args.strict and not passed else 0
 
