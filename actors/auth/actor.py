@@ -234,41 +234,30 @@ class Auth(Actor):
         self._oauth: OAuthFlow = oauth if oauth is not None else oauth_module
         self._clock = clock
         self._prune_interval = prune_interval
-        self._pruner: asyncio.Task[None] | None = None
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────────
 
     async def on_start(self) -> None:
         # one shard prunes for all: they share the tables
         if self.shard == 0 and self._prune_interval > 0:
-            self._pruner = asyncio.get_running_loop().create_task(
-                self._prune_forever(), name=f"{self.name}:prune"
-            )
+            self.every(self._prune_interval, self.prune, "prune")
 
     async def on_stop(self) -> None:
-        if self._pruner is not None:
-            self._pruner.cancel()
-            await asyncio.gather(self._pruner, return_exceptions=True)
-            self._pruner = None
         if self._own_http is not None:
             with contextlib.suppress(Exception):
                 await self._own_http.close()
             self._own_http = None
 
-    async def _prune_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._prune_interval)
-            try:
-                removed = await store.prune(
-                    self._pool,
-                    self._clock(),
-                    failures_older_than=max(self._limits.window, 3600.0),
-                    keep=self._limits.forget_after,
-                )
-                if removed:
-                    log.info("auth_pruned", rows=removed)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-                log.warning("auth_prune_failed", error=f"{type(error).__name__}: {error}")
+    async def prune(self) -> None:
+        """Drop expired tokens, old login failures and finished lockouts."""
+        removed = await store.prune(
+            self._pool,
+            self._clock(),
+            failures_older_than=max(self._limits.window, 3600.0),
+            keep=self._limits.forget_after,
+        )
+        if removed:
+            log.info("auth_pruned", rows=removed)
 
     # ── accounts ───────────────────────────────────────────────────────────────────────
 
@@ -304,19 +293,27 @@ class Auth(Actor):
         log.info("user_registered", user_id=user.id, ip=message.ip)
         return user_view(user)
 
+    async def _issue_token(
+        self, tx: Transaction, purpose: store.Purpose, user: UserRow, now: float, lifetime: float
+    ) -> str:
+        """A single-use token for `user`: only its digest is stored; the token is returned
+        once, to be mailed."""
+        token = new_token()
+        await store.add_one_time_token(
+            tx,
+            token_hash=token_digest(token),
+            purpose=purpose,
+            user_id=user.id,
+            data={"email": user.email},
+            now=now,
+            expires_at=now + lifetime,
+        )
+        return token
+
     async def _welcome(self, tx: Transaction, user: UserRow, now: float) -> None:
         """What every new account causes: a verification mail (if needed) and the event."""
         if not user.email_verified:
-            token = new_token()
-            await store.add_one_time_token(
-                tx,
-                token_hash=token_digest(token),
-                purpose="verify_email",
-                user_id=user.id,
-                data={"email": user.email},
-                now=now,
-                expires_at=now + VERIFY_EMAIL_SECONDS,
-            )
+            token = await self._issue_token(tx, "verify_email", user, now, VERIFY_EMAIL_SECONDS)
             await self._notify(
                 tx,
                 EmailVerificationRequested(
@@ -645,16 +642,7 @@ class Auth(Actor):
             if recent >= RESET_MAILS_PER_HOUR:
                 log.warning("password_reset_throttled", user_id=user.id)
                 return None
-            token = new_token()
-            await store.add_one_time_token(
-                tx,
-                token_hash=token_digest(token),
-                purpose="reset_password",
-                user_id=user.id,
-                data={"email": user.email},
-                now=now,
-                expires_at=now + RESET_PASSWORD_SECONDS,
-            )
+            token = await self._issue_token(tx, "reset_password", user, now, RESET_PASSWORD_SECONDS)
             await self._notify(
                 tx,
                 PasswordResetRequested(

@@ -192,30 +192,13 @@ class Payments(TopUps, Actor):
         # never below a day: the contract promises keys are kept at least 24 hours
         self._retention = max(idempotency_retention, 24 * 3600.0)
         self._maintenance_interval = maintenance_interval
-        self._maintenance: asyncio.Task[None] | None = None
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────────
 
     async def on_start(self) -> None:
         # one shard does the upkeep for all: they share the tables
         if self.shard == 0 and self._maintenance_interval > 0:
-            self._maintenance = asyncio.get_running_loop().create_task(
-                self._maintain_forever(), name=f"{self.name}:maintenance"
-            )
-
-    async def on_stop(self) -> None:
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            await asyncio.gather(self._maintenance, return_exceptions=True)
-            self._maintenance = None
-
-    async def _maintain_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._maintenance_interval)
-            try:
-                await self.maintain()
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-                log.warning("payments_maintenance_failed", error=f"{type(error).__name__}: {error}")
+            self.every(self._maintenance_interval, self.maintain, "maintenance")
 
     async def maintain(self) -> None:
         """Forget old idempotency keys; expire holds whose timers a restart lost."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import structlog
 
 from actors.runtime.errors import DomainError, UnhandledMessage
 from actors.runtime.outbox import Transaction
@@ -11,6 +14,8 @@ from transport import Envelope, Message, Timer
 
 if TYPE_CHECKING:
     from actors.runtime.system import ActorRef, ActorSystem
+
+log = structlog.get_logger("actors.runtime")
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
@@ -129,6 +134,31 @@ class Actor:
         `dedupe=False` outside a handler, for a second transaction, or in a batching actor.
         """
         return Transaction(self, dedupe=dedupe)
+
+    def every(self, interval: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+        """Run `job` every `interval` seconds beside the mailbox, until the actor stops.
+
+        For upkeep (pruning, sweeps), not for state changes: the job runs concurrently with
+        handlers. An error is logged and the next round still runs.
+        """
+
+        async def repeat() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await job()
+                except Exception as error:
+                    log.warning("periodic_job_failed", actor=self.name, job=name, error=repr(error))
+
+        task = asyncio.get_running_loop().create_task(repeat(), name=f"{self.name}:{name}")
+        self.__dict__.setdefault("_jobs", []).append(task)
+
+    async def cancel_jobs(self) -> None:
+        """Called by the runtime when the actor stops: end what `every` started."""
+        jobs: list[asyncio.Task[None]] = self.__dict__.pop("_jobs", [])
+        for task in jobs:
+            task.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
 
     def schedule(self, delay: float, message: Message) -> Timer:
         """Deliver `message` to this same shard after `delay` seconds (cancelled on stop)."""

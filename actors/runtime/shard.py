@@ -141,6 +141,7 @@ class ShardWorker:
             await asyncio.shield(actor.on_stop())
         except Exception as error:
             log.warning("actor_on_stop_failed", actor=self.group.name, error=describe(error))
+        await asyncio.shield(actor.cancel_jobs())
 
     async def _loop(self) -> None:
         mailbox = self.mailbox
