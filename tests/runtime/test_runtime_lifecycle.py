@@ -319,3 +319,34 @@ async def test_restarting_shard_is_drained_after_its_backoff(cluster: Cluster) -
     await actor_system.stop(timeout=1.0)
     assert works.done == [1, 2]
     assert (await store.list())[0] == []
+
+
+class Upkeep(Actor):
+    """Counts rounds of a periodic job; the second round fails on purpose."""
+
+    rounds: list[int] = []
+
+    async def on_start(self) -> None:
+        self.every(0.01, self.tick, "tick")
+
+    async def tick(self) -> None:
+        Upkeep.rounds.append(len(Upkeep.rounds))
+        if len(Upkeep.rounds) == 2:
+            raise RuntimeError("one bad round")
+
+    @handles(Job)
+    async def job(self, message: Job) -> None:
+        return None
+
+
+async def test_periodic_jobs_repeat_survive_errors_and_end_with_the_actor(
+    system: ActorSystem,
+) -> None:
+    """`every` runs its job again and again, past a failing round, and stops on stop."""
+    Upkeep.rounds = []
+    system.spawn(Upkeep, "upkeep")
+    await wait_until(lambda: len(Upkeep.rounds) >= 4)
+    await system.stop(timeout=1.0)
+    after_stop = len(Upkeep.rounds)
+    await asyncio.sleep(0.05)
+    assert len(Upkeep.rounds) == after_stop
