@@ -28,6 +28,7 @@ Exits 0 even when a target is missed, unless --strict is given.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -43,6 +44,7 @@ import structlog
 from tests.bench.http_bench import AuthBenchConfig, AuthUnavailable, run_auth_bench
 from tests.bench.node import format_node_report, measure_node_startup
 from tests.bench.payments_bench import PaymentsBenchConfig, run_payments_bench
+from tests.bench.payments_http import measure_http_transfers
 from tests.bench.redis_bench import RedisBenchConfig, default_url, run_redis_bench, shown_url
 from tests.bench.runtime import BenchConfig, run_runtime_bench
 
@@ -266,7 +268,16 @@ def _payments_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
     )
     report = run_payments_bench(config, progress=_say)
     _say(report.format())
-    path = _write("payments.json", {**base, **report.as_json()}, args.results_dir)
+    _say("\n  POST /api/v1/transfers over HTTP: a node, 8 funded payers, 32 connections, 5 s ...")
+    over_http = asyncio.run(measure_http_transfers(5.0, 32))
+    latency = over_http["latency_ms"]
+    _say(
+        f"POST /api/v1/transfers over HTTP   {over_http['rps']:,.0f} req/s   "
+        f"p50 {latency['p50']:.1f} ms   p99 {latency['p99']:.1f} ms   "
+        f"errors {over_http['errors'] or 'none'}"
+    )
+    results = {**base, **report.as_json(), "http_post_transfers": over_http}
+    path = _write("payments.json", results, args.results_dir)
     _say(f"\nwritten: {_shown(path)} (section took {report.seconds:.1f} s)")
     return report.all_passed
 

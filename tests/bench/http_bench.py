@@ -291,6 +291,8 @@ async def loadgen(
     bodies_file: Path | None = None,
     rate: float | None = None,
     start_at: float | None = None,
+    unique_header: str | None = None,
+    expect: int = 200,
 ) -> dict[str, Any]:
     """Run tests/bench/loadgen.py once as a process of its own; its JSON result."""
     command = [
@@ -316,6 +318,10 @@ async def loadgen(
         command += ["--rate", f"{rate:g}"]
     if start_at is not None:
         command += ["--start-at", f"{start_at:.6f}"]
+    if unique_header is not None:
+        command += ["--unique-header", unique_header]
+    if expect != 200:
+        command += ["--expect", str(expect)]
     delay = max(0.0, (start_at or 0.0) - time.time())
     process = await asyncio.create_subprocess_exec(
         *command,

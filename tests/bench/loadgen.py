@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import secrets
 import sys
 import time
 from collections import Counter
@@ -107,6 +108,7 @@ class Plan:
     rate: float | None = None
     start_at: float | None = None
     max_requests: int = 2_000_000
+    unique_header: str | None = None  # a header given a fresh value on every request
 
     def __post_init__(self) -> None:
         check_loopback(self.url)
@@ -163,7 +165,12 @@ async def _worker(
     request = session.request
     method, url = plan.method, plan.url
     headers, body = plan.for_worker(index)
+    unique = plan.unique_header
+    stem = f"{secrets.token_hex(4)}-{index}-"
     while tally.sent < plan.max_requests:
+        if unique is not None:
+            # e.g. an Idempotency-Key: each request must be a new payment, not a replay
+            headers = {**headers, unique: f"{stem}{tally.sent}"}
         if paced:
             wait = due - clock()
             if wait > 0:
@@ -262,6 +269,7 @@ def _parse(argv: list[str] | None) -> Plan:
     parser.add_argument("--rate", type=float, help="pace to this many requests per second")
     parser.add_argument("--start-at", type=float, help="a time.time() to start at")
     parser.add_argument("--max-requests", type=int, default=2_000_000)
+    parser.add_argument("--unique-header", help="a header set to a fresh value per request")
     args = parser.parse_args(argv)
     headers = dict(parse_header(raw) for raw in args.header)
     body: bytes | None = None
@@ -281,6 +289,7 @@ def _parse(argv: list[str] | None) -> Plan:
         rate=args.rate,
         start_at=args.start_at,
         max_requests=args.max_requests,
+        unique_header=args.unique_header,
     )
 
 
