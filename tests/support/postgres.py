@@ -6,8 +6,10 @@ test user create and drop databases). Each test gets a database of its own.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
 import tempfile
 import warnings
 from collections.abc import AsyncIterator
@@ -32,6 +34,9 @@ def admin_url() -> str:
         else:
             warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
             folder = Path(tempfile.mkdtemp(prefix="splitgo-test-pg-"))
+            # registered before the server's own exit handler, so it runs after it: the
+            # server is stopped first, then its folder goes
+            atexit.register(shutil.rmtree, folder, True)
             _admin_url = start_embedded(folder)
     return _admin_url
 
