@@ -272,7 +272,23 @@ class Auth(Actor):
         redelivered = self.envelope is not None and self.envelope.attempt > 0
         if not redelivered and await store.user_by_email(self._pool, email) is not None:
             raise EmailTaken("An account with this email already exists.")
-        password_hash = await self._passwords.hash(message.password)
+        created = await self._create_account(email, name, message.password, ["user"])
+        if isinstance(created, UserView):
+            return created
+        if created is None:
+            raise EmailTaken("An account with this email already exists.")
+        log.info("user_registered", user_id=created.id, ip=message.ip)
+        return user_view(created)
+
+    async def _create_account(
+        self, email: str, name: str, password: str, roles: list[str]
+    ) -> UserRow | UserView | None:
+        """A new local account and its welcome, in one transaction with the inbox mark.
+
+        Returns the new row; the earlier answer (a view) when this message was handled
+        before; None when another request took the email meanwhile.
+        """
+        password_hash = await self._passwords.hash(password)
         now = self._clock()
         async with self.transaction() as tx:
             if tx.duplicate:
@@ -284,14 +300,12 @@ class Auth(Actor):
                 name=name,
                 password_hash=password_hash,
                 email_verified=False,
-                roles=["user"],
+                roles=roles,
                 now=now,
             )
-            if user is None:
-                raise EmailTaken("An account with this email already exists.")
-            await self._welcome(tx, user, now)
-        log.info("user_registered", user_id=user.id, ip=message.ip)
-        return user_view(user)
+            if user is not None:
+                await self._welcome(tx, user, now)
+        return user
 
     async def _issue_token(
         self, tx: Transaction, purpose: store.Purpose, user: UserRow, now: float, lifetime: float
@@ -366,30 +380,16 @@ class Auth(Actor):
             )
         name = normalise_name(message.name or email.split("@", 1)[0])
         await self._check_password(message.password, email, name)
-        password_hash = await self._passwords.hash(message.password)
-        now = self._clock()
-        async with self.transaction() as tx:
-            if tx.duplicate:
-                return await self._existing_view(tx, email)
-            user = await store.insert_user(
-                tx,
-                user_id=_new_id(),
-                email=email,
-                name=name,
-                password_hash=password_hash,
-                email_verified=False,
-                roles=["user", "admin"],
-                now=now,
-            )
-            if user is not None:
-                await self._welcome(tx, user, now)
-        if user is None:  # created meanwhile by a sign-up on another shard
+        created = await self._create_account(email, name, message.password, ["user", "admin"])
+        if isinstance(created, UserView):
+            return created
+        if created is None:  # created meanwhile by a sign-up on another shard
             raced = await store.user_by_email(self._pool, email)
             if raced is None:
                 raise UserNotFound("No account has this email.")
             return await self._promote(raced.id)
-        log.info("admin_created", user_id=user.id)
-        return user_view(user)
+        log.info("admin_created", user_id=created.id)
+        return user_view(created)
 
     async def _promote(self, user_id: str) -> UserView:
         user = await store.add_role(self._pool, user_id, "admin", self._clock())
