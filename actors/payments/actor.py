@@ -192,6 +192,8 @@ class Payments(TopUps, Actor):
         # never below a day: the contract promises keys are kept at least 24 hours
         self._retention = max(idempotency_retention, 24 * 3600.0)
         self._maintenance_interval = maintenance_interval
+        # accounts are never deleted, so one seen to exist needs no pre-check again
+        self._known_accounts: set[AccountKey] = set()
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────────
 
@@ -276,13 +278,15 @@ class Payments(TopUps, Actor):
         # payees' wallets are created before the transaction (see store.py), only for
         # payers who have a wallet to pay from; a payer's is never created: no wallet, no
         # money (and a refused transfer leaves no empty wallet behind)
-        payers = await store.existing_accounts(
-            self._pool, [wallet(m.from_user_id, m.currency) for m in fine]
-        )
-        await store.ensure_accounts(
-            self._pool,
-            [_credit_account(m) for m in fine if wallet(m.from_user_id, m.currency) in payers],
-        )
+        known = self._known_accounts
+        debits = {wallet(m.from_user_id, m.currency) for m in fine}
+        unknown = debits - known
+        if unknown:
+            known.update(await store.existing_accounts(self._pool, unknown))
+        credits = {_credit_account(m) for m in fine if wallet(m.from_user_id, m.currency) in known}
+        if credits - known:
+            await store.ensure_accounts(self._pool, credits - known)
+            known.update(credits)
         results: list[TransferView | DomainError] = await _retrying(
             lambda: self._apply_transfers(messages, checked), "transfers"
         )

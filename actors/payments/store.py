@@ -194,7 +194,7 @@ class Booking:
 
     `post` checks and applies a transfer in memory (so a refused one changes nothing and
     the rest of the batch goes on); `flush` writes every posted transfer, its two entries
-    and the new balances in three statements.
+    and the new balances in one statement.
     """
 
     accounts: dict[AccountKey, AccountRow]
@@ -269,42 +269,40 @@ class Booking:
         return row
 
     async def flush(self, db: Executor) -> None:
+        """Write every posted transfer, its entries and the new balances in ONE statement
+        (one round trip: the transfers, entries and balances are data-modifying CTEs)."""
         if not self.transfers:
             return
         columns = list(zip(*(_transfer_tuple(row) for row in self.transfers), strict=True))
-        await db.execute(
-            """
-            INSERT INTO payment_transfers (id, kind, debit_account_id, credit_account_id,
-                amount, currency, from_user_id, to_user_id, note, reference, hold_id,
-                external_id, created_at)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],
-                $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                $11::text[], $12::text[], $13::timestamptz[])
-            """,
-            *(list(column) for column in columns),
-        )
         entry_columns = list(zip(*self.entries, strict=True))
-        # in posting order, so entry ids (the statement's order) follow it
-        await db.execute(
-            """
-            INSERT INTO payment_entries (transfer_id, account_id, side, amount, balance_after,
-                created_at)
-            SELECT transfer_id, account_id, side, amount, balance_after, created_at
-            FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[],
-                        $6::timestamptz[])
-                WITH ORDINALITY AS e(transfer_id, account_id, side, amount, balance_after,
-                                     created_at, n)
-            ORDER BY n
-            """,
-            *(list(column) for column in entry_columns),
-        )
         touched = [self.accounts[key] for key in sorted(self.touched)]
+        # entries in posting order, so entry ids (the statement's order) follow it; the
+        # entries' foreign key to their transfer is checked at the statement's end
         await db.execute(
             """
+            WITH transfers AS (
+                INSERT INTO payment_transfers (id, kind, debit_account_id, credit_account_id,
+                    amount, currency, from_user_id, to_user_id, note, reference, hold_id,
+                    external_id, created_at)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],
+                    $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                    $11::text[], $12::text[], $13::timestamptz[])
+            ), entries AS (
+                INSERT INTO payment_entries (transfer_id, account_id, side, amount,
+                    balance_after, created_at)
+                SELECT transfer_id, account_id, side, amount, balance_after, created_at
+                FROM unnest($14::text[], $15::bigint[], $16::text[], $17::bigint[],
+                            $18::bigint[], $19::timestamptz[])
+                    WITH ORDINALITY AS e(transfer_id, account_id, side, amount, balance_after,
+                                         created_at, n)
+                ORDER BY n
+            )
             UPDATE payment_accounts a SET debits = v.debits, credits = v.credits
-            FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, debits, credits)
+            FROM unnest($20::bigint[], $21::bigint[], $22::bigint[]) AS v(id, debits, credits)
             WHERE a.id = v.id
             """,
+            *(list(column) for column in columns),
+            *(list(column) for column in entry_columns),
             [account.id for account in touched],
             [account.debits for account in touched],
             [account.credits for account in touched],
