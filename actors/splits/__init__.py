@@ -1,0 +1,1 @@
+"""The splits actor: groups, expenses, balances and settle-up."""
