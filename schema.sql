@@ -341,3 +341,138 @@ CREATE TABLE IF NOT EXISTS payment_webhook_events (
     received_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (provider, event_id)
 );
+
+-- ── splits ──────────────────────────────────────────────────────────────────────────────
+-- Owned by actors/splits (store.py holds every statement). Sharded by group: one shard
+-- writes a group's rows. Amounts are integer minor units. Balances are kept incrementally
+-- with every expense, edit, deletion and settlement (never recomputed on read); per group
+-- and currency they sum to zero.
+
+CREATE TABLE IF NOT EXISTS splits_groups (
+    id         text PRIMARY KEY,
+    name       text NOT NULL,
+    currency   text NOT NULL,
+    created_by text NOT NULL,
+    created_at timestamptz NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS splits_members (
+    group_id  text NOT NULL REFERENCES splits_groups (id),
+    user_id   text NOT NULL,
+    joined_at timestamptz NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS splits_members_user ON splits_members (user_id);
+
+-- Emails invited before they had an account; UserRegistered turns them into members.
+CREATE TABLE IF NOT EXISTS splits_invites (
+    group_id   text NOT NULL REFERENCES splits_groups (id),
+    email      text NOT NULL,
+    invited_by text NOT NULL,
+    invited_at timestamptz NOT NULL,
+    PRIMARY KEY (group_id, email)
+);
+CREATE INDEX IF NOT EXISTS splits_invites_email ON splits_invites (email);
+
+-- `seq` orders a group's expenses for listing (newest first) and export.
+CREATE TABLE IF NOT EXISTS splits_expenses (
+    id             text PRIMARY KEY,
+    seq            bigserial NOT NULL,
+    group_id       text NOT NULL REFERENCES splits_groups (id),
+    description    text NOT NULL,
+    amount         bigint NOT NULL CHECK (amount > 0),
+    currency       text NOT NULL,
+    spent_on       date NOT NULL,
+    category       text NOT NULL,
+    split_mode     text NOT NULL,
+    split_input    jsonb NOT NULL,      -- the share lines as given, to recompute on edit
+    created_by     text NOT NULL,
+    created_at     timestamptz NOT NULL,
+    updated_at     timestamptz NOT NULL,
+    version        integer NOT NULL DEFAULT 1,
+    deleted_at     timestamptz,
+    recurrence     text,
+    next_due       date,                 -- the next copy of a recurring expense
+    recurring_from text
+);
+CREATE INDEX IF NOT EXISTS splits_expenses_group ON splits_expenses (group_id, seq DESC)
+    WHERE deleted_at IS NULL;
+CREATE INDEX IF NOT EXISTS splits_expenses_due ON splits_expenses (next_due)
+    WHERE next_due IS NOT NULL AND deleted_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS splits_expense_lines (
+    expense_id text NOT NULL REFERENCES splits_expenses (id),
+    user_id    text NOT NULL,
+    paid       bigint NOT NULL DEFAULT 0 CHECK (paid >= 0),
+    owed       bigint NOT NULL DEFAULT 0 CHECK (owed >= 0),
+    sharing    boolean NOT NULL,  -- among the split's participants (a share may be 0)
+    position   integer NOT NULL,
+    PRIMARY KEY (expense_id, user_id)
+);
+
+-- Every version of an expense: what it was before each edit or deletion.
+CREATE TABLE IF NOT EXISTS splits_expense_history (
+    id         bigserial PRIMARY KEY,
+    expense_id text NOT NULL REFERENCES splits_expenses (id),
+    version    integer NOT NULL,
+    action     text NOT NULL,
+    changed_by text NOT NULL,
+    changed_at timestamptz NOT NULL,
+    snapshot   jsonb NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS splits_balances (
+    group_id text NOT NULL REFERENCES splits_groups (id),
+    user_id  text NOT NULL,
+    currency text NOT NULL,
+    net      bigint NOT NULL,  -- > 0: owed to them
+    PRIMARY KEY (group_id, user_id, currency)
+);
+
+-- The settle plan last shown per group and currency, kept while it still settles the
+-- balances so paying one suggestion does not reshuffle the others.
+CREATE TABLE IF NOT EXISTS splits_plans (
+    group_id text NOT NULL REFERENCES splits_groups (id),
+    currency text NOT NULL,
+    plan     jsonb NOT NULL,
+    PRIMARY KEY (group_id, currency)
+);
+
+CREATE TABLE IF NOT EXISTS splits_settlements (
+    id              text PRIMARY KEY,
+    group_id        text NOT NULL REFERENCES splits_groups (id),
+    from_user_id    text NOT NULL,
+    to_user_id      text NOT NULL,
+    amount          bigint NOT NULL CHECK (amount > 0),
+    currency        text NOT NULL,
+    method          text NOT NULL CHECK (method IN ('wallet', 'cash')),
+    status          text NOT NULL CHECK (status IN ('pending', 'completed', 'failed')),
+    created_at      timestamptz NOT NULL,
+    settled_at      timestamptz,
+    transfer_id     text,
+    failure_code    text,
+    failure_message text
+);
+CREATE INDEX IF NOT EXISTS splits_settlements_group ON splits_settlements (group_id);
+
+CREATE TABLE IF NOT EXISTS splits_activity (
+    id            bigserial PRIMARY KEY,
+    group_id      text NOT NULL REFERENCES splits_groups (id),
+    kind          text NOT NULL,
+    actor_user_id text,
+    summary       text NOT NULL,
+    expense_id    text,
+    data          jsonb,
+    created_at    timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS splits_activity_group ON splits_activity (group_id, id DESC);
+
+CREATE TABLE IF NOT EXISTS splits_comments (
+    id         text PRIMARY KEY,
+    expense_id text NOT NULL REFERENCES splits_expenses (id),
+    group_id   text NOT NULL REFERENCES splits_groups (id),
+    user_id    text NOT NULL,
+    body       text NOT NULL,
+    created_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS splits_comments_expense ON splits_comments (expense_id, created_at);

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from actors.auth import messages as auth_messages
 from actors.auth.actor import Auth
-from actors.auth.messages import AccessTokenVerifier, auth_key
+from actors.auth.messages import AccessTokenVerifier, UserRegistered, auth_key
 from actors.auth.oauth import ProviderConfig
 from actors.auth.passwords import Passwords
 from actors.auth.tokens import SigningKeys
@@ -33,13 +33,16 @@ from actors.notifications.channels.email import EmailChannel, FolderEmail, SmtpE
 from actors.notifications.messages import NOTIFICATIONS, notifications_key
 from actors.payments import messages as payments_messages
 from actors.payments.actor import Payments
-from actors.payments.messages import payments_key
+from actors.payments.messages import TransferCompleted, TransferFailed, payments_key
 from actors.payments.providers import PaymentProvider
 from actors.payments.providers.sandbox import SandboxProvider
 from actors.payments.providers.stripe import StripeProvider
 from actors.runtime import Actor, ActorSystem, PgDeadLetterStore
 from actors.runtime.outbox import Outbox
 from actors.runtime.system import KeyFunction
+from actors.splits import messages as splits_messages
+from actors.splits.actor import Splits
+from actors.splits.messages import splits_key
 from splitgo.config import ConfigError, Settings, parse_jwt_keys
 from splitgo.db import Database, open_database
 from splitgo.web import Services, create_app
@@ -367,6 +370,7 @@ def build_auth(parts: NodeParts) -> Auth:
         bot_username=settings.telegram_bot_username,
         public_url=parts.public_url,
         passwords=shared_passwords(),
+        subscribers={UserRegistered: ("splits",)},
     )
 
 
@@ -413,6 +417,7 @@ def build_payments(parts: NodeParts) -> Payments:
         providers=payment_providers(parts),
         http=parts.http,
         public_url=parts.public_url,
+        subscribers={TransferCompleted: ("splits",), TransferFailed: ("splits",)},
     )
 
 
@@ -427,5 +432,18 @@ register(
         shards=2,
         key=payments_key,
         mailbox_size=4096,
+    )
+)
+
+
+register(
+    ActorSpec(
+        name="splits",
+        actor_type=Splits,
+        build=lambda parts: Splits(parts.database.pool),
+        messages=splits_messages,
+        # one group's messages in order on one shard; groups spread over the shards
+        shards=8,
+        key=splits_key,
     )
 )

@@ -45,6 +45,7 @@ from actors.auth.messages import (
     EmailTaken,
     EmailVerificationRequested,
     EmailVerified,
+    FindUserByEmail,
     FinishOAuth,
     ForgotPassword,
     GetUser,
@@ -348,6 +349,13 @@ class Auth(Actor):
         user = await store.user_by_id(self._pool, message.user_id)
         if user is None:
             raise UserNotFound("No such user.")
+        return user_view(user)
+
+    @handles(FindUserByEmail)
+    async def find_user_by_email(self, message: FindUserByEmail) -> UserView:
+        user = await store.user_by_email(self._pool, normalise_email(message.email))
+        if user is None:
+            raise UserNotFound("No user has this email.")
         return user_view(user)
 
     @handles(UpdateUser)

@@ -139,6 +139,12 @@ class GetUser(Message, frozen=True):
     user_id: str
 
 
+class FindUserByEmail(Message, frozen=True):
+    """The user with this email (case-insensitive), or UserNotFound."""
+
+    email: str
+
+
 class UpdateUser(Message, frozen=True):
     user_id: str
     name: str | None = None

@@ -1,0 +1,462 @@
+"""The splits actor's whole public interface: commands, replies, events and errors.
+
+Every command names the group it is about (the shard key) and the acting user
+(`user_id`), who must be a member of that group: to anyone else the group does not exist
+(`GroupNotFound`). Amounts are integer minor units with an ISO 4217 currency.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from actors.runtime import DomainError, Message
+
+SplitModeName = Literal["equal", "exact", "percent", "shares", "adjustment"]
+Recurrence = Literal["weekly", "monthly", "yearly"]
+SettlementMethod = Literal["wallet", "cash"]
+SETTLEMENT_REFERENCE = (
+    "splits:"  # payments' `reference` of a wallet settlement: splits:<group>:<id>
+)
+MAX_MEMBERS = 1_000
+DESCRIPTION_MAX = 200
+COMMENT_MAX = 2_000
+CATEGORY_MAX = 40
+
+
+def splits_key(message: Any) -> str | None:
+    """Shard key: the group; payments' events by the group in their reference; else the
+    user (reads across groups, sign-ups)."""
+    group_id = getattr(message, "group_id", None)
+    if group_id:
+        return str(group_id)
+    reference = getattr(message, "reference", None) or ""
+    if reference.startswith(SETTLEMENT_REFERENCE):
+        return reference.split(":")[1]
+    user_id = getattr(message, "user_id", None) or getattr(message, "from_user_id", None)
+    return str(user_id) if user_id else None
+
+
+def settlement_reference(group_id: str, settlement_id: str) -> str:
+    return f"{SETTLEMENT_REFERENCE}{group_id}:{settlement_id}"
+
+
+# ── replies ────────────────────────────────────────────────────────────────────────────
+
+
+class Member(Message, frozen=True):
+    user_id: str
+    joined_at: str  # RFC 3339, UTC
+
+
+class Invite(Message, frozen=True):
+    email: str
+    invited_by: str
+    invited_at: str
+
+
+class GroupView(Message, frozen=True):
+    id: str
+    name: str
+    currency: str
+    created_by: str
+    created_at: str
+    members: list[Member]
+    invited: list[Invite]
+
+
+class GroupList(Message, frozen=True):
+    groups: list[GroupView]
+
+
+class Payer(Message, frozen=True):
+    user_id: str
+    amount: int
+
+
+class ShareLine(Message, frozen=True):
+    """One participant as the client gave them: the field the split mode needs is set."""
+
+    user_id: str
+    amount: int | None = None  # exact: the share; adjustment: the +/- adjustment
+    percent_bp: int | None = None  # percent: hundredths of a percent (10000 is 100 %)
+    shares: int | None = None  # shares: an integer weight
+
+
+class Share(Message, frozen=True):
+    user_id: str
+    amount: int
+
+
+class ExpenseView(Message, frozen=True):
+    id: str
+    group_id: str
+    description: str
+    amount: int
+    currency: str
+    date: str  # YYYY-MM-DD
+    category: str
+    paid_by: list[Payer]
+    split_mode: str
+    shares: list[Share]
+    created_by: str
+    created_at: str
+    updated_at: str
+    version: int
+    recurrence: str | None = None
+    recurring_from: str | None = None  # the expense this copy was made from
+
+
+class ExpensePage(Message, frozen=True):
+    items: list[ExpenseView]
+    next_cursor: str | None
+
+
+class BalanceLine(Message, frozen=True):
+    user_id: str
+    currency: str
+    net: int  # > 0: owed to them; < 0: they owe
+
+
+class BalancesView(Message, frozen=True):
+    balances: list[BalanceLine]
+
+
+class PlanTransfer(Message, frozen=True):
+    from_user_id: str
+    to_user_id: str
+    amount: int
+    currency: str
+
+
+class SettlePlanView(Message, frozen=True):
+    transfers: list[PlanTransfer]
+
+
+class SettlementView(Message, frozen=True):
+    id: str
+    group_id: str
+    from_user_id: str
+    to_user_id: str
+    amount: int
+    currency: str
+    method: str
+    status: Literal["pending", "completed", "failed"]
+    created_at: str
+    transfer_id: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+class ActivityItem(Message, frozen=True):
+    id: int
+    kind: str  # group_created, member_added, expense_added, settlement_recorded, ...
+    actor_user_id: str | None
+    summary: str
+    created_at: str
+    expense_id: str | None = None
+    data: dict[str, Any] | None = None
+
+
+class ActivityPage(Message, frozen=True):
+    items: list[ActivityItem]
+    next_cursor: str | None
+
+
+class CommentView(Message, frozen=True):
+    id: str
+    expense_id: str
+    user_id: str
+    text: str
+    created_at: str
+
+
+class CommentList(Message, frozen=True):
+    items: list[CommentView]
+
+
+class CsvExport(Message, frozen=True):
+    filename: str
+    text: str
+
+
+class Done(Message, frozen=True):
+    """A command that has nothing to return did what it was asked."""
+
+
+# ── commands ───────────────────────────────────────────────────────────────────────────
+
+
+class CreateGroup(Message, frozen=True):
+    group_id: str  # chosen by the caller (the shard key must be known before it exists)
+    user_id: str  # the creator, its first member
+    name: str
+    currency: str
+
+
+class ListGroups(Message, frozen=True):
+    user_id: str
+
+
+class GetGroup(Message, frozen=True):
+    group_id: str
+    user_id: str
+
+
+class AddMember(Message, frozen=True):
+    """Add a known user by id, or invite an email that has no account yet."""
+
+    group_id: str
+    user_id: str
+    member_user_id: str | None = None
+    email: str | None = None
+
+
+class RemoveMember(Message, frozen=True):
+    """Only while the member's balance is zero in every currency (they may remove
+    themselves: leaving)."""
+
+    group_id: str
+    user_id: str
+    member_user_id: str
+
+
+class JoinInvited(Message, frozen=True):
+    """An invited email has signed up: make that user a member (sent by splits itself)."""
+
+    group_id: str
+    user_id: str
+    email: str
+
+
+class AddExpense(Message, frozen=True):
+    group_id: str
+    user_id: str
+    expense_id: str
+    description: str
+    amount: int
+    currency: str
+    paid_by: list[Payer]
+    split_mode: SplitModeName
+    shares: list[ShareLine]
+    date: str | None = None  # YYYY-MM-DD; today when None
+    category: str = "general"
+    recurrence: Recurrence | None = None
+
+
+class EditExpense(Message, frozen=True):
+    """Change what is given; the rest stays. Shares are computed again when the amount,
+    the payers or the split change."""
+
+    group_id: str
+    user_id: str
+    expense_id: str
+    description: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+    paid_by: list[Payer] | None = None
+    split_mode: SplitModeName | None = None
+    shares: list[ShareLine] | None = None
+    date: str | None = None
+    category: str | None = None
+    recurrence: Recurrence | Literal["none"] | None = None
+
+
+class DeleteExpense(Message, frozen=True):
+    group_id: str
+    user_id: str
+    expense_id: str
+
+
+class GetExpense(Message, frozen=True):
+    group_id: str
+    user_id: str
+    expense_id: str
+
+
+class ListExpenses(Message, frozen=True):
+    group_id: str
+    user_id: str
+    limit: int = 50
+    cursor: str | None = None
+
+
+class CreateRecurringCopy(Message, frozen=True):
+    """The runtime timer a recurring expense sets for its next copy."""
+
+    group_id: str
+    expense_id: str
+
+
+class GetBalances(Message, frozen=True):
+    group_id: str
+    user_id: str
+
+
+class GetSettlePlan(Message, frozen=True):
+    group_id: str
+    user_id: str
+
+
+class RecordSettlement(Message, frozen=True):
+    """`user_id` pays `to_user_id`: `cash` is recorded at once; `wallet` asks payments to
+    move the money and is recorded when the transfer completes."""
+
+    group_id: str
+    user_id: str
+    settlement_id: str
+    to_user_id: str
+    amount: int
+    currency: str
+    method: SettlementMethod
+
+
+class GetSettlement(Message, frozen=True):
+    group_id: str
+    user_id: str
+    settlement_id: str
+
+
+class GetActivity(Message, frozen=True):
+    group_id: str
+    user_id: str
+    limit: int = 50
+    cursor: str | None = None
+
+
+class AddComment(Message, frozen=True):
+    group_id: str
+    user_id: str
+    expense_id: str
+    comment_id: str
+    text: str
+
+
+class ListComments(Message, frozen=True):
+    group_id: str
+    user_id: str
+    expense_id: str
+
+
+class ExportGroup(Message, frozen=True):
+    group_id: str
+    user_id: str
+
+
+# ── events ─────────────────────────────────────────────────────────────────────────────
+
+
+class MemberAdded(Message, frozen=True):
+    group_id: str
+    group_name: str
+    member_user_id: str
+    added_by: str
+
+
+class ExpenseAdded(Message, frozen=True):
+    group_id: str
+    group_name: str
+    expense_id: str
+    description: str
+    amount: int
+    currency: str
+    created_by: str
+    shares: list[Share]
+
+
+class ExpenseUpdated(Message, frozen=True):
+    group_id: str
+    group_name: str
+    expense_id: str
+    description: str
+    amount: int
+    currency: str
+    changed_by: str
+    shares: list[Share]
+
+
+class ExpenseDeleted(Message, frozen=True):
+    group_id: str
+    group_name: str
+    expense_id: str
+    description: str
+    deleted_by: str
+    participants: list[str]
+
+
+class SettlementRecorded(Message, frozen=True):
+    group_id: str
+    group_name: str
+    settlement_id: str
+    from_user_id: str
+    to_user_id: str
+    amount: int
+    currency: str
+    method: str
+
+
+class SettlementFailed(Message, frozen=True):
+    group_id: str
+    group_name: str
+    settlement_id: str
+    from_user_id: str
+    to_user_id: str
+    amount: int
+    currency: str
+    code: str
+    message: str
+
+
+# ── errors ─────────────────────────────────────────────────────────────────────────────
+
+
+class GroupNotFound(DomainError):
+    """No such group, or the caller is not in it (the same answer: no probing)."""
+
+    code = "group_not_found"
+    category = "not_found"
+
+
+class NotAMember(DomainError):
+    """Someone named in an expense or settlement is not a member of the group."""
+
+    code = "not_a_member"
+    category = "invalid"
+
+
+class AlreadyMember(DomainError):
+    code = "already_member"
+    category = "conflict"
+
+
+class UnsettledBalance(DomainError):
+    """A member leaves or is removed only with a zero balance in every currency."""
+
+    code = "unsettled_balance"
+    category = "conflict"
+
+
+class ExpenseNotFound(DomainError):
+    code = "expense_not_found"
+    category = "not_found"
+
+
+class SettlementNotFound(DomainError):
+    code = "settlement_not_found"
+    category = "not_found"
+
+
+class InvalidExpense(DomainError):
+    """A field of an expense, group or settlement is wrong; `details["field"]` names it."""
+
+    code = "invalid_expense"
+    category = "invalid"
+
+
+class MixedCurrencies(DomainError):
+    code = "mixed_currencies"
+    category = "invalid"
+
+
+class GroupFull(DomainError):
+    code = "group_full"
+    category = "conflict"
