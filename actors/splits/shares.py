@@ -7,6 +7,7 @@ exactly and the same input always gives the same parts. Percents are basis point
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -189,18 +190,22 @@ def settle_plan(
         raise ValueError("balances must sum to zero")
     if previous and plan_settles(previous, balances):
         return list(previous)
-    debts = {user_id: -net for user_id, net in balances.items() if net < 0}
-    credits = {user_id: net for user_id, net in balances.items() if net > 0}
+    # heaps of (-amount, user_id): the largest first, ties by user id (n log n, so a
+    # thousand members plan in milliseconds)
+    debts = [(net, user_id) for user_id, net in balances.items() if net < 0]
+    credits = [(-net, user_id) for user_id, net in balances.items() if net > 0]
+    heapq.heapify(debts)
+    heapq.heapify(credits)
     plan: list[PlannedTransfer] = []
     while debts and credits:
-        debtor = min(debts, key=lambda user_id: (-debts[user_id], user_id))
-        creditor = min(credits, key=lambda user_id: (-credits[user_id], user_id))
-        paid = min(debts[debtor], credits[creditor])
+        debt, debtor = heapq.heappop(debts)
+        credit, creditor = heapq.heappop(credits)
+        paid = min(-debt, -credit)
         plan.append(PlannedTransfer(from_user_id=debtor, to_user_id=creditor, amount=paid))
-        for side, user_id in ((debts, debtor), (credits, creditor)):
-            side[user_id] -= paid
-            if side[user_id] == 0:
-                del side[user_id]
+        if debt + paid:
+            heapq.heappush(debts, (debt + paid, debtor))
+        if credit + paid:
+            heapq.heappush(credits, (credit + paid, creditor))
     return plan
 
 
