@@ -52,6 +52,13 @@ class Settings:
     smtp_password: str | None = None
     smtp_sender: str = "splitgo <no-reply@splitgo.local>"
     telegram_bot_username: str = "splitgo_bot"
+    telegram_bot_tokens: tuple[str, ...] = ()  # senders in turn; the first runs the bot
+    telegram_api_url: str | None = None  # None: api.telegram.org (tests: a fake server)
+    telegram_mode: str = "polling"  # polling or webhook
+    telegram_webhook_secret: str | None = None  # X-Telegram-Bot-Api-Secret-Token
+    sms_provider: str = "log"  # log (development) or webhook
+    sms_webhook_url: str | None = None
+    sms_webhook_token: str | None = None  # sent as a Bearer token to the webhook
     oauth_google_client_id: str | None = None
     oauth_google_client_secret: str | None = None
     oauth_google_base_url: str | None = None  # tests point it at a fake provider
@@ -99,6 +106,13 @@ OPTIONS: tuple[tuple[str, str | None, str, str], ...] = (
     ("SPLITGO_SMTP_PASSWORD", None, "smtp_password", "SMTP password"),
     ("SPLITGO_SMTP_SENDER", None, "smtp_sender", "From: address of mails"),
     ("SPLITGO_TELEGRAM_BOT_USERNAME", None, "telegram_bot_username", "bot name in t.me links"),
+    ("SPLITGO_TELEGRAM_BOT_TOKENS", None, "telegram_bot_tokens", "bot tokens, comma-separated"),
+    ("SPLITGO_TELEGRAM_API_URL", None, "telegram_api_url", "Bot API server (api.telegram.org)"),
+    ("SPLITGO_TELEGRAM_MODE", None, "telegram_mode", "polling (default) or webhook"),
+    ("SPLITGO_TELEGRAM_WEBHOOK_SECRET", None, "telegram_webhook_secret", "webhook secret"),
+    ("SPLITGO_SMS_PROVIDER", None, "sms_provider", "log (default) or webhook"),
+    ("SPLITGO_SMS_WEBHOOK_URL", None, "sms_webhook_url", "URL the webhook SMS adapter posts to"),
+    ("SPLITGO_SMS_WEBHOOK_TOKEN", None, "sms_webhook_token", "Bearer token for that URL"),
     ("SPLITGO_OAUTH_GOOGLE_CLIENT_ID", None, "oauth_google_client_id", "Google sign-in"),
     ("SPLITGO_OAUTH_GOOGLE_CLIENT_SECRET", None, "oauth_google_client_secret", "Google secret"),
     ("SPLITGO_OAUTH_GOOGLE_BASE_URL", None, "oauth_google_base_url", "another OIDC issuer"),
@@ -118,7 +132,8 @@ _OPTIONAL_TEXT = {
     "smtp_password", "oauth_google_client_id", "oauth_google_client_secret",
     "oauth_google_base_url", "oauth_github_client_id", "oauth_github_client_secret",
     "oauth_github_base_url", "oauth_github_api_url", "sandbox_secret", "stripe_api_key",
-    "stripe_webhook_secret",
+    "stripe_webhook_secret", "telegram_api_url", "telegram_webhook_secret", "sms_webhook_url",
+    "sms_webhook_token",
 }  # fmt: skip
 
 
@@ -143,7 +158,7 @@ def _parse(name: str, field_name: str, raw: str) -> object:
         if raw.lower() not in ("1", "0", "true", "false", "yes", "no", ""):
             raise ConfigError(f"{name}={raw!r}: use 1 or 0")
         return raw.lower() in ("1", "true", "yes")
-    if field_name == "plugins":
+    if field_name in ("plugins", "telegram_bot_tokens"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     if field_name == "redis_url" and not raw.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{name}={raw!r}: a Redis URL starts with redis://, rediss:// or unix://")
@@ -166,6 +181,10 @@ def _parse(name: str, field_name: str, raw: str) -> object:
         return Settings().node_id
     if field_name == "payment_provider" and raw not in ("sandbox", "stripe"):
         raise ConfigError(f"{name}={raw!r}: the payment provider is sandbox or stripe")
+    if field_name == "telegram_mode" and raw not in ("polling", "webhook"):
+        raise ConfigError(f"{name}={raw!r}: the Telegram mode is polling or webhook")
+    if field_name == "sms_provider" and raw not in ("log", "webhook"):
+        raise ConfigError(f"{name}={raw!r}: the SMS provider is log or webhook")
     if field_name == "smtp_tls" and raw not in ("none", "starttls", "tls"):
         raise ConfigError(f"{name}={raw!r}: the SMTP TLS mode is none, starttls or tls")
     if field_name == "jwt_keys":

@@ -40,14 +40,18 @@ from actors.auth.limits import Lockout, LoginLimits
 from actors.auth.messages import (
     ACCESS_TOKEN_SECONDS,
     REFRESH_TOKEN_SECONDS,
+    ConfirmPhone,
     ConsumeTelegramLink,
+    Contacts,
     CreateTelegramLink,
     EmailTaken,
     EmailVerificationRequested,
     EmailVerified,
+    FindUserByChat,
     FindUserByEmail,
     FinishOAuth,
     ForgotPassword,
+    GetContacts,
     GetUser,
     GrantRole,
     InvalidCredentials,
@@ -350,6 +354,45 @@ class Auth(Actor):
         if user is None:
             raise UserNotFound("No such user.")
         return user_view(user)
+
+    @handles(FindUserByChat)
+    async def find_user_by_chat(self, message: FindUserByChat) -> UserView:
+        user = await store.user_by_chat(self._pool, message.chat_id)
+        if user is None:
+            raise UserNotFound("No account is linked to this Telegram chat.")
+        return user_view(user)
+
+    @handles(ConfirmPhone)
+    async def confirm_phone(self, message: ConfirmPhone) -> UserView:
+        user = await store.user_by_chat(self._pool, message.chat_id)
+        if user is None:
+            raise UserNotFound("No account is linked to this Telegram chat.")
+        phone = normalise_phone(
+            message.phone if message.phone.startswith("+") else f"+{message.phone}"
+        )
+        if phone is None:
+            raise InvalidField(
+                "The shared contact has no phone number.", details={"field": "$.phone"}
+            )
+        await store.confirm_phone(self._pool, user.id, phone, self._clock())
+        confirmed = await store.user_by_id(self._pool, user.id)
+        assert confirmed is not None
+        return user_view(confirmed)
+
+    @handles(GetContacts)
+    async def get_contacts(self, message: GetContacts) -> Contacts:
+        user = await store.user_by_id(self._pool, message.user_id)
+        if user is None:
+            raise UserNotFound("No such user.")
+        return Contacts(
+            user_id=user.id,
+            email=user.email,
+            email_verified=user.email_verified,
+            name=user.name,
+            telegram_chat_id=user.telegram_chat_id,
+            phone=user.phone,
+            phone_verified=user.phone_verified,
+        )
 
     @handles(FindUserByEmail)
     async def find_user_by_email(self, message: FindUserByEmail) -> UserView:

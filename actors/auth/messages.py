@@ -139,6 +139,37 @@ class GetUser(Message, frozen=True):
     user_id: str
 
 
+class FindUserByChat(Message, frozen=True):
+    """The user whose account is linked to this Telegram chat, or UserNotFound."""
+
+    chat_id: int
+
+
+class ConfirmPhone(Message, frozen=True):
+    """Telegram shared the chat owner's own contact: their number becomes the account's,
+    verified (Telegram vouches for it). Replies UserView; UserNotFound if the chat is not
+    linked."""
+
+    chat_id: int
+    phone: str
+
+
+class GetContacts(Message, frozen=True):
+    """Where a user can be reached (for notifications)."""
+
+    user_id: str
+
+
+class Contacts(Message, frozen=True):
+    user_id: str
+    email: str
+    email_verified: bool
+    name: str
+    telegram_chat_id: int | None = None
+    phone: str | None = None
+    phone_verified: bool = False
+
+
 class FindUserByEmail(Message, frozen=True):
     """The user with this email (case-insensitive), or UserNotFound."""
 

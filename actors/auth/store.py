@@ -208,6 +208,16 @@ async def mark_email_verified(db: Executor, user_id: str, email: str, now: float
     return status.endswith(" 1")
 
 
+async def confirm_phone(db: Executor, user_id: str, phone: str, now: float) -> None:
+    """Set the phone number as verified (its owner proved it, e.g. Telegram's own contact)."""
+    await db.execute(
+        "UPDATE users SET phone = $2, phone_verified = true, updated_at = $3 WHERE id = $1",
+        user_id,
+        phone,
+        at(now),
+    )
+
+
 async def bind_telegram(db: Executor, user_id: str, chat_id: int, now: float) -> UserRow | None:
     """Link the chat to this user, taking it from any other account it was linked to."""
     await db.execute(

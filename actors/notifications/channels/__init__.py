@@ -24,11 +24,16 @@ class DeliveryFailed(Exception):
 
     `permanent` means trying again cannot help (the provider refused the recipient for
     good): the actor marks the delivery failed at once instead of retrying.
+    `retry_after` is the provider's own wait in seconds (Telegram's 429): the next try
+    waits at least that long.
     """
 
     code = "delivery_failed"
 
-    def __init__(self, answer: str, *, permanent: bool = False) -> None:
+    def __init__(
+        self, answer: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
         self.answer = clip_answer(answer) or "no answer"
         self.permanent = permanent
+        self.retry_after = retry_after
         super().__init__(self.answer)
