@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from splitgo.web import auth, health, ops, payments
+from splitgo.web import auth, health, ops, payments, splits
 from splitgo.web.keys import SERVICES, Services
 from splitgo.web.middlewares import problems, request_context
 
@@ -19,4 +19,5 @@ def create_app(services: Services) -> web.Application:
     app.add_routes(ops.routes)
     app.add_routes(auth.routes)
     app.add_routes(payments.routes)
+    app.add_routes(splits.routes)
     return app
