@@ -217,6 +217,32 @@ CREATE TABLE IF NOT EXISTS notification_attempts (
     PRIMARY KEY (delivery_id, attempt)
 );
 
+-- The in-app feed: one row per in-app delivery (its id), read or unread.
+CREATE TABLE IF NOT EXISTS notification_feed (
+    id         text PRIMARY KEY,            -- the delivery's id: a retried try stores once
+    seq        bigserial NOT NULL,
+    user_id    text NOT NULL,
+    category   text NOT NULL,
+    kind       text NOT NULL,
+    title      text NOT NULL,
+    body       text NOT NULL,
+    data       jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at timestamptz NOT NULL,
+    read_at    timestamptz
+);
+CREATE INDEX IF NOT EXISTS notification_feed_user ON notification_feed (user_id, seq DESC);
+CREATE INDEX IF NOT EXISTS notification_feed_unread ON notification_feed (user_id, seq DESC)
+    WHERE read_at IS NULL;
+
+-- What a user switched on or off, per category and channel; absent: the default.
+CREATE TABLE IF NOT EXISTS notification_preferences (
+    user_id  text NOT NULL,
+    category text NOT NULL,
+    channel  text NOT NULL,
+    enabled  boolean NOT NULL,
+    PRIMARY KEY (user_id, category, channel)
+);
+
 -- ── payments ────────────────────────────────────────────────────────────────────────────
 -- Owned by actors/payments (store.py holds every statement). A double-entry ledger in
 -- integer minor units: each transfer debits one account and credits another by the same

@@ -16,6 +16,7 @@ from splitgo import config
 from splitgo.db import open_database
 from splitgo.node import (
     ACTORS,
+    Channels,
     NodeParts,
     email_channel,
     jwt_keys_for,
@@ -23,6 +24,7 @@ from splitgo.node import (
     public_url_for,
     spawn,
 )
+from splitgo.web.live import LiveHub
 from transport import Codec, MemoryTransport
 
 
@@ -70,6 +72,7 @@ async def create_admin(
                 jwt_keys=jwt_keys_for(settings),
                 http=http,
                 email=email_channel(settings),
+                channels=Channels(live=LiveHub()),
             )
             for spec in ACTORS.values():
                 system.route(spec.name, shards=spec.shards, key=spec.key)

@@ -23,17 +23,25 @@ from aiohttp import web
 
 from actors.auth import messages as auth_messages
 from actors.auth.actor import Auth
-from actors.auth.messages import AccessTokenVerifier, UserRegistered, auth_key
+from actors.auth.messages import AccessTokenVerifier, TelegramLinked, UserRegistered, auth_key
 from actors.auth.oauth import ProviderConfig
 from actors.auth.passwords import Passwords
 from actors.auth.tokens import SigningKeys
 from actors.notifications import messages as notifications_messages
 from actors.notifications.actor import Notifications
 from actors.notifications.channels.email import EmailChannel, FolderEmail, SmtpEmail, SmtpSettings
+from actors.notifications.channels.sms import LogSms, SmsChannel, WebhookSms
+from actors.notifications.channels.telegram import TelegramChannel
 from actors.notifications.messages import NOTIFICATIONS, notifications_key
 from actors.payments import messages as payments_messages
 from actors.payments.actor import Payments
-from actors.payments.messages import TransferCompleted, TransferFailed, payments_key
+from actors.payments.messages import (
+    TopUpFailed,
+    TopUpSucceeded,
+    TransferCompleted,
+    TransferFailed,
+    payments_key,
+)
 from actors.payments.providers import PaymentProvider
 from actors.payments.providers.sandbox import SandboxProvider
 from actors.payments.providers.stripe import StripeProvider
@@ -42,11 +50,21 @@ from actors.runtime.outbox import Outbox
 from actors.runtime.system import KeyFunction
 from actors.splits import messages as splits_messages
 from actors.splits.actor import Splits
-from actors.splits.messages import splits_key
+from actors.splits.messages import (
+    ExpenseAdded,
+    ExpenseDeleted,
+    ExpenseUpdated,
+    MemberAdded,
+    SettlementFailed,
+    SettlementRecorded,
+    splits_key,
+)
+from splitgo.bot.app import TelegramBot
 from splitgo.config import ConfigError, Settings, parse_jwt_keys
 from splitgo.db import Database, open_database
 from splitgo.web import Services, create_app
 from splitgo.web.keys import Probe
+from splitgo.web.live import LiveHub, RedisLiveBus
 from transport import Codec, MemoryTransport, Transport
 from transport.redis_streams import RedisStreamsTransport
 
@@ -64,6 +82,65 @@ class NodeParts:
     jwt_keys: dict[str, bytes]  # access-token keys by kid; the first signs
     http: aiohttp.ClientSession  # for calls out (OAuth providers)
     email: EmailChannel  # SMTP, or files in the data folder
+    channels: Channels  # Telegram, SMS and the live push, as configured
+
+
+@dataclass(slots=True)
+class Channels:
+    """The notification channels beside email, and where live pushes go."""
+
+    live: LiveHub
+    telegram: TelegramChannel | None = None
+    sms: SmsChannel | None = None
+    bus: RedisLiveBus | None = None
+
+    async def push(self, user_id: str, frame: bytes) -> None:
+        if self.bus is not None:
+            await self.bus.push(user_id, frame)
+        else:
+            await self.live.deliver(user_id, frame)
+
+    async def close(self) -> None:
+        await self.live.close()
+        if self.bus is not None:
+            await self.bus.close()
+        if self.telegram is not None:
+            await self.telegram.close()
+        if isinstance(self.sms, WebhookSms):
+            await self.sms.close()
+
+
+def bot_for(settings: Settings, system: ActorSystem, public_url: str) -> TelegramBot | None:
+    """The Telegram bot on the first configured token (None: no tokens, no bot)."""
+    if not settings.telegram_bot_tokens:
+        return None
+    try:
+        return TelegramBot(
+            system,
+            token=settings.telegram_bot_tokens[0],
+            api_url=settings.telegram_api_url,
+            mode=settings.telegram_mode,  # type: ignore[arg-type]  # checked by config
+            webhook_secret=settings.telegram_webhook_secret,
+            public_url=public_url,
+        )
+    except ValueError as error:
+        raise ConfigError(f"Telegram: {error}") from None
+
+
+def build_channels(settings: Settings) -> Channels:
+    live = LiveHub()
+    telegram = None
+    if settings.telegram_bot_tokens:
+        telegram = TelegramChannel(settings.telegram_bot_tokens, api_url=settings.telegram_api_url)
+    sms: SmsChannel = LogSms()
+    if settings.sms_provider == "webhook":
+        if not settings.sms_webhook_url:
+            raise ConfigError("SPLITGO_SMS_PROVIDER=webhook needs SPLITGO_SMS_WEBHOOK_URL")
+        sms = WebhookSms(settings.sms_webhook_url, token=settings.sms_webhook_token)
+    bus = None
+    if settings.transport == "redis":
+        bus = RedisLiveBus(settings.redis_url, settings.redis_prefix, live)
+    return Channels(live=live, telegram=telegram, sms=sms, bus=bus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +259,8 @@ class Node:
         self._runner: web.AppRunner | None = None
         self._listener: socket.socket | None = None
         self._http: aiohttp.ClientSession | None = None
+        self.channels: Channels | None = None
+        self.bot: TelegramBot | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -208,6 +287,9 @@ class Node:
         self._listener = listener
         keys = jwt_keys_for(settings)
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        self.channels = channels = build_channels(settings)
+        if channels.bus is not None:
+            await channels.bus.start()
         parts = NodeParts(
             settings=settings,
             system=self.system,
@@ -216,6 +298,7 @@ class Node:
             jwt_keys=keys,
             http=self._http,
             email=email_channel(settings),
+            channels=channels,
         )
         for spec in ACTORS.values():
             self.system.route(spec.name, shards=spec.shards, key=spec.key)
@@ -232,11 +315,17 @@ class Node:
             verifier=AccessTokenVerifier(keys),
             public_url=parts.public_url,
         )
+        self.bot = bot_for(settings, self.system, parts.public_url)
+        webhook = [self.bot.webhook_routes()] if self.bot and self.bot.mode == "webhook" else []
         self._runner = web.AppRunner(
-            create_app(services), access_log=None, shutdown_timeout=settings.shutdown_timeout / 2
+            create_app(services, live=channels.live, extra=webhook),
+            access_log=None,
+            shutdown_timeout=settings.shutdown_timeout / 2,
         )
         await self._runner.setup()
         await web.SockSite(self._runner, listener).start()
+        if self.bot is not None:
+            await self.bot.start()
         log.info(
             "node_started",
             node=settings.node_id,
@@ -248,6 +337,8 @@ class Node:
 
     async def stop(self) -> None:
         """Stop intake first, then drain the actors, then close the pools."""
+        if self.bot is not None:
+            await self.bot.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.system is not None:
@@ -256,6 +347,8 @@ class Node:
             self._listener.close()  # the start failed before serving from it
         if self._http is not None:
             await self._http.close()
+        if self.channels is not None:
+            await self.channels.close()
         if self.transport is not None:
             await self.transport.close()
         if self.database is not None:
@@ -320,7 +413,14 @@ def email_channel(settings: Settings) -> EmailChannel:
 
 
 def build_notifications(parts: NodeParts) -> Notifications:
-    return Notifications(parts.database.pool, parts.email, public_url=parts.public_url)
+    return Notifications(
+        parts.database.pool,
+        parts.email,
+        public_url=parts.public_url,
+        telegram=parts.channels.telegram,
+        sms=parts.channels.sms,
+        push=parts.channels.push,
+    )
 
 
 register(
@@ -370,7 +470,7 @@ def build_auth(parts: NodeParts) -> Auth:
         bot_username=settings.telegram_bot_username,
         public_url=parts.public_url,
         passwords=shared_passwords(),
-        subscribers={UserRegistered: ("splits",)},
+        subscribers={UserRegistered: ("splits",), TelegramLinked: (NOTIFICATIONS,)},
     )
 
 
@@ -417,7 +517,12 @@ def build_payments(parts: NodeParts) -> Payments:
         providers=payment_providers(parts),
         http=parts.http,
         public_url=parts.public_url,
-        subscribers={TransferCompleted: ("splits",), TransferFailed: ("splits",)},
+        subscribers={
+            TransferCompleted: ("splits", NOTIFICATIONS),
+            TransferFailed: ("splits",),
+            TopUpSucceeded: (NOTIFICATIONS,),
+            TopUpFailed: (NOTIFICATIONS,),
+        },
     )
 
 
@@ -440,7 +545,20 @@ register(
     ActorSpec(
         name="splits",
         actor_type=Splits,
-        build=lambda parts: Splits(parts.database.pool),
+        build=lambda parts: Splits(
+            parts.database.pool,
+            subscribers={
+                event: (NOTIFICATIONS,)
+                for event in (
+                    ExpenseAdded,
+                    ExpenseUpdated,
+                    ExpenseDeleted,
+                    MemberAdded,
+                    SettlementRecorded,
+                    SettlementFailed,
+                )
+            },
+        ),
         messages=splits_messages,
         # one group's messages in order on one shard; groups spread over the shards
         shards=8,

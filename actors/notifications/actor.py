@@ -10,42 +10,67 @@ Delivery to the outside world is at least once: a crash between the provider's "
 and the attempt row makes one more try. Everything else happens once: a redelivered event
 finds its inbox mark (and its delivery key), a duplicate timer finds its try claimed.
 
-Today the only channel is email, for auth's events; the Telegram, in-app and SMS channels
-and per-user preferences plug in at `_targets` (who gets what, where) and `_send` (how).
+Who hears about an event and what each channel says is in `notices.py`; where it goes
+depends on the user's preferences (security messages ignore them) and contacts (asked of
+auth). Channels: email, Telegram (several bots in turn), in-app (the stored feed, pushed
+live to the user's WebSockets through `push`) and SMS. A provider's own wait (Telegram's
+429 `retry_after`) is honoured.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import msgspec
 import structlog
 
-from actors.auth.messages import (
-    EmailVerificationRequested,
-    PasswordChanged,
-    PasswordResetRequested,
-)
+from actors.auth.messages import Contacts, GetContacts, UserNotFound
+from actors.notifications import feed_store
 from actors.notifications.channels import DeliveryFailed, clip_answer
 from actors.notifications.channels.email import EmailChannel
-from actors.notifications.messages import RetryNotificationDelivery
+from actors.notifications.channels.sms import SmsChannel
+from actors.notifications.channels.telegram import TelegramChannel
+from actors.notifications.messages import (
+    Acknowledged,
+    AttemptView,
+    DeliveryList,
+    DeliveryView,
+    GetPreferences,
+    InvalidPreference,
+    ListDeliveries,
+    ListNotifications,
+    MarkAllRead,
+    MarkRead,
+    NotificationNotFound,
+    NotificationPage,
+    NotificationView,
+    Preferences,
+    RetryNotificationDelivery,
+    SetPreferences,
+)
+from actors.notifications.notices import CATEGORIES, CHANNELS, EVENTS, Notice, notices_for
 from actors.notifications.store import Claimed, NotDue, NotificationStore
-from actors.notifications.templates import EmailEvent, render_email
-from actors.runtime import Actor, handles
+from actors.notifications.templates import render_email, simple_mail
+from actors.runtime import Actor, Message, handles
 
 log = structlog.get_logger("actors.notifications")
 
-EMAIL = "email"
+EMAIL, TELEGRAM, INAPP, SMS = CHANNELS[0], CHANNELS[1], CHANNELS[2], CHANNELS[3]
 DEFAULT_MAX_ATTEMPTS = 6
 # The events this actor decodes back from a delivery's payload, by message type name.
-EVENT_TYPES: dict[str, type[EmailEvent]] = {
-    t.__name__: t for t in (EmailVerificationRequested, PasswordResetRequested, PasswordChanged)
-}
+EVENT_TYPES: dict[str, type[Message]] = {t.__name__: t for t in EVENTS}
+# auth's own mails (links with tokens) keep their templates
+AUTH_MAILS = ("EmailVerificationRequested", "PasswordResetRequested", "PasswordChanged")
+SECURITY_KINDS = [*AUTH_MAILS, "TelegramLinked"]
+Push = Callable[[str, bytes], Awaitable[None]]
+ContactsLookup = Callable[[str], Awaitable[Contacts | None]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,12 +105,15 @@ class Backoff:
 
 
 class Notifications(Actor):
-    """Delivers notifications: today auth's mails, over the email channel.
+    """Delivers notifications over email, Telegram, the in-app feed and SMS.
 
     `pool` holds the notification tables; `email` is the email channel (SmtpEmail, or
-    FolderEmail on the embedded default); `public_url` is where the web edge is reached
-    from a browser (links in mails start with it). `claim_seconds` is how long a try may
-    take before it counts as lost and is made again; keep it above the channel's timeout.
+    FolderEmail on the embedded default); `telegram` and `sms` are optional (None: that
+    channel is off on this node); `push` sends a user's new in-app item to their live
+    WebSockets; `contacts` finds where a user is reached (default: ask auth).
+    `public_url` is where the web edge is reached from a browser (links in mails start
+    with it). `claim_seconds` is how long a try may take before it counts as lost and is
+    made again; keep it above the channel's timeout.
     """
 
     def __init__(
@@ -94,6 +122,10 @@ class Notifications(Actor):
         email: EmailChannel,
         *,
         public_url: str,
+        telegram: TelegramChannel | None = None,
+        sms: SmsChannel | None = None,
+        push: Push | None = None,
+        contacts: ContactsLookup | None = None,
         backoff: Backoff | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         claim_seconds: float = 300.0,
@@ -103,7 +135,12 @@ class Notifications(Actor):
         if not public_url.startswith(("http://", "https://")):
             raise ValueError(f"public_url {public_url!r} must start with http:// or https://")
         self.store = NotificationStore(pool)
+        self.pool = pool
         self.email = email
+        self.telegram = telegram
+        self.sms = sms
+        self.push = push
+        self._contacts_lookup = contacts
         self.public_url = public_url.rstrip("/")
         self.backoff = backoff or Backoff()
         self.max_attempts = max_attempts
@@ -124,27 +161,30 @@ class Notifications(Actor):
 
     # ── events ─────────────────────────────────────────────────────────────────────────
 
-    @handles(EmailVerificationRequested, PasswordResetRequested, PasswordChanged)
-    async def on_event(self, event: EmailEvent) -> None:
+    @handles(*EVENTS)
+    async def on_event(self, event: Message) -> None:
         envelope = self.envelope
         assert envelope is not None, "a handler always has its envelope"
-        targets = self._targets(event)
         # render now: an event no template can render fails here, before anything is stored
-        for channel, _recipient in targets:
-            self._check_renders(channel, event)
+        notices = notices_for(event, public_url=self.public_url)
+        targets = [
+            (notice.user_id, channel, recipient)
+            for notice in notices
+            for channel, recipient in await self._targets(notice)
+        ]
         payload = msgspec.json.encode(event).decode()
         event_type = type(event).__name__
         ids: list[str] = []
         async with self.transaction() as tx:
             if not tx.duplicate:
-                for channel, recipient in targets:
+                for user_id, channel, recipient in targets:
                     delivery_id = uuid.uuid4().hex
                     if await self.store.add_delivery(
                         tx,
                         delivery_id=delivery_id,
                         event_id=envelope.id,
                         event_type=event_type,
-                        user_id=event.user_id,
+                        user_id=user_id,
                         channel=channel,
                         recipient=recipient,
                         shard=self.shard,
@@ -156,8 +196,8 @@ class Notifications(Actor):
             # tried (a crash right after the commit) is tried now. The claim lets only an
             # untried delivery through, so this never makes a second first try.
             log.info("notification_event_redelivered", event_id=envelope.id, event_type=event_type)
-            for channel, _recipient in targets:
-                found = await self.store.find_delivery(envelope.id, event.user_id, channel)
+            for user_id, channel, _recipient in targets:
+                found = await self.store.find_delivery(envelope.id, user_id, channel)
                 if found is not None and found not in ids:
                     ids.append(found)
         for delivery_id in ids:
@@ -169,25 +209,94 @@ class Notifications(Actor):
 
     # ── delivery ───────────────────────────────────────────────────────────────────────
 
-    def _targets(self, event: EmailEvent) -> list[tuple[str, str]]:
-        """(channel, recipient) pairs for this event. Auth's mails go to the address in the
-        event, which may not be the account's yet (verification): never to a preference."""
-        return [(EMAIL, event.email)]
+    async def _contacts(self, user_id: str) -> Contacts | None:
+        if self._contacts_lookup is not None:
+            return await self._contacts_lookup(user_id)
+        try:
+            contacts: Contacts = await self.ask("auth", GetContacts(user_id=user_id))
+        except UserNotFound:
+            return None
+        return contacts
 
-    def _check_renders(self, channel: str, event: EmailEvent) -> None:
+    async def _targets(self, notice: Notice) -> list[tuple[str, str]]:
+        """(channel, recipient) pairs for one notice: the channels it may use, that this
+        node has, that the user left on (security notices ignore that), where the user
+        can be reached. An address named by the event (verification) beats the account's."""
+        allowed = notice.only or CHANNELS
+        switches = None
+        if not notice.security:
+            switches = (await feed_store.preferences(self.pool, notice.user_id))[notice.category]
+        wanted = [c for c in allowed if switches is None or switches.get(c, False)]
+        contacts = None
+        if any(self._recipient(c, notice, None) is None and self._reachable(c) for c in wanted):
+            contacts = await self._contacts(notice.user_id)
+        targets: list[tuple[str, str]] = []
+        for channel in wanted:
+            recipient = self._recipient(channel, notice, contacts)
+            if recipient:
+                targets.append((channel, recipient))
+        return targets
+
+    def _reachable(self, channel: str) -> bool:
+        """Whether this node has the channel at all."""
+        return {TELEGRAM: self.telegram, SMS: self.sms}.get(channel, True) is not None
+
+    def _recipient(self, channel: str, notice: Notice, contacts: Contacts | None) -> str | None:
         if channel == EMAIL:
-            render_email(event, public_url=self.public_url)
-            return
-        raise ValueError(f"unknown channel {channel!r}")
+            return notice.email_to or (contacts.email if contacts else None)
+        if channel == TELEGRAM and self.telegram is not None:
+            chat = notice.telegram_chat_id or (contacts.telegram_chat_id if contacts else None)
+            return None if chat is None else str(chat)
+        if channel == SMS and self.sms is not None and contacts and contacts.phone_verified:
+            return contacts.phone
+        if channel == INAPP:
+            return notice.user_id
+        return None
 
-    async def _send(self, claimed: Claimed, event: EmailEvent) -> str:
+    async def _send(self, claimed: Claimed, event: Message) -> str:
         """One try over the delivery's channel; the provider's answer, or DeliveryFailed."""
+        notice = next(
+            (
+                n
+                for n in notices_for(event, public_url=self.public_url)
+                if n.user_id == claimed.user_id
+            ),
+            None,
+        )
+        if notice is None:
+            raise DeliveryFailed("the event no longer concerns this user", permanent=True)
         if claimed.channel == EMAIL:
-            mail = render_email(event, public_url=self.public_url)
-            if mail.to != claimed.recipient:
+            if claimed.event_type in AUTH_MAILS:
+                mail = render_email(event, public_url=self.public_url)  # type: ignore[arg-type]
                 mail = dataclasses.replace(mail, to=claimed.recipient)
+            else:
+                mail = simple_mail(claimed.recipient, notice.title, notice.text, kind=notice.kind)
             return await self.email.send(mail)
+        if claimed.channel == TELEGRAM and self.telegram is not None:
+            return await self.telegram.send(int(claimed.recipient), notice.telegram)
+        if claimed.channel == SMS and self.sms is not None:
+            return await self.sms.send(claimed.recipient, f"{notice.title}: {notice.text}")
+        if claimed.channel == INAPP:
+            return await self._store_and_push(claimed, notice)
         raise DeliveryFailed(f"no channel {claimed.channel!r} on this node", permanent=True)
+
+    async def _store_and_push(self, claimed: Claimed, notice: Notice) -> str:
+        row = await feed_store.add_item(
+            self.pool,
+            item_id=claimed.id,
+            user_id=notice.user_id,
+            category=notice.category,
+            kind=notice.kind,
+            title=notice.title,
+            body=notice.text,
+            data=notice.data,
+            now=datetime.now(UTC),
+        )
+        if self.push is None:
+            return "stored"
+        frame = msgspec.json.encode({"type": "notification", "notification": _item(row)})
+        await self.push(notice.user_id, frame)
+        return "stored and pushed"
 
     async def _attempt(self, delivery_id: str, *, attempts: int) -> None:
         """Make try number `attempts + 1` of a delivery, if it is still due for it."""
@@ -216,11 +325,12 @@ class Notifications(Actor):
         }
         started = datetime.now(UTC)
         permanent = False
+        retry_after: float | None = None
         try:
             event = msgspec.json.decode(claim.payload, type=EVENT_TYPES[claim.event_type])
             answer = clip_answer(await self._send(claim, event))
         except DeliveryFailed as error:
-            answer, permanent = error.answer, error.permanent
+            answer, permanent, retry_after = error.answer, error.permanent, error.retry_after
         except Exception as error:
             # A bug or an error no channel anticipated: counted as a failed try, so the
             # delivery is retried and finally marked failed, never left hanging.
@@ -245,7 +355,8 @@ class Notifications(Actor):
                 **context,
             )
             return
-        delay = self.backoff.delay(attempt)
+        # the provider's own wait is an instruction, not a hint
+        delay = retry_after if retry_after is not None else self.backoff.delay(attempt)
         moved = await self.store.finish_attempt(
             delivery_id, attempt, outcome="retry", answer=answer, started_at=started, retry_in=delay
         )
@@ -256,3 +367,116 @@ class Notifications(Actor):
         log.warning(
             "notification_retry_scheduled", answer=answer, retry_in_s=round(delay, 3), **context
         )
+
+    # ── the in-app feed, preferences, delivery records ─────────────────────────────────
+
+    @handles(ListNotifications)
+    async def list_notifications(self, message: ListNotifications) -> NotificationPage:
+        limit = max(1, min(message.limit, 200))
+        before = _cursor(message.cursor)
+        rows = await feed_store.page(
+            self.pool,
+            message.user_id,
+            unread_only=message.unread_only,
+            limit=limit + 1,
+            before=before,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return NotificationPage(
+            items=[_item(row) for row in rows],
+            next_cursor=str(rows[-1]["seq"]) if more else None,
+            unread=await feed_store.unread_count(self.pool, message.user_id),
+        )
+
+    @handles(MarkRead)
+    async def mark_read(self, message: MarkRead) -> Acknowledged:
+        now = datetime.now(UTC)
+        if not await feed_store.mark_read(self.pool, message.user_id, message.notification_id, now):
+            raise NotificationNotFound("No such notification among yours.")
+        return Acknowledged()
+
+    @handles(MarkAllRead)
+    async def mark_all_read(self, message: MarkAllRead) -> Acknowledged:
+        await feed_store.mark_all_read(self.pool, message.user_id, datetime.now(UTC))
+        return Acknowledged()
+
+    @handles(GetPreferences)
+    async def get_preferences(self, message: GetPreferences) -> Preferences:
+        chosen = await feed_store.preferences(self.pool, message.user_id)
+        return Preferences(categories=chosen, locked=SECURITY_KINDS)
+
+    @handles(SetPreferences)
+    async def set_preferences(self, message: SetPreferences) -> Preferences:
+        for category, channels in message.changes.items():
+            if category not in CATEGORIES:
+                raise InvalidPreference(
+                    f"{category!r} is not a category; use one of {', '.join(CATEGORIES)}",
+                    details={"field": f"$.{category}"},
+                )
+            for channel, enabled in channels.items():
+                if channel not in CHANNELS or not isinstance(enabled, bool):
+                    raise InvalidPreference(
+                        f"{category}.{channel}: channels are {', '.join(CHANNELS)}, each"
+                        " true or false",
+                        details={"field": f"$.{category}.{channel}"},
+                    )
+        await feed_store.set_preferences(self.pool, message.user_id, message.changes)
+        return await self.get_preferences(GetPreferences(user_id=message.user_id))
+
+    @handles(ListDeliveries)
+    async def list_deliveries(self, message: ListDeliveries) -> DeliveryList:
+        deliveries = await self.store.list_deliveries(
+            status=message.status, user_id=message.user_id, limit=message.limit
+        )
+        views = []
+        for delivery in deliveries:
+            tries = await self.store.attempts(delivery.id)
+            views.append(
+                DeliveryView(
+                    id=delivery.id,
+                    event_type=delivery.event_type,
+                    user_id=delivery.user_id,
+                    channel=delivery.channel,
+                    status=delivery.status,
+                    attempts=delivery.attempts,
+                    last_answer=delivery.last_answer,
+                    created_at=_rfc3339(delivery.created_at),
+                    tries=[
+                        AttemptView(
+                            attempt=t.attempt,
+                            status=t.status,
+                            provider_answer=t.provider_answer,
+                            started_at=_rfc3339(t.started_at),
+                        )
+                        for t in tries
+                    ],
+                )
+            )
+        return DeliveryList(items=views)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _item(row: Any) -> NotificationView:
+    data = row["data"]
+    return NotificationView(
+        id=row["id"],
+        category=row["category"],
+        kind=row["kind"],
+        title=row["title"],
+        body=row["body"],
+        data=json.loads(data) if isinstance(data, str) else dict(data or {}),
+        created_at=_rfc3339(row["created_at"]),
+        read=row["read_at"] is not None,
+    )
+
+
+def _cursor(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise InvalidPreference("cursor is not one this API gave out", details={"field": "cursor"})
+    return int(raw)

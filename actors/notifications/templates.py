@@ -212,3 +212,14 @@ def render_email(event: EmailEvent, *, public_url: str) -> Mail:
     if template is None:
         raise TypeError(f"no email template for {type(event).__name__}")
     return template(event, public_url=public_url)
+
+
+def simple_mail(to: str, title: str, text: str, *, kind: str) -> Mail:
+    """A one-paragraph mail (every notice that is not one of auth's own mails)."""
+    return Mail(
+        to=to,
+        subject=f"{PRODUCT}: {display_name(title)}",
+        text=_text(text),
+        html=_html(title, [html.escape(text)]),
+        kind=kind,
+    )

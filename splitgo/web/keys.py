@@ -9,6 +9,7 @@ from aiohttp import web
 
 from actors.auth.messages import AccessTokenVerifier
 from actors.runtime import ActorSystem
+from splitgo.web.live import LiveHub
 
 Probe = Callable[[], Awaitable[bool]]
 
@@ -28,3 +29,4 @@ class Services:
 
 
 SERVICES = web.AppKey("services", Services)
+LIVE = web.AppKey("live", LiveHub)

@@ -1,0 +1,367 @@
+"""Who hears about an event, and what each channel says: one place for every template.
+
+`notices_for(event)` turns any event the notifications actor handles into one `Notice`
+per person to tell, carrying the category (for preferences), whether it is a security
+message (never switched off), and the text per channel: plain (in-app, SMS), HTML for
+email and Telegram's HTML subset. Pure functions, no IO; user-supplied text is escaped
+for HTML and flattened to one line.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from actors.auth.messages import (
+    EmailVerificationRequested,
+    PasswordChanged,
+    PasswordResetRequested,
+    TelegramLinked,
+)
+from actors.notifications.templates import display_name, render_email, reset_link
+from actors.payments.messages import (
+    CURRENCIES,
+    HoldCaptured,
+    TopUpFailed,
+    TopUpSucceeded,
+    TransferCompleted,
+)
+from actors.runtime import Message
+from actors.splits.messages import (
+    ExpenseAdded,
+    ExpenseDeleted,
+    ExpenseUpdated,
+    MemberAdded,
+    SettlementFailed,
+    SettlementRecorded,
+)
+
+Category = Literal["account", "money", "splits", "rides"]
+CATEGORIES: tuple[Category, ...] = ("account", "money", "splits", "rides")
+CHANNELS = ("email", "telegram", "inapp", "sms")
+# on unless the user says otherwise; SMS costs money, so it is opt-in
+DEFAULT_PREFERENCES: dict[str, dict[str, bool]] = {
+    "account": {"email": True, "telegram": True, "inapp": True, "sms": False},
+    "money": {"email": True, "telegram": True, "inapp": True, "sms": False},
+    "splits": {"email": False, "telegram": True, "inapp": True, "sms": False},
+    "rides": {"email": False, "telegram": True, "inapp": True, "sms": False},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One person to tell about one event, and how each channel says it."""
+
+    user_id: str
+    category: Category
+    kind: str
+    title: str
+    text: str  # plain: in-app and SMS
+    html: str  # email body
+    telegram: str  # Telegram's HTML subset
+    security: bool = False  # always sent, whatever the preferences
+    email_to: str | None = None  # the event names the address (it may not be the account's)
+    only: tuple[str, ...] | None = None  # channels allowed at all (a token goes by mail only)
+    telegram_chat_id: int | None = None  # the event names the chat
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def money(amount: int, currency: str) -> str:
+    exponent = CURRENCIES.get(currency, 2)
+    sign = "-" if amount < 0 else ""
+    whole, part = divmod(abs(amount), 10**exponent)
+    return (
+        f"{sign}{whole}.{part:0{exponent}d} {currency}" if exponent else f"{sign}{whole} {currency}"
+    )
+
+
+def _line(value: str) -> str:
+    return display_name(value)
+
+
+def _simple(
+    user_id: str, category: Category, kind: str, title: str, text: str, **extra: Any
+) -> Notice:
+    """A notice whose every channel says the same sentence."""
+    safe = html.escape(text)
+    return Notice(
+        user_id=user_id,
+        category=category,
+        kind=kind,
+        title=title,
+        text=text,
+        html=f"<p>{safe}</p>",
+        telegram=f"<b>{html.escape(title)}</b>\n{safe}",
+        **extra,
+    )
+
+
+# ── auth ───────────────────────────────────────────────────────────────────────────────
+
+
+def _from_mail(event: Any, public_url: str, **extra: Any) -> Notice:
+    mail = render_email(event, public_url=public_url)
+    return Notice(
+        user_id=event.user_id,
+        category="account",
+        kind=type(event).__name__,
+        title=mail.subject,
+        text=mail.text,
+        html=mail.html or "",
+        telegram=f"<b>{html.escape(mail.subject)}</b>",
+        security=True,
+        email_to=event.email,
+        **extra,
+    )
+
+
+def _verification(event: EmailVerificationRequested, public_url: str) -> list[Notice]:
+    return [_from_mail(event, public_url, only=("email",))]
+
+
+def _reset(event: PasswordResetRequested, public_url: str) -> list[Notice]:
+    mail = _from_mail(event, public_url, only=("email", "telegram"))
+    link = html.escape(reset_link(public_url, event.token), quote=True)
+    telegram = (
+        f'<b>Reset your password</b>\n<a href="{link}">Choose a new password</a>'
+        " (the link works once)."
+    )
+    return [
+        Notice(
+            **{**_fields(mail), "telegram": telegram, "telegram_chat_id": event.telegram_chat_id}
+        )
+    ]
+
+
+def _password_changed(event: PasswordChanged, public_url: str) -> list[Notice]:
+    mail = _from_mail(event, public_url, telegram_chat_id=event.telegram_chat_id)
+    text = "Your splitgo password was changed. If this was not you, reset it now."
+    return [Notice(**{**_fields(mail), "telegram": f"<b>Password changed</b>\n{text}"})]
+
+
+def _telegram_linked(event: TelegramLinked, public_url: str) -> list[Notice]:
+    return [
+        _simple(
+            event.user_id,
+            "account",
+            "TelegramLinked",
+            "Telegram linked",
+            "This Telegram chat now receives your splitgo notifications.",
+            security=True,
+            telegram_chat_id=event.chat_id,
+        )
+    ]
+
+
+def _fields(notice: Notice) -> dict[str, Any]:
+    return {name: getattr(notice, name) for name in Notice.__slots__}
+
+
+# ── payments ───────────────────────────────────────────────────────────────────────────
+
+
+def _transfer(event: TransferCompleted, public_url: str) -> list[Notice]:
+    if event.kind != "p2p":  # settlements, fares: their own actors tell the story
+        return []
+    shown = money(event.amount, event.currency)
+    notices: list[Notice] = []
+    if event.from_user_id:
+        notices.append(
+            _simple(
+                event.from_user_id,
+                "money",
+                "TransferSent",
+                "Money sent",
+                f"You sent {shown} to {event.to_user_id}.",
+                data={"transfer_id": event.transfer_id},
+            )
+        )
+    if event.to_user_id:
+        notices.append(
+            _simple(
+                event.to_user_id,
+                "money",
+                "TransferReceived",
+                "Money received",
+                f"You received {shown} from {event.from_user_id}.",
+                data={"transfer_id": event.transfer_id},
+            )
+        )
+    return notices
+
+
+def _top_up(event: TopUpSucceeded, public_url: str) -> list[Notice]:
+    shown = money(event.amount, event.currency)
+    return [
+        _simple(
+            event.user_id,
+            "money",
+            "TopUpSucceeded",
+            "Wallet topped up",
+            f"{shown} arrived in your wallet.",
+            data={"top_up_id": event.top_up_id},
+        )
+    ]
+
+
+def _top_up_failed(event: TopUpFailed, public_url: str) -> list[Notice]:
+    shown = money(event.amount, event.currency)
+    return [
+        _simple(
+            event.user_id,
+            "money",
+            "TopUpFailed",
+            "Top-up failed",
+            f"Your top-up of {shown} did not go through; nothing was charged.",
+            data={"top_up_id": event.top_up_id},
+        )
+    ]
+
+
+def _hold_captured(event: HoldCaptured, public_url: str) -> list[Notice]:
+    shown = money(event.amount, event.currency)
+    return [
+        _simple(
+            event.user_id,
+            "money",
+            "HoldCaptured",
+            "Payment taken",
+            f"{shown} was charged from your wallet.",
+            data={"hold_id": event.hold_id},
+        )
+    ]
+
+
+# ── splits ─────────────────────────────────────────────────────────────────────────────
+
+
+def _expense_added(event: ExpenseAdded, public_url: str) -> list[Notice]:
+    group, what = _line(event.group_name), _line(event.description)
+    notices = []
+    for share in event.shares:
+        if share.user_id == event.created_by:
+            continue
+        notices.append(
+            _simple(
+                share.user_id,
+                "splits",
+                "ExpenseAdded",
+                f"New expense in {group}",
+                f"{event.created_by} added “{what}” ({money(event.amount, event.currency)});"
+                f" your share is {money(share.amount, event.currency)}.",
+                data={"group_id": event.group_id, "expense_id": event.expense_id},
+            )
+        )
+    return notices
+
+
+def _expense_updated(event: ExpenseUpdated, public_url: str) -> list[Notice]:
+    group, what = _line(event.group_name), _line(event.description)
+    return [
+        _simple(
+            share.user_id,
+            "splits",
+            "ExpenseUpdated",
+            f"Expense changed in {group}",
+            f"{event.changed_by} changed “{what}”; your share is now"
+            f" {money(share.amount, event.currency)}.",
+            data={"group_id": event.group_id, "expense_id": event.expense_id},
+        )
+        for share in event.shares
+        if share.user_id != event.changed_by
+    ]
+
+
+def _expense_deleted(event: ExpenseDeleted, public_url: str) -> list[Notice]:
+    group, what = _line(event.group_name), _line(event.description)
+    return [
+        _simple(
+            user,
+            "splits",
+            "ExpenseDeleted",
+            f"Expense deleted in {group}",
+            f"{event.deleted_by} deleted “{what}”.",
+            data={"group_id": event.group_id, "expense_id": event.expense_id},
+        )
+        for user in event.participants
+        if user != event.deleted_by
+    ]
+
+
+def _member_added(event: MemberAdded, public_url: str) -> list[Notice]:
+    return [
+        _simple(
+            event.member_user_id,
+            "splits",
+            "MemberAdded",
+            "Added to a group",
+            f"{event.added_by} added you to {_line(event.group_name)}.",
+            data={"group_id": event.group_id},
+        )
+    ]
+
+
+def _settlement(event: SettlementRecorded, public_url: str) -> list[Notice]:
+    shown, group = money(event.amount, event.currency), _line(event.group_name)
+    data = {"group_id": event.group_id, "settlement_id": event.settlement_id}
+    return [
+        _simple(
+            event.from_user_id,
+            "splits",
+            "SettlementRecorded",
+            f"Settled up in {group}",
+            f"You paid {event.to_user_id} {shown} ({event.method}).",
+            data=data,
+        ),
+        _simple(
+            event.to_user_id,
+            "splits",
+            "SettlementRecorded",
+            f"Settled up in {group}",
+            f"{event.from_user_id} paid you {shown} ({event.method}).",
+            data=data,
+        ),
+    ]
+
+
+def _settlement_failed(event: SettlementFailed, public_url: str) -> list[Notice]:
+    shown, group = money(event.amount, event.currency), _line(event.group_name)
+    return [
+        _simple(
+            event.from_user_id,
+            "money",
+            "SettlementFailed",
+            f"Payment failed in {group}",
+            f"Your payment of {shown} to {event.to_user_id} failed: {event.message}",
+            data={"group_id": event.group_id, "settlement_id": event.settlement_id},
+        )
+    ]
+
+
+_BUILDERS: dict[type[Any], Callable[[Any, str], list[Notice]]] = {
+    EmailVerificationRequested: _verification,
+    PasswordResetRequested: _reset,
+    PasswordChanged: _password_changed,
+    TelegramLinked: _telegram_linked,
+    TransferCompleted: _transfer,
+    TopUpSucceeded: _top_up,
+    TopUpFailed: _top_up_failed,
+    HoldCaptured: _hold_captured,
+    ExpenseAdded: _expense_added,
+    ExpenseUpdated: _expense_updated,
+    ExpenseDeleted: _expense_deleted,
+    MemberAdded: _member_added,
+    SettlementRecorded: _settlement,
+    SettlementFailed: _settlement_failed,
+}
+EVENTS: tuple[type[Message], ...] = tuple(_BUILDERS)
+
+
+def notices_for(event: Message, *, public_url: str) -> list[Notice]:
+    """Everyone to tell about `event`; TypeError for an event nobody is told about."""
+    builder = _BUILDERS.get(type(event))
+    if builder is None:
+        raise TypeError(f"no notice for {type(event).__name__}")
+    return builder(event, public_url)

@@ -1,0 +1,162 @@
+"""The Notifications routes of API.md: the in-app feed, preferences, the live WebSocket,
+and the admin's view of delivery records."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from actors.auth.messages import AccessClaims, InvalidToken
+from actors.notifications.messages import (
+    DeliveryList,
+    GetPreferences,
+    ListDeliveries,
+    ListNotifications,
+    MarkAllRead,
+    MarkRead,
+    NotificationPage,
+    Preferences,
+    SetPreferences,
+)
+from actors.runtime import ActorRef
+from splitgo.web.keys import LIVE, SERVICES
+from splitgo.web.ops import page_params, require_ops
+from splitgo.web.problems import FieldError, ProblemError, json_response, read_json
+from splitgo.web.security import authenticate
+
+routes = web.RouteTableDef()
+
+HEARTBEAT_SECONDS = 25.0
+
+
+def notifications(request: web.Request) -> ActorRef:
+    return request.app[SERVICES].system.ref("notifications")
+
+
+def to_json(value: Any) -> Any:
+    """A view as plain JSON (no message tags)."""
+    built = msgspec.to_builtins(value)
+    return _untagged(built)
+
+
+def _untagged(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _untagged(v) for k, v in value.items() if k != "msg_type"}
+    if isinstance(value, list):
+        return [_untagged(v) for v in value]
+    return value
+
+
+@routes.get("/api/v1/notifications")
+async def feed(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    limit, cursor = page_params(request)
+    unread = request.query.get("unread", "false").lower()
+    if unread not in ("true", "false", "1", "0"):
+        raise ProblemError(
+            422,
+            "validation_error",
+            "unread: true or false",
+            errors=[FieldError("unread", "true or false")],
+        )
+    page: NotificationPage = await notifications(request).ask(
+        ListNotifications(
+            user_id=claims.sub, unread_only=unread in ("true", "1"), limit=limit, cursor=cursor
+        )
+    )
+    return json_response(to_json(page))
+
+
+@routes.post("/api/v1/notifications/read-all")
+async def read_all(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    await notifications(request).ask(MarkAllRead(user_id=claims.sub))
+    return web.Response(status=204)
+
+
+@routes.post("/api/v1/notifications/{id}/read")
+async def read_one(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    await notifications(request).ask(
+        MarkRead(user_id=claims.sub, notification_id=request.match_info["id"])
+    )
+    return web.Response(status=204)
+
+
+@routes.get("/api/v1/notifications/preferences")
+async def get_preferences(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    chosen: Preferences = await notifications(request).ask(GetPreferences(user_id=claims.sub))
+    return json_response(_preferences_json(chosen))
+
+
+@routes.put("/api/v1/notifications/preferences")
+async def put_preferences(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    changes = await read_json(request, dict[str, dict[str, bool]])
+    chosen: Preferences = await notifications(request).ask(
+        SetPreferences(user_id=claims.sub, changes=changes)
+    )
+    return json_response(_preferences_json(chosen))
+
+
+def _preferences_json(chosen: Preferences) -> dict[str, Any]:
+    return {**chosen.categories, "always_sent": chosen.locked}
+
+
+@routes.get("/api/v1/ws")
+async def live(request: web.Request) -> web.WebSocketResponse:
+    """Every new notification (and, later, ride update) for the caller, as JSON frames.
+
+    Browsers cannot set headers on a WebSocket, so the token comes as `?access_token=`
+    (an Authorization header works too)."""
+    claims = _socket_claims(request)
+    hub = request.app[LIVE]
+    socket = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=4096)
+    await socket.prepare(request)
+    hub.add(claims.sub, socket)
+    try:
+        await socket.send_json({"type": "hello", "user_id": claims.sub})
+        async for message in socket:
+            # clients only listen; anything they send is answered with nothing
+            if message.type == WSMsgType.ERROR:
+                break
+    finally:
+        hub.remove(claims.sub, socket)
+        await asyncio.shield(socket.close())
+    return socket
+
+
+def _socket_claims(request: web.Request) -> AccessClaims:
+    token = request.query.get("access_token")
+    if token is None:
+        return authenticate(request)
+    verifier = request.app[SERVICES].verifier
+    if verifier is None:
+        raise ProblemError(401, "invalid_token", "this node serves no users")
+    try:
+        return verifier.verify(token)
+    except InvalidToken as error:
+        raise ProblemError(401, "invalid_token", error.message) from None
+
+
+@routes.get("/ops/notifications/deliveries")
+@require_ops
+async def deliveries(request: web.Request) -> web.StreamResponse:
+    """Admin: delivery records with every try and the provider's answers."""
+    status = request.query.get("status")
+    if status not in (None, "pending", "sent", "failed"):
+        raise ProblemError(
+            422,
+            "validation_error",
+            "status: pending, sent or failed",
+            errors=[FieldError("status", "pending, sent or failed")],
+        )
+    limit, _cursor = page_params(request)
+    found: DeliveryList = await notifications(request).ask(
+        ListDeliveries(status=status, user_id=request.query.get("user_id"), limit=limit)
+    )
+    return json_response(to_json(found))
