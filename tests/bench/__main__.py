@@ -21,6 +21,12 @@ Run from the project root (`make bench` does). Sections:
   one transaction per transfer, from the same number of concurrent clients on the same
   embedded PostgreSQL (a temporary data folder), with p50/p99 client latency and the
   ledger's zero-sum check afterwards; written to tests/bench/results/payments.json.
+* splits: GetBalances and GetSettlePlan p99 through the Splits actor on a group of 1,000
+  members with 100,000 expenses (seeded in bulk, bypassing the actor), against
+  recomputing both from every expense on each read (the way Spliit does it), from the
+  same concurrent clients on the same embedded PostgreSQL; AddExpense asks per second
+  through the actor into 50 groups spread over 8 shards; the kept balances checked
+  against the expenses; written to tests/bench/results/splits.json.
 
 Exits 0 even when a target is missed, unless --strict is given.
 """
@@ -47,6 +53,7 @@ from tests.bench.payments_bench import PaymentsBenchConfig, run_payments_bench
 from tests.bench.payments_http import measure_http_transfers
 from tests.bench.redis_bench import RedisBenchConfig, default_url, run_redis_bench, shown_url
 from tests.bench.runtime import BenchConfig, run_runtime_bench
+from tests.bench.splits_bench import SplitsBenchConfig, run_splits_bench
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -97,7 +104,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--section",
-        choices=("all", "runtime", "node", "redis", "auth", "payments"),
+        choices=("all", "runtime", "node", "redis", "auth", "payments", "splits"),
         default="all",
         help="what to measure (default: all; node and auth are skipped while run.py is "
         "absent, redis while no Redis answers, auth while the auth routes do not work)",
@@ -165,6 +172,42 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--payments-wallets", type=int, default=200, help="wallets the transfers move between"
+    )
+    parser.add_argument(
+        "--splits-members", type=int, default=1_000, help="members of the big splits group"
+    )
+    parser.add_argument(
+        "--splits-expenses", type=int, default=100_000, help="expenses of the big splits group"
+    )
+    parser.add_argument(
+        "--splits-reads",
+        type=int,
+        default=200,
+        help="GetBalances / GetSettlePlan asks through the actor per splits round",
+    )
+    parser.add_argument(
+        "--splits-baseline-reads",
+        type=int,
+        default=None,
+        help="recompute-from-every-expense reads per splits round (default: one per client)",
+    )
+    parser.add_argument(
+        "--splits-rounds", type=int, default=3, help="timed splits rounds (median taken)"
+    )
+    parser.add_argument(
+        "--splits-concurrency",
+        type=int,
+        default=8,
+        help="concurrent clients of every splits read system",
+    )
+    parser.add_argument(
+        "--splits-add-n", type=int, default=3_000, help="AddExpense asks per splits round"
+    )
+    parser.add_argument(
+        "--splits-add-concurrency",
+        type=int,
+        default=32,
+        help="concurrent clients of the AddExpense rounds",
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
@@ -282,6 +325,34 @@ def _payments_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
     return report.all_passed
 
 
+def _splits_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
+    config = SplitsBenchConfig(
+        members=args.splits_members,
+        expenses=args.splits_expenses,
+        reads=args.splits_reads,
+        baseline_reads=args.splits_baseline_reads,
+        rounds=args.splits_rounds,
+        concurrency=args.splits_concurrency,
+        add_n=args.splits_add_n,
+        add_concurrency=args.splits_add_concurrency,
+    )
+    _say(
+        f"\n== splits: GetBalances and GetSettlePlan through the Splits actor ({config.shards} "
+        f"shards) on a group of {config.members:,} members with {config.expenses:,} expenses, "
+        f"against recomputing from every expense (Spliit's way), {config.concurrency} "
+        f"concurrent clients, pool of {config.pool_size}, one embedded PostgreSQL; 1 warm-up, "
+        f"then median of {config.rounds} interleaved rounds of {config.reads:,} actor reads "
+        f"and {config.baseline_reads} recomputing reads; then AddExpense through the actor, "
+        f"{config.add_concurrency} clients, {config.add_groups} groups of "
+        f"{config.add_group_members}, {config.rounds} rounds of {config.add_n:,}"
+    )
+    report = run_splits_bench(config, progress=_say)
+    _say(report.format())
+    path = _write("splits.json", {**base, **report.as_json()}, args.results_dir)
+    _say(f"\nwritten: {_shown(path)} (section took {report.seconds:.1f} s)")
+    return report.all_passed
+
+
 def _quiet_logs() -> None:
     """The runtime logs at info when it stops; keep warnings and errors only."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -311,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         passed &= _auth_section(args, base)
     if args.section in ("all", "payments"):
         passed &= _payments_section(args, base)
+    if args.section in ("all", "splits"):
+        passed &= _splits_section(args, base)
     _say(f"\nbench finished in {time.perf_counter() - started:.1f} s")
     return 1 if args.strict and not passed else 0
 
