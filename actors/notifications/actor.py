@@ -294,7 +294,9 @@ class Notifications(Actor):
         )
         if self.push is None:
             return "stored"
-        frame = msgspec.json.encode({"type": "notification", "notification": _item(row)})
+        item = msgspec.to_builtins(_item(row))
+        item.pop("msg_type", None)
+        frame = msgspec.json.encode({"type": "notification", "notification": item})
         await self.push(notice.user_id, frame)
         return "stored and pushed"
 

@@ -26,6 +26,7 @@ from actors.payments.messages import (
     IdempotencyConflict,
     SandboxDecision,
     SandboxWebhook,
+    TopUpFailed,
     TopUpNotFound,
     TopUpView,
     TransferView,
@@ -34,7 +35,7 @@ from actors.payments.messages import (
 )
 from actors.payments.providers import PaymentProvider, provider_named
 from actors.payments.providers.sandbox import SandboxCheckout, SandboxProvider
-from actors.runtime import handles
+from actors.runtime import Message, handles
 
 if TYPE_CHECKING:
     from actors.runtime.outbox import Transaction
@@ -53,6 +54,8 @@ class TopUps:
     if TYPE_CHECKING:
 
         def transaction(self, *, dedupe: bool = True) -> Transaction: ...
+
+        async def _publish(self, tx: Transaction, event: Message) -> None: ...
 
         async def credit_top_up(
             self,
@@ -170,5 +173,14 @@ class TopUps:
                 )
             else:
                 await topup_store.set_status(connection, row["id"], "failed")
+                await self._publish(
+                    tx,
+                    TopUpFailed(
+                        top_up_id=row["id"],
+                        user_id=row["user_id"],
+                        amount=row["amount"],
+                        currency=row["currency"],
+                    ),
+                )
             log.info("webhook_applied", top_up_id=row["id"], kind=event.kind)
         return WebhookResult(event_id=event.event_id, applied=True)

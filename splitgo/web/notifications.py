@@ -96,11 +96,33 @@ async def get_preferences(request: web.Request) -> web.Response:
 @routes.put("/api/v1/notifications/preferences")
 async def put_preferences(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    changes = await read_json(request, dict[str, dict[str, bool]])
+    changes = preference_changes(await read_json(request, dict[str, Any]))
     chosen: Preferences = await notifications(request).ask(
         SetPreferences(user_id=claims.sub, changes=changes)
     )
     return json_response(_preferences_json(chosen))
+
+
+def preference_changes(body: dict[str, Any]) -> dict[str, dict[str, bool]]:
+    """`{category: {channel: bool}}`, or a 422 naming the first value that is not."""
+    changes: dict[str, dict[str, bool]] = {}
+    for category, channels in body.items():
+        if not isinstance(channels, dict):
+            raise _not_switches(f"$.{category}", "an object of channel: true|false")
+        for channel, enabled in channels.items():
+            if not isinstance(enabled, bool):
+                raise _not_switches(f"$.{category}.{channel}", "true or false")
+        changes[category] = dict(channels)
+    return changes
+
+
+def _not_switches(field: str, expected: str) -> ProblemError:
+    return ProblemError(
+        422,
+        "validation_error",
+        f"{field}: expected {expected}",
+        errors=[FieldError(field, f"expected {expected}")],
+    )
 
 
 def _preferences_json(chosen: Preferences) -> dict[str, Any]:
