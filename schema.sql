@@ -502,3 +502,68 @@ CREATE TABLE IF NOT EXISTS splits_comments (
     created_at timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS splits_comments_expense ON splits_comments (expense_id, created_at);
+
+-- ── rides ───────────────────────────────────────────────────────────────────────────────
+-- Owned by actors/rides (store.py holds every statement). One rides shard keeps the live
+-- map of drivers in memory; positions are written here every few seconds, not per ping.
+
+CREATE TABLE IF NOT EXISTS rides_drivers (
+    user_id      text PRIMARY KEY,
+    vehicle      text NOT NULL,
+    plate        text NOT NULL,
+    status       text NOT NULL DEFAULT 'offline' CHECK (status IN ('online', 'offline')),
+    lat          double precision,
+    lon          double precision,
+    seen_at      timestamptz,
+    rating_sum   integer NOT NULL DEFAULT 0,
+    rating_count integer NOT NULL DEFAULT 0,
+    created_at   timestamptz NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS rides (
+    id               text PRIMARY KEY,
+    rider_id         text NOT NULL,
+    driver_id        text,
+    status           text NOT NULL CHECK (status IN ('requested', 'driver_assigned',
+                         'driver_arrived', 'in_progress', 'completed', 'cancelled', 'no_driver')),
+    pickup_lat       double precision NOT NULL,
+    pickup_lon       double precision NOT NULL,
+    dropoff_lat      double precision NOT NULL,
+    dropoff_lon      double precision NOT NULL,
+    group_id         text,
+    currency         text NOT NULL,
+    estimate         bigint NOT NULL CHECK (estimate > 0),
+    estimate_m       integer NOT NULL,
+    estimate_s       integer NOT NULL,
+    surge_bp         integer NOT NULL,
+    hold_id          text,
+    offered_to       text,
+    offer_attempt    integer NOT NULL DEFAULT 0,
+    offer_expires_at timestamptz,
+    tried            text[] NOT NULL DEFAULT '{}',
+    fare             bigint,
+    distance_m       integer,
+    duration_s       integer,
+    cancel_reason    text,
+    rider_stars      smallint,      -- the rider's rating of the driver
+    rider_comment    text,
+    driver_stars     smallint,      -- the driver's rating of the rider
+    driver_comment   text,
+    created_at       timestamptz NOT NULL,
+    started_at       timestamptz,
+    finished_at      timestamptz
+);
+-- one active ride per rider, and per driver once assigned
+CREATE UNIQUE INDEX IF NOT EXISTS rides_one_active_per_rider ON rides (rider_id)
+    WHERE status IN ('requested', 'driver_assigned', 'driver_arrived', 'in_progress');
+CREATE UNIQUE INDEX IF NOT EXISTS rides_one_active_per_driver ON rides (driver_id)
+    WHERE status IN ('driver_assigned', 'driver_arrived', 'in_progress');
+
+CREATE TABLE IF NOT EXISTS rides_timeline (
+    ride_id text NOT NULL REFERENCES rides (id),
+    seq     bigserial,
+    status  text NOT NULL,
+    note    text,
+    at      timestamptz NOT NULL,
+    PRIMARY KEY (ride_id, seq)
+);

@@ -56,6 +56,7 @@ class Settings:
     telegram_api_url: str | None = None  # None: api.telegram.org (tests: a fake server)
     telegram_mode: str = "polling"  # polling or webhook
     telegram_webhook_secret: str | None = None  # X-Telegram-Bot-Api-Secret-Token
+    rides_offer_timeout: float = 15.0  # seconds a driver has to answer an offer
     sms_provider: str = "log"  # log (development) or webhook
     sms_webhook_url: str | None = None
     sms_webhook_token: str | None = None  # sent as a Bearer token to the webhook
@@ -110,6 +111,7 @@ OPTIONS: tuple[tuple[str, str | None, str, str], ...] = (
     ("SPLITGO_TELEGRAM_API_URL", None, "telegram_api_url", "Bot API server (api.telegram.org)"),
     ("SPLITGO_TELEGRAM_MODE", None, "telegram_mode", "polling (default) or webhook"),
     ("SPLITGO_TELEGRAM_WEBHOOK_SECRET", None, "telegram_webhook_secret", "webhook secret"),
+    ("SPLITGO_RIDES_OFFER_TIMEOUT", None, "rides_offer_timeout", "seconds to answer an offer (15)"),
     ("SPLITGO_SMS_PROVIDER", None, "sms_provider", "log (default) or webhook"),
     ("SPLITGO_SMS_WEBHOOK_URL", None, "sms_webhook_url", "URL the webhook SMS adapter posts to"),
     ("SPLITGO_SMS_WEBHOOK_TOKEN", None, "sms_webhook_token", "Bearer token for that URL"),
@@ -147,7 +149,7 @@ def _parse(name: str, field_name: str, raw: str) -> object:
             if not low <= value <= 65535:
                 raise ValueError
             return value
-        if field_name in ("shutdown_timeout", "ask_timeout", "lease_ttl"):
+        if field_name in ("shutdown_timeout", "ask_timeout", "lease_ttl", "rides_offer_timeout"):
             seconds = float(raw)
             if not 0 < seconds <= 3600:
                 raise ValueError

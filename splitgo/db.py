@@ -14,7 +14,7 @@ import structlog
 
 log = structlog.get_logger("splitgo.db")
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 EMBEDDED_DATABASE = "splitgo"
 # any fixed number: every node applying the schema at once takes this lock in turn

@@ -45,6 +45,9 @@ from actors.payments.messages import (
 from actors.payments.providers import PaymentProvider
 from actors.payments.providers.sandbox import SandboxProvider
 from actors.payments.providers.stripe import StripeProvider
+from actors.rides import messages as rides_messages
+from actors.rides.actor import Rides
+from actors.rides.messages import RideUpdated, rides_key
 from actors.runtime import Actor, ActorSystem, PgDeadLetterStore
 from actors.runtime.outbox import Outbox
 from actors.runtime.system import KeyFunction
@@ -563,5 +566,23 @@ register(
         # one group's messages in order on one shard; groups spread over the shards
         shards=8,
         key=splits_key,
+    )
+)
+
+
+register(
+    ActorSpec(
+        name="rides",
+        actor_type=Rides,
+        build=lambda parts: Rides(
+            parts.database.pool,
+            offer_timeout=parts.settings.rides_offer_timeout,
+            subscribers={RideUpdated: (NOTIFICATIONS,)},
+        ),
+        messages=rides_messages,
+        # one shard: the live map of drivers and every dispatch decision in one place
+        shards=1,
+        key=rides_key,
+        mailbox_size=8192,
     )
 )

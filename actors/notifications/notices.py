@@ -28,6 +28,7 @@ from actors.payments.messages import (
     TopUpSucceeded,
     TransferCompleted,
 )
+from actors.rides.messages import RideUpdated
 from actors.runtime import Message
 from actors.splits.messages import (
     ExpenseAdded,
@@ -340,6 +341,60 @@ def _settlement_failed(event: SettlementFailed, public_url: str) -> list[Notice]
     ]
 
 
+# ── rides ──────────────────────────────────────────────────────────────────────────────
+
+_RIDER_SAYS = {
+    "requested": ("Ride requested", "We are looking for a driver near you."),
+    "driver_assigned": ("Driver on the way", "A driver accepted your ride."),
+    "driver_arrived": ("Your driver is here", "Your driver is waiting at the pickup."),
+    "in_progress": ("Ride started", "Enjoy the ride."),
+    "completed": ("Ride completed", "Thanks for riding."),
+    "cancelled": ("Ride cancelled", "The ride was cancelled."),
+    "no_driver": ("No driver found", "No driver was available; nothing was charged."),
+}
+_DRIVER_SAYS = {
+    "driver_assigned": ("Ride assigned", "Head to the pickup."),
+    "completed": ("Ride completed", "The fare is on its way to your wallet."),
+    "cancelled": ("Ride cancelled", "The ride was cancelled."),
+}
+
+
+def _ride_updated(event: RideUpdated, public_url: str) -> list[Notice]:
+    data = {"ride_id": event.ride_id, "status": event.status}
+    if event.offered_to:
+        return [
+            _simple(
+                event.offered_to,
+                "rides",
+                "RideOffered",
+                "New ride offer",
+                "A rider near you wants a ride: accept it in the app.",
+                data=data,
+            )
+        ]
+    notices = []
+    fare = f" Fare: {money(event.fare, event.currency or 'EUR')}." if event.fare else ""
+    note = f" {event.note}" if event.note else ""
+    if event.status in _RIDER_SAYS:
+        title, text = _RIDER_SAYS[event.status]
+        notices.append(
+            _simple(
+                event.rider_id,
+                "rides",
+                f"Ride_{event.status}",
+                title,
+                text + fare + note,
+                data=data,
+            )
+        )
+    if event.driver_id and event.status in _DRIVER_SAYS:
+        title, text = _DRIVER_SAYS[event.status]
+        notices.append(
+            _simple(event.driver_id, "rides", f"Ride_{event.status}", title, text + note, data=data)
+        )
+    return notices
+
+
 _BUILDERS: dict[type[Any], Callable[[Any, str], list[Notice]]] = {
     EmailVerificationRequested: _verification,
     PasswordResetRequested: _reset,
@@ -355,6 +410,7 @@ _BUILDERS: dict[type[Any], Callable[[Any, str], list[Notice]]] = {
     MemberAdded: _member_added,
     SettlementRecorded: _settlement,
     SettlementFailed: _settlement_failed,
+    RideUpdated: _ride_updated,
 }
 EVENTS: tuple[type[Message], ...] = tuple(_BUILDERS)
 

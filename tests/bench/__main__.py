@@ -27,6 +27,11 @@ Run from the project root (`make bench` does). Sections:
   same concurrent clients on the same embedded PostgreSQL; AddExpense asks per second
   through the actor into 50 groups spread over 8 shards; the kept balances checked
   against the expenses; written to tests/bench/results/splits.json.
+* rides: nearest-available-driver queries (limit 1, radius 10 km) on the dispatch
+  GeoIndex among 100,000 drivers around Berlin, 20 % busy, p50/p99 per query, side by
+  side with a brute-force scan of every driver in the same run (speed-up), and location
+  updates per second into the GeoIndex; pure code, no database; written to
+  tests/bench/results/rides.json.
 
 Exits 0 even when a target is missed, unless --strict is given.
 """
@@ -52,6 +57,8 @@ from tests.bench.node import format_node_report, measure_node_startup
 from tests.bench.payments_bench import PaymentsBenchConfig, run_payments_bench
 from tests.bench.payments_http import measure_http_transfers
 from tests.bench.redis_bench import RedisBenchConfig, default_url, run_redis_bench, shown_url
+from tests.bench.rides_actor_bench import measure_actor_updates
+from tests.bench.rides_bench import UPDATES_TARGET, RidesBenchConfig, Target, run_rides_bench
 from tests.bench.runtime import BenchConfig, run_runtime_bench
 from tests.bench.splits_bench import SplitsBenchConfig, run_splits_bench
 
@@ -104,7 +111,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--section",
-        choices=("all", "runtime", "node", "redis", "auth", "payments", "splits"),
+        choices=("all", "runtime", "node", "redis", "auth", "payments", "splits", "rides"),
         default="all",
         help="what to measure (default: all; node and auth are skipped while run.py is "
         "absent, redis while no Redis answers, auth while the auth routes do not work)",
@@ -208,6 +215,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=32,
         help="concurrent clients of the AddExpense rounds",
+    )
+    parser.add_argument(
+        "--rides-drivers", type=int, default=100_000, help="online drivers in the rides city"
+    )
+    parser.add_argument(
+        "--rides-queries", type=int, default=5_000, help="GeoIndex nearest queries per round"
+    )
+    parser.add_argument(
+        "--rides-brute-queries",
+        type=int,
+        default=50,
+        help="brute-force nearest queries per round (each scans every driver)",
+    )
+    parser.add_argument(
+        "--rides-updates", type=int, default=200_000, help="location updates per round"
+    )
+    parser.add_argument(
+        "--rides-rounds", type=int, default=3, help="timed rides rounds (median taken)"
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
@@ -353,6 +378,40 @@ def _splits_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
     return report.all_passed
 
 
+def _rides_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
+    config = RidesBenchConfig(
+        drivers=args.rides_drivers,
+        queries=args.rides_queries,
+        brute_queries=args.rides_brute_queries,
+        rounds=args.rides_rounds,
+        updates=args.rides_updates,
+    )
+    _say(
+        f"\n== rides: nearest available driver (limit 1, radius {config.radius_m:,} m) on the "
+        f"dispatch GeoIndex among {config.drivers:,} drivers around Berlin, "
+        f"{config.unavailable:.0%} busy, against scanning every driver; 1 warm-up, then "
+        f"median of {config.rounds} interleaved rounds of {config.queries:,} index and "
+        f"{config.brute_queries} brute-force queries; then {config.updates:,} location "
+        "updates per round into the GeoIndex"
+    )
+    report = run_rides_bench(config, progress=_say)
+    _say(
+        f"  {config.updates:,} UpdateLocation tells per round into the rides actor "
+        f"({config.drivers:,} drivers loaded from an embedded PostgreSQL)"
+    )
+    through_actor = measure_actor_updates(
+        config.drivers, config.updates, config.rounds, progress=_say
+    )
+    report.updates.append(through_actor)
+    report.targets.append(
+        Target("updates/s (rides actor)", through_actor.rate, UPDATES_TARGET, "/s")
+    )
+    _say(report.format())
+    path = _write("rides.json", {**base, **report.as_json()}, args.results_dir)
+    _say(f"\nwritten: {_shown(path)} (section took {report.seconds:.1f} s)")
+    return report.all_passed
+
+
 def _quiet_logs() -> None:
     """The runtime logs at info when it stops; keep warnings and errors only."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -384,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         passed &= _payments_section(args, base)
     if args.section in ("all", "splits"):
         passed &= _splits_section(args, base)
+    if args.section in ("all", "rides"):
+        passed &= _rides_section(args, base)
     _say(f"\nbench finished in {time.perf_counter() - started:.1f} s")
     return 1 if args.strict and not passed else 0
 

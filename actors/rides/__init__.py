@@ -1,0 +1,1 @@
+"""The rides actor: drivers, live locations, dispatch with offers, fares held and captured."""

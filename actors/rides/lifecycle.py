@@ -1,0 +1,273 @@
+"""A ride after dispatch: arrive, start, complete, cancel, rate, and how a ride is shown.
+A mixin of the Rides actor (its handlers join the actor's own).
+
+`requested → driver_assigned → driver_arrived → in_progress → completed`, or `cancelled`
+from any state before `completed`. Completing prices the trip from the distance the driver
+really covered and the time it took, never above the hold (the upfront price caps it), and
+captures it: the driver is credited less the platform's fee. Cancelling before the driver
+arrived releases the hold; after, the rider pays a cancellation fee to the driver. A ride
+with a group becomes an equal-split expense of that group, paid by the rider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import structlog
+
+from actors.payments.messages import CaptureHold, VoidHold
+from actors.rides import fares, store
+from actors.rides.messages import (
+    ACTIVE,
+    COMMENT_MAX,
+    AdvanceRide,
+    AlreadyRated,
+    CancelRide,
+    DriverView,
+    Estimate,
+    GetCurrentRide,
+    GetRide,
+    InvalidRide,
+    InvalidTransition,
+    NotADriver,
+    Point,
+    RateRide,
+    RideNotFound,
+    RideView,
+    TimelineEntry,
+)
+from actors.rides.state import Trip, rfc3339, ride_update
+from actors.runtime import Message, handles
+from actors.splits.messages import AddExpense, Payer
+
+if TYPE_CHECKING:
+    from actors.runtime.outbox import Transaction
+
+log = structlog.get_logger("rides")
+
+# step -> (the status it needs, the status it makes)
+STEPS = {
+    "arrive": ("driver_assigned", "driver_arrived"),
+    "start": ("driver_arrived", "in_progress"),
+    "complete": ("in_progress", "completed"),
+}
+FEE_AFTER = ("driver_arrived", "in_progress")  # a rider cancelling from here pays a fee
+
+
+def ride_view(ride: store.RideRow, actor: Any) -> RideView:
+    """A ride as the API shows it; `actor` knows the drivers (name, car, live position)."""
+    driver = None
+    position = None
+    if ride.driver_id is not None and ride.driver_id in actor._drivers:
+        driver = actor.driver_view(ride.driver_id)
+        state = actor._drivers[ride.driver_id]
+        if ride.status in ACTIVE and state.lat is not None:
+            position = Point(lat=state.lat, lon=state.lon)
+    return RideView(
+        id=ride.id,
+        status=ride.status,  # type: ignore[arg-type]  # the CHECK keeps it valid
+        rider_id=ride.rider_id,
+        pickup=Point(lat=ride.pickup_lat, lon=ride.pickup_lon),
+        dropoff=Point(lat=ride.dropoff_lat, lon=ride.dropoff_lon),
+        estimate=Estimate(
+            amount=ride.estimate,
+            currency=ride.currency,
+            distance_m=ride.estimate_m,
+            duration_s=ride.estimate_s,
+            surge=ride.surge_bp / 10_000,
+        ),
+        timeline=[TimelineEntry(status=s, at=rfc3339(at), note=n) for s, at, n in ride.timeline],
+        driver=driver,
+        driver_position=position,
+        group_id=ride.group_id,
+        fare=ride.fare,
+        distance_m=ride.distance_m,
+        duration_s=ride.duration_s,
+        cancel_reason=ride.cancel_reason,
+        rider_rating=ride.rider_stars,
+        driver_rating=ride.driver_stars,
+    )
+
+
+class Lifecycle:
+    """The handlers of a ride after dispatch; the Rides actor provides what is used here."""
+
+    _pool: asyncpg.Pool
+    _clock: Callable[[], float]
+    _drivers: dict[str, Any]
+    _trips: dict[str, Any]
+    _dispatching: dict[str, Any]
+    _table: fares.FareTable
+
+    if TYPE_CHECKING:
+
+        def transaction(self, *, dedupe: bool = True) -> Transaction: ...
+
+        def _now(self) -> datetime: ...
+
+        async def _publish(self, tx: Transaction, event: Message) -> None: ...
+
+        def _capture(self, ride: store.RideRow, amount: int, purpose: str) -> CaptureHold: ...
+
+        def _withdraw(self, ride: store.RideRow) -> None: ...
+
+        def _place(self, user_id: str, driver: Any) -> None: ...
+
+        def driver_view(self, user_id: str) -> DriverView: ...
+
+        async def _view(self, ride_id: str) -> RideView: ...
+
+    async def _ride_of(self, ride_id: str, user_id: str) -> store.RideRow:
+        """The ride, if `user_id` is its rider or driver; to anyone else it does not exist."""
+        ride = await store.ride(self._pool, ride_id)
+        if ride is None or user_id not in (ride.rider_id, ride.driver_id):
+            raise RideNotFound("No such ride among yours.")
+        return ride
+
+    @handles(GetRide)
+    async def get_ride(self, message: GetRide) -> RideView:
+        ride = await self._ride_of(message.ride_id, message.user_id)
+        return await self._view(ride.id)
+
+    @handles(GetCurrentRide)
+    async def get_current_ride(self, message: GetCurrentRide) -> RideView:
+        ride_id = await store.current_ride(self._pool, message.user_id)
+        if ride_id is None:
+            raise RideNotFound("You have no ride in progress.")
+        return await self._view(ride_id)
+
+    @handles(AdvanceRide)
+    async def advance(self, message: AdvanceRide) -> RideView:
+        ride = await self._ride_of(message.ride_id, message.user_id)
+        if ride.driver_id != message.user_id:
+            raise NotADriver("Only the ride's driver moves it on.")
+        needed, made = STEPS[message.step]
+        if ride.status != needed:
+            raise InvalidTransition(
+                f"A ride that is {ride.status} cannot {message.step}; it must be {needed}.",
+                details={"status": ride.status},
+            )
+        now = self._now()
+        ride.status = made
+        async with self.transaction() as tx:
+            if tx.duplicate:
+                return await self._view(ride.id)
+            if made == "in_progress":
+                ride.started_at = now
+                self._start_trip(ride)
+            elif made == "completed":
+                await self._complete(tx, ride, now)
+            await store.save_state(tx, ride)
+            await store.add_step(tx, ride.id, made, now)
+            await self._publish(tx, ride_update(ride))
+        if made == "completed":
+            self._release_driver(ride)
+        return await self._view(ride.id)
+
+    def _start_trip(self, ride: store.RideRow) -> None:
+        driver = self._drivers[ride.driver_id or ""]
+        lat = driver.lat if driver.lat is not None else ride.pickup_lat
+        lon = driver.lon if driver.lon is not None else ride.pickup_lon
+        self._trips[ride.id] = Trip(lat=lat, lon=lon)
+
+    async def _complete(self, tx: Transaction, ride: store.RideRow, now: datetime) -> None:
+        trip = self._trips.pop(ride.id, None)
+        straight = fares.distance_m(
+            (ride.pickup_lat, ride.pickup_lon), (ride.dropoff_lat, ride.dropoff_lon)
+        )
+        # no pings (a restart mid-trip lost them): the straight line is the least it was
+        ride.distance_m = trip.metres if trip is not None and trip.metres > 0 else straight
+        started = ride.started_at or now
+        ride.duration_s = max(int((now - started).total_seconds()), 0)
+        priced = fares.fare(ride.distance_m, ride.duration_s, ride.surge_bp, self._table)
+        ride.fare = min(priced, ride.estimate)
+        ride.finished_at = now
+        await tx.tell("payments", self._capture(ride, ride.fare, "fare"))
+        if ride.group_id is not None:
+            await tx.tell(
+                "splits",
+                AddExpense(
+                    group_id=ride.group_id,
+                    user_id=ride.rider_id,
+                    expense_id=f"ride-{ride.id}",
+                    description=f"Ride ({ride.distance_m / 1000:.1f} km)",
+                    amount=ride.fare,
+                    currency=ride.currency,
+                    paid_by=[Payer(user_id=ride.rider_id, amount=ride.fare)],
+                    split_mode="equal",
+                    shares=[],
+                    category="transport",
+                    date=now.date().isoformat(),
+                ),
+            )
+        log.info("ride_completed", ride_id=ride.id, fare=ride.fare, distance_m=ride.distance_m)
+
+    def _release_driver(self, ride: store.RideRow) -> None:
+        driver = self._drivers.get(ride.driver_id or "")
+        if driver is not None and driver.ride == ride.id:
+            driver.ride = None
+            self._place(ride.driver_id or "", driver)
+
+    @handles(CancelRide)
+    async def cancel(self, message: CancelRide) -> RideView:
+        ride = await self._ride_of(message.ride_id, message.user_id)
+        if ride.status not in ACTIVE:
+            raise InvalidTransition(
+                f"A ride that is {ride.status} cannot be cancelled.",
+                details={"status": ride.status},
+            )
+        reason = (message.reason or "").strip()[:200] or None
+        now = self._now()
+        by_rider = message.user_id == ride.rider_id
+        fee = (
+            min(self._table.cancellation_fee, ride.estimate)
+            if by_rider and ride.status in FEE_AFTER
+            else 0
+        )
+        self._withdraw(ride)
+        self._dispatching.pop(ride.id, None)
+        self._trips.pop(ride.id, None)
+        ride.status, ride.cancel_reason, ride.finished_at = "cancelled", reason, now
+        ride.fare = fee or None
+        async with self.transaction() as tx:
+            if tx.duplicate:
+                return await self._view(ride.id)
+            if fee and ride.hold_id:
+                await tx.tell("payments", self._capture(ride, fee, "cancellation"))
+            elif ride.hold_id:
+                await tx.tell("payments", VoidHold(hold_id=ride.hold_id))
+            await store.save_state(tx, ride)
+            who = "rider" if by_rider else "driver"
+            await store.add_step(tx, ride.id, "cancelled", now, note=f"by the {who}")
+            await self._publish(tx, ride_update(ride, note=f"Cancelled by the {who}."))
+        self._release_driver(ride)
+        return await self._view(ride.id)
+
+    @handles(RateRide)
+    async def rate(self, message: RateRide) -> RideView:
+        ride = await self._ride_of(message.ride_id, message.user_id)
+        if isinstance(message.stars, bool) or not 1 <= message.stars <= 5:
+            raise InvalidRide("stars is a whole number from 1 to 5.", details={"field": "$.stars"})
+        comment = (message.comment or "").strip() or None
+        if comment is not None and len(comment) > COMMENT_MAX:
+            raise InvalidRide(
+                f"A comment is at most {COMMENT_MAX} characters.", details={"field": "$.comment"}
+            )
+        if ride.status != "completed":
+            raise InvalidTransition("Only a completed ride can be rated.")
+        side = "rider" if message.user_id == ride.rider_id else "driver"
+        async with self.transaction() as tx:
+            if tx.duplicate:
+                return await self._view(ride.id)
+            if not await store.save_rating(tx, ride.id, side, message.stars, comment):
+                raise AlreadyRated("You rated this ride already.")
+            if side == "rider" and ride.driver_id is not None:
+                await store.rate_driver(tx, ride.driver_id, message.stars)
+        if side == "rider" and ride.driver_id in self._drivers:
+            driver = self._drivers[ride.driver_id]
+            driver.rating_sum += message.stars
+            driver.rating_count += 1
+        return await self._view(ride.id)

@@ -1,0 +1,254 @@
+"""The rides actor's whole public interface: commands, replies, events and errors.
+
+Coordinates are WGS84 degrees (floats are fine for places; money stays integer minor
+units). One rides shard holds the live map of drivers and dispatches every ride, so a
+driver is never offered two rides at once and an accept is atomic.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from actors.runtime import DomainError, Message
+
+RideStatus = Literal[
+    "requested",
+    "driver_assigned",
+    "driver_arrived",
+    "in_progress",
+    "completed",
+    "cancelled",
+    "no_driver",
+]
+ACTIVE = ("requested", "driver_assigned", "driver_arrived", "in_progress")
+VEHICLE_MAX = 60
+PLATE_MAX = 16
+COMMENT_MAX = 500
+
+
+def rides_key(message: Any) -> str | None:
+    """Every rides message goes to the one dispatching shard."""
+    return "dispatch"
+
+
+# ── values and replies ─────────────────────────────────────────────────────────────────
+
+
+class Point(Message, frozen=True):
+    lat: float
+    lon: float
+
+
+class Estimate(Message, frozen=True):
+    amount: int
+    currency: str
+    distance_m: int
+    duration_s: int
+    surge: float  # 1.0 = none; shown to people, the fare uses integer basis points
+
+
+class DriverView(Message, frozen=True):
+    user_id: str
+    vehicle: str
+    plate: str
+    status: Literal["online", "offline"]
+    rating: float | None = None
+
+
+class OfferView(Message, frozen=True):
+    ride_id: str
+    pickup: Point
+    dropoff: Point
+    fare: int
+    currency: str
+    expires_at: str  # RFC 3339
+
+
+class OfferList(Message, frozen=True):
+    offers: list[OfferView]
+
+
+class TimelineEntry(Message, frozen=True):
+    status: str
+    at: str
+    note: str | None = None
+
+
+class RideView(Message, frozen=True):
+    id: str
+    status: RideStatus
+    rider_id: str
+    pickup: Point
+    dropoff: Point
+    estimate: Estimate
+    timeline: list[TimelineEntry]
+    driver: DriverView | None = None
+    driver_position: Point | None = None
+    group_id: str | None = None
+    fare: int | None = None  # what was charged (completed, or a cancellation fee)
+    distance_m: int | None = None  # travelled, once completed
+    duration_s: int | None = None
+    cancel_reason: str | None = None
+    rider_rating: int | None = None  # the stars the rider gave
+    driver_rating: int | None = None  # the stars the driver gave
+
+
+class Acknowledged(Message, frozen=True):
+    """A command with nothing to return did what it was asked."""
+
+
+# ── commands ───────────────────────────────────────────────────────────────────────────
+
+
+class RegisterDriver(Message, frozen=True):
+    user_id: str
+    vehicle: str
+    plate: str
+
+
+class SetDriverStatus(Message, frozen=True):
+    user_id: str
+    status: Literal["online", "offline"]
+
+
+class UpdateLocation(Message, frozen=True):
+    """A driver's position ping (no database write per ping)."""
+
+    user_id: str
+    lat: float
+    lon: float
+
+
+class GetOffers(Message, frozen=True):
+    user_id: str
+
+
+class EstimateRide(Message, frozen=True):
+    pickup: Point
+    dropoff: Point
+
+
+class RequestRide(Message, frozen=True):
+    ride_id: str  # chosen by the caller: a retry finds the first ride
+    user_id: str
+    pickup: Point
+    dropoff: Point
+    group_id: str | None = None
+
+
+class GetRide(Message, frozen=True):
+    ride_id: str
+    user_id: str
+
+
+class GetCurrentRide(Message, frozen=True):
+    """The caller's active ride, as rider or driver (RideNotFound when none)."""
+
+    user_id: str
+
+
+class AnswerOffer(Message, frozen=True):
+    ride_id: str
+    user_id: str
+    accept: bool
+
+
+class AdvanceRide(Message, frozen=True):
+    """The driver moves the ride on: arrive, start or complete."""
+
+    ride_id: str
+    user_id: str
+    step: Literal["arrive", "start", "complete"]
+
+
+class CancelRide(Message, frozen=True):
+    ride_id: str
+    user_id: str
+    reason: str | None = None
+
+
+class RateRide(Message, frozen=True):
+    ride_id: str
+    user_id: str
+    stars: int
+    comment: str | None = None
+
+
+class OfferExpired(Message, frozen=True):
+    """The runtime timer of an offer (`attempt` tells a stale timer from the live one)."""
+
+    ride_id: str
+    driver_id: str
+    attempt: int
+
+
+class Redispatch(Message, frozen=True):
+    """Offer the ride to the next driver (after a restart, or when a driver goes away)."""
+
+    ride_id: str
+
+
+# ── events (through the reliable hand-off) ─────────────────────────────────────────────
+
+
+class RideUpdated(Message, frozen=True):
+    """A ride moved: `status` is where it is now; `offered_to` names a driver with a new
+    offer. Rider and driver are told (notifications), and it is pushed live."""
+
+    ride_id: str
+    status: str
+    rider_id: str
+    driver_id: str | None = None
+    offered_to: str | None = None
+    fare: int | None = None
+    currency: str | None = None
+    note: str | None = None
+
+
+# ── errors ─────────────────────────────────────────────────────────────────────────────
+
+
+class RideNotFound(DomainError):
+    code = "ride_not_found"
+    category = "not_found"
+
+
+class NotADriver(DomainError):
+    code = "not_a_driver"
+    category = "forbidden"
+
+
+class AlreadyADriver(DomainError):
+    code = "already_a_driver"
+    category = "conflict"
+
+
+class InvalidRide(DomainError):
+    """A coordinate, a rating or another field is wrong; `details["field"]` names it."""
+
+    code = "invalid_ride"
+    category = "invalid"
+
+
+class InvalidTransition(DomainError):
+    code = "invalid_transition"
+    category = "conflict"
+
+
+class OfferExpiredError(DomainError):
+    """The offer timed out or went to someone else."""
+
+    code = "offer_expired"
+    category = "conflict"
+
+
+class RideInProgress(DomainError):
+    """The rider already has an active ride."""
+
+    code = "ride_in_progress"
+    category = "conflict"
+
+
+class AlreadyRated(DomainError):
+    code = "already_rated"
+    category = "conflict"

@@ -1,0 +1,281 @@
+"""Every SQL statement of the rides actor, over its own tables (schema.sql's rides section).
+
+Each function takes what runs the statement: the pool (autocommit) or an open
+`Transaction`. Times are passed in; the actor's clock is the only one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from actors.rides.messages import ACTIVE
+
+
+class Executor(Protocol):
+    """An asyncpg pool or connection, or a runtime Transaction."""
+
+    async def execute(self, query: str, *args: Any) -> str: ...
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
+
+
+# ── drivers ────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(slots=True)
+class DriverRow:
+    user_id: str
+    vehicle: str
+    plate: str
+    status: str
+    lat: float | None
+    lon: float | None
+    seen_at: datetime | None
+    rating_sum: int
+    rating_count: int
+
+
+async def insert_driver(
+    db: Executor, user_id: str, vehicle: str, plate: str, now: datetime
+) -> bool:
+    added = await db.fetchval(
+        "INSERT INTO rides_drivers (user_id, vehicle, plate, created_at) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (user_id) DO NOTHING RETURNING true",
+        user_id,
+        vehicle,
+        plate,
+        now,
+    )
+    return bool(added)
+
+
+async def drivers(db: Executor) -> list[DriverRow]:
+    rows = await db.fetch(
+        "SELECT user_id, vehicle, plate, status, lat, lon, seen_at, rating_sum, rating_count"
+        " FROM rides_drivers"
+    )
+    return [DriverRow(**dict(row)) for row in rows]
+
+
+async def set_driver_status(db: Executor, user_id: str, status: str) -> None:
+    await db.execute("UPDATE rides_drivers SET status = $2 WHERE user_id = $1", user_id, status)
+
+
+async def save_positions(
+    db: Executor, positions: Sequence[tuple[str, float, float, datetime]]
+) -> None:
+    """The last known positions, in one statement (every few seconds, not per ping)."""
+    if not positions:
+        return
+    await db.execute(
+        """
+        UPDATE rides_drivers d SET lat = p.lat, lon = p.lon, seen_at = p.seen_at
+        FROM unnest($1::text[], $2::float8[], $3::float8[], $4::timestamptz[])
+            AS p(user_id, lat, lon, seen_at)
+        WHERE d.user_id = p.user_id
+        """,
+        [p[0] for p in positions],
+        [p[1] for p in positions],
+        [p[2] for p in positions],
+        [p[3] for p in positions],
+    )
+
+
+async def rate_driver(db: Executor, user_id: str, stars: int) -> None:
+    await db.execute(
+        "UPDATE rides_drivers SET rating_sum = rating_sum + $2, rating_count = rating_count + 1"
+        " WHERE user_id = $1",
+        user_id,
+        stars,
+    )
+
+
+# ── rides ──────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(slots=True)
+class RideRow:
+    """A ride as stored, with its timeline when loaded for a view."""
+
+    id: str
+    rider_id: str
+    driver_id: str | None
+    status: str
+    pickup_lat: float
+    pickup_lon: float
+    dropoff_lat: float
+    dropoff_lon: float
+    group_id: str | None
+    currency: str
+    estimate: int
+    estimate_m: int
+    estimate_s: int
+    surge_bp: int
+    hold_id: str | None
+    offered_to: str | None
+    offer_attempt: int
+    offer_expires_at: datetime | None
+    tried: list[str]
+    fare: int | None
+    distance_m: int | None
+    duration_s: int | None
+    cancel_reason: str | None
+    rider_stars: int | None
+    rider_comment: str | None
+    driver_stars: int | None
+    driver_comment: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    timeline: list[tuple[str, datetime, str | None]] = field(default_factory=list)
+
+
+_COLUMNS = (
+    "id, rider_id, driver_id, status, pickup_lat, pickup_lon, dropoff_lat, dropoff_lon,"
+    " group_id, currency, estimate, estimate_m, estimate_s, surge_bp, hold_id, offered_to,"
+    " offer_attempt, offer_expires_at, tried, fare, distance_m, duration_s, cancel_reason,"
+    " rider_stars, rider_comment, driver_stars, driver_comment, created_at, started_at,"
+    " finished_at"
+)
+
+
+def _ride(row: Any) -> RideRow:
+    return RideRow(**{**dict(row), "tried": list(row["tried"])})
+
+
+async def insert_ride(db: Executor, ride: RideRow) -> bool:
+    inserted = await db.fetchval(
+        """
+        INSERT INTO rides (id, rider_id, status, pickup_lat, pickup_lon, dropoff_lat,
+            dropoff_lon, group_id, currency, estimate, estimate_m, estimate_s, surge_bp,
+            hold_id, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        ON CONFLICT (id) DO NOTHING RETURNING true
+        """,
+        ride.id,
+        ride.rider_id,
+        ride.status,
+        ride.pickup_lat,
+        ride.pickup_lon,
+        ride.dropoff_lat,
+        ride.dropoff_lon,
+        ride.group_id,
+        ride.currency,
+        ride.estimate,
+        ride.estimate_m,
+        ride.estimate_s,
+        ride.surge_bp,
+        ride.hold_id,
+        ride.created_at,
+    )
+    return bool(inserted)
+
+
+async def ride(db: Executor, ride_id: str, *, timeline: bool = False) -> RideRow | None:
+    row = await db.fetchrow(f"SELECT {_COLUMNS} FROM rides WHERE id = $1", ride_id)
+    if row is None:
+        return None
+    found = _ride(row)
+    if timeline:
+        steps = await db.fetch(
+            "SELECT status, at, note FROM rides_timeline WHERE ride_id = $1 ORDER BY seq", ride_id
+        )
+        found.timeline = [(step["status"], step["at"], step["note"]) for step in steps]
+    return found
+
+
+async def active_rides(db: Executor) -> list[RideRow]:
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM rides WHERE status = ANY($1::text[]) ORDER BY created_at",
+        list(ACTIVE),
+    )
+    return [_ride(row) for row in rows]
+
+
+async def current_ride(db: Executor, user_id: str) -> str | None:
+    found: str | None = await db.fetchval(
+        "SELECT id FROM rides WHERE (rider_id = $1 OR driver_id = $1)"
+        " AND status = ANY($2::text[]) ORDER BY created_at DESC LIMIT 1",
+        user_id,
+        list(ACTIVE),
+    )
+    return found
+
+
+async def has_active_ride(db: Executor, rider_id: str) -> bool:
+    found = await db.fetchval(
+        "SELECT true FROM rides WHERE rider_id = $1 AND status = ANY($2::text[])",
+        rider_id,
+        list(ACTIVE),
+    )
+    return bool(found)
+
+
+async def save_offer(db: Executor, ride: RideRow) -> None:
+    await db.execute(
+        "UPDATE rides SET offered_to = $2, offer_attempt = $3, offer_expires_at = $4,"
+        " tried = $5 WHERE id = $1",
+        ride.id,
+        ride.offered_to,
+        ride.offer_attempt,
+        ride.offer_expires_at,
+        ride.tried,
+    )
+
+
+async def save_state(db: Executor, ride: RideRow) -> None:
+    """Write what a step changes: status, driver, offer, money and times."""
+    await db.execute(
+        """
+        UPDATE rides SET status = $2, driver_id = $3, offered_to = $4, offer_expires_at = $5,
+            tried = $6, fare = $7, distance_m = $8, duration_s = $9, cancel_reason = $10,
+            started_at = $11, finished_at = $12
+        WHERE id = $1
+        """,
+        ride.id,
+        ride.status,
+        ride.driver_id,
+        ride.offered_to,
+        ride.offer_expires_at,
+        ride.tried,
+        ride.fare,
+        ride.distance_m,
+        ride.duration_s,
+        ride.cancel_reason,
+        ride.started_at,
+        ride.finished_at,
+    )
+
+
+async def add_step(
+    db: Executor, ride_id: str, status: str, now: datetime, note: str | None = None
+) -> None:
+    await db.execute(
+        "INSERT INTO rides_timeline (ride_id, status, note, at) VALUES ($1, $2, $3, $4)",
+        ride_id,
+        status,
+        note,
+        now,
+    )
+
+
+async def save_rating(
+    db: Executor, ride_id: str, side: str, stars: int, comment: str | None
+) -> bool:
+    """Store one side's rating once; False if that side rated already."""
+    column = "rider" if side == "rider" else "driver"
+    done = await db.fetchval(
+        f"UPDATE rides SET {column}_stars = $2, {column}_comment = $3"
+        f" WHERE id = $1 AND {column}_stars IS NULL RETURNING true",
+        ride_id,
+        stars,
+        comment,
+    )
+    return bool(done)
