@@ -25,7 +25,7 @@ from actors.rides import fares, store
 from actors.rides.dispatch import GeoIndex
 from actors.rides.lifecycle import Lifecycle, ride_view
 from actors.rides.messages import (
-    Acknowledged,
+    LocationNoted,
     AlreadyADriver,
     AnswerOffer,
     DriverView,
@@ -210,7 +210,7 @@ class Rides(Lifecycle, Actor):
         return self.driver_view(message.user_id)
 
     @handles(UpdateLocation)
-    async def update_location(self, message: UpdateLocation) -> Acknowledged:
+    async def update_location(self, message: UpdateLocation) -> LocationNoted:
         lat, lon = fares.check_point(message.lat, message.lon, "$")
         driver = self._driver(message.user_id)
         driver.lat, driver.lon, driver.seen, driver.moved = lat, lon, self._clock(), True
@@ -219,7 +219,7 @@ class Rides(Lifecycle, Actor):
         if trip is not None:
             trip.metres += fares.distance_m((trip.lat, trip.lon), (lat, lon))
             trip.lat, trip.lon = lat, lon
-        return Acknowledged()
+        return LocationNoted()
 
     @handles(GetOffers)
     async def get_offers(self, message: GetOffers) -> OfferList:

@@ -93,8 +93,8 @@ class RideView(Message, frozen=True):
     driver_rating: int | None = None  # the stars the driver gave
 
 
-class Acknowledged(Message, frozen=True):
-    """A command with nothing to return did what it was asked."""
+class LocationNoted(Message, frozen=True):
+    """A location ping was taken."""
 
 
 # ── commands ───────────────────────────────────────────────────────────────────────────
