@@ -342,6 +342,9 @@ class Node:
         """Stop intake first, then drain the actors, then close the pools."""
         if self.bot is not None:
             await self.bot.stop()
+        if self.channels is not None:
+            # open WebSockets would hold the web runner's cleanup for its whole timeout
+            await self.channels.live.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.system is not None:

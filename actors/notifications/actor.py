@@ -64,6 +64,7 @@ log = structlog.get_logger("actors.notifications")
 
 EMAIL, TELEGRAM, INAPP, SMS = CHANNELS[0], CHANNELS[1], CHANNELS[2], CHANNELS[3]
 DEFAULT_MAX_ATTEMPTS = 6
+RENDER_CACHE = 64  # events whose notices stay rendered (the oldest go first)
 # The events this actor decodes back from a delivery's payload, by message type name.
 EVENT_TYPES: dict[str, type[Message]] = {t.__name__: t for t in EVENTS}
 # auth's own mails (links with tokens) keep their templates
@@ -141,6 +142,7 @@ class Notifications(Actor):
         self.sms = sms
         self.push = push
         self._contacts_lookup = contacts
+        self._renders: dict[tuple[str, str], tuple[Message, dict[str, Notice]]] = {}
         self.public_url = public_url.rstrip("/")
         self.backoff = backoff or Backoff()
         self.max_attempts = max_attempts
@@ -253,16 +255,22 @@ class Notifications(Actor):
             return notice.user_id
         return None
 
-    async def _send(self, claimed: Claimed, event: Message) -> str:
+    def _rendered(self, claim: Claimed) -> tuple[Message, dict[str, Notice]]:
+        """The event of a delivery and its notices by user, decoded and rendered once for
+        all of the event's deliveries (a group's expense makes one per member)."""
+        key = (claim.event_type, claim.payload)
+        cached = self._renders.get(key)
+        if cached is None:
+            event = msgspec.json.decode(claim.payload, type=EVENT_TYPES[claim.event_type])
+            notices = {n.user_id: n for n in notices_for(event, public_url=self.public_url)}
+            cached = self._renders[key] = (event, notices)
+            while len(self._renders) > RENDER_CACHE:
+                self._renders.pop(next(iter(self._renders)))
+        return cached
+
+    async def _send(self, claimed: Claimed, event: Message, notices: dict[str, Notice]) -> str:
         """One try over the delivery's channel; the provider's answer, or DeliveryFailed."""
-        notice = next(
-            (
-                n
-                for n in notices_for(event, public_url=self.public_url)
-                if n.user_id == claimed.user_id
-            ),
-            None,
-        )
+        notice = notices.get(claimed.user_id)
         if notice is None:
             raise DeliveryFailed("the event no longer concerns this user", permanent=True)
         if claimed.channel == EMAIL:
@@ -329,8 +337,8 @@ class Notifications(Actor):
         permanent = False
         retry_after: float | None = None
         try:
-            event = msgspec.json.decode(claim.payload, type=EVENT_TYPES[claim.event_type])
-            answer = clip_answer(await self._send(claim, event))
+            event, notices = self._rendered(claim)
+            answer = clip_answer(await self._send(claim, event, notices))
         except DeliveryFailed as error:
             answer, permanent, retry_after = error.answer, error.permanent, error.retry_after
         except Exception as error:

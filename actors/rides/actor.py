@@ -25,7 +25,6 @@ from actors.rides import fares, store
 from actors.rides.dispatch import GeoIndex
 from actors.rides.lifecycle import Lifecycle, ride_view
 from actors.rides.messages import (
-    LocationNoted,
     AlreadyADriver,
     AnswerOffer,
     DriverView,
@@ -33,6 +32,7 @@ from actors.rides.messages import (
     EstimateRide,
     GetOffers,
     InvalidRide,
+    LocationNoted,
     NotADriver,
     OfferExpired,
     OfferExpiredError,
