@@ -32,6 +32,8 @@ Run from the project root (`make bench` does). Sections:
   side with a brute-force scan of every driver in the same run (speed-up), and location
   updates per second into the GeoIndex; pure code, no database; written to
   tests/bench/results/rides.json.
+* notifications: in-app notifications pushed to 1,000 WebSocket clients of a node, against
+  clients polling every second, in one run; written to tests/bench/results/notifications.json.
 
 Exits 0 even when a target is missed, unless --strict is given.
 """
@@ -54,6 +56,12 @@ import structlog
 
 from tests.bench.http_bench import AuthBenchConfig, AuthUnavailable, run_auth_bench
 from tests.bench.node import format_node_report, measure_node_startup
+from tests.bench.notifications_bench import (
+    NotificationsBenchConfig,
+    NotificationsBenchError,
+    describe,
+    run_notifications_bench,
+)
 from tests.bench.payments_bench import PaymentsBenchConfig, run_payments_bench
 from tests.bench.payments_http import measure_http_transfers
 from tests.bench.redis_bench import RedisBenchConfig, default_url, run_redis_bench, shown_url
@@ -111,7 +119,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--section",
-        choices=("all", "runtime", "node", "redis", "auth", "payments", "splits", "rides"),
+        choices=(
+            "all",
+            "runtime",
+            "node",
+            "redis",
+            "auth",
+            "payments",
+            "splits",
+            "rides",
+            "notifications",
+        ),
         default="all",
         help="what to measure (default: all; node and auth are skipped while run.py is "
         "absent, redis while no Redis answers, auth while the auth routes do not work)",
@@ -378,6 +396,20 @@ def _splits_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
     return report.all_passed
 
 
+def _notifications_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
+    config = NotificationsBenchConfig()
+    _say("\n" + describe(config))
+    try:
+        report = asyncio.run(run_notifications_bench(config, _say))
+    except NotificationsBenchError as error:  # fd limit, a node that would not start
+        _say(f"notifications section failed: {error}")
+        return False
+    _say(report.format())
+    path = _write("notifications.json", {**base, **report.as_json()}, args.results_dir)
+    _say(f"\nwritten: {_shown(path)} (section took {report.seconds:.1f} s)")
+    return report.all_passed
+
+
 def _rides_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
     config = RidesBenchConfig(
         drivers=args.rides_drivers,
@@ -445,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         passed &= _splits_section(args, base)
     if args.section in ("all", "rides"):
         passed &= _rides_section(args, base)
+    if args.section in ("all", "notifications"):
+        passed &= _notifications_section(args, base)
     _say(f"\nbench finished in {time.perf_counter() - started:.1f} s")
     return 1 if args.strict and not passed else 0
 
