@@ -12,6 +12,7 @@ timers back and rides without one are dispatched again.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,7 @@ from actors.rides.messages import (
     RegisterDriver,
     RequestRide,
     RideInProgress,
+    RideNotFound,
     RideView,
     SetDriverStatus,
     UpdateLocation,
@@ -207,6 +209,10 @@ class Rides(Lifecycle, Actor):
         driver.online = message.status == "online"
         await store.set_driver_status(self._pool, message.user_id, message.status)
         self._place(message.user_id, driver)
+        if not driver.online and driver.offer is not None:
+            # an offer waiting on a driver who left goes to the next one now
+            await self.tell(self.name, Redispatch(ride_id=driver.offer))
+            driver.offer = None
         return self.driver_view(message.user_id)
 
     @handles(UpdateLocation)
@@ -227,7 +233,12 @@ class Rides(Lifecycle, Actor):
         if driver.offer is None:
             return OfferList(offers=[])
         ride = await store.ride(self._pool, driver.offer)
-        if ride is None or ride.offered_to != message.user_id or ride.offer_expires_at is None:
+        if (
+            ride is None
+            or ride.offered_to != message.user_id
+            or ride.offer_expires_at is None
+            or ride.offer_expires_at.timestamp() <= self._clock()
+        ):
             return OfferList(offers=[])
         return OfferList(
             offers=[
@@ -279,6 +290,8 @@ class Rides(Lifecycle, Actor):
     async def request_ride(self, message: RequestRide) -> RideView:
         known = await store.ride(self._pool, message.ride_id, timeline=True)
         if known is not None:  # a retried request: its first ride
+            if known.rider_id != message.user_id:
+                raise RideNotFound("No such ride among yours.")
             return ride_view(known, self)
         estimate, surge = self._estimate(message.pickup, message.dropoff)
         if await store.has_active_ride(self._pool, message.user_id):
@@ -300,12 +313,21 @@ class Rides(Lifecycle, Actor):
         now = self._now()
         ride = _new_ride(message, estimate, surge, hold.id, now)
         self._dispatching[ride.id] = Dispatch(ride.pickup_lat, ride.pickup_lon, ride.rider_id)
-        async with self.transaction() as tx:
-            if not tx.duplicate:
-                await store.insert_ride(tx, ride)
-                await store.add_step(tx, ride.id, "requested", now)
-                await self._publish(tx, ride_update(ride))
-                await self._offer_next(tx, ride)
+        try:
+            async with self.transaction() as tx:
+                if not tx.duplicate:
+                    await store.insert_ride(tx, ride)
+                    await store.add_step(tx, ride.id, "requested", now)
+                    await self._publish(tx, ride_update(ride))
+                    await self._offer_next(tx, ride)
+        except (Exception, asyncio.CancelledError):
+            # no ride was stored: forget it here and give the money back at once
+            self._dispatching.pop(ride.id, None)
+            for driver in self._drivers.values():
+                if driver.offer == ride.id:
+                    driver.offer = None
+            await asyncio.shield(self.tell("payments", VoidHold(hold_id=hold.id)))
+            raise
         return await self._view(ride.id)
 
     # ── dispatch ───────────────────────────────────────────────────────────────────────
@@ -369,7 +391,7 @@ class Rides(Lifecycle, Actor):
 
     @handles(AnswerOffer)
     async def answer_offer(self, message: AnswerOffer) -> RideView:
-        self._driver(message.user_id)
+        driver = self._driver(message.user_id)
         ride = await store.ride(self._pool, message.ride_id)
         now = self._clock()
         expires = ride.offer_expires_at.timestamp() if ride and ride.offer_expires_at else 0.0
@@ -378,6 +400,7 @@ class Rides(Lifecycle, Actor):
             or ride.status != "requested"
             or ride.offered_to != message.user_id
             or expires <= now
+            or not driver.online
         ):
             raise OfferExpiredError("This offer has expired or went to another driver.")
         self._withdraw(ride)

@@ -371,3 +371,19 @@ async def test_a_ride_in_flight_carries_on_after_a_restart(db: asyncpg.Pool) -> 
         await again.offered(ride.id, "d2")
         view = await again.ask(AnswerOffer(ride_id=ride.id, user_id="d2", accept=True))
         assert view.status == "driver_assigned"
+
+
+async def test_a_driver_going_offline_hands_the_offer_on(db: asyncpg.Pool) -> None:
+    """An offered driver who goes offline can no longer accept; the ride goes to the next."""
+    async with running(db) as harness:
+        await harness.fund("rider")
+        await harness.driver("d1", 52.5201, 13.4051)
+        await harness.driver("d2", 52.5210, 13.4070)
+        ride = await request(harness, "rider")
+        await harness.offered(ride.id, "d1")
+        await harness.ask(SetDriverStatus(user_id="d1", status="offline"))
+        await harness.offered(ride.id, "d2")
+        with pytest.raises(OfferExpiredError):
+            await harness.ask(AnswerOffer(ride_id=ride.id, user_id="d1", accept=True))
+        view = await harness.ask(AnswerOffer(ride_id=ride.id, user_id="d2", accept=True))
+        assert view.driver.user_id == "d2"
