@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
         except config.ConfigError as error:
             print(f"run.py admin: {error}", file=sys.stderr)
             return 2
+    if args and args[0] == "simulate":
+        from splitgo import simulate
+
+        logs.configure("console", "warning")
+        return simulate.main(args[1:])
     try:
         settings = config.from_argv(argv)
     except config.ConfigError as error:

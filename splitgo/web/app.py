@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from splitgo.web import auth, health, notifications, ops, payments, splits
+from splitgo.web import auth, health, notifications, ops, payments, rides, splits
 from splitgo.web.keys import LIVE, SERVICES, Services
 from splitgo.web.live import LiveHub
 from splitgo.web.middlewares import problems, request_context
@@ -30,6 +30,7 @@ def create_app(
     app.add_routes(auth.routes)
     app.add_routes(payments.routes)
     app.add_routes(splits.routes)
+    app.add_routes(rides.routes)
     app.add_routes(notifications.routes)
     for table in extra:
         app.add_routes(table)

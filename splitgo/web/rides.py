@@ -1,0 +1,333 @@
+"""The Rides routes of API.md: drivers (sign-up, status, location pings, open offers),
+estimates, ride requests, the driver's answers and steps, cancelling and rating.
+
+Request bodies are decoded into Structs here and turned into the rides actor's commands by
+plain functions (`estimate_message`, `request_message`, `cancel_message`, ...), so the
+conversion is testable without a server. Coordinates must be JSON numbers; whether they
+are a place on Earth is the actor's call (its `InvalidRide` names the field, `$.pickup.lat`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from actors.rides.messages import (
+    AdvanceRide,
+    AnswerOffer,
+    CancelRide,
+    DriverView,
+    Estimate,
+    EstimateRide,
+    GetCurrentRide,
+    GetOffers,
+    GetRide,
+    OfferList,
+    Point,
+    RateRide,
+    RegisterDriver,
+    RequestRide,
+    RideView,
+    SetDriverStatus,
+    UpdateLocation,
+)
+from actors.runtime import ActorRef, Message
+from splitgo.web.keys import SERVICES
+from splitgo.web.problems import ProblemError, json_response, read_json
+from splitgo.web.security import authenticate
+
+log = structlog.get_logger("splitgo.web.rides")
+
+routes = web.RouteTableDef()
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+IDEMPOTENCY_KEY_MAX = 200
+REQUEST_ASK_TIMEOUT = 20.0  # a request asks splits and payments before it answers
+REASON_MAX = 200
+IDEMPOTENCY_NAMESPACE = uuid.UUID("8d3b7c1e-4f2a-4b6e-9c0d-2a7e5f1b9c34")
+
+GroupId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Reason = Annotated[str, msgspec.Meta(max_length=REASON_MAX)]
+Step = Literal["arrive", "start", "complete"]
+
+
+class PointBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A place: JSON numbers of degrees (ints are fine; strings and booleans are not)."""
+
+    lat: float
+    lon: float
+
+
+class DriverBody(msgspec.Struct, forbid_unknown_fields=True):
+    vehicle: str
+    plate: str
+
+
+class StatusBody(msgspec.Struct, forbid_unknown_fields=True):
+    status: Literal["online", "offline"]
+
+
+class EstimateBody(msgspec.Struct, forbid_unknown_fields=True):
+    pickup: PointBody
+    dropoff: PointBody
+
+
+class RideBody(msgspec.Struct, forbid_unknown_fields=True):
+    pickup: PointBody
+    dropoff: PointBody
+    group_id: GroupId | None = None
+
+
+class CancelBody(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Reason | None = None
+
+
+class RatingBody(msgspec.Struct, forbid_unknown_fields=True):
+    stars: int
+    comment: str | None = None
+
+
+# ── turning bodies into commands (no IO) ──────────────────────────────────────────────
+
+
+def to_json(value: Any) -> Any:
+    """Structs (nested ones too) as plain JSON values, without their `msg_type` tag."""
+    if isinstance(value, msgspec.Struct):
+        return {name: to_json(getattr(value, name)) for name in value.__struct_fields__}
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_json(item) for key, item in value.items()}
+    return value
+
+
+def point(body: PointBody) -> Point:
+    return Point(lat=body.lat, lon=body.lon)
+
+
+def driver_message(body: DriverBody, *, user_id: str) -> RegisterDriver:
+    return RegisterDriver(user_id=user_id, vehicle=body.vehicle, plate=body.plate)
+
+
+def location_message(body: PointBody, *, user_id: str) -> UpdateLocation:
+    return UpdateLocation(user_id=user_id, lat=body.lat, lon=body.lon)
+
+
+def estimate_message(body: EstimateBody) -> EstimateRide:
+    return EstimateRide(pickup=point(body.pickup), dropoff=point(body.dropoff))
+
+
+def request_message(body: RideBody, *, user_id: str, ride_id: str) -> RequestRide:
+    return RequestRide(
+        ride_id=ride_id,
+        user_id=user_id,
+        pickup=point(body.pickup),
+        dropoff=point(body.dropoff),
+        group_id=body.group_id,
+    )
+
+
+def cancel_message(body: CancelBody, *, ride_id: str, user_id: str) -> CancelRide:
+    return CancelRide(ride_id=ride_id, user_id=user_id, reason=body.reason)
+
+
+def rating_message(body: RatingBody, *, ride_id: str, user_id: str) -> RateRide:
+    return RateRide(ride_id=ride_id, user_id=user_id, stars=body.stars, comment=body.comment)
+
+
+def ride_id_for(user_id: str, idempotency_key: str | None) -> str:
+    """A fresh ride id, or one derived from the Idempotency-Key so a retry names the same
+    ride (the actor answers a known id with its first ride)."""
+    if not idempotency_key:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user_id}\n{idempotency_key}"))
+
+
+def replay_conflict(message: RequestRide, view: RideView) -> ProblemError | None:
+    """A ride already requested under this Idempotency-Key, but with another body."""
+    first = (view.pickup, view.dropoff, view.group_id)
+    if first == (message.pickup, message.dropoff, message.group_id):
+        return None
+    return ProblemError(
+        409,
+        "idempotency_conflict",
+        "this Idempotency-Key was used for another ride request; use a new key",
+    )
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_KEY, "").strip()
+    if len(key) > IDEMPOTENCY_KEY_MAX:
+        raise ProblemError(
+            400,
+            "invalid_idempotency_key",
+            f"an Idempotency-Key is at most {IDEMPOTENCY_KEY_MAX} characters",
+        )
+    return key or None
+
+
+async def read_optional_json(request: web.Request, body_type: type[CancelBody]) -> CancelBody:
+    """A body that may be left out entirely (no bytes at all: every field's default)."""
+    if not request.can_read_body or not (await request.read()).strip():
+        return body_type()
+    return await read_json(request, body_type)
+
+
+# ── talking to the actor ──────────────────────────────────────────────────────────────
+
+
+def rides(request: web.Request) -> ActorRef:
+    return request.app[SERVICES].system.ref("rides")
+
+
+async def ask(request: web.Request, message: Message, *, timeout: float | None = None) -> Any:
+    """Ask the rides actor; its typed errors become problems in the middleware."""
+    return await rides(request).ask(message, timeout=timeout)
+
+
+def ride_id(request: web.Request) -> str:
+    return request.match_info["id"]
+
+
+async def advance(request: web.Request, step: Step) -> web.Response:
+    claims = authenticate(request)
+    view: RideView = await ask(
+        request, AdvanceRide(ride_id=ride_id(request), user_id=claims.sub, step=step)
+    )
+    log.info("ride_advanced", ride_id=view.id, step=step, status=view.status)
+    return json_response(to_json(view))
+
+
+async def answer(request: web.Request, *, accept: bool) -> web.Response:
+    claims = authenticate(request)
+    view: RideView = await ask(
+        request, AnswerOffer(ride_id=ride_id(request), user_id=claims.sub, accept=accept)
+    )
+    return json_response(to_json(view))
+
+
+# ── drivers ───────────────────────────────────────────────────────────────────────────
+
+
+@routes.post("/api/v1/drivers")
+async def register_driver(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    body = await read_json(request, DriverBody)
+    driver: DriverView = await ask(request, driver_message(body, user_id=claims.sub))
+    log.info("driver_registered", user_id=claims.sub)
+    return json_response(to_json(driver), status=201)
+
+
+@routes.post("/api/v1/drivers/me/status")
+async def driver_status(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    body = await read_json(request, StatusBody)
+    driver: DriverView = await ask(request, SetDriverStatus(user_id=claims.sub, status=body.status))
+    return json_response(to_json(driver))
+
+
+@routes.post("/api/v1/drivers/me/location")
+async def driver_location(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    body = await read_json(request, PointBody)
+    await ask(request, location_message(body, user_id=claims.sub))
+    return web.Response(status=204)
+
+
+@routes.get("/api/v1/drivers/me/offers")
+async def driver_offers(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    offers: OfferList = await ask(request, GetOffers(user_id=claims.sub))
+    return json_response(to_json(offers))
+
+
+# ── rides ─────────────────────────────────────────────────────────────────────────────
+
+
+@routes.post("/api/v1/rides/estimate")
+async def estimate(request: web.Request) -> web.Response:
+    authenticate(request)
+    body = await read_json(request, EstimateBody)
+    quote: Estimate = await ask(request, estimate_message(body))
+    return json_response(to_json(quote))
+
+
+@routes.post("/api/v1/rides")
+async def request_ride(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    body = await read_json(request, RideBody)
+    message = request_message(
+        body, user_id=claims.sub, ride_id=ride_id_for(claims.sub, idempotency_key(request))
+    )
+    view: RideView = await ask(request, message, timeout=REQUEST_ASK_TIMEOUT)
+    conflict = replay_conflict(message, view)
+    if conflict is not None:
+        raise conflict
+    log.info("ride_requested", ride_id=view.id, status=view.status)
+    response = json_response(to_json(view), status=201)
+    response.headers["Location"] = f"/api/v1/rides/{view.id}"
+    return response
+
+
+@routes.get("/api/v1/rides/current")
+async def current_ride(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    view: RideView = await ask(request, GetCurrentRide(user_id=claims.sub))
+    return json_response(to_json(view))
+
+
+@routes.get("/api/v1/rides/{id}")
+async def get_ride(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    view: RideView = await ask(request, GetRide(ride_id=ride_id(request), user_id=claims.sub))
+    return json_response(to_json(view))
+
+
+@routes.post("/api/v1/rides/{id}/accept")
+async def accept(request: web.Request) -> web.Response:
+    return await answer(request, accept=True)
+
+
+@routes.post("/api/v1/rides/{id}/decline")
+async def decline(request: web.Request) -> web.Response:
+    return await answer(request, accept=False)
+
+
+@routes.post("/api/v1/rides/{id}/arrive")
+async def arrive(request: web.Request) -> web.Response:
+    return await advance(request, "arrive")
+
+
+@routes.post("/api/v1/rides/{id}/start")
+async def start(request: web.Request) -> web.Response:
+    return await advance(request, "start")
+
+
+@routes.post("/api/v1/rides/{id}/complete")
+async def complete(request: web.Request) -> web.Response:
+    return await advance(request, "complete")
+
+
+@routes.post("/api/v1/rides/{id}/cancel")
+async def cancel(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    body = await read_optional_json(request, CancelBody)
+    view: RideView = await ask(
+        request, cancel_message(body, ride_id=ride_id(request), user_id=claims.sub)
+    )
+    log.info("ride_cancelled", ride_id=view.id, by=claims.sub)
+    return json_response(to_json(view))
+
+
+@routes.post("/api/v1/rides/{id}/rating")
+async def rate(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    body = await read_json(request, RatingBody)
+    view: RideView = await ask(
+        request, rating_message(body, ride_id=ride_id(request), user_id=claims.sub)
+    )
+    return json_response(to_json(view), status=201)
