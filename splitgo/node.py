@@ -39,7 +39,6 @@ from actors.payments.messages import (
     TopUpFailed,
     TopUpSucceeded,
     TransferCompleted,
-    TransferFailed,
     payments_key,
 )
 from actors.payments.providers import PaymentProvider
@@ -524,8 +523,7 @@ def build_payments(parts: NodeParts) -> Payments:
         http=parts.http,
         public_url=parts.public_url,
         subscribers={
-            TransferCompleted: ("splits", NOTIFICATIONS),
-            TransferFailed: ("splits",),
+            TransferCompleted: (NOTIFICATIONS,),
             TopUpSucceeded: (NOTIFICATIONS,),
             TopUpFailed: (NOTIFICATIONS,),
         },

@@ -214,9 +214,13 @@ class Payments(TopUps, Actor):
     def _now(self) -> datetime:
         return store.at(self._clock())
 
-    async def _publish(self, tx: Transaction, event: Message) -> None:
-        for target in self._subscribers.get(type(event), ()):
+    async def _publish(self, tx: Transaction, event: Message, also: str | None = None) -> None:
+        """To the subscribers of the event's type, and to `also` (the asker's own actor)."""
+        targets = self._subscribers.get(type(event), ())
+        for target in targets:
             await tx.tell(target, event)
+        if also is not None and also not in targets:
+            await tx.tell(also, event)
 
     # ── batches ────────────────────────────────────────────────────────────────────────
 
@@ -324,6 +328,7 @@ class Payments(TopUps, Actor):
                                 code=refusal.code,
                                 message=refusal.message,
                             ),
+                            also=message.notify,
                         )
                     continue
                 results.append(view)
@@ -379,6 +384,7 @@ class Payments(TopUps, Actor):
                 kind=row.kind,
                 reference=row.reference,
             ),
+            also=message.notify,
         )
         return view, (scope_key[0], scope_key[1], print_, reply)
 

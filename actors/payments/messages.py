@@ -125,6 +125,7 @@ class Transfer(Message, frozen=True):
     note: str | None = None
     kind: TransferKind = "p2p"
     reference: str | None = None  # the caller's id for it (a settlement, a ride)
+    notify: str | None = None  # an actor to tell the outcome (TransferCompleted / Failed)
 
 
 class GetWallet(Message, frozen=True):

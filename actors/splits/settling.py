@@ -173,6 +173,7 @@ class Settling:
                         kind="settlement",
                         reference=settlement_reference(group.id, row.id),
                         note=f"Settle up in {group.name}"[:200],
+                        notify="splits",
                     ),
                 )
         return settlement_view(await self._settlement(group.id, row.id))

@@ -19,7 +19,7 @@ import pytest
 from actors.auth.messages import UserRegistered
 from actors.payments import messages as payments_messages
 from actors.payments.actor import Payments
-from actors.payments.messages import GetWallet, TransferCompleted, TransferFailed, payments_key
+from actors.payments.messages import GetWallet, payments_key
 from actors.runtime import (
     Actor,
     ActorRef,
@@ -165,9 +165,8 @@ async def running(database_url: str) -> AsyncIterator[Harness]:
         return instance
 
     def make_payments() -> Payments:
-        instance = Payments(
-            pool, subscribers={TransferCompleted: ["splits"], TransferFailed: ["splits"]}
-        )
+        # no subscription: a settlement's transfer names splits itself (Transfer.notify)
+        instance = Payments(pool)
         ledger.append(instance)
         return instance
 
