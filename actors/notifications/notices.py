@@ -45,7 +45,7 @@ CHANNELS = ("email", "telegram", "inapp", "sms")
 # on unless the user says otherwise; SMS costs money, so it is opt-in
 DEFAULT_PREFERENCES: dict[str, dict[str, bool]] = {
     "account": {"email": True, "telegram": True, "inapp": True, "sms": False},
-    "money": {"email": True, "telegram": True, "inapp": True, "sms": False},
+    "money": {"email": False, "telegram": True, "inapp": True, "sms": False},
     "splits": {"email": False, "telegram": True, "inapp": True, "sms": False},
     "rides": {"email": False, "telegram": True, "inapp": True, "sms": False},
 }

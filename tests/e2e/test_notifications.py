@@ -34,7 +34,7 @@ ITEM_FIELDS = {"id", "category", "kind", "title", "body", "data", "created_at", 
 
 DEFAULT_PREFERENCES = {
     "account": {"email": True, "telegram": True, "inapp": True, "sms": False},
-    "money": {"email": True, "telegram": True, "inapp": True, "sms": False},
+    "money": {"email": False, "telegram": True, "inapp": True, "sms": False},
     "splits": {"email": False, "telegram": True, "inapp": True, "sms": False},
     "rides": {"email": False, "telegram": True, "inapp": True, "sms": False},
 }

@@ -254,28 +254,31 @@ async def test_a_429_waits_the_retry_after_it_names(harness: Harness) -> None:
 
 
 async def test_money_and_sms_follow_the_preferences(harness: Harness) -> None:
-    """A top-up is mailed by default; after switching SMS on for money, the next one is
-    also texted to the verified phone."""
+    """A top-up is told in-app but not mailed by default; switched on, email and SMS (to
+    the verified phone) carry the next one."""
     await harness.event(
         TopUpSucceeded(top_up_id="t1", user_id="amy", amount=2000, currency="EUR"), "ev-t1"
     )
 
-    async def mailed() -> bool:
-        return len(harness.mails) == 1
+    async def told() -> bool:
+        return (await harness.channels_of("amy")).get("inapp") == "sent"
 
-    await eventually(mailed)
-    assert harness.mails[0].to == "amy@example.com"
-    assert "20.00 EUR" in harness.mails[0].text
+    await eventually(told)
+    assert harness.mails == []
     assert harness.sms.sent == []
-    await harness.ask(SetPreferences(user_id="amy", changes={"money": {"sms": True}}))
+    await harness.ask(
+        SetPreferences(user_id="amy", changes={"money": {"email": True, "sms": True}})
+    )
     await harness.event(
         TopUpSucceeded(top_up_id="t2", user_id="amy", amount=500, currency="EUR"), "ev-t2"
     )
 
-    async def texted() -> bool:
-        return len(harness.sms.sent) == 1
+    async def mailed_and_texted() -> bool:
+        return len(harness.mails) == 1 and len(harness.sms.sent) == 1
 
-    await eventually(texted)
+    await eventually(mailed_and_texted)
+    assert harness.mails[0].to == "amy@example.com"
+    assert "5.00 EUR" in harness.mails[0].text
     assert harness.sms.sent[0][0] == "+491701234567"
     assert "5.00 EUR" in harness.sms.sent[0][1]
 
