@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python run.py $(ARGS)
 
+# In CI, temporary folders live in the checkout: another pytest run on the same machine
+# prunes the shared /tmp/pytest-of-<user> folders it finds, including a running one's.
+CI_TMP := $(if $(CI),--basetemp=$(CURDIR)/.pytest-tmp,)
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(CI_TMP) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
