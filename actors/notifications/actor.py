@@ -19,6 +19,7 @@ live to the user's WebSockets through `push`) and SMS. A provider's own wait (Te
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import random
@@ -65,6 +66,8 @@ log = structlog.get_logger("actors.notifications")
 EMAIL, TELEGRAM, INAPP, SMS = CHANNELS[0], CHANNELS[1], CHANNELS[2], CHANNELS[3]
 DEFAULT_MAX_ATTEMPTS = 6
 RENDER_CACHE = 64  # events whose notices stay rendered (the oldest go first)
+CONCURRENT_TRIES = 4  # first tries a shard makes at once (each holds a database connection)
+STOP_GRACE_SECONDS = 5.0
 # The events this actor decodes back from a delivery's payload, by message type name.
 EVENT_TYPES: dict[str, type[Message]] = {t.__name__: t for t in EVENTS}
 # auth's own mails (links with tokens) keep their templates
@@ -143,6 +146,8 @@ class Notifications(Actor):
         self.push = push
         self._contacts_lookup = contacts
         self._renders: dict[tuple[str, str], tuple[Message, dict[str, Notice]]] = {}
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._tries = asyncio.Semaphore(CONCURRENT_TRIES)
         self.public_url = public_url.rstrip("/")
         self.backoff = backoff or Backoff()
         self.max_attempts = max_attempts
@@ -169,10 +174,12 @@ class Notifications(Actor):
         assert envelope is not None, "a handler always has its envelope"
         # render now: an event no template can render fails here, before anything is stored
         notices = notices_for(event, public_url=self.public_url)
+        # each recipient's preferences and contacts at once, not one after another
+        reach = await asyncio.gather(*(self._targets(notice) for notice in notices))
         targets = [
             (notice.user_id, channel, recipient)
-            for notice in notices
-            for channel, recipient in await self._targets(notice)
+            for notice, pairs in zip(notices, reach, strict=True)
+            for channel, recipient in pairs
         ]
         payload = msgspec.json.encode(event).decode()
         event_type = type(event).__name__
@@ -203,7 +210,35 @@ class Notifications(Actor):
                 if found is not None and found not in ids:
                     ids.append(found)
         for delivery_id in ids:
-            await self._attempt(delivery_id, attempts=0)
+            self._try_soon(delivery_id)
+
+    def _try_soon(self, delivery_id: str) -> None:
+        """Make a delivery's first try beside the mailbox, so one slow channel or a big
+        group's fan-out does not hold up the next event or a feed read. A try touches only
+        its own claimed delivery row; a try cut off by a stop is made again when its claim
+        runs out (the timer `_attempt` arms)."""
+
+        async def attempt() -> None:
+            async with self._tries:
+                await self._attempt(delivery_id, attempts=0)
+
+        task = asyncio.get_running_loop().create_task(attempt(), name=f"notify:{delivery_id}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._tried)
+
+    def _tried(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("notification_try_failed", error=repr(task.exception()))
+
+    async def on_stop(self) -> None:
+        if not self._in_flight:
+            return
+        # let tries in hand finish (a send cut in half would be sent again), then stop
+        _done, left = await asyncio.wait(set(self._in_flight), timeout=STOP_GRACE_SECONDS)
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
 
     @handles(RetryNotificationDelivery)
     async def on_retry(self, message: RetryNotificationDelivery) -> None:
@@ -487,6 +522,6 @@ def _item(row: Any) -> NotificationView:
 def _cursor(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise InvalidPreference("cursor is not one this API gave out", details={"field": "cursor"})
     return int(raw)

@@ -435,7 +435,10 @@ class Payments(TopUps, Actor):
             )
         before: int | None = None
         if message.cursor is not None:
-            if not message.cursor.isdigit() or len(message.cursor) > 18:
+            if (
+                not (message.cursor.isascii() and message.cursor.isdigit())
+                or len(message.cursor) > 18
+            ):
                 raise InvalidPayment("This cursor is not valid.", details={"field": "$.cursor"})
             before = int(message.cursor)
         # one more than asked: whether there is a next page, without a count

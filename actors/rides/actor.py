@@ -476,9 +476,9 @@ class Rides(Lifecycle, Actor):
 
 def _text(value: str, field: str, maximum: int) -> str:
     cleaned = " ".join(value.split())
-    if not cleaned or len(cleaned) > maximum:
+    if not cleaned or len(cleaned) > maximum or any(ord(c) < 32 or ord(c) == 127 for c in cleaned):
         raise InvalidRide(
-            f"{field} must be 1 to {maximum} characters.", details={"field": f"$.{field}"}
+            f"{field} must be 1 to {maximum} printable characters.", details={"field": f"$.{field}"}
         )
     return cleaned
 

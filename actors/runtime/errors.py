@@ -71,6 +71,20 @@ class RemoteError(DomainError):
         self.category = category if category in CATEGORIES else "internal"  # type: ignore[misc]
 
 
+class InvalidInput(DomainError):
+    """The database refused a value as data (a NUL in a string, a number out of range):
+    bad input, not a crash; retrying cannot help."""
+
+    code = "invalid_input"
+    category = "invalid"
+
+    @classmethod
+    def from_database(cls, error: Exception) -> InvalidInput:
+        # the server's message names the problem, never the value
+        reason = str(error).split("\n")[0][:200]
+        return cls(f"A value was refused by the database: {reason}")
+
+
 class AskTimeout(DomainError):
     """No reply came before the ask's deadline."""
 

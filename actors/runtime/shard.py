@@ -8,12 +8,19 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import msgspec
 import structlog
 
 from actors.runtime.actor import Actor
 from actors.runtime.context import bind_trace_id, trace_id_var
-from actors.runtime.errors import DomainError, Failure, HandlerFailed, UnhandledMessage
+from actors.runtime.errors import (
+    DomainError,
+    Failure,
+    HandlerFailed,
+    InvalidInput,
+    UnhandledMessage,
+)
 from actors.runtime.redaction import without_secrets
 from actors.runtime.stats import ShardState, ShardStats
 from actors.runtime.supervision import RestartWindow
@@ -198,6 +205,9 @@ class ShardWorker:
             except DomainError as error:
                 stats.rejected += 1
                 result = Failure.of(error)
+            except asyncpg.DataError as error:
+                stats.rejected += 1
+                result = Failure.of(InvalidInput.from_database(error))
             except Exception as error:
                 pending.append(envelope)
                 self.current = None
@@ -235,10 +245,13 @@ class ShardWorker:
         started = time.perf_counter()
         try:
             result = await handler(body)
-        except DomainError as error:
+        except (DomainError, asyncpg.DataError) as error:
             self.stats.rejected += 1
             if envelope.kind == "ask":
-                self.group.system.reply(envelope, Failure.of(error))
+                refusal = (
+                    error if isinstance(error, DomainError) else InvalidInput.from_database(error)
+                )
+                self.group.system.reply(envelope, Failure.of(refusal))
         except Exception as error:
             await self._crashed(envelope, error)
         else:

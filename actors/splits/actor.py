@@ -770,6 +770,6 @@ def _activity(row: Any) -> ActivityItem:
 def _cursor(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise rules.invalid("cursor", "cursor is not one this API gave out")
     return int(raw)

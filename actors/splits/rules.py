@@ -34,6 +34,8 @@ def text(value: str, field: str, maximum: int) -> str:
     cleaned = " ".join(value.split())
     if not cleaned:
         raise invalid(field, f"{field} must not be empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in cleaned):
+        raise invalid(field, f"{field} must not contain control characters")
     if len(cleaned) > maximum:
         raise invalid(field, f"{field} is longer than {maximum} characters")
     return cleaned

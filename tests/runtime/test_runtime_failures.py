@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
+import asyncpg
 import msgspec
 import pytest
 
@@ -14,6 +15,7 @@ from actors.runtime import (
     ActorSystem,
     DomainError,
     HandlerFailed,
+    InvalidInput,
     MemoryDeadLetterStore,
     Message,
     RestartPolicy,
@@ -79,6 +81,9 @@ class Shop(Actor):
 
     @handles(Buy)
     async def buy(self, message: Buy) -> Bought:
+        if message.item == "\x00":
+            # what asyncpg raises when PostgreSQL refuses a value (a NUL in text)
+            raise asyncpg.exceptions.CharacterNotInRepertoireError("invalid byte sequence")
         if message.item == "gone":
             error: DomainError = OutOfStock(f"{message.item} is sold out", details={"n": 0})
         elif message.amount > 100:
@@ -159,6 +164,21 @@ async def test_domain_error_with_custom_init_is_reraised(system: ActorSystem, co
     assert caught.value.message == "500 is over the budget of 100"
     assert str(caught.value) == "500 is over the budget of 100"
     assert caught.value.details == {"amount": 500, "budget": 100}
+
+
+async def test_a_value_the_database_refuses_is_bad_input_not_a_crash(
+    system: ActorSystem, codec: Codec
+) -> None:
+    """A database DataError (bad input such as a NUL) reaches the asker as InvalidInput;
+    the actor is neither restarted nor is the message dead-lettered."""
+    _raised, ref = spawn_shop(system, codec)
+    with pytest.raises(InvalidInput) as caught:
+        await ref.ask(Buy(item="\x00"))
+    assert caught.value.code == "invalid_input"
+    assert "invalid byte sequence" in caught.value.message
+    assert await ref.ask(Buy(item="tea")) == Bought(item="tea")
+    status = system.status()[0]
+    assert (status.rejected, status.restarts, status.failed, status.dead_lettered) == (1, 0, 0, 0)
 
 
 async def test_domain_error_is_a_refusal_not_a_crash(system: ActorSystem, codec: Codec) -> None:
