@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import secrets
 import socket
@@ -10,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 TransportName = Literal["memory", "redis"]
 LogFormat = Literal["auto", "json", "console"]
@@ -72,6 +74,10 @@ class Settings:
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_base_url: str = "https://api.stripe.com"
+    cors_origins: tuple[str, ...] = ()  # exact origins allowed cross-origin, or "*"; none
+    rate_limit: int = 60  # requests a minute per client address per expensive route group
+    trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed
+    otel_endpoint: str | None = None  # OTLP/HTTP collector; None: no span export
 
     @property
     def embedded_database(self) -> bool:
@@ -127,7 +133,22 @@ OPTIONS: tuple[tuple[str, str | None, str, str], ...] = (
     ("SPLITGO_STRIPE_API_KEY", None, "stripe_api_key", "Stripe secret API key"),
     ("SPLITGO_STRIPE_WEBHOOK_SECRET", None, "stripe_webhook_secret", "Stripe whsec_ secret"),
     ("SPLITGO_STRIPE_BASE_URL", None, "stripe_base_url", "Stripe API base (api.stripe.com)"),
+    ("SPLITGO_CORS_ORIGINS", None, "cors_origins", "origins allowed cross-origin, or *; none"),
+    ("SPLITGO_RATE_LIMIT", None, "rate_limit", "requests/minute per client per route group"),
+    ("SPLITGO_TRUSTED_PROXIES", None, "trusted_proxies", "proxies whose X-Forwarded-For counts"),
+    ("SPLITGO_OTEL_ENDPOINT", None, "otel_endpoint", "OTLP/HTTP collector for spans; unset: none"),
 )
+
+# Fields that hold secrets (or URLs that may carry a password): environment only, never a
+# flag, because a command line is visible to every user of the machine (ps, /proc).
+SECRET_FIELDS = frozenset(
+    {
+        "database_url", "redis_url", "ops_token", "jwt_keys", "smtp_password",
+        "telegram_bot_tokens", "telegram_webhook_secret", "sms_webhook_token",
+        "oauth_google_client_secret", "oauth_github_client_secret", "sandbox_secret",
+        "stripe_api_key", "stripe_webhook_secret",
+    }
+)  # fmt: skip
 
 _OPTIONAL_TEXT = {
     "database_url", "ops_token", "public_url", "jwt_keys", "smtp_host", "smtp_user",
@@ -135,7 +156,7 @@ _OPTIONAL_TEXT = {
     "oauth_google_base_url", "oauth_github_client_id", "oauth_github_client_secret",
     "oauth_github_base_url", "oauth_github_api_url", "sandbox_secret", "stripe_api_key",
     "stripe_webhook_secret", "telegram_api_url", "telegram_webhook_secret", "sms_webhook_url",
-    "sms_webhook_token",
+    "sms_webhook_token", "otel_endpoint",
 }  # fmt: skip
 
 
@@ -147,6 +168,11 @@ def _parse(name: str, field_name: str, raw: str) -> object:
             value = int(raw)
             low = 0 if field_name == "port" else 1
             if not low <= value <= 65535:
+                raise ValueError
+            return value
+        if field_name == "rate_limit":
+            value = int(raw)
+            if not 0 <= value <= 1_000_000:
                 raise ValueError
             return value
         if field_name in ("shutdown_timeout", "ask_timeout", "lease_ttl", "rides_offer_timeout"):
@@ -162,6 +188,12 @@ def _parse(name: str, field_name: str, raw: str) -> object:
         return raw.lower() in ("1", "true", "yes")
     if field_name in ("plugins", "telegram_bot_tokens"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if field_name == "cors_origins":
+        return parse_origins(raw, name)
+    if field_name == "trusted_proxies":
+        return parse_networks(raw, name)
+    if field_name == "otel_endpoint" and raw and not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name}={raw!r}: an OTLP/HTTP endpoint starts with http:// or https://")
     if field_name == "redis_url" and not raw.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{name}={raw!r}: a Redis URL starts with redis://, rediss:// or unix://")
     if field_name == "redis_prefix" and (not raw or ":" in raw or " " in raw):
@@ -194,6 +226,61 @@ def _parse(name: str, field_name: str, raw: str) -> object:
     if field_name == "public_url" and not raw.startswith(("http://", "https://")):
         raise ConfigError(f"{name}={raw!r}: a public URL starts with http:// or https://")
     return raw.lower() if field_name == "log_level" else raw
+
+
+def parse_origins(raw: str, name: str = "SPLITGO_CORS_ORIGINS") -> tuple[str, ...]:
+    """`https://app.example,http://localhost:3000` or `*`: exact origins, as browsers send them."""
+    origins: list[str] = []
+    for part in raw.split(","):
+        origin = part.strip()
+        if not origin:
+            continue
+        if origin != "*":
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.netloc
+                or parts.path
+                or parts.query
+                or parts.fragment
+                or "@" in parts.netloc
+            ):
+                raise ConfigError(
+                    f"{name}: {origin!r} is not an origin (scheme://host[:port], no path) nor *"
+                )
+            origin = f"{parts.scheme}://{parts.netloc.lower()}"
+        origins.append(origin)
+    return tuple(dict.fromkeys(origins))
+
+
+def parse_networks(raw: str, name: str = "SPLITGO_TRUSTED_PROXIES") -> tuple[str, ...]:
+    """Addresses or networks (`10.0.0.5,10.1.0.0/16,::1`), each checked."""
+    networks: list[str] = []
+    for part in raw.split(","):
+        text = part.strip()
+        if not text:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name}: {text!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
+def refuse_unsafe(settings: Settings) -> None:
+    """Settings that parse but must not run. Called before a node starts.
+
+    With a database of its own (SPLITGO_DATABASE_URL), a node is a deployment, maybe one of
+    several: a signing key generated into one node's data folder would not verify on the
+    others and would silently change when the folder is lost. The embedded default is a
+    laptop: there the generated key is a convenience.
+    """
+    if settings.database_url is not None and settings.jwt_keys is None:
+        raise ConfigError(
+            "SPLITGO_JWT_KEYS must be set when SPLITGO_DATABASE_URL is: a generated signing "
+            "key is for the embedded database only (every node needs the same keys; make one "
+            "with: python -c \"import secrets; print('k1:' + secrets.token_urlsafe(48))\")"
+        )
 
 
 def parse_jwt_keys(raw: str, name: str = "SPLITGO_JWT_KEYS") -> dict[str, bytes]:

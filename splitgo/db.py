@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,14 +129,39 @@ async def end_open_transaction(connection: asyncpg.Connection) -> None:
         await connection.execute("ROLLBACK")
 
 
-async def open_database(url: str | None, data_dir: Path, *, pool_size: int = 10) -> Database:
-    """Connect (starting the embedded server when `url` is None) and apply the schema."""
+QueryLogger = Callable[[Any], None]
+
+
+def query_logging(logger: QueryLogger) -> Callable[[asyncpg.Connection], Awaitable[None]]:
+    """A pool `init` hook: every new connection reports each statement it runs to `logger`
+    (an asyncpg LoggedQuery: query, elapsed, exception, …), e.g. to time them for metrics."""
+
+    async def init(connection: asyncpg.Connection) -> None:
+        connection.add_query_logger(logger)
+
+    return init
+
+
+async def open_database(
+    url: str | None,
+    data_dir: Path,
+    *,
+    pool_size: int = 10,
+    query_logger: QueryLogger | None = None,
+) -> Database:
+    """Connect (starting the embedded server when `url` is None) and apply the schema.
+    `query_logger`, when given, hears of every statement the pool's connections run."""
     embedded = url is None
     if url is None:
         admin_url = await asyncio.to_thread(start_embedded, data_dir)
         url = await ensure_database(admin_url, EMBEDDED_DATABASE)
     pool = await asyncpg.create_pool(
-        url, min_size=1, max_size=pool_size, command_timeout=30, reset=end_open_transaction
+        url,
+        min_size=1,
+        max_size=pool_size,
+        command_timeout=30,
+        reset=end_open_transaction,
+        init=query_logging(query_logger) if query_logger is not None else None,
     )
     try:
         await apply_schema(pool)

@@ -62,9 +62,14 @@ from actors.splits.messages import (
     splits_key,
 )
 from splitgo.bot.app import TelegramBot
-from splitgo.config import ConfigError, Settings, parse_jwt_keys
+from splitgo.config import ConfigError, Settings, parse_jwt_keys, refuse_unsafe
 from splitgo.db import Database, open_database
+from splitgo.instrument import instrumented
+from splitgo.metrics import Metrics
+from splitgo.tracing import Tracing
+from splitgo.tracing import configure as configure_tracing
 from splitgo.web import Services, create_app
+from splitgo.web.hardening import Hardening
 from splitgo.web.keys import Probe
 from splitgo.web.live import LiveHub, RedisLiveBus
 from transport import Codec, MemoryTransport, Transport
@@ -238,11 +243,14 @@ def public_url_for(settings: Settings, bound_url: str) -> str:
     return (settings.public_url or bound_url).rstrip("/")
 
 
-def spawn(system: ActorSystem, spec: ActorSpec, parts: NodeParts) -> None:
+def spawn(
+    system: ActorSystem, spec: ActorSpec, parts: NodeParts, tracing: Tracing | None = None
+) -> None:
     system.spawn(
         spec.actor_type,
         spec.name,
-        factory=functools.partial(spec.build, parts),
+        # refusal logs, database outages as 503s, spans: splitgo/instrument.py
+        factory=instrumented(functools.partial(spec.build, parts), tracing),
         shards=spec.shards,
         key=spec.key,
         mailbox_size=spec.mailbox_size,
@@ -263,9 +271,14 @@ class Node:
         self._http: aiohttp.ClientSession | None = None
         self.channels: Channels | None = None
         self.bot: TelegramBot | None = None
+        self.tracing: Tracing | None = None  # span export (SPLITGO_OTEL_ENDPOINT)
+        # GET /metrics: its own registry, fed by the pool, the actors, the HTTP edge
+        self.metrics = Metrics()
 
     async def start(self) -> None:
         settings = self.settings
+        refuse_unsafe(settings)
+        self.tracing = configure_tracing(settings)
         load_plugins(settings)
         hosted = hosted_actors(settings)
         codec = Codec()
@@ -273,7 +286,10 @@ class Node:
             codec.register_module(spec.messages)
         self.transport = build_transport(settings, codec)
         self.database = await open_database(
-            settings.database_url, settings.data_dir, pool_size=settings.db_pool_size
+            settings.database_url,
+            settings.data_dir,
+            pool_size=settings.db_pool_size,
+            query_logger=self.metrics.observe_query,
         )
         self.system = ActorSystem(
             self.transport,
@@ -283,6 +299,8 @@ class Node:
             outbox=Outbox(self.database.pool),
         )
         await self.system.start()
+        self.metrics.watch(self.system)
+        self.metrics.start()
         # bound before the actors start: the links they mail must name the real port
         listener = socket.create_server((settings.host, settings.port), reuse_port=False)
         self.url = f"http://{settings.host}:{listener.getsockname()[1]}"
@@ -305,7 +323,7 @@ class Node:
         for spec in ACTORS.values():
             self.system.route(spec.name, shards=spec.shards, key=spec.key)
         for name in hosted:
-            spawn(self.system, ACTORS[name], parts)
+            spawn(self.system, ACTORS[name], parts, self.tracing)
         probes: dict[str, Probe] = {"database": self.database.ping}
         if isinstance(self.transport, RedisStreamsTransport):
             probes["transport"] = self.transport.ping
@@ -316,11 +334,18 @@ class Node:
             probes=probes,
             verifier=AccessTokenVerifier(keys),
             public_url=parts.public_url,
+            metrics=self.metrics,
         )
         self.bot = bot_for(settings, self.system, parts.public_url)
         webhook = [self.bot.webhook_routes()] if self.bot and self.bot.mode == "webhook" else []
         self._runner = web.AppRunner(
-            create_app(services, live=channels.live, extra=webhook),
+            create_app(
+                services,
+                live=channels.live,
+                extra=webhook,
+                hardening=Hardening.from_settings(settings, parts.public_url),
+                tracing=self.tracing,
+            ),
             access_log=None,
             shutdown_timeout=settings.shutdown_timeout / 2,
         )
@@ -358,6 +383,9 @@ class Node:
             await self.transport.close()
         if self.database is not None:
             await self.database.close()
+        await self.metrics.stop()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)  # exports the last spans
         log.info("node_stopped", node=self.settings.node_id)
 
 

@@ -332,7 +332,7 @@ class ShardHost:
             mailbox = by_stream.get(_as_str(stream_name))
             if mailbox is None or not mailbox.owned:
                 continue
-            if mailbox.read_from == "0" and not entries:
+            if mailbox.read_from != ">" and not entries:
                 mailbox.read_from = ">"  # our own backlog is done: on to new entries
                 mailbox.attempts = {}
                 continue
@@ -340,8 +340,10 @@ class ShardHost:
                 self._deliver_entry(mailbox, entry_id, fields)
 
     def _deliver_entry(self, mailbox: RedisMailbox, entry_id: bytes, fields: Any) -> None:
-        if mailbox.read_from == "0":
-            # the backlog is read again from after the last entry seen
+        if mailbox.read_from != ">":
+            # the backlog is read again from after the last entry seen (every one: a
+            # history read from an id returns only what comes after it, so the next read
+            # starts past this batch, and an empty answer means the backlog is done)
             mailbox.read_from = _as_str(entry_id)
         if not fields:
             # trimmed away while pending: nothing to deliver, just settle it

@@ -302,8 +302,12 @@ class RedisStreamsTransport:
     async def flush_now(self) -> None:
         """Wait until everything queued so far has reached Redis (or failed trying)."""
         for _ in range(50):
-            if self._flushing is not None and not self._flushing.done():
-                await asyncio.shield(self._flushing)
+            running = self._flushing
+            if running is not None and not running.done():
+                await asyncio.shield(running)
+                # another caller may have started the next flush meanwhile: look again,
+                # never run two flush loops at once (they would pop each other's batches)
+                continue
             if not (self._sends or self._acks or self._other):
                 return
             self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())

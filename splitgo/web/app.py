@@ -6,10 +6,14 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from splitgo.web import auth, health, notifications, ops, payments, rides, splits
+from splitgo.tracing import Tracing
+from splitgo.web import auth, health, notifications, openapi, ops, payments, rides, splits
+from splitgo.web.hardening import Hardening, install
 from splitgo.web.keys import LIVE, SERVICES, Services
 from splitgo.web.live import LiveHub
-from splitgo.web.middlewares import problems, request_context
+from splitgo.web.metrics import http_metrics
+from splitgo.web.metrics import routes as metrics_routes
+from splitgo.web.middlewares import TRACING, problems, request_context
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -19,12 +23,22 @@ def create_app(
     *,
     live: LiveHub | None = None,
     extra: Sequence[web.RouteTableDef] = (),
+    hardening: Hardening | None = None,
+    tracing: Tracing | None = None,
 ) -> web.Application:
     """One application: middlewares outermost first, then every route table. `live` holds
-    the node's WebSockets; `extra` are routes of other edges (the bot's webhook)."""
+    the node's WebSockets; `extra` are routes of other edges (the bot's webhook);
+    `hardening` the guards' settings (CORS, rate limit); `tracing` exports spans."""
     app = web.Application(middlewares=[request_context, problems], client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = services
     app[LIVE] = live if live is not None else LiveHub()
+    install(app, hardening or Hardening())  # innermost middleware: CORS, rate limit
+    if tracing is not None:
+        app[TRACING] = tracing
+    if services.metrics is not None:
+        # outermost, so a problem response is counted with its final status
+        app.middlewares.insert(0, http_metrics(services.metrics))
+        app.add_routes(metrics_routes)
     app.add_routes(health.routes)
     app.add_routes(ops.routes)
     app.add_routes(auth.routes)
@@ -32,6 +46,7 @@ def create_app(
     app.add_routes(splits.routes)
     app.add_routes(rides.routes)
     app.add_routes(notifications.routes)
+    app.add_routes(openapi.routes)
     for table in extra:
         app.add_routes(table)
     return app

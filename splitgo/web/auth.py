@@ -24,6 +24,7 @@ from actors.auth.messages import (
     ResetPassword,
     RevokeSession,
     SessionList,
+    SessionView,
     StartOAuth,
     TelegramLink,
     TokenPair,
@@ -33,12 +34,20 @@ from actors.auth.messages import (
 )
 from actors.runtime import ActorRef
 from splitgo.web.keys import SERVICES
+from splitgo.web.openapi import Content, Derived, documented, page
 from splitgo.web.problems import json_response, read_json
 from splitgo.web.security import authenticate
 
 routes = web.RouteTableDef()
 
-Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$", max_length=254)]
+# no spaces and no control characters (a NUL cannot even be stored)
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$",
+        max_length=254,
+    ),
+]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 NewPassword = Annotated[str, msgspec.Meta(min_length=10, max_length=1024)]
 AnyPassword = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
@@ -79,6 +88,35 @@ class UpdateMeBody(msgspec.Struct, forbid_unknown_fields=True):
     phone: Phone | None = None
 
 
+class VerifyQuery(msgspec.Struct):
+    token: str = ""
+
+
+class OAuthCallbackQuery(msgspec.Struct):
+    """What the provider appends to the callback: a code and our state, or an error."""
+
+    code: str = ""
+    state: str = ""
+    error: str = ""
+    error_description: str = ""
+
+
+# what the routes answer, for the OpenAPI document
+UserReply = Derived(
+    "UserReply",
+    UserView,
+    add={"user": UserView},
+    description="The user, both flat (as GET /me) and under `user`.",
+)
+SessionItem = Derived(
+    "SessionItem",
+    SessionView,
+    add={"current": bool},
+    description="A signed-in session; `current` is the one making the request.",
+)
+HTML = Content(media_type="text/html", description="a page for people")
+
+
 def auth_ref(request: web.Request) -> ActorRef:
     return request.app[SERVICES].system.ref("auth")
 
@@ -106,6 +144,16 @@ def tokens_body(pair: TokenPair) -> dict[str, Any]:
 
 
 @routes.post("/api/v1/auth/register")
+@documented(
+    summary="Create an account",
+    description="201 with the user; a verification email is sent. Duplicate email: 409 "
+    "`email_taken`; a weak password: 422.",
+    tags=["auth"],
+    auth="none",
+    body=RegisterBody,
+    responses={201: UserReply},
+    errors=[409],
+)
 async def register(request: web.Request) -> web.Response:
     body = await read_json(request, RegisterBody)
     ip, _ = client_of(request)
@@ -116,6 +164,16 @@ async def register(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/auth/login")
+@documented(
+    summary="Sign in",
+    description="Wrong credentials (or an unknown email): 401 `invalid_credentials`; too "
+    "many failures: 429 with Retry-After.",
+    tags=["auth"],
+    auth="none",
+    body=LoginBody,
+    responses={200: TokenPair},
+    errors=[401, 429],
+)
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody)
     ip, agent = client_of(request)
@@ -126,6 +184,16 @@ async def login(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/auth/refresh")
+@documented(
+    summary="Exchange a refresh token for a new pair",
+    description="The old refresh token stops working; presenting an already-rotated one is "
+    "401 `token_reused` and revokes the whole session.",
+    tags=["auth"],
+    auth="none",
+    body=RefreshBody,
+    responses={200: TokenPair},
+    errors=[401],
+)
 async def refresh(request: web.Request) -> web.Response:
     body = await read_json(request, RefreshBody)
     ip, agent = client_of(request)
@@ -136,6 +204,15 @@ async def refresh(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/auth/logout")
+@documented(
+    summary="Sign out",
+    description="The session's tokens stop working.",
+    tags=["auth"],
+    auth="none",
+    body=RefreshBody,
+    responses={204: None},
+    errors=[401],
+)
 async def logout(request: web.Request) -> web.Response:
     body = await read_json(request, RefreshBody)
     await auth_ref(request).ask(Logout(refresh_token=body.refresh_token))
@@ -143,6 +220,11 @@ async def logout(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/auth/sessions")
+@documented(
+    summary="The caller's sessions",
+    tags=["auth"],
+    responses={200: page(SessionItem)},
+)
 async def list_sessions(request: web.Request) -> web.Response:
     claims = authenticate(request)
     sessions: SessionList = await auth_ref(request).ask(ListSessions(user_id=claims.sub))
@@ -154,6 +236,7 @@ async def list_sessions(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/auth/sessions/{id}")
+@documented(summary="Revoke a session", tags=["auth"], responses={204: None})
 async def revoke_session(request: web.Request) -> web.Response:
     claims = authenticate(request)
     await auth_ref(request).ask(
@@ -163,6 +246,15 @@ async def revoke_session(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/auth/verify-email")
+@documented(
+    summary="Confirm an email address",
+    description="With the token from the verification mail; a bad or used one: 401.",
+    tags=["auth"],
+    auth="none",
+    body=TokenBody,
+    responses={204: None},
+    errors=[401],
+)
 async def verify_email(request: web.Request) -> web.Response:
     body = await read_json(request, TokenBody)
     await auth_ref(request).ask(VerifyEmail(token=body.token))
@@ -170,6 +262,13 @@ async def verify_email(request: web.Request) -> web.Response:
 
 
 @routes.get("/verify-email")
+@documented(
+    summary="The verification mail's link",
+    tags=["auth"],
+    auth="none",
+    query=VerifyQuery,
+    responses={200: HTML, 400: HTML},
+)
 async def verify_email_page(request: web.Request) -> web.Response:
     """The link in the verification mail: verifies, then says so in plain HTML."""
     token = request.query.get("token", "")
@@ -191,6 +290,15 @@ def _page(status: int, title: str, text: str) -> web.Response:
 
 
 @routes.post("/api/v1/auth/password/forgot")
+@documented(
+    summary="Ask for a password reset",
+    description="202 always (no account enumeration); a reset link goes out by email and "
+    "Telegram when linked.",
+    tags=["auth"],
+    auth="none",
+    body=ForgotBody,
+    responses={202: None},
+)
 async def forgot_password(request: web.Request) -> web.Response:
     body = await read_json(request, ForgotBody)
     await auth_ref(request).ask(ForgotPassword(email=body.email))
@@ -198,6 +306,15 @@ async def forgot_password(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/auth/password/reset")
+@documented(
+    summary="Set a new password",
+    description="With the token from the reset mail; every session of the user is revoked.",
+    tags=["auth"],
+    auth="none",
+    body=ResetBody,
+    responses={204: None},
+    errors=[401],
+)
 async def reset_password(request: web.Request) -> web.Response:
     body = await read_json(request, ResetBody)
     await auth_ref(request).ask(ResetPassword(token=body.token, password=body.password))
@@ -209,6 +326,20 @@ def callback_url(request: web.Request, provider: str) -> str:
 
 
 @routes.get("/api/v1/auth/oauth/{provider}/start")
+@documented(
+    summary="Sign in with a provider",
+    description="A redirect to the provider's sign-in page (state and PKCE); an unknown or "
+    "unconfigured provider: 404.",
+    tags=["auth"],
+    auth="none",
+    responses={
+        302: Content(
+            description="to the provider",
+            headers={"Location": ("the provider's sign-in page", True)},
+        )
+    },
+    errors=[400],
+)
 async def oauth_start(request: web.Request) -> web.Response:
     provider = request.match_info["provider"]
     redirect: OAuthRedirect = await auth_ref(request).ask(
@@ -218,6 +349,15 @@ async def oauth_start(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/auth/oauth/{provider}/callback")
+@documented(
+    summary="The provider's redirect back",
+    description="The provider's refusal, a missing or stale state: 400 `oauth_failed`.",
+    tags=["auth"],
+    auth="none",
+    query=OAuthCallbackQuery,
+    responses={200: TokenPair},
+    errors=[400, 401],
+)
 async def oauth_callback(request: web.Request) -> web.Response:
     provider = request.match_info["provider"]
     query = request.query
@@ -243,6 +383,7 @@ async def oauth_callback(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/me")
+@documented(summary="The caller", tags=["auth"], responses={200: UserView}, errors=[404])
 async def me(request: web.Request) -> web.Response:
     claims = authenticate(request)
     user: UserView = await auth_ref(request).ask(GetUser(user_id=claims.sub))
@@ -252,6 +393,13 @@ async def me(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/me")
+@documented(
+    summary="Change the caller's name or phone",
+    tags=["auth"],
+    body=UpdateMeBody,
+    responses={200: UserReply},
+    errors=[404],
+)
 async def update_me(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_json(request, UpdateMeBody)
@@ -262,6 +410,14 @@ async def update_me(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/me/telegram-link")
+@documented(
+    summary="A Telegram deep link",
+    description="`https://t.me/<bot>?start=<token>`: opening it links the caller's Telegram "
+    "account. No bot configured: 503 `telegram_not_configured`.",
+    tags=["auth"],
+    responses={201: TelegramLink},
+    errors=[404],
+)
 async def telegram_link(request: web.Request) -> web.Response:
     claims = authenticate(request)
     link: TelegramLink = await auth_ref(request).ask(CreateTelegramLink(user_id=claims.sub))

@@ -3,22 +3,48 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
+import msgspec
 from aiohttp import web
 
 from splitgo.web.keys import SERVICES
+from splitgo.web.openapi import documented
 from splitgo.web.problems import json_response
 
 routes = web.RouteTableDef()
 
 
+class Liveness(msgspec.Struct):
+    """What /healthz answers."""
+
+    status: Literal["ok"]
+    node: str
+
+
+class Readiness(msgspec.Struct):
+    """What /readyz answers: each probe (database, transport, ...) and the local actors."""
+
+    status: Literal["ready", "not_ready"]
+    node: str
+    checks: dict[str, bool]
+
+
 @routes.get("/healthz")
+@documented(summary="Liveness", tags=["ops"], auth="none", actor=False, responses={200: Liveness})
 async def healthz(request: web.Request) -> web.Response:
     """200 while the process runs and its event loop answers."""
     return json_response({"status": "ok", "node": request.app[SERVICES].node_id})
 
 
 @routes.get("/readyz")
+@documented(
+    summary="Readiness",
+    tags=["ops"],
+    auth="none",
+    actor=False,
+    responses={200: Readiness, 503: Readiness},
+)
 async def readyz(request: web.Request) -> web.Response:
     """200 once the database, the transport and every local actor are up; 503 otherwise."""
     services = request.app[SERVICES]

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from actors.auth.messages import AccessTokenVerifier
 from actors.runtime import ActorSystem
+from splitgo.metrics import Metrics
 from splitgo.web.live import LiveHub
 
 Probe = Callable[[], Awaitable[bool]]
@@ -26,6 +27,8 @@ class Services:
     # checks access tokens at the edge; None on a node that serves no user routes
     verifier: AccessTokenVerifier | None = None
     public_url: str = "http://127.0.0.1:8080"
+    # the Prometheus registry GET /metrics serves; None: no /metrics, no HTTP timing
+    metrics: Metrics | None = None
 
 
 SERVICES = web.AppKey("services", Services)

@@ -1,4 +1,5 @@
-"""Middlewares: request ids and trace ids, problem+json for every error, access logs."""
+"""Middlewares: trace ids (W3C traceparent, X-Request-Id), problem+json for every error,
+access logs, and a server span per request when spans are exported."""
 
 from __future__ import annotations
 
@@ -10,6 +11,18 @@ import structlog
 from aiohttp import web
 
 from actors.runtime import DomainError, bind_trace_id
+from splitgo.tracing import (
+    NOT_SAMPLED,
+    SAMPLED,
+    TRACEPARENT,
+    Span,
+    TraceParent,
+    Tracing,
+    format_traceparent,
+    new_span_id,
+    parse_traceparent,
+)
+from splitgo.web.hardening import RESPONSE_HEADERS
 from splitgo.web.keys import SERVICES
 from splitgo.web.problems import ProblemError, from_domain_error, problem_response
 
@@ -18,22 +31,47 @@ log = structlog.get_logger("splitgo.web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID = "X-Request-Id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# set by the node when spans are exported (SPLITGO_OTEL_ENDPOINT)
+TRACING = web.AppKey("tracing", Tracing)
 
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Echo or make the request id, bind it as the trace id, and log the request once."""
+    """Pick the trace id, bind it for everything the request causes, and log the request.
+
+    The trace id is the one of a valid W3C `traceparent` header, else the caller's
+    `X-Request-Id`, else a new one. The response echoes the request id (or the trace id)
+    in `X-Request-Id` and carries a `traceparent` with the trace id and this server's span.
+    """
+    parent = parse_traceparent(request.headers.get(TRACEPARENT))
     given = request.headers.get(REQUEST_ID, "")
-    request_id = given if _SAFE_ID.match(given) else request.app[SERVICES].system.ids.trace_id()
-    bind_trace_id(request_id)
+    safe = bool(_SAFE_ID.match(given))
+    if parent is not None:
+        trace_id = parent.trace_id
+    elif safe:
+        trace_id = given
+    else:
+        trace_id = request.app[SERVICES].system.ids.trace_id()
+    bind_trace_id(trace_id)
+    tracing = request.app.get(TRACING)
+    span = _server_span(tracing, request, parent) if tracing is not None else None
+    # the caller's sampling decision stands; else: sampled when spans are exported
+    default_flags = SAMPLED if span is not None else NOT_SAMPLED
+    flags = parent.flags if parent is not None else default_flags
+    span_id = span.span_id if span is not None else new_span_id()
+    request_id = given if safe else trace_id
+    request[RESPONSE_HEADERS] = {
+        REQUEST_ID: request_id,
+        TRACEPARENT: format_traceparent(trace_id, span_id, flags),
+    }
     started = time.perf_counter()
     status = 500
     try:
         response = await handler(request)
         status = response.status
+        return response
     except web.HTTPException as error:
         status = error.status
-        error.headers[REQUEST_ID] = request_id
         raise
     finally:
         log.info(
@@ -43,8 +81,30 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             status=status,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
-    response.headers[REQUEST_ID] = request_id
-    return response
+        if span is not None:
+            _end_span(span, status)
+
+
+def _server_span(tracing: Tracing, request: web.Request, parent: TraceParent | None) -> Span:
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    template = resource.canonical if resource is not None else None
+    attributes: dict[str, str | int | float | bool] = {
+        "http.request.method": request.method,
+        "url.path": request.path,
+        "splitgo.node": request.app[SERVICES].node_id,
+    }
+    if template is not None:
+        attributes["http.route"] = template
+    name = f"{request.method} {template}" if template is not None else request.method
+    return tracing.start(name, kind="server", parent=parent, attributes=attributes)
+
+
+def _end_span(span: Span, status: int) -> None:
+    span.set("http.response.status_code", status)
+    if status >= 500:
+        span.fail(f"HTTP {status}")
+    span.end()
 
 
 @web.middleware
@@ -83,7 +143,8 @@ def _http_problem(request: web.Request, error: web.HTTPException) -> web.Respons
         detail = f"{request.method} is not allowed on {request.path}"
         code = "method_not_allowed"
     elif error.status == 413:
-        detail = "the request body is too large"
+        limit = getattr(request, "_client_max_size", 0)
+        detail = f"the request body is larger than the limit of {limit} bytes"
         code = "payload_too_large"
     else:
         detail = error.text or error.reason

@@ -4,7 +4,7 @@ and the admin's view of delivery records."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import WSMsgType, web
@@ -23,6 +23,7 @@ from actors.notifications.messages import (
 )
 from actors.runtime import ActorRef
 from splitgo.web.keys import LIVE, SERVICES
+from splitgo.web.openapi import Content, PageQuery, Raw, documented
 from splitgo.web.ops import page_params, require_ops
 from splitgo.web.problems import FieldError, ProblemError, json_response, read_json
 from splitgo.web.security import authenticate
@@ -30,6 +31,44 @@ from splitgo.web.security import authenticate
 routes = web.RouteTableDef()
 
 HEARTBEAT_SECONDS = 25.0
+
+
+class FeedQuery(PageQuery):
+    unread: Annotated[
+        Literal["true", "false", "1", "0"], msgspec.Meta(description="only unread ones")
+    ] = "false"
+
+
+class SocketQuery(msgspec.Struct):
+    access_token: Annotated[
+        str, msgspec.Meta(description="the access token (browsers cannot set headers here)")
+    ] = ""
+
+
+class DeliveryQuery(PageQuery):
+    status: Literal["pending", "sent", "failed"] | None = None
+    user_id: str = ""
+
+
+SWITCHES = {"type": "object", "additionalProperties": {"type": "boolean"}}
+PREFERENCE_CHANGES = Raw(
+    {
+        "type": "object",
+        "description": "`{<category>: {<channel>: true|false}}`; channels are email, telegram, "
+        "inapp and sms. Switches not named stay as they are.",
+        "additionalProperties": SWITCHES,
+    }
+)
+PREFERENCES = Raw(
+    {
+        "type": "object",
+        "description": "`{<category>: {<channel>: true|false}}`, and `always_sent`: what "
+        "cannot be switched off.",
+        "properties": {"always_sent": {"type": "array", "items": {"type": "string"}}},
+        "required": ["always_sent"],
+        "additionalProperties": SWITCHES,
+    }
+)
 
 
 def notifications(request: web.Request) -> ActorRef:
@@ -51,6 +90,12 @@ def _untagged(value: Any) -> Any:
 
 
 @routes.get("/api/v1/notifications")
+@documented(
+    summary="The in-app feed",
+    tags=["notifications"],
+    query=FeedQuery,
+    responses={200: NotificationPage},
+)
 async def feed(request: web.Request) -> web.Response:
     claims = authenticate(request)
     limit, cursor = page_params(request)
@@ -71,6 +116,7 @@ async def feed(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/notifications/read-all")
+@documented(summary="Mark every notification read", tags=["notifications"], responses={204: None})
 async def read_all(request: web.Request) -> web.Response:
     claims = authenticate(request)
     await notifications(request).ask(MarkAllRead(user_id=claims.sub))
@@ -78,6 +124,7 @@ async def read_all(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/notifications/{id}/read")
+@documented(summary="Mark a notification read", tags=["notifications"], responses={204: None})
 async def read_one(request: web.Request) -> web.Response:
     claims = authenticate(request)
     await notifications(request).ask(
@@ -87,6 +134,11 @@ async def read_one(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/notifications/preferences")
+@documented(
+    summary="Which channels each category goes out by",
+    tags=["notifications"],
+    responses={200: PREFERENCES},
+)
 async def get_preferences(request: web.Request) -> web.Response:
     claims = authenticate(request)
     chosen: Preferences = await notifications(request).ask(GetPreferences(user_id=claims.sub))
@@ -94,6 +146,12 @@ async def get_preferences(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/v1/notifications/preferences")
+@documented(
+    summary="Switch channels on or off",
+    tags=["notifications"],
+    body=PREFERENCE_CHANGES,
+    responses={200: PREFERENCES},
+)
 async def put_preferences(request: web.Request) -> web.Response:
     claims = authenticate(request)
     changes = preference_changes(await read_json(request, dict[str, Any]))
@@ -130,6 +188,17 @@ def _preferences_json(chosen: Preferences) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/ws")
+@documented(
+    summary="Live updates (WebSocket)",
+    description="Upgrade to a WebSocket: every new notification and ride update for the "
+    "caller arrives as a JSON frame, the first one `{type: hello, user_id}`. The token comes "
+    "as `?access_token=` or in the Authorization header. Without an upgrade: 400.",
+    tags=["notifications"],
+    query=SocketQuery,
+    actor=False,
+    responses={101: Content(description="Switching Protocols")},
+    errors=[400],
+)
 async def live(request: web.Request) -> web.WebSocketResponse:
     """Every new notification (and, later, ride update) for the caller, as JSON frames.
 
@@ -166,6 +235,14 @@ def _socket_claims(request: web.Request) -> AccessClaims:
 
 
 @routes.get("/ops/notifications/deliveries")
+@documented(
+    summary="Delivery records (admin)",
+    description="Every try of every channel with the provider's answers, newest first.",
+    tags=["ops", "notifications"],
+    auth="ops",
+    query=DeliveryQuery,
+    responses={200: DeliveryList},
+)
 @require_ops
 async def deliveries(request: web.Request) -> web.StreamResponse:
     """Admin: delivery records with every try and the provider's answers."""

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
+import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import structlog
 from aiohttp import web
 
 from actors.auth.messages import InvalidToken
-from actors.runtime import DeadLetter, DomainError
+from actors.runtime import DeadLetter, DomainError, ShardStatus, UnknownActor
 from splitgo.web.keys import SERVICES
+from splitgo.web.openapi import Derived, PageQuery, documented, page
 from splitgo.web.problems import FieldError, ProblemError, json_response, read_json
 from splitgo.web.security import bearer_token
 
@@ -53,14 +56,15 @@ def require_ops(handler: OpsHandler) -> OpsHandler:
             headers={"WWW-Authenticate": 'Bearer realm="ops", error="invalid_token"'},
         )
 
-    guarded.__doc__ = handler.__doc__
+    functools.update_wrapper(guarded, handler)  # its name, docstring and OpenAPI description
     return guarded
 
 
 def page_params(request: web.Request) -> tuple[int, str | None]:
     """`?limit=` (1..200, default 50) and `?cursor=`, or a 422 naming the parameter."""
     raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 200:
+    # isascii: "¹" is a digit to str.isdigit() but not to int()
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 200:
         raise ProblemError(
             422,
             "validation_error",
@@ -85,7 +89,53 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
     actor: str | None = None
 
 
+# ── what the routes answer (for the OpenAPI document) ─────────────────────────────────
+
+
+class ActorsView(msgspec.Struct):
+    node: str
+    ready: bool
+    actors: list[ShardStatus]
+    # actor type -> its shards as the transport sees them (owner, lease, stream, lag...)
+    cluster: dict[str, list[dict[str, Any]]]
+    cluster_unavailable: dict[str, str]
+
+
+DeadLetterView = Derived(
+    "DeadLetterView",
+    DeadLetter,
+    drop=("envelope",),
+    add={"replayable": bool},
+    description="A message that could not be handled; `replayable` while it can be sent again.",
+)
+
+
+ACTOR_NAME = r"^[A-Za-z0-9_.:-]{1,100}$"
+
+
+class DeadLetterQuery(PageQuery):
+    actor: Annotated[
+        str, msgspec.Meta(pattern=ACTOR_NAME, description="only this actor type's")
+    ] = ""
+
+
+class Replayed(msgspec.Struct):
+    replayed: list[str]
+
+
+class ReplayFailure(msgspec.Struct):
+    id: str
+    code: str
+    detail: str
+
+
+class ReplayOutcome(msgspec.Struct):
+    replayed: list[str]
+    failed: list[ReplayFailure]
+
+
 @routes.get("/ops/actors")
+@documented(summary="Actors and shards", tags=["ops"], auth="ops", responses={200: ActorsView})
 @require_ops
 async def list_actors(request: web.Request) -> web.Response:
     """Local shards (state, counters, latency percentiles) and, cluster-wide, every shard's
@@ -113,37 +163,66 @@ async def list_actors(request: web.Request) -> web.Response:
 
 
 @routes.post("/ops/actors/{name}/restart")
+@documented(summary="Revive an actor type", tags=["ops"], auth="ops", responses={204: None})
 @require_ops
 async def restart_actor(request: web.Request) -> web.Response:
     """Revive an actor type that its supervisor gave up on."""
-    request.app[SERVICES].system.restart(request.match_info["name"])
+    try:
+        request.app[SERVICES].system.restart(request.match_info["name"])
+    except UnknownActor as error:
+        raise ProblemError(404, "unknown_actor", error.message) from None
     return web.Response(status=204)
 
 
 @routes.get("/ops/dead-letters")
+@documented(
+    summary="Dead letters",
+    tags=["ops"],
+    auth="ops",
+    query=DeadLetterQuery,
+    responses={200: page(DeadLetterView)},
+)
 @require_ops
 async def list_dead_letters(request: web.Request) -> web.Response:
     """Dead letters, newest first, `?actor=` to filter, paged by cursor."""
     limit, cursor = page_params(request)
+    actor = request.query.get("actor") or None
+    if actor is not None and not re.match(ACTOR_NAME, actor):
+        # not a name an actor type can have (and a NUL would not even reach the database)
+        raise ProblemError(
+            422,
+            "validation_error",
+            "actor: the name of an actor type",
+            errors=[FieldError(field="actor", message="letters, digits and _ . : -")],
+        )
     store = request.app[SERVICES].system.dead_letters
-    letters, next_cursor = await store.list(
-        limit=limit, cursor=cursor, actor=request.query.get("actor") or None
-    )
+    letters, next_cursor = await store.list(limit=limit, cursor=cursor, actor=actor)
     return json_response(
         {"items": [dead_letter_view(x) for x in letters], "next_cursor": next_cursor}
     )
 
 
 @routes.get("/ops/dead-letters/{id}")
+@documented(summary="One dead letter", tags=["ops"], auth="ops", responses={200: DeadLetterView})
 @require_ops
 async def get_dead_letter(request: web.Request) -> web.Response:
-    letter = await request.app[SERVICES].system.dead_letters.get(request.match_info["id"])
+    letter_id = request.match_info["id"]
+    letter = None
+    if letter_id.isprintable():  # a NUL is in no id, and the database refuses to look
+        letter = await request.app[SERVICES].system.dead_letters.get(letter_id)
     if letter is None:
         raise ProblemError(404, "dead_letter_not_found", "no dead letter with that id")
     return json_response(dead_letter_view(letter))
 
 
 @routes.post("/ops/dead-letters/{id}/replay")
+@documented(
+    summary="Replay a dead letter",
+    tags=["ops"],
+    auth="ops",
+    responses={202: Replayed},
+    errors=[409],
+)
 @require_ops
 async def replay_dead_letter(request: web.Request) -> web.Response:
     """Send the message again, once; a second replay is a 409."""
@@ -152,6 +231,13 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
 
 
 @routes.post("/ops/dead-letters/replay")
+@documented(
+    summary="Replay many dead letters",
+    tags=["ops"],
+    auth="ops",
+    body=ReplayRequest,
+    responses={202: ReplayOutcome},
+)
 @require_ops
 async def replay_many(request: web.Request) -> web.Response:
     """Replay a list of dead letters, or all not-yet-replayed ones of one actor type."""

@@ -31,6 +31,7 @@ from actors.payments.messages import (
 )
 from actors.runtime import ActorRef
 from splitgo.web.keys import SERVICES
+from splitgo.web.openapi import Content, Header, PageQuery, documented, idempotency
 from splitgo.web.ops import page_params
 from splitgo.web.problems import FieldError, ProblemError, json_response, read_json
 from splitgo.web.security import authenticate
@@ -38,7 +39,10 @@ from splitgo.web.security import authenticate
 routes = web.RouteTableDef()
 
 Amount = Annotated[int, msgspec.Meta(gt=0, le=MAX_AMOUNT)]
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+# the document lists the codes we keep wallets in; another one is a 422 from known_currency
+Currency = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Z]{3}$", extra_json_schema={"enum": sorted(CURRENCIES)})
+]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Note = Annotated[str, msgspec.Meta(max_length=NOTE_MAX)]
 IDEMPOTENCY_KEY = "Idempotency-Key"
@@ -54,6 +58,13 @@ class TransferBody(msgspec.Struct, forbid_unknown_fields=True):
     amount: Amount
     currency: Currency
     note: Note | None = None
+
+
+class WebhookReceipt(msgspec.Struct):
+    """What a provider hears back: the event was verified; `applied` once per event."""
+
+    received: bool
+    applied: bool
 
 
 def payments(request: web.Request) -> ActorRef:
@@ -90,6 +101,7 @@ def plain(view: msgspec.Struct) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/wallet")
+@documented(summary="The caller's balances", tags=["payments"], responses={200: WalletView})
 async def wallet(request: web.Request) -> web.Response:
     claims = authenticate(request)
     view: WalletView = await payments(request).ask(GetWallet(user_id=claims.sub))
@@ -97,6 +109,16 @@ async def wallet(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/wallet/top-ups")
+@documented(
+    summary="Start a top-up",
+    description="A checkout at the payment provider (the sandbox by default): pay at "
+    "`checkout_url`; the provider's signed webhook credits the wallet.",
+    tags=["payments"],
+    body=TopUpBody,
+    headers=[idempotency(required=True)],
+    responses={201: TopUpView},
+    errors=[409],
+)
 async def create_top_up(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_json(request, TopUpBody)
@@ -113,6 +135,7 @@ async def create_top_up(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/wallet/top-ups/{id}")
+@documented(summary="A top-up", tags=["payments"], responses={200: TopUpView})
 async def get_top_up(request: web.Request) -> web.Response:
     claims = authenticate(request)
     top_up: TopUpView = await payments(request).ask(
@@ -122,6 +145,16 @@ async def get_top_up(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/payments/webhooks/{provider}")
+@documented(
+    summary="A payment provider's signed event",
+    description="Verified before anything is credited: a bad signature or a stale timestamp "
+    "is 400 and credits nothing; a replayed event credits once.",
+    tags=["payments"],
+    auth="none",
+    body=dict[str, Any],
+    headers=[Header("Stripe-Signature", "`t=<unix time>,v1=<hex HMAC-SHA256>`")],
+    responses={200: WebhookReceipt},
+)
 async def webhook(request: web.Request) -> web.Response:
     """A provider's signed event: verified by payments before anything is credited."""
     body = await request.read()
@@ -134,6 +167,15 @@ async def webhook(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/transfers")
+@documented(
+    summary="Send money to another user",
+    description="Not enough available: 422 `insufficient_funds`.",
+    tags=["payments"],
+    body=TransferBody,
+    headers=[idempotency(required=True)],
+    responses={201: TransferView},
+    errors=[409],
+)
 async def transfer(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_json(request, TransferBody)
@@ -158,6 +200,13 @@ async def transfer(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/transfers")
+@documented(
+    summary="The caller's statement",
+    description="Every entry that moved the caller's money, newest first.",
+    tags=["payments"],
+    query=PageQuery,
+    responses={200: StatementPage},
+)
 async def statement(request: web.Request) -> web.Response:
     claims = authenticate(request)
     limit, cursor = page_params(request)
@@ -170,6 +219,12 @@ async def statement(request: web.Request) -> web.Response:
 
 
 @routes.get("/sandbox/checkout/{id}")
+@documented(
+    summary="The sandbox provider's checkout page",
+    tags=["payments"],
+    auth="none",
+    responses={200: Content(media_type="text/html", description="Pay and Decline buttons")},
+)
 async def sandbox_page(request: web.Request) -> web.Response:
     """The sandbox provider's checkout: what is being paid, and Pay / Decline buttons."""
     checkout_id = request.match_info["id"]
@@ -190,6 +245,17 @@ async def sandbox_page(request: web.Request) -> web.Response:
 
 
 @routes.post("/sandbox/checkout/{id}/{decision:pay|decline}")
+@documented(
+    summary="Pay or decline a sandbox checkout",
+    description="The sandbox sends its signed webhook, as a real provider would, then "
+    "redirects back to the checkout page.",
+    tags=["payments"],
+    auth="none",
+    responses={
+        303: Content(description="back to the page", headers={"Location": ("the page", True)})
+    },
+    errors=[409, 502],
+)
 async def sandbox_decision(request: web.Request) -> web.Response:
     """A press: the sandbox sends its signed webhook, as a real provider would."""
     checkout_id = request.match_info["id"]

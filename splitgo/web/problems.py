@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import itertools
 import re
 from typing import Any, TypeVar
 
@@ -114,7 +116,29 @@ STATUS_BY_CODE = {
 }
 
 
+# A handler that crashed on every attempt because the database was gone comes back as
+# `handler_failed` with the error's class in its message: that is an outage, not a bug.
+_DATABASE_DOWN = re.compile(
+    r"^(ConnectionRefusedError|ConnectionResetError|FileNotFoundError|CannotConnectNowError"
+    r"|AdminShutdownError|CrashShutdownError|ConnectionDoesNotExistError"
+    r"|ConnectionFailureError|ClientCannotConnectError|PostgresConnectionError"
+    r"|TooManyConnectionsError|InterfaceError): "
+)
+DATABASE_RETRY_AFTER = 2
+
+
+def database_unavailable() -> ProblemError:
+    return ProblemError(
+        503,
+        "database_unavailable",
+        "the database is unreachable for the moment; try again shortly",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
 def from_domain_error(error: DomainError) -> ProblemError:
+    if error.code == "handler_failed" and _DATABASE_DOWN.match(error.message):
+        return database_unavailable()
     status = STATUS_BY_CODE.get(error.code) or STATUS_BY_CATEGORY.get(error.category, 500)
     field = error.details.get("field")
     errors = [FieldError(field=str(field), message=error.message)] if field else None
@@ -143,8 +167,106 @@ def validation_problem(error: msgspec.ValidationError) -> ProblemError:
     )
 
 
+# What a JSON body may hold, checked before it is decoded (the body itself is at most
+# client_max_size, 1 MiB): how deep it nests, how long one string is (in the body's bytes,
+# escapes included) and how many items one array or object has.
+MAX_JSON_DEPTH = 32
+MAX_JSON_STRING = 65_536
+MAX_JSON_ITEMS = 10_000
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# kept: the brackets, as +1 (opening) and -1 (closing) signed bytes
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_ALL_BUT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def check_json_limits(raw: bytes) -> None:
+    """Refuse a body past the depth, string or item limits, naming the limit (and field).
+
+    A body that cannot break a limit (few brackets, short, few commas: nearly every one)
+    costs three counts; only the others are looked into (at worst some 50 ms for 1 MiB).
+    """
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
+        _check_depth(raw)
+    if len(raw) > MAX_JSON_STRING or raw.count(b",") >= MAX_JSON_ITEMS:
+        _check_sizes(raw)
+
+
+def _check_depth(raw: bytes) -> None:
+    # strings may hold brackets: drop them, keep only the brackets, and the deepest point
+    # is the largest running sum of +1 per opening and -1 per closing one
+    steps = _JSON_STRING.sub(b"", raw).translate(_BRACKET_STEPS, _ALL_BUT_BRACKETS)
+    if max(itertools.accumulate(memoryview(steps).cast("b")), default=0) > MAX_JSON_DEPTH:
+        raise ProblemError(
+            400,
+            "json_too_deep",
+            f"the body nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects (the limit)",
+        )
+
+
+def _decode_untyped(raw: bytes) -> Any:
+    # a big document is many containers: the cyclic collector would walk them all, for
+    # nothing, several times while they are made
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return msgspec.json.decode(raw)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _check_sizes(raw: bytes) -> None:
+    try:
+        document = _decode_untyped(raw)
+    except msgspec.DecodeError:
+        return  # read_json's own decoding says what is wrong with it
+    # (value, path of its container, key or index in it); paths are built only to report
+    stack: list[tuple[Any, str, str | int | None]] = [(document, "$", None)]
+    while stack:
+        value, parent, key = stack.pop()
+        if isinstance(value, str):
+            if len(value) > MAX_JSON_STRING:
+                path = _path(parent, key)
+                raise _too_long(path, f"a string longer than {MAX_JSON_STRING} characters")
+        elif isinstance(value, list):
+            path = _path(parent, key)
+            if len(value) > MAX_JSON_ITEMS:
+                raise _too_long(path, f"an array of more than {MAX_JSON_ITEMS} items")
+            stack.extend(
+                (item, path, index)
+                for index, item in enumerate(value)
+                if isinstance(item, str | list | dict)
+            )
+        elif isinstance(value, dict):
+            path = _path(parent, key)
+            if len(value) > MAX_JSON_ITEMS:
+                raise _too_long(path, f"an object of more than {MAX_JSON_ITEMS} members")
+            for name, item in value.items():
+                if len(name) > MAX_JSON_STRING:
+                    raise _too_long(path, f"a member name longer than {MAX_JSON_STRING} characters")
+                if isinstance(item, str | list | dict):
+                    stack.append((item, path, name))
+
+
+def _path(parent: str, key: str | int | None) -> str:
+    if key is None:
+        return parent
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if _NAME.fullmatch(key) else f"{parent}[{key!r}]"
+
+
+def _too_long(path: str, what: str) -> ProblemError:
+    message = f"{what} (the limit)"
+    return ProblemError(
+        422, "json_too_long", f"{path}: {message}", errors=[FieldError(field=path, message=message)]
+    )
+
+
 async def read_json(request: web.Request, body_type: type[T]) -> T:
-    """The request body decoded into `body_type`: 400 if it is not JSON, 422 if it does not fit."""
+    """The request body decoded into `body_type`: 400 if it is not JSON (or nests too deep),
+    422 if it does not fit, or holds a string or array past the limits above."""
     if request.content_type not in ("application/json", "") and not request.content_type.endswith(
         "+json"
     ):
@@ -154,6 +276,7 @@ async def read_json(request: web.Request, body_type: type[T]) -> T:
     raw = await request.read()
     if not raw.strip():
         raise ProblemError(400, "malformed_json", "the request body is empty; JSON was expected")
+    check_json_limits(raw)
     try:
         return msgspec.json.decode(raw, type=body_type)
     except msgspec.ValidationError as error:

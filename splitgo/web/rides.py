@@ -37,6 +37,7 @@ from actors.rides.messages import (
 )
 from actors.runtime import ActorRef, Message
 from splitgo.web.keys import SERVICES
+from splitgo.web.openapi import Content, documented, idempotency
 from splitgo.web.problems import ProblemError, json_response, read_json
 from splitgo.web.security import authenticate
 
@@ -86,8 +87,16 @@ class CancelBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: Reason | None = None
 
 
+# 1..5 is the actor's rule (422 `invalid_ride`); the edge only keeps the number within what
+# a message can carry (an int64), so a huge one is a 422 rather than a failed encode
+Stars = Annotated[
+    int,
+    msgspec.Meta(ge=-(2**63), le=2**63 - 1, description="1 to 5; others are 422 invalid_ride"),
+]
+
+
 class RatingBody(msgspec.Struct, forbid_unknown_fields=True):
-    stars: int
+    stars: Stars
     comment: str | None = None
 
 
@@ -214,6 +223,14 @@ async def answer(request: web.Request, *, accept: bool) -> web.Response:
 
 
 @routes.post("/api/v1/drivers")
+@documented(
+    summary="Become a driver",
+    description="The caller gains the `driver` role; already one: 409 `already_a_driver`.",
+    tags=["rides"],
+    body=DriverBody,
+    responses={201: DriverView},
+    errors=[409],
+)
 async def register_driver(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_json(request, DriverBody)
@@ -223,6 +240,13 @@ async def register_driver(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/drivers/me/status")
+@documented(
+    summary="Go online or offline",
+    tags=["rides"],
+    body=StatusBody,
+    responses={200: DriverView},
+    errors=[403, 409],
+)
 async def driver_status(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_json(request, StatusBody)
@@ -231,6 +255,13 @@ async def driver_status(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/drivers/me/location")
+@documented(
+    summary="Where the driver is",
+    tags=["rides"],
+    body=PointBody,
+    responses={204: None},
+    errors=[403],
+)
 async def driver_location(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_json(request, PointBody)
@@ -239,6 +270,12 @@ async def driver_location(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/drivers/me/offers")
+@documented(
+    summary="The driver's open offers",
+    tags=["rides"],
+    responses={200: OfferList},
+    errors=[403],
+)
 async def driver_offers(request: web.Request) -> web.Response:
     claims = authenticate(request)
     offers: OfferList = await ask(request, GetOffers(user_id=claims.sub))
@@ -249,6 +286,12 @@ async def driver_offers(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/rides/estimate")
+@documented(
+    summary="What a ride would cost",
+    tags=["rides"],
+    body=EstimateBody,
+    responses={200: Estimate},
+)
 async def estimate(request: web.Request) -> web.Response:
     authenticate(request)
     body = await read_json(request, EstimateBody)
@@ -257,6 +300,19 @@ async def estimate(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/rides")
+@documented(
+    summary="Request a ride",
+    description="A hold is placed on the wallet for the estimate (422 `insufficient_funds` "
+    "when it can't be), then the ride is offered to the nearest drivers in turn. A ride "
+    "already under way: 409 `ride_in_progress`.",
+    tags=["rides"],
+    body=RideBody,
+    headers=[idempotency(required=False)],
+    responses={
+        201: Content(RideView, headers={"Location": ("the ride", True)}, description="Created")
+    },
+    errors=[404, 409],
+)
 async def request_ride(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_json(request, RideBody)
@@ -274,6 +330,12 @@ async def request_ride(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/rides/current")
+@documented(
+    summary="The caller's ride under way",
+    tags=["rides"],
+    responses={200: RideView},
+    errors=[404],
+)
 async def current_ride(request: web.Request) -> web.Response:
     claims = authenticate(request)
     view: RideView = await ask(request, GetCurrentRide(user_id=claims.sub))
@@ -281,6 +343,12 @@ async def current_ride(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/rides/{id}")
+@documented(
+    summary="A ride: status, driver, fare, timeline",
+    tags=["rides"],
+    responses={200: RideView},
+    errors=[403],
+)
 async def get_ride(request: web.Request) -> web.Response:
     claims = authenticate(request)
     view: RideView = await ask(request, GetRide(ride_id=ride_id(request), user_id=claims.sub))
@@ -288,31 +356,76 @@ async def get_ride(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/rides/{id}/accept")
+@documented(
+    summary="Accept an offer (driver)",
+    description="An expired offer: 409 `offer_expired`.",
+    tags=["rides"],
+    responses={200: RideView},
+    errors=[403, 409],
+)
 async def accept(request: web.Request) -> web.Response:
     return await answer(request, accept=True)
 
 
 @routes.post("/api/v1/rides/{id}/decline")
+@documented(
+    summary="Decline an offer (driver)",
+    tags=["rides"],
+    responses={200: RideView},
+    errors=[403, 409],
+)
 async def decline(request: web.Request) -> web.Response:
     return await answer(request, accept=False)
 
 
 @routes.post("/api/v1/rides/{id}/arrive")
+@documented(
+    summary="At the pickup (driver)",
+    description="An out-of-order step: 409 `invalid_transition`.",
+    tags=["rides"],
+    responses={200: RideView},
+    errors=[403, 409],
+)
 async def arrive(request: web.Request) -> web.Response:
     return await advance(request, "arrive")
 
 
 @routes.post("/api/v1/rides/{id}/start")
+@documented(
+    summary="The rider is on board (driver)",
+    description="An out-of-order step: 409 `invalid_transition`.",
+    tags=["rides"],
+    responses={200: RideView},
+    errors=[403, 409],
+)
 async def start(request: web.Request) -> web.Response:
     return await advance(request, "start")
 
 
 @routes.post("/api/v1/rides/{id}/complete")
+@documented(
+    summary="At the drop-off (driver)",
+    description="The final fare is captured from the hold. An out-of-order step: 409 "
+    "`invalid_transition`.",
+    tags=["rides"],
+    responses={200: RideView},
+    errors=[403, 409],
+)
 async def complete(request: web.Request) -> web.Response:
     return await advance(request, "complete")
 
 
 @routes.post("/api/v1/rides/{id}/cancel")
+@documented(
+    summary="Cancel a ride (rider or driver)",
+    description="The hold is released (a cancellation fee after the driver arrived). The "
+    "body may be left out.",
+    tags=["rides"],
+    body=CancelBody,
+    body_required=False,
+    responses={200: RideView},
+    errors=[403, 409],
+)
 async def cancel(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_optional_json(request, CancelBody)
@@ -324,6 +437,13 @@ async def cancel(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/rides/{id}/rating")
+@documented(
+    summary="Rate a ride, once per side",
+    tags=["rides"],
+    body=RatingBody,
+    responses={201: RideView},
+    errors=[403, 409],
+)
 async def rate(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_json(request, RatingBody)

@@ -20,7 +20,7 @@ import msgspec
 from aiohttp import web
 
 from actors.auth.messages import FindUserByEmail, GetUser, UserNotFound, UserView
-from actors.payments.messages import MAX_AMOUNT
+from actors.payments.messages import CURRENCIES, MAX_AMOUNT
 from actors.runtime import ActorRef, DomainError, Message
 from actors.splits.messages import (
     CATEGORY_MAX,
@@ -30,6 +30,7 @@ from actors.splits.messages import (
     AddComment,
     AddExpense,
     AddMember,
+    BalancesView,
     CommentList,
     CommentView,
     CreateGroup,
@@ -56,10 +57,12 @@ from actors.splits.messages import (
     RemoveMember,
     SettlementMethod,
     SettlementView,
+    SettlePlanView,
     ShareLine,
     SplitModeName,
 )
 from splitgo.web.keys import SERVICES
+from splitgo.web.openapi import Content, PageQuery, documented, idempotency
 from splitgo.web.ops import page_params
 from splitgo.web.payments import field_problem, known_currency
 from splitgo.web.problems import (
@@ -88,7 +91,10 @@ _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 Amount = Annotated[int, msgspec.Meta(gt=0, le=MAX_AMOUNT)]
 SignedAmount = Annotated[int, msgspec.Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
 Weight = Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT)]
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+# the document lists the codes we keep wallets in; another one is a 422 from known_currency
+Currency = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Z]{3}$", extra_json_schema={"enum": sorted(CURRENCIES)})
+]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Description = Annotated[str, msgspec.Meta(min_length=1, max_length=DESCRIPTION_MAX)]
 Category = Annotated[str, msgspec.Meta(min_length=1, max_length=CATEGORY_MAX)]
@@ -465,6 +471,13 @@ def settlement_path(view: SettlementView) -> str:
 
 
 @routes.post("/api/v1/groups")
+@documented(
+    summary="Create a group",
+    description="The creator is its first member.",
+    tags=["splits"],
+    body=GroupBody,
+    responses={201: GroupView},
+)
 async def create_group(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_json(request, GroupBody)
@@ -474,6 +487,7 @@ async def create_group(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/groups")
+@documented(summary="The caller's groups", tags=["splits"], responses={200: GroupList})
 async def list_groups(request: web.Request) -> web.Response:
     claims = authenticate(request)
     found: GroupList = await ask(request, ListGroups(user_id=claims.sub))
@@ -481,6 +495,7 @@ async def list_groups(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/groups/{id}")
+@documented(summary="A group with its members", tags=["splits"], responses={200: GroupView})
 async def get_group(request: web.Request) -> web.Response:
     claims = authenticate(request)
     group: GroupView = await ask(request, GetGroup(group_id=group_id(request), user_id=claims.sub))
@@ -488,6 +503,15 @@ async def get_group(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/groups/{id}/members")
+@documented(
+    summary="Add a member",
+    description="By `user_id`, or by `email`: an email with no account yet is invited and "
+    "joins on sign-up.",
+    tags=["splits"],
+    body=MemberBody,
+    responses={201: GroupView},
+    errors=[409],
+)
 async def add_member(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_json(request, MemberBody)
@@ -499,6 +523,13 @@ async def add_member(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/groups/{id}/members/{user_id}")
+@documented(
+    summary="Remove a member",
+    description="409 `unsettled_balance` while their balance is not zero.",
+    tags=["splits"],
+    responses={204: None},
+    errors=[409, 422],
+)
 async def remove_member(request: web.Request) -> web.Response:
     claims = authenticate(request)
     await ask(
@@ -516,6 +547,17 @@ async def remove_member(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/groups/{id}/expenses")
+@documented(
+    summary="Add an expense",
+    description="`split.mode` is `equal` (shares: `[{user_id}]`), `exact` (`[{user_id, "
+    "amount}]`, summing to the amount), `percent` (`[{user_id, percent}]`, summing to 100), "
+    "`shares` (`[{user_id, shares}]`, integer weights) or `adjustment`. `paid_by` is a "
+    "member's id, or `[{user_id, amount}]` lines summing to the amount. Every participant "
+    "must be a member.",
+    tags=["splits"],
+    body=ExpenseBody,
+    responses={201: ExpenseView},
+)
 async def add_expense(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_json(request, ExpenseBody)
@@ -527,6 +569,12 @@ async def add_expense(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/groups/{id}/expenses")
+@documented(
+    summary="A group's expenses",
+    tags=["splits"],
+    query=PageQuery,
+    responses={200: ExpensePage},
+)
 async def list_expenses(request: web.Request) -> web.Response:
     claims = authenticate(request)
     limit, cursor = page_params(request)
@@ -544,6 +592,7 @@ def expense_query(request: web.Request, user_id: str) -> GetExpense:
 
 
 @routes.get("/api/v1/groups/{id}/expenses/{eid}")
+@documented(summary="An expense", tags=["splits"], responses={200: ExpenseView})
 async def get_expense(request: web.Request) -> web.Response:
     claims = authenticate(request)
     expense: ExpenseView = await ask(request, expense_query(request, claims.sub))
@@ -551,6 +600,13 @@ async def get_expense(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/groups/{id}/expenses/{eid}")
+@documented(
+    summary="Change an expense",
+    description="Only the given fields change; balances follow.",
+    tags=["splits"],
+    body=ExpensePatch,
+    responses={200: ExpenseView},
+)
 async def edit_expense(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_json(request, ExpensePatch)
@@ -564,6 +620,12 @@ async def edit_expense(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/groups/{id}/expenses/{eid}")
+@documented(
+    summary="Delete an expense",
+    description="Balances follow.",
+    tags=["splits"],
+    responses={204: None},
+)
 async def delete_expense(request: web.Request) -> web.Response:
     claims = authenticate(request)
     await ask(
@@ -576,6 +638,12 @@ async def delete_expense(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/groups/{id}/expenses/{eid}/comments")
+@documented(
+    summary="Comment on an expense",
+    tags=["splits"],
+    body=CommentBody,
+    responses={201: CommentView},
+)
 async def add_comment(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_json(request, CommentBody)
@@ -595,6 +663,11 @@ async def add_comment(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/groups/{id}/expenses/{eid}/comments")
+@documented(
+    summary="An expense's comments",
+    tags=["splits"],
+    responses={200: CommentList},
+)
 async def list_comments(request: web.Request) -> web.Response:
     claims = authenticate(request)
     comments: CommentList = await ask(
@@ -610,6 +683,12 @@ async def list_comments(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/groups/{id}/balances")
+@documented(
+    summary="Who owes what",
+    description="`net` > 0 is owed to them; the nets of each currency sum to zero.",
+    tags=["splits"],
+    responses={200: BalancesView},
+)
 async def balances(request: web.Request) -> web.Response:
     claims = authenticate(request)
     view = await ask(request, GetBalances(group_id=group_id(request), user_id=claims.sub))
@@ -617,6 +696,11 @@ async def balances(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/groups/{id}/settle-plan")
+@documented(
+    summary="The fewest transfers that settle the group",
+    tags=["splits"],
+    responses={200: SettlePlanView},
+)
 async def settle_plan(request: web.Request) -> web.Response:
     claims = authenticate(request)
     plan = await ask(request, GetSettlePlan(group_id=group_id(request), user_id=claims.sub))
@@ -624,6 +708,24 @@ async def settle_plan(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/groups/{id}/settlements")
+@documented(
+    summary="Record a settlement",
+    description="`cash` is recorded at once; `wallet` moves the money through payments "
+    "first: 201 once it went through, 202 with Location while it is still pending, 422 "
+    "(`insufficient_funds`, ...) when it failed.",
+    tags=["splits"],
+    body=SettlementBody,
+    headers=[idempotency(required=False)],
+    responses={
+        201: SettlementView,
+        202: Content(
+            SettlementView,
+            description="still pending",
+            headers={"Location": ("where to follow it", True)},
+        ),
+    },
+    errors=[409],
+)
 async def record_settlement(request: web.Request) -> web.Response:
     claims = authenticate(request)
     body = await read_json(request, SettlementBody)
@@ -648,6 +750,7 @@ async def record_settlement(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/groups/{id}/settlements/{sid}")
+@documented(summary="A settlement", tags=["splits"], responses={200: SettlementView})
 async def get_settlement(request: web.Request) -> web.Response:
     claims = authenticate(request)
     view: SettlementView = await ask(
@@ -660,6 +763,12 @@ async def get_settlement(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/groups/{id}/activity")
+@documented(
+    summary="What happened in the group, newest first",
+    tags=["splits"],
+    query=PageQuery,
+    responses={200: ActivityPage},
+)
 async def activity(request: web.Request) -> web.Response:
     claims = authenticate(request)
     limit, cursor = page_params(request)
@@ -671,6 +780,17 @@ async def activity(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/groups/{id}/export.csv")
+@documented(
+    summary="The group's expenses and settlements as CSV",
+    tags=["splits"],
+    responses={
+        200: Content(
+            media_type="text/csv",
+            description="a CSV file",
+            headers={"Content-Disposition": ("attachment; filename=...", True)},
+        )
+    },
+)
 async def export_csv(request: web.Request) -> web.Response:
     claims = authenticate(request)
     export: CsvExport = await ask(

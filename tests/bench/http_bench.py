@@ -205,6 +205,7 @@ class NodeProcess:
             SPLITGO_LOG_LEVEL="warning",
             SPLITGO_LOG_FORMAT="json",
             SPLITGO_OPS_TOKEN=OPS_TOKEN,
+            SPLITGO_RATE_LIMIT="0",  # the load comes from one address: no per-client limit
         )
         return env
 

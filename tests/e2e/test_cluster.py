@@ -53,6 +53,8 @@ class Cluster:
             "SPLITGO_LEASE_TTL": str(LEASE_TTL),
             "SPLITGO_PLUGINS": "tests.support.probe",
             "SPLITGO_OPS_TOKEN": OPS_TOKEN,
+            # a node with SPLITGO_DATABASE_URL refuses to start on a generated signing key
+            "SPLITGO_JWT_KEYS": "cluster:" + "c" * 48,
             "SPLITGO_SHUTDOWN_TIMEOUT": "5",
         }
 

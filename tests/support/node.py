@@ -43,6 +43,8 @@ async def start_node(
         **os.environ,
         "SPLITGO_LOG_FORMAT": "json",
         "SPLITGO_CODEC_CHECK": "1",
+        # every test client is 127.0.0.1: the edge's rate limit is tested where it is set
+        "SPLITGO_RATE_LIMIT": "0",
         **(env or {}),
     }
     process = subprocess.Popen(
