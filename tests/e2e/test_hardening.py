@@ -46,6 +46,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def test_every_response_has_the_security_headers(
     node: RunningNode, http: aiohttp.ClientSession
 ) -> None:
+    """JSON, problem and HTML responses all carry the security headers, HSTS for the https public
+    URL, and a CSP that fits HTML or API content."""
     for path in ("/healthz", "/no/such/route", "/verify-email", "/api/docs"):
         async with http.get(f"{node.url}{path}") as response:
             headers = response.headers
@@ -67,6 +69,7 @@ async def test_every_response_has_the_security_headers(
 async def test_a_body_over_a_mebibyte_is_a_413_problem(
     node: RunningNode, http: aiohttp.ClientSession
 ) -> None:
+    """A request body over 1 MiB is answered with a 413 payload_too_large problem."""
     body = b'{"email": "' + b"a" * (1024 * 1024) + b'"}'
     async with http.post(
         f"{node.url}/api/v1/auth/password/forgot",
@@ -81,6 +84,8 @@ async def test_a_body_over_a_mebibyte_is_a_413_problem(
 async def test_deep_or_long_json_is_refused_naming_the_limit(
     node: RunningNode, http: aiohttp.ClientSession
 ) -> None:
+    """Over-deep JSON is a 400 json_too_deep naming the limit of 32, and an over-long string is a
+    422 json_too_long naming the field."""
     deep = '{"email": ' + "[" * 5000 + "]" * 5000 + "}"
     async with http.post(
         f"{node.url}/api/v1/auth/refresh",
@@ -101,6 +106,8 @@ async def test_deep_or_long_json_is_refused_naming_the_limit(
 async def test_cors_preflight_and_responses_for_the_listed_origin_only(
     node: RunningNode, http: aiohttp.ClientSession
 ) -> None:
+    """The listed origin gets a credentialed preflight and CORS headers even on a 401, while another
+    origin's preflight is a 403 and its responses carry no CORS header."""
     async with http.options(
         f"{node.url}/api/v1/wallet",
         headers={

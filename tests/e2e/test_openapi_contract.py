@@ -204,6 +204,8 @@ def execute(schema: Any) -> Outcome:
 
 
 def test_every_operation_keeps_its_contract(node: RunningNode, access_token: str) -> None:
+    """Schemathesis finds no errors or contract failures, calls every non-excluded operation, and
+    sees each parameterless read succeed at least once."""
     schema = contract_schema(node.url, access_token)
     labels = operation_labels(schema)
     outcome = execute(schema)

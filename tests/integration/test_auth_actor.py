@@ -295,6 +295,8 @@ def claims_of(harness: Harness, pair: TokenPair) -> messages.AccessClaims:
 
 
 async def test_register_creates_the_user_and_sends_a_verification_mail(harness: Harness) -> None:
+    """Registering stores a normalised, unverified user with an argon2id hash, sends a verification
+    mail and a UserRegistered event, and stores only the token's digest."""
     user = await harness.ask(
         Register(email="  Alice@Example.COM ", password=PASSWORD, name="  Alice  ")
     )
@@ -322,6 +324,8 @@ async def test_register_creates_the_user_and_sends_a_verification_mail(harness: 
 
 
 async def test_a_taken_email_is_refused_whatever_its_case(harness: Harness) -> None:
+    """Registering an email already taken, in any case or with whitespace, is refused with
+    EmailTaken and adds no user."""
     await harness.register()
     with pytest.raises(EmailTaken):
         await harness.register(email="ALICE@example.com ")
@@ -329,6 +333,8 @@ async def test_a_taken_email_is_refused_whatever_its_case(harness: Harness) -> N
 
 
 async def test_bad_sign_up_input_names_the_field_and_changes_nothing(harness: Harness) -> None:
+    """A weak password, malformed email or over-long name is refused naming the field, and no user
+    or mail is created."""
     with pytest.raises(WeakPassword) as weak:
         await harness.ask(Register(email="bob@example.com", password="short", name="Bob"))
     assert weak.value.details == {"field": "$.password"}
@@ -350,6 +356,8 @@ async def test_bad_sign_up_input_names_the_field_and_changes_nothing(harness: Ha
 
 
 async def test_login_issues_a_token_pair(harness: Harness) -> None:
+    """Logging in with a normalised email issues a 15-minute bearer token pair for the user and
+    records a session with the user agent."""
     user = await harness.register()
     pair = await harness.login(" ALICE@example.com")
     assert (pair.token_type, pair.expires_in) == ("Bearer", ACCESS_TOKEN_SECONDS)
@@ -362,6 +370,8 @@ async def test_login_issues_a_token_pair(harness: Harness) -> None:
 
 
 async def test_wrong_password_and_unknown_email_get_the_same_answer(harness: Harness) -> None:
+    """A wrong password, an unknown email and a malformed email all get the same invalid_credentials
+    answer."""
     await harness.register()
     with pytest.raises(InvalidCredentials) as wrong:
         await harness.login(password="not the password at all")
@@ -376,6 +386,8 @@ async def test_wrong_password_and_unknown_email_get_the_same_answer(harness: Har
 async def test_five_failures_lock_the_email_out_and_each_lockout_lasts_longer(
     harness: Harness,
 ) -> None:
+    """Five failures lock an email out even for the right password, the next lockout lasts twice as
+    long, and a successful login afterwards clears the failures."""
     await harness.register()
     for _ in range(5):
         with pytest.raises(InvalidCredentials):
@@ -407,6 +419,7 @@ async def test_five_failures_lock_the_email_out_and_each_lockout_lasts_longer(
 
 
 async def test_failures_older_than_the_window_do_not_count(harness: Harness) -> None:
+    """Failures from before the 15-minute window do not add up to a lockout with newer ones."""
     await harness.register()
     for _ in range(4):
         with pytest.raises(InvalidCredentials):
@@ -419,6 +432,8 @@ async def test_failures_older_than_the_window_do_not_count(harness: Harness) -> 
 
 
 async def test_twenty_failures_from_one_address_lock_the_address_out(harness: Harness) -> None:
+    """Twenty failures from one address lock that address out for 300 seconds, but not another
+    address."""
     await harness.register()
     for n in range(20):
         with pytest.raises(InvalidCredentials):
@@ -436,6 +451,8 @@ async def test_twenty_failures_from_one_address_lock_the_address_out(harness: Ha
 async def test_refresh_rotates_and_a_reused_token_revokes_the_whole_family(
     harness: Harness,
 ) -> None:
+    """Refreshing rotates the token within the same session, and replaying an old token is refused
+    and revokes the session, current token included."""
     user = await harness.register()
     first = await harness.login()
     harness.clock.advance(60)
@@ -457,6 +474,7 @@ async def test_refresh_rotates_and_a_reused_token_revokes_the_whole_family(
 
 
 async def test_a_refresh_token_expires_after_thirty_days(harness: Harness) -> None:
+    """A refresh token is refused after 30 days, as is one never issued."""
     await harness.register()
     pair = await harness.login()
     harness.clock.advance(30 * 24 * 3600 + 1)
@@ -467,6 +485,7 @@ async def test_a_refresh_token_expires_after_thirty_days(harness: Harness) -> No
 
 
 async def test_logout_ends_the_session(harness: Harness) -> None:
+    """Logging out ends only that session, can be repeated, and is refused for an unknown token."""
     user = await harness.register()
     pair = await harness.login()
     other = await harness.login()
@@ -484,6 +503,8 @@ async def test_logout_ends_the_session(harness: Harness) -> None:
 
 
 async def test_sessions_are_listed_and_revoked_by_their_owner_only(harness: Harness) -> None:
+    """A user's sessions are listed most recently used first, and only their owner can revoke one,
+    once, which ends its refresh token."""
     alice = await harness.register()
     bob = await harness.register("bob@example.com", "Bob")
     phone = await harness.login(user_agent="phone")
@@ -512,6 +533,8 @@ async def test_sessions_are_listed_and_revoked_by_their_owner_only(harness: Harn
 
 
 async def test_verify_email_works_once(harness: Harness) -> None:
+    """A verification token marks the email verified and emits EmailVerified once, after which it
+    and made-up tokens are refused."""
     user = await harness.register()
     mail = await harness.mail(EmailVerificationRequested)
     assert await harness.ask(VerifyEmail(token=mail.token)) is None
@@ -525,6 +548,7 @@ async def test_verify_email_works_once(harness: Harness) -> None:
 
 
 async def test_a_verification_link_expires(harness: Harness) -> None:
+    """A verification token is refused after 48 hours and leaves the email unverified."""
     user = await harness.register()
     mail = await harness.mail(EmailVerificationRequested)
     harness.clock.advance(48 * 3600 + 1)
@@ -534,6 +558,8 @@ async def test_a_verification_link_expires(harness: Harness) -> None:
 
 
 async def test_forgot_password_for_an_unknown_email_is_silent(harness: Harness) -> None:
+    """A reset request for an unknown or malformed email answers the same but sends no mail and
+    stores no token."""
     await harness.register()
     assert await harness.ask(ForgotPassword(email="nobody@example.com")) is None
     assert await harness.ask(ForgotPassword(email="not even an email")) is None
@@ -550,6 +576,8 @@ async def test_forgot_password_for_an_unknown_email_is_silent(harness: Harness) 
 async def test_password_reset_changes_the_password_and_revokes_every_session(
     harness: Harness,
 ) -> None:
+    """A reset refuses a weak password but keeps the link, then sets the new password, mails a
+    change notice, revokes every session and cannot be used again."""
     user = await harness.register()
     first = await harness.login()
     second = await harness.login()
@@ -575,6 +603,7 @@ async def test_password_reset_changes_the_password_and_revokes_every_session(
 
 
 async def test_a_reset_link_expires_within_the_hour(harness: Harness) -> None:
+    """A reset token is refused once an hour has passed."""
     await harness.register()
     await harness.ask(ForgotPassword(email="alice@example.com"))
     mail = await harness.mail(PasswordResetRequested)
@@ -587,6 +616,8 @@ async def test_a_reset_link_expires_within_the_hour(harness: Harness) -> None:
 
 
 async def test_get_and_update_the_profile(harness: Harness) -> None:
+    """Updating the profile normalises name and phone, keeps unchanged fields, clears a blank phone,
+    refuses bad values naming the field, and unknown users are not found."""
     user = await harness.register()
     updated = await harness.ask(
         UpdateUser(user_id=user.id, name=" Alice  Smith ", phone="+49 170 1234567")
@@ -610,6 +641,8 @@ async def test_get_and_update_the_profile(harness: Harness) -> None:
 
 
 async def test_make_admin_creates_or_promotes(harness: Harness) -> None:
+    """MakeAdmin creates an admin account that can log in, or promotes an existing user
+    idempotently, and needs a password to create one."""
     created = await harness.ask(MakeAdmin(email="Root@Example.com", password=PASSWORD))
     assert (created.email, created.name, created.roles) == (
         "root@example.com",
@@ -631,6 +664,7 @@ async def test_make_admin_creates_or_promotes(harness: Harness) -> None:
 
 
 async def test_grant_role_adds_a_role_once(harness: Harness) -> None:
+    """Granting the same role twice adds it once, and an unknown user raises UserNotFound."""
     user = await harness.register()
     assert (await harness.ask(GrantRole(user_id=user.id, role="driver"))).roles == [
         "user",
@@ -648,6 +682,8 @@ async def test_grant_role_adds_a_role_once(harness: Harness) -> None:
 
 
 async def test_a_telegram_link_binds_a_chat_once(harness: Harness) -> None:
+    """A Telegram deep link with a short token lasts ten minutes and binds one chat once, after
+    which reset mails also carry the chat id."""
     user = await harness.register()
     link = await harness.ask(CreateTelegramLink(user_id=user.id))
     parts = urlsplit(link.url)
@@ -668,6 +704,7 @@ async def test_a_telegram_link_binds_a_chat_once(harness: Harness) -> None:
 
 
 async def test_a_telegram_link_expires(harness: Harness) -> None:
+    """A Telegram link is refused after ten minutes, and an unknown user gets no link."""
     user = await harness.register()
     link = await harness.ask(CreateTelegramLink(user_id=user.id))
     harness.clock.advance(601)
@@ -678,6 +715,7 @@ async def test_a_telegram_link_expires(harness: Harness) -> None:
 
 
 async def test_without_a_bot_there_is_no_telegram_link(pool: asyncpg.Pool) -> None:
+    """Without a bot username, asking for a Telegram link raises TelegramNotConfigured."""
     auth = Auth(pool, KEYS, bot_username="")
     with pytest.raises(TelegramNotConfigured):
         await auth.create_telegram_link(CreateTelegramLink(user_id="anyone"))
@@ -709,6 +747,8 @@ def identity(
 
 
 async def test_oauth_creates_an_account_then_signs_into_it_again(harness: Harness) -> None:
+    """A first OAuth sign-in sends the PKCE verifier and nonce and creates a verified, password-less
+    account, its state is single-use, and the same identity signs in again."""
     harness.oauth.identities["code-1"] = identity("g-1", "Carol@Example.com")
     state = await start(harness)
     pair: TokenPair = await harness.ask(finish("google", "code-1", state))
@@ -733,6 +773,8 @@ async def test_oauth_creates_an_account_then_signs_into_it_again(harness: Harnes
 
 
 async def test_oauth_refuses_a_bad_state_and_unknown_providers(harness: Harness) -> None:
+    """OAuth refuses unknown providers, made-up, cross-provider or expired states, a refused code
+    and an off-site redirect URI, creating no user."""
     harness.oauth.identities["code-1"] = identity("g-1", "carol@example.com")
     with pytest.raises(UnknownProvider):
         await harness.ask(StartOAuth(provider="myspace", redirect_uri=REDIRECT))
@@ -766,6 +808,8 @@ async def test_oauth_refuses_a_bad_state_and_unknown_providers(harness: Harness)
 
 
 async def test_oauth_links_a_verified_email_to_the_existing_account(harness: Harness) -> None:
+    """An OAuth identity with a verified email matching a verified account is linked to it, and the
+    password still works."""
     alice = await harness.register()
     mail = await harness.mail(EmailVerificationRequested)
     await harness.ask(VerifyEmail(token=mail.token))
@@ -781,6 +825,8 @@ async def test_oauth_links_a_verified_email_to_the_existing_account(harness: Har
 
 
 async def test_oauth_never_links_an_unverified_provider_email(harness: Harness) -> None:
+    """An OAuth identity whose unverified email matches an existing account is refused and links or
+    changes nothing."""
     alice = await harness.register()
     harness.oauth.identities["code-x"] = identity("g-mallory", "alice@example.com", verified=False)
     with pytest.raises(OAuthFailed, match="not verified"):
@@ -809,6 +855,7 @@ async def test_oauth_claiming_an_unverified_local_account_locks_the_squatter_out
 
 
 async def test_oauth_without_an_email_creates_nothing(harness: Harness) -> None:
+    """An OAuth identity without an email is refused and creates no user."""
     harness.oauth.identities["code-n"] = identity("g-anon", None)
     with pytest.raises(OAuthFailed, match="email"):
         await harness.ask(finish("google", "code-n", await start(harness)))
@@ -818,6 +865,8 @@ async def test_oauth_without_an_email_creates_nothing(harness: Harness) -> None:
 async def test_oauth_with_an_unverified_email_creates_an_account_to_verify(
     harness: Harness,
 ) -> None:
+    """An OAuth identity with a new unverified email creates an unverified account and sends it a
+    verification mail."""
     harness.oauth.identities["code-u"] = identity("g-dave", "dave@example.com", verified=False)
     pair: TokenPair = await harness.ask(finish("google", "code-u", await start(harness)))
     dave = await harness.ask(GetUser(user_id=claims_of(harness, pair).sub))
@@ -830,6 +879,7 @@ async def test_oauth_with_an_unverified_email_creates_an_account_to_verify(
 
 
 async def test_reset_mails_are_capped_per_hour(harness: Harness) -> None:
+    """At most five reset mails go out per hour, and another goes out once the hour has passed."""
     await harness.register()
     for _ in range(6):
         assert await harness.ask(ForgotPassword(email="alice@example.com")) is None
@@ -844,6 +894,8 @@ async def test_reset_mails_are_capped_per_hour(harness: Harness) -> None:
 async def test_prune_keeps_what_reuse_detection_needs_and_drops_the_rest(
     harness: Harness,
 ) -> None:
+    """Pruning drops old login failures but keeps rotated refresh tokens so reuse is still caught,
+    and later drops expired tokens and sessions but never users."""
     await harness.register()
     with pytest.raises(InvalidCredentials):
         await harness.login(password="wrong password here")
@@ -898,6 +950,8 @@ class CrashAfterCommit(Auth):
 
 
 async def test_a_redelivered_command_has_no_second_effect(pool: asyncpg.Pool) -> None:
+    """A command redelivered after a crash past its commit has no second effect: one account, mail
+    and event, and a repeated refresh does not revoke the session."""
     async with running(pool, CrashAfterCommit) as harness:
         # the sign-up answers with the account it made, once, with one mail
         user = await harness.register()

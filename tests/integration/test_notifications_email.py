@@ -352,6 +352,8 @@ async def test_the_link_in_the_mail_verifies_the_address(
 async def test_each_auth_event_arrives_as_its_own_mail(
     smtp: SmtpServer, make_system: MakeSystem, store: NotificationStore
 ) -> None:
+    """A reset request and a password change each arrive as their own mail, with the reset link and
+    no token respectively, and both deliveries are recorded as sent."""
     system = await make_system(smtp_to(smtp.port))
     ref = system.ref(NOTIFICATIONS)
     await ref.tell(
@@ -468,6 +470,8 @@ async def test_past_the_limit_the_delivery_is_marked_failed_with_its_tries(
 async def test_a_refused_recipient_is_not_retried(
     servers: Callable[..., SmtpServer], make_system: MakeSystem, store: NotificationStore
 ) -> None:
+    """A recipient the server permanently refuses fails after one try that records the server's
+    answer, with no mail delivered."""
     server = servers(sink=MailSink(refuse="550 5.1.1 <ada@example.com>: no such user"))
     await server.start()
     system = await make_system(smtp_to(server.port), max_attempts=6)
@@ -537,6 +541,8 @@ async def test_folder_email_writes_a_readable_eml_and_logs_its_path(
 async def test_an_unwritable_folder_is_a_failed_try(
     tmp_path: Path, make_system: MakeSystem, store: NotificationStore
 ) -> None:
+    """When the mail folder cannot be created each try fails with the OS error recorded, until the
+    delivery is marked failed."""
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the folder should be")
     system = await make_system(FolderEmail(blocker / "mail"), max_attempts=2)

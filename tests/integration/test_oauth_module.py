@@ -118,6 +118,8 @@ def assert_nothing_secret(text: str, *secrets: str | None) -> None:
 
 
 def test_authorization_url_carries_pkce_state_and_nonce() -> None:
+    """The Google authorize URL asks for a code with the client id, redirect URI, OpenID scopes,
+    state, nonce and S256 challenge, but never the secret or the verifier."""
     provider = ProviderConfig.google("cid", "csecret")
     request = authorization_request(provider, REDIRECT_URI)
     url = urlsplit(request.url)
@@ -135,6 +137,7 @@ def test_authorization_url_carries_pkce_state_and_nonce() -> None:
 
 
 def test_pkce_challenge_is_s256_of_the_verifier() -> None:
+    """The code challenge is the unpadded base64url SHA-256 of the code verifier."""
     request = authorization_request(ProviderConfig.google("cid", "s"), REDIRECT_URI)
     challenge = parse_qs(urlsplit(request.url).query)["code_challenge"][0]
     digest = hashlib.sha256(request.code_verifier.encode("ascii")).digest()
@@ -142,6 +145,8 @@ def test_pkce_challenge_is_s256_of_the_verifier() -> None:
 
 
 def test_state_verifier_and_nonce_are_random_and_long() -> None:
+    """Each request's verifier is 43 to 128 unreserved characters, its state and nonce are at least
+    32 long, and all of them are unique across requests."""
     provider = ProviderConfig.google("cid", "s")
     requests = [authorization_request(provider, REDIRECT_URI) for _ in range(50)]
     for request in requests:
@@ -158,6 +163,7 @@ def test_state_verifier_and_nonce_are_random_and_long() -> None:
 
 
 def test_github_request_has_no_nonce() -> None:
+    """A GitHub request goes to GitHub's authorize URL with its own scopes and has no nonce."""
     request = authorization_request(ProviderConfig.github("cid", "s"), REDIRECT_URI)
     query = parse_qs(urlsplit(request.url).query)
     assert request.nonce is None
@@ -167,6 +173,8 @@ def test_github_request_has_no_nonce() -> None:
 
 
 def test_default_endpoints_are_the_real_ones() -> None:
+    """Google and GitHub configs default to the providers' real endpoints and scopes, and the client
+    secret stays out of the repr."""
     google = ProviderConfig.google("cid", "s")
     assert google.kind == "oidc"
     assert google.token_url == "https://oauth2.googleapis.com/token"
@@ -190,6 +198,8 @@ def test_default_endpoints_are_the_real_ones() -> None:
 async def test_full_oidc_flow(
     http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
 ) -> None:
+    """A full OIDC sign-in passes S256, state and nonce to the provider and yields the verified
+    identity, with no code, verifier, secret or state in the logs."""
     idp.identity = FakeIdentity(sub="1234567890", email="grace@example.com", name="Grace Hopper")
     request, code = await sign_in(http, google_config)
 
@@ -213,6 +223,7 @@ async def test_full_oidc_flow(
 async def test_unverified_email_is_reported_as_such(
     http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
 ) -> None:
+    """An email the provider marks unverified comes back with email_verified false."""
     idp.identity.email_verified = False
     request, code = await sign_in(http, google_config)
     identity = await finish(http, google_config, request, code)
@@ -223,6 +234,8 @@ async def test_unverified_email_is_reported_as_such(
 async def test_missing_claims_come_from_userinfo(
     http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
 ) -> None:
+    """Email, verification and name missing from the ID token are taken from the userinfo
+    endpoint."""
     idp.id_token_omit = {"email", "email_verified", "name"}
     request, code = await sign_in(http, google_config)
     identity = await finish(http, google_config, request, code)
@@ -234,6 +247,7 @@ async def test_missing_claims_come_from_userinfo(
 async def test_signing_keys_are_cached_per_provider(
     http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
 ) -> None:
+    """Three sign-ins against one provider fetch its signing keys only once."""
     for _ in range(3):
         request, code = await sign_in(http, google_config)
         await finish(http, google_config, request, code)
@@ -243,6 +257,7 @@ async def test_signing_keys_are_cached_per_provider(
 async def test_denied_consent_redirects_with_error(
     http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
 ) -> None:
+    """When the user denies consent the callback gets access_denied along with the state."""
     idp.deny = True
     request = authorization_request(google_config, REDIRECT_URI)
     callback = await authorize(http, request)
@@ -252,6 +267,7 @@ async def test_denied_consent_redirects_with_error(
 async def test_fake_refuses_unknown_client_and_redirect_uri(
     http: aiohttp.ClientSession, idp: FakeOidcProvider
 ) -> None:
+    """The fake provider answers 400 to an unknown client id and to a javascript: redirect URI."""
     stranger = ProviderConfig.google("someone-else", "x", base_url=idp.url)
     async with http.get(
         authorization_request(stranger, REDIRECT_URI).url, allow_redirects=False
@@ -267,6 +283,7 @@ async def test_fake_refuses_unknown_client_and_redirect_uri(
 async def test_discovery_document_names_the_endpoints(
     http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
 ) -> None:
+    """The fake provider's discovery document names the same endpoints as the provider config."""
     async with http.get(f"{idp.url}/.well-known/openid-configuration") as response:
         document = await response.json()
     assert document["issuer"] == google_config.issuer
@@ -282,6 +299,8 @@ async def test_discovery_document_names_the_endpoints(
 async def test_wrong_code_verifier_fails(
     http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
 ) -> None:
+    """Redeeming a code with another verifier fails with invalid_grant, leaking no secret in the
+    error."""
     request, code = await sign_in(http, google_config)
     other = authorization_request(google_config, REDIRECT_URI).code_verifier
     with pytest.raises(OAuthFailed, match="invalid_grant") as failure:
@@ -292,6 +311,7 @@ async def test_wrong_code_verifier_fails(
 async def test_code_is_single_use(
     http: aiohttp.ClientSession, google_config: ProviderConfig
 ) -> None:
+    """Redeeming the same code a second time fails with invalid_grant."""
     request, code = await sign_in(http, google_config)
     await finish(http, google_config, request, code)
     with pytest.raises(OAuthFailed, match="invalid_grant"):
@@ -301,6 +321,8 @@ async def test_code_is_single_use(
 async def test_token_endpoint_error_fails(
     http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
 ) -> None:
+    """An error from the token endpoint fails as oauth_failed with invalid_grant, keeping secrets
+    out of the error and the logs."""
     request, code = await sign_in(http, google_config)
     idp.fail_token = True
     with capture_logs() as logs, pytest.raises(OAuthFailed, match="invalid_grant") as failure:
@@ -313,6 +335,7 @@ async def test_token_endpoint_error_fails(
 async def test_wrong_client_secret_fails(
     http: aiohttp.ClientSession, idp: FakeOidcProvider
 ) -> None:
+    """A wrong client secret fails with invalid_client, without the secret or code in the error."""
     config = ProviderConfig.google(idp.client_id, "not-the-secret", base_url=idp.url)
     request, code = await sign_in(http, config)
     with pytest.raises(OAuthFailed, match="invalid_client") as failure:
@@ -321,6 +344,7 @@ async def test_wrong_client_secret_fails(
 
 
 async def test_unreachable_provider_fails(http: aiohttp.ClientSession) -> None:
+    """A provider that cannot be reached fails with a could-not-reach error naming it."""
     dead = f"http://127.0.0.1:{free_port()}"
     config = ProviderConfig.google("cid", "secret", base_url=dead)
     request = authorization_request(config, REDIRECT_URI)
@@ -334,6 +358,7 @@ async def test_slow_provider_times_out(
     google_config: ProviderConfig,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A token endpoint slower than the HTTP timeout fails within the timeout instead of waiting."""
     monkeypatch.setattr(oauth, "HTTP_TIMEOUT_SECONDS", 0.3)
     request, code = await sign_in(http, google_config)
     idp.token_delay = 2.0
@@ -344,12 +369,14 @@ async def test_slow_provider_times_out(
 
 
 def test_default_timeout_is_about_ten_seconds() -> None:
+    """The default provider HTTP timeout is between 5 and 15 seconds."""
     assert 5 <= oauth.HTTP_TIMEOUT_SECONDS <= 15
 
 
 async def test_wrong_nonce_fails(
     http: aiohttp.ClientSession, google_config: ProviderConfig
 ) -> None:
+    """An ID token whose nonce differs from the one kept fails on the nonce."""
     request, code = await sign_in(http, google_config)
     other_nonce = authorization_request(google_config, REDIRECT_URI).nonce
     with pytest.raises(OAuthFailed, match="nonce"):
@@ -359,6 +386,7 @@ async def test_wrong_nonce_fails(
 async def test_missing_nonce_in_id_token_fails(
     http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
 ) -> None:
+    """An ID token without a nonce claim fails on the nonce."""
     idp.id_token_omit = {"nonce"}
     request, code = await sign_in(http, google_config)
     with pytest.raises(OAuthFailed, match="nonce"):
@@ -368,6 +396,7 @@ async def test_missing_nonce_in_id_token_fails(
 async def test_oidc_without_a_kept_nonce_fails(
     http: aiohttp.ClientSession, google_config: ProviderConfig
 ) -> None:
+    """Completing an OIDC sign-in with no nonce kept fails on the nonce."""
     request, code = await sign_in(http, google_config)
     with pytest.raises(OAuthFailed, match="nonce"):
         await complete_authorization(
@@ -398,6 +427,8 @@ async def test_id_token_with_bad_claims_fails(
     overrides: dict[str, object],
     reason: str,
 ) -> None:
+    """An ID token for another audience or issuer, expired, issued in the future, or shared with
+    another party without azp fails naming the problem."""
     idp.id_token_overrides = overrides
     request, code = await sign_in(http, google_config)
     with pytest.raises(OAuthFailed, match=reason):
@@ -411,6 +442,7 @@ async def test_id_token_missing_required_claims_fails(
     google_config: ProviderConfig,
     omitted: str,
 ) -> None:
+    """An ID token missing exp, sub, aud, iss or iat fails naming the missing claim."""
     idp.id_token_omit = {omitted}
     request, code = await sign_in(http, google_config)
     with pytest.raises(OAuthFailed, match=omitted):
@@ -420,6 +452,7 @@ async def test_id_token_missing_required_claims_fails(
 async def test_id_token_signed_by_unknown_key_fails(
     http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
 ) -> None:
+    """An ID token signed with a key the provider does not publish fails."""
     idp.sign_with_unknown_key = True
     request, code = await sign_in(http, google_config)
     with pytest.raises(OAuthFailed, match="does not publish"):
@@ -429,6 +462,7 @@ async def test_id_token_signed_by_unknown_key_fails(
 async def test_id_token_signed_by_unknown_key_under_a_known_kid_fails(
     http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
 ) -> None:
+    """An ID token signed with an unpublished key under a published kid fails with bad_signature."""
     idp.sign_with_unknown_key = True
     idp.unknown_key_kid = idp.kid
     request, code = await sign_in(http, google_config)
@@ -439,6 +473,7 @@ async def test_id_token_signed_by_unknown_key_under_a_known_kid_fails(
 async def test_id_token_with_symmetric_algorithm_is_refused(
     http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
 ) -> None:
+    """An ID token using the symmetric HS256 algorithm is refused for its algorithm."""
     header = base64.urlsafe_b64encode(b'{"alg":"HS256","kid":"x"}').rstrip(b"=").decode()
     forged = f"{header}.e30.c2ln"
     with pytest.raises(OAuthFailed, match="algorithm"):
@@ -451,6 +486,7 @@ async def test_rotated_keys_are_fetched_again(
     google_config: ProviderConfig,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """After the provider rotates its key, the new key set is fetched again and sign-in succeeds."""
     request, code = await sign_in(http, google_config)
     await finish(http, google_config, request, code)
     # The provider rotates: it now signs, and publishes, a key we have not cached.
@@ -469,6 +505,7 @@ async def test_rotated_keys_are_fetched_again(
 async def test_full_github_flow(
     http: aiohttp.ClientSession, github: FakeGitHubProvider, github_config: ProviderConfig
 ) -> None:
+    """A full GitHub sign-in uses S256 and yields the user's id, verified primary email and name."""
     request, code = await sign_in(http, github_config)
     assert github.last_authorization.code_challenge_method == "S256"
     identity = await finish(http, github_config, request, code)
@@ -484,6 +521,8 @@ async def test_full_github_flow(
 async def test_github_without_verified_primary_email(
     http: aiohttp.ClientSession, github: FakeGitHubProvider, github_config: ProviderConfig
 ) -> None:
+    """Without a verified primary email a GitHub identity has no email, and the login stands in for
+    a missing name."""
     github.user.name = None
     github.user.emails = [
         GitHubEmail("primary@example.com", primary=True, verified=False),
@@ -499,6 +538,7 @@ async def test_github_without_verified_primary_email(
 async def test_github_emails_refused_falls_back_to_public_email_unverified(
     http: aiohttp.ClientSession, github: FakeGitHubProvider, github_config: ProviderConfig
 ) -> None:
+    """When the emails API is refused, the public profile email is used and marked unverified."""
     github.emails_status = 403
     github.user.email = "public@example.com"
     request, code = await sign_in(http, github_config)
@@ -510,6 +550,7 @@ async def test_github_emails_refused_falls_back_to_public_email_unverified(
 async def test_github_bad_code_fails(
     http: aiohttp.ClientSession, github: FakeGitHubProvider, github_config: ProviderConfig
 ) -> None:
+    """A wrong GitHub code fails with bad_verification_code, leaking no code or secret."""
     request, code = await sign_in(http, github_config)
     with pytest.raises(OAuthFailed, match="bad_verification_code") as failure:
         await finish(http, github_config, request, code + "x")
@@ -519,6 +560,8 @@ async def test_github_bad_code_fails(
 async def test_github_token_error_and_denial(
     http: aiohttp.ClientSession, github: FakeGitHubProvider, github_config: ProviderConfig
 ) -> None:
+    """A GitHub token error fails with bad_verification_code, and denied consent redirects with
+    access_denied and the state."""
     request, code = await sign_in(http, github_config)
     github.fail_token = True
     with pytest.raises(OAuthFailed, match="bad_verification_code"):
@@ -529,6 +572,8 @@ async def test_github_token_error_and_denial(
 
 
 async def test_github_api_url_override(github: FakeGitHubProvider) -> None:
+    """An explicit API URL sets the GitHub userinfo endpoint, otherwise it follows the base URL's
+    /api/v3, while the token URL stays on the base URL."""
     config = ProviderConfig.github("c", "s", base_url=github.url, api_url="http://api.local/")
     assert config.userinfo_url == "http://api.local/user"
     assert config.token_url == f"{github.url}/login/oauth/access_token"
@@ -540,6 +585,7 @@ async def test_github_api_url_override(github: FakeGitHubProvider) -> None:
 async def test_concurrent_sign_ins_stay_apart(
     http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
 ) -> None:
+    """Five sign-ins completed concurrently each succeed with the provider's identity."""
     started = [await sign_in(http, google_config) for _ in range(5)]
     identities = await asyncio.gather(
         *(finish(http, google_config, request, code) for request, code in started)

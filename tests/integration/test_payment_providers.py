@@ -78,6 +78,8 @@ async def open_checkout(provider: PaymentProvider, **overrides: object) -> Check
 
 
 def test_both_adapters_satisfy_the_port(stripe: StripeProvider) -> None:
+    """Both the sandbox and Stripe adapters are found by name, and an unknown name raises
+    UnknownPaymentProvider."""
     providers: dict[str, PaymentProvider] = {"sandbox": sandbox(), "stripe": stripe}
     assert provider_named(providers, "sandbox").name == "sandbox"
     assert provider_named(providers, "stripe").name == "stripe"
@@ -86,6 +88,7 @@ def test_both_adapters_satisfy_the_port(stripe: StripeProvider) -> None:
 
 
 def test_reprs_hide_secrets(stripe: StripeProvider, fake_stripe: FakeStripe) -> None:
+    """Neither adapter's repr shows its API key or webhook secret."""
     assert "sandbox-test-secret" not in repr(sandbox())
     assert fake_stripe.api_key not in repr(stripe)
     assert fake_stripe.webhook_secret not in repr(stripe)
@@ -95,6 +98,8 @@ def test_reprs_hide_secrets(stripe: StripeProvider, fake_stripe: FakeStripe) -> 
 
 
 async def test_sandbox_checkout_url_points_at_the_nodes_page() -> None:
+    """Each sandbox checkout gets a fresh cs_sandbox_ id and a URL to the node's own checkout
+    page."""
     provider = sandbox()
     first = await open_checkout(provider)
     second = await open_checkout(provider)
@@ -114,11 +119,15 @@ async def test_sandbox_checkout_url_points_at_the_nodes_page() -> None:
     ],
 )
 def test_amounts_are_shown_by_currency_exponent(amount: int, currency: str, shown: str) -> None:
+    """Amounts are formatted with the currency's own number of decimals and an upper-cased code, and
+    shown so on the checkout page."""
     assert format_amount(amount, currency) == shown
     assert shown in render_checkout_page("cs_sandbox_x", amount, currency)
 
 
 def test_checkout_page_has_pay_and_decline_forms() -> None:
+    """The sandbox checkout page has Pay and Decline forms posting to the checkout's own paths and
+    shows the amount."""
     page = sandbox().render_checkout_page("cs_sandbox_abc", 1234, "EUR")
     assert 'method="post" action="/sandbox/checkout/cs_sandbox_abc/pay"' in page
     assert 'method="post" action="/sandbox/checkout/cs_sandbox_abc/decline"' in page
@@ -128,6 +137,8 @@ def test_checkout_page_has_pay_and_decline_forms() -> None:
 
 
 def test_checkout_page_escapes_what_it_shows() -> None:
+    """The checkout page HTML-escapes the id, currency and action URL, and the default action
+    percent-encodes the id into one path segment."""
     nasty = '"><script>alert(1)</script>'
     page = render_checkout_page(nasty, 100, "<b>EUR", action_url=f"/x/{nasty}")
     assert "<script>" not in page
@@ -153,6 +164,8 @@ def checkout_for(checkout: Checkout) -> SandboxCheckout:
     ("paid", "kind"), [(True, "checkout.completed"), (False, "checkout.failed")]
 )
 async def test_sandbox_webhook_round_trip(paid: bool, kind: str) -> None:
+    """A signed sandbox webhook for a paid or declined checkout parses to a completed or failed
+    event carrying the checkout's details."""
     provider = sandbox()
     checkout = await open_checkout(provider)
     now = time.time()
@@ -172,6 +185,7 @@ async def test_sandbox_webhook_round_trip(paid: bool, kind: str) -> None:
 
 
 async def test_sandbox_repeated_press_sends_the_same_event_id() -> None:
+    """Pressing Pay again sends the same event id, while Decline sends a different one."""
     provider = sandbox()
     details = checkout_for(await open_checkout(provider))
     now = time.time()
@@ -183,6 +197,8 @@ async def test_sandbox_repeated_press_sends_the_same_event_id() -> None:
 
 
 async def test_sandbox_webhook_is_refused_when_tampered_stale_or_foreign() -> None:
+    """A sandbox webhook with a changed body, a stale timestamp, no signature, or another secret is
+    refused."""
     provider = sandbox()
     details = checkout_for(await open_checkout(provider))
     now = time.time()
@@ -199,6 +215,7 @@ async def test_sandbox_webhook_is_refused_when_tampered_stale_or_foreign() -> No
 
 
 def test_sandbox_refuses_an_empty_secret() -> None:
+    """A sandbox provider with an empty secret is refused with a ValueError."""
     with pytest.raises(ValueError, match="secret"):
         SandboxProvider(b"", PUBLIC_URL)
 
@@ -236,6 +253,8 @@ async def webhook_endpoint() -> AsyncIterator[tuple[str, list[ProviderEvent]]]:
 async def test_deliver_to_self_posts_the_signed_webhook(
     http: aiohttp.ClientSession, webhook_endpoint: tuple[str, list[ProviderEvent]]
 ) -> None:
+    """deliver_to_self posts the signed webhook to the node, which accepts it with a 200 and sees a
+    completed checkout."""
     url, received = webhook_endpoint
     provider = sandbox()
     details = checkout_for(await open_checkout(provider))
@@ -248,6 +267,8 @@ async def test_deliver_to_self_posts_the_signed_webhook(
 async def test_deliver_to_self_reports_refusal_and_unreachable(
     http: aiohttp.ClientSession, webhook_endpoint: tuple[str, list[ProviderEvent]]
 ) -> None:
+    """deliver_to_self raises ProviderUnavailable when the webhook is refused, with its status, or
+    when the endpoint cannot be reached."""
     url, received = webhook_endpoint
     body = b'{"id":"evt_x"}'
     forged = sign_payload(b"not-the-sandbox-secret", body, int(time.time()))
@@ -265,6 +286,8 @@ async def test_deliver_to_self_reports_refusal_and_unreachable(
 async def test_stripe_create_checkout_sends_the_right_form_and_headers(
     stripe: StripeProvider, fake_stripe: FakeStripe
 ) -> None:
+    """Creating a Stripe checkout posts the expected form with the bearer key and the top-up as
+    idempotency key, and returns a working session URL."""
     checkout = await open_checkout(stripe)
     assert checkout.provider_checkout_id.startswith("cs_test_")
     assert checkout.url == f"{fake_stripe.url}/pay/{checkout.provider_checkout_id}"
@@ -296,6 +319,8 @@ async def test_stripe_create_checkout_sends_the_right_form_and_headers(
 async def test_stripe_retried_create_returns_the_same_session(
     stripe: StripeProvider, fake_stripe: FakeStripe
 ) -> None:
+    """Creating a checkout again for the same top-up returns the same Stripe session, while another
+    top-up gets a new one."""
     first = await open_checkout(stripe)
     again = await open_checkout(stripe)
     other = await open_checkout(stripe, top_up_id="tu_2")
@@ -308,6 +333,8 @@ async def test_stripe_retried_create_returns_the_same_session(
 async def test_stripe_api_errors_become_provider_unavailable(
     stripe: StripeProvider, fake_stripe: FakeStripe, status: int
 ) -> None:
+    """A Stripe API error becomes ProviderUnavailable carrying the status and provider, with the API
+    key kept out of the error and the logs."""
     fake_stripe.fail_status = status
     with capture_logs() as logs, pytest.raises(ProviderUnavailable) as exc:
         await open_checkout(stripe)
@@ -321,6 +348,8 @@ async def test_stripe_api_errors_become_provider_unavailable(
 async def test_stripe_wrong_key_is_unavailable_without_leaking_the_key(
     fake_stripe: FakeStripe, http: aiohttp.ClientSession
 ) -> None:
+    """A wrong Stripe key gives a 401 ProviderUnavailable whose message, details, cause and logs
+    never contain the key."""
     wrong_key = "sk_test_wrong_key_123"
     provider = StripeProvider(
         wrong_key, fake_stripe.webhook_secret, base_url=fake_stripe.url, http=http
@@ -341,6 +370,8 @@ async def test_stripe_wrong_key_is_unavailable_without_leaking_the_key(
 async def test_stripe_unreachable_or_nonsense_is_unavailable(
     http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An unreachable Stripe, a non-JSON answer, or a reply slower than the timeout each raise
+    ProviderUnavailable."""
     nowhere = StripeProvider("sk_test_x", "whsec_x", base_url="http://127.0.0.1:9", http=http)
     with pytest.raises(ProviderUnavailable, match="could not reach"):
         await open_checkout(nowhere)
@@ -379,6 +410,8 @@ async def test_stripe_unreachable_or_nonsense_is_unavailable(
 async def test_stripe_events_verify_and_map(
     stripe: StripeProvider, fake_stripe: FakeStripe
 ) -> None:
+    """Signed Stripe events verify and map to completed, failed or ignored with the checkout's
+    details, and a resent event keeps its id."""
     checkout = await open_checkout(stripe, amount=500, currency="JPY")
     session_id = checkout.provider_checkout_id
 
@@ -411,6 +444,8 @@ async def test_stripe_events_verify_and_map(
 async def test_stripe_events_with_bad_signatures_are_refused(
     stripe: StripeProvider, fake_stripe: FakeStripe
 ) -> None:
+    """Stripe events signed with another secret, stale, tampered with or missing the signature are
+    refused, and sandbox and Stripe secrets do not open each other's webhooks."""
     session_id = (await open_checkout(stripe)).provider_checkout_id
     now = time.time()
 

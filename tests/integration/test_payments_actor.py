@@ -200,6 +200,8 @@ def transfer(
 
 
 async def test_a_transfer_moves_money_and_replays_by_its_key(harness: Harness) -> None:
+    """A transfer moves the money and emits TransferCompleted, the same key and body replays it,
+    another body is refused, keys are per payer, and only its parties can read it."""
     await harness.seed("alice", 1_000)
     done: TransferView = await harness.ask(transfer("k1", "alice", "bob", 300, note="pizza"))
     assert (done.status, done.amount, done.from_user_id, done.to_user_id, done.note) == (
@@ -233,6 +235,8 @@ async def test_a_transfer_moves_money_and_replays_by_its_key(harness: Harness) -
 
 
 async def test_refusals_move_nothing(harness: Harness) -> None:
+    """Overdrafts, currency mismatches and invalid fields are refused naming the field, moving no
+    money and leaving a refused key free for a retry."""
     await harness.seed("alice", 100)
     with pytest.raises(InsufficientFunds):
         await harness.ask(transfer("k1", "alice", "bob", 101))
@@ -264,6 +268,8 @@ async def test_refusals_move_nothing(harness: Harness) -> None:
 
 
 async def test_a_refused_settlement_is_published(harness: Harness) -> None:
+    """A settlement refused for lack of funds publishes TransferFailed with its reference and
+    code."""
     with pytest.raises(InsufficientFunds):
         await harness.ask(transfer("s1", "dan", "erin", 10, kind="settlement", reference="st-1"))
     failed = await harness.event(TransferFailed)
@@ -271,6 +277,8 @@ async def test_a_refused_settlement_is_published(harness: Harness) -> None:
 
 
 async def test_statement_pages_newest_first(harness: Harness) -> None:
+    """A statement pages newest first with running balances and counterparties, and a malformed
+    cursor is refused."""
     await harness.seed("alice", 1_000)
     for n in range(5):
         await harness.ask(transfer(f"t{n}", "alice", "bob", 10 + n))
@@ -298,6 +306,8 @@ async def test_statement_pages_newest_first(harness: Harness) -> None:
 
 
 async def test_hold_capture_part_with_fee(harness: Harness) -> None:
+    """A hold reserves money, replays by key, and a partial capture pays the payee less the fee,
+    returns the rest, replays on retry and can no longer be voided."""
     await harness.seed("rider", 5_000)
     hold: HoldView = await harness.ask(
         PlaceHold(idempotency_key="h1", user_id="rider", amount=2_000, currency="EUR")
@@ -331,6 +341,8 @@ async def test_hold_capture_part_with_fee(harness: Harness) -> None:
 
 
 async def test_hold_void_and_expiry(harness: Harness) -> None:
+    """Voiding a hold returns its money and answers the same on retry, and an expired hold is
+    released on its own and can no longer be captured."""
     await harness.seed("rider", 1_000)
     first = await harness.ask(
         PlaceHold(idempotency_key="h1", user_id="rider", amount=400, currency="EUR")
@@ -418,6 +430,8 @@ class CrashingPayments(Payments):
 
 
 async def test_a_crash_mid_batch_loses_nothing_and_doubles_nothing(database_url: str) -> None:
+    """A crash before a multi-transfer batch commits loses no transfer and doubles none, in the
+    ledger or in the published events."""
     CrashingPayments.crashed.clear()
     async with running(database_url, CrashingPayments, shards=1) as harness:
         await harness.seed("payer", 10_000)
@@ -440,6 +454,8 @@ async def test_a_crash_mid_batch_loses_nothing_and_doubles_nothing(database_url:
 
 
 async def test_top_up_credit_once(harness: Harness) -> None:
+    """Crediting a top-up for the same provider event twice credits the wallet once and publishes
+    TopUpSucceeded."""
     instance = harness.instances[0]
     first = await instance.credit_top_up(
         top_up_id="tu1", user_id="alice", amount=500, currency="EUR", event_id="evt_1"
@@ -457,6 +473,7 @@ async def test_top_up_credit_once(harness: Harness) -> None:
 
 
 async def test_entries_are_append_only(harness: Harness) -> None:
+    """The database refuses updates to ledger entries and deletes of transfers."""
     await harness.seed("alice", 10)
     with pytest.raises(asyncpg.RaiseError):
         await harness.pool.execute("UPDATE payment_entries SET amount = 1")

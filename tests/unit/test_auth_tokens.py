@@ -60,6 +60,8 @@ def header(token: str) -> dict[str, object]:
 
 
 def test_an_issued_token_verifies_with_every_claim() -> None:
+    """An issued access token verifies with its subject, roles, session, type and 15-minute expiry,
+    under an HS256 header naming the current kid."""
     signing = keys()
     token = signing.issue_access_token(
         user_id="user-1", roles=["user", "admin"], session_id="session-1", now=NOW
@@ -78,6 +80,8 @@ def test_an_issued_token_verifies_with_every_claim() -> None:
 
 
 def test_a_token_works_until_its_fifteen_minutes_are_up() -> None:
+    """An access token verifies up to the last second of its lifetime and is refused as expired
+    after."""
     signing = keys()
     token = signing.issue_access_token(user_id="u", roles=["user"], session_id="s", now=NOW)
     verifier = signing.verifier()
@@ -87,18 +91,21 @@ def test_a_token_works_until_its_fifteen_minutes_are_up() -> None:
 
 
 def test_a_token_issued_now_verifies_on_the_real_clock() -> None:
+    """A token issued at the current time verifies when the verifier reads the real clock."""
     signing = keys()
     token = signing.issue_access_token(user_id="u", roles=["user"], session_id="s", now=time.time())
     assert signing.verifier().verify(token).sub == "u"
 
 
 def test_a_token_signed_with_another_key_under_a_known_kid_is_refused() -> None:
+    """A token naming a known kid but signed with a different key is refused."""
     token = forge({"alg": "HS256", "kid": "k1"}, claims(), b"x" * 32)
     with pytest.raises(InvalidToken):
         keys().verifier().verify(token, now=NOW)
 
 
 def test_a_token_with_an_unknown_or_missing_kid_is_refused() -> None:
+    """A token whose kid is unknown or absent is refused, even when signed with a valid key."""
     verifier = keys().verifier()
     with pytest.raises(InvalidToken):
         verifier.verify(forge({"alg": "HS256", "kid": "k9"}, claims(), KEY_A), now=NOW)
@@ -107,22 +114,27 @@ def test_a_token_with_an_unknown_or_missing_kid_is_refused() -> None:
 
 
 def test_the_forged_helper_makes_tokens_the_verifier_accepts() -> None:
+    """A hand-forged token with the right algorithm, kid and key is accepted by the verifier."""
     # so the refusals around it are about what they change, not about the helper
     token = forge({"alg": "HS256", "kid": "k1"}, claims(), KEY_A)
     assert keys().verifier().verify(token, now=NOW).sub == "user-1"
 
 
 def test_alg_none_is_refused() -> None:
+    """An unsigned token with alg none is refused."""
     with pytest.raises(InvalidToken):
         keys().verifier().verify(forge({"alg": "none", "kid": "k1"}, claims(), None), now=NOW)
 
 
 def test_another_hmac_algorithm_is_refused_even_with_the_right_key() -> None:
+    """A token signed with HS512 is refused even though it uses the right key."""
     with pytest.raises(InvalidToken):
         keys().verifier().verify(forge({"alg": "HS512", "kid": "k1"}, claims(), KEY_A), now=NOW)
 
 
 def test_a_refresh_token_is_no_access_token() -> None:
+    """Neither an opaque refresh token nor a signed JWT of type refresh is accepted as an access
+    token."""
     verifier = keys().verifier()
     # the opaque refresh token itself
     with pytest.raises(InvalidToken):
@@ -134,6 +146,8 @@ def test_a_refresh_token_is_no_access_token() -> None:
 
 
 def test_a_token_missing_a_claim_or_tampered_with_is_refused() -> None:
+    """A token missing its sid claim, one whose payload was swapped for elevated roles, or a
+    malformed one is refused."""
     verifier = keys().verifier()
     incomplete = claims()
     del incomplete["sid"]
@@ -149,6 +163,8 @@ def test_a_token_missing_a_claim_or_tampered_with_is_refused() -> None:
 
 
 def test_keys_rotate_by_kid() -> None:
+    """After rotation new tokens carry the new kid and old tokens verify while the old key is kept,
+    then stop once it is dropped."""
     old = SigningKeys(keys={"k1": KEY_A}, current="k1")
     old_token = old.issue_access_token(user_id="u", roles=["user"], session_id="s", now=NOW)
     rotated = keys(current="k2")
@@ -163,12 +179,14 @@ def test_keys_rotate_by_kid() -> None:
 
 
 def test_first_signs_takes_the_first_key() -> None:
+    """first_signs makes the first key given the signing key and refuses an empty set of keys."""
     assert SigningKeys.first_signs({"k2": KEY_B, "k1": KEY_A}).current == "k2"
     with pytest.raises(ValueError, match="at least one"):
         SigningKeys.first_signs({})
 
 
 def test_weak_or_inconsistent_keys_are_refused() -> None:
+    """A key under 32 bytes, a current kid not among the keys, or an empty kid is refused."""
     with pytest.raises(ValueError, match="32 bytes"):
         SigningKeys(keys={"k1": b"short"}, current="k1")
     with pytest.raises(ValueError, match="not among"):
@@ -178,6 +196,8 @@ def test_weak_or_inconsistent_keys_are_refused() -> None:
 
 
 def test_opaque_tokens_are_random_and_stored_as_a_digest() -> None:
+    """Opaque tokens are distinct 43-character URL-safe strings whose stored form is their SHA-256
+    digest."""
     first, second = new_token(), new_token()
     assert first != second
     assert len(first) == 43  # 256 bits, URL-safe: fits a t.me ?start= parameter (64 max)

@@ -147,6 +147,8 @@ def test_the_runtime_installs_only_the_built_wheels(dockerfile: list[tuple[str, 
 
 
 def test_it_runs_as_a_non_root_user(dockerfile: list[tuple[str, str]]) -> None:
+    """The runtime stage switches to a single non-root user it creates before CMD, and that user
+    owns the data directory."""
     runtime = dict(stages(dockerfile))["runtime"]
     users = [rest for keyword, rest in runtime if keyword == "USER"]
     assert len(users) == 1
@@ -210,6 +212,8 @@ def test_no_secret_is_baked_in(dockerfile: list[tuple[str, str]]) -> None:
 def test_what_is_copied_exists_and_the_context_is_an_allow_list(
     dockerfile: list[tuple[str, str]],
 ) -> None:
+    """.dockerignore starts by excluding everything, every COPY source exists and is allowed back
+    in, and no .env, .data, .venv or .git entry is."""
     ignore = [
         line.strip()
         for line in DOCKERIGNORE.read_text().splitlines()
@@ -280,6 +284,8 @@ def compose(compose_raw: dict[str, Any]) -> dict[str, Any]:
 def test_compose_matches_the_compose_specification(
     compose_raw: dict[str, Any], compose: dict[str, Any]
 ) -> None:
+    """compose.yaml validates against the Compose Specification schema both as written and once
+    interpolated."""
     jsonschema_rs = pytest.importorskip("jsonschema_rs")
     validator = jsonschema_rs.validator_for(json.loads(SCHEMA.read_text()))
     for document in (compose_raw, compose):
@@ -290,6 +296,8 @@ def test_compose_matches_the_compose_specification(
 
 
 def test_services_images_and_volumes(compose: dict[str, Any]) -> None:
+    """Compose runs postgres, redis and two nodes from one image, each keeping data on a declared
+    volume, with only the nodes publishing ports."""
     services = compose["services"]
     assert set(services) == {"postgres", "redis", "node1", "node2"}
     assert services["postgres"]["image"].startswith("postgres:")

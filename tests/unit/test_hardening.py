@@ -105,11 +105,15 @@ def test_an_external_database_needs_explicit_signing_keys() -> None:
     ],
 )
 def test_bad_guard_settings_name_the_variable(variable: str, value: str, named: str) -> None:
+    """A malformed CORS origin, rate limit, trusted-proxy network or OTLP endpoint fails config
+    loading with an error naming the variable."""
     with pytest.raises(ConfigError, match=named):
         load({variable: value})
 
 
 def test_guard_settings_parse() -> None:
+    """Guard settings parse to lower-cased origins, a rate limit and CIDR networks, with defaults of
+    no CORS and 60 a minute, and HSTS only for an https public URL."""
     settings = load(
         {
             "SPLITGO_CORS_ORIGINS": "https://App.Example, *, http://localhost:3000",
@@ -130,6 +134,8 @@ def test_guard_settings_parse() -> None:
 
 
 def test_token_bucket_allows_a_burst_then_refills_evenly() -> None:
+    """A client gets a burst of 60, then waits for tokens that refill evenly, with separate buckets
+    per client and per group."""
     now = [1000.0]
     limiter = RateLimiter(60, clock=lambda: now[0])
     assert [limiter.take("login", "1.2.3.4") for _ in range(60)] == [0.0] * 60
@@ -145,6 +151,8 @@ def test_token_bucket_allows_a_burst_then_refills_evenly() -> None:
 
 
 def test_token_buckets_do_not_grow_without_end() -> None:
+    """Once the bucket limit is reached, buckets that have refilled are dropped so the limiter stays
+    small."""
     now = [0.0]
     limiter = RateLimiter(10, clock=lambda: now[0], max_buckets=100)
     for n in range(100):
@@ -155,6 +163,8 @@ def test_token_buckets_do_not_grow_without_end() -> None:
 
 
 def test_client_address_behind_trusted_proxies() -> None:
+    """The client address is the peer unless it is a trusted proxy, else the rightmost untrusted
+    forwarded hop, stopping at unparseable entries, and no proxies turns this off."""
     addresses = ClientAddress(("10.0.0.0/8", "::1/128"))
     assert addresses.of("203.0.113.9", ["198.51.100.1"]) == "203.0.113.9"  # untrusted peer
     assert addresses.of("10.0.0.2", ["198.51.100.1"]) == "198.51.100.1"
@@ -195,6 +205,8 @@ def test_handler_failures_from_a_lost_database_are_503() -> None:
 
 
 async def test_database_down_knows_connection_errors_from_statement_errors() -> None:
+    """database_down is true for asyncpg's connection and shutdown errors, a refused connect
+    included, but false for statement errors, other exceptions and foreign socket errors."""
     assert database_down(asyncpg.CannotConnectNowError("the database system is starting up"))
     assert database_down(asyncpg.AdminShutdownError("terminating connection"))
     assert database_down(asyncpg.ConnectionDoesNotExistError("connection was closed"))
@@ -334,6 +346,8 @@ async def client(system: ActorSystem) -> AsyncIterator[Client]:
 
 
 async def test_a_too_large_body_is_a_413_problem(client: Client) -> None:
+    """A body over 1 MiB gets a 413 problem response with code payload_too_large naming the
+    limit."""
     response = await client.post(
         "/probe/json",
         data=b'{"value": "' + b"x" * (1024 * 1024) + b'"}',
@@ -347,6 +361,8 @@ async def test_a_too_large_body_is_a_413_problem(client: Client) -> None:
 
 
 async def test_json_nested_too_deep_is_refused_naming_the_limit(client: Client) -> None:
+    """JSON nested past the depth limit, however deep, is a 400 json_too_deep naming the limit,
+    while brackets inside strings do not count."""
     ok = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
     response = await client.post("/probe/json", data=ok, headers=JSON)
     assert response.status == 422  # decoded fine: not an object, as Anything wants
@@ -367,6 +383,8 @@ async def test_json_nested_too_deep_is_refused_naming_the_limit(client: Client) 
 async def test_json_strings_and_arrays_past_the_limits_are_422_naming_the_field(
     client: Client,
 ) -> None:
+    """A string or array one past its limit is a 422 json_too_long naming the field, while one at
+    the limit is accepted."""
     response = await client.post("/probe/json", json={"value": {"note": "x" * MAX_JSON_STRING}})
     assert response.status == 200
     response = await client.post(
@@ -386,6 +404,8 @@ async def test_json_strings_and_arrays_past_the_limits_are_422_naming_the_field(
 
 
 async def test_security_headers_on_every_kind_of_response(client: Client) -> None:
+    """JSON, problem and HTML responses all carry the security headers and the right CSP for their
+    kind, with no HSTS or CORS headers by default."""
     responses = {
         "json": await client.get("/healthz"),
         "problem": await client.get("/no/such/route"),
@@ -408,6 +428,7 @@ async def test_security_headers_on_every_kind_of_response(client: Client) -> Non
 
 
 async def test_hsts_only_when_the_public_url_is_https(system: ActorSystem) -> None:
+    """With HSTS switched on, responses carry a Strict-Transport-Security header with a max-age."""
     client = await client_for(system, Hardening(hsts=True))
     try:
         response = await client.get("/healthz")
@@ -417,6 +438,8 @@ async def test_hsts_only_when_the_public_url_is_https(system: ActorSystem) -> No
 
 
 async def test_cors_is_off_by_default(client: Client) -> None:
+    """Without configured origins a CORS preflight is a 403 cors_origin_not_allowed and no response
+    carries Access-Control-Allow-Origin."""
     response = await client.options(
         "/api/v1/auth/login",
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
@@ -431,6 +454,8 @@ async def test_cors_is_off_by_default(client: Client) -> None:
 async def test_cors_for_listed_origins_with_credentials_and_star_without(
     system: ActorSystem,
 ) -> None:
+    """A listed origin is echoed back with credentials allowed, any other origin gets * without
+    credentials, and a preflight to an unknown route is a 404."""
     client = await client_for(system, Hardening(cors_origins=("https://app.example", "*")))
     try:
         preflight = await client.options(
@@ -469,6 +494,8 @@ async def test_cors_for_listed_origins_with_credentials_and_star_without(
 
 
 async def test_cors_only_listed_origins(system: ActorSystem) -> None:
+    """With only specific origins listed, an unlisted origin gets no CORS header and its preflight
+    is a 403."""
     client = await client_for(system, Hardening(cors_origins=("https://app.example",)))
     try:
         other = await client.get("/healthz", headers={"Origin": "https://other.example"})
@@ -505,6 +532,7 @@ async def test_expensive_routes_are_rate_limited_per_client(system: ActorSystem)
 
 
 async def test_rate_limit_zero_is_off(system: ActorSystem) -> None:
+    """With the rate limit set to 0, 70 login requests in a row are never throttled."""
     client = await client_for(system, Hardening(rate_limit=0))
     try:
         for _ in range(70):
@@ -517,6 +545,8 @@ async def test_rate_limit_zero_is_off(system: ActorSystem) -> None:
 async def test_forwarded_clients_behind_a_trusted_proxy_have_their_own_buckets(
     system: ActorSystem,
 ) -> None:
+    """Behind a trusted proxy each forwarded client address has its own rate-limit bucket, and a
+    second request from the same one gets a 429."""
     client = await client_for(system, Hardening(rate_limit=1, trusted_proxies=("127.0.0.1/32",)))
     try:
         for address in ("198.51.100.1", "198.51.100.2"):

@@ -87,6 +87,7 @@ async def client(app: web.Application) -> AsyncIterator[Client]:
 
 
 def test_every_route_of_the_app_is_documented(app: web.Application, spec: dict[str, Any]) -> None:
+    """The document lists exactly the app's routes, including every route API.md names."""
     assert openapi.undocumented(app) == []
     served = {
         (route.method.lower(), route.resource.canonical)
@@ -113,6 +114,7 @@ def test_every_route_of_the_app_is_documented(app: web.Application, spec: dict[s
 
 
 def test_a_route_without_a_description_is_reported(system: ActorSystem) -> None:
+    """A route added without a description is reported as undocumented and left out of the paths."""
     app = create_app(Services(system=system, node_id="x", ops_token=TOKEN))
     table = web.RouteTableDef()
 
@@ -126,6 +128,7 @@ def test_a_route_without_a_description_is_reported(system: ActorSystem) -> None:
 
 
 def test_operation_ids_are_unique(spec: dict[str, Any]) -> None:
+    """No two operations share an operationId."""
     ids = [op["operationId"] for methods in spec["paths"].values() for op in methods.values()]
     assert len(ids) == len(set(ids))
 
@@ -134,6 +137,7 @@ def test_operation_ids_are_unique(spec: dict[str, Any]) -> None:
 
 
 def test_the_document_is_valid_openapi_3_1(spec: dict[str, Any]) -> None:
+    """The document declares OpenAPI 3.1 and validates against the official 3.1 schema."""
     assert spec["openapi"].startswith("3.1.")
     errors = [
         f"{list(e.instance_path)}: {e.message}" for e in OPENAPI_31_VALIDATOR.iter_errors(spec)
@@ -172,6 +176,7 @@ def validator(spec: dict[str, Any], schema: dict[str, Any]) -> jsonschema_rs.Val
 
 
 def test_every_schema_is_valid_json_schema_and_its_refs_resolve(spec: dict[str, Any]) -> None:
+    """Each of the more than 200 schemas is valid JSON Schema 2020-12 and its $refs resolve."""
     seen = 0
     for where, schema in schemas_in(spec):
         try:
@@ -195,6 +200,7 @@ def pointers(value: Any) -> Iterator[str]:
 
 
 def test_every_ref_points_into_the_document(spec: dict[str, Any]) -> None:
+    """Every $ref is a local pointer that resolves to a node of the document."""
     for ref in set(pointers(spec)):
         assert ref.startswith("#/"), ref
         node: Any = spec
@@ -218,6 +224,8 @@ def operations(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def test_errors_are_problem_documents(spec: dict[str, Any]) -> None:
+    """Every shared error response is application/problem+json with the required Problem fields, and
+    the 429 response declares Retry-After."""
     problem = spec["components"]["schemas"]["Problem"]
     assert set(problem["required"]) == {"type", "title", "status", "detail", "code"}
     assert set(problem["properties"]) >= {"type", "title", "status", "detail", "code", "errors"}
@@ -228,6 +236,8 @@ def test_errors_are_problem_documents(spec: dict[str, Any]) -> None:
 
 
 def test_each_operation_lists_the_errors_it_can_answer(spec: dict[str, Any]) -> None:
+    """Each operation lists a success status and the errors its body, security and path parameters
+    can cause, and every response declares X-Request-Id."""
     for label, operation in operations(spec):
         statuses = set(operation["responses"])
         assert any(status.startswith("2") or status in ("101", "302", "303") for status in statuses)
@@ -245,6 +255,8 @@ def test_each_operation_lists_the_errors_it_can_answer(spec: dict[str, Any]) -> 
 
 
 def test_money_moving_posts_take_an_idempotency_key(spec: dict[str, Any]) -> None:
+    """Transfers and top-ups require an Idempotency-Key header, while settlements and ride requests
+    accept an optional one."""
     ops_by_label = dict(operations(spec))
     for label, required in [
         ("POST /api/v1/transfers", True),
@@ -257,6 +269,8 @@ def test_money_moving_posts_take_an_idempotency_key(spec: dict[str, Any]) -> Non
 
 
 def test_security_schemes(spec: dict[str, Any]) -> None:
+    """bearerAuth is an HTTP bearer JWT scheme and opsToken a bearer scheme, guarding /me and the
+    ops routes respectively, while login needs neither."""
     schemes = spec["components"]["securitySchemes"]
     assert schemes["bearerAuth"] == {
         "type": "http",
@@ -272,6 +286,7 @@ def test_security_schemes(spec: dict[str, Any]) -> None:
 
 
 def test_lists_page_with_limit_and_cursor(spec: dict[str, Any]) -> None:
+    """The statement list takes a limit from 1 to 200, default 50, and a string cursor."""
     statement = dict(operations(spec))["GET /api/v1/transfers"]
     query = {p["name"]: p for p in statement["parameters"] if p["in"] == "query"}
     assert query["limit"]["schema"] == {
@@ -284,6 +299,8 @@ def test_lists_page_with_limit_and_cursor(spec: dict[str, Any]) -> None:
 
 
 def test_path_parameters_keep_their_route_patterns(spec: dict[str, Any]) -> None:
+    """A path parameter with a regex in its route gets that pattern, anchored, in its schema, and
+    one with the default pattern gets none."""
     assert openapi.path_patterns(r"/x/(?P<id>[^{}/]+)/(?P<d>pay|decline)") == {
         "id": "[^{}/]+",
         "d": "pay|decline",
@@ -325,6 +342,7 @@ ESTIMATE = Estimate(amount=1250, currency="EUR", distance_m=3000, duration_s=600
 
 
 def test_user_replies_fit(spec: dict[str, Any]) -> None:
+    """User replies match their documented schemas, and a reply that does not match is caught."""
     fits(spec, "POST /api/v1/auth/register", auth.user_body(USER), "201")
     fits(spec, "PATCH /api/v1/me", auth.user_body(USER))
     fits(spec, "GET /api/v1/me", payments.plain(USER))
@@ -333,6 +351,7 @@ def test_user_replies_fit(spec: dict[str, Any]) -> None:
 
 
 def test_payments_replies_fit(spec: dict[str, Any]) -> None:
+    """A transfer reply and a statement page match their documented schemas."""
     transfer = TransferView(
         id="t1",
         status="completed",
@@ -361,6 +380,7 @@ def test_payments_replies_fit(spec: dict[str, Any]) -> None:
 
 
 def test_splits_replies_fit(spec: dict[str, Any]) -> None:
+    """A group reply and an expense reply match their documented schemas."""
     group = GroupView(
         id="g1",
         name="Trip",
@@ -391,6 +411,7 @@ def test_splits_replies_fit(spec: dict[str, Any]) -> None:
 
 
 def test_rides_replies_fit(spec: dict[str, Any]) -> None:
+    """A ride reply matches its documented schema for both reading and requesting a ride."""
     ride = RideView(
         id="r1",
         status="driver_assigned",
@@ -406,6 +427,7 @@ def test_rides_replies_fit(spec: dict[str, Any]) -> None:
 
 
 def test_notifications_replies_fit(spec: dict[str, Any]) -> None:
+    """A notification page and a preferences reply match their documented schemas."""
     page = NotificationPage(
         items=[
             NotificationView(
@@ -430,6 +452,8 @@ def test_notifications_replies_fit(spec: dict[str, Any]) -> None:
 
 
 def test_dead_letter_views_fit(spec: dict[str, Any]) -> None:
+    """A dead-letter view matches its documented schema, which requires replayable, and neither
+    carries the raw envelope."""
     letter = DeadLetter(
         id="d1",
         actor="splits",
@@ -455,6 +479,7 @@ def test_dead_letter_views_fit(spec: dict[str, Any]) -> None:
 
 
 async def test_the_document_is_served(client: Client, spec: dict[str, Any]) -> None:
+    """GET /api/openapi.json serves the built document as JSON, byte-for-byte the same each time."""
     response = await client.get("/api/openapi.json")
     assert response.status == 200
     assert response.content_type == "application/json"
@@ -464,6 +489,8 @@ async def test_the_document_is_served(client: Client, spec: dict[str, Any]) -> N
 
 
 async def test_the_docs_page_renders_it_for_people(client: Client) -> None:
+    """GET /api/docs serves an HTML page that loads the document into Redoc, with a plain list of
+    routes that works without it."""
     response = await client.get("/api/docs")
     assert response.status == 200
     assert response.content_type == "text/html"
@@ -479,6 +506,7 @@ async def test_the_docs_page_renders_it_for_people(client: Client) -> None:
 
 
 async def test_reviving_an_unknown_actor_is_a_404_not_a_500(client: Client) -> None:
+    """Restarting an actor that does not exist is a 404 unknown_actor, not a server error."""
     response = await client.post(
         "/ops/actors/nobody/restart", headers={"Authorization": f"Bearer {TOKEN}"}
     )
@@ -495,6 +523,8 @@ async def test_a_limit_of_unicode_digits_is_a_422(client: Client) -> None:
 
 
 async def test_a_dead_letter_filter_that_names_no_actor_is_a_422(client: Client) -> None:
+    """An actor filter with a NUL byte is a 422 naming the actor field, and a NUL dead-letter id is
+    a 404."""
     auth_header = {"Authorization": f"Bearer {TOKEN}"}
     response = await client.get("/ops/dead-letters", params={"actor": "\x00"}, headers=auth_header)
     assert response.status == 422
@@ -504,6 +534,8 @@ async def test_a_dead_letter_filter_that_names_no_actor_is_a_422(client: Client)
 
 
 def test_email_and_stars_are_refused_at_the_edge() -> None:
+    """Decoding refuses an email with a NUL byte and a hugely negative star rating, naming the
+    field."""
     with pytest.raises(msgspec.ValidationError, match=r"\$\.email"):
         msgspec.json.decode(b'{"email": "a\\u0000@b.co", "password": "x"}', type=auth.LoginBody)
     with pytest.raises(msgspec.ValidationError, match=r"\$\.stars"):

@@ -92,12 +92,15 @@ def make_system(outbox: Outbox | None) -> ActorSystem:
 
 
 def test_retry_delay_doubles_up_to_the_cap() -> None:
+    """The relay's retry delay doubles from its base with each attempt up to the cap, without
+    overflowing after many attempts."""
     delays = [retry_delay(attempts, 0.5, 60.0) for attempts in range(1, 10)]
     assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
     assert retry_delay(10_000, 0.5, 60.0) == 60.0  # no overflow after a long outage
 
 
 async def test_a_system_without_an_outbox_refuses_transactions() -> None:
+    """Opening a transaction on a system without an Outbox raises OutboxUnavailable."""
     actor = bound(Pinger(), make_system(None), envelope())
     with pytest.raises(OutboxUnavailable, match="no Outbox") as raised:
         async with actor.transaction():
@@ -106,6 +109,8 @@ async def test_a_system_without_an_outbox_refuses_transactions() -> None:
 
 
 async def test_misuse_is_refused_before_touching_the_database() -> None:
+    """A deduplicated transaction outside a handler, in a batching actor, or for a message already
+    committed is refused without touching the pool, while dedupe=False passes the guards."""
     pool = NoPool()
     system = make_system(Outbox(cast(Any, pool), relay=False))
 
@@ -137,6 +142,7 @@ async def test_misuse_is_refused_before_touching_the_database() -> None:
 
 
 async def test_tx_tell_outside_the_transaction_is_refused() -> None:
+    """A transaction that is not open refuses tell and access to its connection."""
     system = make_system(Outbox(cast(Any, NoPool()), relay=False))
     transaction = bound(Pinger(), system, envelope()).transaction()
     with pytest.raises(TransactionMisuse, match="outside its transaction"):
@@ -146,6 +152,7 @@ async def test_tx_tell_outside_the_transaction_is_refused() -> None:
 
 
 def test_outbox_settings_are_checked() -> None:
+    """An Outbox with a zero interval or a zero batch size is refused with a ValueError."""
     with pytest.raises(ValueError, match="positive"):
         Outbox(cast(Any, NoPool()), interval=0)
     with pytest.raises(ValueError, match="positive"):
@@ -153,6 +160,8 @@ def test_outbox_settings_are_checked() -> None:
 
 
 async def test_a_write_only_outbox_runs_no_relay_and_stops_at_once() -> None:
+    """An outbox without a relay starts no relay task, stops at once even unstarted, and refuses to
+    join a second ActorSystem."""
     outbox = Outbox(cast(Any, NoPool()), relay=False)
     await outbox.stop()  # never started: nothing to do
     system = make_system(outbox)

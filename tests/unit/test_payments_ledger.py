@@ -38,24 +38,29 @@ CURRENCIES = ["EUR", "JPY"]
 
 @pytest.mark.parametrize("value", [True, False, 1.0, 10.5, "10", None, 0, -1, MAX_AMOUNT + 1])
 def test_bad_amounts_are_refused_naming_the_field(value: Any) -> None:
+    """A non-integer, boolean, non-positive or over-maximum amount is refused naming $.amount."""
     with pytest.raises(InvalidPayment) as caught:
         check_amount(value)
     assert caught.value.details == {"field": "$.amount"}
 
 
 def test_good_amounts_pass() -> None:
+    """Amounts of 1 and of the maximum are accepted unchanged."""
     assert check_amount(1) == 1
     assert check_amount(MAX_AMOUNT) == MAX_AMOUNT
 
 
 @pytest.mark.parametrize("value", ["eur", "XXX", "", None, 978])
 def test_unknown_currencies_are_refused(value: Any) -> None:
+    """A lower-case, unknown, empty, missing or numeric currency is refused naming $.currency."""
     with pytest.raises(InvalidPayment) as caught:
         check_currency(value)
     assert caught.value.details == {"field": "$.currency"}
 
 
 def test_notes() -> None:
+    """A missing note or one at the length limit is accepted, while an over-long note, a control
+    character or a non-string is refused naming $.note."""
     assert check_note(None) is None
     assert check_note("x" * NOTE_MAX) == "x" * NOTE_MAX
     for bad in ("x" * (NOTE_MAX + 1), "bell\x07", 5):
@@ -79,6 +84,8 @@ def test_notes() -> None:
     ],
 )
 def test_transfer_input(change: dict[str, Any], field: str) -> None:
+    """A valid transfer passes, and each bad field, including paying oneself, is refused naming that
+    field."""
     fields: dict[str, Any] = {
         "idempotency_key": "k",
         "from_user_id": "alice",
@@ -94,6 +101,8 @@ def test_transfer_input(change: dict[str, Any], field: str) -> None:
 
 
 def test_capture_legs_sum_to_the_hold() -> None:
+    """A capture splits the hold into payee, fee and refund legs that sum to it, and a capture or
+    fee beyond what it covers is refused."""
     assert [tuple(leg) for leg in capture_legs(1000, 700, 50, has_payee=True)] == [
         ("payee", 650),
         ("fees", 50),
@@ -107,6 +116,8 @@ def test_capture_legs_sum_to_the_hold() -> None:
 
 
 def test_ledger_refuses_overdraft_and_mixed_currencies() -> None:
+    """The ledger refuses overdrafts, including of held money, and postings across currencies, and a
+    capture pays the payee and fees and releases the rest of the hold."""
     ledger = Ledger()
     ledger.top_up("u1", 100, "EUR")
     with pytest.raises(InsufficientFunds):
@@ -165,6 +176,8 @@ def apply(ledger: Ledger, operation: tuple[Any, ...]) -> None:
 @settings(max_examples=300, deadline=None)
 @given(operations)
 def test_any_sequence_keeps_zero_sum_and_no_negative_wallet(ops: list[tuple[Any, ...]]) -> None:
+    """Any sequence of operations keeps every currency summing to zero and no wallet or hold
+    negative, and a refused operation changes nothing."""
     ledger = Ledger()
     for operation in ops:
         before = copy.deepcopy(ledger)

@@ -77,6 +77,8 @@ def rejecting(rejected: frozenset[str]) -> Callable[[str], bool]:
 
 
 def test_nearest_in_a_city_with_limit_radius_and_filter() -> None:
+    """nearest returns accepted keys within the radius, closest first with distances in metres, and
+    count_within counts with or without the filter."""
     index = GeoIndex()
     index.update("near", 52.5201, 13.4050)
     index.update("mid", 52.5300, 13.4050)
@@ -92,6 +94,7 @@ def test_nearest_in_a_city_with_limit_radius_and_filter() -> None:
 
 
 def test_ties_are_broken_by_key() -> None:
+    """Keys at the same distance are returned in key order, up to the limit."""
     index = GeoIndex()
     for key in ("c", "a", "b"):
         index.update(key, 48.8566, 2.3522)
@@ -99,6 +102,8 @@ def test_ties_are_broken_by_key() -> None:
 
 
 def test_moves_between_cells_and_removes() -> None:
+    """Moving a key updates its position and where it is found, and removing it, even twice, leaves
+    the index empty with its cells dropped."""
     index = GeoIndex()
     index.update("d", 52.52, 13.40)
     index.update("d", 52.5201, 13.4001)  # same cell
@@ -119,6 +124,8 @@ def test_moves_between_cells_and_removes() -> None:
 
 
 def test_antimeridian_and_poles() -> None:
+    """Searches find keys across the antimeridian and around the poles at their great-circle
+    distances."""
     index = GeoIndex()
     index.update("east", -17.0, 179.999)
     index.update("west", -17.0, -179.999)
@@ -142,6 +149,8 @@ def test_antimeridian_and_poles() -> None:
 
 
 def test_refusals() -> None:
+    """Places off the Earth, a negative radius or limit, and a bad cell size are refused, and a
+    limit of zero finds nothing."""
     index = GeoIndex()
     for lat, lon in ((91.0, 0.0), (0.0, 180.5), (float("nan"), 0.0), (0.0, float("inf"))):
         with pytest.raises(ValueError, match="place on Earth"):
@@ -178,6 +187,8 @@ def test_refusals() -> None:
     rejected=frozenset(),
 ).via("the north pole itself")
 def test_nearest_equals_brute_force(scenario, data, limit, radius, rejected) -> None:
+    """For any updates and removals, the index tracks positions, and nearest and count_within agree
+    with the brute-force search."""
     cell, operations, region = scenario
     index = GeoIndex(cell)
     positions = apply(index, operations)

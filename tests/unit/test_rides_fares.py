@@ -53,6 +53,8 @@ def field_of(caught: pytest.ExceptionInfo[InvalidRide]) -> Any:
 
 
 def test_a_five_km_trip_without_surge() -> None:
+    """A 5 km trip takes 12 minutes, costs 1,300 with the booking fee and carries a 260 platform
+    fee."""
     # 5 km at 25 km/h is 12 minutes: 250 + 5 * 120 + 12 * 25 = 1,150, + 150 booking fee
     assert duration_s(5_000, TABLE) == 720
     assert fare(5_000, 720, 10_000, TABLE) == 1_300
@@ -60,6 +62,8 @@ def test_a_five_km_trip_without_surge() -> None:
 
 
 def test_the_minimum_fare() -> None:
+    """Short and zero-length trips are lifted to the 700 minimum fare, and any non-zero trip lasts
+    at least a minute."""
     # 500 m: 250 + 60 + 2 minutes * 25 = 360, + 150 = 510, lifted to the 700 minimum
     assert duration_s(500, TABLE) == 72
     assert fare(500, 72, 10_000, TABLE) == 700
@@ -69,6 +73,8 @@ def test_the_minimum_fare() -> None:
 
 
 def test_surge_is_capped_and_the_booking_fee_is_not_surged() -> None:
+    """Surge grows with unmet demand per driver, is capped at 2.5x and leaves the booking fee
+    unsurged, with fares and fees rounded half up."""
     assert surge_bp(0, 0, TABLE) == 10_000
     assert surge_bp(10, 10, TABLE) == 10_000
     assert surge_bp(12, 10, TABLE) == 11_000  # 2 missing / 10 drivers * 0.5
@@ -96,6 +102,8 @@ def test_surge_is_capped_and_the_booking_fee_is_not_surged() -> None:
 
 
 def test_estimate_and_known_distances() -> None:
+    """Distances match known great-circle values, including across the antimeridian, and an estimate
+    combines distance, duration and fare."""
     berlin, paris = (52.5200, 13.4050), (48.8566, 2.3522)
     assert 877_000 < distance_m(berlin, paris) < 879_000  # ~878 km great circle
     assert distance_m((0.0, 0.0), (0.0, 1.0)) == 111_195  # one degree of the equator
@@ -108,6 +116,8 @@ def test_estimate_and_known_distances() -> None:
 
 
 def test_check_point_refusals_name_the_field() -> None:
+    """Valid coordinates become floats, while out-of-range, non-finite or non-numeric ones are
+    refused naming the exact lat or lon field."""
     assert check_point(52, 13, "pickup") == (52.0, 13.0)
     assert check_point(-90.0, 180.0, "pickup") == (-90.0, 180.0)
     cases: list[tuple[Any, Any, str]] = [
@@ -135,6 +145,8 @@ def test_check_point_refusals_name_the_field() -> None:
 
 
 def test_bad_tables_and_arguments_are_refused() -> None:
+    """Fare tables with invalid settings and negative distances, durations, demand or amounts are
+    refused with a ValueError."""
     for changes in (
         {"currency": "eur"},
         {"base": -1},
@@ -161,6 +173,8 @@ def test_bad_tables_and_arguments_are_refused() -> None:
 @PROPERTY
 @given(table=tables, distance=distances, duration=durations, surge=st.integers(0, 60_000))
 def test_fare_is_the_exact_formula_rounded_half_up(table, distance, duration, surge) -> None:
+    """The fare is the exact surged metered price rounded half up, plus the booking fee, and never
+    below the minimum."""
     exact = (
         Fraction(table.base)
         + Fraction(table.per_km * distance, 1_000)
@@ -184,6 +198,7 @@ def test_fare_is_the_exact_formula_rounded_half_up(table, distance, duration, su
 def test_fare_never_decreases_in_distance_duration_or_surge(
     table, distance, duration, surge, more
 ) -> None:
+    """More distance, more time or more surge never lowers the fare."""
     more_distance, more_duration, more_surge = more
     amount = fare(distance, duration, surge, table)
     assert fare(distance + more_distance, duration, surge, table) >= amount
@@ -195,6 +210,7 @@ def test_fare_never_decreases_in_distance_duration_or_surge(
 @PROPERTY
 @given(table=tables, demand=st.integers(0, 10_000), supply=st.integers(0, 10_000))
 def test_surge_stays_between_none_and_the_cap(table, demand, supply) -> None:
+    """Surge is an integer between 1x and the cap that rises with demand and falls with supply."""
     surge = surge_bp(demand, supply, table)
     assert type(surge) is int
     assert 10_000 <= surge <= table.surge_cap_bp
@@ -205,6 +221,8 @@ def test_surge_stays_between_none_and_the_cap(table, demand, supply) -> None:
 @PROPERTY
 @given(table=tables, amount=st.integers(0, 10**12))
 def test_platform_fee_is_a_rounded_share_of_the_amount(table, amount) -> None:
+    """The platform fee is an integer within half a unit of its exact share and never exceeds the
+    amount."""
     fee = platform_fee(amount, table)
     assert type(fee) is int
     assert 0 <= fee <= amount
@@ -215,6 +233,8 @@ def test_platform_fee_is_a_rounded_share_of_the_amount(table, amount) -> None:
 @PROPERTY
 @given(distance=distances, table=tables)
 def test_duration_is_rounded_up_at_city_speed(distance, table) -> None:
+    """The duration is the time at city speed rounded up to whole seconds, at least a minute for any
+    distance and zero for none."""
     seconds = duration_s(distance, table)
     assert type(seconds) is int
     exact = Fraction(distance * 3_600, table.city_speed_kmh * 1_000)
@@ -225,6 +245,8 @@ def test_duration_is_rounded_up_at_city_speed(distance, table) -> None:
 @PROPERTY
 @given(a=points, b=points, c=points)
 def test_distance_is_a_metric_within_rounding(a, b, c) -> None:
+    """Distance is a symmetric integer, zero to itself, at most half the Earth's circumference, and
+    obeys the triangle inequality within rounding."""
     ab = distance_m(a, b)
     assert type(ab) is int
     assert ab == distance_m(b, a)
@@ -248,6 +270,8 @@ def test_close_points_are_close(lat, lon, step) -> None:
     lon=longitudes,
 )
 def test_check_point_accepts_exactly_the_places_on_earth(lat, lon) -> None:
+    """check_point accepts exactly finite float latitudes within range and refuses all else naming
+    the lat field."""
     valid = isinstance(lat, float) and math.isfinite(lat) and -90.0 <= lat <= 90.0
     if valid:
         assert check_point(lat, lon, "at") == (lat, lon)

@@ -47,6 +47,8 @@ GOOD = f"00-{TRACE}-{PARENT}-01"
 
 
 def test_a_valid_traceparent_is_read() -> None:
+    """A valid traceparent yields its trace id, parent id and sampled flag, and a later version is
+    read by its first four fields."""
     parent = parse_traceparent(GOOD)
     assert parent is not None
     assert (parent.trace_id, parent.parent_id, parent.flags) == (TRACE, PARENT, "01")
@@ -76,10 +78,13 @@ def test_a_valid_traceparent_is_read() -> None:
     ],
 )
 def test_invalid_traceparents_are_ignored(value: str | None) -> None:
+    """A missing, malformed, all-zero, upper-case or badly versioned traceparent parses to None."""
     assert parse_traceparent(value) is None
 
 
 def test_trace_ids_become_w3c_shaped() -> None:
+    """A W3C trace id is kept and any other id is hashed to a stable 32-hex id, and traceparent and
+    the OTLP traces URL are formatted correctly."""
     assert w3c_trace_id(TRACE) == TRACE
     derived = w3c_trace_id("req-42")
     assert len(derived) == 32
@@ -91,12 +96,15 @@ def test_trace_ids_become_w3c_shaped() -> None:
 
 
 def test_no_endpoint_no_export() -> None:
+    """Without an OTLP endpoint configured, no tracing is set up."""
     assert configure(load({})) is None
 
 
 def test_an_endpoint_without_opentelemetry_is_a_clear_config_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """An OTLP endpoint without OpenTelemetry installed is a config error naming the variable and
+    the otel extra."""
     monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace", None)
     with pytest.raises(ConfigError, match=r"SPLITGO_OTEL_ENDPOINT.*\.\[otel\]"):
         configure(load({"SPLITGO_OTEL_ENDPOINT": "http://127.0.0.1:4318"}))
@@ -137,6 +145,8 @@ async def client_for(system: ActorSystem, tracing: Tracing | None = None) -> Cli
 
 
 async def test_an_incoming_traceparent_names_the_trace(system: ActorSystem) -> None:
+    """An incoming traceparent sets the trace id, and the reply's traceparent keeps its trace and
+    flags under this server's own span, with the request id echoed."""
     client = await client_for(system)
     try:
         response = await client.get("/probe/trace", headers={"traceparent": GOOD})
@@ -158,6 +168,8 @@ async def test_an_incoming_traceparent_names_the_trace(system: ActorSystem) -> N
 
 
 async def test_without_a_valid_traceparent_a_trace_is_made(system: ActorSystem) -> None:
+    """An invalid traceparent gets a fresh unsampled trace, an X-Request-Id alone becomes the trace
+    id, and error responses carry traceparent too."""
     client = await client_for(system)
     try:
         response = await client.get("/probe/trace", headers={"traceparent": "00-nonsense-01"})
