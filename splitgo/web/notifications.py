@@ -25,7 +25,7 @@ from actors.runtime import ActorRef
 from splitgo.web.keys import LIVE, SERVICES
 from splitgo.web.openapi import Content, PageQuery, Raw, documented
 from splitgo.web.ops import page_params, require_ops
-from splitgo.web.problems import FieldError, ProblemError, json_response, read_json
+from splitgo.web.problems import FieldError, ProblemError, json_response, read_json, to_json
 from splitgo.web.security import authenticate
 
 routes = web.RouteTableDef()
@@ -73,20 +73,6 @@ PREFERENCES = Raw(
 
 def notifications(request: web.Request) -> ActorRef:
     return request.app[SERVICES].system.ref("notifications")
-
-
-def to_json(value: Any) -> Any:
-    """A view as plain JSON (no message tags)."""
-    built = msgspec.to_builtins(value)
-    return _untagged(built)
-
-
-def _untagged(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _untagged(v) for k, v in value.items() if k != "msg_type"}
-    if isinstance(value, list):
-        return [_untagged(v) for v in value]
-    return value
 
 
 @routes.get("/api/v1/notifications")

@@ -285,5 +285,16 @@ async def read_json(request: web.Request, body_type: type[T]) -> T:
         raise ProblemError(400, "malformed_json", f"the body is not valid JSON: {error}") from None
 
 
+def to_json(value: Any) -> Any:
+    """Structs (nested ones too) as plain JSON values, without their `msg_type` tag."""
+    if isinstance(value, msgspec.Struct):
+        return {name: to_json(getattr(value, name)) for name in value.__struct_fields__}
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_json(item) for key, item in value.items()}
+    return value
+
+
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=_encoder.encode(data), content_type="application/json")

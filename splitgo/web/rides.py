@@ -38,7 +38,7 @@ from actors.rides.messages import (
 from actors.runtime import ActorRef, Message
 from splitgo.web.keys import SERVICES
 from splitgo.web.openapi import Content, documented, idempotency
-from splitgo.web.problems import ProblemError, json_response, read_json
+from splitgo.web.problems import ProblemError, json_response, read_json, to_json
 from splitgo.web.security import authenticate
 
 log = structlog.get_logger("splitgo.web.rides")
@@ -101,17 +101,6 @@ class RatingBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 # ── turning bodies into commands (no IO) ──────────────────────────────────────────────
-
-
-def to_json(value: Any) -> Any:
-    """Structs (nested ones too) as plain JSON values, without their `msg_type` tag."""
-    if isinstance(value, msgspec.Struct):
-        return {name: to_json(getattr(value, name)) for name in value.__struct_fields__}
-    if isinstance(value, list | tuple):
-        return [to_json(item) for item in value]
-    if isinstance(value, dict):
-        return {key: to_json(item) for key, item in value.items()}
-    return value
 
 
 def point(body: PointBody) -> Point:

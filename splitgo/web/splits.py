@@ -71,6 +71,7 @@ from splitgo.web.problems import (
     from_domain_error,
     json_response,
     read_json,
+    to_json,
 )
 from splitgo.web.security import authenticate
 
@@ -165,17 +166,6 @@ class CommentBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 # ── turning bodies into commands (no IO) ──────────────────────────────────────────────
-
-
-def to_json(value: Any) -> Any:
-    """Structs (nested ones too) as plain JSON values, without their `msg_type` tag."""
-    if isinstance(value, msgspec.Struct):
-        return {name: to_json(getattr(value, name)) for name in value.__struct_fields__}
-    if isinstance(value, list | tuple):
-        return [to_json(item) for item in value]
-    if isinstance(value, dict):
-        return {key: to_json(item) for key, item in value.items()}
-    return value
 
 
 def group_message(body: GroupBody, *, group_id: str, user_id: str) -> CreateGroup:

@@ -29,7 +29,7 @@ from actors.splits.messages import ExpenseView, GroupView, Invite, Member, Payer
 from splitgo.metrics import Metrics
 from splitgo.web import Services, auth, create_app, notifications, openapi, ops, payments
 from splitgo.web import rides as rides_web
-from splitgo.web import splits as splits_web
+from splitgo.web.problems import to_json
 from transport import Codec, MemoryTransport
 
 Client = TestClient[web.Request, web.Application]
@@ -376,7 +376,7 @@ def test_payments_replies_fit(spec: dict[str, Any]) -> None:
         ],
         next_cursor="7",
     )
-    fits(spec, "GET /api/v1/transfers", splits_web.to_json(page))
+    fits(spec, "GET /api/v1/transfers", to_json(page))
 
 
 def test_splits_replies_fit(spec: dict[str, Any]) -> None:
@@ -390,7 +390,7 @@ def test_splits_replies_fit(spec: dict[str, Any]) -> None:
         members=[Member(user_id="u1", joined_at=NOW)],
         invited=[Invite(email="b@example.com", invited_by="u1", invited_at=NOW)],
     )
-    fits(spec, "POST /api/v1/groups", splits_web.to_json(group), "201")
+    fits(spec, "POST /api/v1/groups", to_json(group), "201")
     expense = ExpenseView(
         id="e1",
         group_id="g1",
@@ -407,7 +407,7 @@ def test_splits_replies_fit(spec: dict[str, Any]) -> None:
         updated_at=NOW,
         version=1,
     )
-    fits(spec, "GET /api/v1/groups/{id}/expenses/{eid}", splits_web.to_json(expense))
+    fits(spec, "GET /api/v1/groups/{id}/expenses/{eid}", to_json(expense))
 
 
 def test_rides_replies_fit(spec: dict[str, Any]) -> None:
@@ -422,8 +422,8 @@ def test_rides_replies_fit(spec: dict[str, Any]) -> None:
         timeline=[TimelineEntry(status="requested", at=NOW)],
         driver=DriverView(user_id="d1", vehicle="Golf", plate="B-1", status="online"),
     )
-    fits(spec, "GET /api/v1/rides/{id}", rides_web.to_json(ride))
-    fits(spec, "POST /api/v1/rides", rides_web.to_json(ride), "201")
+    fits(spec, "GET /api/v1/rides/{id}", to_json(ride))
+    fits(spec, "POST /api/v1/rides", to_json(ride), "201")
 
 
 def test_notifications_replies_fit(spec: dict[str, Any]) -> None:
@@ -444,7 +444,7 @@ def test_notifications_replies_fit(spec: dict[str, Any]) -> None:
         next_cursor=None,
         unread=1,
     )
-    fits(spec, "GET /api/v1/notifications", notifications.to_json(page))
+    fits(spec, "GET /api/v1/notifications", to_json(page))
     chosen = Preferences(
         categories={"money": {"email": True, "sms": False}}, locked=["PasswordChanged"]
     )

@@ -30,7 +30,7 @@ from actors.rides.messages import (
     UpdateLocation,
 )
 from splitgo.bot.rides import NO_RIDE, NOT_AVAILABLE, current_ride, ride_text
-from splitgo.web.problems import ProblemError, validation_problem
+from splitgo.web.problems import ProblemError, to_json, validation_problem
 from splitgo.web.rides import (
     CancelBody,
     DriverBody,
@@ -47,7 +47,6 @@ from splitgo.web.rides import (
     replay_conflict,
     request_message,
     ride_id_for,
-    to_json,
 )
 
 T = TypeVar("T")

@@ -22,7 +22,7 @@ from actors.splits.messages import (
     ShareLine,
 )
 from actors.splits.shares import InvalidSplit
-from splitgo.web.problems import ProblemError, validation_problem
+from splitgo.web.problems import ProblemError, to_json, validation_problem
 from splitgo.web.splits import (
     ExpenseBody,
     ExpensePatch,
@@ -40,7 +40,6 @@ from splitgo.web.splits import (
     replay_conflict,
     settlement_id_for,
     settlement_message,
-    to_json,
 )
 
 T = TypeVar("T")
