@@ -249,7 +249,7 @@ def spawn(
     system.spawn(
         spec.actor_type,
         spec.name,
-        # refusal logs, database outages as 503s, spans: splitgo/instrument.py
+        # a span per message when spans are exported: splitgo/instrument.py
         factory=instrumented(functools.partial(spec.build, parts), tracing),
         shards=spec.shards,
         key=spec.key,

@@ -60,6 +60,7 @@ from actors.notifications.notices import CATEGORIES, CHANNELS, EVENTS, Notice, n
 from actors.notifications.store import Claimed, NotDue, NotificationStore
 from actors.notifications.templates import render_email, simple_mail
 from actors.runtime import Actor, Message, handles
+from actors.runtime.clock import rfc3339
 
 log = structlog.get_logger("actors.notifications")
 
@@ -486,23 +487,19 @@ class Notifications(Actor):
                     status=delivery.status,
                     attempts=delivery.attempts,
                     last_answer=delivery.last_answer,
-                    created_at=_rfc3339(delivery.created_at),
+                    created_at=rfc3339(delivery.created_at),
                     tries=[
                         AttemptView(
                             attempt=t.attempt,
                             status=t.status,
                             provider_answer=t.provider_answer,
-                            started_at=_rfc3339(t.started_at),
+                            started_at=rfc3339(t.started_at),
                         )
                         for t in tries
                     ],
                 )
             )
         return DeliveryList(items=views)
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _item(row: Any) -> NotificationView:
@@ -514,7 +511,7 @@ def _item(row: Any) -> NotificationView:
         title=row["title"],
         body=row["body"],
         data=json.loads(data) if isinstance(data, str) else dict(data or {}),
-        created_at=_rfc3339(row["created_at"]),
+        created_at=rfc3339(row["created_at"]),
         read=row["read_at"] is not None,
     )
 

@@ -34,7 +34,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import aiohttp
@@ -90,6 +90,7 @@ from actors.payments.messages import (
 )
 from actors.payments.topups import TopUps
 from actors.runtime import Actor, DomainError, Message, Transaction, UnhandledMessage, handles
+from actors.runtime.clock import rfc3339
 
 log = structlog.get_logger("actors.payments")
 
@@ -100,11 +101,6 @@ _TX_RETRIES = 5
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 V = TypeVar("V", TransferView, HoldView)
-
-
-def rfc3339(moment: datetime) -> str:
-    """RFC 3339 in UTC, to the millisecond: 2024-05-01T12:00:00.123Z."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def fingerprint(message: Message) -> bytes:

@@ -49,8 +49,9 @@ from actors.rides.messages import (
     SetDriverStatus,
     UpdateLocation,
 )
-from actors.rides.state import Dispatch, DriverState, Trip, rfc3339, ride_update
+from actors.rides.state import Dispatch, DriverState, Trip, ride_update
 from actors.runtime import Actor, Message, Transaction, handles
+from actors.runtime.clock import rfc3339
 from actors.splits.messages import GetGroup
 
 log = structlog.get_logger("rides")

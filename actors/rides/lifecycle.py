@@ -39,8 +39,9 @@ from actors.rides.messages import (
     RideView,
     TimelineEntry,
 )
-from actors.rides.state import Trip, rfc3339, ride_update
+from actors.rides.state import Trip, ride_update
 from actors.runtime import Message, handles
+from actors.runtime.clock import rfc3339
 from actors.splits.messages import AddExpense, Payer
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ from actors.runtime.dead_letters import (
 )
 from actors.runtime.errors import (
     AskTimeout,
+    DatabaseUnavailable,
     DomainError,
     Failure,
     HandlerFailed,
@@ -33,6 +34,7 @@ __all__ = [
     "ActorRef",
     "ActorSystem",
     "AskTimeout",
+    "DatabaseUnavailable",
     "DeadLetter",
     "DeadLetterStore",
     "DomainError",

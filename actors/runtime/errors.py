@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import asyncpg
+
 from transport import Message
 
 # What kind of refusal an error is; the HTTP edge maps each to one status.
@@ -83,6 +85,65 @@ class InvalidInput(DomainError):
         # the server's message names the problem, never the value
         reason = str(error).split("\n")[0][:200]
         return cls(f"A value was refused by the database: {reason}")
+
+
+class DatabaseUnavailable(DomainError):
+    """The database could not be reached for this request; it changed nothing. Retry."""
+
+    code = "database_unavailable"
+    category = "unavailable"
+
+
+# asyncpg's own errors that mean "no usable connection", whatever the statement was
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.CannotConnectNowError,  # 57P03: starting up, shutting down, in recovery
+    asyncpg.AdminShutdownError,  # 57P01: the server was stopped under the connection
+    asyncpg.CrashShutdownError,  # 57P02
+    asyncpg.TooManyConnectionsError,  # 53300
+    asyncpg.ConnectionDoesNotExistError,  # the connection was lost mid-statement
+)
+RETRY_AFTER_S = 2
+
+
+def database_down(error: BaseException) -> bool:
+    """True when `error` says the database is unreachable, not that a statement is wrong."""
+    if isinstance(error, _CONNECTION_ERRORS):
+        return True
+    if isinstance(error, asyncpg.InterfaceError):
+        text = str(error)
+        return "connection" in text and ("closed" in text or "lost" in text)
+    if isinstance(error, OSError | TimeoutError):
+        # a socket error is the database's only when asyncpg was connecting or talking
+        return _raised_in_asyncpg(error)
+    return False
+
+
+def _raised_in_asyncpg(error: BaseException) -> bool:
+    trace = error.__traceback__
+    while trace is not None:
+        if str(trace.tb_frame.f_globals.get("__name__", "")).startswith("asyncpg"):
+            return True
+        trace = trace.tb_next
+    return False
+
+
+def refusal_for(error: Exception, *, asking: bool) -> DomainError | None:
+    """The refusal a handler's crash really is, or None for a crash.
+
+    A value the database refuses is bad input whatever the message (retrying cannot
+    help). An ask the database could not serve is refused at once as unavailable, rather
+    than crashing the shard and leaving the asker to time out; a tell keeps the crash,
+    retry and dead-letter path, so a message that must happen is never dropped.
+    """
+    if isinstance(error, asyncpg.DataError):
+        return InvalidInput.from_database(error)
+    if asking and database_down(error):
+        return DatabaseUnavailable(
+            "the database is unreachable for the moment; try again shortly",
+            details={"retry_after": RETRY_AFTER_S},
+        )
+    return None
 
 
 class AskTimeout(DomainError):

@@ -6,9 +6,8 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import asyncpg
 import msgspec
 import structlog
 
@@ -18,8 +17,8 @@ from actors.runtime.errors import (
     DomainError,
     Failure,
     HandlerFailed,
-    InvalidInput,
     UnhandledMessage,
+    refusal_for,
 )
 from actors.runtime.redaction import without_secrets
 from actors.runtime.stats import ShardState, ShardStats
@@ -203,15 +202,14 @@ class ShardWorker:
             try:
                 result = await handler(envelope.body)
             except DomainError as error:
-                stats.rejected += 1
-                result = Failure.of(error)
-            except asyncpg.DataError as error:
-                stats.rejected += 1
-                result = Failure.of(InvalidInput.from_database(error))
+                result = self._refused(envelope, error)
             except Exception as error:
-                pending.append(envelope)
-                self.current = None
-                await self._crashed(envelope, error)
+                refusal = refusal_for(error, asking=asking)
+                if refusal is None:
+                    pending.append(envelope)
+                    self.current = None
+                    await self._crashed(envelope, error)
+                result = self._refused(envelope, refusal, cause=error)
             if asking:
                 system.reply(envelope, result)
             if timed:
@@ -245,15 +243,18 @@ class ShardWorker:
         started = time.perf_counter()
         try:
             result = await handler(body)
-        except (DomainError, asyncpg.DataError) as error:
-            self.stats.rejected += 1
+        except DomainError as error:
+            refused = self._refused(envelope, error)
             if envelope.kind == "ask":
-                refusal = (
-                    error if isinstance(error, DomainError) else InvalidInput.from_database(error)
-                )
-                self.group.system.reply(envelope, Failure.of(refusal))
+                self.group.system.reply(envelope, refused)
         except Exception as error:
-            await self._crashed(envelope, error)
+            refusal = refusal_for(error, asking=envelope.kind == "ask")
+            if refusal is None:
+                await self._crashed(envelope, error)
+            else:
+                refused = self._refused(envelope, refusal, cause=error)
+                if envelope.kind == "ask":
+                    self.group.system.reply(envelope, refused)
         else:
             if envelope.kind == "ask":
                 self.group.system.reply(envelope, result)
@@ -266,7 +267,24 @@ class ShardWorker:
         if self.pending and self.pending[0] is envelope:
             self.pending.popleft()
 
-    async def _crashed(self, envelope: Envelope, error: Exception) -> None:
+    def _refused(
+        self, envelope: Envelope, error: DomainError, cause: Exception | None = None
+    ) -> Failure:
+        """Count and log a refusal where it happens (with the message's trace id, so a
+        request can be followed to the node that said no); the reply that carries it."""
+        self.stats.rejected += 1
+        log.info(
+            "actor_refused",
+            actor=self.group.name,
+            shard=self.shard,
+            message=type(envelope.body).__name__,
+            code=error.code,
+            category=error.category,
+            cause=None if cause is None else describe(cause),
+        )
+        return Failure.of(error)
+
+    async def _crashed(self, envelope: Envelope, error: Exception) -> NoReturn:
         """Count the failure, retry later or dead-letter, and make the worker restart."""
         self._note_failure(error)
         attempt = envelope.attempt + 1

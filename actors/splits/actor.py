@@ -21,6 +21,7 @@ import structlog
 
 from actors.auth.messages import UserRegistered
 from actors.runtime import Actor, Message, Transaction, handles
+from actors.runtime.clock import rfc3339
 from actors.splits import rules, store
 from actors.splits.messages import (
     MAX_MEMBERS,
@@ -66,7 +67,6 @@ from actors.splits.messages import (
     ShareLine,
     UnsettledBalance,
 )
-from actors.splits.rules import rfc3339
 from actors.splits.settling import Settling
 from actors.splits.shares import ShareSpec, compute_shares, expense_deltas, split_payers
 

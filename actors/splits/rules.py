@@ -8,7 +8,7 @@ import calendar
 import csv
 import io
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from actors.payments.messages import CURRENCIES, MAX_AMOUNT
 from actors.splits.messages import (
@@ -18,11 +18,6 @@ from actors.splits.messages import (
     InvalidExpense,
     MixedCurrencies,
 )
-
-
-def rfc3339(moment: datetime) -> str:
-    """RFC 3339 in UTC, to the millisecond: 2024-05-01T12:00:00.123Z."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def invalid(field: str, message: str) -> InvalidExpense:

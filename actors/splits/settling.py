@@ -20,6 +20,7 @@ import structlog
 
 from actors.payments.messages import Transfer, TransferCompleted, TransferFailed
 from actors.runtime import Message, handles
+from actors.runtime.clock import rfc3339
 from actors.splits import rules, store
 from actors.splits.messages import (
     SETTLEMENT_REFERENCE,
@@ -38,7 +39,6 @@ from actors.splits.messages import (
     SettlePlanView,
     settlement_reference,
 )
-from actors.splits.rules import rfc3339
 from actors.splits.shares import PlannedTransfer, plan_after_payment, settle_plan
 
 if TYPE_CHECKING:

@@ -17,14 +17,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from actors.runtime import (
     Actor,
     ActorSystem,
+    DatabaseUnavailable,
     HandlerFailed,
     MemoryDeadLetterStore,
     Message,
     RestartPolicy,
     handles,
 )
+from actors.runtime.errors import database_down
 from splitgo.config import OPTIONS, SECRET_FIELDS, ConfigError, add_flags, load, refuse_unsafe
-from splitgo.instrument import DatabaseUnavailable, database_down, instrumented
 from splitgo.web import Services, create_app
 from splitgo.web.hardening import (
     API_CSP,
@@ -221,7 +222,7 @@ async def test_database_down_knows_connection_errors_from_statement_errors() -> 
     assert database_down(raised.value)
 
 
-# ── the database outage hook on a real actor system ────────────────────────────────────
+# ── the runtime refusing asks while the database is down ───────────────────────────────
 
 
 class Lookup(Message, frozen=True):
@@ -267,7 +268,7 @@ async def test_asks_fail_fast_as_database_unavailable_and_tells_are_kept() -> No
     system.spawn(
         Flaky,
         "flaky",
-        factory=instrumented(Flaky, None),
+        factory=Flaky,
         policy=RestartPolicy(backoff_initial=0.05, backoff_max=0.2),
         max_attempts=10,
     )
