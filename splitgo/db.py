@@ -1,4 +1,5 @@
-"""The asyncpg pool: an embedded PostgreSQL when no URL is given; applies schema.sql."""
+"""The asyncpg pool: an embedded PostgreSQL when no URL is given; brings the schema up to date
+(its steps are splitgo/schema/)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
-import structlog
 
-log = structlog.get_logger("splitgo.db")
+# named here too: the one entry that brings a database up to date, as open_database does
+from splitgo.schema import apply_schema as apply_schema
 
-SCHEMA_VERSION = 9
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 EMBEDDED_DATABASE = "splitgo"
-# any fixed number: every node applying the schema at once takes this lock in turn
-_SCHEMA_LOCK = 7_350_001
-
-
-class SchemaTooNew(RuntimeError):
-    """The database was upgraded by newer code than this; running on would corrupt it."""
-
-    code = "schema_too_new"
 
 
 @dataclass(slots=True)
@@ -82,39 +73,6 @@ async def ensure_database(admin_url: str, name: str) -> str:
         await connection.close()
     parts = urlsplit(admin_url)
     return parts._replace(path=f"/{name}").geturl()
-
-
-async def apply_schema(pool: asyncpg.Pool, schema: str | None = None) -> int:
-    """Apply schema.sql (idempotent) and record the version; the version the database holds."""
-    sql = schema if schema is not None else SCHEMA_PATH.read_text(encoding="utf-8")
-    async with pool.acquire() as connection, connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
-        held = await _held_version(connection)
-        if held is not None and held > SCHEMA_VERSION:
-            raise SchemaTooNew(
-                f"the database holds schema version {held}; this code knows {SCHEMA_VERSION}"
-            )
-        await connection.execute(sql)
-        await connection.execute(
-            """
-            INSERT INTO schema_version (singleton, version) VALUES (true, $1)
-            ON CONFLICT (singleton) DO UPDATE
-                SET version = EXCLUDED.version, applied_at = now()
-                WHERE schema_version.version < EXCLUDED.version
-            """,
-            SCHEMA_VERSION,
-        )
-    if held != SCHEMA_VERSION:
-        log.info("schema_applied", from_version=held, to_version=SCHEMA_VERSION)
-    return SCHEMA_VERSION
-
-
-async def _held_version(connection: Any) -> int | None:
-    exists = await connection.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
-    if not exists:
-        return None
-    version: int | None = await connection.fetchval("SELECT version FROM schema_version")
-    return version
 
 
 async def end_open_transaction(connection: asyncpg.Connection) -> None:

@@ -1,9 +1,16 @@
 """The actor runtime: actors, sharded groups, supervision, timers, dead letters, statistics,
-and reliable hand-off (outbox relay, inbox)."""
+and reliable hand-off (outbox relay, inbox).
+
+What every actor needs comes from here, once: `Actor` and `@handles`; transactions with
+`tx.tell` and `tx.publish` (subscribers declared with `ActorSystem.subscribe`); the store
+`Executor` protocol; the `Backoff` policy; clocks and `rfc3339`; typed errors.
+"""
 
 from __future__ import annotations
 
 from actors.runtime.actor import Actor, handles
+from actors.runtime.backoff import Backoff
+from actors.runtime.clock import Clock, at, rfc3339, utc_now, wall_clock
 from actors.runtime.context import bind_trace_id, current_trace_id
 from actors.runtime.dead_letters import (
     DeadLetter,
@@ -25,6 +32,7 @@ from actors.runtime.errors import (
 )
 from actors.runtime.outbox import Outbox, OutboxUnavailable, Transaction, TransactionMisuse
 from actors.runtime.stats import ShardStatus
+from actors.runtime.store import Executor
 from actors.runtime.supervision import RestartPolicy
 from actors.runtime.system import ActorRef, ActorSystem
 from transport import Message
@@ -34,10 +42,13 @@ __all__ = [
     "ActorRef",
     "ActorSystem",
     "AskTimeout",
+    "Backoff",
+    "Clock",
     "DatabaseUnavailable",
     "DeadLetter",
     "DeadLetterStore",
     "DomainError",
+    "Executor",
     "Failure",
     "HandlerFailed",
     "InvalidInput",
@@ -54,7 +65,11 @@ __all__ = [
     "TransactionMisuse",
     "UnhandledMessage",
     "UnknownActor",
+    "at",
     "bind_trace_id",
     "current_trace_id",
     "handles",
+    "rfc3339",
+    "utc_now",
+    "wall_clock",
 ]

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import asyncpg
 import structlog
 
+from actors.runtime.backoff import Backoff
 from actors.runtime.context import current_trace_id
 from transport import Envelope, Message
 
@@ -53,6 +54,10 @@ _RELAY_LOCK = 7_350_002
 _PRUNE_CHUNK = 5_000
 
 
+# before the next try of a row the transport did not take
+RELAY_BACKOFF = Backoff(0.5, 60.0)
+
+
 class OutboxUnavailable(RuntimeError):
     """`transaction()` was used on a system built without an Outbox (no database)."""
 
@@ -63,11 +68,6 @@ class TransactionMisuse(RuntimeError):
     """`transaction()` was used in a way that would break exactly-once effects."""
 
     code = "transaction_misuse"
-
-
-def retry_delay(attempts: int, initial: float, maximum: float) -> float:
-    """Seconds to wait before the next try of a row that failed `attempts` times (>= 1)."""
-    return float(min(initial * 2 ** min(max(attempts - 1, 0), 30), maximum))
 
 
 class Transaction:
@@ -273,6 +273,16 @@ class Transaction:
         )
         return envelope_id
 
+    async def publish(self, event: Message, *, also: str | None = None) -> None:
+        """Tell `event` to every actor type subscribed to its type if this transaction
+        commits (who hears what is declared once, with `ActorSystem.subscribe`), and to
+        `also` (say, the asker's own actor) when it is not a subscriber already."""
+        targets = self._actor.system.subscribers(type(event))
+        for target in targets:
+            await self.tell(target, event)
+        if also is not None and also not in targets:
+            await self.tell(also, event)
+
 
 class _Pass(NamedTuple):
     sent: int
@@ -311,8 +321,7 @@ class Outbox:
         interval: float = 1.0,
         batch_size: int = 500,
         send_timeout: float = 10.0,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 60.0,
+        backoff: Backoff = RELAY_BACKOFF,
         sent_retention: float = 24 * 3600.0,
         inbox_retention: float = 7 * 24 * 3600.0,
         prune_interval: float = 600.0,
@@ -324,8 +333,9 @@ class Outbox:
         self.interval = interval
         self.batch_size = batch_size
         self.send_timeout = send_timeout
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self.backoff = backoff  # before the next try of a row that failed to send
+        # before the next pass after a pass that failed (the database is away)
+        self._pass_backoff = Backoff(interval / 4, max(interval * 30, 5.0))
         self.sent_retention = sent_retention
         self.inbox_retention = inbox_retention
         self.prune_interval = prune_interval
@@ -390,7 +400,7 @@ class Outbox:
                     next_prune = loop.time() + self.prune_interval
             except Exception as error:
                 failures += 1
-                wait = retry_delay(failures, self.interval / 4, max(self.interval * 30, 5.0))
+                wait = self._pass_backoff.delay(failures)
                 log.error(
                     "outbox_relay_failed",
                     error=f"{type(error).__name__}: {error}",
@@ -430,7 +440,7 @@ class Outbox:
                 except Exception as error:
                     held.add(stream)
                     attempts = row["attempts"] + 1
-                    delay = retry_delay(attempts, self.backoff_initial, self.backoff_max)
+                    delay = self.backoff.delay(attempts)
                     failed.append((row["seq"], f"{type(error).__name__}: {error}", delay))
                     log.warning(
                         "outbox_send_failed",

@@ -6,6 +6,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from actors.runtime.backoff import Backoff
+
 
 @dataclass(frozen=True, slots=True)
 class RestartPolicy:
@@ -26,14 +28,20 @@ class RestartPolicy:
         if self.backoff_initial < 0 or self.backoff_max < self.backoff_initial:
             raise ValueError("backoff_initial must be >= 0 and <= backoff_max")
 
+    @property
+    def backoff(self) -> Backoff:
+        """The wait before the n-th restart inside the window."""
+        return Backoff(self.backoff_initial, self.backoff_max)
+
 
 class RestartWindow:
     """The recent restarts of one child; decides whether the next one is allowed."""
 
-    __slots__ = ("_policy", "_times")
+    __slots__ = ("_backoff", "_policy", "_times")
 
     def __init__(self, policy: RestartPolicy) -> None:
         self._policy = policy
+        self._backoff = policy.backoff
         self._times: deque[float] = deque()
 
     def next_delay(self, now: float | None = None) -> float | None:
@@ -45,9 +53,7 @@ class RestartWindow:
         if len(self._times) >= policy.max_restarts:
             return None
         self._times.append(now)
-        exponent = len(self._times) - 1
-        delay: float = policy.backoff_initial * 2.0**exponent
-        return min(policy.backoff_max, delay)
+        return self._backoff.base(len(self._times))
 
     def reset(self) -> None:
         self._times.clear()

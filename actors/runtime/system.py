@@ -284,6 +284,8 @@ class ActorSystem:
         self.closed = False
         self._started = False
         self._routes: dict[str, Route] = {}
+        # event type -> the actor types that hear it (declared where the node is composed)
+        self._subscribers: dict[type[Message], tuple[str, ...]] = {}
         self._groups: dict[str, ActorGroup] = {}
         self._timers: weakref.WeakSet[Any] = weakref.WeakSet()
         self._reply_tasks: set[asyncio.Task[None]] = set()
@@ -294,6 +296,15 @@ class ActorSystem:
         if self.outbox is not None:
             self.outbox.start(self)
         self._started = True
+
+    def subscribe(self, event_type: type[Message], *actors: str) -> None:
+        """Let `actors` hear every `event_type` an actor publishes (`tx.publish`) from now on."""
+        known = self._subscribers.get(event_type, ())
+        self._subscribers[event_type] = known + tuple(a for a in actors if a not in known)
+
+    def subscribers(self, event_type: type[Message]) -> tuple[str, ...]:
+        """The actor types that hear `event_type`, in the order they subscribed."""
+        return self._subscribers.get(event_type, ())
 
     def route(self, name: str, *, shards: int = 1, key: KeyFunction | None = None) -> Route:
         """Declare an actor type hosted on some node, so refs here can reach it."""

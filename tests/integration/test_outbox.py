@@ -12,6 +12,7 @@ import asyncpg
 import msgspec
 import pytest
 
+from actors.runtime.backoff import Backoff
 from actors.runtime import (
     Actor,
     ActorSystem,
@@ -154,7 +155,7 @@ async def make_system(db: asyncpg.Pool) -> AsyncIterator[MakeSystem]:
             codec=codec,
             dead_letters=PgDeadLetterStore(db),
             outbox=Outbox(
-                db, relay=relay, interval=interval, backoff_initial=0.05, backoff_max=0.2
+                db, relay=relay, interval=interval, backoff=Backoff(0.05, 0.2)
             ),
         )
         await system.start()

@@ -320,7 +320,7 @@ def test_services_images_and_volumes(compose: dict[str, Any]) -> None:
 
 def test_health_checks_and_start_order(compose: dict[str, Any]) -> None:
     """Every service reports its health; a node starts once what it needs is healthy, and
-    node2 once node1 is ready (node1 applies schema.sql first)."""
+    node2 once node1 is ready (node1 brings the schema up to date first)."""
     services = compose["services"]
     for name, service in services.items():
         assert service["healthcheck"]["test"], f"{name} has no health check"

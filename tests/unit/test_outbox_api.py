@@ -18,7 +18,7 @@ from actors.runtime import (
     TransactionMisuse,
     handles,
 )
-from actors.runtime.outbox import retry_delay
+from actors.runtime.backoff import Backoff
 from transport import Codec, Envelope, MemoryTransport
 
 
@@ -92,11 +92,12 @@ def make_system(outbox: Outbox | None) -> ActorSystem:
 
 
 def test_retry_delay_doubles_up_to_the_cap() -> None:
-    """The relay's retry delay doubles from its base with each attempt up to the cap, without
-    overflowing after many attempts."""
-    delays = [retry_delay(attempts, 0.5, 60.0) for attempts in range(1, 10)]
+    """The relay's default retry delay doubles from its base with each attempt up to the cap,
+    without overflowing after many attempts."""
+    backoff = Backoff(0.5, 60.0)
+    delays = [backoff.delay(attempts) for attempts in range(1, 10)]
     assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
-    assert retry_delay(10_000, 0.5, 60.0) == 60.0  # no overflow after a long outage
+    assert backoff.delay(10_000) == 60.0  # no overflow after a long outage
 
 
 async def test_a_system_without_an_outbox_refuses_transactions() -> None:
