@@ -1,1 +1,17 @@
-"""The auth actor: accounts, passwords, tokens, sessions, social login and roles."""
+"""The auth actor: accounts, passwords, tokens, sessions, social login and roles.
+
+Its parts:
+
+- `messages` — the whole public interface: commands, replies, events, errors, the email
+  rule, and how to read an access token;
+- `rules` — input rules with no IO (names, phone numbers, roles, redirect URIs);
+- `tokens` — token rules with no IO (access JWTs, refresh and single-use tokens);
+- `passwords` — argon2id hashing off the event loop, and the password policy;
+- `limits` — when failed logins lock an email or an address out (no IO);
+- `store` — its SQL, one module per feature (users, sessions, one-time tokens, logins);
+- `actor` — the `Auth` actor, composed of its feature parts, sharing a `context`:
+  `accounts`, `sessions`, `verification`, `reset`, `social` (OAuth users), `telegram`;
+- `oauth` — speaking OAuth 2.0 / OpenID Connect to the sign-in providers: `id_tokens`
+  verifies their ID tokens against a cache of their signing keys, `provider_http` makes
+  each call to them.
+"""

@@ -3,20 +3,17 @@ to read an access token (the HTTP edge verifies tokens itself, with no database 
 
 from __future__ import annotations
 
+import re
 import time
-import warnings
+import unicodedata
 from typing import Any, ClassVar, Literal
 
-import authlib.deprecate  # noqa: F401  (first: it installs an "always" filter of its own)
 import msgspec
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import GuestProtocol, OctKey
 
 from actors.runtime import DomainError, Message
-
-with warnings.catch_warnings():
-    # authlib.jose announces its successor (joserfc) on import; the API we use is stable
-    warnings.simplefilter("ignore")
-    from authlib.jose import JsonWebToken
-    from authlib.jose.errors import JoseError
 
 Role = Literal["user", "driver", "admin"]
 ACCESS_TOKEN_SECONDS = 15 * 60
@@ -350,6 +347,35 @@ class InvalidField(DomainError):
     category = "invalid"
 
 
+# ── input rules every edge and actor share ────────────────────────────────────────────
+
+EMAIL_MAX = 254
+# Deliberately simple: one @, no spaces, a dot in the domain. The real check is the
+# verification mail; a stricter pattern only refuses real addresses.
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
+
+
+def valid_email(text: str) -> bool:
+    """True when `text` (already stripped and lower-cased) looks like an email address."""
+    return len(text) <= EMAIL_MAX and _EMAIL.match(text) is not None
+
+
+def normalise_email(raw: str, field: str = "$.email") -> str:
+    """The address stripped and lower-cased; InvalidField naming `field` unless it looks
+    real."""
+    email = raw.strip().lower()
+    if not email:
+        raise InvalidField("An email address is required.", details={"field": field})
+    if not valid_email(email):
+        raise InvalidField("This is not a valid email address.", details={"field": field})
+    return email
+
+
+def has_control_characters(text: str) -> bool:
+    """True when `text` holds a control or format character (names and titles refuse them)."""
+    return any(unicodedata.category(char) in ("Cc", "Cf") for char in text)
+
+
 class TelegramNotConfigured(DomainError):
     """No Telegram bot is configured, so there is nothing to link to."""
 
@@ -384,19 +410,19 @@ class AccessTokenVerifier:
     def __init__(self, keys: dict[str, bytes]) -> None:
         if not keys:
             raise ValueError("at least one signing key is needed")
-        self._keys = dict(keys)
-        self._jwt = JsonWebToken([JWT_ALGORITHM])
+        self._keys = {kid: OctKey.import_key(secret) for kid, secret in keys.items()}
 
     def verify(self, token: str, *, now: float | None = None) -> AccessClaims:
-        def key_for(header: dict[str, Any], _payload: Any) -> bytes:
+        def key_for(signature: GuestProtocol) -> OctKey:
+            header = signature.headers()
             key = self._keys.get(str(header.get("kid", "")))
             if key is None or header.get("alg") != JWT_ALGORITHM:
                 raise InvalidToken("the token's key or algorithm is not ours")
             return key
 
         try:
-            decoded = self._jwt.decode(token.encode(), key_for)
-            claims = msgspec.convert(dict(decoded), AccessClaims)
+            decoded = jwt.decode(token, key_for, algorithms=[JWT_ALGORITHM])
+            claims = msgspec.convert(decoded.claims, AccessClaims)
         except (JoseError, ValueError, msgspec.ValidationError, TypeError):
             raise InvalidToken("the access token is not valid") from None
         if claims.typ != TOKEN_TYPE_ACCESS:

@@ -7,8 +7,8 @@ back:
    random `state`, a PKCE S256 challenge (RFC 7636) and, for OpenID Connect, a `nonce`.
 2. `complete_authorization(provider, code=..., ...)` trades the code for tokens and returns who
    signed in (`ProviderIdentity`). For OpenID Connect the ID token is verified against the
-   provider's published keys (signature, `iss`, `aud`, `exp`, `nonce`); for GitHub the user and
-   their verified primary email come from its API.
+   provider's published keys (signature, `iss`, `aud`, `exp`, `nonce`; see `id_tokens`); for
+   GitHub the user and their verified primary email come from its API.
 
 Everything the provider may do wrong — refuse, answer an error, answer nonsense, be unreachable
 or slow — ends as `OAuthFailed` with a message fit for a user. Codes, tokens, verifiers and
@@ -18,53 +18,27 @@ secrets never appear in messages or logs.
 from __future__ import annotations
 
 import base64
-import hmac
+import hashlib
 import json
-import time
-import warnings
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
-
-# authlib.deprecate's import adds an "always" filter for its own warnings. Inside a
-# catch_warnings block that filter would land ahead of the block's "ignore" and win; imported
-# first, out here, it cannot (this also quiets the same block in actors.auth.messages).
-import authlib.deprecate  # noqa: F401
 import structlog
 
+from actors.auth import provider_http
+from actors.auth.id_tokens import verify_id_token
 from actors.auth.messages import OAuthFailed
-
-with warnings.catch_warnings():
-    # authlib.jose announces its successor (joserfc) on import; the API we use is stable
-    warnings.simplefilter("ignore")
-    from authlib.common.security import generate_token
-    from authlib.jose import JsonWebKey, JsonWebToken, KeySet
-    from authlib.jose.errors import ExpiredTokenError, JoseError
-    from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 log = structlog.get_logger("actors.auth.oauth")
 
-# Every call to a provider gives up after this many seconds (read at call time, so tests can
-# shorten it).
-HTTP_TIMEOUT_SECONDS = 10.0
-# Provider answers are small JSON documents; anything larger is not an answer we want to parse.
-MAX_RESPONSE_BYTES = 1024 * 1024
-# Published signing keys are kept this long before they are fetched again.
-JWKS_CACHE_SECONDS = 3600.0
-# A token signed with a key we do not know may mean the provider rotated its keys: fetch them
-# again, but not more often than this, so forged tokens cannot make us hammer the provider.
-JWKS_REFRESH_MIN_SECONDS = 30.0
-# Clock skew tolerated between us and the provider when checking `exp` and `iat`.
-CLOCK_LEEWAY_SECONDS = 60
-# Only asymmetric signatures: an HMAC "signature" keyed with a public key proves nothing.
-ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
-
-STATE_LENGTH = 43  # ~256 bits from 62 symbols
-CODE_VERIFIER_LENGTH = 64  # RFC 7636 allows 43..128 unreserved characters
-NONCE_LENGTH = 43
+# Random bytes behind each value; URL-safe base64 makes 4 characters of every 3 bytes.
+STATE_BYTES = 32  # 43 characters
+CODE_VERIFIER_BYTES = 48  # 64 characters; RFC 7636 allows 43..128 unreserved characters
+NONCE_BYTES = 32  # 43 characters
 
 USER_AGENT = "splitgo-oauth"
 
@@ -195,16 +169,16 @@ class AuthorizationRequest:
 
 def authorization_request(provider: ProviderConfig, redirect_uri: str) -> AuthorizationRequest:
     """Build the authorization URL with a fresh state, PKCE S256 challenge and (OIDC) nonce."""
-    state = generate_token(STATE_LENGTH)
-    code_verifier = generate_token(CODE_VERIFIER_LENGTH)
-    nonce = generate_token(NONCE_LENGTH) if provider.kind == "oidc" else None
+    state = secrets.token_urlsafe(STATE_BYTES)
+    code_verifier = secrets.token_urlsafe(CODE_VERIFIER_BYTES)
+    nonce = secrets.token_urlsafe(NONCE_BYTES) if provider.kind == "oidc" else None
     params: dict[str, str] = {
         "response_type": "code",
         "client_id": provider.client_id,
         "redirect_uri": redirect_uri,
         "scope": " ".join(provider.scopes),
         "state": state,
-        "code_challenge": create_s256_code_challenge(code_verifier),
+        "code_challenge": s256_code_challenge(code_verifier),
         "code_challenge_method": "S256",
     }
     if nonce is not None:
@@ -215,6 +189,13 @@ def authorization_request(provider: ProviderConfig, redirect_uri: str) -> Author
         code_verifier=code_verifier,
         nonce=nonce,
     )
+
+
+def s256_code_challenge(code_verifier: str) -> str:
+    """The PKCE S256 challenge of a verifier: BASE64URL(SHA256(verifier)), unpadded (RFC 7636
+    section 4.2)."""
+    digest = hashlib.sha256(code_verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
@@ -292,8 +273,8 @@ async def _exchange_code(
     }
     # GitHub answers form-encoded unless asked for JSON.
     headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-    status, body = await _call(
-        provider,
+    status, body = await provider_http.call(
+        provider.name,
         "token",
         http.post(
             provider.token_url,
@@ -301,7 +282,7 @@ async def _exchange_code(
             headers=headers,
             # A token request carries the code and secret: never re-send it somewhere else.
             allow_redirects=False,
-            timeout=_timeout(),
+            timeout=provider_http.timeout(),
         ),
     )
     answer = _parse_answer(body)
@@ -320,7 +301,8 @@ async def _get_json(
         "Accept": "application/json",
         "User-Agent": USER_AGENT,  # GitHub's API refuses requests without one
     }
-    status, body = await _call(provider, what, http.get(url, headers=headers, timeout=_timeout()))
+    request = http.get(url, headers=headers, timeout=provider_http.timeout())
+    status, body = await provider_http.call(provider.name, what, request)
     try:
         document = json.loads(body)
     except ValueError:
@@ -330,36 +312,6 @@ async def _get_json(
             provider, what, status, document if isinstance(document, dict) else None
         )
     return document
-
-
-async def _call(provider: ProviderConfig, what: str, request: Any) -> tuple[int, bytes]:
-    """Run one HTTP request to the provider: its status and (bounded) body.
-
-    `request` is the un-awaited aiohttp request context manager, so that connection errors
-    and timeouts from every call end here, as `OAuthFailed`.
-    """
-    try:
-        async with request as response:
-            body = await response.content.read(MAX_RESPONSE_BYTES + 1)
-            if len(body) > MAX_RESPONSE_BYTES:
-                log.warning("oauth answer too large", provider=provider.name, step=what)
-                raise OAuthFailed(f"{provider.name} answered the {what} request with too much")
-            return response.status, body
-    except TimeoutError:
-        log.warning("oauth provider timed out", provider=provider.name, step=what)
-        raise OAuthFailed(f"{provider.name} did not answer the {what} request in time") from None
-    except aiohttp.ClientError as exc:
-        log.warning(
-            "oauth provider unreachable",
-            provider=provider.name,
-            step=what,
-            error=type(exc).__name__,
-        )
-        raise OAuthFailed(f"could not reach {provider.name} for the {what} request") from None
-
-
-def _timeout() -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS)
 
 
 def _parse_answer(body: bytes) -> dict[str, Any] | None:
@@ -457,161 +409,9 @@ async def _oidc_identity(
     )
 
 
-async def verify_id_token(
-    provider: ProviderConfig, id_token: str, *, nonce: str, http: aiohttp.ClientSession
-) -> dict[str, Any]:
-    """The ID token's claims once its signature (against the provider's JWKS), issuer,
-    audience, expiry, issue time and nonce all check out; else `OAuthFailed`."""
-    if provider.issuer is None:
-        # Without an expected issuer any provider's token for our client id would pass.
-        raise OAuthFailed(f"{provider.name} has no issuer configured")
-    header = _jws_header(provider, id_token)
-    alg = header.get("alg")
-    if alg not in ID_TOKEN_ALGORITHMS:
-        log.warning("oauth id token algorithm refused", provider=provider.name, alg=str(alg))
-        raise OAuthFailed(f"{provider.name}'s ID token is signed with an algorithm we refuse")
-    kid = header.get("kid")
-    keys = await _signing_keys(provider, kid if isinstance(kid, str) else None, http=http)
-
-    def key_for(_header: Mapping[str, Any], _payload: Any) -> Any:
-        return keys.find_by_kid(kid)
-
-    options: dict[str, Any] = {
-        "iss": {"essential": True, "value": provider.issuer},
-        "aud": {"essential": True, "value": provider.client_id},
-        "sub": {"essential": True},
-        "exp": {"essential": True},
-        "iat": {"essential": True},
-    }
-    try:
-        claims = JsonWebToken(list(ID_TOKEN_ALGORITHMS)).decode(
-            id_token, key_for, claims_options=options
-        )
-        claims.validate(leeway=CLOCK_LEEWAY_SECONDS)
-    except ExpiredTokenError:
-        log.warning("oauth id token expired", provider=provider.name)
-        raise OAuthFailed(f"{provider.name}'s ID token has expired") from None
-    except JoseError as exc:
-        # authlib's error names the failed check ("Invalid claim 'aud'", "bad_signature")
-        # without echoing the token.
-        reason = str(exc.description or exc.error)
-        log.warning("oauth id token rejected", provider=provider.name, reason=reason)
-        raise OAuthFailed(
-            f"{provider.name}'s ID token is not valid: {reason}",
-            details={"provider": provider.name, "reason": reason},
-        ) from None
-    except (ValueError, TypeError) as exc:
-        # find_by_kid's "Key not found", or a key that cannot verify this algorithm
-        log.warning("oauth id token key unusable", provider=provider.name, error=str(exc)[:100])
-        raise OAuthFailed(
-            f"{provider.name}'s ID token is signed with a key it does not publish",
-            details={"provider": provider.name, "reason": "unknown_key"},
-        ) from None
-
-    audience = claims.get("aud")
-    if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != provider.client_id:
-        # OIDC Core 3.1.3.7: with several audiences, we must be the authorized party.
-        raise OAuthFailed(f"{provider.name}'s ID token was issued to another party")
-    token_nonce = claims.get("nonce")
-    if not isinstance(token_nonce, str) or not hmac.compare_digest(
-        token_nonce.encode(), nonce.encode()
-    ):
-        log.warning("oauth id token nonce mismatch", provider=provider.name)
-        raise OAuthFailed(f"{provider.name}'s ID token belongs to another sign-in (nonce)")
-    return dict(claims)
-
-
-def _jws_header(provider: ProviderConfig, token: str) -> dict[str, Any]:
-    """The protected header of a compact JWS, read before verification to pick the key."""
-    try:
-        segment = token.split(".", 1)[0]
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        header = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        header = None
-    if not isinstance(header, dict) or token.count(".") != 2:
-        raise OAuthFailed(f"{provider.name}'s ID token is malformed")
-    return header
-
-
 def _truthy(value: Any) -> bool:
     """`email_verified` as a bool; some providers have sent it as the string "true"."""
     return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-# ── the signing-key cache ──────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True)
-class _CachedKeys:
-    keys: KeySet
-    kids: frozenset[str | None]
-    fetched_at: float
-
-
-# Per JWKS URL (so per provider). Plain dict: every access is synchronous within one event
-# loop; two concurrent cold fetches are harmless, merely duplicate.
-_jwks_cache: dict[str, _CachedKeys] = {}
-
-
-def clear_jwks_cache() -> None:
-    """Forget every provider's cached signing keys (tests; or after a config change)."""
-    _jwks_cache.clear()
-
-
-async def _signing_keys(
-    provider: ProviderConfig, kid: str | None, *, http: aiohttp.ClientSession
-) -> KeySet:
-    """The provider's keys, from cache while fresh; fetched again when stale, or when the
-    token names a key we do not have (the provider may have rotated)."""
-    if provider.jwks_url is None:
-        raise OAuthFailed(f"{provider.name} has no signing keys configured")
-    now = time.monotonic()
-    cached = _jwks_cache.get(provider.jwks_url)
-    if cached is not None:
-        fresh = now - cached.fetched_at < JWKS_CACHE_SECONDS
-        knows_kid = kid in cached.kids or (kid is None and len(cached.kids) == 1)
-        may_refresh = now - cached.fetched_at >= JWKS_REFRESH_MIN_SECONDS
-        if fresh and (knows_kid or not may_refresh):
-            return cached.keys
-    cached = await _fetch_keys(provider, provider.jwks_url, http=http)
-    _jwks_cache[provider.jwks_url] = cached
-    return cached.keys
-
-
-async def _fetch_keys(
-    provider: ProviderConfig, url: str, *, http: aiohttp.ClientSession
-) -> _CachedKeys:
-    status, body = await _call(
-        provider,
-        "signing keys",
-        http.get(url, headers={"Accept": "application/json"}, timeout=_timeout()),
-    )
-    try:
-        document = json.loads(body)
-    except ValueError:
-        document = None
-    raw_keys = document.get("keys") if isinstance(document, dict) else None
-    if status >= 300 or not isinstance(raw_keys, list):
-        log.warning("oauth jwks unusable", provider=provider.name, status=status)
-        raise OAuthFailed(f"{provider.name}'s signing keys could not be read")
-    keys = []
-    for raw in raw_keys:
-        # One key we cannot use (an unknown type, an encryption key) must not spoil the rest.
-        if not isinstance(raw, dict) or raw.get("use", "sig") != "sig" or raw.get("kty") == "oct":
-            continue
-        try:
-            keys.append(JsonWebKey.import_key(raw))
-        except (JoseError, ValueError, TypeError, KeyError):
-            log.warning("oauth jwks key skipped", provider=provider.name, kid=raw.get("kid"))
-    if not keys:
-        raise OAuthFailed(f"{provider.name} publishes no usable signing keys")
-    log.info("oauth jwks fetched", provider=provider.name, keys=len(keys))
-    return _CachedKeys(
-        keys=KeySet(keys),
-        kids=frozenset(key.kid for key in keys),
-        fetched_at=time.monotonic(),
-    )
 
 
 # ── GitHub ─────────────────────────────────────────────────────────────────────────────

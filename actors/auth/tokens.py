@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from joserfc import jwt
+from joserfc.jwk import OctKey
 
 from actors.auth.messages import (
     ACCESS_TOKEN_SECONDS,
@@ -25,11 +27,6 @@ from actors.auth.messages import (
     TOKEN_TYPE_ACCESS,
     AccessTokenVerifier,
 )
-
-with warnings.catch_warnings():
-    # authlib.jose announces its successor (joserfc) on import; the API we use is stable
-    warnings.simplefilter("ignore")
-    from authlib.jose import JsonWebToken
 
 # HS256 keys shorter than the hash output weaken it (RFC 7518 section 3.2)
 MIN_KEY_BYTES = 32
@@ -42,7 +39,7 @@ class SigningKeys:
 
     keys: Mapping[str, bytes]
     current: str
-    _jwt: JsonWebToken = field(init=False, repr=False, compare=False)
+    _signing_key: OctKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.current not in self.keys:
@@ -53,7 +50,7 @@ class SigningKeys:
             if len(key) < MIN_KEY_BYTES:
                 raise ValueError(f"key {kid!r} is shorter than {MIN_KEY_BYTES} bytes")
         object.__setattr__(self, "keys", dict(self.keys))
-        object.__setattr__(self, "_jwt", JsonWebToken([JWT_ALGORITHM]))
+        object.__setattr__(self, "_signing_key", OctKey.import_key(self.keys[self.current]))
 
     @classmethod
     def first_signs(cls, keys: Mapping[str, bytes]) -> SigningKeys:
@@ -80,8 +77,7 @@ class SigningKeys:
             "exp": issued + ACCESS_TOKEN_SECONDS,
             "typ": TOKEN_TYPE_ACCESS,
         }
-        token: bytes = self._jwt.encode(header, payload, self.keys[self.current])
-        return token.decode("ascii")
+        return jwt.encode(header, payload, self._signing_key, algorithms=[JWT_ALGORITHM])
 
 
 def new_token() -> str:

@@ -22,11 +22,11 @@ from actors.auth.messages import (
 )
 from actors.notifications.templates import display_name, render_email, reset_link
 from actors.payments.messages import (
-    CURRENCIES,
     HoldCaptured,
     TopUpFailed,
     TopUpSucceeded,
     TransferCompleted,
+    format_money,
 )
 from actors.rides.messages import RideUpdated
 from actors.runtime import Message
@@ -67,15 +67,6 @@ class Notice:
     only: tuple[str, ...] | None = None  # channels allowed at all (a token goes by mail only)
     telegram_chat_id: int | None = None  # the event names the chat
     data: dict[str, Any] = field(default_factory=dict)
-
-
-def money(amount: int, currency: str) -> str:
-    exponent = CURRENCIES.get(currency, 2)
-    sign = "-" if amount < 0 else ""
-    whole, part = divmod(abs(amount), 10**exponent)
-    return (
-        f"{sign}{whole}.{part:0{exponent}d} {currency}" if exponent else f"{sign}{whole} {currency}"
-    )
 
 
 def _line(value: str) -> str:
@@ -166,7 +157,7 @@ def _fields(notice: Notice) -> dict[str, Any]:
 def _transfer(event: TransferCompleted, public_url: str) -> list[Notice]:
     if event.kind != "p2p":  # settlements, fares: their own actors tell the story
         return []
-    shown = money(event.amount, event.currency)
+    shown = format_money(event.amount, event.currency)
     notices: list[Notice] = []
     if event.from_user_id:
         notices.append(
@@ -194,7 +185,7 @@ def _transfer(event: TransferCompleted, public_url: str) -> list[Notice]:
 
 
 def _top_up(event: TopUpSucceeded, public_url: str) -> list[Notice]:
-    shown = money(event.amount, event.currency)
+    shown = format_money(event.amount, event.currency)
     return [
         _simple(
             event.user_id,
@@ -208,7 +199,7 @@ def _top_up(event: TopUpSucceeded, public_url: str) -> list[Notice]:
 
 
 def _top_up_failed(event: TopUpFailed, public_url: str) -> list[Notice]:
-    shown = money(event.amount, event.currency)
+    shown = format_money(event.amount, event.currency)
     return [
         _simple(
             event.user_id,
@@ -222,7 +213,7 @@ def _top_up_failed(event: TopUpFailed, public_url: str) -> list[Notice]:
 
 
 def _hold_captured(event: HoldCaptured, public_url: str) -> list[Notice]:
-    shown = money(event.amount, event.currency)
+    shown = format_money(event.amount, event.currency)
     return [
         _simple(
             event.user_id,
@@ -250,8 +241,8 @@ def _expense_added(event: ExpenseAdded, public_url: str) -> list[Notice]:
                 "splits",
                 "ExpenseAdded",
                 f"New expense in {group}",
-                f"{event.created_by} added “{what}” ({money(event.amount, event.currency)});"
-                f" your share is {money(share.amount, event.currency)}.",
+                f"{event.created_by} added “{what}” ({format_money(event.amount, event.currency)});"
+                f" your share is {format_money(share.amount, event.currency)}.",
                 data={"group_id": event.group_id, "expense_id": event.expense_id},
             )
         )
@@ -267,7 +258,7 @@ def _expense_updated(event: ExpenseUpdated, public_url: str) -> list[Notice]:
             "ExpenseUpdated",
             f"Expense changed in {group}",
             f"{event.changed_by} changed “{what}”; your share is now"
-            f" {money(share.amount, event.currency)}.",
+            f" {format_money(share.amount, event.currency)}.",
             data={"group_id": event.group_id, "expense_id": event.expense_id},
         )
         for share in event.shares
@@ -305,7 +296,7 @@ def _member_added(event: MemberAdded, public_url: str) -> list[Notice]:
 
 
 def _settlement(event: SettlementRecorded, public_url: str) -> list[Notice]:
-    shown, group = money(event.amount, event.currency), _line(event.group_name)
+    shown, group = format_money(event.amount, event.currency), _line(event.group_name)
     data = {"group_id": event.group_id, "settlement_id": event.settlement_id}
     return [
         _simple(
@@ -328,7 +319,7 @@ def _settlement(event: SettlementRecorded, public_url: str) -> list[Notice]:
 
 
 def _settlement_failed(event: SettlementFailed, public_url: str) -> list[Notice]:
-    shown, group = money(event.amount, event.currency), _line(event.group_name)
+    shown, group = format_money(event.amount, event.currency), _line(event.group_name)
     return [
         _simple(
             event.from_user_id,
@@ -373,7 +364,7 @@ def _ride_updated(event: RideUpdated, public_url: str) -> list[Notice]:
             )
         ]
     notices = []
-    fare = f" Fare: {money(event.fare, event.currency or 'EUR')}." if event.fare else ""
+    fare = f" Fare: {format_money(event.fare, event.currency or 'EUR')}." if event.fare else ""
     note = f" {event.note}" if event.note else ""
     if event.status in _RIDER_SAYS:
         title, text = _RIDER_SAYS[event.status]
@@ -413,6 +404,8 @@ _BUILDERS: dict[type[Any], Callable[[Any, str], list[Notice]]] = {
     RideUpdated: _ride_updated,
 }
 EVENTS: tuple[type[Message], ...] = tuple(_BUILDERS)
+# auth's own mails (links with tokens): mailed with their own templates, by type name
+AUTH_MAILS = ("EmailVerificationRequested", "PasswordResetRequested", "PasswordChanged")
 
 
 def notices_for(event: Message, *, public_url: str) -> list[Notice]:

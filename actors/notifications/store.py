@@ -1,4 +1,5 @@
-"""SQL of the notifications actor: deliveries and their attempts (schema.sql, notifications).
+"""Every SQL statement of the notifications actor, over its own tables (the schema's
+notifications section): deliveries and their attempts, the in-app feed, the preferences.
 
 A delivery is one notification to one user over one channel, keyed by the event's
 envelope id. It is `pending` until a try succeeds (`sent`) or the tries run out
@@ -8,23 +9,22 @@ A try is claimed before it starts: the claim bumps `attempts` and pushes `next_a
 a lease ahead, in one row-locked statement, so two timers (or two nodes) never make the
 same try, and a try whose outcome was never recorded (a crash mid-send) is retried when
 its lease ends instead of being lost.
+
+Each function takes what runs the statement (`actors.runtime.Executor`): the pool, a
+connection or a handler's `Transaction`.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-import asyncpg
+from actors.runtime import Executor
 
 Outcome = Literal["sent", "retry", "failed"]
-
-
-class Executor(Protocol):
-    """What the store needs to run a statement: a pool, a connection or a Transaction."""
-
-    async def fetchrow(self, query: str, *args: Any) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,8 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
+    """One try of a delivery and what the provider answered."""
+
     delivery_id: str
     attempt: int
     status: str
@@ -133,158 +135,281 @@ _FINISH: dict[Outcome, str] = {
 }
 
 
-class NotificationStore:
-    """Every statement on notification_deliveries and notification_attempts."""
+async def add_delivery(
+    db: Executor,
+    *,
+    delivery_id: str,
+    event_id: str,
+    event_type: str,
+    user_id: str,
+    channel: str,
+    recipient: str,
+    shard: int,
+    payload: str,
+) -> bool:
+    """Record a pending delivery, due now; False when (event, user, channel) exists.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-
-    async def add_delivery(
-        self,
-        db: Executor,
-        *,
-        delivery_id: str,
-        event_id: str,
-        event_type: str,
-        user_id: str,
-        channel: str,
-        recipient: str,
-        shard: int,
-        payload: str,
-    ) -> bool:
-        """Record a pending delivery, due now; False when (event, user, channel) exists.
-
-        `db` is the handler's transaction, so the row commits with the inbox mark.
+    `db` is the handler's transaction, so the row commits with the inbox mark.
+    """
+    row = await db.fetchrow(
         """
+        INSERT INTO notification_deliveries
+            (id, event_id, event_type, user_id, channel, recipient, shard, payload,
+             next_attempt_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, clock_timestamp())
+        ON CONFLICT ON CONSTRAINT notification_deliveries_once DO NOTHING
+        RETURNING id
+        """,
+        delivery_id,
+        event_id,
+        event_type,
+        user_id,
+        channel,
+        recipient,
+        shard,
+        payload,
+    )
+    return row is not None
+
+
+async def find_delivery(db: Executor, event_id: str, user_id: str, channel: str) -> str | None:
+    """The id of the delivery of this event to this user over this channel."""
+    found: str | None = await db.fetchval(
+        "SELECT id FROM notification_deliveries"
+        " WHERE event_id = $1 AND user_id = $2 AND channel = $3",
+        event_id,
+        user_id,
+        channel,
+    )
+    return found
+
+
+async def claim(
+    db: Executor, delivery_id: str, attempts: int, lease_seconds: float
+) -> Claimed | NotDue | None:
+    """Start try number `attempts + 1` if the delivery is pending at `attempts` tries
+    and due; NotDue when it is not due yet; None when it moved on (sent, failed, or
+    this try was claimed already)."""
+    row = await db.fetchrow(_CLAIM, delivery_id, attempts, lease_seconds)
+    if row is None:
+        return None
+    if row["id"] is None:
+        return NotDue(max(float(row["wait"]), 0.0))
+    return Claimed(
+        id=row["id"],
+        event_type=row["event_type"],
+        user_id=row["user_id"],
+        channel=row["channel"],
+        recipient=row["recipient"],
+        payload=row["payload"],
+        attempt=row["attempts"],
+    )
+
+
+async def finish_attempt(
+    db: Executor,
+    delivery_id: str,
+    attempt: int,
+    *,
+    outcome: Outcome,
+    answer: str,
+    started_at: datetime,
+    retry_in: float = 0.0,
+) -> bool:
+    """Record try `attempt` and move the delivery on; False when it had moved on
+    already (a stale try: its attempt row is kept, the delivery is left alone).
+
+    Run it in a transaction: the attempt row and the move go together.
+    """
+    status = "sent" if outcome == "sent" else "failed"
+    await db.execute(_RECORD_ATTEMPT, delivery_id, attempt, status, answer, started_at)
+    args: tuple[Any, ...] = (delivery_id, attempt, answer)
+    if outcome == "retry":
+        args = (*args, retry_in)
+    result = await db.execute(_FINISH[outcome], *args)
+    return result.endswith(" 1")
+
+
+async def pending(db: Executor, shard: int, shards: int) -> list[tuple[str, int, float]]:
+    """Pending deliveries this shard owns: (id, attempts, seconds until due).
+
+    A shard owns the rows written by shard `n` where `n % shards` is its number, so
+    rows of shards that no longer exist (fewer shards after a restart) are not lost.
+    """
+    rows = await db.fetch(
+        """
+        SELECT id, attempts,
+               GREATEST(EXTRACT(EPOCH FROM next_attempt_at - clock_timestamp()), 0)::float8
+                   AS wait
+        FROM notification_deliveries
+        WHERE status = 'pending' AND shard % $2 = $1
+        ORDER BY next_attempt_at
+        """,
+        shard,
+        max(shards, 1),
+    )
+    return [(row["id"], row["attempts"], row["wait"] or 0.0) for row in rows]
+
+
+# ── reading deliveries (admin views, tests) ────────────────────────────────────────────
+
+
+async def get(db: Executor, delivery_id: str) -> Delivery | None:
+    row = await db.fetchrow(
+        f"SELECT {_DELIVERY_COLUMNS} FROM notification_deliveries WHERE id = $1",
+        delivery_id,
+    )
+    return Delivery(**dict(row)) if row is not None else None
+
+
+async def list_deliveries(
+    db: Executor,
+    *,
+    status: str | None = None,
+    user_id: str | None = None,
+    limit: int = 50,
+) -> list[Delivery]:
+    """The newest deliveries first, optionally of one status and/or one user."""
+    rows = await db.fetch(
+        f"""
+        SELECT {_DELIVERY_COLUMNS} FROM notification_deliveries
+        WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR user_id = $2)
+        ORDER BY created_at DESC, id DESC
+        LIMIT $3
+        """,
+        status,
+        user_id,
+        max(1, min(limit, 500)),
+    )
+    return [Delivery(**dict(row)) for row in rows]
+
+
+async def attempts(db: Executor, delivery_id: str) -> list[Attempt]:
+    rows = await db.fetch(
+        "SELECT delivery_id, attempt, status, provider_answer, started_at, finished_at"
+        " FROM notification_attempts WHERE delivery_id = $1 ORDER BY attempt",
+        delivery_id,
+    )
+    return [Attempt(**dict(row)) for row in rows]
+
+
+# ── the in-app feed and the preferences ────────────────────────────────────────────────
+
+
+async def add_item(
+    db: Executor,
+    *,
+    item_id: str,
+    user_id: str,
+    category: str,
+    kind: str,
+    title: str,
+    body: str,
+    data: Mapping[str, Any],
+    now: datetime,
+) -> Any:
+    """Store a feed item once (its id is the delivery's); the row, new or already there."""
+    row = await db.fetchrow(
+        """
+        INSERT INTO notification_feed (id, user_id, category, kind, title, body, data,
+            created_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id, user_id, category, kind, title, body, data, created_at, read_at
+        """,
+        item_id,
+        user_id,
+        category,
+        kind,
+        title,
+        body,
+        json.dumps(dict(data)),
+        now,
+    )
+    if row is None:
         row = await db.fetchrow(
-            """
-            INSERT INTO notification_deliveries
-                (id, event_id, event_type, user_id, channel, recipient, shard, payload,
-                 next_attempt_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, clock_timestamp())
-            ON CONFLICT ON CONSTRAINT notification_deliveries_once DO NOTHING
-            RETURNING id
-            """,
-            delivery_id,
-            event_id,
-            event_type,
-            user_id,
-            channel,
-            recipient,
-            shard,
-            payload,
+            "SELECT id, user_id, category, kind, title, body, data, created_at, read_at"
+            " FROM notification_feed WHERE id = $1",
+            item_id,
         )
-        return row is not None
+    return row
 
-    async def find_delivery(self, event_id: str, user_id: str, channel: str) -> str | None:
-        """The id of the delivery of this event to this user over this channel."""
-        found: str | None = await self.pool.fetchval(
-            "SELECT id FROM notification_deliveries"
-            " WHERE event_id = $1 AND user_id = $2 AND channel = $3",
-            event_id,
-            user_id,
-            channel,
-        )
-        return found
 
-    async def claim(
-        self, delivery_id: str, attempts: int, lease_seconds: float
-    ) -> Claimed | NotDue | None:
-        """Start try number `attempts + 1` if the delivery is pending at `attempts` tries
-        and due; NotDue when it is not due yet; None when it moved on (sent, failed, or
-        this try was claimed already)."""
-        row = await self.pool.fetchrow(_CLAIM, delivery_id, attempts, lease_seconds)
-        if row is None:
-            return None
-        if row["id"] is None:
-            return NotDue(max(float(row["wait"]), 0.0))
-        return Claimed(
-            id=row["id"],
-            event_type=row["event_type"],
-            user_id=row["user_id"],
-            channel=row["channel"],
-            recipient=row["recipient"],
-            payload=row["payload"],
-            attempt=row["attempts"],
-        )
-
-    async def finish_attempt(
-        self,
-        delivery_id: str,
-        attempt: int,
-        *,
-        outcome: Outcome,
-        answer: str,
-        started_at: datetime,
-        retry_in: float = 0.0,
-    ) -> bool:
-        """Record try `attempt` and move the delivery on; False when it had moved on
-        already (a stale try: its attempt row is kept, the delivery is left alone)."""
-        status = "sent" if outcome == "sent" else "failed"
-        async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute(
-                _RECORD_ATTEMPT, delivery_id, attempt, status, answer, started_at
-            )
-            args: tuple[Any, ...] = (delivery_id, attempt, answer)
-            if outcome == "retry":
-                args = (*args, retry_in)
-            result: str = await connection.execute(_FINISH[outcome], *args)
-        return result.endswith(" 1")
-
-    async def pending(self, shard: int, shards: int) -> list[tuple[str, int, float]]:
-        """Pending deliveries this shard owns: (id, attempts, seconds until due).
-
-        A shard owns the rows written by shard `n` where `n % shards` is its number, so
-        rows of shards that no longer exist (fewer shards after a restart) are not lost.
+async def page(
+    db: Executor, user_id: str, *, unread_only: bool, limit: int, before: int | None
+) -> list[Any]:
+    rows: list[Any] = await db.fetch(
         """
-        rows = await self.pool.fetch(
-            """
-            SELECT id, attempts,
-                   GREATEST(EXTRACT(EPOCH FROM next_attempt_at - clock_timestamp()), 0)::float8
-                       AS wait
-            FROM notification_deliveries
-            WHERE status = 'pending' AND shard % $2 = $1
-            ORDER BY next_attempt_at
-            """,
-            shard,
-            max(shards, 1),
-        )
-        return [(row["id"], row["attempts"], row["wait"] or 0.0) for row in rows]
+        SELECT seq, id, category, kind, title, body, data, created_at, read_at
+        FROM notification_feed
+        WHERE user_id = $1 AND ($2::bool IS FALSE OR read_at IS NULL)
+          AND ($3::bigint IS NULL OR seq < $3)
+        ORDER BY seq DESC LIMIT $4
+        """,
+        user_id,
+        unread_only,
+        before,
+        limit,
+    )
+    return rows
 
-    # ── reading (admin views, tests) ───────────────────────────────────────────────────
 
-    async def get(self, delivery_id: str) -> Delivery | None:
-        row = await self.pool.fetchrow(
-            f"SELECT {_DELIVERY_COLUMNS} FROM notification_deliveries WHERE id = $1",
-            delivery_id,
-        )
-        return Delivery(**dict(row)) if row is not None else None
+async def unread_count(db: Executor, user_id: str) -> int:
+    count = await db.fetchval(
+        "SELECT count(*) FROM notification_feed WHERE user_id = $1 AND read_at IS NULL", user_id
+    )
+    return int(count)
 
-    async def list_deliveries(
-        self,
-        *,
-        status: str | None = None,
-        user_id: str | None = None,
-        limit: int = 50,
-    ) -> list[Delivery]:
-        """The newest deliveries first, optionally of one status and/or one user."""
-        rows = await self.pool.fetch(
-            f"""
-            SELECT {_DELIVERY_COLUMNS} FROM notification_deliveries
-            WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR user_id = $2)
-            ORDER BY created_at DESC, id DESC
-            LIMIT $3
-            """,
-            status,
-            user_id,
-            max(1, min(limit, 500)),
-        )
-        return [Delivery(**dict(row)) for row in rows]
 
-    async def attempts(self, delivery_id: str) -> list[Attempt]:
-        rows = await self.pool.fetch(
-            "SELECT delivery_id, attempt, status, provider_answer, started_at, finished_at"
-            " FROM notification_attempts WHERE delivery_id = $1 ORDER BY attempt",
-            delivery_id,
-        )
-        return [Attempt(**dict(row)) for row in rows]
+async def mark_read(db: Executor, user_id: str, item_id: str, now: datetime) -> bool:
+    """Mark one item read; False if the user has no such item."""
+    found = await db.fetchval(
+        "UPDATE notification_feed SET read_at = COALESCE(read_at, $3)"
+        " WHERE id = $1 AND user_id = $2 RETURNING true",
+        item_id,
+        user_id,
+        now,
+    )
+    return bool(found)
+
+
+async def mark_all_read(db: Executor, user_id: str, now: datetime) -> int:
+    status = await db.execute(
+        "UPDATE notification_feed SET read_at = $2 WHERE user_id = $1 AND read_at IS NULL",
+        user_id,
+        now,
+    )
+    return int(status.split()[-1])
+
+
+async def preferences(db: Executor, user_id: str) -> list[tuple[str, str, bool]]:
+    """The user's own switches: (category, channel, enabled), over the defaults."""
+    rows = await db.fetch(
+        "SELECT category, channel, enabled FROM notification_preferences WHERE user_id = $1",
+        user_id,
+    )
+    return [(row["category"], row["channel"], row["enabled"]) for row in rows]
+
+
+async def set_preferences(
+    db: Executor, user_id: str, changes: Mapping[str, Mapping[str, bool]]
+) -> None:
+    rows = [
+        (category, channel, enabled)
+        for category, channels in changes.items()
+        for channel, enabled in channels.items()
+    ]
+    if not rows:
+        return
+    await db.execute(
+        """
+        INSERT INTO notification_preferences (user_id, category, channel, enabled)
+        SELECT $1, c.category, c.channel, c.enabled
+        FROM unnest($2::text[], $3::text[], $4::bool[]) AS c(category, channel, enabled)
+        ON CONFLICT (user_id, category, channel) DO UPDATE SET enabled = EXCLUDED.enabled
+        """,
+        user_id,
+        [row[0] for row in rows],
+        [row[1] for row in rows],
+        [row[2] for row in rows],
+    )

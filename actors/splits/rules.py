@@ -1,12 +1,10 @@
-"""Pure rules of the splits actor beside the share arithmetic: what a valid name,
-description, date and currency are, when a recurring expense comes again, how money reads
-in a summary, and the CSV export. No IO."""
+"""Pure validation of the splits actor beside the share arithmetic: what a valid name,
+description, date, currency and page cursor are, and when a recurring expense comes again.
+No IO."""
 
 from __future__ import annotations
 
 import calendar
-import csv
-import io
 from collections.abc import Sequence
 from datetime import date, timedelta
 
@@ -105,65 +103,10 @@ def next_occurrence(day: date, recurrence: str) -> date:
     raise ValueError(f"unknown recurrence {recurrence!r}")
 
 
-def money(amount_minor: int, currency_code: str) -> str:
-    """12.50 EUR, 1200 JPY: integer arithmetic only."""
-    exponent = CURRENCIES.get(currency_code, 2)
-    sign = "-" if amount_minor < 0 else ""
-    whole, part = divmod(abs(amount_minor), 10**exponent)
-    shown = f"{whole}.{part:0{exponent}d}" if exponent else str(whole)
-    return f"{sign}{shown} {currency_code}"
-
-
-def decimal(amount_minor: int, currency_code: str) -> str:
-    return money(amount_minor, currency_code).split(" ")[0]
-
-
-class ExportRow:
-    """One expense as the CSV export shows it."""
-
-    __slots__ = ("amount", "category", "currency", "day", "description", "id", "payers", "shares")
-
-    def __init__(
-        self,
-        *,
-        id: str,
-        day: date,
-        description: str,
-        category: str,
-        amount: int,
-        currency: str,
-        payers: Sequence[tuple[str, int]],
-        shares: Sequence[tuple[str, int]],
-    ) -> None:
-        self.id, self.day, self.description, self.category = id, day, description, category
-        self.amount, self.currency, self.payers, self.shares = amount, currency, payers, shares
-
-
-def export_csv(rows: Sequence[ExportRow], members: Sequence[str]) -> str:
-    """Every expense with who paid and each person's share, one column per person."""
-    people = list(members)
-    for row in rows:
-        for user, _ in (*row.payers, *row.shares):
-            if user not in people:
-                people.append(user)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
-        ["expense_id", "date", "description", "category", "currency", "amount", "paid_by"]
-        + [f"share:{user}" for user in people]
-    )
-    for row in rows:
-        owed = dict(row.shares)
-        paid_by = ";".join(f"{user}={decimal(paid, row.currency)}" for user, paid in row.payers)
-        writer.writerow(
-            [row.id, row.day.isoformat(), _cell(row.description), _cell(row.category)]
-            + [row.currency]
-            + [decimal(row.amount, row.currency), paid_by]
-            + [decimal(owed[user], row.currency) if user in owed else "" for user in people]
-        )
-    return out.getvalue()
-
-
-def _cell(value: str) -> str:
-    # a spreadsheet runs a cell that starts like a formula: keep user text text
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
+def cursor(raw: str | None) -> int | None:
+    """A page cursor as this API gives them out (a row number), or None for the first page."""
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise invalid("cursor", "cursor is not one this API gave out")
+    return int(raw)

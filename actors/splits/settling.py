@@ -1,4 +1,4 @@
-"""Balances, the settle plan and settlements: a mixin of the Splits actor.
+"""Balances, the settle plan and settlements: a feature part of the Splits actor.
 
 Balances are read as kept (never recomputed from expenses). The settle plan is the
 greedy largest-first one, kept per currency while it still settles the balances, so paying
@@ -11,17 +11,15 @@ only when payments' `TransferCompleted` arrives (or marked failed, balances unto
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import asyncpg
 import structlog
 
-from actors.payments.messages import Transfer, TransferCompleted, TransferFailed
-from actors.runtime import Message, handles
-from actors.runtime.clock import rfc3339
+from actors.payments.messages import Transfer, TransferCompleted, TransferFailed, format_money
+from actors.runtime import Actor, Clock, Transaction, utc_now
 from actors.splits import rules, store
+from actors.splits.groups import member_group
 from actors.splits.messages import (
     SETTLEMENT_REFERENCE,
     BalanceLine,
@@ -40,28 +38,11 @@ from actors.splits.messages import (
     settlement_reference,
 )
 from actors.splits.shares import PlannedTransfer, plan_after_payment, settle_plan
-
-if TYPE_CHECKING:
-    from actors.runtime.outbox import Transaction
+from actors.splits.store.groups import GroupRow
+from actors.splits.store.settlements import SettlementRow
+from actors.splits.views import settlement_view
 
 log = structlog.get_logger("splits")
-
-
-def settlement_view(row: store.SettlementRow) -> SettlementView:
-    return SettlementView(
-        id=row.id,
-        group_id=row.group_id,
-        from_user_id=row.from_user_id,
-        to_user_id=row.to_user_id,
-        amount=row.amount,
-        currency=row.currency,
-        method=row.method,
-        status=row.status,  # type: ignore[arg-type]  # the table's CHECK keeps it one of three
-        created_at=rfc3339(row.created_at),
-        transfer_id=row.transfer_id,
-        failure_code=row.failure_code,
-        failure_message=row.failure_message,
-    )
 
 
 def _planned(saved: list[tuple[str, str, int]]) -> list[PlannedTransfer]:
@@ -73,28 +54,22 @@ def _saved(plan: list[PlannedTransfer]) -> list[tuple[str, str, int]]:
 
 
 class Settling:
-    """The balance and settlement handlers; the Splits actor provides what is used here."""
+    """Shows balances and the settle plan, records settlements and hears how wallet
+    transfers ended.
 
-    _pool: asyncpg.Pool
-    _clock: Callable[[], float]
+    `actor` is the Splits shard this part runs in (its transactions); `pool` holds the
+    splits tables; `clock` is the actor's.
+    """
 
-    if TYPE_CHECKING:
+    def __init__(self, actor: Actor, pool: asyncpg.Pool, clock: Clock) -> None:
+        self._actor = actor
+        self._pool = pool
+        self._clock = clock
 
-        def transaction(self, *, dedupe: bool = True) -> Transaction: ...
-
-        def _now(self) -> datetime: ...
-
-        async def _publish(self, tx: Transaction, event: Message) -> None: ...
-
-        async def _member_group(
-            self, db: store.Executor, group_id: str, user_id: str
-        ) -> store.GroupRow: ...
-
-    @handles(GetBalances)
-    async def get_balances(self, message: GetBalances) -> BalancesView:
-        group = await self._member_group(self._pool, message.group_id, message.user_id)
-        lines = await store.balances(self._pool, group.id)
-        members = (await store.members(self._pool, [group.id]))[group.id]
+    async def balances(self, message: GetBalances) -> BalancesView:
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        lines = await store.balances.balances(self._pool, group.id)
+        members = (await store.groups.members(self._pool, [group.id]))[group.id]
         seen = {(user, currency) for user, currency, _ in lines}
         # every member shows in the group's currency, with 0 when nothing touched them
         lines += [(u, group.currency, 0) for u, _ in members if (u, group.currency) not in seen]
@@ -103,20 +78,19 @@ class Settling:
             balances=[BalanceLine(user_id=u, currency=c, net=net) for u, c, net in lines]
         )
 
-    @handles(GetSettlePlan)
-    async def get_settle_plan(self, message: GetSettlePlan) -> SettlePlanView:
-        group = await self._member_group(self._pool, message.group_id, message.user_id)
+    async def settle_plan(self, message: GetSettlePlan) -> SettlePlanView:
+        group = await member_group(self._pool, message.group_id, message.user_id)
         nets: dict[str, dict[str, int]] = defaultdict(dict)
-        for user, currency, net in await store.balances(self._pool, group.id):
+        for user, currency, net in await store.balances.balances(self._pool, group.id):
             if net:
                 nets[currency][user] = net
-        saved = await store.saved_plans(self._pool, group.id)
+        saved = await store.balances.saved_plans(self._pool, group.id)
         transfers: list[PlanTransfer] = []
         for currency in sorted(nets):
             previous = _planned(saved.get(currency, []))
             plan = settle_plan(nets[currency], previous)
             if plan != previous:
-                await store.save_plan(self._pool, group.id, currency, _saved(plan))
+                await store.balances.save_plan(self._pool, group.id, currency, _saved(plan))
             transfers += [
                 PlanTransfer(
                     from_user_id=t.from_user_id,
@@ -128,23 +102,22 @@ class Settling:
             ]
         return SettlePlanView(transfers=transfers)
 
-    @handles(RecordSettlement)
-    async def record_settlement(self, message: RecordSettlement) -> SettlementView:
-        group = await self._member_group(self._pool, message.group_id, message.user_id)
-        known = await store.settlement(self._pool, message.settlement_id)
+    async def record(self, message: RecordSettlement) -> SettlementView:
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        known = await store.settlements.settlement(self._pool, message.settlement_id)
         if known is not None:  # a retried command: its first result
             return settlement_view(known)
         if message.to_user_id == message.user_id:
             raise rules.invalid("to_user_id", "a settlement pays someone else")
-        if not await store.is_member(self._pool, group.id, message.to_user_id):
+        if not await store.groups.is_member(self._pool, group.id, message.to_user_id):
             raise NotAMember(
                 f"{message.to_user_id} is not a member of this group.",
                 details={"field": "to_user_id"},
             )
         rules.amount(message.amount)
         rules.currency(message.currency)
-        now = self._now()
-        row = store.SettlementRow(
+        now = utc_now(self._clock)
+        row = SettlementRow(
             id=message.settlement_id,
             group_id=group.id,
             from_user_id=message.user_id,
@@ -155,13 +128,13 @@ class Settling:
             status="completed" if message.method == "cash" else "pending",
             created_at=now,
         )
-        async with self.transaction() as tx:
+        async with self._actor.transaction() as tx:
             if tx.duplicate:
                 pass
             elif message.method == "cash":
-                await store.insert_settlement(tx, row, now)
+                await store.settlements.insert_settlement(tx, row, now)
                 await self._settled(tx, group, row, now)
-            elif await store.insert_settlement(tx, row, None):
+            elif await store.settlements.insert_settlement(tx, row, None):
                 await tx.tell(
                     "payments",
                     Transfer(
@@ -178,35 +151,34 @@ class Settling:
                 )
         return settlement_view(await self._settlement(group.id, row.id))
 
-    async def _settlement(self, group_id: str, settlement_id: str) -> store.SettlementRow:
-        row = await store.settlement(self._pool, settlement_id)
+    async def _settlement(self, group_id: str, settlement_id: str) -> SettlementRow:
+        row = await store.settlements.settlement(self._pool, settlement_id)
         if row is None or row.group_id != group_id:
             raise SettlementNotFound("No such settlement in this group.")
         return row
 
-    @handles(GetSettlement)
-    async def get_settlement(self, message: GetSettlement) -> SettlementView:
-        group = await self._member_group(self._pool, message.group_id, message.user_id)
+    async def get(self, message: GetSettlement) -> SettlementView:
+        group = await member_group(self._pool, message.group_id, message.user_id)
         return settlement_view(await self._settlement(group.id, message.settlement_id))
 
     async def _settled(
-        self, tx: Transaction, group: store.GroupRow, row: store.SettlementRow, now: datetime
+        self, tx: Transaction, group: GroupRow, row: SettlementRow, now: datetime
     ) -> None:
         """The money moved: the payer's debt shrinks, the payee is owed less, the kept plan
         loses what was paid, and everyone hears of it."""
-        await store.apply_deltas(
+        await store.balances.apply_deltas(
             tx, group.id, row.currency, {row.from_user_id: row.amount, row.to_user_id: -row.amount}
         )
-        saved = (await store.saved_plans(tx, group.id)).get(row.currency)
+        saved = (await store.balances.saved_plans(tx, group.id)).get(row.currency)
         if saved:
             plan = plan_after_payment(_planned(saved), row.from_user_id, row.to_user_id, row.amount)
-            await store.save_plan(tx, group.id, row.currency, _saved(plan))
-        await store.add_activity(
+            await store.balances.save_plan(tx, group.id, row.currency, _saved(plan))
+        await store.activity.add_activity(
             tx,
             group.id,
             "settlement_recorded",
             row.from_user_id,
-            f"{row.from_user_id} paid {row.to_user_id} {rules.money(row.amount, row.currency)}"
+            f"{row.from_user_id} paid {row.to_user_id} {format_money(row.amount, row.currency)}"
             f" ({row.method})",
             now,
             data={
@@ -217,8 +189,7 @@ class Settling:
                 "method": row.method,
             },
         )
-        await self._publish(
-            tx,
+        await tx.publish(
             SettlementRecorded(
                 group_id=group.id,
                 group_name=group.name,
@@ -231,22 +202,19 @@ class Settling:
             ),
         )
 
-    async def _pending(
-        self, reference: str | None
-    ) -> tuple[store.GroupRow, store.SettlementRow] | None:
+    async def _pending(self, reference: str | None) -> tuple[GroupRow, SettlementRow] | None:
         """The pending wallet settlement a payments event is about (None: not ours)."""
         if not reference or not reference.startswith(SETTLEMENT_REFERENCE):
             return None
         parts = reference.split(":")
         if len(parts) != 3:
             return None
-        group = await store.group(self._pool, parts[1])
-        row = await store.settlement(self._pool, parts[2])
+        group = await store.groups.group(self._pool, parts[1])
+        row = await store.settlements.settlement(self._pool, parts[2])
         if group is None or row is None or row.group_id != group.id or row.status != "pending":
             return None
         return group, row
 
-    @handles(TransferCompleted)
     async def transfer_completed(self, message: TransferCompleted) -> None:
         if message.kind != "settlement":
             return
@@ -254,41 +222,39 @@ class Settling:
         if found is None:
             return
         group, row = found
-        now = self._now()
-        async with self.transaction() as tx:
+        now = utc_now(self._clock)
+        async with self._actor.transaction() as tx:
             if tx.duplicate:
                 return
-            if await store.finish_settlement(
+            if await store.settlements.finish_settlement(
                 tx, row.id, "completed", now, transfer_id=message.transfer_id
             ):
                 await self._settled(tx, group, row, now)
 
-    @handles(TransferFailed)
     async def transfer_failed(self, message: TransferFailed) -> None:
         found = await self._pending(message.reference)
         if found is None:
             return
         group, row = found
-        now = self._now()
-        async with self.transaction() as tx:
+        now = utc_now(self._clock)
+        async with self._actor.transaction() as tx:
             if tx.duplicate:
                 return
-            if not await store.finish_settlement(
+            if not await store.settlements.finish_settlement(
                 tx, row.id, "failed", now, failure=(message.code, message.message)
             ):
                 return
-            await store.add_activity(
+            await store.activity.add_activity(
                 tx,
                 group.id,
                 "settlement_failed",
                 row.from_user_id,
-                f"{row.from_user_id}'s payment of {rules.money(row.amount, row.currency)} to"
+                f"{row.from_user_id}'s payment of {format_money(row.amount, row.currency)} to"
                 f" {row.to_user_id} failed: {message.message}",
                 now,
                 data={"settlement_id": row.id, "code": message.code},
             )
-            await self._publish(
-                tx,
+            await tx.publish(
                 SettlementFailed(
                     group_id=group.id,
                     group_name=group.name,

@@ -568,7 +568,7 @@ async def _seed_big_group(
                         1,
                     )
                 )
-                # as store._write_lines orders them: the sharers, then a payer who is not one
+                # as store.expenses orders the lines: the sharers, then a payer who is not one
                 owed = dict(shares)
                 for position, (user, share) in enumerate(shares):
                     lines.append(
@@ -626,10 +626,12 @@ async def _recompute(
 ) -> tuple[dict[tuple[str, str], int], list[str]]:
     """Spliit's way: the membership check, the members, then every expense line summed."""
     async with pool.acquire() as connection:
-        group = await store.group(connection, group_id)
-        if group is None or not await store.is_member(connection, group_id, user_id):
+        group = await store.groups.group(connection, group_id)
+        if group is None or not await store.groups.is_member(connection, group_id, user_id):
             raise RuntimeError(f"{user_id} is not in {group_id}")
-        members = [user for user, _ in (await store.members(connection, [group_id]))[group_id]]
+        members = [
+            user for user, _ in (await store.groups.members(connection, [group_id]))[group_id]
+        ]
         rows = await connection.fetch(_RECOMPUTE_QUERY, group_id)
     nets: dict[tuple[str, str], int] = defaultdict(int)
     for user, currency, paid, owed in rows:
@@ -678,7 +680,7 @@ async def _check_seeded(node: _Node, pool: asyncpg.Pool, group: _BigGroup) -> di
     recomputed = {key: net for key, net in nets.items() if net}
     kept = {
         (user, currency): net
-        for user, currency, net in await store.balances(pool, group.group_id)
+        for user, currency, net in await store.balances.balances(pool, group.group_id)
         if net
     }
     balances = await node.ref.ask(GetBalances(group_id=group.group_id, user_id=group.members[0]))

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +17,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
-import authlib.deprecate  # noqa: F401  (first: it installs an "always" filter of its own)
 import pytest
 import pytest_asyncio
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # authlib.jose announces joserfc; forging works the same
-    from authlib.jose import JsonWebToken
+from joserfc import jwt
+from joserfc.jwk import OctKey
 
 from tests.support.node import PROJECT_ROOT, RunningNode, start_node, stop_node
 from tests.support.oidc import FakeIdentity, FakeOidcProvider
@@ -320,10 +316,7 @@ async def test_me_update_and_telegram_link(world: World, http: aiohttp.ClientSes
 
 
 def forged(claims: dict[str, Any], *, kid: str = KID, key: str = SECRET) -> str:
-    token: bytes = JsonWebToken(["HS256"]).encode(
-        {"alg": "HS256", "kid": kid}, claims, key.encode()
-    )
-    return token.decode()
+    return jwt.encode({"alg": "HS256", "kid": kid}, claims, OctKey.import_key(key.encode()))
 
 
 def unsigned(claims: dict[str, Any]) -> str:
@@ -401,12 +394,13 @@ async def test_social_login_bad_state_and_provider_error(
 async def test_admin_cli_and_ops_with_an_access_token(
     world: World, http: aiohttp.ClientSession
 ) -> None:
-    """`run.py admin create` makes an admin whose access token opens /ops; a user's does not."""
-    env = {**os.environ, **world.env}
+    """`run.py admin create` makes an admin (its password from SPLITGO_ADMIN_PASSWORD, never a
+    flag) whose access token opens /ops; a user's does not."""
+    env = {**os.environ, **world.env, "SPLITGO_ADMIN_PASSWORD": OTHER_PASSWORD}
     result = subprocess.run(
         [
             sys.executable, "run.py", "admin", "create", "--email", "root@example.com",
-            "--password", OTHER_PASSWORD, "--data-dir", str(world.folder / "data"),
+            "--data-dir", str(world.folder / "data"),
         ],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

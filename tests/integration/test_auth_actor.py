@@ -249,11 +249,8 @@ async def running(pool: asyncpg.Pool, auth_type: type[Auth] = Auth) -> AsyncIter
     events: list[Message] = []
     oauth = FakeOAuth()
     passwords = Passwords(TEST_PARAMETERS)
-    subscribers: dict[type[Message], list[str]] = {
-        UserRegistered: ["listener"],
-        EmailVerified: ["listener"],
-        TelegramLinked: ["listener"],
-    }
+    for event_type in (UserRegistered, EmailVerified, TelegramLinked):
+        system.subscribe(event_type, "listener")
     system.spawn(Mailer, "notifications", factory=lambda: Mailer(mails))
     system.spawn(Listener, "listener", factory=lambda: Listener(events))
     auth = system.spawn(
@@ -266,7 +263,6 @@ async def running(pool: asyncpg.Pool, auth_type: type[Auth] = Auth) -> AsyncIter
             http=None,
             bot_username="splitgo_bot",
             public_url=PUBLIC_URL,
-            subscribers=subscribers,
             passwords=passwords,
             oauth=oauth,
             clock=clock,

@@ -17,7 +17,8 @@ import pytest
 from actors.auth import messages as auth_messages
 from actors.auth.messages import Contacts, PasswordChanged
 from actors.notifications import messages as notification_messages
-from actors.notifications.actor import Backoff, Notifications
+from actors.notifications import store
+from actors.notifications.actor import Notifications
 from actors.notifications.channels.email import Mail
 from actors.notifications.channels.sms import LogSms
 from actors.notifications.channels.telegram import TelegramChannel
@@ -31,9 +32,8 @@ from actors.notifications.messages import (
     SetPreferences,
     notifications_key,
 )
-from actors.notifications.store import NotificationStore
 from actors.payments.messages import TopUpSucceeded
-from actors.runtime import ActorSystem, Message, Outbox, PgDeadLetterStore
+from actors.runtime import ActorSystem, Backoff, Message, Outbox, PgDeadLetterStore
 from actors.splits.messages import ExpenseAdded, Share
 from splitgo.db import apply_schema
 from tests.support.fake_telegram import FakeTelegram
@@ -75,8 +75,8 @@ class Harness:
     telegram: FakeTelegram
     mails: Outbox_
     sms: LogSms
+    pool: asyncpg.Pool
     pushed: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    store: NotificationStore | None = None
 
     async def event(self, body: Message, envelope_id: str) -> None:
         shard = self.system.ref(NOTIFICATIONS)._route.shard_for(body)
@@ -88,8 +88,8 @@ class Harness:
         return await self.system.ref(NOTIFICATIONS).ask(message)
 
     async def channels_of(self, user_id: str) -> dict[str, str]:
-        assert self.store is not None
-        return {d.channel: d.status for d in await self.store.list_deliveries(user_id=user_id)}
+        deliveries = await store.list_deliveries(self.pool, user_id=user_id)
+        return {d.channel: d.status for d in deliveries}
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
@@ -113,7 +113,7 @@ async def harness(pool: asyncpg.Pool) -> AsyncIterator[Harness]:
             outbox=Outbox(pool, interval=0.05),
         )
         await system.start()
-        harness = Harness(system, fake, Outbox_(), LogSms(), store=NotificationStore(pool))
+        harness = Harness(system, fake, Outbox_(), LogSms(), pool)
 
         async def push(user_id: str, frame: bytes) -> None:
             harness.pushed.append((user_id, msgspec.json.decode(frame)))
@@ -215,6 +215,12 @@ async def test_preferences_switch_a_channel_off_but_not_security_messages(
     )
     sent = await harness.telegram.wait_sent(lambda m: m["chat_id"] == 1001)
     assert "Password changed" in sent["text"]
+
+    async def mailed() -> bool:
+        # the mail is tried beside the Telegram message: wait for its outcome too
+        return (await harness.channels_of("amy")).get("email") == "sent"
+
+    await eventually(mailed)
     assert [mail.to for mail in harness.mails] == ["amy@example.com"]
 
 
@@ -231,10 +237,9 @@ async def test_a_failing_telegram_is_retried_then_failed_without_holding_up_in_a
         return await harness.channels_of("amy") == {"telegram": "failed", "inapp": "sent"}
 
     await eventually(settled)
-    assert harness.store is not None
-    [telegram] = await harness.store.list_deliveries(user_id="amy", status="failed")
+    [telegram] = await store.list_deliveries(harness.pool, user_id="amy", status="failed")
     assert telegram.attempts == 3
-    assert len(await harness.store.attempts(telegram.id)) == 3
+    assert len(await store.attempts(harness.pool, telegram.id)) == 3
 
 
 async def test_a_429_waits_the_retry_after_it_names(harness: Harness) -> None:

@@ -34,7 +34,8 @@ from actors.auth.messages import (
     PasswordResetRequested,
     VerifyEmail,
 )
-from actors.notifications.actor import Backoff, Notifications
+from actors.notifications import store
+from actors.notifications.actor import Notifications
 from actors.notifications.channels.email import (
     EmailChannel,
     FolderEmail,
@@ -42,8 +43,16 @@ from actors.notifications.channels.email import (
     SmtpSettings,
 )
 from actors.notifications.messages import NOTIFICATIONS, notifications_key
-from actors.notifications.store import Attempt, Delivery, NotificationStore
-from actors.runtime import Actor, ActorSystem, Message, Outbox, PgDeadLetterStore, handles
+from actors.notifications.store import Attempt, Delivery
+from actors.runtime import (
+    Actor,
+    ActorSystem,
+    Backoff,
+    Message,
+    Outbox,
+    PgDeadLetterStore,
+    handles,
+)
 from splitgo.db import apply_schema
 from transport import Codec, Envelope, MemoryTransport
 
@@ -191,11 +200,6 @@ async def db(pool: asyncpg.Pool) -> asyncpg.Pool:
 
 
 @pytest.fixture
-def store(db: asyncpg.Pool) -> NotificationStore:
-    return NotificationStore(db)
-
-
-@pytest.fixture
 async def make_system(db: asyncpg.Pool) -> AsyncIterator[MakeSystem]:
     systems: list[ActorSystem] = []
 
@@ -246,19 +250,19 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float
             await asyncio.sleep(0.01)
 
 
-async def only_delivery(store: NotificationStore) -> Delivery:
-    [delivery] = await store.list_deliveries()
+async def only_delivery(db: asyncpg.Pool) -> Delivery:
+    [delivery] = await store.list_deliveries(db)
     return delivery
 
 
-async def delivery_status(store: NotificationStore) -> str | None:
-    deliveries = await store.list_deliveries()
+async def delivery_status(db: asyncpg.Pool) -> str | None:
+    deliveries = await store.list_deliveries(db)
     return deliveries[0].status if deliveries else None
 
 
-async def tries(store: NotificationStore) -> list[Attempt]:
-    deliveries = await store.list_deliveries()
-    return await store.attempts(deliveries[0].id) if deliveries else []
+async def tries(db: asyncpg.Pool) -> list[Attempt]:
+    deliveries = await store.list_deliveries(db)
+    return await store.attempts(db, deliveries[0].id) if deliveries else []
 
 
 def verification(token: str = "tok-verify-1") -> EmailVerificationRequested:
@@ -283,7 +287,7 @@ def link_in(text: str) -> str:
 
 
 async def test_a_verification_mail_arrives_with_text_html_and_the_link(
-    smtp: SmtpServer, make_system: MakeSystem, store: NotificationStore
+    smtp: SmtpServer, make_system: MakeSystem, db: asyncpg.Pool
 ) -> None:
     """Told the event, the actor mails it: multipart/alternative, the link in both parts,
     one delivery row marked sent with the server's answer, and no token in any log."""
@@ -292,7 +296,7 @@ async def test_a_verification_mail_arrives_with_text_html_and_the_link(
         system = await make_system(smtp_to(smtp.port))
         await system.ref(NOTIFICATIONS).tell(event)
         await eventually(lambda: len(smtp.received) == 1)
-        await eventually(lambda: _is(delivery_status(store), "sent"))
+        await eventually(lambda: _is(delivery_status(db), "sent"))
 
     [mail] = smtp.received
     assert mail.mail_from == "no-reply@splitgo.test"
@@ -308,7 +312,7 @@ async def test_a_verification_mail_arrives_with_text_html_and_the_link(
     assert f'href="{link}"' in html
     assert "Ada &lt;Lovelace&gt;" in html
 
-    delivery = await only_delivery(store)
+    delivery = await only_delivery(db)
     assert (delivery.channel, delivery.recipient, delivery.user_id) == (
         "email",
         "ada@example.com",
@@ -316,12 +320,11 @@ async def test_a_verification_mail_arrives_with_text_html_and_the_link(
     )
     assert (delivery.event_type, delivery.attempts) == ("EmailVerificationRequested", 1)
     assert delivery.sent_at is not None
-    [attempt] = await store.attempts(delivery.id)
+    [attempt] = await store.attempts(db, delivery.id)
     assert attempt.status == "sent"
     assert "Ok: queued as T3ST" in attempt.provider_answer
     assert delivery.last_answer == attempt.provider_answer
     # the token lived in the row only while the mail was pending
-    db = store.pool
     assert await db.fetchval("SELECT payload FROM notification_deliveries") is None
     assert "tok-Zq_9-abc" not in repr(logs)
     assert any(entry["event"] == "notification_sent" for entry in logs)
@@ -350,7 +353,7 @@ async def test_the_link_in_the_mail_verifies_the_address(
 
 
 async def test_each_auth_event_arrives_as_its_own_mail(
-    smtp: SmtpServer, make_system: MakeSystem, store: NotificationStore
+    smtp: SmtpServer, make_system: MakeSystem, db: asyncpg.Pool
 ) -> None:
     """A reset request and a password change each arrive as their own mail, with the reset link and
     no token respectively, and both deliveries are recorded as sent."""
@@ -370,12 +373,14 @@ async def test_each_auth_event_arrives_as_its_own_mail(
     assert changed["Subject"] == "Your splitgo password was changed"
     assert "token" not in body(changed, "plain")
     await eventually(
-        lambda: _true_async(store.list_deliveries(), lambda ds: {d.status for d in ds} == {"sent"})
+        lambda: _true_async(
+            store.list_deliveries(db), lambda ds: {d.status for d in ds} == {"sent"}
+        )
     )
 
 
 async def test_the_same_event_delivered_twice_is_mailed_once(
-    smtp: SmtpServer, make_system: MakeSystem, store: NotificationStore
+    smtp: SmtpServer, make_system: MakeSystem, db: asyncpg.Pool
 ) -> None:
     """A redelivery keeps its envelope id: the inbox and the delivery key make it a no-op."""
     system = await make_system(smtp_to(smtp.port))
@@ -391,30 +396,29 @@ async def test_the_same_event_delivered_twice_is_mailed_once(
     await asyncio.sleep(0.3)
 
     assert len(smtp.received) == 1
-    delivery = await only_delivery(store)
+    delivery = await only_delivery(db)
     assert delivery.event_id == "event-42"
     assert delivery.attempts == 1
-    db = store.pool
     inbox = "SELECT count(*) FROM runtime_inbox WHERE actor = $1"
     assert await db.fetchval(inbox, NOTIFICATIONS) == 1
     assert await db.fetchval("SELECT count(*) FROM runtime_dead_letters") == 0
 
 
 async def test_smtp_down_is_retried_with_backoff_until_the_server_answers(
-    servers: Callable[..., SmtpServer], make_system: MakeSystem, store: NotificationStore
+    servers: Callable[..., SmtpServer], make_system: MakeSystem, db: asyncpg.Pool
 ) -> None:
     """Nothing listens at first: each try fails and the next waits longer; once the
     server is up the mail goes out, and every try is on record with its answer."""
     server = servers()  # its port is chosen, nothing listens on it yet
     system = await make_system(smtp_to(server.port), max_attempts=50)
     await system.ref(NOTIFICATIONS).tell(verification())
-    await eventually(lambda: _len_at_least(tries(store), 3))
+    await eventually(lambda: _len_at_least(tries(db), 3))
     await server.start()
     await eventually(lambda: len(server.received) == 1)
-    await eventually(lambda: _is(delivery_status(store), "sent"))
+    await eventually(lambda: _is(delivery_status(db), "sent"))
 
-    delivery = await only_delivery(store)
-    attempts = await store.attempts(delivery.id)
+    delivery = await only_delivery(db)
+    attempts = await store.attempts(db, delivery.id)
     assert len(attempts) == delivery.attempts >= 4
     assert [a.attempt for a in attempts] == list(range(1, len(attempts) + 1))
     assert {a.status for a in attempts[:-1]} == {"failed"}
@@ -428,7 +432,7 @@ async def test_smtp_down_is_retried_with_backoff_until_the_server_answers(
 
 
 async def test_past_the_limit_the_delivery_is_marked_failed_with_its_tries(
-    make_system: MakeSystem, store: NotificationStore
+    make_system: MakeSystem, db: asyncpg.Pool
 ) -> None:
     """Three tries, all refused: failed for good, every try recorded, the token dropped;
     a redelivery of the event in the middle adds no try."""
@@ -442,17 +446,17 @@ async def test_past_the_limit_the_delivery_is_marked_failed_with_its_tries(
         body=event,
     )
     await system.transport.send(envelope)
-    await eventually(lambda: _len_at_least(tries(store), 1))
+    await eventually(lambda: _len_at_least(tries(db), 1))
     await system.transport.send(envelope)
-    await eventually(lambda: _is(delivery_status(store), "failed"))
+    await eventually(lambda: _is(delivery_status(db), "failed"))
     await asyncio.sleep(0.4)  # past any further backoff: nothing more happens
 
-    delivery = await only_delivery(store)
+    delivery = await only_delivery(db)
     assert delivery.attempts == 3
     assert delivery.failed_at is not None
     assert delivery.sent_at is None
     assert delivery.next_attempt_at is None
-    attempts = await store.attempts(delivery.id)
+    attempts = await store.attempts(db, delivery.id)
     assert [(a.attempt, a.status) for a in attempts] == [
         (1, "failed"),
         (2, "failed"),
@@ -460,15 +464,14 @@ async def test_past_the_limit_the_delivery_is_marked_failed_with_its_tries(
     ]
     assert all(a.provider_answer.startswith("SMTPConnectError") for a in attempts)
     assert delivery.last_answer == attempts[-1].provider_answer
-    db = store.pool
     assert await db.fetchval("SELECT payload FROM notification_deliveries") is None
-    assert await store.list_deliveries(status="failed") == [delivery]
+    assert await store.list_deliveries(db, status="failed") == [delivery]
     # a failed delivery is the actor's own dead letter; the message itself was handled
     assert await db.fetchval("SELECT count(*) FROM runtime_dead_letters") == 0
 
 
 async def test_a_refused_recipient_is_not_retried(
-    servers: Callable[..., SmtpServer], make_system: MakeSystem, store: NotificationStore
+    servers: Callable[..., SmtpServer], make_system: MakeSystem, db: asyncpg.Pool
 ) -> None:
     """A recipient the server permanently refuses fails after one try that records the server's
     answer, with no mail delivered."""
@@ -476,15 +479,15 @@ async def test_a_refused_recipient_is_not_retried(
     await server.start()
     system = await make_system(smtp_to(server.port), max_attempts=6)
     await system.ref(NOTIFICATIONS).tell(verification())
-    await eventually(lambda: _is(delivery_status(store), "failed"))
+    await eventually(lambda: _is(delivery_status(db), "failed"))
 
-    [attempt] = await tries(store)
+    [attempt] = await tries(db)
     assert attempt.provider_answer == "550 5.1.1 <ada@example.com>: no such user"
     assert server.received == []
 
 
 async def test_a_pending_retry_survives_a_restart(
-    servers: Callable[..., SmtpServer], make_system: MakeSystem, store: NotificationStore
+    servers: Callable[..., SmtpServer], make_system: MakeSystem, db: asyncpg.Pool
 ) -> None:
     """In-memory timers die with the node; the next node's actor re-arms the retry from
     the database and delivers, with no extra try."""
@@ -492,18 +495,18 @@ async def test_a_pending_retry_survives_a_restart(
     slow = Backoff(initial=0.5, maximum=0.5, jitter=0.0)
     first = await make_system(smtp_to(server.port), backoff=slow)
     await first.ref(NOTIFICATIONS).tell(verification())
-    await eventually(lambda: _len_at_least(tries(store), 1))
+    await eventually(lambda: _len_at_least(tries(db), 1))
     await first.stop(1.0)  # its timer for try 2 is cancelled
     await server.start()
 
     await make_system(smtp_to(server.port), backoff=slow)
     await eventually(lambda: len(server.received) == 1)
-    await eventually(lambda: _is(delivery_status(store), "sent"))
-    assert [(a.attempt, a.status) for a in await tries(store)] == [(1, "failed"), (2, "sent")]
+    await eventually(lambda: _is(delivery_status(db), "sent"))
+    assert [(a.attempt, a.status) for a in await tries(db)] == [(1, "failed"), (2, "sent")]
 
 
 async def test_folder_email_writes_a_readable_eml_and_logs_its_path(
-    tmp_path: Path, make_system: MakeSystem, store: NotificationStore
+    tmp_path: Path, make_system: MakeSystem, db: asyncpg.Pool
 ) -> None:
     """The embedded default: no SMTP, the mail lands in a private folder as an .eml whose
     link shows intact in the raw file; the log names the file, never the token."""
@@ -514,7 +517,7 @@ async def test_folder_email_writes_a_readable_eml_and_logs_its_path(
     with structlog.testing.capture_logs() as logs:
         system = await make_system(FolderEmail(folder, sender=SENDER))
         await system.ref(NOTIFICATIONS).tell(event)
-        await eventually(lambda: _is(delivery_status(store), "sent"))
+        await eventually(lambda: _is(delivery_status(db), "sent"))
 
     [path] = list(folder.iterdir())
     assert path.suffix == ".eml"
@@ -531,7 +534,7 @@ async def test_folder_email_writes_a_readable_eml_and_logs_its_path(
     assert f'href="{link}"' in body(message, "html")
     assert message["To"] == "Émile <e@example.com>"
 
-    [attempt] = await tries(store)
+    [attempt] = await tries(db)
     assert attempt.provider_answer == f"written to {path}"
     written = [entry for entry in logs if entry["event"] == "email_written_to_file"]
     assert [entry["path"] for entry in written] == [str(path)]
@@ -539,7 +542,7 @@ async def test_folder_email_writes_a_readable_eml_and_logs_its_path(
 
 
 async def test_an_unwritable_folder_is_a_failed_try(
-    tmp_path: Path, make_system: MakeSystem, store: NotificationStore
+    tmp_path: Path, make_system: MakeSystem, db: asyncpg.Pool
 ) -> None:
     """When the mail folder cannot be created each try fails with the OS error recorded, until the
     delivery is marked failed."""
@@ -547,8 +550,8 @@ async def test_an_unwritable_folder_is_a_failed_try(
     blocker.write_text("a file where the folder should be")
     system = await make_system(FolderEmail(blocker / "mail"), max_attempts=2)
     await system.ref(NOTIFICATIONS).tell(verification())
-    await eventually(lambda: _is(delivery_status(store), "failed"))
-    attempts = await tries(store)
+    await eventually(lambda: _is(delivery_status(db), "failed"))
+    attempts = await tries(db)
     assert [a.status for a in attempts] == ["failed", "failed"]
     assert attempts[0].provider_answer.startswith(("FileExistsError", "NotADirectoryError"))
 

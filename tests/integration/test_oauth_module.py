@@ -1,4 +1,4 @@
-"""Social login (actors/auth/oauth.py) against fake providers served over real HTTP.
+"""Social login (actors/auth/oauth.py, id_tokens.py) against fake providers served over real HTTP.
 
 The browser's part is played by following the authorize redirect by hand
 (`allow_redirects=False`); no database is needed.
@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from actors.auth import oauth
+from actors.auth import id_tokens, oauth, provider_http
 from actors.auth.messages import OAuthFailed
 from actors.auth.oauth import (
     AuthorizationRequest,
@@ -37,9 +37,9 @@ UNRESERVED = re.compile(r"^[A-Za-z0-9\-._~]+$")
 @pytest.fixture(autouse=True)
 def _fresh_jwks_cache() -> Iterator[None]:
     # Fakes get new keys and may reuse a port: no test may see another's cached keys.
-    oauth.clear_jwks_cache()
+    id_tokens.clear_jwks_cache()
     yield
-    oauth.clear_jwks_cache()
+    id_tokens.clear_jwks_cache()
 
 
 @pytest.fixture
@@ -134,6 +134,12 @@ def test_authorization_url_carries_pkce_state_and_nonce() -> None:
     assert query["code_challenge_method"] == "S256"
     assert "csecret" not in request.url
     assert request.code_verifier not in request.url
+
+
+def test_pkce_challenge_matches_the_rfc_7636_example() -> None:
+    """The S256 challenge of RFC 7636 appendix B's verifier is the one given there."""
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    assert oauth.s256_code_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 
 
 def test_pkce_challenge_is_s256_of_the_verifier() -> None:
@@ -359,7 +365,7 @@ async def test_slow_provider_times_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A token endpoint slower than the HTTP timeout fails within the timeout instead of waiting."""
-    monkeypatch.setattr(oauth, "HTTP_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(provider_http, "HTTP_TIMEOUT_SECONDS", 0.3)
     request, code = await sign_in(http, google_config)
     idp.token_delay = 2.0
     started = time.monotonic()
@@ -370,7 +376,7 @@ async def test_slow_provider_times_out(
 
 def test_default_timeout_is_about_ten_seconds() -> None:
     """The default provider HTTP timeout is between 5 and 15 seconds."""
-    assert 5 <= oauth.HTTP_TIMEOUT_SECONDS <= 15
+    assert 5 <= provider_http.HTTP_TIMEOUT_SECONDS <= 15
 
 
 async def test_wrong_nonce_fails(
@@ -477,7 +483,69 @@ async def test_id_token_with_symmetric_algorithm_is_refused(
     header = base64.urlsafe_b64encode(b'{"alg":"HS256","kid":"x"}').rstrip(b"=").decode()
     forged = f"{header}.e30.c2ln"
     with pytest.raises(OAuthFailed, match="algorithm"):
-        await oauth.verify_id_token(google_config, forged, nonce="n", http=http)
+        await id_tokens.verify_id_token(google_config, forged, nonce="n", http=http)
+
+
+async def test_id_token_with_an_algorithm_its_key_cannot_verify_is_refused(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    """An ES256 ID token naming the provider's RSA key fails as signed with an unpublished key."""
+    header = base64.urlsafe_b64encode(f'{{"alg":"ES256","kid":"{idp.kid}"}}'.encode())
+    signature = base64.urlsafe_b64encode(bytes(64)).rstrip(b"=").decode()
+    forged = f"{header.rstrip(b'=').decode()}.e30.{signature}"
+    with pytest.raises(OAuthFailed, match="does not publish") as failure:
+        await id_tokens.verify_id_token(google_config, forged, nonce="n", http=http)
+    assert failure.value.details["reason"] == "unknown_key"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "omitted", "reason"),
+    [
+        ({"aud": "another-client"}, set(), "Invalid claim 'aud'"),
+        ({"iss": "https://evil.example"}, set(), "Invalid claim 'iss'"),
+        ({"sub": ""}, set(), "Invalid claim 'sub'"),
+        ({"exp": "soon"}, set(), "Invalid claim 'exp'"),
+        ({"iat": int(time.time()) + 3600}, set(), "The token is not valid as it was issued in "
+         "the future"),
+        ({"nbf": int(time.time()) + 3600}, set(), "The token is not valid yet"),
+        ({}, {"exp", "iat"}, "Missing 'exp' claim"),
+        ({}, {"iss", "aud"}, "Missing 'iss' claim"),
+    ],
+)  # fmt: skip
+async def test_id_token_rejections_name_the_failed_check(
+    http: aiohttp.ClientSession,
+    idp: FakeOidcProvider,
+    google_config: ProviderConfig,
+    overrides: dict[str, object],
+    omitted: set[str],
+    reason: str,
+) -> None:
+    """A rejected ID token's reason names the failed check in stable words (the first missing
+    claim in iss, aud, sub, exp, iat order)."""
+    idp.id_token_overrides, idp.id_token_omit = overrides, omitted
+    with pytest.raises(OAuthFailed) as failure:
+        await id_tokens.verify_id_token(
+            google_config, idp.id_token(nonce="n"), nonce="n", http=http
+        )
+    assert failure.value.details == {"provider": "google", "reason": reason}
+
+
+async def test_clock_skew_within_the_leeway_is_tolerated(
+    http: aiohttp.ClientSession, idp: FakeOidcProvider, google_config: ProviderConfig
+) -> None:
+    """An ID token that expired, or was issued, less than the leeway away from now verifies."""
+    now = int(time.time())
+    leeway = id_tokens.CLOCK_LEEWAY_SECONDS
+    for overrides in ({"exp": now - leeway + 10}, {"iat": now + leeway - 10}):
+        idp.id_token_overrides = overrides
+        token = idp.id_token(nonce="n")
+        claims = await id_tokens.verify_id_token(google_config, token, nonce="n", http=http)
+        assert claims["sub"] == idp.identity.sub
+    idp.id_token_overrides = {"exp": now - leeway - 10}
+    with pytest.raises(OAuthFailed, match="expired"):
+        await id_tokens.verify_id_token(
+            google_config, idp.id_token(nonce="n"), nonce="n", http=http
+        )
 
 
 async def test_rotated_keys_are_fetched_again(
@@ -492,7 +560,7 @@ async def test_rotated_keys_are_fetched_again(
     # The provider rotates: it now signs, and publishes, a key we have not cached.
     rotated = FakeOidcProvider()
     idp._key, idp.kid = rotated._key, rotated.kid
-    monkeypatch.setattr(oauth, "JWKS_REFRESH_MIN_SECONDS", 0.0)
+    monkeypatch.setattr(id_tokens, "JWKS_REFRESH_MIN_SECONDS", 0.0)
     request, code = await sign_in(http, google_config)
     identity = await finish(http, google_config, request, code)
     assert identity.subject == idp.identity.sub

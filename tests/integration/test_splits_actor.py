@@ -154,13 +154,15 @@ async def running(database_url: str) -> AsyncIterator[Harness]:
         ask_timeout=20.0,
     )
     await system.start()
+    for kind in EVENTS:  # the listener stands in for notifications
+        system.subscribe(kind, "listener")
     events: list[Message] = []
     clock = Clock()
     instances: list[Splits] = []
     ledger: list[Payments] = []
 
     def make_splits() -> Splits:
-        instance = Splits(pool, clock=clock, subscribers={kind: ["listener"] for kind in EVENTS})
+        instance = Splits(pool, clock=clock)
         instances.append(instance)
         return instance
 

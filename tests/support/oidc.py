@@ -22,23 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import secrets
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-# authlib.deprecate's import adds an "always" filter for its warnings; imported here, before
-# the block below, that filter cannot end up ahead of our "ignore" (it would inside the block).
-import authlib.deprecate  # noqa: F401
 from aiohttp import web
-
-with warnings.catch_warnings():
-    # authlib.jose announces its successor (joserfc) on import; the API we use is stable
-    warnings.simplefilter("ignore")
-    from authlib.jose import JsonWebKey, JsonWebToken
-    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 CODE_LIFETIME_SECONDS = 60
 ID_TOKEN_LIFETIME_SECONDS = 600
@@ -248,7 +241,7 @@ class _FakeProvider:
         verifier = form.get("code_verifier")
         if grant.code_challenge is not None:
             if not isinstance(verifier, str) or not secrets.compare_digest(
-                create_s256_code_challenge(verifier).encode(), grant.code_challenge.encode()
+                _s256(verifier).encode(), grant.code_challenge.encode()
             ):
                 return None, "invalid_grant", 400
         elif verifier is not None:
@@ -290,11 +283,10 @@ class FakeOidcProvider(_FakeProvider):
         self.unknown_key_kid: str | None = None
         self.jwks_requests = 0
         self.kid = f"fake-{secrets.token_hex(4)}"
-        self._key = JsonWebKey.generate_key(
-            "RSA", 2048, is_private=True, options={"kid": self.kid, "use": "sig", "alg": "RS256"}
+        self._key = RSAKey.generate_key(
+            2048, parameters={"kid": self.kid, "use": "sig", "alg": "RS256"}, private=True
         )
-        self._unknown_key: Any = None
-        self._jwt = JsonWebToken(["RS256"])
+        self._unknown_key: RSAKey | None = None
 
     async def __aenter__(self) -> FakeOidcProvider:
         await self.start()
@@ -356,11 +348,10 @@ class FakeOidcProvider(_FakeProvider):
         key = self._key
         if self.sign_with_unknown_key:
             if self._unknown_key is None:
-                self._unknown_key = JsonWebKey.generate_key("RSA", 2048, is_private=True)
+                self._unknown_key = RSAKey.generate_key(2048, private=True)
             key = self._unknown_key
         kid = self.kid if key is self._key else (self.unknown_key_kid or "unknown-key")
-        token: bytes = self._jwt.encode({"alg": "RS256", "kid": kid}, claims, key, check=False)
-        return token.decode()
+        return jwt.encode({"alg": "RS256", "kid": kid}, claims, key, algorithms=["RS256"])
 
     async def _userinfo(self, request: web.Request) -> web.Response:
         identity = self._bearer_subject(request)
@@ -380,7 +371,7 @@ class FakeOidcProvider(_FakeProvider):
 
     async def _jwks(self, _request: web.Request) -> web.Response:
         self.jwks_requests += 1
-        public = self._key.as_dict(is_private=False)
+        public = self._key.as_dict(private=False)
         return web.json_response({"keys": [public]})
 
     async def _discovery(self, _request: web.Request) -> web.Response:
@@ -504,6 +495,13 @@ class FakeGitHubProvider(_FakeProvider):
                 for e in user.emails
             ]
         )
+
+
+def _s256(code_verifier: str) -> str:
+    """The PKCE S256 challenge (RFC 7636 section 4.2), computed here on its own so the fake
+    checks the client's rather than sharing its code."""
+    digest = hashlib.sha256(code_verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def _redirect(redirect_uri: str, **params: str | None) -> web.Response:

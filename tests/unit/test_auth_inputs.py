@@ -6,8 +6,18 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from actors.auth.actor import normalise_email, normalise_name, normalise_phone, rfc3339
-from actors.auth.messages import InvalidField
+from actors.auth.messages import InvalidField, normalise_email
+from actors.auth.rules import (
+    ROLES,
+    check_redirect_uri,
+    check_role,
+    contact_phone,
+    login_email,
+    name_from_provider,
+    normalise_name,
+    normalise_phone,
+)
+from actors.runtime import rfc3339
 
 
 def field_of(error: pytest.ExceptionInfo[InvalidField]) -> str:
@@ -57,7 +67,54 @@ def test_phones_are_e164_and_empty_clears() -> None:
 
 
 def test_times_are_rfc3339_utc() -> None:
-    """rfc3339 renders any aware datetime in UTC with a Z suffix and no fractional seconds."""
+    """rfc3339 to the second (as auth answers) renders any aware datetime in UTC with a Z suffix
+    and no fractional seconds."""
     moment = datetime(2024, 5, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
-    assert rfc3339(moment) == "2024-05-01T12:00:00Z"
-    assert rfc3339(datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2024-01-02T03:04:05Z"
+    assert rfc3339(moment, timespec="seconds") == "2024-05-01T12:00:00Z"
+    moment = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert rfc3339(moment, timespec="seconds") == "2024-01-02T03:04:05Z"
+
+
+def test_a_shared_contact_gives_an_e164_number() -> None:
+    """A messenger's contact number gets its + when it lacks one; a blank one is refused with
+    InvalidField naming $.phone."""
+    assert contact_phone("491701234567") == "+491701234567"
+    assert contact_phone("+49 170 1234567") == "+491701234567"
+    with pytest.raises(InvalidField) as caught:
+        contact_phone("")
+    assert field_of(caught) == "$.phone"
+
+
+def test_roles_are_the_known_ones() -> None:
+    """A known role passes; any other is refused with InvalidField naming $.role."""
+    assert [check_role(role) for role in ROLES] == list(ROLES)
+    with pytest.raises(InvalidField) as caught:
+        check_role("root")
+    assert field_of(caught) == "$.role"
+
+
+def test_a_provider_name_falls_back_to_the_email() -> None:
+    """A social account takes the provider's name, cut to 100 characters, else the email's local
+    part when the name is blank or unusable."""
+    assert name_from_provider("  Ada  Lovelace ", "ada@example.com") == "Ada Lovelace"
+    assert name_from_provider(None, "ada@example.com") == "ada"
+    assert name_from_provider("x" * 150, "ada@example.com") == "x" * 100
+    assert name_from_provider("Ada\x00", "ada@example.com") == "ada"
+
+
+def test_redirect_uris_must_be_on_our_site() -> None:
+    """A redirect URI must be an absolute http(s) URL on the public site (any site when none is
+    known); anything else is refused with InvalidField naming $.redirect_uri."""
+    check_redirect_uri("https://splitgo.test/callback", "https://splitgo.test")
+    check_redirect_uri("http://localhost:8080/callback", "")
+    for uri in ("/callback", "ftp://splitgo.test/x", "https://evil.example/callback"):
+        with pytest.raises(InvalidField) as caught:
+            check_redirect_uri(uri, "https://splitgo.test")
+        assert field_of(caught) == "$.redirect_uri"
+
+
+def test_a_login_email_is_only_trimmed_and_cut() -> None:
+    """A login's email is stripped, lower-cased and cut to 254 characters, never refused."""
+    assert login_email("  Bob@Example.COM ") == "bob@example.com"
+    assert login_email("not an email") == "not an email"
+    assert len(login_email("x" * 400)) == 254

@@ -79,6 +79,15 @@ def test_an_issued_token_verifies_with_every_claim() -> None:
     assert header(token) == {"alg": "HS256", "typ": "JWT", "kid": "k1"}
 
 
+def test_an_issued_token_is_plain_hs256_under_the_current_key() -> None:
+    """An issued token's signature is HMAC-SHA256 of its first two parts under the current key,
+    so any JWT library can check it."""
+    token = keys().issue_access_token(user_id="u", roles=["user"], session_id="s", now=NOW)
+    signing_input, _, signature = token.rpartition(".")
+    expected = hmac.new(KEY_A, signing_input.encode(), hashlib.sha256).digest()
+    assert signature == b64(expected)
+
+
 def test_a_token_works_until_its_fifteen_minutes_are_up() -> None:
     """An access token verifies up to the last second of its lifetime and is refused as expired
     after."""

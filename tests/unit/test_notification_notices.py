@@ -10,10 +10,9 @@ from actors.notifications.notices import (
     CHANNELS,
     DEFAULT_PREFERENCES,
     EVENTS,
-    money,
     notices_for,
 )
-from actors.payments.messages import TopUpSucceeded, TransferCompleted
+from actors.payments.messages import TopUpSucceeded, TransferCompleted, format_money
 from actors.splits.messages import (
     ExpenseAdded,
     ExpenseDeleted,
@@ -45,8 +44,9 @@ def test_every_category_has_a_default_for_every_channel() -> None:
 def test_money_reads_in_the_currency_s_own_minor_units(
     amount: int, currency: str, shown: str
 ) -> None:
-    """Amounts are printed with integer arithmetic and the currency's exponent."""
-    assert money(amount, currency) == shown
+    """Amounts in notices read with integer arithmetic and the currency's exponent (the one
+    formatter, beside the currency table)."""
+    assert format_money(amount, currency) == shown
 
 
 def test_an_expense_tells_every_participant_but_its_creator() -> None:

@@ -17,7 +17,6 @@ from actors.auth.messages import (
     PasswordResetRequested,
     UserRegistered,
 )
-from actors.notifications.actor import Backoff
 from actors.notifications.channels import MAX_ANSWER_CHARS, DeliveryFailed
 from actors.notifications.channels.email import (
     EmailDeliveryFailed,
@@ -25,6 +24,7 @@ from actors.notifications.channels.email import (
     SmtpSettings,
     build_message,
 )
+from actors.notifications.deliveries import DELIVERY_BACKOFF
 from actors.notifications.templates import (
     EmailEvent,
     display_name,
@@ -32,6 +32,7 @@ from actors.notifications.templates import (
     reset_link,
     verification_link,
 )
+from actors.runtime import Backoff
 
 PUBLIC_URL = "https://splitgo.example"
 TOKEN = "tok_Ab-9_zz"
@@ -309,15 +310,18 @@ def test_backoff_doubles_up_to_the_maximum() -> None:
 
 def test_backoff_jitter_takes_off_at_most_its_fraction() -> None:
     """Jitter only shortens a delay, by less than its fraction, and varies between calls."""
-    assert Backoff(initial=8.0, jitter=0.5, random=lambda: 0.0).delay(1) == 8.0
-    assert Backoff(initial=8.0, jitter=0.5, random=lambda: 0.999999).delay(1) > 4.0
-    delays = {Backoff(initial=8.0, jitter=0.5).delay(1) for _ in range(50)}
+    assert Backoff(8.0, 3600.0, jitter=0.5, random=lambda: 0.0).delay(1) == 8.0
+    assert Backoff(8.0, 3600.0, jitter=0.5, random=lambda: 0.999999).delay(1) > 4.0
+    delays = {Backoff(8.0, 3600.0, jitter=0.5).delay(1) for _ in range(50)}
     assert all(4.0 < d <= 8.0 for d in delays)
     assert len(delays) > 1
 
 
 def test_default_backoff_spreads_six_tries_over_about_half_an_hour() -> None:
-    """The default backoff waits 1, 2, 4, 8 and 16 minutes between six tries."""
-    backoff = Backoff(jitter=0.0)
-    waits = [backoff.delay(n) for n in range(1, 6)]  # after tries 1..5; the 6th is the last
+    """The deliveries' backoff waits 1, 2, 4, 8 and 16 minutes between six tries (before
+    jitter, which takes up to half off each), at most an hour."""
+    waits = [DELIVERY_BACKOFF.base(n) for n in range(1, 6)]  # after tries 1..5; the 6th is last
     assert waits == [60.0, 120.0, 240.0, 480.0, 960.0]
+    assert DELIVERY_BACKOFF.base(100) == 3600.0
+    assert (DELIVERY_BACKOFF.factor, DELIVERY_BACKOFF.jitter) == (2.0, 0.5)
+    assert all(30.0 <= DELIVERY_BACKOFF.delay(1) <= 60.0 for _ in range(50))

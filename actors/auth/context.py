@@ -1,0 +1,91 @@
+"""What the auth actor's feature parts share: their context, and how a user is shown.
+
+The actor builds one `AuthContext` and hands it to each part, so a part holds no reference
+to the actor itself: it reads the database through `pool`, commits through `transaction`
+(the actor's own, so the inbox and outbox work as for any handler) and tells time by
+`clock`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+from actors.auth import store
+from actors.auth.limits import LoginLimits
+from actors.auth.messages import UserView
+from actors.auth.passwords import Passwords, check_password, user_inputs
+from actors.auth.store import UserRow
+from actors.auth.tokens import SigningKeys, new_token, token_digest
+from actors.runtime import Clock, Executor, Message, Transaction, rfc3339
+
+
+class Transact(Protocol):
+    """`Actor.transaction`: one database transaction with the outbox (and the inbox)."""
+
+    def __call__(self, *, dedupe: bool = True) -> Transaction: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuthContext:
+    """The database, keys, clock and policies every feature part of the actor uses."""
+
+    pool: Executor
+    keys: SigningKeys
+    clock: Clock
+    passwords: Passwords
+    limits: LoginLimits
+    transaction: Transact
+    # the actor that mails (EmailVerificationRequested, PasswordResetRequested, …); None: nobody
+    notifier: str | None
+
+    async def notify(self, tx: Transaction, event: Message) -> None:
+        """Have the notifier send `event` if the transaction commits."""
+        if self.notifier is not None:
+            await tx.tell(self.notifier, event)
+
+    async def check_password(self, password: str, email: str, name: str | None) -> None:
+        """WeakPassword unless `password` meets the policy for this user."""
+        # zxcvbn takes up to ~20 ms of CPU: off the loop, like the hashing
+        await asyncio.to_thread(check_password, password, user_inputs(email, name))
+
+
+def new_id() -> str:
+    """A new user or session id."""
+    return str(uuid.uuid4())
+
+
+async def issue_token(
+    tx: Transaction, purpose: store.Purpose, user: UserRow, now: float, lifetime: float
+) -> str:
+    """A single-use token for `user`: only its digest is stored; the token is returned
+    once, to be mailed. It carries the email it is sent to."""
+    token = new_token()
+    await store.add_one_time_token(
+        tx,
+        token_hash=token_digest(token),
+        purpose=purpose,
+        user_id=user.id,
+        data={"email": user.email},
+        now=now,
+        expires_at=now + lifetime,
+    )
+    return token
+
+
+def user_view(user: UserRow) -> UserView:
+    """A stored user as the API shows it."""
+    return UserView(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        email_verified=user.email_verified,
+        roles=list(user.roles),
+        telegram_linked=user.telegram_chat_id is not None,
+        # auth has always answered to the second
+        created_at=rfc3339(user.created_at, timespec="seconds"),
+        phone=user.phone,
+        phone_verified=user.phone_verified,
+    )

@@ -1,0 +1,103 @@
+"""Every SQL statement of the auth actor, over its own tables (the schema's auth section).
+
+One module per feature — `users` (users, social identities), `sessions` (sessions and
+refresh tokens), `one_time` (single-use tokens), `logins` (failures and lockouts),
+`housekeeping` (pruning) — all re-exported here, so callers write `store.user_by_id(...)`.
+
+Each function takes what runs the statement (an `actors.runtime.Executor`): the pool (one
+statement, autocommit) or an open `Transaction` (several statements that commit together).
+Times are passed in as epoch seconds, never taken from the database's clock, so the
+actor's clock is the only one (and tests move it).
+"""
+
+from __future__ import annotations
+
+from actors.auth.store.housekeeping import prune
+from actors.auth.store.logins import (
+    failures_for_email,
+    failures_for_ip,
+    forget_email_failures,
+    lockouts,
+    record_failure,
+    set_lockout,
+)
+from actors.auth.store.one_time import (
+    OneTimeRow,
+    Purpose,
+    add_one_time_token,
+    consume_one_time_token,
+    peek_one_time_token,
+    spend_user_tokens,
+    tokens_issued_since,
+)
+from actors.auth.store.sessions import (
+    RefreshRow,
+    SessionRow,
+    add_refresh_token,
+    live_sessions,
+    open_session,
+    refresh_token_for_update,
+    revoke_session,
+    revoke_user_session,
+    revoke_user_sessions,
+    rotate_refresh_token,
+    session_of_refresh_token,
+)
+from actors.auth.store.users import (
+    UserRow,
+    add_role,
+    bind_telegram,
+    confirm_phone,
+    identity_user,
+    insert_user,
+    link_identity,
+    mark_email_verified,
+    secure_takeover,
+    set_password,
+    update_profile,
+    user_by_chat,
+    user_by_email,
+    user_by_id,
+)
+
+__all__ = [
+    "OneTimeRow",
+    "Purpose",
+    "RefreshRow",
+    "SessionRow",
+    "UserRow",
+    "add_one_time_token",
+    "add_refresh_token",
+    "add_role",
+    "bind_telegram",
+    "confirm_phone",
+    "consume_one_time_token",
+    "failures_for_email",
+    "failures_for_ip",
+    "forget_email_failures",
+    "identity_user",
+    "insert_user",
+    "link_identity",
+    "live_sessions",
+    "lockouts",
+    "mark_email_verified",
+    "open_session",
+    "peek_one_time_token",
+    "prune",
+    "record_failure",
+    "refresh_token_for_update",
+    "revoke_session",
+    "revoke_user_session",
+    "revoke_user_sessions",
+    "rotate_refresh_token",
+    "secure_takeover",
+    "session_of_refresh_token",
+    "set_lockout",
+    "set_password",
+    "spend_user_tokens",
+    "tokens_issued_since",
+    "update_profile",
+    "user_by_chat",
+    "user_by_email",
+    "user_by_id",
+]

@@ -1,0 +1,115 @@
+"""The in-app feed: a feature part of the Notifications actor.
+
+The in-app channel stores a notice as a feed item (once: its id is the delivery's) and
+pushes it to the user's live WebSockets; the user pages through the feed and marks items
+read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from actors.notifications import store
+from actors.notifications.messages import (
+    Acknowledged,
+    InvalidPreference,
+    ListNotifications,
+    MarkAllRead,
+    MarkRead,
+    NotificationNotFound,
+    NotificationPage,
+    NotificationView,
+)
+from actors.notifications.notices import Notice
+from actors.runtime import Clock, rfc3339, utc_now
+
+# sends a user's new feed item (a JSON frame) to their live WebSockets
+Push = Callable[[str, bytes], Awaitable[None]]
+
+
+class Feed:
+    """Stores and pushes in-app items; lists them and marks them read.
+
+    `pool` holds the feed table; `push` reaches the user's live WebSockets (None: no live
+    updates on this node); `clock` is the actor's.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, push: Push | None, clock: Clock) -> None:
+        self._pool = pool
+        self._push = push
+        self._clock = clock
+
+    async def add(self, item_id: str, notice: Notice) -> str:
+        """Store the notice as a feed item and push it live; the answer for the attempt."""
+        row = await store.add_item(
+            self._pool,
+            item_id=item_id,
+            user_id=notice.user_id,
+            category=notice.category,
+            kind=notice.kind,
+            title=notice.title,
+            body=notice.text,
+            data=notice.data,
+            now=utc_now(self._clock),
+        )
+        if self._push is None:
+            return "stored"
+        item = msgspec.to_builtins(_item(row))
+        item.pop("msg_type", None)
+        frame = msgspec.json.encode({"type": "notification", "notification": item})
+        await self._push(notice.user_id, frame)
+        return "stored and pushed"
+
+    async def page(self, message: ListNotifications) -> NotificationPage:
+        limit = max(1, min(message.limit, 200))
+        rows = await store.page(
+            self._pool,
+            message.user_id,
+            unread_only=message.unread_only,
+            limit=limit + 1,
+            before=_cursor(message.cursor),
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return NotificationPage(
+            items=[_item(row) for row in rows],
+            next_cursor=str(rows[-1]["seq"]) if more else None,
+            unread=await store.unread_count(self._pool, message.user_id),
+        )
+
+    async def mark_read(self, message: MarkRead) -> Acknowledged:
+        now = utc_now(self._clock)
+        if not await store.mark_read(self._pool, message.user_id, message.notification_id, now):
+            raise NotificationNotFound("No such notification among yours.")
+        return Acknowledged()
+
+    async def mark_all_read(self, message: MarkAllRead) -> Acknowledged:
+        await store.mark_all_read(self._pool, message.user_id, utc_now(self._clock))
+        return Acknowledged()
+
+
+def _item(row: Any) -> NotificationView:
+    data = row["data"]
+    return NotificationView(
+        id=row["id"],
+        category=row["category"],
+        kind=row["kind"],
+        title=row["title"],
+        body=row["body"],
+        data=json.loads(data) if isinstance(data, str) else dict(data or {}),
+        created_at=rfc3339(row["created_at"]),
+        read=row["read_at"] is not None,
+    )
+
+
+def _cursor(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise InvalidPreference("cursor is not one this API gave out", details={"field": "cursor"})
+    return int(raw)

@@ -1,0 +1,123 @@
+"""Where a notice goes, and the one send over a delivery's channel: a feature part of the
+Notifications actor.
+
+A notice goes over the channels it may use, that this node has, that the user left on
+(security notices ignore that), where the user can be reached (contacts asked of auth).
+Channels: email, Telegram, in-app (the feed) and SMS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+from actors.auth.messages import Contacts, GetContacts, UserNotFound
+from actors.notifications.channels import DeliveryFailed
+from actors.notifications.channels.email import EmailChannel
+from actors.notifications.channels.sms import SmsChannel
+from actors.notifications.channels.telegram import TelegramChannel
+from actors.notifications.feed import Feed
+from actors.notifications.notices import AUTH_MAILS, CHANNELS, Notice
+from actors.notifications.preferences import UserPreferences
+from actors.notifications.store import Claimed
+from actors.notifications.templates import render_email, simple_mail
+from actors.runtime import Actor, Message
+
+EMAIL, TELEGRAM, INAPP, SMS = CHANNELS[0], CHANNELS[1], CHANNELS[2], CHANNELS[3]
+# where a user is reached, by user id (None: no such user)
+ContactsLookup = Callable[[str], Awaitable[Contacts | None]]
+
+
+class Routing:
+    """Picks each notice's (channel, recipient) pairs and sends a claimed delivery.
+
+    `actor` is the Notifications shard this part runs in (it asks auth for contacts);
+    `email`, `telegram` and `sms` are the node's channels (None: off on this node);
+    `feed` is the in-app channel; `preferences` the users' switches; `contacts` finds
+    where a user is reached (default: ask auth); `public_url` starts the links in auth's
+    mails.
+    """
+
+    def __init__(
+        self,
+        actor: Actor,
+        *,
+        email: EmailChannel,
+        telegram: TelegramChannel | None,
+        sms: SmsChannel | None,
+        feed: Feed,
+        preferences: UserPreferences,
+        contacts: ContactsLookup | None,
+        public_url: str,
+    ) -> None:
+        self._actor = actor
+        self._email = email
+        self._telegram = telegram
+        self._sms = sms
+        self._feed = feed
+        self._preferences = preferences
+        self._contacts_lookup = contacts
+        self._public_url = public_url
+
+    async def targets(self, notice: Notice) -> list[tuple[str, str]]:
+        """(channel, recipient) pairs for one notice. An address named by the event
+        (verification) beats the account's."""
+        allowed = notice.only or CHANNELS
+        switches = None
+        if not notice.security:
+            switches = (await self._preferences.switches(notice.user_id))[notice.category]
+        wanted = [c for c in allowed if switches is None or switches.get(c, False)]
+        contacts = None
+        if any(self._recipient(c, notice, None) is None and self._reachable(c) for c in wanted):
+            contacts = await self._contacts(notice.user_id)
+        targets: list[tuple[str, str]] = []
+        for channel in wanted:
+            recipient = self._recipient(channel, notice, contacts)
+            if recipient:
+                targets.append((channel, recipient))
+        return targets
+
+    async def send(self, claimed: Claimed, event: Message, notices: dict[str, Notice]) -> str:
+        """One try over the delivery's channel; the provider's answer, or DeliveryFailed."""
+        notice = notices.get(claimed.user_id)
+        if notice is None:
+            raise DeliveryFailed("the event no longer concerns this user", permanent=True)
+        if claimed.channel == EMAIL:
+            if claimed.event_type in AUTH_MAILS:
+                mail = render_email(event, public_url=self._public_url)  # type: ignore[arg-type]
+                mail = dataclasses.replace(mail, to=claimed.recipient)
+            else:
+                mail = simple_mail(claimed.recipient, notice.title, notice.text, kind=notice.kind)
+            return await self._email.send(mail)
+        if claimed.channel == TELEGRAM and self._telegram is not None:
+            return await self._telegram.send(int(claimed.recipient), notice.telegram)
+        if claimed.channel == SMS and self._sms is not None:
+            return await self._sms.send(claimed.recipient, f"{notice.title}: {notice.text}")
+        if claimed.channel == INAPP:
+            return await self._feed.add(claimed.id, notice)
+        raise DeliveryFailed(f"no channel {claimed.channel!r} on this node", permanent=True)
+
+    async def _contacts(self, user_id: str) -> Contacts | None:
+        if self._contacts_lookup is not None:
+            return await self._contacts_lookup(user_id)
+        try:
+            contacts: Contacts = await self._actor.ask("auth", GetContacts(user_id=user_id))
+        except UserNotFound:
+            return None
+        return contacts
+
+    def _reachable(self, channel: str) -> bool:
+        """Whether this node has the channel at all."""
+        return {TELEGRAM: self._telegram, SMS: self._sms}.get(channel, True) is not None
+
+    def _recipient(self, channel: str, notice: Notice, contacts: Contacts | None) -> str | None:
+        if channel == EMAIL:
+            return notice.email_to or (contacts.email if contacts else None)
+        if channel == TELEGRAM and self._telegram is not None:
+            chat = notice.telegram_chat_id or (contacts.telegram_chat_id if contacts else None)
+            return None if chat is None else str(chat)
+        if channel == SMS and self._sms is not None and contacts and contacts.phone_verified:
+            return contacts.phone
+        if channel == INAPP:
+            return notice.user_id
+        return None

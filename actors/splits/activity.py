@@ -1,0 +1,99 @@
+"""Comments on expenses, the group's activity log and the CSV export: a feature part of the
+Splits actor. The log itself is written by every other part, in its own transactions."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from actors.runtime import Actor, Clock, rfc3339, utc_now
+from actors.splits import rules, store
+from actors.splits.expenses import live_expense
+from actors.splits.export import ExportRow, export_csv
+from actors.splits.groups import member_group, member_ids
+from actors.splits.messages import (
+    ActivityPage,
+    AddComment,
+    CommentList,
+    CommentView,
+    CsvExport,
+    ExportGroup,
+    GetActivity,
+    ListComments,
+)
+from actors.splits.views import activity_item, comment_view
+
+
+class Activity:
+    """Adds and lists comments, pages through the activity log, exports the expenses.
+
+    `actor` is the Splits shard this part runs in (its transactions); `pool` holds the
+    splits tables; `clock` is the actor's.
+    """
+
+    def __init__(self, actor: Actor, pool: asyncpg.Pool, clock: Clock) -> None:
+        self._actor = actor
+        self._pool = pool
+        self._clock = clock
+
+    async def add_comment(self, message: AddComment) -> CommentView:
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        expense = await live_expense(self._pool, group, message.expense_id)
+        body = rules.comment(message.text)
+        now = utc_now(self._clock)
+        async with self._actor.transaction() as tx:
+            if not tx.duplicate and await store.activity.add_comment(
+                tx, message.comment_id, expense.id, group.id, message.user_id, body, now
+            ):
+                await store.activity.add_activity(
+                    tx,
+                    group.id,
+                    "comment_added",
+                    message.user_id,
+                    f"{message.user_id} commented on “{expense.description}”",
+                    now,
+                    expense_id=expense.id,
+                )
+        return CommentView(
+            id=message.comment_id,
+            expense_id=expense.id,
+            user_id=message.user_id,
+            text=body,
+            created_at=rfc3339(now),
+        )
+
+    async def comments(self, message: ListComments) -> CommentList:
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        expense = await live_expense(self._pool, group, message.expense_id)
+        rows = await store.activity.comments(self._pool, expense.id)
+        return CommentList(items=[comment_view(row) for row in rows])
+
+    async def page(self, message: GetActivity) -> ActivityPage:
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        limit = max(1, min(message.limit, 200))
+        before = rules.cursor(message.cursor)
+        rows = await store.activity.activity_page(self._pool, group.id, limit + 1, before)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return ActivityPage(
+            items=[activity_item(row) for row in rows],
+            next_cursor=str(rows[-1]["id"]) if more else None,
+        )
+
+    async def export(self, message: ExportGroup) -> CsvExport:
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        members = await member_ids(self._pool, group.id)
+        rows = [
+            ExportRow(
+                id=e.id,
+                day=e.spent_on,
+                description=e.description,
+                category=e.category,
+                amount=e.amount,
+                currency=e.currency,
+                payers=e.payers,
+                shares=e.shares,
+            )
+            for e in await store.expenses.all_expenses(self._pool, group.id)
+        ]
+        safe = "".join(c if c.isalnum() else "-" for c in group.name).strip("-") or "group"
+        return CsvExport(filename=f"{safe}-expenses.csv", text=export_csv(rows, members))

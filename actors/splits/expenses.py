@@ -1,0 +1,354 @@
+"""Expenses with several payers and every split mode: a feature part of the Splits actor.
+
+Balances are kept incrementally: adding an expense applies its deltas, an edit takes the
+old version's back and applies the new one's, a deletion takes them back; each in the one
+transaction that also keeps the history, the activity line and the event. Ids are chosen
+by the caller, so a retried AddExpense finds its first result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from actors.payments.messages import format_money
+from actors.runtime import Actor, Clock, Executor, Transaction, utc_now
+from actors.splits import rules, store
+from actors.splits.groups import member_group, member_ids
+from actors.splits.messages import (
+    AddExpense,
+    DeleteExpense,
+    Done,
+    EditExpense,
+    ExpenseAdded,
+    ExpenseDeleted,
+    ExpenseNotFound,
+    ExpensePage,
+    ExpenseUpdated,
+    ExpenseView,
+    GetExpense,
+    ListExpenses,
+    NotAMember,
+    Payer,
+    Share,
+    ShareLine,
+)
+from actors.splits.shares import ShareSpec, compute_shares, expense_deltas, split_payers
+from actors.splits.store.expenses import ExpenseRecord
+from actors.splits.store.groups import GroupRow
+from actors.splits.views import expense_view
+
+# what a part calls with every expense it saves (Recurring.arm: the timer of its next copy)
+OnSaved = Callable[[ExpenseRecord], None]
+
+
+async def live_expense(db: Executor, group: GroupRow, expense_id: str) -> ExpenseRecord:
+    """The expense, if it is in the group and not deleted."""
+    expense = await store.expenses.expense(db, expense_id)
+    if expense is None or expense.group_id != group.id or expense.deleted:
+        raise ExpenseNotFound("No such expense in this group.", details={"field": "expense_id"})
+    return expense
+
+
+async def record_expense(
+    tx: Transaction, group: GroupRow, expense: ExpenseRecord, by: str, now: datetime
+) -> bool:
+    """Store a new expense, apply its deltas, log it and tell its event; False when its id
+    exists already (nothing changes)."""
+    if not await store.expenses.insert_expense(tx, expense):
+        return False
+    deltas = expense_deltas(expense.payers, expense.shares)
+    await store.balances.apply_deltas(tx, group.id, expense.currency, deltas)
+    await store.activity.add_activity(
+        tx,
+        group.id,
+        "expense_added",
+        by,
+        f"{by} added “{expense.description}” ({format_money(expense.amount, expense.currency)})",
+        now,
+        expense_id=expense.id,
+        data={"amount": expense.amount, "currency": expense.currency},
+    )
+    await tx.publish(
+        ExpenseAdded(
+            group_id=group.id,
+            group_name=group.name,
+            expense_id=expense.id,
+            description=expense.description,
+            amount=expense.amount,
+            currency=expense.currency,
+            created_by=by,
+            shares=[Share(user_id=user, amount=owed) for user, owed in expense.shares],
+        )
+    )
+    return True
+
+
+class Expenses:
+    """Adds, shows, edits, deletes and pages through a group's expenses.
+
+    `actor` is the Splits shard this part runs in (its transactions); `pool` holds the
+    splits tables; `clock` is the actor's; `on_saved` is called with every expense added
+    or edited here (after its commit).
+    """
+
+    def __init__(
+        self, actor: Actor, pool: asyncpg.Pool, clock: Clock, *, on_saved: OnSaved
+    ) -> None:
+        self._actor = actor
+        self._pool = pool
+        self._clock = clock
+        self._on_saved = on_saved
+
+    async def add(self, message: AddExpense) -> ExpenseView:
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        known = await store.expenses.expense(self._pool, message.expense_id)
+        if known is not None:  # a retried command: its first result
+            if known.group_id != group.id:
+                raise ExpenseNotFound("No such expense in this group.")
+            return expense_view(known)
+        description = rules.description(message.description)
+        category = rules.category(message.category)
+        now = utc_now(self._clock)
+        spent_on = rules.spent_on(message.date, now.date())
+        payers, shares, lines = await self._priced(
+            group,
+            amount=message.amount,
+            currency=message.currency,
+            payers=message.paid_by,
+            mode=message.split_mode,
+            lines=message.shares,
+        )
+        expense = ExpenseRecord(
+            id=message.expense_id,
+            group_id=group.id,
+            description=description,
+            amount=message.amount,
+            currency=message.currency,
+            spent_on=spent_on,
+            category=category,
+            split_mode=message.split_mode,
+            split_input=_saved(lines),
+            created_by=message.user_id,
+            created_at=now,
+            updated_at=now,
+            recurrence=message.recurrence,
+            next_due=None
+            if message.recurrence is None
+            else rules.next_occurrence(spent_on, message.recurrence),
+            payers=payers,
+            shares=shares,
+        )
+        async with self._actor.transaction() as tx:
+            if not tx.duplicate:
+                await record_expense(tx, group, expense, message.user_id, now)
+        self._on_saved(expense)
+        return expense_view(expense)
+
+    async def get(self, message: GetExpense) -> ExpenseView:
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        return expense_view(await live_expense(self._pool, group, message.expense_id))
+
+    async def edit(self, message: EditExpense) -> ExpenseView:
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        old = await live_expense(self._pool, group, message.expense_id)
+        new = await self._edited(group, old, message)
+        now = utc_now(self._clock)
+        new.updated_at, new.version = now, old.version + 1
+        async with self._actor.transaction() as tx:
+            if tx.duplicate:
+                return expense_view(await live_expense(self._pool, group, old.id))
+            await store.expenses.record_history(tx, old, "edited", message.user_id, now)
+            await store.expenses.update_expense(tx, new)
+            await store.balances.apply_deltas(tx, group.id, old.currency, _taken_back(old))
+            await store.balances.apply_deltas(
+                tx, group.id, new.currency, expense_deltas(new.payers, new.shares)
+            )
+            await store.activity.add_activity(
+                tx,
+                group.id,
+                "expense_updated",
+                message.user_id,
+                f"{message.user_id} changed “{new.description}”",
+                now,
+                expense_id=new.id,
+                data={"version": new.version},
+            )
+            await tx.publish(
+                ExpenseUpdated(
+                    group_id=group.id,
+                    group_name=group.name,
+                    expense_id=new.id,
+                    description=new.description,
+                    amount=new.amount,
+                    currency=new.currency,
+                    changed_by=message.user_id,
+                    shares=[Share(user_id=user, amount=owed) for user, owed in new.shares],
+                )
+            )
+        self._on_saved(new)
+        return expense_view(new)
+
+    async def delete(self, message: DeleteExpense) -> Done:
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        old = await live_expense(self._pool, group, message.expense_id)
+        now = utc_now(self._clock)
+        async with self._actor.transaction() as tx:
+            if tx.duplicate:
+                return Done()
+            await store.expenses.record_history(tx, old, "deleted", message.user_id, now)
+            await store.expenses.mark_deleted(tx, old.id, now)
+            await store.balances.apply_deltas(tx, group.id, old.currency, _taken_back(old))
+            await store.activity.add_activity(
+                tx,
+                group.id,
+                "expense_deleted",
+                message.user_id,
+                f"{message.user_id} deleted “{old.description}”",
+                now,
+                expense_id=old.id,
+            )
+            await tx.publish(
+                ExpenseDeleted(
+                    group_id=group.id,
+                    group_name=group.name,
+                    expense_id=old.id,
+                    description=old.description,
+                    deleted_by=message.user_id,
+                    participants=sorted({user for user, _ in (*old.payers, *old.shares)}),
+                )
+            )
+        return Done()
+
+    async def page(self, message: ListExpenses) -> ExpensePage:
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        limit = max(1, min(message.limit, 200))
+        before = rules.cursor(message.cursor)
+        expenses = await store.expenses.expense_page(self._pool, group.id, limit + 1, before)
+        more = len(expenses) > limit
+        expenses = expenses[:limit]
+        return ExpensePage(
+            items=[expense_view(expense) for expense in expenses],
+            next_cursor=str(expenses[-1].seq) if more else None,
+        )
+
+    async def _priced(
+        self,
+        group: GroupRow,
+        *,
+        amount: int,
+        currency: str,
+        payers: Sequence[Payer],
+        mode: str,
+        lines: Sequence[ShareLine],
+    ) -> tuple[list[tuple[str, int]], list[tuple[str, int]], list[ShareLine]]:
+        """Check who paid and who shares against the members; (payers, shares, lines)."""
+        members = await member_ids(self._pool, group.id)
+        known = set(members)
+        for index, payer in enumerate(payers):
+            if payer.user_id not in known:
+                raise NotAMember(
+                    f"{payer.user_id} is not a member of this group.",
+                    details={"field": f"paid_by[{index}].user_id"},
+                )
+        for index, line in enumerate(lines):
+            if line.user_id not in known:
+                raise NotAMember(
+                    f"{line.user_id} is not a member of this group.",
+                    details={"field": f"split.shares[{index}].user_id"},
+                )
+        if mode == "equal" and not lines:
+            lines = [ShareLine(user_id=user) for user in members]
+        shares = compute_shares(rules.amount(amount), mode, _specs(lines))  # type: ignore[arg-type]
+        paid = split_payers(amount, [(payer.user_id, payer.amount) for payer in payers])
+        rules.currency(currency)
+        return paid, shares, list(lines)
+
+    async def _edited(
+        self, group: GroupRow, old: ExpenseRecord, message: EditExpense
+    ) -> ExpenseRecord:
+        """The expense as the edit makes it (checked, priced; not stored)."""
+        amount = old.amount if message.amount is None else message.amount
+        payers = message.paid_by
+        if payers is None:
+            if amount != old.amount and len(old.payers) > 1:
+                raise rules.invalid("paid_by", "give paid_by again when the amount changes")
+            payers = [Payer(user_id=user, amount=amount) for user, _ in old.payers]
+        mode = message.split_mode or old.split_mode
+        lines = (
+            message.shares
+            if message.shares is not None
+            else (_lines(old.split_input) if mode == old.split_mode else [])
+        )
+        currency = message.currency or old.currency
+        paid, shares, kept = await self._priced(
+            group, amount=amount, currency=currency, payers=payers, mode=mode, lines=lines
+        )
+        spent_on = (
+            old.spent_on
+            if message.date is None
+            else rules.spent_on(message.date, utc_now(self._clock).date())
+        )
+        recurrence = old.recurrence
+        if message.recurrence is not None:
+            recurrence = None if message.recurrence == "none" else message.recurrence
+        return ExpenseRecord(
+            id=old.id,
+            group_id=old.group_id,
+            description=old.description
+            if message.description is None
+            else rules.description(message.description),
+            amount=amount,
+            currency=currency,
+            spent_on=spent_on,
+            category=old.category if message.category is None else rules.category(message.category),
+            split_mode=mode,
+            split_input=_saved(kept),
+            created_by=old.created_by,
+            created_at=old.created_at,
+            updated_at=old.updated_at,
+            version=old.version,
+            recurrence=recurrence,
+            next_due=None
+            if recurrence is None
+            else old.next_due
+            if recurrence == old.recurrence and old.next_due
+            else rules.next_occurrence(spent_on, recurrence),
+            recurring_from=old.recurring_from,
+            seq=old.seq,
+            payers=paid,
+            shares=shares,
+        )
+
+
+def _taken_back(expense: ExpenseRecord) -> dict[str, int]:
+    """The deltas that undo what the expense did to the balances."""
+    return {user: -delta for user, delta in expense_deltas(expense.payers, expense.shares).items()}
+
+
+def _specs(lines: Sequence[ShareLine]) -> list[ShareSpec]:
+    return [ShareSpec(line.user_id, line.amount, line.percent_bp, line.shares) for line in lines]
+
+
+def _lines(saved: Sequence[Mapping[str, Any]]) -> list[ShareLine]:
+    return [ShareLine(**line) for line in saved]
+
+
+def _saved(lines: Sequence[ShareLine]) -> list[dict[str, Any]]:
+    """The share lines as stored (split_input): the fields given, no nulls."""
+    return [
+        {
+            k: v
+            for k, v in (
+                ("user_id", line.user_id),
+                ("amount", line.amount),
+                ("percent_bp", line.percent_bp),
+                ("shares", line.shares),
+            )
+            if v is not None
+        }
+        for line in lines
+    ]

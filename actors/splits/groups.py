@@ -1,0 +1,197 @@
+"""Groups, members and invites: a feature part of the Splits actor.
+
+An invite is by email; when that person signs up (auth's `UserRegistered`) each inviting
+group's own shard makes them a member. A member leaves only with every balance settled.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from actors.auth.messages import UserRegistered
+from actors.payments.messages import format_money
+from actors.runtime import Actor, Clock, Executor, Transaction, utc_now
+from actors.splits import rules, store
+from actors.splits.messages import (
+    MAX_MEMBERS,
+    AddMember,
+    AlreadyMember,
+    CreateGroup,
+    Done,
+    GetGroup,
+    GroupFull,
+    GroupList,
+    GroupNotFound,
+    GroupView,
+    JoinInvited,
+    ListGroups,
+    MemberAdded,
+    NotAMember,
+    RemoveMember,
+    UnsettledBalance,
+)
+from actors.splits.store.groups import GroupRow
+from actors.splits.views import group_view
+
+
+async def member_group(db: Executor, group_id: str, user_id: str) -> GroupRow:
+    """The group, if `user_id` is in it; to anyone else it does not exist."""
+    group = await store.groups.group(db, group_id)
+    if group is None or not await store.groups.is_member(db, group_id, user_id):
+        raise GroupNotFound("No such group among yours.", details={"field": "group_id"})
+    return group
+
+
+async def member_ids(db: Executor, group_id: str) -> list[str]:
+    """The group's members in joining order."""
+    return [user for user, _ in (await store.groups.members(db, [group_id]))[group_id]]
+
+
+class Groups:
+    """Creates groups, adds (or invites) and removes members, and shows groups.
+
+    `actor` is the Splits shard this part runs in (its transactions and name); `pool`
+    holds the splits tables; `clock` is the actor's.
+    """
+
+    def __init__(self, actor: Actor, pool: asyncpg.Pool, clock: Clock) -> None:
+        self._actor = actor
+        self._pool = pool
+        self._clock = clock
+
+    async def view(self, group: GroupRow) -> GroupView:
+        members = (await store.groups.members(self._pool, [group.id]))[group.id]
+        invited = (await store.groups.invites(self._pool, [group.id]))[group.id]
+        return group_view(group, members, invited)
+
+    async def create(self, message: CreateGroup) -> GroupView:
+        name = rules.group_name(message.name)
+        currency = rules.currency(message.currency)
+        now = utc_now(self._clock)
+        async with self._actor.transaction() as tx:
+            if not tx.duplicate and await store.groups.insert_group(
+                tx, message.group_id, name, currency, message.user_id, now
+            ):
+                await store.activity.add_activity(
+                    tx,
+                    message.group_id,
+                    "group_created",
+                    message.user_id,
+                    f"{message.user_id} created the group {name}",
+                    now,
+                )
+        return await self.view(await member_group(self._pool, message.group_id, message.user_id))
+
+    async def list_groups(self, message: ListGroups) -> GroupList:
+        groups = await store.groups.groups_of(self._pool, message.user_id)
+        ids = [group.id for group in groups]
+        members = await store.groups.members(self._pool, ids)
+        invited = await store.groups.invites(self._pool, ids)
+        return GroupList(groups=[group_view(g, members[g.id], invited[g.id]) for g in groups])
+
+    async def get(self, message: GetGroup) -> GroupView:
+        return await self.view(await member_group(self._pool, message.group_id, message.user_id))
+
+    async def add_member(self, message: AddMember) -> GroupView:
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        if (message.member_user_id is None) == (message.email is None):
+            raise rules.invalid("user_id", "give either user_id or email")
+        if await store.groups.member_count(self._pool, group.id) >= MAX_MEMBERS:
+            raise GroupFull(f"A group has at most {MAX_MEMBERS} members.")
+        now = utc_now(self._clock)
+        async with self._actor.transaction() as tx:
+            if tx.duplicate:
+                pass
+            elif message.member_user_id is not None:
+                if not await store.groups.add_member(tx, group.id, message.member_user_id, now):
+                    raise AlreadyMember(
+                        "This user is a member already.", details={"field": "user_id"}
+                    )
+                await _joined(tx, group, message.member_user_id, message.user_id, now)
+            elif message.email is not None and await store.groups.add_invite(
+                tx, group.id, message.email, message.user_id, now
+            ):
+                await store.activity.add_activity(
+                    tx,
+                    group.id,
+                    "member_invited",
+                    message.user_id,
+                    f"{message.user_id} invited {message.email}",
+                    now,
+                    data={"email": message.email},
+                )
+        return await self.view(group)
+
+    async def user_registered(self, message: UserRegistered) -> None:
+        """Someone signed up: every group that invited their email gets them as a member
+        (each group's own shard adds them)."""
+        email = message.email.lower()
+        async with self._actor.transaction() as tx:
+            if tx.duplicate:
+                return
+            for group_id in await store.groups.groups_inviting(tx, email):
+                await tx.tell(
+                    self._actor.name,
+                    JoinInvited(group_id=group_id, user_id=message.user_id, email=email),
+                )
+
+    async def join_invited(self, message: JoinInvited) -> None:
+        group = await store.groups.group(self._pool, message.group_id)
+        if group is None:
+            return
+        now = utc_now(self._clock)
+        async with self._actor.transaction() as tx:
+            if tx.duplicate:
+                return
+            invited_by = await store.groups.take_invite(tx, group.id, message.email)
+            if invited_by is None:
+                return
+            if await store.groups.add_member(tx, group.id, message.user_id, now):
+                await _joined(tx, group, message.user_id, invited_by, now)
+
+    async def remove_member(self, message: RemoveMember) -> Done:
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        leaving = message.member_user_id
+        if not await store.groups.is_member(self._pool, group.id, leaving):
+            raise NotAMember(
+                "This user is not a member of the group.", details={"field": "user_id"}
+            )
+        owing = await store.balances.unsettled(self._pool, group.id, leaving)
+        if owing:
+            shown = ", ".join(format_money(net, code) for code, net in sorted(owing.items()))
+            raise UnsettledBalance(
+                f"{leaving} still has a balance of {shown} in this group; settle up first.",
+                details={"field": "user_id", "balances": owing},
+            )
+        now = utc_now(self._clock)
+        async with self._actor.transaction() as tx:
+            if not tx.duplicate:
+                await store.groups.remove_member(tx, group.id, leaving)
+                left = leaving == message.user_id
+                await store.activity.add_activity(
+                    tx,
+                    group.id,
+                    "member_left" if left else "member_removed",
+                    message.user_id,
+                    f"{leaving} left the group" if left else f"{message.user_id} removed {leaving}",
+                    now,
+                    data={"user_id": leaving},
+                )
+        return Done()
+
+
+async def _joined(tx: Transaction, group: GroupRow, user_id: str, by: str, now: datetime) -> None:
+    await store.activity.add_activity(
+        tx,
+        group.id,
+        "member_added",
+        by,
+        f"{by} added {user_id}",
+        now,
+        data={"user_id": user_id},
+    )
+    await tx.publish(
+        MemberAdded(group_id=group.id, group_name=group.name, member_user_id=user_id, added_by=by)
+    )

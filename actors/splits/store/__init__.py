@@ -1,0 +1,15 @@
+"""Every SQL statement of the splits actor, over its own tables (the schema's splits
+section), one module per feature: `groups` (groups, members, invites), `expenses` (with
+their lines, history and recurrence), `balances` (kept nets and settle plans),
+`settlements`, `activity` (the log and comments).
+
+Each function takes what runs the statement (`actors.runtime.Executor`): the pool
+(autocommit) or an open `Transaction`. Times are passed in; the actor's clock is the only
+one. A group's rows are written by the one shard that owns the group, so nothing here locks.
+"""
+
+from __future__ import annotations
+
+from actors.splits.store import activity, balances, expenses, groups, settlements
+
+__all__ = ["activity", "balances", "expenses", "groups", "settlements"]

@@ -1,0 +1,67 @@
+"""Each member's kept net balance per currency, and the kept settle plans (splits_balances,
+splits_plans)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from actors.runtime import Executor
+
+
+async def balances(db: Executor, group_id: str) -> list[tuple[str, str, int]]:
+    """(user_id, currency, net) of every member with a balance row, by currency then user."""
+    rows = await db.fetch(
+        "SELECT user_id, currency, net FROM splits_balances WHERE group_id = $1"
+        " ORDER BY currency, user_id",
+        group_id,
+    )
+    return [(row["user_id"], row["currency"], row["net"]) for row in rows]
+
+
+async def unsettled(db: Executor, group_id: str, user_id: str) -> dict[str, int]:
+    rows = await db.fetch(
+        "SELECT currency, net FROM splits_balances"
+        " WHERE group_id = $1 AND user_id = $2 AND net <> 0",
+        group_id,
+        user_id,
+    )
+    return {row["currency"]: row["net"] for row in rows}
+
+
+async def apply_deltas(
+    db: Executor, group_id: str, currency: str, deltas: Mapping[str, int]
+) -> None:
+    """Add each user's change to their net balance in this currency (one statement)."""
+    changed = sorted((user, delta) for user, delta in deltas.items() if delta)
+    if not changed:
+        return
+    await db.execute(
+        """
+        INSERT INTO splits_balances (group_id, user_id, currency, net)
+        SELECT $1, d.user_id, $2, d.delta FROM unnest($3::text[], $4::bigint[]) AS d(user_id, delta)
+        ON CONFLICT (group_id, user_id, currency)
+        DO UPDATE SET net = splits_balances.net + EXCLUDED.net
+        """,
+        group_id,
+        currency,
+        [user for user, _ in changed],
+        [delta for _, delta in changed],
+    )
+
+
+async def saved_plans(db: Executor, group_id: str) -> dict[str, list[tuple[str, str, int]]]:
+    rows = await db.fetch("SELECT currency, plan FROM splits_plans WHERE group_id = $1", group_id)
+    return {row["currency"]: [tuple(item) for item in json.loads(row["plan"])] for row in rows}
+
+
+async def save_plan(
+    db: Executor, group_id: str, currency: str, plan: Sequence[tuple[str, str, int]]
+) -> None:
+    await db.execute(
+        "INSERT INTO splits_plans (group_id, currency, plan) VALUES ($1, $2, $3::jsonb)"
+        " ON CONFLICT (group_id, currency) DO UPDATE SET plan = EXCLUDED.plan",
+        group_id,
+        currency,
+        json.dumps([list(item) for item in plan]),
+    )

@@ -1,0 +1,147 @@
+"""Groups, their members and the invites by email (splits_groups, splits_members,
+splits_invites)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from actors.runtime import Executor
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRow:
+    """A group as stored."""
+
+    id: str
+    name: str
+    currency: str
+    created_by: str
+    created_at: datetime
+
+
+def _group(row: Any) -> GroupRow:
+    return GroupRow(row["id"], row["name"], row["currency"], row["created_by"], row["created_at"])
+
+
+async def insert_group(
+    db: Executor, group_id: str, name: str, currency: str, user_id: str, now: datetime
+) -> bool:
+    """Create the group with its creator as the first member; False if the id is taken."""
+    created = await db.fetchval(
+        "INSERT INTO splits_groups (id, name, currency, created_by, created_at)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING true",
+        group_id,
+        name,
+        currency,
+        user_id,
+        now,
+    )
+    if created:
+        await add_member(db, group_id, user_id, now)
+    return bool(created)
+
+
+async def group(db: Executor, group_id: str) -> GroupRow | None:
+    row = await db.fetchrow("SELECT * FROM splits_groups WHERE id = $1", group_id)
+    return None if row is None else _group(row)
+
+
+async def groups_of(db: Executor, user_id: str) -> list[GroupRow]:
+    rows = await db.fetch(
+        "SELECT g.* FROM splits_groups g JOIN splits_members m ON m.group_id = g.id"
+        " WHERE m.user_id = $1 ORDER BY g.created_at, g.id",
+        user_id,
+    )
+    return [_group(row) for row in rows]
+
+
+async def is_member(db: Executor, group_id: str, user_id: str) -> bool:
+    found = await db.fetchval(
+        "SELECT true FROM splits_members WHERE group_id = $1 AND user_id = $2", group_id, user_id
+    )
+    return bool(found)
+
+
+async def members(db: Executor, group_ids: Sequence[str]) -> dict[str, list[tuple[str, datetime]]]:
+    """(user_id, joined_at) per group, in joining order."""
+    rows = await db.fetch(
+        "SELECT group_id, user_id, joined_at FROM splits_members WHERE group_id = ANY($1::text[])"
+        " ORDER BY joined_at, user_id",
+        list(group_ids),
+    )
+    found: dict[str, list[tuple[str, datetime]]] = {group_id: [] for group_id in group_ids}
+    for row in rows:
+        found[row["group_id"]].append((row["user_id"], row["joined_at"]))
+    return found
+
+
+async def member_count(db: Executor, group_id: str) -> int:
+    count = await db.fetchval("SELECT count(*) FROM splits_members WHERE group_id = $1", group_id)
+    return int(count)
+
+
+async def add_member(db: Executor, group_id: str, user_id: str, now: datetime) -> bool:
+    added = await db.fetchval(
+        "INSERT INTO splits_members (group_id, user_id, joined_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        group_id,
+        user_id,
+        now,
+    )
+    return bool(added)
+
+
+async def remove_member(db: Executor, group_id: str, user_id: str) -> None:
+    await db.execute(
+        "DELETE FROM splits_members WHERE group_id = $1 AND user_id = $2", group_id, user_id
+    )
+    await db.execute(
+        "DELETE FROM splits_balances WHERE group_id = $1 AND user_id = $2 AND net = 0",
+        group_id,
+        user_id,
+    )
+
+
+async def invites(
+    db: Executor, group_ids: Sequence[str]
+) -> dict[str, list[tuple[str, str, datetime]]]:
+    """(email, invited_by, invited_at) per group."""
+    rows = await db.fetch(
+        "SELECT group_id, email, invited_by, invited_at FROM splits_invites"
+        " WHERE group_id = ANY($1::text[]) ORDER BY invited_at, email",
+        list(group_ids),
+    )
+    found: dict[str, list[tuple[str, str, datetime]]] = {group_id: [] for group_id in group_ids}
+    for row in rows:
+        found[row["group_id"]].append((row["email"], row["invited_by"], row["invited_at"]))
+    return found
+
+
+async def add_invite(db: Executor, group_id: str, email: str, by: str, now: datetime) -> bool:
+    added = await db.fetchval(
+        "INSERT INTO splits_invites (group_id, email, invited_by, invited_at)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+        group_id,
+        email,
+        by,
+        now,
+    )
+    return bool(added)
+
+
+async def take_invite(db: Executor, group_id: str, email: str) -> str | None:
+    """Remove the invite; who made it (None: there was none)."""
+    by: str | None = await db.fetchval(
+        "DELETE FROM splits_invites WHERE group_id = $1 AND email = $2 RETURNING invited_by",
+        group_id,
+        email,
+    )
+    return by
+
+
+async def groups_inviting(db: Executor, email: str) -> list[str]:
+    rows = await db.fetch("SELECT group_id FROM splits_invites WHERE email = $1", email)
+    return [row["group_id"] for row in rows]

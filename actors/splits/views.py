@@ -1,0 +1,100 @@
+"""Stored rows as the replies show them: pure conversions, no IO."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from actors.runtime import rfc3339
+from actors.splits.messages import (
+    ActivityItem,
+    CommentView,
+    ExpenseView,
+    GroupView,
+    Invite,
+    Member,
+    Payer,
+    SettlementView,
+    Share,
+)
+from actors.splits.store.expenses import ExpenseRecord
+from actors.splits.store.groups import GroupRow
+from actors.splits.store.settlements import SettlementRow
+
+
+def group_view(
+    group: GroupRow,
+    members: Sequence[tuple[str, datetime]],
+    invited: Sequence[tuple[str, str, datetime]],
+) -> GroupView:
+    return GroupView(
+        id=group.id,
+        name=group.name,
+        currency=group.currency,
+        created_by=group.created_by,
+        created_at=rfc3339(group.created_at),
+        members=[Member(user_id=user, joined_at=rfc3339(at)) for user, at in members],
+        invited=[Invite(email=e, invited_by=by, invited_at=rfc3339(at)) for e, by, at in invited],
+    )
+
+
+def expense_view(expense: ExpenseRecord) -> ExpenseView:
+    return ExpenseView(
+        id=expense.id,
+        group_id=expense.group_id,
+        description=expense.description,
+        amount=expense.amount,
+        currency=expense.currency,
+        date=expense.spent_on.isoformat(),
+        category=expense.category,
+        paid_by=[Payer(user_id=user, amount=paid) for user, paid in expense.payers],
+        split_mode=expense.split_mode,
+        shares=[Share(user_id=user, amount=owed) for user, owed in expense.shares],
+        created_by=expense.created_by,
+        created_at=rfc3339(expense.created_at),
+        updated_at=rfc3339(expense.updated_at),
+        version=expense.version,
+        recurrence=expense.recurrence,
+        recurring_from=expense.recurring_from,
+    )
+
+
+def settlement_view(row: SettlementRow) -> SettlementView:
+    return SettlementView(
+        id=row.id,
+        group_id=row.group_id,
+        from_user_id=row.from_user_id,
+        to_user_id=row.to_user_id,
+        amount=row.amount,
+        currency=row.currency,
+        method=row.method,
+        status=row.status,  # type: ignore[arg-type]  # the table's CHECK keeps it one of three
+        created_at=rfc3339(row.created_at),
+        transfer_id=row.transfer_id,
+        failure_code=row.failure_code,
+        failure_message=row.failure_message,
+    )
+
+
+def comment_view(row: Any) -> CommentView:
+    return CommentView(
+        id=row["id"],
+        expense_id=row["expense_id"],
+        user_id=row["user_id"],
+        text=row["body"],
+        created_at=rfc3339(row["created_at"]),
+    )
+
+
+def activity_item(row: Any) -> ActivityItem:
+    return ActivityItem(
+        id=row["id"],
+        kind=row["kind"],
+        actor_user_id=row["actor_user_id"],
+        summary=row["summary"],
+        created_at=rfc3339(row["created_at"]),
+        expense_id=row["expense_id"],
+        data=None if row["data"] is None else json.loads(row["data"]),
+    )
