@@ -15,7 +15,8 @@ from aiogram import F, Router, types
 from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject
 
-from actors.auth.messages import GetUser, UserNotFound, UserView
+from actors.auth.messages import GetUser
+from actors.payments.messages import format_money
 from actors.runtime import ActorSystem
 from actors.splits.messages import (
     AddExpense,
@@ -33,7 +34,8 @@ from actors.splits.messages import (
 )
 from splitgo.bot.help import ADD_USAGE, answer_parts
 from splitgo.bot.linking import require_user
-from splitgo.bot.parsing import UsageError, format_amount, parse_add, pick_group, to_minor_units
+from splitgo.bot.parsing import UsageError, parse_add, pick_group, to_minor_units
+from splitgo.web.actors import find_user
 
 log = structlog.get_logger("splitgo.bot")
 
@@ -68,9 +70,9 @@ async def nets_by_group(
 def describe_net(lines: Iterable[BalanceLine]) -> str:
     """ "you are owed 8.33 EUR", "you owe 4.17 EUR", or "settled up"."""
     parts = [
-        f"you are owed {format_amount(line.net, line.currency)}"
+        f"you are owed {format_money(line.net, line.currency)}"
         if line.net > 0
-        else f"you owe {format_amount(-line.net, line.currency)}"
+        else f"you owe {format_money(-line.net, line.currency)}"
         for line in lines
         if line.net
     ]
@@ -82,11 +84,8 @@ async def names_of(system: ActorSystem, user_ids: Iterable[str]) -> dict[str, st
     wanted = sorted(set(user_ids))
 
     async def name_of(user_id: str) -> str:
-        try:
-            user: UserView = await system.ref("auth").ask(GetUser(user_id=user_id))
-        except UserNotFound:
-            return "a former member"
-        return user.name
+        user = await find_user(system, GetUser(user_id=user_id))
+        return "a former member" if user is None else user.name
 
     names = await asyncio.gather(*(name_of(user_id) for user_id in wanted))
     return dict(zip(wanted, names, strict=True))
@@ -156,9 +155,9 @@ def _added_text(expense: ExpenseView, group: GroupView, user_id: str) -> str:
     people = len(expense.shares)
     return (
         f"Added <b>{escape(expense.description)}</b> to <b>{escape(group.name)}</b>: "
-        f"{format_amount(expense.amount, expense.currency)}, paid by you, split equally "
+        f"{format_money(expense.amount, expense.currency)}, paid by you, split equally "
         f"among {people} {'person' if people == 1 else 'people'} "
-        f"(your share {format_amount(mine, expense.currency)})."
+        f"(your share {format_money(mine, expense.currency)})."
     )
 
 
@@ -200,7 +199,7 @@ def _plan_section(
 
 
 def _transfer_line(transfer: PlanTransfer, user_id: str, names: dict[str, str]) -> str:
-    amount = format_amount(transfer.amount, transfer.currency)
+    amount = format_money(transfer.amount, transfer.currency)
     if transfer.from_user_id == user_id:
         return f"• <b>You pay {escape(names[transfer.to_user_id])} {amount}</b>"
     if transfer.to_user_id == user_id:

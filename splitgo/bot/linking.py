@@ -25,6 +25,7 @@ from actors.auth.messages import (
 )
 from actors.runtime import ActorSystem
 from splitgo.bot.help import LINK_HOW_TO, NOT_LINKED
+from splitgo.web.actors import find_user
 
 log = structlog.get_logger("splitgo.bot")
 
@@ -44,11 +45,7 @@ def phone_keyboard() -> ReplyKeyboardMarkup:
 
 async def linked_user(system: ActorSystem, chat_id: int) -> UserView | None:
     """The account linked to this chat, or None."""
-    try:
-        user: UserView = await system.ref("auth").ask(FindUserByChat(chat_id=chat_id))
-    except UserNotFound:
-        return None
-    return user
+    return await find_user(system, FindUserByChat(chat_id=chat_id))
 
 
 async def require_user(message: types.Message, system: ActorSystem) -> UserView | None:

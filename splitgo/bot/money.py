@@ -9,12 +9,11 @@ from aiogram import F, Router, types
 from aiogram.enums import ChatType
 from aiogram.filters import Command
 
-from actors.payments.messages import GetWallet, WalletView
+from actors.payments.messages import GetWallet, WalletView, format_money
 from actors.runtime import ActorSystem
 from splitgo.bot.groups import describe_net, my_groups, nets_by_group
 from splitgo.bot.help import answer_parts
 from splitgo.bot.linking import require_user
-from splitgo.bot.parsing import format_amount
 
 
 async def balance(message: types.Message, system: ActorSystem) -> None:
@@ -39,8 +38,8 @@ async def balance(message: types.Message, system: ActorSystem) -> None:
 
 def _wallet_text(wallet: WalletView) -> str:
     lines = [
-        f"• {format_amount(b.available, b.currency)} available"
-        + (f", {format_amount(b.held, b.currency)} held" if b.held else "")
+        f"• {format_money(b.available, b.currency)} available"
+        + (f", {format_money(b.held, b.currency)} held" if b.held else "")
         for b in wallet.balances
         if b.available or b.held
     ]

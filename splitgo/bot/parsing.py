@@ -1,5 +1,6 @@
-"""Pure parsing for the bot: the `/add` arguments, amounts into integer minor units, and
-minor units back into text. No IO, no aiogram: every function here is table-tested.
+"""Pure parsing for the bot: the `/add` arguments and amounts into integer minor units
+(`format_money` beside the currency table says them back). No IO, no aiogram: every
+function here is table-tested.
 
 Error sentences are plain text (they may quote what the user typed); the caller escapes
 them for Telegram's HTML.
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from actors.payments.messages import CURRENCIES, MAX_AMOUNT
+from actors.payments.messages import MAX_AMOUNT, exponent_of
 from actors.splits.messages import DESCRIPTION_MAX, GroupView
 
 # "12", "12.50", "12,5": ASCII digits only, one decimal separator, no sign, no exponent
@@ -21,7 +22,6 @@ _SIGNED = re.compile(r"[+-][0-9]+(?:[.,][0-9]+)?")
 # "@Trip", '@"Road trip"' (phones turn straight quotes into curly ones: accept those too),
 # at the start or after a space, so an email address in a description is not a group
 _GROUP = re.compile(r'(?:^|(?<=\s))@(?:"(?P<quoted>[^"]*)"|“(?P<curly>[^”]*)”|(?P<word>\S+))')
-_DEFAULT_EXPONENT = 2
 
 
 class UsageError(ValueError):
@@ -87,11 +87,6 @@ def parse_amount(text: str) -> Decimal:
     return amount
 
 
-def exponent_of(currency: str) -> int:
-    """How many decimals the currency has (JPY none, EUR two, KWD three)."""
-    return CURRENCIES.get(currency, _DEFAULT_EXPONENT)
-
-
 def to_minor_units(amount: Decimal, currency: str) -> int:
     """`12.50` EUR → 1250, `1200` JPY → 1200; more decimals than the currency has is refused."""
     exponent = exponent_of(currency)
@@ -106,13 +101,6 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     if minor > MAX_AMOUNT:
         raise UsageError("That amount is too large.")
     return minor
-
-
-def format_amount(minor: int, currency: str) -> str:
-    """Minor units as text: 1250 EUR → "12.50 EUR", -300 JPY → "-300 JPY"."""
-    exponent = exponent_of(currency)
-    value = Decimal(minor).scaleb(-exponent)
-    return f"{value:.{exponent}f} {currency}"
 
 
 def pick_group(groups: Sequence[GroupView], name: str | None) -> GroupView:

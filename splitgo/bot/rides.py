@@ -10,10 +10,10 @@ from aiogram import F, Router, types
 from aiogram.enums import ChatType
 from aiogram.filters import Command
 
+from actors.payments.messages import format_money
 from actors.rides.messages import GetCurrentRide, Point, RideNotFound, RideView
 from actors.runtime import ActorSystem
 from splitgo.bot.linking import require_user
-from splitgo.bot.parsing import format_amount
 
 NOT_AVAILABLE = "Rides are not available on this server yet."
 NO_RIDE = "You have no ride in progress."
@@ -43,9 +43,9 @@ def ride_text(ride: RideView, user_id: str) -> str:
     lines.append(f"Pickup: {place(ride.pickup)}")
     lines.append(f"Dropoff: {place(ride.dropoff)}")
     if ride.fare is not None:
-        lines.append(f"Fare: {format_amount(ride.fare, ride.estimate.currency)}")
+        lines.append(f"Fare: {format_money(ride.fare, ride.estimate.currency)}")
     else:
-        lines.append(f"Fare: about {format_amount(ride.estimate.amount, ride.estimate.currency)}")
+        lines.append(f"Fare: about {format_money(ride.estimate.amount, ride.estimate.currency)}")
     return "\n".join(lines)
 
 

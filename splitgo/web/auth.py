@@ -9,6 +9,7 @@ import msgspec
 from aiohttp import web
 
 from actors.auth.messages import (
+    EMAIL_MAX,
     CreateTelegramLink,
     FinishOAuth,
     ForgotPassword,
@@ -32,10 +33,10 @@ from actors.auth.messages import (
     UserView,
     VerifyEmail,
 )
-from actors.runtime import ActorRef
+from splitgo.web.actors import ask
+from splitgo.web.declare import Content, Derived, documented, page
 from splitgo.web.keys import SERVICES
-from splitgo.web.openapi import Content, Derived, documented, page
-from splitgo.web.problems import json_response, read_json
+from splitgo.web.problems import json_response, to_json
 from splitgo.web.security import authenticate
 
 routes = web.RouteTableDef()
@@ -45,7 +46,7 @@ Email = Annotated[
     str,
     msgspec.Meta(
         pattern=r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$",
-        max_length=254,
+        max_length=EMAIL_MAX,
     ),
 ]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -117,10 +118,6 @@ SessionItem = Derived(
 HTML = Content(media_type="text/html", description="a page for people")
 
 
-def auth_ref(request: web.Request) -> ActorRef:
-    return request.app[SERVICES].system.ref("auth")
-
-
 def client_of(request: web.Request) -> tuple[str | None, str | None]:
     """The caller's address and user agent, for login limits and the sessions list."""
     agent = request.headers.get("User-Agent")
@@ -129,8 +126,7 @@ def client_of(request: web.Request) -> tuple[str | None, str | None]:
 
 def user_body(user: UserView) -> dict[str, Any]:
     """A user, both flat (as GET /me) and under "user" (as `{user}` in API.md)."""
-    fields = msgspec.structs.asdict(user)
-    fields.pop("msg_type", None)
+    fields = to_json(user)
     return {**fields, "user": fields}
 
 
@@ -154,11 +150,10 @@ def tokens_body(pair: TokenPair) -> dict[str, Any]:
     responses={201: UserReply},
     errors=[409],
 )
-async def register(request: web.Request) -> web.Response:
-    body = await read_json(request, RegisterBody)
+async def register(request: web.Request, body: RegisterBody) -> web.Response:
     ip, _ = client_of(request)
-    user: UserView = await auth_ref(request).ask(
-        Register(email=body.email, password=body.password, name=body.name, ip=ip)
+    user: UserView = await ask(
+        request, "auth", Register(email=body.email, password=body.password, name=body.name, ip=ip)
     )
     return json_response(user_body(user), status=201)
 
@@ -174,11 +169,10 @@ async def register(request: web.Request) -> web.Response:
     responses={200: TokenPair},
     errors=[401, 429],
 )
-async def login(request: web.Request) -> web.Response:
-    body = await read_json(request, LoginBody)
+async def login(request: web.Request, body: LoginBody) -> web.Response:
     ip, agent = client_of(request)
-    pair: TokenPair = await auth_ref(request).ask(
-        Login(email=body.email, password=body.password, ip=ip, user_agent=agent)
+    pair: TokenPair = await ask(
+        request, "auth", Login(email=body.email, password=body.password, ip=ip, user_agent=agent)
     )
     return json_response(tokens_body(pair))
 
@@ -194,11 +188,10 @@ async def login(request: web.Request) -> web.Response:
     responses={200: TokenPair},
     errors=[401],
 )
-async def refresh(request: web.Request) -> web.Response:
-    body = await read_json(request, RefreshBody)
+async def refresh(request: web.Request, body: RefreshBody) -> web.Response:
     ip, agent = client_of(request)
-    pair: TokenPair = await auth_ref(request).ask(
-        Refresh(refresh_token=body.refresh_token, ip=ip, user_agent=agent)
+    pair: TokenPair = await ask(
+        request, "auth", Refresh(refresh_token=body.refresh_token, ip=ip, user_agent=agent)
     )
     return json_response(tokens_body(pair))
 
@@ -213,9 +206,8 @@ async def refresh(request: web.Request) -> web.Response:
     responses={204: None},
     errors=[401],
 )
-async def logout(request: web.Request) -> web.Response:
-    body = await read_json(request, RefreshBody)
-    await auth_ref(request).ask(Logout(refresh_token=body.refresh_token))
+async def logout(request: web.Request, body: RefreshBody) -> web.Response:
+    await ask(request, "auth", Logout(refresh_token=body.refresh_token))
     return web.Response(status=204)
 
 
@@ -227,10 +219,9 @@ async def logout(request: web.Request) -> web.Response:
 )
 async def list_sessions(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    sessions: SessionList = await auth_ref(request).ask(ListSessions(user_id=claims.sub))
-    items = [msgspec.structs.asdict(s) for s in sessions.items]
+    sessions: SessionList = await ask(request, "auth", ListSessions(user_id=claims.sub))
+    items = [to_json(s) for s in sessions.items]
     for item in items:
-        item.pop("msg_type", None)
         item["current"] = item["id"] == claims.sid
     return json_response({"items": items, "next_cursor": None})
 
@@ -239,8 +230,8 @@ async def list_sessions(request: web.Request) -> web.Response:
 @documented(summary="Revoke a session", tags=["auth"], responses={204: None})
 async def revoke_session(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    await auth_ref(request).ask(
-        RevokeSession(user_id=claims.sub, session_id=request.match_info["id"])
+    await ask(
+        request, "auth", RevokeSession(user_id=claims.sub, session_id=request.match_info["id"])
     )
     return web.Response(status=204)
 
@@ -255,9 +246,8 @@ async def revoke_session(request: web.Request) -> web.Response:
     responses={204: None},
     errors=[401],
 )
-async def verify_email(request: web.Request) -> web.Response:
-    body = await read_json(request, TokenBody)
-    await auth_ref(request).ask(VerifyEmail(token=body.token))
+async def verify_email(request: web.Request, body: TokenBody) -> web.Response:
+    await ask(request, "auth", VerifyEmail(token=body.token))
     return web.Response(status=204)
 
 
@@ -275,7 +265,7 @@ async def verify_email_page(request: web.Request) -> web.Response:
     try:
         if not token:
             raise InvalidToken("the link has no token")
-        await auth_ref(request).ask(VerifyEmail(token=token))
+        await ask(request, "auth", VerifyEmail(token=token))
     except InvalidToken:
         return _page(400, "This link is not valid", "It may have expired or been used already.")
     return _page(200, "Email verified", "Thank you — your address is confirmed.")
@@ -299,9 +289,8 @@ def _page(status: int, title: str, text: str) -> web.Response:
     body=ForgotBody,
     responses={202: None},
 )
-async def forgot_password(request: web.Request) -> web.Response:
-    body = await read_json(request, ForgotBody)
-    await auth_ref(request).ask(ForgotPassword(email=body.email))
+async def forgot_password(request: web.Request, body: ForgotBody) -> web.Response:
+    await ask(request, "auth", ForgotPassword(email=body.email))
     return web.Response(status=202)
 
 
@@ -315,9 +304,8 @@ async def forgot_password(request: web.Request) -> web.Response:
     responses={204: None},
     errors=[401],
 )
-async def reset_password(request: web.Request) -> web.Response:
-    body = await read_json(request, ResetBody)
-    await auth_ref(request).ask(ResetPassword(token=body.token, password=body.password))
+async def reset_password(request: web.Request, body: ResetBody) -> web.Response:
+    await ask(request, "auth", ResetPassword(token=body.token, password=body.password))
     return web.Response(status=204)
 
 
@@ -342,8 +330,8 @@ def callback_url(request: web.Request, provider: str) -> str:
 )
 async def oauth_start(request: web.Request) -> web.Response:
     provider = request.match_info["provider"]
-    redirect: OAuthRedirect = await auth_ref(request).ask(
-        StartOAuth(provider=provider, redirect_uri=callback_url(request, provider))
+    redirect: OAuthRedirect = await ask(
+        request, "auth", StartOAuth(provider=provider, redirect_uri=callback_url(request, provider))
     )
     raise web.HTTPFound(redirect.url)
 
@@ -368,7 +356,9 @@ async def oauth_callback(request: web.Request) -> web.Response:
     if not code or not state:
         raise OAuthFailed("the callback lacks its code or state")
     ip, agent = client_of(request)
-    pair: TokenPair = await auth_ref(request).ask(
+    pair: TokenPair = await ask(
+        request,
+        "auth",
         FinishOAuth(
             provider=provider,
             code=code,
@@ -386,10 +376,8 @@ async def oauth_callback(request: web.Request) -> web.Response:
 @documented(summary="The caller", tags=["auth"], responses={200: UserView}, errors=[404])
 async def me(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    user: UserView = await auth_ref(request).ask(GetUser(user_id=claims.sub))
-    fields = msgspec.structs.asdict(user)
-    fields.pop("msg_type", None)
-    return json_response(fields)
+    user: UserView = await ask(request, "auth", GetUser(user_id=claims.sub))
+    return json_response(to_json(user))
 
 
 @routes.patch("/api/v1/me")
@@ -400,11 +388,10 @@ async def me(request: web.Request) -> web.Response:
     responses={200: UserReply},
     errors=[404],
 )
-async def update_me(request: web.Request) -> web.Response:
+async def update_me(request: web.Request, body: UpdateMeBody) -> web.Response:
     claims = authenticate(request)
-    body = await read_json(request, UpdateMeBody)
-    user: UserView = await auth_ref(request).ask(
-        UpdateUser(user_id=claims.sub, name=body.name, phone=body.phone)
+    user: UserView = await ask(
+        request, "auth", UpdateUser(user_id=claims.sub, name=body.name, phone=body.phone)
     )
     return json_response(user_body(user))
 
@@ -420,5 +407,5 @@ async def update_me(request: web.Request) -> web.Response:
 )
 async def telegram_link(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    link: TelegramLink = await auth_ref(request).ask(CreateTelegramLink(user_id=claims.sub))
+    link: TelegramLink = await ask(request, "auth", CreateTelegramLink(user_id=claims.sub))
     return json_response({"url": link.url, "expires_at": link.expires_at}, status=201)

@@ -8,8 +8,8 @@ from typing import Literal
 import msgspec
 from aiohttp import web
 
+from splitgo.web.declare import documented
 from splitgo.web.keys import SERVICES
-from splitgo.web.openapi import documented
 from splitgo.web.problems import json_response
 
 routes = web.RouteTableDef()

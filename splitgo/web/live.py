@@ -101,7 +101,7 @@ class RedisLiveBus:
                     await self._hub.deliver(published.user_id, published.frame)
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
+                    await asyncio.shield(pubsub.aclose())
                 raise
             except Exception as error:  # Redis restarting: keep listening
                 log.warning("live_bus_error", error=repr(error))

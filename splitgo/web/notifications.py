@@ -21,11 +21,11 @@ from actors.notifications.messages import (
     Preferences,
     SetPreferences,
 )
-from actors.runtime import ActorRef
+from splitgo.web.actors import ask
+from splitgo.web.declare import Content, PageQuery, Raw, documented
 from splitgo.web.keys import LIVE, SERVICES
-from splitgo.web.openapi import Content, PageQuery, Raw, documented
 from splitgo.web.ops import page_params, require_ops
-from splitgo.web.problems import FieldError, ProblemError, json_response, read_json, to_json
+from splitgo.web.problems import FieldError, ProblemError, json_response, to_json
 from splitgo.web.security import authenticate
 
 routes = web.RouteTableDef()
@@ -51,14 +51,15 @@ class DeliveryQuery(PageQuery):
 
 
 SWITCHES = {"type": "object", "additionalProperties": {"type": "boolean"}}
-PREFERENCE_CHANGES = Raw(
-    {
-        "type": "object",
-        "description": "`{<category>: {<channel>: true|false}}`; channels are email, telegram, "
+# any JSON object, checked by `preference_changes` (its errors name `$.<category>.<channel>`)
+PreferenceChanges = Annotated[
+    dict[str, Any],
+    msgspec.Meta(
+        description="`{<category>: {<channel>: true|false}}`; channels are email, telegram, "
         "inapp and sms. Switches not named stay as they are.",
-        "additionalProperties": SWITCHES,
-    }
-)
+        extra_json_schema={"additionalProperties": SWITCHES},
+    ),
+]
 PREFERENCES = Raw(
     {
         "type": "object",
@@ -69,10 +70,6 @@ PREFERENCES = Raw(
         "additionalProperties": SWITCHES,
     }
 )
-
-
-def notifications(request: web.Request) -> ActorRef:
-    return request.app[SERVICES].system.ref("notifications")
 
 
 @routes.get("/api/v1/notifications")
@@ -93,10 +90,12 @@ async def feed(request: web.Request) -> web.Response:
             "unread: true or false",
             errors=[FieldError("unread", "true or false")],
         )
-    page: NotificationPage = await notifications(request).ask(
+    page: NotificationPage = await ask(
+        request,
+        "notifications",
         ListNotifications(
             user_id=claims.sub, unread_only=unread in ("true", "1"), limit=limit, cursor=cursor
-        )
+        ),
     )
     return json_response(to_json(page))
 
@@ -105,7 +104,7 @@ async def feed(request: web.Request) -> web.Response:
 @documented(summary="Mark every notification read", tags=["notifications"], responses={204: None})
 async def read_all(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    await notifications(request).ask(MarkAllRead(user_id=claims.sub))
+    await ask(request, "notifications", MarkAllRead(user_id=claims.sub))
     return web.Response(status=204)
 
 
@@ -113,8 +112,10 @@ async def read_all(request: web.Request) -> web.Response:
 @documented(summary="Mark a notification read", tags=["notifications"], responses={204: None})
 async def read_one(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    await notifications(request).ask(
-        MarkRead(user_id=claims.sub, notification_id=request.match_info["id"])
+    await ask(
+        request,
+        "notifications",
+        MarkRead(user_id=claims.sub, notification_id=request.match_info["id"]),
     )
     return web.Response(status=204)
 
@@ -127,7 +128,7 @@ async def read_one(request: web.Request) -> web.Response:
 )
 async def get_preferences(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    chosen: Preferences = await notifications(request).ask(GetPreferences(user_id=claims.sub))
+    chosen: Preferences = await ask(request, "notifications", GetPreferences(user_id=claims.sub))
     return json_response(_preferences_json(chosen))
 
 
@@ -135,14 +136,14 @@ async def get_preferences(request: web.Request) -> web.Response:
 @documented(
     summary="Switch channels on or off",
     tags=["notifications"],
-    body=PREFERENCE_CHANGES,
+    body=PreferenceChanges,
     responses={200: PREFERENCES},
 )
-async def put_preferences(request: web.Request) -> web.Response:
+async def put_preferences(request: web.Request, body: dict[str, Any]) -> web.Response:
     claims = authenticate(request)
-    changes = preference_changes(await read_json(request, dict[str, Any]))
-    chosen: Preferences = await notifications(request).ask(
-        SetPreferences(user_id=claims.sub, changes=changes)
+    changes = preference_changes(body)
+    chosen: Preferences = await ask(
+        request, "notifications", SetPreferences(user_id=claims.sub, changes=changes)
     )
     return json_response(_preferences_json(chosen))
 
@@ -241,7 +242,9 @@ async def deliveries(request: web.Request) -> web.StreamResponse:
             errors=[FieldError("status", "pending, sent or failed")],
         )
     limit, _cursor = page_params(request)
-    found: DeliveryList = await notifications(request).ask(
-        ListDeliveries(status=status, user_id=request.query.get("user_id"), limit=limit)
+    found: DeliveryList = await ask(
+        request,
+        "notifications",
+        ListDeliveries(status=status, user_id=request.query.get("user_id"), limit=limit),
     )
     return json_response(to_json(found))

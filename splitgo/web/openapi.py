@@ -1,14 +1,14 @@
 """OpenAPI 3.1 for every route, generated from the route table and the msgspec types.
 
-Each handler says what it takes and answers with `@documented(...)`: a summary, the body
-Struct it decodes, its query parameters (a Struct), its headers, and a type per success
-status. `build_spec(app)` walks the application's router for methods, paths and path
-parameters, reads what each handler carries, and turns every named type into JSON Schema
-with `msgspec.json.schema_components`: the document is derived from the same types the
-handlers decode and send, not written a second time.
+Each handler says what it takes and answers with `@documented(...)` (`declare.py`): a
+summary, the body Struct it is handed decoded, its query parameters (a Struct), its
+headers, and a type per success status. `build_spec(app)` walks the application's router
+for methods, paths and path parameters, reads what each handler carries, and turns every
+named type into JSON Schema with `msgspec.json.schema_components`: the document is derived
+from the same types the handlers decode and send, not written a second time.
 
-Replies are views of the actors' messages sent without their `msgspec` tag (`plain()`,
-`to_json()` drop `msg_type`), with every field present: their schemas are made to match,
+Replies are views of the actors' messages sent without their `msgspec` tag (`to_json()`
+drops `msg_type`), with every field present: their schemas are made to match,
 tag removed and every field required. `Derived` names a reply that is a view with fields
 added or dropped (a user with `user` nested in it, a dead letter without its envelope),
 `page(...)` the `{"items": [...], "next_cursor": ...}` wrapper, and `Raw` a schema that no
@@ -32,205 +32,38 @@ import http
 import importlib.metadata
 import inspect
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import msgspec.inspect as mi
 from aiohttp import web
 
+from splitgo.web.declare import (
+    JSON,
+    SPEC_ATTR,
+    Content,
+    Derived,
+    Header,
+    Operation,
+    Page,
+    PageQuery,
+    Raw,
+    describe,
+    documented,
+)
 from splitgo.web.hardening import RATE_LIMITED
 from splitgo.web.problems import PROBLEM_TYPE, TITLES, Problem
 
 routes = web.RouteTableDef()
 
-Handler = TypeVar("Handler", bound=Callable[..., Any])
-Auth = Literal["bearer", "ops", "none"]
-
-SPEC_ATTR = "__openapi__"
 REF = "#/components/schemas/{name}"
-JSON = "application/json"
 OPENAPI_PATH = "/api/openapi.json"
 DOCS_PATH = "/api/docs"
 REQUEST_ID = "X-Request-Id"
-IDEMPOTENCY_KEY = "Idempotency-Key"
-# what the edge reads from an Idempotency-Key: 1..200 printable characters, no edge spaces
-IDEMPOTENCY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^\S(.*\S)?$"}
 # aiohttp's default for a `{name}` segment: anything but a slash (and braces)
 DEFAULT_SEGMENT = "[^{}/]+"
-
-
-# ── what handlers declare ─────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True, slots=True)
-class Content:
-    """A reply (or body) other than one JSON type: another media type, or headers.
-
-    `type` is a msgspec type (None: no schema, e.g. an HTML page); `headers` maps a header
-    to (description, required)."""
-
-    type: Any = None
-    media_type: str = JSON
-    description: str | None = None
-    headers: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Derived:
-    """A named view of a Struct as a handler sends it: some fields dropped, some added."""
-
-    name: str
-    base: Any
-    add: Mapping[str, Any] = field(default_factory=dict)
-    drop: tuple[str, ...] = ()
-    description: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Raw:
-    """A schema no Struct can say; `refs` are the types its `{"$ref": name}` leaves name."""
-
-    schema: Mapping[str, Any]
-    refs: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """`{"items": [item...], "next_cursor": str | null}`, as the list routes answer."""
-
-    item: Any
-
-
-def page(item: Any) -> Page:
-    return Page(item)
-
-
-@dataclass(frozen=True, slots=True)
-class Header:
-    """A request header a handler reads."""
-
-    name: str
-    description: str
-    required: bool = False
-    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
-
-
-Limit = Annotated[int, msgspec.Meta(ge=1, le=200, description="page size (1..200)")]
-
-
-class PageQuery(msgspec.Struct):
-    """`?limit=&cursor=` of every list that pages (`ops.page_params`)."""
-
-    limit: Limit = 50
-    cursor: Annotated[str, msgspec.Meta(description="next_cursor of the page before")] = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """Everything the document says about one handler."""
-
-    summary: str
-    responses: Mapping[int, Any]
-    tags: tuple[str, ...] = ()
-    auth: Auth = "bearer"
-    body: Any = None
-    body_required: bool = True
-    body_media_type: str = JSON
-    query: Any = None
-    headers: tuple[Header, ...] = ()
-    errors: tuple[int, ...] = ()
-    actor: bool = True
-    description: str | None = None
-    operation_id: str | None = None
-
-
-def describe(
-    *,
-    summary: str,
-    responses: Mapping[int, Any],
-    tags: Iterable[str] = (),
-    auth: Auth = "bearer",
-    body: Any = None,
-    body_required: bool = True,
-    body_media_type: str = JSON,
-    query: Any = None,
-    headers: Iterable[Header] = (),
-    errors: Iterable[int] = (),
-    actor: bool = True,
-    description: str | None = None,
-    operation_id: str | None = None,
-) -> Operation:
-    """An Operation; `actor=False` for routes that ask no actor (no 503)."""
-    return Operation(
-        summary=summary,
-        responses=dict(responses),
-        tags=tuple(tags),
-        auth=auth,
-        body=body,
-        body_required=body_required,
-        body_media_type=body_media_type,
-        query=query,
-        headers=tuple(headers),
-        errors=tuple(errors),
-        actor=actor,
-        description=description,
-        operation_id=operation_id,
-    )
-
-
-def documented(
-    *,
-    summary: str,
-    responses: Mapping[int, Any],
-    tags: Iterable[str] = (),
-    auth: Auth = "bearer",
-    body: Any = None,
-    body_required: bool = True,
-    body_media_type: str = JSON,
-    query: Any = None,
-    headers: Iterable[Header] = (),
-    errors: Iterable[int] = (),
-    actor: bool = True,
-    description: str | None = None,
-    operation_id: str | None = None,
-) -> Callable[[Handler], Handler]:
-    """Attach the handler's OpenAPI description; apply it under `@routes.<method>(...)`."""
-    operation = describe(
-        summary=summary,
-        responses=responses,
-        tags=tags,
-        auth=auth,
-        body=body,
-        body_required=body_required,
-        body_media_type=body_media_type,
-        query=query,
-        headers=headers,
-        errors=errors,
-        actor=actor,
-        description=description,
-        operation_id=operation_id,
-    )
-
-    def attach(handler: Handler) -> Handler:
-        setattr(handler, SPEC_ATTR, operation)
-        return handler
-
-    return attach
-
-
-def idempotency(required: bool) -> Header:
-    if required:
-        text = "required: the same key with the same body returns the first result"
-    else:
-        text = "optional: the same key with the same body returns the first result"
-    return Header(
-        IDEMPOTENCY_KEY,
-        f"{text}; with another body it is a 409 `idempotency_conflict`",
-        required=required,
-        schema=IDEMPOTENCY_SCHEMA,
-    )
 
 
 # Routes whose handlers live outside the edge's route modules (other edges, the metrics

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hmac
 import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -12,12 +11,11 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from actors.auth.messages import InvalidToken
 from actors.runtime import DeadLetter, DomainError, ShardStatus, UnknownActor
+from splitgo.web.declare import Derived, PageQuery, documented, page
 from splitgo.web.keys import SERVICES
-from splitgo.web.openapi import Derived, PageQuery, documented, page
-from splitgo.web.problems import FieldError, ProblemError, json_response, read_json
-from splitgo.web.security import bearer_token
+from splitgo.web.problems import FieldError, ProblemError, json_response
+from splitgo.web.security import authorize_operator
 
 log = structlog.get_logger("splitgo.ops")
 routes = web.RouteTableDef()
@@ -29,32 +27,8 @@ def require_ops(handler: OpsHandler) -> OpsHandler:
     """Machines pass with the ops token; people with an admin's access token."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
-        services = request.app[SERVICES]
-        token = bearer_token(request)
-        if token is None:
-            raise ProblemError(
-                401,
-                "unauthenticated",
-                "send Authorization: Bearer <ops token or an admin's access token>",
-                headers={"WWW-Authenticate": 'Bearer realm="ops"'},
-            )
-        if hmac.compare_digest(token.encode(), services.ops_token.encode()):
-            return await handler(request)
-        if services.verifier is not None and token.count(".") == 2:
-            try:
-                claims = services.verifier.verify(token)
-            except InvalidToken:
-                pass
-            else:
-                if not claims.has_role("admin"):
-                    raise ProblemError(403, "not_an_admin", "/ops is for admins")
-                return await handler(request)
-        raise ProblemError(
-            401,
-            "invalid_token",
-            "the bearer token is not valid for /ops",
-            headers={"WWW-Authenticate": 'Bearer realm="ops", error="invalid_token"'},
-        )
+        authorize_operator(request)
+        return await handler(request)
 
     functools.update_wrapper(guarded, handler)  # its name, docstring and OpenAPI description
     return guarded
@@ -231,6 +205,7 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
 
 
 @routes.post("/ops/dead-letters/replay")
+@require_ops
 @documented(
     summary="Replay many dead letters",
     tags=["ops"],
@@ -238,10 +213,8 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
     body=ReplayRequest,
     responses={202: ReplayOutcome},
 )
-@require_ops
-async def replay_many(request: web.Request) -> web.Response:
+async def replay_many(request: web.Request, body: ReplayRequest) -> web.Response:
     """Replay a list of dead letters, or all not-yet-replayed ones of one actor type."""
-    body = await read_json(request, ReplayRequest)
     if (body.ids is None) == (body.actor is None):
         raise ProblemError(
             422,

@@ -10,7 +10,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
-from actors.auth.messages import GetUser, UserNotFound
+from actors.auth.messages import GetUser
 from actors.payments.messages import (
     CURRENCIES,
     MAX_AMOUNT,
@@ -28,12 +28,21 @@ from actors.payments.messages import (
     Transfer,
     TransferView,
     WalletView,
+    format_money,
 )
-from actors.runtime import ActorRef
+from splitgo.web.actors import ask, find_user
+from splitgo.web.declare import (
+    IDEMPOTENCY_KEY,
+    Content,
+    Header,
+    PageQuery,
+    Verbatim,
+    documented,
+    idempotency,
+)
 from splitgo.web.keys import SERVICES
-from splitgo.web.openapi import Content, Header, PageQuery, documented, idempotency
 from splitgo.web.ops import page_params
-from splitgo.web.problems import FieldError, ProblemError, json_response, read_json
+from splitgo.web.problems import FieldError, ProblemError, json_response, to_json
 from splitgo.web.security import authenticate
 
 routes = web.RouteTableDef()
@@ -45,7 +54,6 @@ Currency = Annotated[
 ]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Note = Annotated[str, msgspec.Meta(max_length=NOTE_MAX)]
-IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
 class TopUpBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -65,10 +73,6 @@ class WebhookReceipt(msgspec.Struct):
 
     received: bool
     applied: bool
-
-
-def payments(request: web.Request) -> ActorRef:
-    return request.app[SERVICES].system.ref("payments")
 
 
 def field_problem(field: str, message: str, code: str = "validation_error") -> ProblemError:
@@ -94,18 +98,12 @@ def idempotency_key(request: web.Request) -> str:
     return key
 
 
-def plain(view: msgspec.Struct) -> dict[str, Any]:
-    fields = msgspec.structs.asdict(view)
-    fields.pop("msg_type", None)
-    return fields
-
-
 @routes.get("/api/v1/wallet")
 @documented(summary="The caller's balances", tags=["payments"], responses={200: WalletView})
 async def wallet(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    view: WalletView = await payments(request).ask(GetWallet(user_id=claims.sub))
-    return json_response({"balances": [plain(b) for b in view.balances]})
+    view: WalletView = await ask(request, "payments", GetWallet(user_id=claims.sub))
+    return json_response({"balances": [to_json(b) for b in view.balances]})
 
 
 @routes.post("/api/v1/wallet/top-ups")
@@ -119,10 +117,11 @@ async def wallet(request: web.Request) -> web.Response:
     responses={201: TopUpView},
     errors=[409],
 )
-async def create_top_up(request: web.Request) -> web.Response:
+async def create_top_up(request: web.Request, body: TopUpBody) -> web.Response:
     claims = authenticate(request)
-    body = await read_json(request, TopUpBody)
-    top_up: TopUpView = await payments(request).ask(
+    top_up: TopUpView = await ask(
+        request,
+        "payments",
         CreateTopUp(
             idempotency_key=idempotency_key(request),
             user_id=claims.sub,
@@ -131,17 +130,17 @@ async def create_top_up(request: web.Request) -> web.Response:
         ),
         timeout=20,
     )
-    return json_response(plain(top_up), status=201)
+    return json_response(to_json(top_up), status=201)
 
 
 @routes.get("/api/v1/wallet/top-ups/{id}")
 @documented(summary="A top-up", tags=["payments"], responses={200: TopUpView})
 async def get_top_up(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    top_up: TopUpView = await payments(request).ask(
-        GetTopUp(user_id=claims.sub, top_up_id=request.match_info["id"])
+    top_up: TopUpView = await ask(
+        request, "payments", GetTopUp(user_id=claims.sub, top_up_id=request.match_info["id"])
     )
-    return json_response(plain(top_up))
+    return json_response(to_json(top_up))
 
 
 @routes.post("/api/v1/payments/webhooks/{provider}")
@@ -151,15 +150,16 @@ async def get_top_up(request: web.Request) -> web.Response:
     "is 400 and credits nothing; a replayed event credits once.",
     tags=["payments"],
     auth="none",
-    body=dict[str, Any],
+    body=Verbatim(dict[str, Any]),
     headers=[Header("Stripe-Signature", "`t=<unix time>,v1=<hex HMAC-SHA256>`")],
     responses={200: WebhookReceipt},
 )
-async def webhook(request: web.Request) -> web.Response:
+async def webhook(request: web.Request, body: bytes) -> web.Response:
     """A provider's signed event: verified by payments before anything is credited."""
-    body = await request.read()
     signature = request.headers.get("Stripe-Signature", "")
-    result = await payments(request).ask(
+    result = await ask(
+        request,
+        "payments",
         HandleWebhook(provider=request.match_info["provider"], body=body, signature=signature),
         key=request.match_info["provider"],
     )
@@ -176,17 +176,16 @@ async def webhook(request: web.Request) -> web.Response:
     responses={201: TransferView},
     errors=[409],
 )
-async def transfer(request: web.Request) -> web.Response:
+async def transfer(request: web.Request, body: TransferBody) -> web.Response:
     claims = authenticate(request)
-    body = await read_json(request, TransferBody)
     known_currency(body.currency)
     if body.to_user_id == claims.sub:
         raise field_problem("$.to_user_id", "a transfer to yourself moves nothing")
-    try:
-        await request.app[SERVICES].system.ref("auth").ask(GetUser(user_id=body.to_user_id))
-    except UserNotFound:
-        raise field_problem("$.to_user_id", "no user has this id") from None
-    done: TransferView = await payments(request).ask(
+    if await find_user(request.app[SERVICES].system, GetUser(user_id=body.to_user_id)) is None:
+        raise field_problem("$.to_user_id", "no user has this id")
+    done: TransferView = await ask(
+        request,
+        "payments",
         Transfer(
             idempotency_key=idempotency_key(request),
             from_user_id=claims.sub,
@@ -194,9 +193,9 @@ async def transfer(request: web.Request) -> web.Response:
             amount=body.amount,
             currency=body.currency,
             note=body.note,
-        )
+        ),
     )
-    return json_response(plain(done), status=201)
+    return json_response(to_json(done), status=201)
 
 
 @routes.get("/api/v1/transfers")
@@ -210,11 +209,11 @@ async def transfer(request: web.Request) -> web.Response:
 async def statement(request: web.Request) -> web.Response:
     claims = authenticate(request)
     limit, cursor = page_params(request)
-    page: StatementPage = await payments(request).ask(
-        GetStatement(user_id=claims.sub, limit=limit, cursor=cursor)
+    page: StatementPage = await ask(
+        request, "payments", GetStatement(user_id=claims.sub, limit=limit, cursor=cursor)
     )
     return json_response(
-        {"items": [plain(entry) for entry in page.items], "next_cursor": page.next_cursor}
+        {"items": [to_json(entry) for entry in page.items], "next_cursor": page.next_cursor}
     )
 
 
@@ -228,9 +227,8 @@ async def statement(request: web.Request) -> web.Response:
 async def sandbox_page(request: web.Request) -> web.Response:
     """The sandbox provider's checkout: what is being paid, and Pay / Decline buttons."""
     checkout_id = request.match_info["id"]
-    top_up: TopUpView = await payments(request).ask(GetCheckout(checkout_id=checkout_id))
-    exponent = CURRENCIES.get(top_up.currency, 2)
-    shown = f"{top_up.amount / 10**exponent:.{exponent}f} {top_up.currency}"
+    top_up: TopUpView = await ask(request, "payments", GetCheckout(checkout_id=checkout_id))
+    shown = format_money(top_up.amount, top_up.currency)
     safe_id = html.escape(checkout_id, quote=True)
     state = html.escape(top_up.status)
     page = (
@@ -260,8 +258,8 @@ async def sandbox_decision(request: web.Request) -> web.Response:
     """A press: the sandbox sends its signed webhook, as a real provider would."""
     checkout_id = request.match_info["id"]
     pay = request.match_info["decision"] == "pay"
-    hook: SandboxWebhook = await payments(request).ask(
-        SandboxDecision(checkout_id=checkout_id, pay=pay), key=checkout_id
+    hook: SandboxWebhook = await ask(
+        request, "payments", SandboxDecision(checkout_id=checkout_id, pay=pay), key=checkout_id
     )
     services = request.app[SERVICES]
     url = f"{services.public_url}/api/v1/payments/webhooks/sandbox"

@@ -264,9 +264,12 @@ def _too_long(path: str, what: str) -> ProblemError:
     )
 
 
-async def read_json(request: web.Request, body_type: type[T]) -> T:
+async def read_json(request: web.Request, body_type: type[T], *, required: bool = True) -> T:
     """The request body decoded into `body_type`: 400 if it is not JSON (or nests too deep),
-    422 if it does not fit, or holds a string or array past the limits above."""
+    422 if it does not fit, or holds a string or array past the limits above. A body that
+    is not `required` may be left out entirely (no bytes at all: every field's default)."""
+    if not required and (not request.can_read_body or not (await request.read()).strip()):
+        return msgspec.convert({}, body_type)
     if request.content_type not in ("application/json", "") and not request.content_type.endswith(
         "+json"
     ):

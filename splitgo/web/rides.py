@@ -10,7 +10,7 @@ are a place on Earth is the actor's call (its `InvalidRide` names the field, `$.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 import structlog
@@ -35,17 +35,15 @@ from actors.rides.messages import (
     SetDriverStatus,
     UpdateLocation,
 )
-from actors.runtime import ActorRef, Message
-from splitgo.web.keys import SERVICES
-from splitgo.web.openapi import Content, documented, idempotency
-from splitgo.web.problems import ProblemError, json_response, read_json, to_json
+from splitgo.web.actors import ask
+from splitgo.web.declare import IDEMPOTENCY_KEY, Content, documented, idempotency
+from splitgo.web.problems import ProblemError, json_response, to_json
 from splitgo.web.security import authenticate
 
 log = structlog.get_logger("splitgo.web.rides")
 
 routes = web.RouteTableDef()
 
-IDEMPOTENCY_KEY = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX = 200
 REQUEST_ASK_TIMEOUT = 20.0  # a request asks splits and payments before it answers
 REASON_MAX = 200
@@ -168,23 +166,7 @@ def idempotency_key(request: web.Request) -> str | None:
     return key or None
 
 
-async def read_optional_json(request: web.Request, body_type: type[CancelBody]) -> CancelBody:
-    """A body that may be left out entirely (no bytes at all: every field's default)."""
-    if not request.can_read_body or not (await request.read()).strip():
-        return body_type()
-    return await read_json(request, body_type)
-
-
-# ── talking to the actor ──────────────────────────────────────────────────────────────
-
-
-def rides(request: web.Request) -> ActorRef:
-    return request.app[SERVICES].system.ref("rides")
-
-
-async def ask(request: web.Request, message: Message, *, timeout: float | None = None) -> Any:
-    """Ask the rides actor; its typed errors become problems in the middleware."""
-    return await rides(request).ask(message, timeout=timeout)
+# ── steps and answers (typed errors become problems in the middleware) ────────────────
 
 
 def ride_id(request: web.Request) -> str:
@@ -194,7 +176,7 @@ def ride_id(request: web.Request) -> str:
 async def advance(request: web.Request, step: Step) -> web.Response:
     claims = authenticate(request)
     view: RideView = await ask(
-        request, AdvanceRide(ride_id=ride_id(request), user_id=claims.sub, step=step)
+        request, "rides", AdvanceRide(ride_id=ride_id(request), user_id=claims.sub, step=step)
     )
     log.info("ride_advanced", ride_id=view.id, step=step, status=view.status)
     return json_response(to_json(view))
@@ -203,7 +185,7 @@ async def advance(request: web.Request, step: Step) -> web.Response:
 async def answer(request: web.Request, *, accept: bool) -> web.Response:
     claims = authenticate(request)
     view: RideView = await ask(
-        request, AnswerOffer(ride_id=ride_id(request), user_id=claims.sub, accept=accept)
+        request, "rides", AnswerOffer(ride_id=ride_id(request), user_id=claims.sub, accept=accept)
     )
     return json_response(to_json(view))
 
@@ -220,10 +202,9 @@ async def answer(request: web.Request, *, accept: bool) -> web.Response:
     responses={201: DriverView},
     errors=[409],
 )
-async def register_driver(request: web.Request) -> web.Response:
+async def register_driver(request: web.Request, body: DriverBody) -> web.Response:
     claims = authenticate(request)
-    body = await read_json(request, DriverBody)
-    driver: DriverView = await ask(request, driver_message(body, user_id=claims.sub))
+    driver: DriverView = await ask(request, "rides", driver_message(body, user_id=claims.sub))
     log.info("driver_registered", user_id=claims.sub)
     return json_response(to_json(driver), status=201)
 
@@ -236,10 +217,11 @@ async def register_driver(request: web.Request) -> web.Response:
     responses={200: DriverView},
     errors=[403, 409],
 )
-async def driver_status(request: web.Request) -> web.Response:
+async def driver_status(request: web.Request, body: StatusBody) -> web.Response:
     claims = authenticate(request)
-    body = await read_json(request, StatusBody)
-    driver: DriverView = await ask(request, SetDriverStatus(user_id=claims.sub, status=body.status))
+    driver: DriverView = await ask(
+        request, "rides", SetDriverStatus(user_id=claims.sub, status=body.status)
+    )
     return json_response(to_json(driver))
 
 
@@ -251,10 +233,9 @@ async def driver_status(request: web.Request) -> web.Response:
     responses={204: None},
     errors=[403],
 )
-async def driver_location(request: web.Request) -> web.Response:
+async def driver_location(request: web.Request, body: PointBody) -> web.Response:
     claims = authenticate(request)
-    body = await read_json(request, PointBody)
-    await ask(request, location_message(body, user_id=claims.sub))
+    await ask(request, "rides", location_message(body, user_id=claims.sub))
     return web.Response(status=204)
 
 
@@ -267,7 +248,7 @@ async def driver_location(request: web.Request) -> web.Response:
 )
 async def driver_offers(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    offers: OfferList = await ask(request, GetOffers(user_id=claims.sub))
+    offers: OfferList = await ask(request, "rides", GetOffers(user_id=claims.sub))
     return json_response(to_json(offers))
 
 
@@ -281,10 +262,9 @@ async def driver_offers(request: web.Request) -> web.Response:
     body=EstimateBody,
     responses={200: Estimate},
 )
-async def estimate(request: web.Request) -> web.Response:
+async def estimate(request: web.Request, body: EstimateBody) -> web.Response:
     authenticate(request)
-    body = await read_json(request, EstimateBody)
-    quote: Estimate = await ask(request, estimate_message(body))
+    quote: Estimate = await ask(request, "rides", estimate_message(body))
     return json_response(to_json(quote))
 
 
@@ -302,13 +282,12 @@ async def estimate(request: web.Request) -> web.Response:
     },
     errors=[404, 409],
 )
-async def request_ride(request: web.Request) -> web.Response:
+async def request_ride(request: web.Request, body: RideBody) -> web.Response:
     claims = authenticate(request)
-    body = await read_json(request, RideBody)
     message = request_message(
         body, user_id=claims.sub, ride_id=ride_id_for(claims.sub, idempotency_key(request))
     )
-    view: RideView = await ask(request, message, timeout=REQUEST_ASK_TIMEOUT)
+    view: RideView = await ask(request, "rides", message, timeout=REQUEST_ASK_TIMEOUT)
     conflict = replay_conflict(message, view)
     if conflict is not None:
         raise conflict
@@ -327,7 +306,7 @@ async def request_ride(request: web.Request) -> web.Response:
 )
 async def current_ride(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    view: RideView = await ask(request, GetCurrentRide(user_id=claims.sub))
+    view: RideView = await ask(request, "rides", GetCurrentRide(user_id=claims.sub))
     return json_response(to_json(view))
 
 
@@ -340,7 +319,9 @@ async def current_ride(request: web.Request) -> web.Response:
 )
 async def get_ride(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    view: RideView = await ask(request, GetRide(ride_id=ride_id(request), user_id=claims.sub))
+    view: RideView = await ask(
+        request, "rides", GetRide(ride_id=ride_id(request), user_id=claims.sub)
+    )
     return json_response(to_json(view))
 
 
@@ -415,11 +396,10 @@ async def complete(request: web.Request) -> web.Response:
     responses={200: RideView},
     errors=[403, 409],
 )
-async def cancel(request: web.Request) -> web.Response:
+async def cancel(request: web.Request, body: CancelBody) -> web.Response:
     claims = authenticate(request)
-    body = await read_optional_json(request, CancelBody)
     view: RideView = await ask(
-        request, cancel_message(body, ride_id=ride_id(request), user_id=claims.sub)
+        request, "rides", cancel_message(body, ride_id=ride_id(request), user_id=claims.sub)
     )
     log.info("ride_cancelled", ride_id=view.id, by=claims.sub)
     return json_response(to_json(view))
@@ -433,10 +413,9 @@ async def cancel(request: web.Request) -> web.Response:
     responses={201: RideView},
     errors=[403, 409],
 )
-async def rate(request: web.Request) -> web.Response:
+async def rate(request: web.Request, body: RatingBody) -> web.Response:
     claims = authenticate(request)
-    body = await read_json(request, RatingBody)
     view: RideView = await ask(
-        request, rating_message(body, ride_id=ride_id(request), user_id=claims.sub)
+        request, "rides", rating_message(body, ride_id=ride_id(request), user_id=claims.sub)
     )
     return json_response(to_json(view), status=201)

@@ -1,6 +1,9 @@
-"""Who is calling: bearer access tokens checked at the edge, with no database round trip."""
+"""Who is calling: bearer access tokens checked at the edge, with no database round trip,
+and the operators of `/ops` (the node's ops token, or an admin's access token)."""
 
 from __future__ import annotations
+
+import hmac
 
 from aiohttp import web
 
@@ -8,7 +11,9 @@ from actors.auth.messages import AccessClaims, InvalidToken
 from splitgo.web.keys import SERVICES
 from splitgo.web.problems import ProblemError
 
-CLAIMS = "splitgo.claims"
+# what this request was found to be, so a second look costs nothing
+CLAIMS = web.RequestKey("claims", AccessClaims)
+OPERATOR = web.RequestKey("operator", bool)
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -41,3 +46,46 @@ def authenticate(request: web.Request) -> AccessClaims:
         ) from None
     request[CLAIMS] = claims
     return claims
+
+
+def authorize_operator(request: web.Request) -> None:
+    """Machines pass with the ops token; people with an admin's access token; others are a
+    401 (no or a bad token) or a 403 (not an admin)."""
+    if request.get(OPERATOR) is True:
+        return
+    services = request.app[SERVICES]
+    token = bearer_token(request)
+    if token is None:
+        raise ProblemError(
+            401,
+            "unauthenticated",
+            "send Authorization: Bearer <ops token or an admin's access token>",
+            headers={"WWW-Authenticate": 'Bearer realm="ops"'},
+        )
+    if hmac.compare_digest(token.encode(), services.ops_token.encode()):
+        request[OPERATOR] = True
+        return
+    if services.verifier is not None and token.count(".") == 2:
+        try:
+            claims = services.verifier.verify(token)
+        except InvalidToken:
+            pass
+        else:
+            if not claims.has_role("admin"):
+                raise ProblemError(403, "not_an_admin", "/ops is for admins")
+            request[OPERATOR] = True
+            return
+    raise ProblemError(
+        401,
+        "invalid_token",
+        "the bearer token is not valid for /ops",
+        headers={"WWW-Authenticate": 'Bearer realm="ops", error="invalid_token"'},
+    )
+
+
+def admit(request: web.Request, auth: str) -> None:
+    """Let in the caller a route declares (`bearer`, `ops` or `none`), or raise its 401/403."""
+    if auth == "bearer":
+        authenticate(request)
+    elif auth == "ops":
+        authorize_operator(request)

@@ -19,9 +19,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from aiohttp import web
 
-from actors.auth.messages import FindUserByEmail, GetUser, UserNotFound, UserView
-from actors.payments.messages import CURRENCIES, MAX_AMOUNT
-from actors.runtime import ActorRef, DomainError, Message
+from actors.auth.messages import FindUserByEmail, GetUser, valid_email
+from actors.payments.messages import MAX_AMOUNT
+from actors.runtime import DomainError, Message
 from actors.splits.messages import (
     CATEGORY_MAX,
     COMMENT_MAX,
@@ -61,42 +61,27 @@ from actors.splits.messages import (
     ShareLine,
     SplitModeName,
 )
+from splitgo.web.actors import ask, find_user
+from splitgo.web.declare import IDEMPOTENCY_KEY, Content, PageQuery, documented, idempotency
 from splitgo.web.keys import SERVICES
-from splitgo.web.openapi import Content, PageQuery, documented, idempotency
 from splitgo.web.ops import page_params
-from splitgo.web.payments import field_problem, known_currency
-from splitgo.web.problems import (
-    FieldError,
-    ProblemError,
-    from_domain_error,
-    json_response,
-    read_json,
-    to_json,
-)
+from splitgo.web.payments import Amount, Currency, UserId, field_problem, known_currency
+from splitgo.web.problems import FieldError, ProblemError, from_domain_error, json_response, to_json
 from splitgo.web.security import authenticate
 
 routes = web.RouteTableDef()
 
 NAME_MAX = 100
-EMAIL_MAX = 254
 PERCENT_DECIMALS = 2
 SETTLE_WAIT_SECONDS = 10.0
 SETTLE_POLL_SECONDS = 0.05
 SETTLEMENT_ASK_TIMEOUT = 20.0
-IDEMPOTENCY_KEY = "Idempotency-Key"
 BARE_FIELDS = frozenset({"group_id", "expense_id", "settlement_id", "cursor", "limit"})
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5f0c3a52-9a4e-4d8e-9d53-6b1f2b7a0c11")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
-Amount = Annotated[int, msgspec.Meta(gt=0, le=MAX_AMOUNT)]
 SignedAmount = Annotated[int, msgspec.Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
 Weight = Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT)]
-# the document lists the codes we keep wallets in; another one is a 422 from known_currency
-Currency = Annotated[
-    str, msgspec.Meta(pattern=r"^[A-Z]{3}$", extra_json_schema={"enum": sorted(CURRENCIES)})
-]
-UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Description = Annotated[str, msgspec.Meta(min_length=1, max_length=DESCRIPTION_MAX)]
 Category = Annotated[str, msgspec.Meta(min_length=1, max_length=CATEGORY_MAX)]
 CommentText = Annotated[str, msgspec.Meta(min_length=1, max_length=COMMENT_MAX)]
@@ -178,8 +163,9 @@ def group_message(body: GroupBody, *, group_id: str, user_id: str) -> CreateGrou
 
 
 def normalised_email(email: str) -> str:
+    """The address stripped and lower-cased, by the one email rule (`valid_email`)."""
     cleaned = email.strip().lower()
-    if len(cleaned) > EMAIL_MAX or not _EMAIL.match(cleaned):
+    if not valid_email(cleaned):
         raise field_problem("$.email", "this is not an email address")
     return cleaned
 
@@ -396,27 +382,11 @@ def attachment(filename: str) -> str:
 # ── talking to the actors ─────────────────────────────────────────────────────────────
 
 
-def splits(request: web.Request) -> ActorRef:
-    return request.app[SERVICES].system.ref("splits")
-
-
-async def ask(request: web.Request, message: Message, *, timeout: float | None = None) -> Any:
+async def ask_splits(
+    request: web.Request, message: Message, *, timeout: float | None = None
+) -> Any:
     """Ask the splits actor; a refusal naming a body field names it as a JSON path."""
-    try:
-        return await splits(request).ask(message, timeout=timeout)
-    except DomainError as error:
-        problem = json_path_problem(error)
-        if problem is None:
-            raise
-        raise problem from None
-
-
-async def find_user(request: web.Request, message: GetUser | FindUserByEmail) -> UserView | None:
-    try:
-        user: UserView = await request.app[SERVICES].system.ref("auth").ask(message)
-    except UserNotFound:
-        return None
-    return user
+    return await ask(request, "splits", message, timeout=timeout, refusal=json_path_problem)
 
 
 async def add_member_message(
@@ -424,11 +394,12 @@ async def add_member_message(
 ) -> AddMember:
     """A known user by id or email, or an invite for an email with no account yet."""
     kind, value = member_target(body)
+    system = request.app[SERVICES].system
     if kind == "user_id":
-        if await find_user(request, GetUser(user_id=value)) is None:
+        if await find_user(system, GetUser(user_id=value)) is None:
             raise field_problem("$.user_id", "no user has this id")
         return AddMember(group_id=group_id, user_id=user_id, member_user_id=value)
-    found = await find_user(request, FindUserByEmail(email=value))
+    found = await find_user(system, FindUserByEmail(email=value))
     if found is None:
         return AddMember(group_id=group_id, user_id=user_id, email=value)
     return AddMember(group_id=group_id, user_id=user_id, member_user_id=found.id)
@@ -442,7 +413,7 @@ async def settlement_outcome(
     deadline = loop.time() + SETTLE_WAIT_SECONDS
     while view.status == "pending" and loop.time() < deadline:
         await asyncio.sleep(SETTLE_POLL_SECONDS)
-        view = await ask(
+        view = await ask_splits(
             request,
             GetSettlement(group_id=view.group_id, user_id=user_id, settlement_id=view.id),
         )
@@ -468,11 +439,10 @@ def settlement_path(view: SettlementView) -> str:
     body=GroupBody,
     responses={201: GroupView},
 )
-async def create_group(request: web.Request) -> web.Response:
+async def create_group(request: web.Request, body: GroupBody) -> web.Response:
     claims = authenticate(request)
-    body = await read_json(request, GroupBody)
     message = group_message(body, group_id=str(uuid.uuid4()), user_id=claims.sub)
-    group: GroupView = await ask(request, message)
+    group: GroupView = await ask_splits(request, message)
     return json_response(to_json(group), status=201)
 
 
@@ -480,7 +450,7 @@ async def create_group(request: web.Request) -> web.Response:
 @documented(summary="The caller's groups", tags=["splits"], responses={200: GroupList})
 async def list_groups(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    found: GroupList = await ask(request, ListGroups(user_id=claims.sub))
+    found: GroupList = await ask_splits(request, ListGroups(user_id=claims.sub))
     return json_response(to_json(found))
 
 
@@ -488,7 +458,9 @@ async def list_groups(request: web.Request) -> web.Response:
 @documented(summary="A group with its members", tags=["splits"], responses={200: GroupView})
 async def get_group(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    group: GroupView = await ask(request, GetGroup(group_id=group_id(request), user_id=claims.sub))
+    group: GroupView = await ask_splits(
+        request, GetGroup(group_id=group_id(request), user_id=claims.sub)
+    )
     return json_response(to_json(group))
 
 
@@ -502,13 +474,12 @@ async def get_group(request: web.Request) -> web.Response:
     responses={201: GroupView},
     errors=[409],
 )
-async def add_member(request: web.Request) -> web.Response:
+async def add_member(request: web.Request, body: MemberBody) -> web.Response:
     claims = authenticate(request)
-    body = await read_json(request, MemberBody)
     message = await add_member_message(
         request, body, group_id=group_id(request), user_id=claims.sub
     )
-    group: GroupView = await ask(request, message)
+    group: GroupView = await ask_splits(request, message)
     return json_response(to_json(group), status=201)
 
 
@@ -522,7 +493,7 @@ async def add_member(request: web.Request) -> web.Response:
 )
 async def remove_member(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    await ask(
+    await ask_splits(
         request,
         RemoveMember(
             group_id=group_id(request),
@@ -548,13 +519,12 @@ async def remove_member(request: web.Request) -> web.Response:
     body=ExpenseBody,
     responses={201: ExpenseView},
 )
-async def add_expense(request: web.Request) -> web.Response:
+async def add_expense(request: web.Request, body: ExpenseBody) -> web.Response:
     claims = authenticate(request)
-    body = await read_json(request, ExpenseBody)
     message = add_expense_message(
         body, group_id=group_id(request), user_id=claims.sub, expense_id=str(uuid.uuid4())
     )
-    expense: ExpenseView = await ask(request, message)
+    expense: ExpenseView = await ask_splits(request, message)
     return json_response(to_json(expense), status=201)
 
 
@@ -568,7 +538,7 @@ async def add_expense(request: web.Request) -> web.Response:
 async def list_expenses(request: web.Request) -> web.Response:
     claims = authenticate(request)
     limit, cursor = page_params(request)
-    page: ExpensePage = await ask(
+    page: ExpensePage = await ask_splits(
         request,
         ListExpenses(group_id=group_id(request), user_id=claims.sub, limit=limit, cursor=cursor),
     )
@@ -585,7 +555,7 @@ def expense_query(request: web.Request, user_id: str) -> GetExpense:
 @documented(summary="An expense", tags=["splits"], responses={200: ExpenseView})
 async def get_expense(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    expense: ExpenseView = await ask(request, expense_query(request, claims.sub))
+    expense: ExpenseView = await ask_splits(request, expense_query(request, claims.sub))
     return json_response(to_json(expense))
 
 
@@ -597,13 +567,12 @@ async def get_expense(request: web.Request) -> web.Response:
     body=ExpensePatch,
     responses={200: ExpenseView},
 )
-async def edit_expense(request: web.Request) -> web.Response:
+async def edit_expense(request: web.Request, body: ExpensePatch) -> web.Response:
     claims = authenticate(request)
-    body = await read_json(request, ExpensePatch)
-    current: ExpenseView = await ask(request, expense_query(request, claims.sub))
+    current: ExpenseView = await ask_splits(request, expense_query(request, claims.sub))
     if body == ExpensePatch():
         return json_response(to_json(current))
-    edited: ExpenseView = await ask(
+    edited: ExpenseView = await ask_splits(
         request, edit_expense_message(body, current, user_id=claims.sub)
     )
     return json_response(to_json(edited))
@@ -618,7 +587,7 @@ async def edit_expense(request: web.Request) -> web.Response:
 )
 async def delete_expense(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    await ask(
+    await ask_splits(
         request,
         DeleteExpense(
             group_id=group_id(request), user_id=claims.sub, expense_id=request.match_info["eid"]
@@ -634,12 +603,11 @@ async def delete_expense(request: web.Request) -> web.Response:
     body=CommentBody,
     responses={201: CommentView},
 )
-async def add_comment(request: web.Request) -> web.Response:
+async def add_comment(request: web.Request, body: CommentBody) -> web.Response:
     claims = authenticate(request)
-    body = await read_json(request, CommentBody)
     if not body.text.strip():
         raise field_problem("$.text", "a comment cannot be blank")
-    comment: CommentView = await ask(
+    comment: CommentView = await ask_splits(
         request,
         AddComment(
             group_id=group_id(request),
@@ -660,7 +628,7 @@ async def add_comment(request: web.Request) -> web.Response:
 )
 async def list_comments(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    comments: CommentList = await ask(
+    comments: CommentList = await ask_splits(
         request,
         ListComments(
             group_id=group_id(request), user_id=claims.sub, expense_id=request.match_info["eid"]
@@ -681,7 +649,7 @@ async def list_comments(request: web.Request) -> web.Response:
 )
 async def balances(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    view = await ask(request, GetBalances(group_id=group_id(request), user_id=claims.sub))
+    view = await ask_splits(request, GetBalances(group_id=group_id(request), user_id=claims.sub))
     return json_response(to_json(view))
 
 
@@ -693,7 +661,7 @@ async def balances(request: web.Request) -> web.Response:
 )
 async def settle_plan(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    plan = await ask(request, GetSettlePlan(group_id=group_id(request), user_id=claims.sub))
+    plan = await ask_splits(request, GetSettlePlan(group_id=group_id(request), user_id=claims.sub))
     return json_response(to_json(plan))
 
 
@@ -716,16 +684,15 @@ async def settle_plan(request: web.Request) -> web.Response:
     },
     errors=[409],
 )
-async def record_settlement(request: web.Request) -> web.Response:
+async def record_settlement(request: web.Request, body: SettlementBody) -> web.Response:
     claims = authenticate(request)
-    body = await read_json(request, SettlementBody)
     settlement_id = settlement_id_for(
         group_id(request), claims.sub, request.headers.get(IDEMPOTENCY_KEY, "").strip() or None
     )
     message = settlement_message(
         body, group_id=group_id(request), user_id=claims.sub, settlement_id=settlement_id
     )
-    recorded: SettlementView = await ask(request, message, timeout=SETTLEMENT_ASK_TIMEOUT)
+    recorded: SettlementView = await ask_splits(request, message, timeout=SETTLEMENT_ASK_TIMEOUT)
     conflict = replay_conflict(message, recorded)
     if conflict is not None:
         raise conflict
@@ -743,7 +710,7 @@ async def record_settlement(request: web.Request) -> web.Response:
 @documented(summary="A settlement", tags=["splits"], responses={200: SettlementView})
 async def get_settlement(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    view: SettlementView = await ask(
+    view: SettlementView = await ask_splits(
         request,
         GetSettlement(
             group_id=group_id(request), user_id=claims.sub, settlement_id=request.match_info["sid"]
@@ -762,7 +729,7 @@ async def get_settlement(request: web.Request) -> web.Response:
 async def activity(request: web.Request) -> web.Response:
     claims = authenticate(request)
     limit, cursor = page_params(request)
-    page: ActivityPage = await ask(
+    page: ActivityPage = await ask_splits(
         request,
         GetActivity(group_id=group_id(request), user_id=claims.sub, limit=limit, cursor=cursor),
     )
@@ -783,7 +750,7 @@ async def activity(request: web.Request) -> web.Response:
 )
 async def export_csv(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    export: CsvExport = await ask(
+    export: CsvExport = await ask_splits(
         request, ExportGroup(group_id=group_id(request), user_id=claims.sub)
     )
     return web.Response(

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from tests.support.api import Api, Reply, User
 from tests.support.fake_telegram import FakeTelegram, Sent
 from tests.support.node import RunningNode, start_node, stop_node
 
@@ -23,7 +24,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 SANDBOX_SECRET = "e2e-sandbox-secret-0123456789abcdef"
 OPS_TOKEN = "notifications-e2e-ops-token"
-PASSWORD = "correct horse battery staple 42"
 # the shape of a real bot token: the bot's id, a colon, 35 characters of secret
 FIRST_BOT = "123456:" + "".join(secrets.choice(string.ascii_letters) for _ in range(35))
 SECOND_BOT = "654321:" + "".join(secrets.choice(string.ascii_letters) for _ in range(35))
@@ -41,63 +41,9 @@ DEFAULT_PREFERENCES = {
 
 
 @dataclass
-class User:
-    id: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any
-    content_type: str
-
-
-@dataclass
 class World:
     node: RunningNode
     tg: FakeTelegram
-
-
-@dataclass
-class Api:
-    """Requests to the node as one user or another, with the JSON answer read."""
-
-    world: World
-    http: aiohttp.ClientSession
-
-    @property
-    def url(self) -> str:
-        return self.world.node.url
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        user: User | None = None,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> Reply:
-        sent = {**(user.headers if user else {}), **(headers or {})}
-        async with self.http.request(
-            method, f"{self.url}{path}", json=body, headers=sent
-        ) as response:
-            text = await response.text()
-            parsed: Any = text
-            if response.content_type.endswith("json") and text:
-                parsed = await response.json(content_type=None)
-            return Reply(response.status, parsed, response.content_type)
-
-    async def ok(
-        self, method: str, path: str, user: User, body: Any = None, status: int = 200
-    ) -> Any:
-        reply = await self.call(method, path, user, body)
-        assert reply.status == status, f"{method} {path}: {reply.status} {reply.body}"
-        return reply.body
 
 
 # ── the node and the fake Bot API ─────────────────────────────────────────────────────
@@ -130,22 +76,14 @@ async def world(tmp_path_factory: pytest.TempPathFactory, tg: FakeTelegram) -> A
 @pytest_asyncio.fixture(loop_scope="module")
 async def api(world: World) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession() as session:
-        yield Api(world, session)
+        yield Api(world.node.url, session)
 
 
 # ── helpers ───────────────────────────────────────────────────────────────────────────
 
 
 async def new_user(api: Api, name: str = "Friend") -> User:
-    email = f"n{secrets.token_hex(5)}@example.com"
-    body = {"email": email, "password": PASSWORD, "name": name}
-    created = await api.call("POST", "/api/v1/auth/register", body=body)
-    assert created.status == 201, created.body
-    login = await api.call(
-        "POST", "/api/v1/auth/login", body={"email": email, "password": PASSWORD}
-    )
-    assert login.status == 200, login.body
-    return User(created.body["id"], login.body["access_token"])
+    return await api.register(f"n{secrets.token_hex(5)}@example.com", name)
 
 
 async def new_group(api: Api, owner: User, *members: User, name: str = "Trip") -> str:
@@ -179,21 +117,8 @@ async def add_expense(
 
 async def top_up(api: Api, user: User, amount: int, *, pay: bool = True) -> str:
     """A sandbox top-up paid (or declined) on its checkout page; its id."""
-    created = await api.call(
-        "POST",
-        "/api/v1/wallet/top-ups",
-        user,
-        {"amount": amount, "currency": "EUR"},
-        headers={"Idempotency-Key": secrets.token_hex(8)},
-    )
-    assert created.status == 201, created.body
-    checkout = created.body["checkout_url"].split("/sandbox/checkout/")[1]
-    action = "pay" if pay else "decline"
-    async with api.http.post(
-        f"{api.url}/sandbox/checkout/{checkout}/{action}", allow_redirects=False
-    ) as response:
-        assert response.status == 303, await response.text()
-    return str(created.body["id"])
+    created = await api.top_up(user, amount, pay=pay)
+    return str(created["id"])
 
 
 async def feed(api: Api, user: User, query: str = "") -> dict[str, Any]:
@@ -242,13 +167,13 @@ async def say(tg: FakeTelegram, chat_id: int, text: str, contains: str) -> Sent:
     return await sent_after(tg, mark, chat_id, contains)
 
 
-async def link_chat(api: Api, user: User, chat_id: int) -> Sent:
+async def link_chat(api: Api, tg: FakeTelegram, user: User, chat_id: int) -> Sent:
     """Link a chat through the app's deep link and `/start <token>`; the bot's reply."""
     link = await api.ok("POST", "/api/v1/me/telegram-link", user, status=201)
     assert link["url"].startswith("https://t.me/")
     assert link["expires_at"].endswith("Z")
     token = parse_qs(urlsplit(link["url"]).query)["start"][0]
-    return await say(api.world.tg, chat_id, f"/start {token}", "now linked")
+    return await say(tg, chat_id, f"/start {token}", "now linked")
 
 
 def socket_url(api: Api, token: str) -> str:
@@ -394,7 +319,7 @@ async def test_a_linked_chat_hears_about_expenses_and_answers_commands(
     group = await new_group(api, alice, bob, name="Lisbon")
     mark = last_message_id(tg)
 
-    welcome = await link_chat(api, alice, ALICE_CHAT)
+    welcome = await link_chat(api, tg, alice, ALICE_CHAT)
     assert welcome["token"] == FIRST_BOT  # the bot answers on its own token
     assert "Hello Alice!" in welcome["text"]
     linked = await sent_after(tg, mark, ALICE_CHAT, "Telegram linked")
@@ -432,7 +357,7 @@ async def test_preferences_switch_a_channel_off(api: Api, world: World) -> None:
     chat = ALICE_CHAT + 1
     alice, bob = await new_user(api, "Alice"), await new_user(api, "Bob")
     group = await new_group(api, alice, bob, name="Sintra")
-    await link_chat(api, alice, chat)
+    await link_chat(api, tg, alice, chat)
     path = "/api/v1/notifications/preferences"
 
     defaults = await api.ok("GET", path, alice)

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -33,7 +32,7 @@ def _run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project built into a wheel from a copy of its sources and installed into a
     folder of its own (dependencies come from the test's environment)."""
     root = tmp_path_factory.mktemp("packaging")
@@ -56,7 +55,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
         str(target), str(wheel), cwd=root,
     )  # fmt: skip
-    yield target
+    return target
 
 
 def _environment(site: Path, **extra: str) -> dict[str, str]:
@@ -73,7 +72,8 @@ def test_the_wheel_carries_the_schema_and_the_command(installed: Path) -> None:
 
 def test_python_m_splitgo_help_lists_every_command(installed: Path, tmp_path: Path) -> None:
     """`python -m splitgo --help` from the installed copy names run, admin and simulate."""
-    shown = _run(sys.executable, "-m", "splitgo", "--help", cwd=tmp_path, env=_environment(installed))
+    env = _environment(installed)
+    shown = _run(sys.executable, "-m", "splitgo", "--help", cwd=tmp_path, env=env)
     for command in ("run", "admin", "simulate"):
         assert command in shown
     where = _run(

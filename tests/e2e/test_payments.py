@@ -8,7 +8,6 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -16,18 +15,12 @@ import pytest
 import pytest_asyncio
 
 from actors.payments.providers import sign_payload
+from tests.support.api import Api, User
 from tests.support.node import RunningNode, start_node, stop_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 SANDBOX_SECRET = "e2e-sandbox-secret-0123456789abcdef"
-PASSWORD = "correct horse battery staple 42"
-
-
-@dataclass
-class User:
-    id: str
-    headers: dict[str, str]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -48,16 +41,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def new_user(node: RunningNode, http: aiohttp.ClientSession) -> User:
-    email = f"u{secrets.token_hex(4)}@example.com"
-    body = {"email": email, "password": PASSWORD, "name": "Payer"}
-    async with http.post(f"{node.url}/api/v1/auth/register", json=body) as response:
-        assert response.status == 201, await response.text()
-        user_id = (await response.json())["id"]
-    async with http.post(
-        f"{node.url}/api/v1/auth/login", json={"email": email, "password": PASSWORD}
-    ) as response:
-        token = (await response.json())["access_token"]
-    return User(user_id, {"Authorization": f"Bearer {token}"})
+    return await Api(node.url, http).register(name="Payer")
 
 
 def key() -> dict[str, str]:

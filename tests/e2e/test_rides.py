@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from tests.support.api import Api, User
 from tests.support.node import PROJECT_ROOT, RunningNode, start_node, stop_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -31,84 +32,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 T = TypeVar("T")
 
 SANDBOX_SECRET = "e2e-sandbox-secret-0123456789abcdef"
-PASSWORD = "correct horse battery staple 42"
 OFFER_TIMEOUT = 1.0
 TOP_UP = 10_000
 CANCELLATION_FEE = 500
 PLATFORM_FEE_BP = 2_000
 _areas = itertools.count()
-
-
-@dataclass
-class User:
-    id: str
-    email: str
-    headers: dict[str, str]
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any
-
-    def field(self) -> str:
-        return str(self.body["errors"][0]["field"])
-
-
-@dataclass
-class Api:
-    """Requests to the node as one user or another, with the JSON answer read."""
-
-    node: RunningNode
-    http: aiohttp.ClientSession
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        user: User | None = None,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> Reply:
-        sent = {**(user.headers if user else {}), **(headers or {})}
-        async with self.http.request(
-            method, f"{self.node.url}{path}", json=body, headers=sent
-        ) as response:
-            text = await response.text()
-            parsed: Any = text
-            if response.content_type.endswith("json") and text:
-                parsed = await response.json(content_type=None)
-            return Reply(response.status, parsed)
-
-    async def ok(
-        self, method: str, path: str, user: User, body: Any = None, status: int = 200
-    ) -> Any:
-        reply = await self.call(method, path, user, body)
-        assert reply.status == status, f"{method} {path}: {reply.status} {reply.body}"
-        return reply.body
-
-    async def problem(
-        self,
-        method: str,
-        path: str,
-        user: User | None,
-        body: Any = None,
-        *,
-        status: int,
-        code: str,
-        field: str | None = None,
-        mentions: str | None = None,
-    ) -> Reply:
-        """A refused request: its status, its stable code, the field it names (and a word
-        its detail mentions: an unknown or missing field is named in the message)."""
-        reply = await self.call(method, path, user, body)
-        assert reply.status == status, f"{method} {path}: {reply.status} {reply.body}"
-        assert reply.body["code"] == code, reply.body
-        if field is not None:
-            assert reply.field() == field, reply.body
-        if mentions is not None:
-            assert mentions in reply.body["detail"], reply.body
-        return reply
 
 
 @dataclass(frozen=True)
@@ -144,7 +72,7 @@ async def node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runnin
 @pytest_asyncio.fixture(loop_scope="module")
 async def api(node: RunningNode) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession() as session:
-        yield Api(node, session)
+        yield Api(node.url, session)
 
 
 # ── helpers ───────────────────────────────────────────────────────────────────────────
@@ -169,39 +97,13 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
-async def register(api: Api, name: str = "Rider") -> User:
-    email = f"r{secrets.token_hex(5)}@example.com"
-    body = {"email": email, "password": PASSWORD, "name": name}
-    reply = await api.call("POST", "/api/v1/auth/register", body=body)
-    assert reply.status == 201, reply.body
-    login = await api.call(
-        "POST", "/api/v1/auth/login", body={"email": email, "password": PASSWORD}
-    )
-    assert login.status == 200, login.body
-    token = login.body["access_token"]
-    return User(reply.body["id"], email, {"Authorization": f"Bearer {token}"})
-
-
 async def users(api: Api, count: int) -> list[User]:
-    return list(await asyncio.gather(*(register(api) for _ in range(count))))
+    return list(await asyncio.gather(*(api.register(name="Rider") for _ in range(count))))
 
 
 async def top_up(api: Api, user: User, amount: int = TOP_UP) -> None:
     """A top-up paid on the sandbox's checkout page, then seen in the wallet."""
-    reply = await api.call(
-        "POST",
-        "/api/v1/wallet/top-ups",
-        user,
-        {"amount": amount, "currency": "EUR"},
-        headers={"Idempotency-Key": secrets.token_hex(8)},
-    )
-    assert reply.status == 201, reply.body
-    created = reply.body
-    checkout = created["checkout_url"].split("/sandbox/checkout/")[1]
-    async with api.http.post(
-        f"{api.node.url}/sandbox/checkout/{checkout}/pay", allow_redirects=False
-    ) as response:
-        assert response.status == 303, await response.text()
+    await api.top_up(user, amount)
     await eventually(lambda: wallet(api, user), lambda eur: eur["available"] >= amount)
 
 

@@ -10,70 +10,18 @@ import io
 import secrets
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
+from tests.support.api import Api, User
 from tests.support.node import RunningNode, start_node, stop_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 SANDBOX_SECRET = "e2e-sandbox-secret-0123456789abcdef"
-PASSWORD = "correct horse battery staple 42"
-
-
-@dataclass
-class User:
-    id: str
-    email: str
-    headers: dict[str, str]
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any
-    headers: dict[str, str]
-
-    def field(self) -> str:
-        return str(self.body["errors"][0]["field"])
-
-
-@dataclass
-class Api:
-    """Requests to the node as one user or another, with the JSON answer read."""
-
-    node: RunningNode
-    http: aiohttp.ClientSession
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        user: User | None = None,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> Reply:
-        sent = {**(user.headers if user else {}), **(headers or {})}
-        async with self.http.request(
-            method, f"{self.node.url}{path}", json=body, headers=sent
-        ) as response:
-            text = await response.text()
-            kind = response.content_type
-            parsed: Any = text
-            if kind.endswith("json") and text:
-                parsed = await response.json(content_type=None)
-            return Reply(response.status, parsed, dict(response.headers))
-
-    async def ok(
-        self, method: str, path: str, user: User, body: Any = None, status: int = 200
-    ) -> Any:
-        reply = await self.call(method, path, user, body)
-        assert reply.status == status, f"{method} {path}: {reply.status} {reply.body}"
-        return reply.body
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -90,23 +38,11 @@ async def node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runnin
 @pytest_asyncio.fixture(loop_scope="module")
 async def api(node: RunningNode) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession() as session:
-        yield Api(node, session)
-
-
-async def register(api: Api, email: str, name: str = "Friend") -> User:
-    body = {"email": email, "password": PASSWORD, "name": name}
-    reply = await api.call("POST", "/api/v1/auth/register", body=body)
-    assert reply.status == 201, reply.body
-    login = await api.call(
-        "POST", "/api/v1/auth/login", body={"email": email, "password": PASSWORD}
-    )
-    assert login.status == 200, login.body
-    token = login.body["access_token"]
-    return User(reply.body["id"], email, {"Authorization": f"Bearer {token}"})
+        yield Api(node.url, session)
 
 
 async def new_user(api: Api) -> User:
-    return await register(api, f"s{secrets.token_hex(5)}@example.com")
+    return await api.register(f"s{secrets.token_hex(5)}@example.com")
 
 
 async def new_group(api: Api, owner: User, *members: User, currency: str = "EUR") -> str:
@@ -177,20 +113,8 @@ async def wallet(api: Api, user: User) -> int:
 
 async def top_up(api: Api, user: User, amount: int) -> None:
     """A sandbox top-up paid on its checkout page, as a person would."""
-    created = await api.call(
-        "POST",
-        "/api/v1/wallet/top-ups",
-        user,
-        {"amount": amount, "currency": "EUR"},
-        headers={"Idempotency-Key": secrets.token_hex(8)},
-    )
-    assert created.status == 201, created.body
-    checkout = created.body["checkout_url"].split("/sandbox/checkout/")[1]
-    async with api.http.post(
-        f"{api.node.url}/sandbox/checkout/{checkout}/pay", allow_redirects=False
-    ) as response:
-        assert response.status == 303, await response.text()
-    top = await api.ok("GET", f"/api/v1/wallet/top-ups/{created.body['id']}", user)
+    created = await api.top_up(user, amount)
+    top = await api.ok("GET", f"/api/v1/wallet/top-ups/{created['id']}", user)
     assert top["status"] == "succeeded"
 
 
@@ -311,7 +235,7 @@ async def test_an_invited_email_joins_on_sign_up(api: Api) -> None:
     )
     assert [i["email"] for i in invited["invited"]] == [email]
     assert [m["user_id"] for m in invited["members"]] == [alice.id]
-    newcomer = await register(api, email)
+    newcomer = await api.register(email)
     members: set[str] = set()
     for _ in range(100):
         view = await api.ok("GET", f"/api/v1/groups/{group}", alice)

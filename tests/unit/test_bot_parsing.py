@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 
+from actors.payments.messages import format_money
 from actors.splits.messages import GroupView
 from splitgo.bot.parsing import (
     AddArgs,
     UsageError,
-    format_amount,
     parse_add,
     parse_amount,
     pick_group,
@@ -117,8 +117,9 @@ def test_more_decimals_than_the_currency_has_are_refused(
 def test_minor_units_are_shown_with_the_currency_decimals(
     minor: int, currency: str, text: str
 ) -> None:
-    """Formatting is the inverse of the conversion, with the currency code after."""
-    assert format_amount(minor, currency) == text
+    """The bot says amounts back as the one money formatter does: the inverse of the
+    conversion, with the currency code after."""
+    assert format_money(minor, currency) == text
 
 
 def group(name: str, group_id: str | None = None) -> GroupView:

@@ -27,6 +27,7 @@ from actors.runtime import (
 from actors.runtime.errors import database_down
 from splitgo.config import OPTIONS, SECRET_FIELDS, ConfigError, add_flags, load, refuse_unsafe
 from splitgo.web import Services, create_app
+from splitgo.web.declare import documented
 from splitgo.web.hardening import (
     API_CSP,
     DOCS_CSP,
@@ -42,7 +43,6 @@ from splitgo.web.problems import (
     MAX_JSON_STRING,
     from_domain_error,
     json_response,
-    read_json,
 )
 from transport import Codec, MemoryTransport
 
@@ -305,8 +305,10 @@ probe_routes = web.RouteTableDef()
 
 
 @probe_routes.post("/probe/json")
-async def echo_json(request: web.Request) -> web.Response:
-    body = await read_json(request, Anything)
+@documented(
+    summary="Echo", auth="none", actor=False, body=Anything, responses={200: dict[str, Any]}
+)
+async def echo_json(request: web.Request, body: Anything) -> web.Response:
     return json_response({"ok": True, "kind": type(body.value).__name__})
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
+import msgspec
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -19,13 +21,15 @@ from actors.runtime import (
     handles,
 )
 from splitgo.web import Services, create_app
-from splitgo.web.problems import STATUS_BY_CATEGORY, from_domain_error
+from splitgo.web.declare import Verbatim, documented
+from splitgo.web.problems import STATUS_BY_CATEGORY, from_domain_error, json_response
 from transport import Codec, MemoryTransport
 
 Client = TestClient[web.Request, web.Application]
 
 TOKEN = "unit-ops-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+JSON = {"Content-Type": "application/json"}
 
 
 class Poison(Message, frozen=True):
@@ -57,6 +61,38 @@ async def system() -> AsyncIterator[ActorSystem]:
     await built.stop(1.0)
 
 
+class Note(msgspec.Struct, forbid_unknown_fields=True):
+    text: str = "none"
+
+
+declared = web.RouteTableDef()
+
+
+@declared.post("/declared/optional")
+@documented(
+    summary="A body that may be left out",
+    auth="none",
+    actor=False,
+    body=Note,
+    body_required=False,
+    responses={200: Note},
+)
+async def optional_note(request: web.Request, body: Note) -> web.Response:
+    return json_response({"text": body.text})
+
+
+@declared.post("/declared/bytes")
+@documented(
+    summary="The bytes as they came",
+    auth="none",
+    actor=False,
+    body=Verbatim(dict[str, Any]),
+    responses={200: dict[str, Any]},
+)
+async def raw_note(request: web.Request, body: bytes) -> web.Response:
+    return json_response({"length": len(body)})
+
+
 # what the fake database probe answers; each test starts healthy
 PROBE = {"database": True}
 
@@ -68,9 +104,10 @@ async def client(system: ActorSystem) -> AsyncIterator[Client]:
     async def database_probe() -> bool:
         return PROBE["database"]
 
-    app = create_app(
-        Services(system=system, node_id="web", ops_token=TOKEN, probes={"database": database_probe})
+    services = Services(
+        system=system, node_id="web", ops_token=TOKEN, probes={"database": database_probe}
     )
+    app = create_app(services, extra=[declared])
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
@@ -190,6 +227,33 @@ async def test_oversized_body_is_a_413_problem(client: Client) -> None:
     )
     assert response.status == 413
     assert response.content_type == "application/problem+json"
+
+
+async def test_the_caller_is_admitted_before_the_body_is_read(client: Client) -> None:
+    """A route's declared caller is checked first: no token is a 401 whatever the body."""
+    for url in ("/ops/dead-letters/replay", "/api/v1/groups"):
+        response = await client.post(url, data=b"{not json", headers=JSON)
+        assert response.status == 401, url
+        assert response.content_type == "application/problem+json"
+    response = await client.post(
+        "/ops/dead-letters/replay", data=b"{not json", headers={**AUTH, **JSON}
+    )
+    assert response.status == 400
+    assert (await response.json())["code"] == "malformed_json"
+
+
+async def test_a_declared_body_is_handed_over_decoded_or_as_bytes(client: Client) -> None:
+    """An optional body may be left out (its defaults), is decoded when sent, and is a 422
+    naming the field when it does not fit; a Verbatim body arrives as the bytes sent."""
+    response = await client.post("/declared/optional")
+    assert (response.status, await response.json()) == (200, {"text": "none"})
+    response = await client.post("/declared/optional", json={"text": "hi"})
+    assert (response.status, await response.json()) == (200, {"text": "hi"})
+    response = await client.post("/declared/optional", json={"text": 5})
+    assert response.status == 422
+    assert (await response.json())["errors"][0]["field"] == "$.text"
+    response = await client.post("/declared/bytes", data=b"not even json")
+    assert (response.status, await response.json()) == (200, {"length": 13})
 
 
 def test_every_category_maps_to_a_status() -> None:
