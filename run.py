@@ -1,41 +1,17 @@
-"""python run.py — one splitgo node: every actor, the HTTP edge, the bot (if configured)."""
+"""python run.py — the `splitgo` command from a checkout: a node by default, or a command.
+
+    python run.py --port 8080                  one node: every actor, the HTTP edge, the bot
+    python run.py admin create --email ...     create or promote an admin
+    python run.py simulate --drivers 200 ...   simulated rides against a live node
+
+Installed, the same is `splitgo ...` or `python -m splitgo ...` (splitgo/cli.py).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import warnings
 
-from splitgo import config, logs
-from splitgo.node import serve
-
-
-def main(argv: list[str] | None = None) -> int:
-    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); it falls back fine
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    args = sys.argv[1:] if argv is None else argv
-    if args and args[0] == "admin":
-        from splitgo import admin
-
-        logs.configure("console", "warning")
-        try:
-            return admin.main(args[1:])
-        except config.ConfigError as error:
-            print(f"run.py admin: {error}", file=sys.stderr)
-            return 2
-    if args and args[0] == "simulate":
-        from splitgo import simulate
-
-        logs.configure("console", "warning")
-        return simulate.main(args[1:])
-    try:
-        settings = config.from_argv(argv)
-    except config.ConfigError as error:
-        print(f"run.py: {error}", file=sys.stderr)
-        return 2
-    logs.configure(settings.log_format, settings.log_level)
-    return asyncio.run(serve(settings))
-
+from splitgo.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="run.py"))

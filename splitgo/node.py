@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import NamedTuple
 
 import aiohttp
 import structlog
@@ -66,13 +67,14 @@ from splitgo.config import ConfigError, Settings, parse_jwt_keys, refuse_unsafe
 from splitgo.db import Database, open_database
 from splitgo.instrument import instrumented
 from splitgo.metrics import Metrics
+from splitgo.stack import PartStack
 from splitgo.tracing import Tracing
 from splitgo.tracing import configure as configure_tracing
 from splitgo.web import Services, create_app
 from splitgo.web.hardening import Hardening
 from splitgo.web.keys import Probe
 from splitgo.web.live import LiveHub, RedisLiveBus
-from transport import Codec, MemoryTransport, Transport
+from transport import Codec, MemoryTransport, Message, Transport
 from transport.redis_streams import RedisStreamsTransport
 
 log = structlog.get_logger("splitgo.node")
@@ -167,6 +169,30 @@ class ActorSpec:
     mailbox_size: int = 1024
 
 
+# Who hears which event: every event an actor publishes (`tx.publish`) goes to these actor
+# types, wherever they are hosted. The one place the flows between actors are declared.
+SUBSCRIPTIONS: dict[type[Message], tuple[str, ...]] = {
+    UserRegistered: ("splits",),
+    TelegramLinked: (NOTIFICATIONS,),
+    TransferCompleted: (NOTIFICATIONS,),
+    TopUpSucceeded: (NOTIFICATIONS,),
+    TopUpFailed: (NOTIFICATIONS,),
+    ExpenseAdded: (NOTIFICATIONS,),
+    ExpenseUpdated: (NOTIFICATIONS,),
+    ExpenseDeleted: (NOTIFICATIONS,),
+    MemberAdded: (NOTIFICATIONS,),
+    SettlementRecorded: (NOTIFICATIONS,),
+    SettlementFailed: (NOTIFICATIONS,),
+    RideUpdated: (NOTIFICATIONS,),
+}
+
+
+def subscribe_all(system: ActorSystem) -> None:
+    """Declare every subscription of SUBSCRIPTIONS on `system`."""
+    for event_type, actors in SUBSCRIPTIONS.items():
+        system.subscribe(event_type, *actors)
+
+
 # Actor type name -> its spec. Each domain issue adds its entry; `--actors` picks among
 # them, and SPLITGO_PLUGINS modules may add more with `register`.
 ACTORS: dict[str, ActorSpec] = {}
@@ -257,8 +283,23 @@ def spawn(
     )
 
 
+class _Pools(NamedTuple):
+    """What a node opens before its actors, for them to use."""
+
+    database: Database
+    transport: Transport
+    channels: Channels
+    http: aiohttp.ClientSession
+
+
 class Node:
-    """One running splitgo process: database, transport, actors and the HTTP edge."""
+    """One running splitgo process: database, transport, actors and the HTTP edge.
+
+    Each part is pushed on `stack` with its stop as it starts; `stop` unwinds the stack, so
+    the parts stop in reverse order of start. That order is chosen: what the actors use
+    (pools, channels, the HTTP client) starts before them and so stops after they drained;
+    intake (the web runner, live sockets, the bot) starts after them and stops first.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -274,69 +315,106 @@ class Node:
         self.tracing: Tracing | None = None  # span export (SPLITGO_OTEL_ENDPOINT)
         # GET /metrics: its own registry, fed by the pool, the actors, the HTTP edge
         self.metrics = Metrics()
+        self.stack = PartStack(settings.node_id)
 
     async def start(self) -> None:
-        settings = self.settings
+        """Start every part; on failure, `stop` stops what did start."""
+        settings, stack = self.settings, self.stack
         refuse_unsafe(settings)
-        self.tracing = configure_tracing(settings)
+        self.tracing = tracing = configure_tracing(settings)
+        if tracing is not None:
+            stack.push("tracing", functools.partial(asyncio.to_thread, tracing.shutdown))
         load_plugins(settings)
         hosted = hosted_actors(settings)
         codec = Codec()
         for spec in ACTORS.values():
             codec.register_module(spec.messages)
-        self.transport = build_transport(settings, codec)
+        self.metrics.start()
+        stack.push("metrics", self.metrics.stop)
+        pools = await self._start_pools(codec)
+        # bound before the actors start: the links they mail must name the real port
+        listener = socket.create_server((settings.host, settings.port), reuse_port=False)
+        stack.push("listener", listener.close)  # a no-op once the web runner closed it
+        self.url = f"http://{settings.host}:{listener.getsockname()[1]}"
+        self._listener = listener
+        parts = await self._start_actors(hosted, codec, pools)
+        await self._start_edges(parts, listener)
+        log.info(
+            "node_started",
+            node=settings.node_id,
+            url=self.url,
+            transport=settings.transport,
+            database=parts.database.display,
+            actors=hosted,
+        )
+
+    async def _start_pools(self, codec: Codec) -> _Pools:
+        """The database, the transport, the channels and the HTTP client: what actors use."""
+        settings, stack = self.settings, self.stack
         self.database = await open_database(
             settings.database_url,
             settings.data_dir,
             pool_size=settings.db_pool_size,
             query_logger=self.metrics.observe_query,
         )
-        self.system = ActorSystem(
-            self.transport,
-            codec=codec,
-            dead_letters=PgDeadLetterStore(self.database.pool),
-            ask_timeout=settings.ask_timeout,
-            outbox=Outbox(self.database.pool),
-        )
-        await self.system.start()
-        self.metrics.watch(self.system)
-        self.metrics.start()
-        # bound before the actors start: the links they mail must name the real port
-        listener = socket.create_server((settings.host, settings.port), reuse_port=False)
-        self.url = f"http://{settings.host}:{listener.getsockname()[1]}"
-        self._listener = listener
-        keys = jwt_keys_for(settings)
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        stack.push("database", self.database.close)
+        self.transport = build_transport(settings, codec)
+        stack.push("transport", self.transport.close)
         self.channels = channels = build_channels(settings)
+        stack.push("channels", channels.close)
         if channels.bus is not None:
             await channels.bus.start()
+        self._http = http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        stack.push("http", http.close)
+        return _Pools(self.database, self.transport, channels, http)
+
+    async def _start_actors(self, hosted: list[str], codec: Codec, pools: _Pools) -> NodeParts:
+        """The actor system, every route and subscription, and the hosted actors."""
+        settings = self.settings
+        self.system = system = ActorSystem(
+            pools.transport,
+            codec=codec,
+            dead_letters=PgDeadLetterStore(pools.database.pool),
+            ask_timeout=settings.ask_timeout,
+            outbox=Outbox(pools.database.pool),
+        )
+        # pushed before it starts: a half-started system still stops what it started
+        self.stack.push("actors", functools.partial(system.stop, settings.shutdown_timeout))
+        await system.start()
+        self.metrics.watch(system)
         parts = NodeParts(
             settings=settings,
-            system=self.system,
-            database=self.database,
+            system=system,
+            database=pools.database,
             public_url=public_url_for(settings, self.url),
-            jwt_keys=keys,
-            http=self._http,
+            jwt_keys=jwt_keys_for(settings),
+            http=pools.http,
             email=email_channel(settings),
-            channels=channels,
+            channels=pools.channels,
         )
         for spec in ACTORS.values():
-            self.system.route(spec.name, shards=spec.shards, key=spec.key)
+            system.route(spec.name, shards=spec.shards, key=spec.key)
+        subscribe_all(system)
         for name in hosted:
-            spawn(self.system, ACTORS[name], parts, self.tracing)
-        probes: dict[str, Probe] = {"database": self.database.ping}
+            spawn(system, ACTORS[name], parts, self.tracing)
+        return parts
+
+    async def _start_edges(self, parts: NodeParts, listener: socket.socket) -> None:
+        """The HTTP edge on the bound listener, then the bot: intake, started last."""
+        settings, system, channels = self.settings, parts.system, parts.channels
+        probes: dict[str, Probe] = {"database": parts.database.ping}
         if isinstance(self.transport, RedisStreamsTransport):
             probes["transport"] = self.transport.ping
         services = Services(
-            system=self.system,
+            system=system,
             node_id=settings.node_id,
             ops_token=ops_token_for(settings),
             probes=probes,
-            verifier=AccessTokenVerifier(keys),
+            verifier=AccessTokenVerifier(parts.jwt_keys),
             public_url=parts.public_url,
             metrics=self.metrics,
         )
-        self.bot = bot_for(settings, self.system, parts.public_url)
+        self.bot = bot_for(settings, system, parts.public_url)
         webhook = [self.bot.webhook_routes()] if self.bot and self.bot.mode == "webhook" else []
         self._runner = web.AppRunner(
             create_app(
@@ -349,44 +427,22 @@ class Node:
             access_log=None,
             shutdown_timeout=settings.shutdown_timeout / 2,
         )
+        self.stack.push("web", self._runner.cleanup)
+        # open WebSockets would hold the web runner's cleanup for its whole timeout
+        self.stack.push("live", channels.live.close)
         await self._runner.setup()
         await web.SockSite(self._runner, listener).start()
         if self.bot is not None:
+            self.stack.push("bot", self.bot.stop)
             await self.bot.start()
-        log.info(
-            "node_started",
-            node=settings.node_id,
-            url=self.url,
-            transport=settings.transport,
-            database=self.database.display,
-            actors=hosted,
-        )
 
     async def stop(self) -> None:
-        """Stop intake first, then drain the actors, then close the pools."""
-        if self.bot is not None:
-            await self.bot.stop()
-        if self.channels is not None:
-            # open WebSockets would hold the web runner's cleanup for its whole timeout
-            await self.channels.live.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self.system is not None:
-            await self.system.stop(self.settings.shutdown_timeout)
-        if self._runner is None and self._listener is not None:
-            self._listener.close()  # the start failed before serving from it
-        if self._http is not None:
-            await self._http.close()
-        if self.channels is not None:
-            await self.channels.close()
-        if self.transport is not None:
-            await self.transport.close()
-        if self.database is not None:
-            await self.database.close()
-        await self.metrics.stop()
-        if self.tracing is not None:
-            await asyncio.to_thread(self.tracing.shutdown)  # exports the last spans
-        log.info("node_stopped", node=self.settings.node_id)
+        """Stop intake first, then drain the actors, then close the pools: the stack unwound.
+
+        A part whose stop fails is logged (`node_part_stop_failed`) and the others still stop.
+        """
+        await self.stack.close()
+        log.info("node_stopped", node=self.settings.node_id, failed=self.stack.failed)
 
 
 def startup_line(node: Node) -> str:
@@ -503,7 +559,6 @@ def build_auth(parts: NodeParts) -> Auth:
         bot_username=settings.telegram_bot_username,
         public_url=parts.public_url,
         passwords=shared_passwords(),
-        subscribers={UserRegistered: ("splits",), TelegramLinked: (NOTIFICATIONS,)},
     )
 
 
@@ -548,13 +603,7 @@ def build_payments(parts: NodeParts) -> Payments:
     return Payments(
         parts.database.pool,
         providers=payment_providers(parts),
-        http=parts.http,
         public_url=parts.public_url,
-        subscribers={
-            TransferCompleted: (NOTIFICATIONS,),
-            TopUpSucceeded: (NOTIFICATIONS,),
-            TopUpFailed: (NOTIFICATIONS,),
-        },
     )
 
 
@@ -577,20 +626,7 @@ register(
     ActorSpec(
         name="splits",
         actor_type=Splits,
-        build=lambda parts: Splits(
-            parts.database.pool,
-            subscribers={
-                event: (NOTIFICATIONS,)
-                for event in (
-                    ExpenseAdded,
-                    ExpenseUpdated,
-                    ExpenseDeleted,
-                    MemberAdded,
-                    SettlementRecorded,
-                    SettlementFailed,
-                )
-            },
-        ),
+        build=lambda parts: Splits(parts.database.pool),
         messages=splits_messages,
         # one group's messages in order on one shard; groups spread over the shards
         shards=8,
@@ -606,7 +642,6 @@ register(
         build=lambda parts: Rides(
             parts.database.pool,
             offer_timeout=parts.settings.rides_offer_timeout,
-            subscribers={RideUpdated: (NOTIFICATIONS,)},
         ),
         messages=rides_messages,
         # one shard: the live map of drivers and every dispatch decision in one place

@@ -1,6 +1,6 @@
-"""python run.py simulate — simulated drivers and riders driving a live node over HTTP.
+"""splitgo simulate — simulated drivers and riders driving a live node over HTTP.
 
-    python run.py simulate --drivers 200 --riders 50 --minutes 2 [--url http://127.0.0.1:8080]
+    splitgo simulate --drivers 200 --riders 50 --minutes 2 [--url http://127.0.0.1:8080]
 
 Everyone signs up through the API (a few at a time: argon2 is slow on purpose), riders top
 their wallets up through the sandbox checkout, and drivers register, appear at random
@@ -574,9 +574,9 @@ def positive_float(text: str) -> float:
     return value
 
 
-def parse(argv: Sequence[str]) -> Options:
+def parse(argv: Sequence[str], prog: str = "splitgo simulate") -> Options:
     parser = argparse.ArgumentParser(
-        prog="run.py simulate", description="Drive a live splitgo node with simulated rides."
+        prog=prog, description="Drive a live splitgo node with simulated rides."
     )
     parser.add_argument("--drivers", type=positive_int, default=200)
     parser.add_argument("--riders", type=positive_int, default=50)
@@ -599,6 +599,6 @@ def parse(argv: Sequence[str]) -> Options:
     )
 
 
-def main(argv: Sequence[str]) -> int:
-    options = parse(argv)
+def main(argv: Sequence[str], prog: str = "splitgo simulate") -> int:
+    options = parse(argv, prog)
     return asyncio.run(simulate(options))
