@@ -1,1 +1,16 @@
-"""The payments actor: a double-entry ledger with wallets, holds, transfers and top-ups."""
+"""The payments actor: a double-entry ledger with wallets, holds, transfers and top-ups.
+
+Its parts:
+
+- `messages` — the whole public interface: commands, replies, events, errors, the
+  currency table and `format_money`;
+- `ledger` — the ledger's rules with no IO (accounts, input checks, funds, capture legs);
+- `store` — its SQL, one module per feature (accounts, transfers, booking, idempotency,
+  holds, top-ups);
+- `providers` — the payment provider port and its adapters (`sandbox`, `stripe`);
+- `actor` — the `Payments` actor (mailbox, handlers, transfer batching), composed of its
+  feature parts, sharing a `context` (pool, clock, transactions, idempotent replies):
+  `transfers` (batched transfers, the hot path), `holds` (place, capture, void, expire),
+  `wallets` (balances and the statement), `topups` (checkouts, webhooks, crediting);
+- `views` — stored rows as replies.
+"""

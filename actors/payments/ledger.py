@@ -202,6 +202,8 @@ def capture_legs(held: int, amount: int, fee: int, *, has_payee: bool) -> list[L
 
 @dataclass(slots=True)
 class Hold:
+    """A hold in the in-memory model of the ledger."""
+
     id: str
     user_id: str
     currency: str

@@ -18,6 +18,24 @@ CURRENCIES: dict[str, int] = {
     "CNY": 2, "INR": 2, "BRL": 2, "MXN": 2, "ZAR": 2, "TRY": 2, "UAH": 2, "ILS": 2,
     "SGD": 2, "HKD": 2, "KRW": 0, "KWD": 3, "BHD": 3, "AED": 2,
 }  # fmt: skip
+
+
+def exponent_of(currency: str) -> int:
+    """How many decimals the currency has (JPY none, EUR two, KWD three); 2 when unknown."""
+    return CURRENCIES.get(currency.upper(), 2)
+
+
+def format_money(amount: int, currency: str) -> str:
+    """Minor units as people read them, by integer arithmetic only: 1234 EUR → "12.34 EUR",
+    -300 EUR → "-3.00 EUR", 500 JPY → "500 JPY", 1234 KWD → "1.234 KWD"."""
+    code = currency.upper()
+    exponent = exponent_of(code)
+    sign = "-" if amount < 0 else ""
+    whole, minor = divmod(abs(amount), 10**exponent)
+    number = f"{whole}.{minor:0{exponent}d}" if exponent else str(whole)
+    return f"{sign}{number} {code}"
+
+
 MAX_AMOUNT = 10**12  # minor units: far above any real payment, far below int64 overflow
 NOTE_MAX = 200
 TransferKind = Literal["p2p", "settlement", "fare", "fee", "top_up"]

@@ -1,1 +1,15 @@
-"""The rides actor: drivers, live locations, dispatch with offers, fares held and captured."""
+"""The rides actor: drivers, live locations, dispatch with offers, fares held and captured.
+
+Its parts:
+
+- `messages` — the whole public interface: commands, replies, events, errors;
+- `fares` — prices, distances and surge with no IO;
+- `dispatch` — the geo index of drivers with no IO (nearest, count within);
+- `store` — its SQL (drivers, rides, the timeline, ratings);
+- `actor` — the `Rides` actor (mailbox and handlers), composed of its feature parts,
+  sharing a `context` (pool, clock, transactions, fare table): `drivers` (the live map,
+  who is free), `dispatcher` (estimates, requests, offers one driver at a time), `trips`
+  (arrive, start, complete, cancel, rate, and reading rides);
+- `state` — what the parts keep in memory, and the RideUpdated a step publishes;
+- `views` — a ride as the API shows it.
+"""

@@ -1,7 +1,7 @@
-"""Every SQL statement of the rides actor, over its own tables (schema.sql's rides section).
+"""Every SQL statement of the rides actor, over its own tables (the schema's rides section).
 
-Each function takes what runs the statement: the pool (autocommit) or an open
-`Transaction`. Times are passed in; the actor's clock is the only one.
+Each function takes what runs the statement (an `actors.runtime.Executor`): the pool
+(autocommit) or an open `Transaction`. Times are passed in; the actor's clock is the only one.
 """
 
 from __future__ import annotations
@@ -9,28 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from actors.rides.messages import ACTIVE
-
-
-class Executor(Protocol):
-    """An asyncpg pool or connection, or a runtime Transaction."""
-
-    async def execute(self, query: str, *args: Any) -> str: ...
-
-    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
-
-    async def fetchrow(self, query: str, *args: Any) -> Any: ...
-
-    async def fetchval(self, query: str, *args: Any) -> Any: ...
-
+from actors.runtime import Executor
 
 # ── drivers ────────────────────────────────────────────────────────────────────────────
 
 
 @dataclass(slots=True)
 class DriverRow:
+    """A registered driver as stored, with the last position written."""
+
     user_id: str
     vehicle: str
     plate: str

@@ -316,11 +316,13 @@ class _CountingPayments(Payments):
 
     def __init__(self, pool: asyncpg.Pool, batches: list[int]) -> None:
         super().__init__(pool)
-        self._batches = batches
+        apply = self.transfers.apply
 
-    async def _transfers(self, messages: Sequence[Transfer]) -> list[TransferView | DomainError]:
-        self._batches.append(len(messages))
-        return await super()._transfers(messages)
+        async def counting(messages: Sequence[Transfer]) -> list[TransferView | DomainError]:
+            batches.append(len(messages))
+            return await apply(messages)
+
+        self.transfers.apply = counting  # type: ignore[method-assign]
 
 
 class _Batched:

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from actors.payments.messages import InvalidSignature, UnknownPaymentProvider
+from actors.payments.messages import InvalidSignature, UnknownPaymentProvider, format_money
 from actors.payments.providers import (
     SIGNATURE_HEADER,
     Checkout,
@@ -29,7 +29,6 @@ from actors.payments.providers.sandbox import (
     SandboxCheckout,
     SandboxProvider,
     deliver_to_self,
-    format_amount,
     render_checkout_page,
 )
 from actors.payments.providers.stripe import StripeProvider
@@ -121,7 +120,7 @@ async def test_sandbox_checkout_url_points_at_the_nodes_page() -> None:
 def test_amounts_are_shown_by_currency_exponent(amount: int, currency: str, shown: str) -> None:
     """Amounts are formatted with the currency's own number of decimals and an upper-cased code, and
     shown so on the checkout page."""
-    assert format_amount(amount, currency) == shown
+    assert format_money(amount, currency) == shown
     assert shown in render_checkout_page("cs_sandbox_x", amount, currency)
 
 

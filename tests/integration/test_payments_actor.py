@@ -152,10 +152,11 @@ async def running(
     await system.start()
     events: list[Message] = []
     instances: list[Payments] = []
-    subscribers = {kind: ["listener"] for kind in EVENTS}
+    for kind in EVENTS:
+        system.subscribe(kind, "listener")
 
     def make() -> Payments:
-        instance = payments_type(pool, subscribers=subscribers)
+        instance = payments_type(pool)
         instances.append(instance)
         return instance
 
@@ -423,7 +424,11 @@ class CrashingPayments(Payments):
 
     crashed: list[int] = []
 
-    async def _before_commit(self, batch: Sequence[Transfer]) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool)
+        self.transfers.before_commit = self._crash
+
+    async def _crash(self, batch: Sequence[Transfer]) -> None:
         if len(batch) > 1 and not CrashingPayments.crashed:
             CrashingPayments.crashed.append(len(batch))
             raise RuntimeError("injected fault in the middle of a batch")

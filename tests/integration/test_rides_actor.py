@@ -159,6 +159,7 @@ async def running(
         ledger.append(Payments(pool))
         return ledger[-1]
 
+    system.subscribe(RideUpdated, "notifications")
     for name in ("auth", "notifications"):
         system.spawn(StandIns, name, factory=lambda: StandIns(recorded))
     payments = system.spawn(Payments, "payments", factory=make_payments, shards=2, key=payments_key)
@@ -170,7 +171,6 @@ async def running(
             pool,
             offer_timeout=offer_timeout,
             persist_interval=0.1,
-            subscribers={RideUpdated: ("notifications",)},
         ),
         key=rides_key,
     )

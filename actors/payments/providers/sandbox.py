@@ -25,7 +25,7 @@ from urllib.parse import quote
 import aiohttp
 import structlog
 
-from actors.payments.messages import CURRENCIES
+from actors.payments.messages import format_money
 from actors.payments.providers import (
     SIGNATURE_HEADER,
     TOLERANCE_SECONDS,
@@ -90,7 +90,7 @@ class SandboxProvider:
     ) -> Checkout:
         """A fresh checkout id and its page's URL (nothing is stored here)."""
         checkout_id = CHECKOUT_ID_PREFIX + secrets.token_urlsafe(18)
-        log.info("sandbox checkout created", top_up_id=top_up_id, checkout_id=checkout_id)
+        log.info("sandbox_checkout_created", top_up_id=top_up_id, checkout_id=checkout_id)
         return Checkout(
             provider_checkout_id=checkout_id,
             url=f"{self._public_url}/sandbox/checkout/{quote(checkout_id, safe='')}",
@@ -147,17 +147,6 @@ class SandboxProvider:
         return body, sign_payload(self._secret, body, created)
 
 
-def format_amount(amount: int, currency: str) -> str:
-    """Minor units as a human amount by the currency's exponent: 1234 EUR → "12.34 EUR",
-    500 JPY → "500 JPY", 1234 KWD → "1.234 KWD"."""
-    code = currency.upper()
-    exponent = CURRENCIES.get(code, 2)
-    sign = "-" if amount < 0 else ""
-    whole, minor = divmod(abs(amount), 10**exponent)
-    number = f"{whole}.{minor:0{exponent}d}" if exponent else str(whole)
-    return f"{sign}{number} {code}"
-
-
 def render_checkout_page(
     checkout_id: str, amount: int, currency: str, action_url: str | None = None
 ) -> str:
@@ -174,7 +163,7 @@ def render_checkout_page(
     base = base.rstrip("/")
     pay = html.escape(f"{base}/pay", quote=True)
     decline = html.escape(f"{base}/decline", quote=True)
-    shown_amount = html.escape(format_amount(amount, currency))
+    shown_amount = html.escape(format_money(amount, currency))
     shown_id = html.escape(checkout_id)
     return f"""<!doctype html>
 <html lang="en">
@@ -228,20 +217,20 @@ async def deliver_to_self(http: aiohttp.ClientSession, url: str, body: bytes, he
             status = response.status
             await response.read()
     except TimeoutError:
-        log.warning("sandbox webhook delivery timed out")
+        log.warning("sandbox_webhook_delivery_timed_out")
         raise ProviderUnavailable(
             "the sandbox webhook was not answered in time", details={"provider": "sandbox"}
         ) from None
     except aiohttp.ClientError as exc:
-        log.warning("sandbox webhook delivery failed", error=type(exc).__name__)
+        log.warning("sandbox_webhook_delivery_failed", error=type(exc).__name__)
         raise ProviderUnavailable(
             "could not deliver the sandbox webhook", details={"provider": "sandbox"}
         ) from None
     if not 200 <= status < 300:
-        log.warning("sandbox webhook refused", status=status)
+        log.warning("sandbox_webhook_refused", status=status)
         raise ProviderUnavailable(
             f"the sandbox webhook was refused with HTTP {status}",
             details={"provider": "sandbox", "status": status},
         )
-    log.info("sandbox webhook delivered", status=status)
+    log.info("sandbox_webhook_delivered", status=status)
     return status

@@ -111,12 +111,12 @@ class StripeProvider:
         session_id = document.get("id") if document is not None else None
         url = document.get("url") if document is not None else None
         if not isinstance(session_id, str) or not session_id or not isinstance(url, str) or not url:
-            log.warning("stripe answer without session id or url", status=status)
+            log.warning("stripe_answer_without_session_id_or_url", status=status)
             raise ProviderUnavailable(
                 "stripe answered the checkout request with something unexpected",
                 details={"provider": "stripe", "status": status},
             )
-        log.info("stripe checkout created", top_up_id=top_up_id, checkout_id=session_id)
+        log.info("stripe_checkout_created", top_up_id=top_up_id, checkout_id=session_id)
         return Checkout(provider_checkout_id=session_id, url=url)
 
     def parse_webhook(self, body: bytes, signature: str, *, now: float) -> ProviderEvent:
@@ -136,18 +136,18 @@ class StripeProvider:
                 body: bytes = await response.content.read(MAX_RESPONSE_BYTES + 1)
                 status: int = response.status
         except TimeoutError:
-            log.warning("stripe timed out", step=what)
+            log.warning("stripe_timed_out", step=what)
             raise ProviderUnavailable(
                 f"stripe did not answer the {what} request in time",
                 details={"provider": "stripe"},
             ) from None
         except aiohttp.ClientError as exc:
-            log.warning("stripe unreachable", step=what, error=type(exc).__name__)
+            log.warning("stripe_unreachable", step=what, error=type(exc).__name__)
             raise ProviderUnavailable(
                 f"could not reach stripe for the {what} request", details={"provider": "stripe"}
             ) from None
         if len(body) > MAX_RESPONSE_BYTES:
-            log.warning("stripe answer too large", step=what, status=status)
+            log.warning("stripe_answer_too_large", step=what, status=status)
             raise ProviderUnavailable(
                 f"stripe answered the {what} request with too much",
                 details={"provider": "stripe", "status": status},
@@ -161,7 +161,7 @@ class StripeProvider:
         error_type = _word(error.get("type")) if isinstance(error, dict) else None
         error_code = _word(error.get("code")) if isinstance(error, dict) else None
         log.warning(
-            "stripe refused", step=what, status=status, error_type=error_type, code=error_code
+            "stripe_refused", step=what, status=status, error_type=error_type, code=error_code
         )
         details: dict[str, Any] = {"provider": "stripe", "status": status}
         if error_type:

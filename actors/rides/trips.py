@@ -1,5 +1,4 @@
-"""A ride after dispatch: arrive, start, complete, cancel, rate, and how a ride is shown.
-A mixin of the Rides actor (its handlers join the actor's own).
+"""Trips: a ride after dispatch — arrive, start, complete, cancel, rate — and reading rides.
 
 `requested → driver_assigned → driver_arrived → in_progress → completed`, or `cancelled`
 from any state before `completed`. Completing prices the trip from the distance the driver
@@ -11,41 +10,34 @@ with a group becomes an equal-split expense of that group, paid by the rider.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import structlog
 
 from actors.payments.messages import CaptureHold, VoidHold
 from actors.rides import fares, store
+from actors.rides.context import RidesContext
+from actors.rides.dispatcher import Dispatcher
+from actors.rides.drivers import Drivers
 from actors.rides.messages import (
     ACTIVE,
     COMMENT_MAX,
     AdvanceRide,
     AlreadyRated,
     CancelRide,
-    DriverView,
-    Estimate,
     GetCurrentRide,
     GetRide,
     InvalidRide,
     InvalidTransition,
     NotADriver,
-    Point,
     RateRide,
     RideNotFound,
     RideView,
-    TimelineEntry,
 )
 from actors.rides.state import Trip, ride_update
-from actors.runtime import Message, handles
-from actors.runtime.clock import rfc3339
+from actors.rides.views import load_view
+from actors.runtime import Transaction
 from actors.splits.messages import AddExpense, Payer
-
-if TYPE_CHECKING:
-    from actors.runtime.outbox import Transaction
 
 log = structlog.get_logger("rides")
 
@@ -58,68 +50,24 @@ STEPS = {
 FEE_AFTER = ("driver_arrived", "in_progress")  # a rider cancelling from here pays a fee
 
 
-def ride_view(ride: store.RideRow, actor: Any) -> RideView:
-    """A ride as the API shows it; `actor` knows the drivers (name, car, live position)."""
-    driver = None
-    position = None
-    if ride.driver_id is not None and ride.driver_id in actor._drivers:
-        driver = actor.driver_view(ride.driver_id)
-        state = actor._drivers[ride.driver_id]
-        if ride.status in ACTIVE and state.lat is not None:
-            position = Point(lat=state.lat, lon=state.lon)
-    return RideView(
-        id=ride.id,
-        status=ride.status,  # type: ignore[arg-type]  # the CHECK keeps it valid
-        rider_id=ride.rider_id,
-        pickup=Point(lat=ride.pickup_lat, lon=ride.pickup_lon),
-        dropoff=Point(lat=ride.dropoff_lat, lon=ride.dropoff_lon),
-        estimate=Estimate(
-            amount=ride.estimate,
-            currency=ride.currency,
-            distance_m=ride.estimate_m,
-            duration_s=ride.estimate_s,
-            surge=ride.surge_bp / 10_000,
-        ),
-        timeline=[TimelineEntry(status=s, at=rfc3339(at), note=n) for s, at, n in ride.timeline],
-        driver=driver,
-        driver_position=position,
-        group_id=ride.group_id,
-        fare=ride.fare,
-        distance_m=ride.distance_m,
-        duration_s=ride.duration_s,
-        cancel_reason=ride.cancel_reason,
-        rider_rating=ride.rider_stars,
-        driver_rating=ride.driver_stars,
-    )
+class Trips:
+    """Rides with a driver: their steps, the money they capture or release, their ratings."""
 
+    def __init__(self, context: RidesContext, *, drivers: Drivers, dispatcher: Dispatcher) -> None:
+        self._context = context
+        self._pool = context.pool
+        self._table = context.table
+        self._drivers = drivers
+        self._dispatcher = dispatcher
+        # rides in progress: the distance covered so far, from the driver's pings
+        self._trips: dict[str, Trip] = {}
 
-class Lifecycle:
-    """The handlers of a ride after dispatch; the Rides actor provides what is used here."""
-
-    _pool: asyncpg.Pool
-    _clock: Callable[[], float]
-    _drivers: dict[str, Any]
-    _trips: dict[str, Any]
-    _dispatching: dict[str, Any]
-    _table: fares.FareTable
-
-    if TYPE_CHECKING:
-
-        def transaction(self, *, dedupe: bool = True) -> Transaction: ...
-
-        def _now(self) -> datetime: ...
-
-        async def _publish(self, tx: Transaction, event: Message) -> None: ...
-
-        def _capture(self, ride: store.RideRow, amount: int, purpose: str) -> CaptureHold: ...
-
-        def _withdraw(self, ride: store.RideRow) -> None: ...
-
-        def _place(self, user_id: str, driver: Any) -> None: ...
-
-        def driver_view(self, user_id: str) -> DriverView: ...
-
-        async def _view(self, ride_id: str) -> RideView: ...
+    def moved(self, ride_id: str | None, lat: float, lon: float) -> None:
+        """The driver of `ride_id` pinged from (lat, lon): count the distance covered."""
+        trip = self._trips.get(ride_id or "")
+        if trip is not None:
+            trip.metres += fares.distance_m((trip.lat, trip.lon), (lat, lon))
+            trip.lat, trip.lon = lat, lon
 
     async def _ride_of(self, ride_id: str, user_id: str) -> store.RideRow:
         """The ride, if `user_id` is its rider or driver; to anyone else it does not exist."""
@@ -128,19 +76,19 @@ class Lifecycle:
             raise RideNotFound("No such ride among yours.")
         return ride
 
-    @handles(GetRide)
-    async def get_ride(self, message: GetRide) -> RideView:
+    async def _view(self, ride_id: str) -> RideView:
+        return await load_view(self._pool, ride_id, self._drivers)
+
+    async def get(self, message: GetRide) -> RideView:
         ride = await self._ride_of(message.ride_id, message.user_id)
         return await self._view(ride.id)
 
-    @handles(GetCurrentRide)
-    async def get_current_ride(self, message: GetCurrentRide) -> RideView:
+    async def current(self, message: GetCurrentRide) -> RideView:
         ride_id = await store.current_ride(self._pool, message.user_id)
         if ride_id is None:
             raise RideNotFound("You have no ride in progress.")
         return await self._view(ride_id)
 
-    @handles(AdvanceRide)
     async def advance(self, message: AdvanceRide) -> RideView:
         ride = await self._ride_of(message.ride_id, message.user_id)
         if ride.driver_id != message.user_id:
@@ -151,9 +99,9 @@ class Lifecycle:
                 f"A ride that is {ride.status} cannot {message.step}; it must be {needed}.",
                 details={"status": ride.status},
             )
-        now = self._now()
+        now = self._context.now()
         ride.status = made
-        async with self.transaction() as tx:
+        async with self._context.transaction() as tx:
             if tx.duplicate:
                 return await self._view(ride.id)
             if made == "in_progress":
@@ -163,13 +111,13 @@ class Lifecycle:
                 await self._complete(tx, ride, now)
             await store.save_state(tx, ride)
             await store.add_step(tx, ride.id, made, now)
-            await self._publish(tx, ride_update(ride))
+            await tx.publish(ride_update(ride))
         if made == "completed":
-            self._release_driver(ride)
+            self._drivers.release(ride.driver_id, ride.id)
         return await self._view(ride.id)
 
     def _start_trip(self, ride: store.RideRow) -> None:
-        driver = self._drivers[ride.driver_id or ""]
+        driver = self._drivers.state(ride.driver_id or "")
         lat = driver.lat if driver.lat is not None else ride.pickup_lat
         lon = driver.lon if driver.lon is not None else ride.pickup_lon
         self._trips[ride.id] = Trip(lat=lat, lon=lon)
@@ -206,13 +154,17 @@ class Lifecycle:
             )
         log.info("ride_completed", ride_id=ride.id, fare=ride.fare, distance_m=ride.distance_m)
 
-    def _release_driver(self, ride: store.RideRow) -> None:
-        driver = self._drivers.get(ride.driver_id or "")
-        if driver is not None and driver.ride == ride.id:
-            driver.ride = None
-            self._place(ride.driver_id or "", driver)
+    def _capture(self, ride: store.RideRow, amount: int, purpose: str) -> CaptureHold:
+        """Capture `amount` of the ride's hold for its driver, less the platform's fee."""
+        fee = fares.platform_fee(amount, self._table)
+        return CaptureHold(
+            idempotency_key=f"ride-{purpose}:{ride.id}",
+            hold_id=ride.hold_id or "",
+            amount=amount,
+            payee_user_id=ride.driver_id,
+            fee=fee,
+        )
 
-    @handles(CancelRide)
     async def cancel(self, message: CancelRide) -> RideView:
         ride = await self._ride_of(message.ride_id, message.user_id)
         if ride.status not in ACTIVE:
@@ -221,19 +173,18 @@ class Lifecycle:
                 details={"status": ride.status},
             )
         reason = (message.reason or "").strip()[:200] or None
-        now = self._now()
+        now = self._context.now()
         by_rider = message.user_id == ride.rider_id
         fee = (
             min(self._table.cancellation_fee, ride.estimate)
             if by_rider and ride.status in FEE_AFTER
             else 0
         )
-        self._withdraw(ride)
-        self._dispatching.pop(ride.id, None)
+        self._dispatcher.forget(ride)
         self._trips.pop(ride.id, None)
         ride.status, ride.cancel_reason, ride.finished_at = "cancelled", reason, now
         ride.fare = fee or None
-        async with self.transaction() as tx:
+        async with self._context.transaction() as tx:
             if tx.duplicate:
                 return await self._view(ride.id)
             if fee and ride.hold_id:
@@ -243,11 +194,10 @@ class Lifecycle:
             await store.save_state(tx, ride)
             who = "rider" if by_rider else "driver"
             await store.add_step(tx, ride.id, "cancelled", now, note=f"by the {who}")
-            await self._publish(tx, ride_update(ride, note=f"Cancelled by the {who}."))
-        self._release_driver(ride)
+            await tx.publish(ride_update(ride, note=f"Cancelled by the {who}."))
+        self._drivers.release(ride.driver_id, ride.id)
         return await self._view(ride.id)
 
-    @handles(RateRide)
     async def rate(self, message: RateRide) -> RideView:
         ride = await self._ride_of(message.ride_id, message.user_id)
         if isinstance(message.stars, bool) or not 1 <= message.stars <= 5:
@@ -260,15 +210,13 @@ class Lifecycle:
         if ride.status != "completed":
             raise InvalidTransition("Only a completed ride can be rated.")
         side = "rider" if message.user_id == ride.rider_id else "driver"
-        async with self.transaction() as tx:
+        async with self._context.transaction() as tx:
             if tx.duplicate:
                 return await self._view(ride.id)
             if not await store.save_rating(tx, ride.id, side, message.stars, comment):
                 raise AlreadyRated("You rated this ride already.")
             if side == "rider" and ride.driver_id is not None:
                 await store.rate_driver(tx, ride.driver_id, message.stars)
-        if side == "rider" and ride.driver_id in self._drivers:
-            driver = self._drivers[ride.driver_id]
-            driver.rating_sum += message.stars
-            driver.rating_count += 1
+        if side == "rider":
+            self._drivers.rated(ride.driver_id, message.stars)
         return await self._view(ride.id)

@@ -1,0 +1,104 @@
+"""What the payments actor's feature parts share: their context, idempotent replies, and
+transactions retried on a deadlock.
+
+The actor builds one `PaymentsContext` and hands it to each part, so a part holds no
+reference to the actor itself: it reads through `pool`, commits through `transaction` (the
+actor's own, so the outbox works as for any handler, and `tx.publish` reaches the declared
+subscribers) and tells time by `clock`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+import asyncpg
+import msgspec
+import structlog
+
+from actors.payments import store
+from actors.payments.ledger import require_funds
+from actors.payments.messages import (
+    CurrencyMismatch,
+    HoldView,
+    IdempotencyConflict,
+    InsufficientFunds,
+    TransferView,
+)
+from actors.runtime import Clock, DomainError, Executor, Message, Transaction, at
+
+log = structlog.get_logger("actors.payments")
+
+# a deadlock or serialization failure is retried this many times before it surfaces
+_TX_RETRIES = 5
+_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+V = TypeVar("V", TransferView, HoldView)
+R = TypeVar("R")
+
+
+class Transact(Protocol):
+    """`Actor.transaction`: one database transaction with the outbox."""
+
+    def __call__(self, *, dedupe: bool = True) -> Transaction: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentsContext:
+    """The database, clock and transactions every feature part of the actor uses."""
+
+    pool: Executor
+    clock: Clock
+    transaction: Transact
+
+    def now(self) -> datetime:
+        return at(self.clock())
+
+
+def fingerprint(message: Message) -> bytes:
+    """SHA-256 of the canonical request (msgpack of the frozen struct, fields in order)."""
+    return hashlib.sha256(msgspec.msgpack.encode(message)).digest()
+
+
+def replay(known: store.Remembered, print_: bytes, kind: type[V]) -> V:
+    """The first reply for this key, or IdempotencyConflict when the body differs."""
+    if known.fingerprint != print_:
+        raise IdempotencyConflict(
+            "This idempotency key was used before with a different request.",
+            details={"field": "idempotency_key"},
+        )
+    return msgspec.msgpack.decode(known.reply, type=kind)
+
+
+async def retrying(attempt: Callable[[], Awaitable[R]], what: str) -> R:
+    """Run a transaction, again on a deadlock or serialization failure (never seen by
+    clients: the fixed lock order makes them rare, and a retry is always safe)."""
+    for tries in range(1, _TX_RETRIES + 1):
+        try:
+            return await attempt()
+        except _RETRYABLE as error:
+            if tries == _TX_RETRIES:
+                raise
+            log.warning("payments_tx_retry", what=what, attempt=tries, error=type(error).__name__)
+            await asyncio.sleep(0.005 * 2**tries)
+    raise AssertionError("unreachable")
+
+
+async def no_wallet(db: Executor, user_id: str, currency: str, amount: int) -> DomainError:
+    """Why a payer with no wallet in this currency cannot pay: their money is in other
+    currencies (CurrencyMismatch), or they have none at all (InsufficientFunds)."""
+    others = await store.user_currencies(db, user_id)
+    if others:
+        return CurrencyMismatch(
+            f"There is no {currency} wallet to pay from; this account holds {', '.join(others)}.",
+            details={"field": "$.currency", "wallets": others},
+        )
+    try:
+        require_funds(0, amount, currency)
+    except InsufficientFunds as error:
+        return error
+    raise AssertionError("a positive amount always exceeds an empty wallet")
