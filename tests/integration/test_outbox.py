@@ -12,7 +12,6 @@ import asyncpg
 import msgspec
 import pytest
 
-from actors.runtime.backoff import Backoff
 from actors.runtime import (
     Actor,
     ActorSystem,
@@ -22,6 +21,7 @@ from actors.runtime import (
     RestartPolicy,
     handles,
 )
+from actors.runtime.backoff import Backoff
 from splitgo.db import apply_schema
 from transport import Codec, Envelope, MemoryTransport
 
@@ -154,9 +154,7 @@ async def make_system(db: asyncpg.Pool) -> AsyncIterator[MakeSystem]:
             MemoryTransport(node_id=f"node-{len(systems)}", codec=codec),
             codec=codec,
             dead_letters=PgDeadLetterStore(db),
-            outbox=Outbox(
-                db, relay=relay, interval=interval, backoff=Backoff(0.05, 0.2)
-            ),
+            outbox=Outbox(db, relay=relay, interval=interval, backoff=Backoff(0.05, 0.2)),
         )
         await system.start()
         systems.append(system)
