@@ -1,0 +1,428 @@
+"""How a node is composed: the parts actors are built from, the known actor types, who
+hears which event, and each domain actor's factory.
+
+`splitgo/node.py` starts what this module declares; plugins add actor types with `register`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+
+import aiohttp
+
+from actors.auth import messages as auth_messages
+from actors.auth.actor import Auth
+from actors.auth.messages import TelegramLinked, UserRegistered, auth_key
+from actors.auth.oauth import ProviderConfig
+from actors.auth.passwords import Passwords
+from actors.auth.tokens import SigningKeys
+from actors.notifications import messages as notifications_messages
+from actors.notifications.actor import Notifications
+from actors.notifications.channels.email import EmailChannel, FolderEmail, SmtpEmail, SmtpSettings
+from actors.notifications.channels.sms import LogSms, SmsChannel, WebhookSms
+from actors.notifications.channels.telegram import TelegramChannel
+from actors.notifications.messages import NOTIFICATIONS, notifications_key
+from actors.payments import messages as payments_messages
+from actors.payments.actor import Payments
+from actors.payments.messages import (
+    TopUpFailed,
+    TopUpSucceeded,
+    TransferCompleted,
+    payments_key,
+)
+from actors.payments.providers import PaymentProvider
+from actors.payments.providers.sandbox import SandboxProvider
+from actors.payments.providers.stripe import StripeProvider
+from actors.rides import messages as rides_messages
+from actors.rides.actor import Rides
+from actors.rides.messages import RideUpdated, rides_key
+from actors.runtime import Actor, ActorSystem
+from actors.runtime.system import KeyFunction
+from actors.splits import messages as splits_messages
+from actors.splits.actor import Splits
+from actors.splits.messages import (
+    ExpenseAdded,
+    ExpenseDeleted,
+    ExpenseUpdated,
+    MemberAdded,
+    SettlementFailed,
+    SettlementRecorded,
+    splits_key,
+)
+from splitgo.bot.app import TelegramBot
+from splitgo.config import ConfigError, Settings, parse_jwt_keys
+from splitgo.db import Database
+from splitgo.instrument import instrumented
+from splitgo.tracing import Tracing
+from splitgo.web.live import LiveHub, RedisLiveBus
+from transport import Message
+
+
+@dataclass(slots=True)
+class NodeParts:
+    """What an actor's factory may use to build it."""
+
+    settings: Settings
+    system: ActorSystem
+    database: Database
+    public_url: str  # where people reach this node: the base of links in mails
+    jwt_keys: dict[str, bytes]  # access-token keys by kid; the first signs
+    http: aiohttp.ClientSession  # for calls out (OAuth providers)
+    email: EmailChannel  # SMTP, or files in the data folder
+    channels: Channels  # Telegram, SMS and the live push, as configured
+
+
+@dataclass(slots=True)
+class Channels:
+    """The notification channels beside email, and where live pushes go."""
+
+    live: LiveHub
+    telegram: TelegramChannel | None = None
+    sms: SmsChannel | None = None
+    bus: RedisLiveBus | None = None
+
+    async def push(self, user_id: str, frame: bytes) -> None:
+        if self.bus is not None:
+            await self.bus.push(user_id, frame)
+        else:
+            await self.live.deliver(user_id, frame)
+
+    async def close(self) -> None:
+        await self.live.close()
+        if self.bus is not None:
+            await self.bus.close()
+        if self.telegram is not None:
+            await self.telegram.close()
+        if isinstance(self.sms, WebhookSms):
+            await self.sms.close()
+
+
+def bot_for(settings: Settings, system: ActorSystem, public_url: str) -> TelegramBot | None:
+    """The Telegram bot on the first configured token (None: no tokens, no bot)."""
+    if not settings.telegram_bot_tokens:
+        return None
+    try:
+        return TelegramBot(
+            system,
+            token=settings.telegram_bot_tokens[0],
+            api_url=settings.telegram_api_url,
+            mode=settings.telegram_mode,  # type: ignore[arg-type]  # checked by config
+            webhook_secret=settings.telegram_webhook_secret,
+            public_url=public_url,
+        )
+    except ValueError as error:
+        raise ConfigError(f"Telegram: {error}") from None
+
+
+def build_channels(settings: Settings) -> Channels:
+    live = LiveHub()
+    telegram = None
+    if settings.telegram_bot_tokens:
+        telegram = TelegramChannel(settings.telegram_bot_tokens, api_url=settings.telegram_api_url)
+    sms: SmsChannel = LogSms()
+    if settings.sms_provider == "webhook":
+        if not settings.sms_webhook_url:
+            raise ConfigError("SPLITGO_SMS_PROVIDER=webhook needs SPLITGO_SMS_WEBHOOK_URL")
+        sms = WebhookSms(settings.sms_webhook_url, token=settings.sms_webhook_token)
+    bus = None
+    if settings.transport == "redis":
+        bus = RedisLiveBus(settings.redis_url, settings.redis_prefix, live)
+    return Channels(live=live, telegram=telegram, sms=sms, bus=bus)
+
+
+@dataclass(frozen=True, slots=True)
+class ActorSpec:
+    """How to route to an actor type, and how to build one where it is hosted.
+
+    Every node declares every known type's route (so it can tell and ask a type hosted
+    elsewhere); only the types named by `--actors` are spawned here.
+    """
+
+    name: str
+    actor_type: type[Actor]
+    build: Callable[[NodeParts], Actor]
+    messages: ModuleType
+    shards: int = 1
+    key: KeyFunction | None = None
+    mailbox_size: int = 1024
+
+
+# Who hears which event: every event an actor publishes (`tx.publish`) goes to these actor
+# types, wherever they are hosted. The one place the flows between actors are declared.
+SUBSCRIPTIONS: dict[type[Message], tuple[str, ...]] = {
+    UserRegistered: ("splits",),
+    TelegramLinked: (NOTIFICATIONS,),
+    TransferCompleted: (NOTIFICATIONS,),
+    TopUpSucceeded: (NOTIFICATIONS,),
+    TopUpFailed: (NOTIFICATIONS,),
+    ExpenseAdded: (NOTIFICATIONS,),
+    ExpenseUpdated: (NOTIFICATIONS,),
+    ExpenseDeleted: (NOTIFICATIONS,),
+    MemberAdded: (NOTIFICATIONS,),
+    SettlementRecorded: (NOTIFICATIONS,),
+    SettlementFailed: (NOTIFICATIONS,),
+    RideUpdated: (NOTIFICATIONS,),
+}
+
+
+def subscribe_all(system: ActorSystem) -> None:
+    """Declare every subscription of SUBSCRIPTIONS on `system`."""
+    for event_type, actors in SUBSCRIPTIONS.items():
+        system.subscribe(event_type, *actors)
+
+
+# Actor type name -> its spec. Each domain issue adds its entry; `--actors` picks among
+# them, and SPLITGO_PLUGINS modules may add more with `register`.
+ACTORS: dict[str, ActorSpec] = {}
+
+
+def register(spec: ActorSpec) -> None:
+    """Make an actor type known to this node (called at import by domain or plugin modules)."""
+    known = ACTORS.get(spec.name)
+    if known is not None and known.actor_type is not spec.actor_type:
+        raise ConfigError(f"actor type {spec.name!r} is registered twice")
+    ACTORS[spec.name] = spec
+
+
+def load_plugins(settings: Settings) -> None:
+    for module in settings.plugins:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ConfigError(f"SPLITGO_PLUGINS: cannot import {module!r}: {error}") from None
+
+
+def hosted_actors(settings: Settings) -> list[str]:
+    """The actor types this node hosts: all by default, or the `--actors` choice."""
+    if settings.actors is None:
+        return list(ACTORS)
+    unknown = [name for name in settings.actors if name not in ACTORS]
+    if unknown:
+        known = ", ".join(ACTORS) or "none yet"
+        raise ConfigError(f"--actors names unknown actor types {unknown}; known: {known}")
+    return list(settings.actors)
+
+
+def kept_secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
+    """A secret generated once and kept (mode 0600) in the data folder."""
+    path = settings.data_dir / name
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = make()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(secret + "\n")
+    return secret
+
+
+def ops_token_for(settings: Settings) -> str:
+    """SPLITGO_OPS_TOKEN, or a generated one kept in data_dir/ops-token."""
+    if settings.ops_token:
+        return settings.ops_token
+    return kept_secret(settings, "ops-token", lambda: secrets.token_urlsafe(32))
+
+
+def jwt_keys_for(settings: Settings) -> dict[str, bytes]:
+    """SPLITGO_JWT_KEYS, or one generated key kept in data_dir/jwt-keys (first one signs)."""
+    raw = settings.jwt_keys or kept_secret(
+        settings, "jwt-keys", lambda: f"k{secrets.token_hex(4)}:{secrets.token_urlsafe(48)}"
+    )
+    return parse_jwt_keys(raw)
+
+
+def public_url_for(settings: Settings, bound_url: str) -> str:
+    return (settings.public_url or bound_url).rstrip("/")
+
+
+def spawn(
+    system: ActorSystem, spec: ActorSpec, parts: NodeParts, tracing: Tracing | None = None
+) -> None:
+    system.spawn(
+        spec.actor_type,
+        spec.name,
+        # a span per message when spans are exported: splitgo/instrument.py
+        factory=instrumented(functools.partial(spec.build, parts), tracing),
+        shards=spec.shards,
+        key=spec.key,
+        mailbox_size=spec.mailbox_size,
+    )
+
+
+# ── the domain actors ──────────────────────────────────────────────────────────────────
+
+
+def email_channel(settings: Settings) -> EmailChannel:
+    """SMTP when SPLITGO_SMTP_HOST is set; else mails land as files in the data folder."""
+    if settings.smtp_host is None:
+        return FolderEmail(settings.data_dir / "mail", sender=settings.smtp_sender)
+    try:
+        return SmtpEmail(
+            SmtpSettings(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                tls=settings.smtp_tls,  # type: ignore[arg-type]
+                user=settings.smtp_user,
+                password=settings.smtp_password,
+                sender=settings.smtp_sender,
+            )
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def build_notifications(parts: NodeParts) -> Notifications:
+    return Notifications(
+        parts.database.pool,
+        parts.email,
+        public_url=parts.public_url,
+        telegram=parts.channels.telegram,
+        sms=parts.channels.sms,
+        push=parts.channels.push,
+    )
+
+
+register(
+    ActorSpec(
+        name=NOTIFICATIONS,
+        actor_type=Notifications,
+        build=build_notifications,
+        messages=notifications_messages,
+        shards=4,
+        key=notifications_key,
+    )
+)
+
+
+def oauth_providers(settings: Settings) -> dict[str, ProviderConfig]:
+    """The social logins configured by SPLITGO_OAUTH_<PROVIDER>_CLIENT_ID/SECRET."""
+    providers: dict[str, ProviderConfig] = {}
+    if settings.oauth_google_client_id and settings.oauth_google_client_secret:
+        providers["google"] = ProviderConfig.google(
+            settings.oauth_google_client_id,
+            settings.oauth_google_client_secret,
+            base_url=settings.oauth_google_base_url,
+        )
+    if settings.oauth_github_client_id and settings.oauth_github_client_secret:
+        providers["github"] = ProviderConfig.github(
+            settings.oauth_github_client_id,
+            settings.oauth_github_client_secret,
+            base_url=settings.oauth_github_base_url,
+            api_url=settings.oauth_github_api_url,
+        )
+    return providers
+
+
+@functools.cache
+def shared_passwords() -> Passwords:
+    """One hasher per process: it bounds how many 64 MiB argon2id hashes run at once."""
+    return Passwords()
+
+
+def build_auth(parts: NodeParts) -> Auth:
+    settings = parts.settings
+    return Auth(
+        parts.database.pool,
+        SigningKeys.first_signs(parts.jwt_keys),
+        providers=oauth_providers(settings),
+        http=parts.http,
+        bot_username=settings.telegram_bot_username,
+        public_url=parts.public_url,
+        passwords=shared_passwords(),
+    )
+
+
+register(
+    ActorSpec(
+        name="auth",
+        actor_type=Auth,
+        build=build_auth,
+        messages=auth_messages,
+        # reads are database round trips, one at a time per shard: shards are concurrency
+        shards=16,
+        key=auth_key,
+    )
+)
+
+
+def payment_providers(parts: NodeParts) -> dict[str, PaymentProvider]:
+    """The configured provider first (it takes the top-ups). The sandbox exists only when it
+    is the provider: its checkout page would otherwise hand out free money."""
+    settings = parts.settings
+    if settings.payment_provider == "stripe":
+        if not settings.stripe_api_key or not settings.stripe_webhook_secret:
+            raise ConfigError(
+                "SPLITGO_PAYMENT_PROVIDER=stripe needs SPLITGO_STRIPE_API_KEY and "
+                "SPLITGO_STRIPE_WEBHOOK_SECRET"
+            )
+        return {
+            "stripe": StripeProvider(
+                settings.stripe_api_key,
+                settings.stripe_webhook_secret,
+                base_url=settings.stripe_base_url,
+                http=parts.http,
+            )
+        }
+    secret = settings.sandbox_secret or kept_secret(
+        settings, "sandbox-secret", lambda: secrets.token_urlsafe(32)
+    )
+    return {"sandbox": SandboxProvider(secret.encode(), parts.public_url)}
+
+
+def build_payments(parts: NodeParts) -> Payments:
+    return Payments(
+        parts.database.pool,
+        providers=payment_providers(parts),
+        public_url=parts.public_url,
+    )
+
+
+register(
+    ActorSpec(
+        name="payments",
+        actor_type=Payments,
+        build=build_payments,
+        messages=payments_messages,
+        # few shards, big batches: each shard commits a batch of transfers in one
+        # transaction, and 2 shards batch ~70 transfers at once where 8 batch ~4 (make bench)
+        shards=2,
+        key=payments_key,
+        mailbox_size=4096,
+    )
+)
+
+
+register(
+    ActorSpec(
+        name="splits",
+        actor_type=Splits,
+        build=lambda parts: Splits(parts.database.pool),
+        messages=splits_messages,
+        # one group's messages in order on one shard; groups spread over the shards
+        shards=8,
+        key=splits_key,
+    )
+)
+
+
+register(
+    ActorSpec(
+        name="rides",
+        actor_type=Rides,
+        build=lambda parts: Rides(
+            parts.database.pool,
+            offer_timeout=parts.settings.rides_offer_timeout,
+        ),
+        messages=rides_messages,
+        # one shard: the live map of drivers and every dispatch decision in one place
+        shards=1,
+        key=rides_key,
+        mailbox_size=8192,
+    )
+)
