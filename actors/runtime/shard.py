@@ -26,7 +26,7 @@ from actors.runtime.supervision import RestartWindow
 from transport import Envelope, Mailbox, MailboxClosed
 
 if TYPE_CHECKING:
-    from actors.runtime.system import ActorGroup
+    from actors.runtime.group import ActorGroup
 
 log = structlog.get_logger("actors.runtime")
 

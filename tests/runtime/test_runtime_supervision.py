@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from actors.runtime import Actor, ActorSystem, Message, RestartPolicy, UnknownActor, handles
-from actors.runtime.system import ActorGroup
+from actors.runtime.group import ActorGroup
 from tests.runtime.conftest import keys_on_distinct_shards, wait_until
 from transport import Codec
 
