@@ -20,23 +20,23 @@ Exit status: 0 after a run, 1 when setting up the fleet failed, 2 when no node a
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import math
 import random
 import secrets
-import statistics
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
+
+from actors.payments.messages import format_money
+from splitgo.simulate_options import Options, parse
+from splitgo.simulate_summary import TERMINAL, Summary, summarise, summary_line
 
 log = structlog.get_logger("splitgo.simulate")
 
@@ -46,25 +46,12 @@ CURRENCY = "EUR"
 ACCEPT_PROBABILITY = 0.85
 CANCEL_PROBABILITY = 0.1
 PING_EVERY_S = 3.0
-TERMINAL = frozenset({"completed", "cancelled", "no_driver"})
 VEHICLES = ("Toyota Prius", "VW Passat", "Skoda Octavia", "Tesla Model 3", "Kia Niro")
 EXIT_OK, EXIT_SETUP_FAILED, EXIT_NO_NODE = 0, 1, 2
 
 
 class SimulationError(Exception):
     """Setting up the fleet went wrong; the message says what."""
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    drivers: int
-    riders: int
-    minutes: float
-    url: str
-    seed: int | None
-    concurrency: int
-    drain: float
-    poll: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,76 +458,15 @@ async def simulate(options: Options) -> int:
         views = await final_views(client, stats)
         left = [ride_id for ride_id, view in views.items() if view.get("status") not in TERMINAL]
         await clean_up(client, stats, drivers, left)
-    report(summarise(views, stats), options, setup_errors)
+    report(summarise(views, stats.errors, stats.codes, CURRENCY), options, setup_errors)
     return EXIT_OK
-
-
-# ── the summary ───────────────────────────────────────────────────────────────────────
-
-
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def wait_seconds(view: dict[str, Any]) -> float | None:
-    """Seconds from the request to a driver's acceptance, from the ride's timeline."""
-    at: dict[str, datetime] = {}
-    for entry in view.get("timeline", []):
-        at.setdefault(entry["status"], parse_time(entry["at"]))
-    if "requested" not in at or "driver_assigned" not in at:
-        return None
-    waited: float = (at["driver_assigned"] - at["requested"]).total_seconds()
-    return waited
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    counts: dict[str, int]
-    median_wait_s: float | None
-    median_fare: int | None
-    currency: str
-    errors: Counter[str]
-    codes: Counter[str]
-
-
-def summarise(views: dict[str, dict[str, Any]], stats: Stats) -> Summary:
-    statuses = Counter(view.get("status", "unknown") for view in views.values())
-    waits = [w for w in map(wait_seconds, views.values()) if w is not None]
-    fares = [v["fare"] for v in views.values() if v.get("status") == "completed" and v.get("fare")]
-    counts = {
-        "requests": len(views),
-        "matched": len(waits),
-        "completed": statuses["completed"],
-        "cancelled": statuses["cancelled"],
-        "no_driver": statuses["no_driver"],
-        "in_flight": sum(n for status, n in statuses.items() if status not in TERMINAL),
-    }
-    currency = next((v["estimate"]["currency"] for v in views.values() if v), CURRENCY)
-    return Summary(
-        counts=counts,
-        median_wait_s=statistics.median(waits) if waits else None,
-        median_fare=statistics.median_low(fares) if fares else None,
-        currency=currency,
-        errors=stats.errors,
-        codes=stats.codes,
-    )
-
-
-def summary_line(summary: Summary) -> str:
-    """One machine-readable line: space-separated key=value pairs."""
-    wait = "none" if summary.median_wait_s is None else f"{summary.median_wait_s:.2f}"
-    fare = "none" if summary.median_fare is None else str(summary.median_fare)
-    errors = ",".join(f"{k}:{n}" for k, n in sorted(summary.errors.items())) or "none"
-    pairs = [f"{name}={count}" for name, count in summary.counts.items()]
-    pairs += [f"median_wait_s={wait}", f"median_fare={fare}", f"errors={errors}"]
-    return "simulate: " + " ".join(pairs)
 
 
 def report(summary: Summary, options: Options, setup_errors: int) -> None:
     c = summary.counts
     fare = "-"
     if summary.median_fare is not None:
-        fare = f"{summary.median_fare / 100:.2f} {summary.currency}"
+        fare = format_money(summary.median_fare, summary.currency)
     wait = "-" if summary.median_wait_s is None else f"{summary.median_wait_s:.1f} s"
     print(
         f"\n{c['requests']} rides requested in {options.minutes:g} min by {options.riders} "
@@ -555,48 +481,6 @@ def report(summary: Summary, options: Options, setup_errors: int) -> None:
     if setup_errors:
         print(f"  ({setup_errors} of them while setting up)")
     print(summary_line(summary), flush=True)
-
-
-# ── the command line ──────────────────────────────────────────────────────────────────
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive number")
-    return value
-
-
-def parse(argv: Sequence[str], prog: str = "splitgo simulate") -> Options:
-    parser = argparse.ArgumentParser(
-        prog=prog, description="Drive a live splitgo node with simulated rides."
-    )
-    parser.add_argument("--drivers", type=positive_int, default=200)
-    parser.add_argument("--riders", type=positive_int, default=50)
-    parser.add_argument("--minutes", type=positive_float, default=2.0, help="fractions work")
-    parser.add_argument("--url", default="http://127.0.0.1:8080", help="the node's base URL")
-    parser.add_argument("--seed", type=int, default=None, help="random seed of the choices")
-    parser.add_argument("--concurrency", type=positive_int, default=4, help="sign-ups at once")
-    parser.add_argument("--drain", type=float, default=10.0, help="seconds for rides to end")
-    parser.add_argument("--poll", type=positive_float, default=0.5, help="seconds between polls")
-    args = parser.parse_args(list(argv))
-    return Options(
-        drivers=args.drivers,
-        riders=args.riders,
-        minutes=args.minutes,
-        url=args.url.rstrip("/"),
-        seed=args.seed,
-        concurrency=args.concurrency,
-        drain=max(args.drain, 0.0),
-        poll=args.poll,
-    )
 
 
 def main(argv: Sequence[str], prog: str = "splitgo simulate") -> int:
