@@ -27,7 +27,7 @@ from actors.rides.messages import DriverView, Estimate, Point, RideView, Timelin
 from actors.runtime import ActorSystem, DeadLetter, MemoryDeadLetterStore
 from actors.splits.messages import ExpenseView, GroupView, Invite, Member, Payer, Share
 from splitgo.metrics import Metrics
-from splitgo.web import Services, auth, create_app, notifications, openapi, ops
+from splitgo.web import Services, auth, create_app, notifications, openapi, openapi_operations, ops
 from splitgo.web import rides as rides_web
 from splitgo.web.problems import to_json
 from transport import Codec, MemoryTransport
@@ -301,7 +301,7 @@ def test_lists_page_with_limit_and_cursor(spec: dict[str, Any]) -> None:
 def test_path_parameters_keep_their_route_patterns(spec: dict[str, Any]) -> None:
     """A path parameter with a regex in its route gets that pattern, anchored, in its schema, and
     one with the default pattern gets none."""
-    assert openapi.path_patterns(r"/x/(?P<id>[^{}/]+)/(?P<d>pay|decline)") == {
+    assert openapi_operations.path_patterns(r"/x/(?P<id>[^{}/]+)/(?P<d>pay|decline)") == {
         "id": "[^{}/]+",
         "d": "pay|decline",
     }

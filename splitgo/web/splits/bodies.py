@@ -1,0 +1,296 @@
+"""The Splits request bodies and their conversion into the splits actor's commands.
+
+Bodies are decoded into these Structs by the edge; plain functions (`group_message`,
+`member_target`, `add_expense_message`, ...) check what msgspec cannot and build the
+command, so the conversion is testable without a server. Nothing here does IO.
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Literal
+
+import msgspec
+
+from actors.auth.messages import valid_email
+from actors.payments.messages import MAX_AMOUNT
+from actors.splits.messages import (
+    CATEGORY_MAX,
+    COMMENT_MAX,
+    DESCRIPTION_MAX,
+    AddExpense,
+    CreateGroup,
+    EditExpense,
+    ExpenseView,
+    Payer,
+    RecordSettlement,
+    Recurrence,
+    SettlementMethod,
+    ShareLine,
+    SplitModeName,
+)
+from splitgo.web.payments import Amount, Currency, UserId, field_problem, known_currency
+
+NAME_MAX = 100
+PERCENT_DECIMALS = 2
+
+SignedAmount = Annotated[int, msgspec.Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
+Weight = Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT)]
+Description = Annotated[str, msgspec.Meta(min_length=1, max_length=DESCRIPTION_MAX)]
+Category = Annotated[str, msgspec.Meta(min_length=1, max_length=CATEGORY_MAX)]
+CommentText = Annotated[str, msgspec.Meta(min_length=1, max_length=COMMENT_MAX)]
+Day = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+
+
+class GroupBody(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    currency: Currency
+
+
+class MemberBody(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: UserId | None = None
+    email: str | None = None
+
+
+class PayerBody(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: UserId
+    amount: Amount
+    currency: str | None = None
+
+
+class ShareBody(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: UserId
+    amount: SignedAmount | None = None
+    percent: int | float | None = None
+    shares: Weight | None = None
+    currency: str | None = None
+
+
+class SplitBody(msgspec.Struct, forbid_unknown_fields=True):
+    mode: SplitModeName
+    shares: list[ShareBody] = []
+
+
+class ExpenseBody(msgspec.Struct, forbid_unknown_fields=True):
+    description: Description
+    amount: Amount
+    currency: Currency
+    paid_by: UserId | list[PayerBody]
+    split: SplitBody
+    date: Day | None = None
+    category: Category | None = None
+    recurrence: Recurrence | None = None
+
+
+class ExpensePatch(msgspec.Struct, forbid_unknown_fields=True):
+    description: Description | None = None
+    amount: Amount | None = None
+    currency: Currency | None = None
+    paid_by: UserId | list[PayerBody] | None = None
+    split: SplitBody | None = None
+    date: Day | None = None
+    category: Category | None = None
+    recurrence: Recurrence | Literal["none"] | None = None
+
+
+class SettlementBody(msgspec.Struct, forbid_unknown_fields=True):
+    to_user_id: UserId
+    amount: Amount
+    currency: Currency
+    method: SettlementMethod
+
+
+class CommentBody(msgspec.Struct, forbid_unknown_fields=True):
+    text: CommentText
+
+
+# ── groups and members ────────────────────────────────────────────────────────────────
+
+
+def group_message(body: GroupBody, *, group_id: str, user_id: str) -> CreateGroup:
+    name = body.name.strip()
+    if not 1 <= len(name) <= NAME_MAX:
+        raise field_problem("$.name", f"a name of 1 to {NAME_MAX} characters is needed")
+    return CreateGroup(
+        group_id=group_id, user_id=user_id, name=name, currency=known_currency(body.currency)
+    )
+
+
+def normalised_email(email: str) -> str:
+    """The address stripped and lower-cased, by the one email rule (`valid_email`)."""
+    cleaned = email.strip().lower()
+    if not valid_email(cleaned):
+        raise field_problem("$.email", "this is not an email address")
+    return cleaned
+
+
+def member_target(body: MemberBody) -> tuple[Literal["user_id", "email"], str]:
+    """Which one of `user_id` or `email` names the new member (exactly one must)."""
+    if (body.user_id is None) == (body.email is None):
+        field = "$.email" if body.user_id is not None else "$.user_id"
+        raise field_problem(field, "give exactly one of user_id or email")
+    if body.user_id is not None:
+        return "user_id", body.user_id
+    assert body.email is not None
+    return "email", normalised_email(body.email)
+
+
+# ── expenses ──────────────────────────────────────────────────────────────────────────
+
+
+def same_currency(given: str | None, expected: str, field: str) -> None:
+    if given is not None and given != expected:
+        raise field_problem(
+            field,
+            f"{given} differs from the expense's currency {expected}",
+            code="mixed_currencies",
+        )
+
+
+def percent_bp(value: float, field: str) -> int:
+    """A percent (0..100, at most two decimals) as exact basis points (100 % is 10000)."""
+    try:
+        exact = Decimal(str(value))
+    except InvalidOperation:
+        raise field_problem(field, "a percent is a number from 0 to 100") from None
+    if not exact.is_finite() or not 0 <= exact <= 100:
+        raise field_problem(field, "a percent is a number from 0 to 100")
+    basis_points = exact * 100
+    if basis_points != basis_points.to_integral_value():
+        raise field_problem(field, f"a percent has at most {PERCENT_DECIMALS} decimals")
+    return int(basis_points)
+
+
+def payers(paid_by: str | list[PayerBody], amount: int, currency: str) -> list[Payer]:
+    """`paid_by` as the actor takes it: one user paying all of `amount`, or the given lines."""
+    if isinstance(paid_by, str):
+        return [Payer(user_id=paid_by, amount=amount)]
+    if not paid_by:
+        raise field_problem("$.paid_by", "name at least one payer")
+    for index, line in enumerate(paid_by):
+        same_currency(line.currency, currency, f"$.paid_by[{index}].currency")
+    paid = sum(line.amount for line in paid_by)
+    if paid != amount:
+        raise field_problem("$.paid_by", f"the payers paid {paid}, the expense is {amount}")
+    return [Payer(user_id=line.user_id, amount=line.amount) for line in paid_by]
+
+
+# which optional field of a share line each mode reads, and whether it must be there
+MODE_FIELD: dict[str, tuple[str | None, bool]] = {
+    "equal": (None, False),
+    "exact": ("amount", True),
+    "adjustment": ("amount", False),
+    "percent": ("percent", True),
+    "shares": ("shares", True),
+}
+
+
+def share_line(line: ShareBody, index: int, mode: str, currency: str) -> ShareLine:
+    """One participant line, checked against what its split mode reads."""
+    path = f"$.split.shares[{index}]"
+    same_currency(line.currency, currency, f"{path}.currency")
+    wanted, required = MODE_FIELD[mode]
+    for name in ("amount", "percent", "shares"):
+        if name != wanted and getattr(line, name) is not None:
+            raise field_problem(f"{path}.{name}", f"not used by the {mode} split")
+    if wanted is not None and required and getattr(line, wanted) is None:
+        raise field_problem(f"{path}.{wanted}", f"the {mode} split needs it on every line")
+    if mode == "exact" and line.amount is not None and line.amount < 0:
+        raise field_problem(f"{path}.amount", "a share cannot be negative")
+    return ShareLine(
+        user_id=line.user_id,
+        amount=line.amount,
+        percent_bp=None if line.percent is None else percent_bp(line.percent, f"{path}.percent"),
+        shares=line.shares,
+    )
+
+
+def share_lines(split: SplitBody, currency: str) -> list[ShareLine]:
+    if not split.shares and split.mode != "equal":
+        raise field_problem("$.split.shares", f"the {split.mode} split needs participants")
+    return [
+        share_line(line, index, split.mode, currency) for index, line in enumerate(split.shares)
+    ]
+
+
+def add_expense_message(
+    body: ExpenseBody, *, group_id: str, user_id: str, expense_id: str
+) -> AddExpense:
+    currency = known_currency(body.currency)
+    return AddExpense(
+        group_id=group_id,
+        user_id=user_id,
+        expense_id=expense_id,
+        description=checked_description(body.description),
+        amount=body.amount,
+        currency=currency,
+        paid_by=payers(body.paid_by, body.amount, currency),
+        split_mode=body.split.mode,
+        shares=share_lines(body.split, currency),
+        date=checked_date(body.date),
+        category=body.category or "general",
+        recurrence=body.recurrence,
+    )
+
+
+def edit_expense_message(body: ExpensePatch, current: ExpenseView, *, user_id: str) -> EditExpense:
+    """The change to `current`: a payer given by id pays the whole (new) amount, and a sole
+    payer follows a new amount."""
+    currency = known_currency(body.currency) if body.currency is not None else current.currency
+    amount = body.amount if body.amount is not None else current.amount
+    paid_by: list[Payer] | None = None
+    if body.paid_by is not None:
+        paid_by = payers(body.paid_by, amount, currency)
+    elif body.amount is not None and len(current.paid_by) == 1:
+        paid_by = [Payer(user_id=current.paid_by[0].user_id, amount=amount)]
+    return EditExpense(
+        group_id=current.group_id,
+        user_id=user_id,
+        expense_id=current.id,
+        description=None if body.description is None else checked_description(body.description),
+        amount=body.amount,
+        currency=body.currency,
+        paid_by=paid_by,
+        split_mode=None if body.split is None else body.split.mode,
+        shares=None if body.split is None else share_lines(body.split, currency),
+        date=checked_date(body.date),
+        category=body.category,
+        recurrence=body.recurrence,
+    )
+
+
+def checked_description(description: str) -> str:
+    cleaned = description.strip()
+    if not cleaned:
+        raise field_problem("$.description", "a description cannot be blank")
+    return cleaned
+
+
+def checked_date(day: str | None) -> str | None:
+    if day is None:
+        return None
+    try:
+        datetime.date.fromisoformat(day)
+    except ValueError:
+        raise field_problem("$.date", "not a calendar date (YYYY-MM-DD)") from None
+    return day
+
+
+# ── settlements ───────────────────────────────────────────────────────────────────────
+
+
+def settlement_message(
+    body: SettlementBody, *, group_id: str, user_id: str, settlement_id: str
+) -> RecordSettlement:
+    if body.to_user_id == user_id:
+        raise field_problem("$.to_user_id", "a settlement with yourself moves nothing")
+    return RecordSettlement(
+        group_id=group_id,
+        user_id=user_id,
+        settlement_id=settlement_id,
+        to_user_id=body.to_user_id,
+        amount=body.amount,
+        currency=known_currency(body.currency),
+        method=body.method,
+    )

@@ -1,0 +1,116 @@
+"""The Splits routes for groups and their members (and invites by email)."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from actors.auth.messages import FindUserByEmail, GetUser
+from actors.splits.messages import (
+    AddMember,
+    GetGroup,
+    GroupList,
+    GroupView,
+    ListGroups,
+    RemoveMember,
+)
+from splitgo.web.actors import find_user
+from splitgo.web.declare import documented
+from splitgo.web.keys import SERVICES
+from splitgo.web.payments import field_problem
+from splitgo.web.problems import json_response, to_json
+from splitgo.web.security import authenticate
+from splitgo.web.splits.asking import ask_splits, group_id
+from splitgo.web.splits.bodies import GroupBody, MemberBody, group_message, member_target
+
+routes = web.RouteTableDef()
+
+
+async def add_member_message(
+    request: web.Request, body: MemberBody, *, group_id: str, user_id: str
+) -> AddMember:
+    """A known user by id or email, or an invite for an email with no account yet."""
+    kind, value = member_target(body)
+    system = request.app[SERVICES].system
+    if kind == "user_id":
+        if await find_user(system, GetUser(user_id=value)) is None:
+            raise field_problem("$.user_id", "no user has this id")
+        return AddMember(group_id=group_id, user_id=user_id, member_user_id=value)
+    found = await find_user(system, FindUserByEmail(email=value))
+    if found is None:
+        return AddMember(group_id=group_id, user_id=user_id, email=value)
+    return AddMember(group_id=group_id, user_id=user_id, member_user_id=found.id)
+
+
+@routes.post("/api/v1/groups")
+@documented(
+    summary="Create a group",
+    description="The creator is its first member.",
+    tags=["splits"],
+    body=GroupBody,
+    responses={201: GroupView},
+)
+async def create_group(request: web.Request, body: GroupBody) -> web.Response:
+    claims = authenticate(request)
+    message = group_message(body, group_id=str(uuid.uuid4()), user_id=claims.sub)
+    group: GroupView = await ask_splits(request, message)
+    return json_response(to_json(group), status=201)
+
+
+@routes.get("/api/v1/groups")
+@documented(summary="The caller's groups", tags=["splits"], responses={200: GroupList})
+async def list_groups(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    found: GroupList = await ask_splits(request, ListGroups(user_id=claims.sub))
+    return json_response(to_json(found))
+
+
+@routes.get("/api/v1/groups/{id}")
+@documented(summary="A group with its members", tags=["splits"], responses={200: GroupView})
+async def get_group(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    group: GroupView = await ask_splits(
+        request, GetGroup(group_id=group_id(request), user_id=claims.sub)
+    )
+    return json_response(to_json(group))
+
+
+@routes.post("/api/v1/groups/{id}/members")
+@documented(
+    summary="Add a member",
+    description="By `user_id`, or by `email`: an email with no account yet is invited and "
+    "joins on sign-up.",
+    tags=["splits"],
+    body=MemberBody,
+    responses={201: GroupView},
+    errors=[409],
+)
+async def add_member(request: web.Request, body: MemberBody) -> web.Response:
+    claims = authenticate(request)
+    message = await add_member_message(
+        request, body, group_id=group_id(request), user_id=claims.sub
+    )
+    group: GroupView = await ask_splits(request, message)
+    return json_response(to_json(group), status=201)
+
+
+@routes.delete("/api/v1/groups/{id}/members/{user_id}")
+@documented(
+    summary="Remove a member",
+    description="409 `unsettled_balance` while their balance is not zero.",
+    tags=["splits"],
+    responses={204: None},
+    errors=[409, 422],
+)
+async def remove_member(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    await ask_splits(
+        request,
+        RemoveMember(
+            group_id=group_id(request),
+            user_id=claims.sub,
+            member_user_id=request.match_info["user_id"],
+        ),
+    )
+    return web.Response(status=204)

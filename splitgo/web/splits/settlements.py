@@ -1,0 +1,156 @@
+"""The Splits routes for settling up: balances, the settle-up plan, and settlements in
+cash or through the wallet (waited on briefly, replayed by Idempotency-Key)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from aiohttp import web
+
+from actors.splits.messages import (
+    BalancesView,
+    GetBalances,
+    GetSettlement,
+    GetSettlePlan,
+    RecordSettlement,
+    SettlementView,
+    SettlePlanView,
+)
+from splitgo.web.declare import IDEMPOTENCY_KEY, Content, documented, idempotency
+from splitgo.web.problems import ProblemError, json_response, to_json
+from splitgo.web.security import authenticate
+from splitgo.web.splits.asking import ask_splits, group_id
+from splitgo.web.splits.bodies import SettlementBody, settlement_message
+
+routes = web.RouteTableDef()
+
+SETTLE_WAIT_SECONDS = 10.0
+SETTLE_POLL_SECONDS = 0.05
+SETTLEMENT_ASK_TIMEOUT = 20.0
+IDEMPOTENCY_NAMESPACE = uuid.UUID("5f0c3a52-9a4e-4d8e-9d53-6b1f2b7a0c11")
+
+
+def settlement_id_for(group_id: str, user_id: str, idempotency_key: str | None) -> str:
+    """A fresh id, or one derived from the Idempotency-Key so a retry names the same one."""
+    if not idempotency_key:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{group_id}\n{user_id}\n{idempotency_key}"))
+
+
+def replay_conflict(message: RecordSettlement, view: SettlementView) -> ProblemError | None:
+    """A settlement already recorded under this Idempotency-Key, but for another body."""
+    first = (view.to_user_id, view.amount, view.currency, view.method)
+    if first == (message.to_user_id, message.amount, message.currency, message.method):
+        return None
+    return ProblemError(
+        409,
+        "idempotency_conflict",
+        "this Idempotency-Key was used for another settlement; use a new key",
+    )
+
+
+def failed_settlement_problem(view: SettlementView) -> ProblemError:
+    return ProblemError(
+        422,
+        view.failure_code or "settlement_failed",
+        view.failure_message or "the wallet transfer did not go through",
+    )
+
+
+def settlement_path(view: SettlementView) -> str:
+    return f"/api/v1/groups/{view.group_id}/settlements/{view.id}"
+
+
+async def settlement_outcome(
+    request: web.Request, view: SettlementView, user_id: str
+) -> SettlementView:
+    """Wait (briefly) for a pending wallet settlement to complete or fail."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_WAIT_SECONDS
+    while view.status == "pending" and loop.time() < deadline:
+        await asyncio.sleep(SETTLE_POLL_SECONDS)
+        view = await ask_splits(
+            request,
+            GetSettlement(group_id=view.group_id, user_id=user_id, settlement_id=view.id),
+        )
+    return view
+
+
+@routes.get("/api/v1/groups/{id}/balances")
+@documented(
+    summary="Who owes what",
+    description="`net` > 0 is owed to them; the nets of each currency sum to zero.",
+    tags=["splits"],
+    responses={200: BalancesView},
+)
+async def balances(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    view = await ask_splits(request, GetBalances(group_id=group_id(request), user_id=claims.sub))
+    return json_response(to_json(view))
+
+
+@routes.get("/api/v1/groups/{id}/settle-plan")
+@documented(
+    summary="The fewest transfers that settle the group",
+    tags=["splits"],
+    responses={200: SettlePlanView},
+)
+async def settle_plan(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    plan = await ask_splits(request, GetSettlePlan(group_id=group_id(request), user_id=claims.sub))
+    return json_response(to_json(plan))
+
+
+@routes.post("/api/v1/groups/{id}/settlements")
+@documented(
+    summary="Record a settlement",
+    description="`cash` is recorded at once; `wallet` moves the money through payments "
+    "first: 201 once it went through, 202 with Location while it is still pending, 422 "
+    "(`insufficient_funds`, ...) when it failed.",
+    tags=["splits"],
+    body=SettlementBody,
+    headers=[idempotency(required=False)],
+    responses={
+        201: SettlementView,
+        202: Content(
+            SettlementView,
+            description="still pending",
+            headers={"Location": ("where to follow it", True)},
+        ),
+    },
+    errors=[409],
+)
+async def record_settlement(request: web.Request, body: SettlementBody) -> web.Response:
+    claims = authenticate(request)
+    settlement_id = settlement_id_for(
+        group_id(request), claims.sub, request.headers.get(IDEMPOTENCY_KEY, "").strip() or None
+    )
+    message = settlement_message(
+        body, group_id=group_id(request), user_id=claims.sub, settlement_id=settlement_id
+    )
+    recorded: SettlementView = await ask_splits(request, message, timeout=SETTLEMENT_ASK_TIMEOUT)
+    conflict = replay_conflict(message, recorded)
+    if conflict is not None:
+        raise conflict
+    view = await settlement_outcome(request, recorded, claims.sub)
+    if view.status == "failed":
+        raise failed_settlement_problem(view)
+    if view.status == "pending":
+        response = json_response(to_json(view), status=202)
+        response.headers["Location"] = settlement_path(view)
+        return response
+    return json_response(to_json(view), status=201)
+
+
+@routes.get("/api/v1/groups/{id}/settlements/{sid}")
+@documented(summary="A settlement", tags=["splits"], responses={200: SettlementView})
+async def get_settlement(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    view: SettlementView = await ask_splits(
+        request,
+        GetSettlement(
+            group_id=group_id(request), user_id=claims.sub, settlement_id=request.match_info["sid"]
+        ),
+    )
+    return json_response(to_json(view))
