@@ -1,9 +1,10 @@
 """The actor runtime: actors, sharded groups, supervision, timers, dead letters, statistics,
 and reliable hand-off (outbox relay, inbox).
 
-What every actor needs comes from here, once: `Actor` and `@handles`; transactions with
-`tx.tell` and `tx.publish` (subscribers declared with `ActorSystem.subscribe`); the store
-`Executor` protocol; the `Backoff` policy; clocks and `rfc3339`; typed errors.
+What every actor needs comes from here, once: `Actor` and `@handles`; the `Context` an actor
+hands its feature parts; transactions with `tx.tell` and `tx.publish` (subscribers declared
+with `ActorSystem.subscribe`); the store `Executor` protocol; the `Backoff` policy; clocks and
+`rfc3339`; typed errors.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from actors.runtime.errors import (
     UnknownActor,
 )
 from actors.runtime.outbox import Outbox, OutboxUnavailable, Transaction, TransactionMisuse
+from actors.runtime.parts import Context
 from actors.runtime.stats import ShardStatus
 from actors.runtime.store import Executor
 from actors.runtime.supervision import RestartPolicy
@@ -44,6 +46,7 @@ __all__ = [
     "AskTimeout",
     "Backoff",
     "Clock",
+    "Context",
     "DatabaseUnavailable",
     "DeadLetter",
     "DeadLetterStore",

@@ -6,10 +6,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+import asyncpg
 import structlog
 
+from actors.runtime.clock import Clock, wall_clock
 from actors.runtime.errors import DomainError, UnhandledMessage
 from actors.runtime.outbox import Transaction
+from actors.runtime.parts import Context
 from transport import Envelope, Message, Timer
 
 if TYPE_CHECKING:
@@ -134,6 +137,10 @@ class Actor:
         `dedupe=False` outside a handler, for a second transaction, or in a batching actor.
         """
         return Transaction(self, dedupe=dedupe)
+
+    def context(self, pool: asyncpg.Pool, clock: Clock = wall_clock) -> Context:
+        """What this shard's feature parts use of it: see actors/runtime/parts.py."""
+        return Context(pool=pool, clock=clock, shard_actor=self)
 
     def every(self, interval: float, job: Callable[[], Awaitable[object]], name: str) -> None:
         """Run `job` every `interval` seconds beside the mailbox, until the actor stops.

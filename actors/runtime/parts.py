@@ -1,0 +1,80 @@
+"""What a feature part of an actor may use of the shard it runs in.
+
+Every actor is composed of feature parts held as attributes (`self.groups`, `self.holds`, …).
+The actor builds one `Context` with `self.context(pool, clock)` — or a subclass adding its own
+dependencies, such as signing keys — and hands it to each part. A part reaches the database,
+the clock, its shard's transactions, messages and timers through it, and nothing else of the
+actor: no part reaches into its host, and every actor's parts look alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from actors.runtime.clock import Clock, at
+from actors.runtime.outbox import Transaction
+from transport import Envelope, Message, Timer
+
+if TYPE_CHECKING:  # the actor module imports this one
+    from actors.runtime.actor import Actor
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The database, the clock and the shard's own transactions, messages and timers.
+
+    `pool` holds the actor's tables; `clock` gives epoch seconds (tests move it). The methods
+    are the shard's: `transaction` records the message in hand in the inbox and sends what
+    `tx.tell` and `tx.publish` wrote once it commits, exactly as in a handler.
+    """
+
+    pool: asyncpg.Pool
+    clock: Clock
+    shard_actor: Actor
+
+    @property
+    def name(self) -> str:
+        """The actor type's name (`splits`): where `tell_self` and the outbox send."""
+        return self.shard_actor.name
+
+    @property
+    def shard(self) -> int:
+        return self.shard_actor.shard
+
+    @property
+    def envelope(self) -> Envelope | None:
+        """The envelope of the message in hand (None in a batch or outside a handler)."""
+        return self.shard_actor.envelope
+
+    def now(self) -> datetime:
+        """The clock's now as an aware UTC datetime."""
+        return at(self.clock())
+
+    def transaction(self, *, dedupe: bool = True) -> Transaction:
+        """The shard's transaction with the outbox (and the inbox): `Actor.transaction`."""
+        return self.shard_actor.transaction(dedupe=dedupe)
+
+    async def tell(self, actor: str, message: Message, *, key: object = None) -> None:
+        await self.shard_actor.tell(actor, message, key=key)
+
+    async def tell_self(self, message: Message, *, key: object = None) -> None:
+        """Tell this actor type (routed by key, so maybe another shard)."""
+        await self.shard_actor.tell(self.shard_actor.name, message, key=key)
+
+    async def ask(
+        self, actor: str, message: Message, *, key: object = None, timeout: float | None = None
+    ) -> Any:
+        return await self.shard_actor.ask(actor, message, key=key, timeout=timeout)
+
+    def schedule(self, delay: float, message: Message) -> Timer:
+        """Deliver `message` to this same shard after `delay` seconds (cancelled on stop)."""
+        return self.shard_actor.schedule(delay, message)
+
+    def every(self, interval: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+        """Run `job` every `interval` seconds beside the mailbox: `Actor.every`."""
+        self.shard_actor.every(interval, job, name)
