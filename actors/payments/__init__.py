@@ -9,8 +9,10 @@ Its parts:
   holds, top-ups);
 - `providers` — the payment provider port and its adapters (`sandbox`, `stripe`);
 - `actor` — the `Payments` actor (mailbox, handlers, transfer batching), composed of its
-  feature parts, sharing a `context` (pool, clock, transactions, idempotent replies):
+  feature parts, each given the runtime's `Context` (pool, clock, transactions, timers):
   `transfers` (batched transfers, the hot path), `holds` (place, capture, void, expire),
   `wallets` (balances and the statement), `topups` (checkouts, webhooks, crediting);
+- `shared` — what the money-moving parts share: idempotent replies, transactions retried on
+  a deadlock, the refusal of a payer without a wallet;
 - `views` — stored rows as replies.
 """

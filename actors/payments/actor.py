@@ -1,7 +1,8 @@
 """The payments actor: the ledger (wallets, transfers, holds, statement) over PostgreSQL.
 
 The actor is the mailbox and its handlers; the work is done by its parts (see the package
-docstring), each given what it needs: `transfers`, `holds`, `wallets`, `topups`.
+docstring), `transfers`, `holds`, `wallets`, `topups`, each given the shard's `Context`
+(`self.context(pool, clock)`: the database, the clock, transactions, timers).
 
 Transfers are batched, as TigerBeetle does: a shard drains up to `batch_size` waiting
 messages and `handle_batch` hands every run of consecutive transfers among them to
@@ -34,7 +35,6 @@ import asyncpg
 import structlog
 
 from actors.payments import store
-from actors.payments.context import PaymentsContext
 from actors.payments.holds import Holds
 from actors.payments.messages import (
     CaptureHold,
@@ -100,10 +100,10 @@ class Payments(Actor):
         # never below a day: the contract promises keys are kept at least 24 hours
         self._retention = max(idempotency_retention, 24 * 3600.0)
         self._maintenance_interval = maintenance_interval
-        context = PaymentsContext(pool=pool, clock=clock, transaction=self.transaction)
+        context = self.context(pool, clock)
         self.transfers = Transfers(context)
-        self.holds = Holds(context, schedule=self.schedule)
-        self.wallets = Wallets(pool)
+        self.holds = Holds(context)
+        self.wallets = Wallets(context)
         self.topups = TopUps(context, providers=providers or {}, public_url=public_url)
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────────

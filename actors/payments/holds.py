@@ -12,14 +12,12 @@ from __future__ import annotations
 import contextlib
 import math
 import uuid
-from collections.abc import Callable
 from typing import Literal
 
 import msgspec
 import structlog
 
 from actors.payments import store
-from actors.payments.context import PaymentsContext, fingerprint, no_wallet, replay, retrying
 from actors.payments.ledger import (
     FEES,
     HOLDS,
@@ -44,24 +42,21 @@ from actors.payments.messages import (
     InvalidPayment,
     PlaceHold,
 )
+from actors.payments.shared import fingerprint, no_wallet, replay, retrying
 from actors.payments.views import hold_view
-from actors.runtime import Message, at
+from actors.runtime import Context, at
 
 log = structlog.get_logger("actors.payments")
 
 HOLD_MAX_SECONDS = 30 * 24 * 3600.0
 
-# Deliver a message to the actor's own shard after a delay (`Actor.schedule`).
-Schedule = Callable[[float, Message], object]
-
 
 class Holds:
-    """Places, captures, voids and expires holds; `schedule` sets each hold's expiry timer."""
+    """Places, captures, voids and expires holds; each hold has its own expiry timer."""
 
-    def __init__(self, context: PaymentsContext, *, schedule: Schedule) -> None:
+    def __init__(self, context: Context) -> None:
         self._context = context
         self._pool = context.pool
-        self._schedule = schedule
 
     async def place(self, message: PlaceHold) -> HoldView:
         check_key(message.idempotency_key)
@@ -83,7 +78,7 @@ class Holds:
         await store.ensure_accounts(self._pool, [holds])
         view, placed = await retrying(lambda: self._place(message, holds), "place_hold")
         if placed:
-            self._schedule(expires_in, ExpireHold(hold_id=view.id))
+            self._context.schedule(expires_in, ExpireHold(hold_id=view.id))
             log.info("hold_placed", hold_id=view.id, user_id=view.user_id, amount=view.amount)
         return view
 

@@ -16,7 +16,6 @@ from typing import Any
 import structlog
 
 from actors.payments import store
-from actors.payments.context import PaymentsContext, retrying
 from actors.payments.ledger import (
     CLEARING,
     AccountKey,
@@ -45,8 +44,9 @@ from actors.payments.messages import (
 )
 from actors.payments.providers import PaymentProvider, provider_named
 from actors.payments.providers.sandbox import SandboxCheckout, SandboxProvider
+from actors.payments.shared import retrying
 from actors.payments.views import transfer_view
-from actors.runtime import Transaction
+from actors.runtime import Context, Transaction
 
 log = structlog.get_logger("actors.payments")
 
@@ -54,9 +54,7 @@ log = structlog.get_logger("actors.payments")
 class TopUps:
     """Top-ups through the configured providers (the first one is the default)."""
 
-    def __init__(
-        self, context: PaymentsContext, *, providers: Mapping[str, Any], public_url: str
-    ) -> None:
+    def __init__(self, context: Context, *, providers: Mapping[str, Any], public_url: str) -> None:
         self._context = context
         self._pool = context.pool
         self._providers = dict(providers)

@@ -18,7 +18,6 @@ import msgspec
 import structlog
 
 from actors.payments import store
-from actors.payments.context import PaymentsContext, fingerprint, no_wallet, replay, retrying
 from actors.payments.ledger import FEES, AccountKey, check_transfer, system, wallet
 from actors.payments.messages import (
     GetTransfer,
@@ -29,8 +28,9 @@ from actors.payments.messages import (
     TransferNotFound,
     TransferView,
 )
+from actors.payments.shared import fingerprint, no_wallet, replay, retrying
 from actors.payments.views import transfer_view
-from actors.runtime import DomainError, Transaction
+from actors.runtime import Context, DomainError, Transaction
 
 log = structlog.get_logger("actors.payments")
 
@@ -45,7 +45,7 @@ async def _nothing(batch: Sequence[Transfer]) -> None:
 class Transfers:
     """Moves money between wallets (and to the fees account), idempotently, in batches."""
 
-    def __init__(self, context: PaymentsContext) -> None:
+    def __init__(self, context: Context) -> None:
         self._context = context
         self._pool = context.pool
         # accounts are never deleted, so one seen to exist needs no pre-check again

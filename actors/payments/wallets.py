@@ -13,14 +13,14 @@ from actors.payments.messages import (
     WalletView,
 )
 from actors.payments.views import statement_entry
-from actors.runtime import Executor
+from actors.runtime import Context
 
 
 class Wallets:
     """Answers what a user holds and what moved, from the ledger's tables."""
 
-    def __init__(self, pool: Executor) -> None:
-        self._pool = pool
+    def __init__(self, context: Context) -> None:
+        self._pool = context.pool
 
     async def wallet(self, message: GetWallet) -> WalletView:
         rows = await store.wallet(self._pool, message.user_id)

@@ -7,9 +7,10 @@ Its parts:
 - `dispatch` — the geo index of drivers with no IO (nearest, count within);
 - `store` — its SQL (drivers, rides, the timeline, ratings);
 - `actor` — the `Rides` actor (mailbox and handlers), composed of its feature parts,
-  sharing a `context` (pool, clock, transactions, fare table): `drivers` (the live map,
-  who is free), `dispatcher` (estimates, requests, offers one driver at a time), `trips`
-  (arrive, start, complete, cancel, rate, and reading rides);
+  each given one `context` (the runtime's `Context` — pool, clock, transactions, messages,
+  timers — with the fare table): `drivers` (the live map, who is free), `dispatcher`
+  (estimates, requests, offers one driver at a time), `trips` (arrive, start, complete,
+  cancel, rate, and reading rides);
 - `state` — what the parts keep in memory, and the RideUpdated a step publishes;
 - `views` — a ride as the API shows it.
 """

@@ -2,7 +2,8 @@
 and the ride's lifecycle with its money held, captured or released through payments.
 
 The actor is the mailbox and its handlers; the work is done by its parts (see the package
-docstring), each given what it needs: `drivers`, `dispatcher`, `trips`.
+docstring), `drivers`, `dispatcher`, `trips`, each given one `RidesContext`: the shard's
+`Context` (database, clock, transactions, messages, timers) and the fare table.
 
 One shard (`rides_key`) holds the live map, so a driver is never offered or given two
 rides and an accept is atomic: the actor handles one message at a time. Ride state is in
@@ -42,7 +43,7 @@ from actors.rides.messages import (
     UpdateLocation,
 )
 from actors.rides.trips import Trips
-from actors.runtime import Actor, Clock, Message, handles, wall_clock
+from actors.runtime import Actor, Clock, handles, wall_clock
 
 
 class Rides(Actor):
@@ -61,20 +62,10 @@ class Rides(Actor):
         self._clock = clock
         self._persist_interval = persist_interval
         context = RidesContext(
-            pool=pool,
-            clock=clock,
-            transaction=self.transaction,
-            table=table or fares.FareTable(),
+            pool=pool, clock=clock, shard_actor=self, table=table or fares.FareTable()
         )
-        self.drivers = Drivers(context, stale_after=stale_after, tell_self=self._tell_self)
-        self.dispatcher = Dispatcher(
-            context,
-            drivers=self.drivers,
-            offer_timeout=offer_timeout,
-            ask=self.ask,
-            tell=self.tell,
-            schedule=self.schedule,
-        )
+        self.drivers = Drivers(context, stale_after=stale_after)
+        self.dispatcher = Dispatcher(context, drivers=self.drivers, offer_timeout=offer_timeout)
         self.trips = Trips(context, drivers=self.drivers, dispatcher=self.dispatcher)
 
     async def on_start(self) -> None:
@@ -83,9 +74,6 @@ class Rides(Actor):
         await self.dispatcher.resume(now)
         if self._persist_interval > 0:
             self.every(self._persist_interval, self.drivers.persist_positions, "positions")
-
-    async def _tell_self(self, message: Message) -> None:
-        await self.tell(self.name, message)
 
     # ── drivers ────────────────────────────────────────────────────────────────────────
 

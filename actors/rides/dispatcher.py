@@ -17,7 +17,7 @@ import structlog
 
 from actors.payments.messages import HoldView, PlaceHold, VoidHold
 from actors.rides import fares, store
-from actors.rides.context import Ask, RidesContext, Schedule, Tell
+from actors.rides.context import RidesContext
 from actors.rides.drivers import Drivers
 from actors.rides.messages import (
     AnswerOffer,
@@ -56,17 +56,11 @@ class Dispatcher:
         *,
         drivers: Drivers,
         offer_timeout: float,
-        ask: Ask,
-        tell: Tell,
-        schedule: Schedule,
     ) -> None:
         self._context = context
         self._pool = context.pool
         self._drivers = drivers
         self._offer_timeout = offer_timeout
-        self._ask = ask
-        self._tell = tell
-        self._schedule = schedule
         self._dispatching: dict[str, Dispatch] = {}
 
     async def resume(self, now: float) -> None:
@@ -85,14 +79,14 @@ class Dispatcher:
         offered = self._drivers.get(ride.offered_to)
         if ride.offered_to and expires > now and offered is not None:
             offered.offer = ride.id
-            self._schedule(
+            self._context.schedule(
                 expires - now,
                 OfferExpired(
                     ride_id=ride.id, driver_id=ride.offered_to, attempt=ride.offer_attempt
                 ),
             )
         else:
-            self._schedule(0.0, Redispatch(ride_id=ride.id))
+            self._context.schedule(0.0, Redispatch(ride_id=ride.id))
         log.info("ride_resumed", ride_id=ride.id, offered_to=ride.offered_to)
 
     def forget(self, ride: store.RideRow) -> None:
@@ -148,8 +142,10 @@ class Dispatcher:
             raise RideInProgress("You have a ride in progress already.")
         if message.group_id is not None:
             # GroupNotFound (not in it, or no such group) reaches the caller as it is
-            await self._ask("splits", GetGroup(group_id=message.group_id, user_id=message.user_id))
-        hold: HoldView = await self._ask(
+            await self._context.ask(
+                "splits", GetGroup(group_id=message.group_id, user_id=message.user_id)
+            )
+        hold: HoldView = await self._context.ask(
             "payments",
             PlaceHold(
                 idempotency_key=f"ride:{message.ride_id}",
@@ -174,7 +170,7 @@ class Dispatcher:
             # no ride was stored: forget it here and give the money back at once
             self._dispatching.pop(ride.id, None)
             self._drivers.forget_offers(ride.id)
-            await asyncio.shield(self._tell("payments", VoidHold(hold_id=hold.id)))
+            await asyncio.shield(self._context.tell("payments", VoidHold(hold_id=hold.id)))
             raise
         return await load_view(self._pool, ride.id, self._drivers)
 
@@ -234,7 +230,7 @@ class Dispatcher:
         self._drivers.state(driver_id).offer = ride.id
         await store.save_offer(tx, ride)
         await tx.publish(ride_update(ride, offered_to=driver_id))
-        self._schedule(
+        self._context.schedule(
             self._offer_timeout,
             OfferExpired(ride_id=ride.id, driver_id=driver_id, attempt=ride.offer_attempt),
         )

@@ -8,7 +8,7 @@ hand) is set by the dispatcher and the trips through the methods here.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from actors.auth.messages import GrantRole
 from actors.rides import fares, store
@@ -25,20 +25,16 @@ from actors.rides.messages import (
     UpdateLocation,
 )
 from actors.rides.state import DriverState
-from actors.runtime import Message, at
-
-# `Actor.tell` to the actor's own type (the dispatcher, for a ride to offer again).
-TellSelf = Callable[[Message], Awaitable[None]]
+from actors.runtime import at
 
 
 class Drivers:
     """The drivers this shard knows, their live positions, and which of them are free."""
 
-    def __init__(self, context: RidesContext, *, stale_after: float, tell_self: TellSelf) -> None:
+    def __init__(self, context: RidesContext, *, stale_after: float) -> None:
         self._context = context
         self._clock = context.clock
         self._stale_after = stale_after
-        self._tell_self = tell_self
         self._states: dict[str, DriverState] = {}
         self._index = GeoIndex()
 
@@ -179,7 +175,7 @@ class Drivers:
         self._place(message.user_id, driver)
         if not driver.online and driver.offer is not None:
             # an offer waiting on a driver who left goes to the next one now
-            await self._tell_self(Redispatch(ride_id=driver.offer))
+            await self._context.tell_self(Redispatch(ride_id=driver.offer))
             driver.offer = None
         return self.view(message.user_id)
 

@@ -1,10 +1,8 @@
-"""What the payments actor's feature parts share: their context, idempotent replies, and
-transactions retried on a deadlock.
+"""What the payments actor's money-moving parts share: idempotent replies, transactions
+retried on a deadlock, and why a payer without a wallet cannot pay.
 
-The actor builds one `PaymentsContext` and hands it to each part, so a part holds no
-reference to the actor itself: it reads through `pool`, commits through `transaction` (the
-actor's own, so the outbox works as for any handler, and `tx.publish` reaches the declared
-subscribers) and tells time by `clock`.
+Plain functions: the parts reach the database, the clock and the shard's transactions
+through the runtime's `Context` they are given (see actors/runtime/parts.py).
 """
 
 from __future__ import annotations
@@ -12,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import asyncpg
 import msgspec
@@ -29,7 +25,7 @@ from actors.payments.messages import (
     InsufficientFunds,
     TransferView,
 )
-from actors.runtime import Clock, DomainError, Executor, Message, Transaction, at
+from actors.runtime import DomainError, Executor, Message
 
 log = structlog.get_logger("actors.payments")
 
@@ -39,24 +35,6 @@ _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 V = TypeVar("V", TransferView, HoldView)
 R = TypeVar("R")
-
-
-class Transact(Protocol):
-    """`Actor.transaction`: one database transaction with the outbox."""
-
-    def __call__(self, *, dedupe: bool = True) -> Transaction: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentsContext:
-    """The database, clock and transactions every feature part of the actor uses."""
-
-    pool: Executor
-    clock: Clock
-    transaction: Transact
-
-    def now(self) -> datetime:
-        return at(self.clock())
 
 
 def fingerprint(message: Message) -> bytes:
