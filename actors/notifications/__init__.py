@@ -3,8 +3,8 @@
 `messages.py` is its public interface. The pure parts: `notices.py` (who hears about an
 event, and what each channel says) and `templates.py` (the mails). `store.py` holds its
 SQL; `channels/` the ways out (email, Telegram, SMS). `actor.py` is the `Notifications`
-actor, composed of feature parts it holds as attributes, each in its own module:
-`deliveries` (an event's deliveries, their tries and retries, the admin listing),
-`routing` (who is told over which channel, and the send), `feed` (the in-app feed) and
-`preferences` (each user's switches).
+actor, composed of feature parts it holds as attributes, each in its own module and each
+given the shard's runtime `Context`: `deliveries` (an event's deliveries, their tries and
+retries, the admin listing), `routing` (who is told over which channel, and the send),
+`feed` (the in-app feed) and `preferences` (each user's switches).
 """

@@ -3,7 +3,8 @@
 One handler per message, each handing it to the feature part that owns it: `deliveries`
 (recording an event's deliveries, tries, retries with backoff, the admin listing),
 `routing` (who is told where, and the send over each channel), `feed` (the in-app feed,
-pushed live to the user's WebSockets) and `preferences` (each user's switches).
+pushed live to the user's WebSockets) and `preferences` (each user's switches). Each part
+is given the shard's runtime `Context` (database, clock, transactions, messages, timers).
 """
 
 from __future__ import annotations
@@ -67,10 +68,11 @@ class Notifications(Actor):
         if not public_url.startswith(("http://", "https://")):
             raise ValueError(f"public_url {public_url!r} must start with http:// or https://")
         public_url = public_url.rstrip("/")
-        self.preferences = UserPreferences(pool)
-        self.feed = Feed(pool, push=push, clock=clock)
+        context = self.context(pool, clock)
+        self.preferences = UserPreferences(context)
+        self.feed = Feed(context, push=push)
         self.routing = Routing(
-            self,
+            context,
             email=email,
             telegram=telegram,
             sms=sms,
@@ -80,18 +82,16 @@ class Notifications(Actor):
             public_url=public_url,
         )
         self.deliveries = Deliveries(
-            self,
-            pool,
-            self.routing,
+            context,
+            routing=self.routing,
             public_url=public_url,
             backoff=backoff,
             max_attempts=max_attempts,
             claim_seconds=claim_seconds,
-            clock=clock,
         )
 
     async def on_start(self) -> None:
-        await self.deliveries.resume()
+        await self.deliveries.resume(shards=self.system.routes().get(self.name, 1))
 
     async def on_stop(self) -> None:
         await self.deliveries.stop()

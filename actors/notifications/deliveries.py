@@ -18,7 +18,6 @@ import asyncio
 import uuid
 from datetime import datetime
 
-import asyncpg
 import msgspec
 import structlog
 
@@ -34,7 +33,7 @@ from actors.notifications.messages import (
 from actors.notifications.notices import EVENTS, Notice, notices_for
 from actors.notifications.routing import Routing
 from actors.notifications.store import Claimed, NotDue, Outcome
-from actors.runtime import Actor, Backoff, Clock, Message, rfc3339, utc_now
+from actors.runtime import Backoff, Context, Message, rfc3339
 
 log = structlog.get_logger("actors.notifications")
 
@@ -52,57 +51,53 @@ EVENT_TYPES: dict[str, type[Message]] = {t.__name__: t for t in EVENTS}
 class Deliveries:
     """Records an event's deliveries, makes their tries and retries, and lists them.
 
-    `actor` is the Notifications shard this part runs in (its transactions, timers and
-    the envelope in hand); `pool` holds the delivery tables; `routing` picks targets and
-    sends; `public_url` starts the links in notices. `claim_seconds` is how long a try
-    may take before it counts as lost and is made again; keep it above the channel's
-    timeout.
+    `context` is the Notifications shard's (the delivery tables, its clock, transactions,
+    timers and the envelope in hand); `routing` picks targets and sends; `public_url`
+    starts the links in notices; `backoff` spaces the tries, at most `max_attempts` of
+    them. `claim_seconds` is how long a try may take before it counts as lost and is made
+    again; keep it above the channel's timeout.
     """
 
     def __init__(
         self,
-        actor: Actor,
-        pool: asyncpg.Pool,
-        routing: Routing,
+        context: Context,
         *,
+        routing: Routing,
         public_url: str,
         backoff: Backoff,
         max_attempts: int,
         claim_seconds: float,
-        clock: Clock,
     ) -> None:
-        self._actor = actor
-        self._pool = pool
+        self._context = context
+        self._pool = context.pool
         self._routing = routing
         self._public_url = public_url
         self._backoff = backoff
         self._max_attempts = max_attempts
         self._claim_seconds = claim_seconds
-        self._clock = clock
         self._renders: dict[tuple[str, str], tuple[Message, dict[str, Notice]]] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
         self._tries = asyncio.Semaphore(CONCURRENT_TRIES)
 
-    async def resume(self) -> None:
-        """Re-arm every pending delivery this shard owns.
+    async def resume(self, *, shards: int) -> None:
+        """Re-arm every pending delivery this shard owns (of `shards`, its type's count).
 
         In-memory timers die with the node (and a crash may leave a try claimed but not
         finished). A copy of a timer that survived (Redis keeps timers) finds its try
         claimed and is ignored.
         """
-        actor = self._actor
-        shards = actor.system.routes().get(actor.name, 1)
-        pending = await store.pending(self._pool, actor.shard, shards)
+        context = self._context
+        pending = await store.pending(self._pool, context.shard, shards)
         for delivery_id, attempts, wait in pending:
-            actor.schedule(
+            context.schedule(
                 wait, RetryNotificationDelivery(delivery_id=delivery_id, attempts=attempts)
             )
         if pending:
-            log.info("notifications_resumed", shard=actor.shard, pending=len(pending))
+            log.info("notifications_resumed", shard=context.shard, pending=len(pending))
 
     async def record(self, event: Message) -> None:
         """Record the deliveries of the event in hand and make their first tries."""
-        envelope = self._actor.envelope
+        envelope = self._context.envelope
         assert envelope is not None, "a handler always has its envelope"
         # render now: an event no template can render fails here, before anything is stored
         notices = notices_for(event, public_url=self._public_url)
@@ -116,7 +111,7 @@ class Deliveries:
         payload = msgspec.json.encode(event).decode()
         event_type = type(event).__name__
         ids: list[str] = []
-        async with self._actor.transaction() as tx:
+        async with self._context.transaction() as tx:
             if not tx.duplicate:
                 for user_id, channel, recipient in targets:
                     delivery_id = uuid.uuid4().hex
@@ -128,7 +123,7 @@ class Deliveries:
                         user_id=user_id,
                         channel=channel,
                         recipient=recipient,
-                        shard=self._actor.shard,
+                        shard=self._context.shard,
                         payload=payload,
                     ):
                         ids.append(delivery_id)
@@ -208,23 +203,23 @@ class Deliveries:
         if isinstance(claim, NotDue):
             # an early timer (clocks of node and database differ): come back when due
             message = RetryNotificationDelivery(delivery_id=delivery_id, attempts=attempts)
-            self._actor.schedule(claim.seconds, message)
+            self._context.schedule(claim.seconds, message)
             return
         attempt = claim.attempt
         # If this try never records an outcome (the node dies mid-send, the database is
         # down afterwards), this timer makes the next try once the claim's lease is over.
-        self._actor.schedule(
+        self._context.schedule(
             self._claim_seconds,
             RetryNotificationDelivery(delivery_id=delivery_id, attempts=attempt),
         )
-        context = {
+        fields = {
             "delivery_id": delivery_id,
             "user_id": claim.user_id,
             "event_type": claim.event_type,
             "channel": claim.channel,
             "attempt": attempt,
         }
-        started = utc_now(self._clock)
+        started = self._context.now()
         permanent = False
         retry_after: float | None = None
         try:
@@ -237,10 +232,10 @@ class Deliveries:
             # delivery is retried and finally marked failed, never left hanging.
             answer = clip_answer(f"{type(error).__name__}: {error}")
             # no traceback: a console renderer may print locals, and the event holds a token
-            log.error("notification_try_crashed", error=answer, **context)
+            log.error("notification_try_crashed", error=answer, **fields)
         else:
             await self._finish(claim, "sent", answer, started)
-            log.info("notification_sent", answer=answer, **context)
+            log.info("notification_sent", answer=answer, **fields)
             return
         if permanent or attempt >= self._max_attempts:
             await self._finish(claim, "failed", answer, started)
@@ -249,17 +244,17 @@ class Deliveries:
                 answer=answer,
                 permanent=permanent,
                 max_attempts=self._max_attempts,
-                **context,
+                **fields,
             )
             return
         # the provider's own wait is an instruction, not a hint
         delay = retry_after if retry_after is not None else self._backoff.delay(attempt)
         if await self._finish(claim, "retry", answer, started, retry_in=delay):
-            self._actor.schedule(
+            self._context.schedule(
                 delay, RetryNotificationDelivery(delivery_id=delivery_id, attempts=attempt)
             )
         log.warning(
-            "notification_retry_scheduled", answer=answer, retry_in_s=round(delay, 3), **context
+            "notification_retry_scheduled", answer=answer, retry_in_s=round(delay, 3), **fields
         )
 
     async def _finish(

@@ -11,7 +11,6 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import msgspec
 
 from actors.notifications import store
@@ -26,7 +25,7 @@ from actors.notifications.messages import (
     NotificationView,
 )
 from actors.notifications.notices import Notice
-from actors.runtime import Clock, rfc3339, utc_now
+from actors.runtime import Context, rfc3339
 
 # sends a user's new feed item (a JSON frame) to their live WebSockets
 Push = Callable[[str, bytes], Awaitable[None]]
@@ -35,14 +34,14 @@ Push = Callable[[str, bytes], Awaitable[None]]
 class Feed:
     """Stores and pushes in-app items; lists them and marks them read.
 
-    `pool` holds the feed table; `push` reaches the user's live WebSockets (None: no live
-    updates on this node); `clock` is the actor's.
+    `context` is the Notifications shard's (the feed table, its clock); `push` reaches
+    the user's live WebSockets (None: no live updates on this node).
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, push: Push | None, clock: Clock) -> None:
-        self._pool = pool
+    def __init__(self, context: Context, *, push: Push | None) -> None:
+        self._context = context
+        self._pool = context.pool
         self._push = push
-        self._clock = clock
 
     async def add(self, item_id: str, notice: Notice) -> str:
         """Store the notice as a feed item and push it live; the answer for the attempt."""
@@ -55,7 +54,7 @@ class Feed:
             title=notice.title,
             body=notice.text,
             data=notice.data,
-            now=utc_now(self._clock),
+            now=self._context.now(),
         )
         if self._push is None:
             return "stored"
@@ -83,13 +82,13 @@ class Feed:
         )
 
     async def mark_read(self, message: MarkRead) -> Acknowledged:
-        now = utc_now(self._clock)
+        now = self._context.now()
         if not await store.mark_read(self._pool, message.user_id, message.notification_id, now):
             raise NotificationNotFound("No such notification among yours.")
         return Acknowledged()
 
     async def mark_all_read(self, message: MarkAllRead) -> Acknowledged:
-        await store.mark_all_read(self._pool, message.user_id, utc_now(self._clock))
+        await store.mark_all_read(self._pool, message.user_id, self._context.now())
         return Acknowledged()
 
 

@@ -6,8 +6,6 @@ Security messages ignore the switches; GetPreferences names them as locked.
 
 from __future__ import annotations
 
-import asyncpg
-
 from actors.notifications import store
 from actors.notifications.messages import (
     GetPreferences,
@@ -16,16 +14,20 @@ from actors.notifications.messages import (
     SetPreferences,
 )
 from actors.notifications.notices import AUTH_MAILS, CATEGORIES, CHANNELS, DEFAULT_PREFERENCES
+from actors.runtime import Context
 
 # what no switch turns off
 SECURITY_KINDS = [*AUTH_MAILS, "TelegramLinked"]
 
 
 class UserPreferences:
-    """Reads and changes the users' switches. `pool` holds the preferences table."""
+    """Reads and changes the users' switches.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    `context` is the Notifications shard's; its pool holds the preferences table.
+    """
+
+    def __init__(self, context: Context) -> None:
+        self._pool = context.pool
 
     async def switches(self, user_id: str) -> dict[str, dict[str, bool]]:
         """category -> channel -> on: the defaults with the user's own choices over them."""

@@ -21,7 +21,7 @@ from actors.notifications.notices import AUTH_MAILS, CHANNELS, Notice
 from actors.notifications.preferences import UserPreferences
 from actors.notifications.store import Claimed
 from actors.notifications.templates import render_email, simple_mail
-from actors.runtime import Actor, Message
+from actors.runtime import Context, Message
 
 EMAIL, TELEGRAM, INAPP, SMS = CHANNELS[0], CHANNELS[1], CHANNELS[2], CHANNELS[3]
 # where a user is reached, by user id (None: no such user)
@@ -31,7 +31,7 @@ ContactsLookup = Callable[[str], Awaitable[Contacts | None]]
 class Routing:
     """Picks each notice's (channel, recipient) pairs and sends a claimed delivery.
 
-    `actor` is the Notifications shard this part runs in (it asks auth for contacts);
+    `context` is the Notifications shard's (it asks auth for contacts);
     `email`, `telegram` and `sms` are the node's channels (None: off on this node);
     `feed` is the in-app channel; `preferences` the users' switches; `contacts` finds
     where a user is reached (default: ask auth); `public_url` starts the links in auth's
@@ -40,7 +40,7 @@ class Routing:
 
     def __init__(
         self,
-        actor: Actor,
+        context: Context,
         *,
         email: EmailChannel,
         telegram: TelegramChannel | None,
@@ -50,7 +50,7 @@ class Routing:
         contacts: ContactsLookup | None,
         public_url: str,
     ) -> None:
-        self._actor = actor
+        self._context = context
         self._email = email
         self._telegram = telegram
         self._sms = sms
@@ -101,7 +101,7 @@ class Routing:
         if self._contacts_lookup is not None:
             return await self._contacts_lookup(user_id)
         try:
-            contacts: Contacts = await self._actor.ask("auth", GetContacts(user_id=user_id))
+            contacts: Contacts = await self._context.ask("auth", GetContacts(user_id=user_id))
         except UserNotFound:
             return None
         return contacts

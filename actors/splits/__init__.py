@@ -4,7 +4,7 @@
 debt simplifying), `rules.py` (validation, recurrence dates), `export.py` (the CSV),
 `views.py` (rows as replies). `store/` holds its SQL, one module per feature. `actor.py`
 is the `Splits` actor, composed of feature parts it holds as attributes, each in its own
-module: `groups` (groups, members, invites), `expenses`, `recurring` (copies of
-recurring expenses), `settling` (balances, the settle plan, settlements) and `activity`
-(comments, the activity log, the export).
+module and each given the shard's runtime `Context`: `groups` (groups, members, invites),
+`expenses`, `recurring` (copies of recurring expenses), `settling` (balances, the settle
+plan, settlements) and `activity` (comments, the activity log, the export).
 """

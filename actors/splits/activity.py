@@ -3,9 +3,7 @@ Splits actor. The log itself is written by every other part, in its own transact
 
 from __future__ import annotations
 
-import asyncpg
-
-from actors.runtime import Actor, Clock, rfc3339, utc_now
+from actors.runtime import Context, rfc3339
 from actors.splits import rules, store
 from actors.splits.expenses import live_expense
 from actors.splits.export import ExportRow, export_csv
@@ -26,21 +24,19 @@ from actors.splits.views import activity_item, comment_view
 class Activity:
     """Adds and lists comments, pages through the activity log, exports the expenses.
 
-    `actor` is the Splits shard this part runs in (its transactions); `pool` holds the
-    splits tables; `clock` is the actor's.
+    `context` is the Splits shard's: the splits tables, its clock and transactions.
     """
 
-    def __init__(self, actor: Actor, pool: asyncpg.Pool, clock: Clock) -> None:
-        self._actor = actor
-        self._pool = pool
-        self._clock = clock
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self._pool = context.pool
 
     async def add_comment(self, message: AddComment) -> CommentView:
         group = await member_group(self._pool, message.group_id, message.user_id)
         expense = await live_expense(self._pool, group, message.expense_id)
         body = rules.comment(message.text)
-        now = utc_now(self._clock)
-        async with self._actor.transaction() as tx:
+        now = self._context.now()
+        async with self._context.transaction() as tx:
             if not tx.duplicate and await store.activity.add_comment(
                 tx, message.comment_id, expense.id, group.id, message.user_id, body, now
             ):

@@ -1,5 +1,6 @@
 """The Splits actor: one handler per message, each handing it to the feature part that
-owns it (`groups`, `expenses`, `recurring`, `settling`, `activity`).
+owns it (`groups`, `expenses`, `recurring`, `settling`, `activity`). Each part is given the
+shard's runtime `Context` (database, clock, transactions, messages, timers).
 
 Sharded by group: one shard writes a group's rows, one message at a time, so balances are
 kept incrementally without locks. Every change and the events it causes commit in one
@@ -70,11 +71,12 @@ class Splits(Actor):
         clock: Clock = wall_clock,
         recurring_interval: float = 300.0,
     ) -> None:
-        self.groups = Groups(self, pool, clock)
-        self.recurring = Recurring(self, pool, clock, interval=recurring_interval)
-        self.expenses = Expenses(self, pool, clock, on_saved=self.recurring.arm)
-        self.settling = Settling(self, pool, clock)
-        self.activity = Activity(self, pool, clock)
+        context = self.context(pool, clock)
+        self.groups = Groups(context)
+        self.recurring = Recurring(context, interval=recurring_interval)
+        self.expenses = Expenses(context, on_saved=self.recurring.arm)
+        self.settling = Settling(context)
+        self.activity = Activity(context)
 
     async def on_start(self) -> None:
         self.recurring.start()

@@ -12,10 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from actors.payments.messages import format_money
-from actors.runtime import Actor, Clock, Executor, Transaction, utc_now
+from actors.runtime import Context, Executor, Transaction
 from actors.splits import rules, store
 from actors.splits.groups import member_group, member_ids
 from actors.splits.messages import (
@@ -90,17 +88,13 @@ async def record_expense(
 class Expenses:
     """Adds, shows, edits, deletes and pages through a group's expenses.
 
-    `actor` is the Splits shard this part runs in (its transactions); `pool` holds the
-    splits tables; `clock` is the actor's; `on_saved` is called with every expense added
-    or edited here (after its commit).
+    `context` is the Splits shard's: the splits tables, its clock and transactions;
+    `on_saved` is called with every expense added or edited here (after its commit).
     """
 
-    def __init__(
-        self, actor: Actor, pool: asyncpg.Pool, clock: Clock, *, on_saved: OnSaved
-    ) -> None:
-        self._actor = actor
-        self._pool = pool
-        self._clock = clock
+    def __init__(self, context: Context, *, on_saved: OnSaved) -> None:
+        self._context = context
+        self._pool = context.pool
         self._on_saved = on_saved
 
     async def add(self, message: AddExpense) -> ExpenseView:
@@ -112,7 +106,7 @@ class Expenses:
             return expense_view(known)
         description = rules.description(message.description)
         category = rules.category(message.category)
-        now = utc_now(self._clock)
+        now = self._context.now()
         spent_on = rules.spent_on(message.date, now.date())
         payers, shares, lines = await self._priced(
             group,
@@ -142,7 +136,7 @@ class Expenses:
             payers=payers,
             shares=shares,
         )
-        async with self._actor.transaction() as tx:
+        async with self._context.transaction() as tx:
             if not tx.duplicate:
                 await record_expense(tx, group, expense, message.user_id, now)
         self._on_saved(expense)
@@ -156,9 +150,9 @@ class Expenses:
         group = await member_group(self._pool, message.group_id, message.user_id)
         old = await live_expense(self._pool, group, message.expense_id)
         new = await self._edited(group, old, message)
-        now = utc_now(self._clock)
+        now = self._context.now()
         new.updated_at, new.version = now, old.version + 1
-        async with self._actor.transaction() as tx:
+        async with self._context.transaction() as tx:
             if tx.duplicate:
                 return expense_view(await live_expense(self._pool, group, old.id))
             await store.expenses.record_history(tx, old, "edited", message.user_id, now)
@@ -195,8 +189,8 @@ class Expenses:
     async def delete(self, message: DeleteExpense) -> Done:
         group = await member_group(self._pool, message.group_id, message.user_id)
         old = await live_expense(self._pool, group, message.expense_id)
-        now = utc_now(self._clock)
-        async with self._actor.transaction() as tx:
+        now = self._context.now()
+        async with self._context.transaction() as tx:
             if tx.duplicate:
                 return Done()
             await store.expenses.record_history(tx, old, "deleted", message.user_id, now)
@@ -290,7 +284,7 @@ class Expenses:
         spent_on = (
             old.spent_on
             if message.date is None
-            else rules.spent_on(message.date, utc_now(self._clock).date())
+            else rules.spent_on(message.date, self._context.now().date())
         )
         recurrence = old.recurrence
         if message.recurrence is not None:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import asyncpg
-
 from actors.auth.messages import UserRegistered
 from actors.payments.messages import format_money
-from actors.runtime import Actor, Clock, Executor, Transaction, utc_now
+from actors.runtime import Context, Executor, Transaction
 from actors.splits import rules, store
 from actors.splits.messages import (
     MAX_MEMBERS,
@@ -52,14 +50,12 @@ async def member_ids(db: Executor, group_id: str) -> list[str]:
 class Groups:
     """Creates groups, adds (or invites) and removes members, and shows groups.
 
-    `actor` is the Splits shard this part runs in (its transactions and name); `pool`
-    holds the splits tables; `clock` is the actor's.
+    `context` is the Splits shard's: the splits tables, its clock, transactions and name.
     """
 
-    def __init__(self, actor: Actor, pool: asyncpg.Pool, clock: Clock) -> None:
-        self._actor = actor
-        self._pool = pool
-        self._clock = clock
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self._pool = context.pool
 
     async def view(self, group: GroupRow) -> GroupView:
         members = (await store.groups.members(self._pool, [group.id]))[group.id]
@@ -69,8 +65,8 @@ class Groups:
     async def create(self, message: CreateGroup) -> GroupView:
         name = rules.group_name(message.name)
         currency = rules.currency(message.currency)
-        now = utc_now(self._clock)
-        async with self._actor.transaction() as tx:
+        now = self._context.now()
+        async with self._context.transaction() as tx:
             if not tx.duplicate and await store.groups.insert_group(
                 tx, message.group_id, name, currency, message.user_id, now
             ):
@@ -100,8 +96,8 @@ class Groups:
             raise rules.invalid("user_id", "give either user_id or email")
         if await store.groups.member_count(self._pool, group.id) >= MAX_MEMBERS:
             raise GroupFull(f"A group has at most {MAX_MEMBERS} members.")
-        now = utc_now(self._clock)
-        async with self._actor.transaction() as tx:
+        now = self._context.now()
+        async with self._context.transaction() as tx:
             if tx.duplicate:
                 pass
             elif message.member_user_id is not None:
@@ -128,12 +124,12 @@ class Groups:
         """Someone signed up: every group that invited their email gets them as a member
         (each group's own shard adds them)."""
         email = message.email.lower()
-        async with self._actor.transaction() as tx:
+        async with self._context.transaction() as tx:
             if tx.duplicate:
                 return
             for group_id in await store.groups.groups_inviting(tx, email):
                 await tx.tell(
-                    self._actor.name,
+                    self._context.name,
                     JoinInvited(group_id=group_id, user_id=message.user_id, email=email),
                 )
 
@@ -141,8 +137,8 @@ class Groups:
         group = await store.groups.group(self._pool, message.group_id)
         if group is None:
             return
-        now = utc_now(self._clock)
-        async with self._actor.transaction() as tx:
+        now = self._context.now()
+        async with self._context.transaction() as tx:
             if tx.duplicate:
                 return
             invited_by = await store.groups.take_invite(tx, group.id, message.email)
@@ -165,8 +161,8 @@ class Groups:
                 f"{leaving} still has a balance of {shown} in this group; settle up first.",
                 details={"field": "user_id", "balances": owing},
             )
-        now = utc_now(self._clock)
-        async with self._actor.transaction() as tx:
+        now = self._context.now()
+        async with self._context.transaction() as tx:
             if not tx.duplicate:
                 await store.groups.remove_member(tx, group.id, leaving)
                 left = leaving == message.user_id

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import asyncpg
 import structlog
 
-from actors.runtime import Actor, Clock, utc_now
+from actors.runtime import Context
 from actors.splits import rules, store
 from actors.splits.expenses import record_expense
 from actors.splits.messages import CreateRecurringCopy
@@ -27,28 +26,26 @@ RECURRING_CATCH_UP = 24  # copies one CreateRecurringCopy makes at most (a long 
 class Recurring:
     """Makes the due copies of recurring expenses, by timer and by sweep.
 
-    `actor` is the Splits shard this part runs in (its transactions, timers and name);
-    `pool` holds the splits tables; `clock` is the actor's; `interval` is the seconds
-    between sweeps (0: no sweep).
+    `context` is the Splits shard's: the splits tables, its clock, transactions, timers
+    and name; `interval` is the seconds between sweeps (0: no sweep).
     """
 
-    def __init__(self, actor: Actor, pool: asyncpg.Pool, clock: Clock, *, interval: float) -> None:
-        self._actor = actor
-        self._pool = pool
-        self._clock = clock
+    def __init__(self, context: Context, *, interval: float) -> None:
+        self._context = context
+        self._pool = context.pool
         self._interval = interval
 
     def start(self) -> None:
         """Start the sweep on shard 0 (timers of far-off copies do not survive a restart)."""
-        if self._actor.shard == 0 and self._interval > 0:
-            self._actor.every(self._interval, self.sweep, "recurring")
+        if self._context.shard == 0 and self._interval > 0:
+            self._context.every(self._interval, self.sweep, "recurring")
 
     async def sweep(self) -> None:
         """Tell each due recurring expense's own shard to make its copies."""
-        today = utc_now(self._clock).date()
+        today = self._context.now().date()
         for group_id, expense_id in await store.expenses.due_recurring(self._pool, today):
-            await self._actor.tell(
-                self._actor.name, CreateRecurringCopy(group_id=group_id, expense_id=expense_id)
+            await self._context.tell_self(
+                CreateRecurringCopy(group_id=group_id, expense_id=expense_id)
             )
 
     def arm(self, expense: ExpenseRecord) -> None:
@@ -59,9 +56,9 @@ class Recurring:
         due = datetime(
             expense.next_due.year, expense.next_due.month, expense.next_due.day, tzinfo=UTC
         )
-        delay = max(due.timestamp() - self._clock(), 0.0)
+        delay = max(due.timestamp() - self._context.clock(), 0.0)
         if delay <= self._interval:
-            self._actor.schedule(
+            self._context.schedule(
                 delay, CreateRecurringCopy(group_id=expense.group_id, expense_id=expense.id)
             )
 
@@ -71,14 +68,14 @@ class Recurring:
         original = await store.expenses.expense(self._pool, message.expense_id)
         if group is None or original is None or original.deleted or original.recurrence is None:
             return
-        today = utc_now(self._clock).date()
+        today = self._context.now().date()
         due = original.next_due
         made = 0
-        async with self._actor.transaction() as tx:
+        async with self._context.transaction() as tx:
             if tx.duplicate:
                 return
             while due is not None and due <= today and made < RECURRING_CATCH_UP:
-                now = utc_now(self._clock)
+                now = self._context.now()
                 copy = ExpenseRecord(
                     id=f"{original.id}@{due.isoformat()}",
                     group_id=group.id,

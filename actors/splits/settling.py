@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-import asyncpg
 import structlog
 
 from actors.payments.messages import Transfer, TransferCompleted, TransferFailed, format_money
-from actors.runtime import Actor, Clock, Transaction, utc_now
+from actors.runtime import Context, Transaction
 from actors.splits import rules, store
 from actors.splits.groups import member_group
 from actors.splits.messages import (
@@ -57,14 +56,12 @@ class Settling:
     """Shows balances and the settle plan, records settlements and hears how wallet
     transfers ended.
 
-    `actor` is the Splits shard this part runs in (its transactions); `pool` holds the
-    splits tables; `clock` is the actor's.
+    `context` is the Splits shard's: the splits tables, its clock and transactions.
     """
 
-    def __init__(self, actor: Actor, pool: asyncpg.Pool, clock: Clock) -> None:
-        self._actor = actor
-        self._pool = pool
-        self._clock = clock
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self._pool = context.pool
 
     async def balances(self, message: GetBalances) -> BalancesView:
         group = await member_group(self._pool, message.group_id, message.user_id)
@@ -116,7 +113,7 @@ class Settling:
             )
         rules.amount(message.amount)
         rules.currency(message.currency)
-        now = utc_now(self._clock)
+        now = self._context.now()
         row = SettlementRow(
             id=message.settlement_id,
             group_id=group.id,
@@ -128,7 +125,7 @@ class Settling:
             status="completed" if message.method == "cash" else "pending",
             created_at=now,
         )
-        async with self._actor.transaction() as tx:
+        async with self._context.transaction() as tx:
             if tx.duplicate:
                 pass
             elif message.method == "cash":
@@ -222,8 +219,8 @@ class Settling:
         if found is None:
             return
         group, row = found
-        now = utc_now(self._clock)
-        async with self._actor.transaction() as tx:
+        now = self._context.now()
+        async with self._context.transaction() as tx:
             if tx.duplicate:
                 return
             if await store.settlements.finish_settlement(
@@ -236,8 +233,8 @@ class Settling:
         if found is None:
             return
         group, row = found
-        now = utc_now(self._clock)
-        async with self._actor.transaction() as tx:
+        now = self._context.now()
+        async with self._context.transaction() as tx:
             if tx.duplicate:
                 return
             if not await store.settlements.finish_settlement(
