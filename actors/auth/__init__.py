@@ -9,8 +9,11 @@ Its parts:
 - `passwords` — argon2id hashing off the event loop, and the password policy;
 - `limits` — when failed logins lock an email or an address out (no IO);
 - `store` — its SQL, one module per feature (users, sessions, one-time tokens, logins);
-- `actor` — the `Auth` actor, composed of its feature parts, sharing a `context`:
-  `accounts`, `sessions`, `verification`, `reset`, `social` (OAuth users), `telegram`;
+- `actor` — the `Auth` actor, composed of its feature parts: `accounts`, `sessions`,
+  `verification`, `reset`, `social` (OAuth users), `telegram`;
+- `context` — the one `AuthContext` those parts are given: the runtime's `Context` (database,
+  clock, the shard's transactions and messages) with the signing keys, the password hasher,
+  the login limits and the notifier; and how a user is shown;
 - `oauth` — speaking OAuth 2.0 / OpenID Connect to the sign-in providers: `id_tokens`
   verifies their ID tokens against a cache of their signing keys, `provider_http` makes
   each call to them.

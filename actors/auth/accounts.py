@@ -33,12 +33,13 @@ log = structlog.get_logger("actors.auth")
 class Accounts:
     """Creates accounts (publishing UserRegistered), reads and changes them."""
 
-    def __init__(self, context: AuthContext, verification: Verification) -> None:
+    def __init__(self, context: AuthContext, *, verification: Verification) -> None:
         self._context = context
         self._verification = verification
 
-    async def register(self, message: Register, *, redelivered: bool) -> UserView:
-        """A new local account; `redelivered` when this message was delivered before."""
+    async def register(self, message: Register) -> UserView:
+        """A new local account."""
+        redelivered = self._redelivered()
         email = normalise_email(message.email)
         name = normalise_name(message.name)
         await self._context.check_password(message.password, email, name)
@@ -81,6 +82,11 @@ class Accounts:
             if user is not None:
                 await self.welcome(tx, user, now)
         return user
+
+    def _redelivered(self) -> bool:
+        """Whether the message in hand was delivered before (its handler may have run)."""
+        envelope = self._context.envelope
+        return envelope is not None and envelope.attempt > 0
 
     async def welcome(self, tx: Transaction, user: UserRow, now: float) -> None:
         """What every new account causes: a verification mail (if needed) and the event."""

@@ -7,7 +7,7 @@ owns it: `accounts`, `sessions`, `verification`, `reset`, `social` (OAuth users)
 one conditional UPDATE and refresh tokens are rotated under row locks, so two shards racing
 on the same token cannot both win.
 
-What other actors must hear goes through the reliable hand-off (`self.transaction()`),
+What other actors must hear goes through the reliable hand-off (the shard's transaction),
 committed with the change that caused it:
 
 - to the notifier (`notifications`): EmailVerificationRequested (sign-up), PasswordReset-
@@ -96,29 +96,30 @@ class Auth(Actor):
         """`notifier` is the actor that mails (None: nobody). `oauth` defaults to the
         actors.auth.oauth module. Share one `passwords` between shards to cap concurrent
         hashing node-wide."""
-        self.context = AuthContext(
+        context = AuthContext(
             pool=pool,
-            keys=keys,
             clock=clock,
+            shard_actor=self,
+            keys=keys,
             passwords=passwords or Passwords(),
             limits=limits or LoginLimits(),
-            transaction=self.transaction,
             notifier=notifier,
         )
-        self.verification = Verification(self.context)
-        self.accounts = Accounts(self.context, self.verification)
-        self.sessions = Sessions(self.context)
-        self.reset = Reset(self.context)
+        self.verification = Verification(context)
+        self.accounts = Accounts(context, verification=self.verification)
+        self.sessions = Sessions(context)
+        self.reset = Reset(context)
         self.social = Social(
-            self.context,
-            self.accounts,
-            self.sessions,
+            context,
+            accounts=self.accounts,
+            sessions=self.sessions,
             flow=oauth if oauth is not None else oauth_module,
             providers=providers or {},
             http=http,
             public_url=public_url,
         )
-        self.telegram = Telegram(self.context, bot_username)
+        self.telegram = Telegram(context, bot_username=bot_username)
+        self._context = context
         self._prune_interval = prune_interval
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────────
@@ -133,25 +134,21 @@ class Auth(Actor):
 
     async def prune(self) -> None:
         """Drop expired tokens, old login failures and finished lockouts."""
-        limits = self.context.limits
+        context = self._context
         removed = await store.prune(
-            self.context.pool,
-            self.context.clock(),
-            failures_older_than=max(limits.window, 3600.0),
-            keep=limits.forget_after,
+            context.pool,
+            context.clock(),
+            failures_older_than=max(context.limits.window, 3600.0),
+            keep=context.limits.forget_after,
         )
         if removed:
             log.info("auth_pruned", rows=removed)
-
-    def _redelivered(self) -> bool:
-        """Whether the message in hand was delivered before (its handler may have run)."""
-        return self.envelope is not None and self.envelope.attempt > 0
 
     # ── accounts ───────────────────────────────────────────────────────────────────────
 
     @handles(Register)
     async def register(self, message: Register) -> UserView:
-        return await self.accounts.register(message, redelivered=self._redelivered())
+        return await self.accounts.register(message)
 
     @handles(GetUser)
     async def get_user(self, message: GetUser) -> UserView:

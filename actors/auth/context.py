@@ -1,9 +1,10 @@
 """What the auth actor's feature parts share: their context, and how a user is shown.
 
-The actor builds one `AuthContext` and hands it to each part, so a part holds no reference
-to the actor itself: it reads the database through `pool`, commits through `transaction`
-(the actor's own, so the inbox and outbox work as for any handler) and tells time by
-`clock`.
+The actor builds one `AuthContext` — the runtime's `Context` (database, clock, the shard's
+transactions, messages and timers; see actors/runtime/parts.py) with the signing keys, the
+password hasher, the login limits and the notifier — and hands it to each part, so a part
+holds no reference to the actor itself. It commits through `transaction`, the shard's own,
+so the inbox and outbox work as for any handler.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from typing import Protocol
 
 from actors.auth import store
 from actors.auth.limits import LoginLimits
@@ -19,25 +19,16 @@ from actors.auth.messages import UserView
 from actors.auth.passwords import Passwords, check_password, user_inputs
 from actors.auth.store import UserRow
 from actors.auth.tokens import SigningKeys, new_token, token_digest
-from actors.runtime import Clock, Executor, Message, Transaction, rfc3339
-
-
-class Transact(Protocol):
-    """`Actor.transaction`: one database transaction with the outbox (and the inbox)."""
-
-    def __call__(self, *, dedupe: bool = True) -> Transaction: ...
+from actors.runtime import Context, Message, Transaction, rfc3339
 
 
 @dataclass(frozen=True, slots=True)
-class AuthContext:
-    """The database, keys, clock and policies every feature part of the actor uses."""
+class AuthContext(Context):
+    """The shard's `Context`, with the keys and policies every feature part of auth uses."""
 
-    pool: Executor
     keys: SigningKeys
-    clock: Clock
     passwords: Passwords
     limits: LoginLimits
-    transaction: Transact
     # the actor that mails (EmailVerificationRequested, PasswordResetRequested, …); None: nobody
     notifier: str | None
 

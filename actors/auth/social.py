@@ -67,9 +67,9 @@ class Social:
     def __init__(
         self,
         context: AuthContext,
+        *,
         accounts: Accounts,
         sessions: Sessions,
-        *,
         flow: OAuthFlow,
         providers: Mapping[str, ProviderConfig],
         http: aiohttp.ClientSession | None,

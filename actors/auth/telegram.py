@@ -33,7 +33,7 @@ class Telegram:
     """Links Telegram chats to accounts (publishing TelegramLinked) through the bot named
     `bot_username` ("" when there is none)."""
 
-    def __init__(self, context: AuthContext, bot_username: str) -> None:
+    def __init__(self, context: AuthContext, *, bot_username: str) -> None:
         self._context = context
         self._bot_username = bot_username.lstrip("@")
 
