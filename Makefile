@@ -1,4 +1,4 @@
-# splitgo: make run · make test · make lint · make bench
+# splitgo: make run · make test · make check · make lint · make bench
 # Every target sets itself up from nothing: a .venv in the project, refreshed when
 # pyproject.toml changes.
 
@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench load clean
+.PHONY: run test check lint bench load clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ CI_TMP := $(if $(CI),--basetemp=$(CURDIR)/.pytest-tmp,)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(CI_TMP) $(PYTEST_ARGS)
+
+# everyday work: unit, runtime and integration tests (no node processes, no e2e)
+check: $(STAMP)
+	$(BIN)/python -m pytest $(CI_TMP) -p no:cacheprovider tests/unit tests/runtime tests/integration $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -18,7 +18,7 @@ import aiohttp
 
 from actors.auth import messages as auth_messages
 from actors.auth.actor import Auth
-from actors.auth.messages import TelegramLinked, UserRegistered, auth_key
+from actors.auth.messages import EmailVerified, SessionsRevoked, TelegramLinked, auth_key
 from actors.auth.oauth import ProviderConfig
 from actors.auth.passwords import Passwords
 from actors.auth.tokens import SigningKeys
@@ -41,8 +41,10 @@ from actors.payments.providers.sandbox import SandboxProvider
 from actors.payments.providers.stripe import StripeProvider
 from actors.rides import messages as rides_messages
 from actors.rides.actor import Rides
+from actors.rides.fares import FareTable
 from actors.rides.messages import RideUpdated, rides_key
 from actors.runtime import Actor, ActorSystem
+from actors.runtime.broadcast import BROADCAST
 from actors.runtime.system import KeyFunction
 from actors.splits import messages as splits_messages
 from actors.splits.actor import Splits
@@ -61,7 +63,9 @@ from splitgo.db import Database
 from splitgo.instrument import instrumented
 from splitgo.tracing import Tracing
 from splitgo.web.live import LiveHub, RedisLiveBus
-from transport import Message
+from transport import Codec, Message
+from transport.broadcast import Broadcast, LocalBroadcast
+from transport.redis_broadcast import RedisBroadcast
 
 
 @dataclass(slots=True)
@@ -156,7 +160,7 @@ class ActorSpec:
 # Who hears which event: every event an actor publishes (`tx.publish`) goes to these actor
 # types, wherever they are hosted. The one place the flows between actors are declared.
 SUBSCRIPTIONS: dict[type[Message], tuple[str, ...]] = {
-    UserRegistered: ("splits",),
+    EmailVerified: ("splits",),  # an invited address joins once it is verified
     TelegramLinked: (NOTIFICATIONS,),
     TransferCompleted: (NOTIFICATIONS,),
     TopUpSucceeded: (NOTIFICATIONS,),
@@ -168,7 +172,26 @@ SUBSCRIPTIONS: dict[type[Message], tuple[str, ...]] = {
     SettlementRecorded: (NOTIFICATIONS,),
     SettlementFailed: (NOTIFICATIONS,),
     RideUpdated: (NOTIFICATIONS,),
+    # every node's HTTP edge refuses a revoked session's access tokens: all nodes hear it
+    SessionsRevoked: (BROADCAST,),
 }
+
+
+def broadcast_events() -> list[type[Message]]:
+    """The events every node hears (subscribed to BROADCAST): what its relay relays."""
+    return [event for event, actors in SUBSCRIPTIONS.items() if BROADCAST in actors]
+
+
+def build_broadcast(settings: Settings, codec: Codec) -> Broadcast:
+    """Messages to every node: this process on the memory transport, pub/sub on Redis."""
+    if settings.transport == "redis":
+        return RedisBroadcast(
+            url=settings.redis_url,
+            prefix=settings.redis_prefix,
+            codec=codec,
+            node_id=settings.node_id,
+        )
+    return LocalBroadcast()
 
 
 def subscribe_all(system: ActorSystem) -> None:
@@ -332,7 +355,8 @@ def build_auth(parts: NodeParts) -> Auth:
         SigningKeys.first_signs(parts.jwt_keys),
         providers=oauth_providers(settings),
         http=parts.http,
-        bot_username=settings.telegram_bot_username,
+        # a link is handed out only when a bot runs to answer it
+        bot_username=settings.telegram_bot_username if settings.telegram_bot_tokens else "",
         public_url=parts.public_url,
         passwords=shared_passwords(),
     )
@@ -418,6 +442,7 @@ register(
         build=lambda parts: Rides(
             parts.database.pool,
             offer_timeout=parts.settings.rides_offer_timeout,
+            table=FareTable(max_trip_m=parts.settings.rides_max_trip_km * 1_000),
         ),
         messages=rides_messages,
         # one shard: the live map of drivers and every dispatch decision in one place

@@ -238,6 +238,10 @@ class Settings:
         15.0, "SPLITGO_RIDES_OFFER_TIMEOUT", "seconds a driver has to answer a ride offer "
         "before it goes to the next", Seconds(),
     )
+    rides_max_trip_km: int = setting(
+        200, "SPLITGO_RIDES_MAX_TRIP_KM", "longest trip, in straight-line km, that is quoted "
+        "or requested; a longer one is 422 `trip_too_long`", Integer(1, 20_000),
+    )
     sms_provider: str = setting(
         "log", "SPLITGO_SMS_PROVIDER", "where texts go: the log, or a webhook",
         Choice(("log", "webhook"), "the SMS provider"),

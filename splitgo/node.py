@@ -17,8 +17,9 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from actors.auth.messages import AccessTokenVerifier
+from actors.auth.messages import ListRevokedSessions, SessionsRevoked
 from actors.runtime import ActorSystem, PgDeadLetterStore
+from actors.runtime.broadcast import spawn_relay
 from actors.runtime.outbox import Outbox
 from splitgo.bot.app import TelegramBot
 from splitgo.composition import (
@@ -28,6 +29,8 @@ from splitgo.composition import (
     Channels,
     NodeParts,
     bot_for,
+    broadcast_events,
+    build_broadcast,
     build_channels,
     email_channel,
     hosted_actors,
@@ -49,7 +52,9 @@ from splitgo.tracing import configure as configure_tracing
 from splitgo.web import Services, create_app
 from splitgo.web.hardening import Hardening
 from splitgo.web.keys import Probe
+from splitgo.web.revocation import RevocationAwareVerifier, Revocations
 from transport import Codec, MemoryTransport, Transport
+from transport.broadcast import Broadcast
 from transport.redis_streams import RedisStreamsTransport
 
 __all__ = [
@@ -90,6 +95,7 @@ class _Pools(NamedTuple):
 
     database: Database
     transport: Transport
+    broadcast: Broadcast  # to every node: the relay publishes, the edge listens
     channels: Channels
     http: aiohttp.ClientSession
 
@@ -108,6 +114,8 @@ class Node:
         self.url = ""
         self.database: Database | None = None
         self.transport: Transport | None = None
+        self.broadcast: Broadcast | None = None
+        self.revocations: Revocations | None = None  # revoked sessions, refused at the edge
         self.system: ActorSystem | None = None
         self._runner: web.AppRunner | None = None
         self._listener: socket.socket | None = None
@@ -140,7 +148,10 @@ class Node:
         self.url = f"http://{settings.host}:{listener.getsockname()[1]}"
         self._listener = listener
         parts = await self._start_actors(hosted, codec, pools)
-        await self._start_edges(parts, listener)
+        revocations = await self._start_revocations(
+            parts.system, pools.broadcast, wait="auth" in hosted
+        )
+        await self._start_edges(parts, listener, revocations)
         log.info(
             "node_started",
             node=settings.node_id,
@@ -162,13 +173,15 @@ class Node:
         stack.push("database", self.database.close)
         self.transport = build_transport(settings, codec)
         stack.push("transport", self.transport.close)
+        self.broadcast = build_broadcast(settings, codec)
+        stack.push("broadcast", self.broadcast.close)
         self.channels = channels = build_channels(settings)
         stack.push("channels", channels.close)
         if channels.bus is not None:
             await channels.bus.start()
         self._http = http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         stack.push("http", http.close)
-        return _Pools(self.database, self.transport, channels, http)
+        return _Pools(self.database, self.transport, self.broadcast, channels, http)
 
     async def _start_actors(self, hosted: list[str], codec: Codec, pools: _Pools) -> NodeParts:
         """The actor system, every route and subscription, and the hosted actors."""
@@ -197,11 +210,36 @@ class Node:
         for spec in ACTORS.values():
             system.route(spec.name, shards=spec.shards, key=spec.key)
         subscribe_all(system)
+        # on every node, whatever it hosts: events for every node go out through it
+        spawn_relay(system, pools.broadcast, broadcast_events())
         for name in hosted:
             spawn(system, ACTORS[name], parts, self.tracing)
         return parts
 
-    async def _start_edges(self, parts: NodeParts, listener: socket.socket) -> None:
+    async def _start_revocations(
+        self, system: ActorSystem, broadcast: Broadcast, *, wait: bool
+    ) -> Revocations:
+        """The revoked sessions the edge refuses: heard on the broadcast, loaded from the
+        record (through auth) at start and on every reconnection. With auth hosted here the
+        start waits for the first load; elsewhere it goes on in the background (and bearer
+        requests are refused with 503 until it lands)."""
+        auth = system.ref("auth")
+
+        async def ask(message: ListRevokedSessions) -> object:
+            return await auth.ask(message)
+
+        self.revocations = revocations = Revocations(ask)
+        broadcast.listen(SessionsRevoked, revocations.heard)
+        broadcast.on_connected(revocations.resync)
+        self.stack.push("revocations", revocations.close)
+        await broadcast.start()
+        if wait and not await revocations.wait_loaded(self.settings.ask_timeout):
+            log.warning("revocations_not_loaded_at_start", node=self.settings.node_id)
+        return revocations
+
+    async def _start_edges(
+        self, parts: NodeParts, listener: socket.socket, revocations: Revocations
+    ) -> None:
         """The HTTP edge on the bound listener, then the bot: intake, started last."""
         settings, system, channels = self.settings, parts.system, parts.channels
         probes: dict[str, Probe] = {"database": parts.database.ping}
@@ -212,7 +250,7 @@ class Node:
             node_id=settings.node_id,
             ops_token=ops_token_for(settings),
             probes=probes,
-            verifier=AccessTokenVerifier(parts.jwt_keys),
+            verifier=RevocationAwareVerifier(parts.jwt_keys, revocations),
             public_url=parts.public_url,
             metrics=self.metrics,
         )

@@ -13,7 +13,8 @@ committed with the change that caused it:
 - to the notifier (`notifications`): EmailVerificationRequested (sign-up), PasswordReset-
   Requested (forgot password), PasswordChanged (reset);
 - published (`tx.publish`) to whoever the node subscribed: UserRegistered, EmailVerified,
-  TelegramLinked.
+  TelegramLinked, and SessionsRevoked (to the `broadcast` actor: every node's edge hears
+  it, and refuses those sessions' access tokens).
 
 Slow or blocking work (argon2, zxcvbn) runs in worker threads, and never while a database
 transaction is open.
@@ -44,6 +45,7 @@ from actors.auth.messages import (
     GetContacts,
     GetUser,
     GrantRole,
+    ListRevokedSessions,
     ListSessions,
     Login,
     Logout,
@@ -52,6 +54,7 @@ from actors.auth.messages import (
     Refresh,
     Register,
     ResetPassword,
+    RevokedSessions,
     RevokeSession,
     SessionList,
     StartOAuth,
@@ -195,6 +198,10 @@ class Auth(Actor):
     @handles(RevokeSession)
     async def revoke_session(self, message: RevokeSession) -> None:
         await self.sessions.revoke(message)
+
+    @handles(ListRevokedSessions)
+    async def list_revoked_sessions(self, message: ListRevokedSessions) -> RevokedSessions:
+        return await self.sessions.revoked_lately(message)
 
     # ── email verification and password reset ─────────────────────────────────────────
 

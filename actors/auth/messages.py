@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from joserfc import jwt
@@ -14,12 +14,31 @@ from joserfc.errors import JoseError
 from joserfc.jwk import GuestProtocol, OctKey
 
 from actors.runtime import DomainError, Message
+from actors.runtime.bounds import Id, check_bounds
 
 Role = Literal["user", "driver", "admin"]
 ACCESS_TOKEN_SECONDS = 15 * 60
 REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
 JWT_ALGORITHM = "HS256"
 TOKEN_TYPE_ACCESS = "access"
+PASSWORD_MAX = 1024  # argon2id hashes what it is given: a megabyte would be work, not a password
+EPOCH_MAX = 4_102_444_800  # 2100-01-01 in epoch seconds: no later time is a real one
+# Field bounds (actors/runtime/bounds.py); the rules (actors/auth/rules.py) then say what is
+# well formed. Raw text may carry spaces the rules trim, hence the room.
+EmailText = Annotated[str, msgspec.Meta(max_length=2 * 254)]
+Password = Annotated[str, msgspec.Meta(max_length=PASSWORD_MAX)]
+NameText = Annotated[str, msgspec.Meta(max_length=200)]
+PhoneText = Annotated[str, msgspec.Meta(max_length=40)]
+TokenText = Annotated[str, msgspec.Meta(max_length=512)]
+UrlText = Annotated[str, msgspec.Meta(max_length=2048)]
+Provider = Annotated[str, msgspec.Meta(max_length=40)]
+# how far in the future an access token's `iat` may lie (clocks of nodes differ a little)
+IAT_LEEWAY_SECONDS = 60
+# how long a revoked session is remembered at the edge: past it, every access token the
+# session ever had has expired (its last was issued at the latest at the revocation)
+REVOCATION_SECONDS = ACCESS_TOKEN_SECONDS + IAT_LEEWAY_SECONDS
+# the most revoked sessions one ListRevokedSessions answers with
+REVOKED_SESSIONS_MAX = 100_000
 
 
 def auth_key(message: Any) -> str | None:
@@ -29,6 +48,15 @@ def auth_key(message: Any) -> str | None:
         return str(email).strip().lower()
     user_id = getattr(message, "user_id", None)
     return str(user_id) if user_id else None
+
+
+class AuthInput(Message, frozen=True):
+    """What the auth actor handles (commands, and the events it publishes): the fields'
+    bounds hold wherever one is made or decoded, or it is InvalidField naming the field
+    (`$.password`, never its value)."""
+
+    def __post_init__(self) -> None:
+        check_bounds(self, InvalidField)
 
 
 # ── replies ────────────────────────────────────────────────────────────────────────────
@@ -66,6 +94,20 @@ class SessionList(Message, frozen=True):
     items: list[SessionView]
 
 
+class RevokedSession(Message, frozen=True):
+    """A revoked session, and when (epoch seconds) its last access token has expired."""
+
+    session_id: str
+    expires_at: float
+
+
+class RevokedSessions(Message, frozen=True):
+    """The sessions revoked lately, newest first; `truncated`: older ones were left out."""
+
+    items: list[RevokedSession]
+    truncated: bool = False
+
+
 class TelegramLink(Message, frozen=True):
     url: str
     expires_at: str
@@ -80,81 +122,89 @@ class OAuthRedirect(Message, frozen=True):
 # ── commands ───────────────────────────────────────────────────────────────────────────
 
 
-class Register(Message, frozen=True):
+class Register(AuthInput, frozen=True):
     secret_fields: ClassVar[tuple[str, ...]] = ("password",)
-    email: str
-    password: str
-    name: str
+    email: EmailText
+    password: Password
+    name: NameText
     ip: str | None = None
 
 
-class Login(Message, frozen=True):
+class Login(AuthInput, frozen=True):
     secret_fields: ClassVar[tuple[str, ...]] = ("password",)
-    email: str
-    password: str
+    email: EmailText
+    password: Password
     ip: str | None = None
     user_agent: str | None = None
 
 
-class Refresh(Message, frozen=True):
+class Refresh(AuthInput, frozen=True):
     secret_fields: ClassVar[tuple[str, ...]] = ("refresh_token",)
-    refresh_token: str
+    refresh_token: TokenText
     ip: str | None = None
     user_agent: str | None = None
 
 
-class Logout(Message, frozen=True):
+class Logout(AuthInput, frozen=True):
     secret_fields: ClassVar[tuple[str, ...]] = ("refresh_token",)
-    refresh_token: str
+    refresh_token: TokenText
 
 
-class ListSessions(Message, frozen=True):
-    user_id: str
+class ListSessions(AuthInput, frozen=True):
+    user_id: Id
 
 
-class RevokeSession(Message, frozen=True):
-    user_id: str
-    session_id: str
+class RevokeSession(AuthInput, frozen=True):
+    user_id: Id
+    session_id: Id
 
 
-class VerifyEmail(Message, frozen=True):
+class ListRevokedSessions(AuthInput, frozen=True):
+    """The sessions revoked since `since` (epoch seconds), at most `limit`, newest first:
+    what an HTTP edge loads at start and after a reconnect. Replies RevokedSessions."""
+
+    since: Annotated[float, msgspec.Meta(ge=-EPOCH_MAX, le=EPOCH_MAX)]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=REVOKED_SESSIONS_MAX)] = REVOKED_SESSIONS_MAX
+
+
+class VerifyEmail(AuthInput, frozen=True):
     secret_fields: ClassVar[tuple[str, ...]] = ("token",)
-    token: str
+    token: TokenText
 
 
-class ForgotPassword(Message, frozen=True):
-    email: str
+class ForgotPassword(AuthInput, frozen=True):
+    email: EmailText
 
 
-class ResetPassword(Message, frozen=True):
+class ResetPassword(AuthInput, frozen=True):
     secret_fields: ClassVar[tuple[str, ...]] = ("token", "password")
-    token: str
-    password: str
+    token: TokenText
+    password: Password
 
 
-class GetUser(Message, frozen=True):
-    user_id: str
+class GetUser(AuthInput, frozen=True):
+    user_id: Id
 
 
-class FindUserByChat(Message, frozen=True):
+class FindUserByChat(AuthInput, frozen=True):
     """The user whose account is linked to this Telegram chat, or UserNotFound."""
 
     chat_id: int
 
 
-class ConfirmPhone(Message, frozen=True):
+class ConfirmPhone(AuthInput, frozen=True):
     """Telegram shared the chat owner's own contact: their number becomes the account's,
     verified (Telegram vouches for it). Replies UserView; UserNotFound if the chat is not
     linked."""
 
     chat_id: int
-    phone: str
+    phone: PhoneText
 
 
-class GetContacts(Message, frozen=True):
+class GetContacts(AuthInput, frozen=True):
     """Where a user can be reached (for notifications)."""
 
-    user_id: str
+    user_id: Id
 
 
 class Contacts(Message, frozen=True):
@@ -167,107 +217,118 @@ class Contacts(Message, frozen=True):
     phone_verified: bool = False
 
 
-class FindUserByEmail(Message, frozen=True):
+class FindUserByEmail(AuthInput, frozen=True):
     """The user with this email (case-insensitive), or UserNotFound."""
 
-    email: str
+    email: EmailText
 
 
-class UpdateUser(Message, frozen=True):
-    user_id: str
-    name: str | None = None
-    phone: str | None = None
+class UpdateUser(AuthInput, frozen=True):
+    user_id: Id
+    name: NameText | None = None
+    phone: PhoneText | None = None
 
 
-class CreateTelegramLink(Message, frozen=True):
-    user_id: str
+class CreateTelegramLink(AuthInput, frozen=True):
+    user_id: Id
 
 
-class ConsumeTelegramLink(Message, frozen=True):
+class ConsumeTelegramLink(AuthInput, frozen=True):
     """The bot's half of the deep link: binds a Telegram chat to the account (single use)."""
 
     secret_fields: ClassVar[tuple[str, ...]] = ("token",)
 
-    token: str
+    token: TokenText
     chat_id: int
 
 
-class StartOAuth(Message, frozen=True):
-    provider: str
-    redirect_uri: str
+class StartOAuth(AuthInput, frozen=True):
+    provider: Provider
+    redirect_uri: UrlText
 
 
-class FinishOAuth(Message, frozen=True):
+class FinishOAuth(AuthInput, frozen=True):
     secret_fields: ClassVar[tuple[str, ...]] = ("code", "state")
-    provider: str
-    code: str
-    state: str
-    redirect_uri: str
+    provider: Provider
+    code: UrlText
+    state: UrlText
+    redirect_uri: UrlText
     ip: str | None = None
     user_agent: str | None = None
 
 
-class MakeAdmin(Message, frozen=True):
+class MakeAdmin(AuthInput, frozen=True):
     """Create (with this password) or promote the user with this email to admin."""
 
     secret_fields: ClassVar[tuple[str, ...]] = ("password",)
 
-    email: str
-    password: str | None = None
-    name: str | None = None
+    email: EmailText
+    password: Password | None = None
+    name: NameText | None = None
 
 
-class GrantRole(Message, frozen=True):
+class GrantRole(AuthInput, frozen=True):
     """Give a user one more role (rides grants `driver`); replies with the UserView."""
 
-    user_id: str
+    user_id: Id
     role: Role
 
 
 # ── events (sent through the reliable hand-off) ───────────────────────────────────────
 
 
-class UserRegistered(Message, frozen=True):
-    user_id: str
-    email: str
-    name: str
+class UserRegistered(AuthInput, frozen=True):
+    user_id: Id
+    email: EmailText
+    name: NameText
 
 
-class EmailVerificationRequested(Message, frozen=True):
+class EmailVerificationRequested(AuthInput, frozen=True):
     """For notifications: mail this single-use token to the address (never logged)."""
 
     secret_fields: ClassVar[tuple[str, ...]] = ("token",)
 
-    user_id: str
-    email: str
-    name: str
-    token: str
+    user_id: Id
+    email: EmailText
+    name: NameText
+    token: TokenText
 
 
-class EmailVerified(Message, frozen=True):
-    user_id: str
-    email: str
+class EmailVerified(AuthInput, frozen=True):
+    user_id: Id
+    email: EmailText
 
 
-class PasswordResetRequested(Message, frozen=True):
+class PasswordResetRequested(AuthInput, frozen=True):
     secret_fields: ClassVar[tuple[str, ...]] = ("token",)
-    user_id: str
-    email: str
-    name: str
-    token: str
+    user_id: Id
+    email: EmailText
+    name: NameText
+    token: TokenText
     # the linked Telegram chat, so the reset link can go out there too
     telegram_chat_id: int | None = None
 
 
-class PasswordChanged(Message, frozen=True):
-    user_id: str
-    email: str
+class PasswordChanged(AuthInput, frozen=True):
+    user_id: Id
+    email: EmailText
     telegram_chat_id: int | None = None
 
 
-class TelegramLinked(Message, frozen=True):
-    user_id: str
+class TelegramLinked(AuthInput, frozen=True):
+    user_id: Id
     chat_id: int
+
+
+class SessionsRevoked(Message, frozen=True):
+    """These sessions of the user ended (logout, revoked, password reset, refresh-token
+    reuse, an email claimed): every node's edge refuses their access tokens until
+    `expires_at` (epoch seconds), when the last of them has expired anyway."""
+
+    user_id: str
+    session_ids: list[str]
+    reason: str
+    expires_at: float
 
 
 # ── errors ─────────────────────────────────────────────────────────────────────────────
@@ -299,6 +360,12 @@ class InvalidToken(DomainError):
 
     code = "invalid_token"
     category = "unauthenticated"
+
+
+class SessionRevoked(InvalidToken):
+    """An access token of a session that was ended (logout, revoked, password reset)."""
+
+    code = "session_revoked"
 
 
 class TokenReused(DomainError):
@@ -380,7 +447,7 @@ class TelegramNotConfigured(DomainError):
     """No Telegram bot is configured, so there is nothing to link to."""
 
     code = "telegram_not_configured"
-    category = "unavailable"
+    category = "conflict"  # the node's setup, not a passing outage: retrying will not help
 
 
 # ── reading access tokens ──────────────────────────────────────────────────────────────
@@ -404,7 +471,9 @@ class AccessTokenVerifier:
     """Verifies access tokens against the signing keys by `kid`: no database round trip.
 
     Only HS256 is accepted (no `alg: none`, no algorithm confusion); the `kid` must name a
-    known key; the token must be an access token and unexpired.
+    known key; the token must be an access token, unexpired, and issued no later than
+    IAT_LEEWAY_SECONDS from now. Whether its session was revoked is the edge's check
+    (splitgo/web/revocation.py).
     """
 
     def __init__(self, keys: dict[str, bytes]) -> None:
@@ -427,6 +496,10 @@ class AccessTokenVerifier:
             raise InvalidToken("the access token is not valid") from None
         if claims.typ != TOKEN_TYPE_ACCESS:
             raise InvalidToken("this is not an access token")
-        if claims.exp <= (time.time() if now is None else now):
+        now = time.time() if now is None else now
+        if claims.exp <= now:
             raise InvalidToken("the access token has expired")
+        if claims.iat > now + IAT_LEEWAY_SECONDS:
+            # no node of ours signs tokens from the future: a forged or broken clock
+            raise InvalidToken("the access token was issued in the future")
         return claims

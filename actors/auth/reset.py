@@ -1,7 +1,8 @@
 """Password reset, a feature part of the auth actor: the mailed link, and the new password.
 
 Asking for a link answers the same whatever the email, so nobody learns who has an account.
-A reset spends every other reset link of the account and ends all its sessions.
+A reset spends every other reset link of the account and ends all its sessions (published
+as SessionsRevoked, so every node's edge refuses their access tokens at once).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from actors.auth.messages import (
     ResetPassword,
     normalise_email,
 )
+from actors.auth.sessions import publish_revoked
 from actors.auth.tokens import token_digest
 
 log = structlog.get_logger("actors.auth")
@@ -88,7 +90,7 @@ class Reset:
         password_hash = await context.passwords.hash(message.password)
         now = context.clock()
         changed = False
-        revoked = 0
+        revoked: list[str] = []
         async with context.transaction() as tx:
             if tx.duplicate:
                 return None
@@ -96,6 +98,7 @@ class Reset:
                 await store.set_password(tx, user.id, password_hash, now, replacing=None)
                 await store.spend_user_tokens(tx, user.id, "reset_password", now)
                 revoked = await store.revoke_user_sessions(tx, user.id, now, "password_reset")
+                await publish_revoked(tx, user.id, revoked, "password_reset", now)
                 await store.forget_email_failures(
                     tx, user.email, context.limits.key("email", user.email)
                 )
@@ -110,5 +113,5 @@ class Reset:
                 changed = True
         if not changed:
             raise invalid
-        log.info("password_reset", user_id=user.id, sessions_revoked=revoked)
+        log.info("password_reset", user_id=user.id, sessions_revoked=len(revoked))
         return None

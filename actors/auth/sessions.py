@@ -4,6 +4,12 @@ refresh-token rotation, logout, and a user's list of sessions.
 A session is one family of refresh tokens. Each refresh rotates the token under row locks,
 so two shards racing on the same token cannot both win; a rotated token that comes back was
 copied, and ends its whole family.
+
+Every way a session ends (logout, revoking it, refresh-token reuse here; a password reset,
+an email claimed by a social login elsewhere) publishes SessionsRevoked in the transaction
+that ends it (`publish_revoked`): every node's HTTP edge then refuses the session's access
+tokens, which would otherwise live on for up to 15 minutes. An edge that starts, or whose
+broadcast reconnects, loads what it may have missed with ListRevokedSessions.
 """
 
 from __future__ import annotations
@@ -18,15 +24,21 @@ from actors.auth.limits import KeyKind, Lockout
 from actors.auth.messages import (
     ACCESS_TOKEN_SECONDS,
     REFRESH_TOKEN_SECONDS,
+    REVOCATION_SECONDS,
+    REVOKED_SESSIONS_MAX,
     InvalidCredentials,
     InvalidToken,
+    ListRevokedSessions,
     ListSessions,
     Login,
     Logout,
     Refresh,
+    RevokedSession,
+    RevokedSessions,
     RevokeSession,
     SessionList,
     SessionNotFound,
+    SessionsRevoked,
     SessionView,
     TokenPair,
     TokenReused,
@@ -39,6 +51,22 @@ from actors.auth.tokens import new_token, token_digest
 from actors.runtime import Transaction, rfc3339
 
 log = structlog.get_logger("actors.auth")
+
+
+async def publish_revoked(
+    tx: Transaction, user_id: str, session_ids: list[str], reason: str, now: float
+) -> None:
+    """Tell every node's edge (with the revocation, in its transaction) that these sessions
+    ended; nothing when none did."""
+    if session_ids:
+        await tx.publish(
+            SessionsRevoked(
+                user_id=user_id,
+                session_ids=session_ids,
+                reason=reason,
+                expires_at=now + REVOCATION_SECONDS,
+            )
+        )
 
 
 class Sessions:
@@ -178,7 +206,8 @@ class Sessions:
                 if found.used:
                     # a rotated token came back: it was copied. End the whole family, so
                     # neither the thief nor the owner holds a working token any more.
-                    await store.revoke_session(tx, found.session_id, now, "reuse")
+                    if await store.revoke_session(tx, found.session_id, now, "reuse"):
+                        await publish_revoked(tx, found.user_id, [found.session_id], "reuse", now)
                     outcome = "reused"
                 elif found.expires_at > now:
                     pair = await self._rotate(tx, message, digest, found, now)
@@ -226,9 +255,15 @@ class Sessions:
         if found is None:
             raise InvalidToken("The refresh token is not valid.")
         session_id, user_id = found
-        # logging out twice is still a logout
-        await store.revoke_session(self._context.pool, session_id, self._context.clock(), "logout")
+        now = self._context.clock()
+        async with self._context.transaction() as tx:
+            if tx.duplicate:
+                return None
+            # logging out twice is still a logout (the second revokes nothing)
+            if await store.revoke_session(tx, session_id, now, "logout"):
+                await publish_revoked(tx, user_id, [session_id], "logout", now)
         log.info("logged_out", user_id=user_id, session_id=session_id)
+        return None
 
     async def live(self, message: ListSessions) -> SessionList:
         """The user's live sessions, most recently used first."""
@@ -247,9 +282,28 @@ class Sessions:
 
     async def revoke(self, message: RevokeSession) -> None:
         """End one of the user's own live sessions."""
-        revoked = await store.revoke_user_session(
-            self._context.pool, message.user_id, message.session_id, self._context.clock()
-        )
-        if not revoked:
-            raise SessionNotFound("No such session.")
+        now = self._context.clock()
+        async with self._context.transaction() as tx:
+            if tx.duplicate:
+                return None
+            if not await store.revoke_user_session(tx, message.user_id, message.session_id, now):
+                # raised inside: nothing is kept, so a redelivery is refused alike
+                raise SessionNotFound("No such session.")
+            await publish_revoked(tx, message.user_id, [message.session_id], "revoked", now)
         log.info("session_revoked", user_id=message.user_id, session_id=message.session_id)
+        return None
+
+    async def revoked_lately(self, message: ListRevokedSessions) -> RevokedSessions:
+        """The sessions revoked since `message.since` whose access tokens may still be
+        alive, newest first, each with when its last token has expired."""
+        limit = max(1, min(message.limit, REVOKED_SESSIONS_MAX))
+        # a session revoked before that has no live access token left: nothing to refuse
+        since = max(message.since, self._context.clock() - REVOCATION_SECONDS)
+        rows = await store.revoked_since(self._context.pool, since, limit + 1)
+        return RevokedSessions(
+            items=[
+                RevokedSession(session_id=session_id, expires_at=revoked_at + REVOCATION_SECONDS)
+                for session_id, revoked_at in rows[:limit]
+            ],
+            truncated=len(rows) > limit,
+        )

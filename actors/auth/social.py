@@ -31,7 +31,7 @@ from actors.auth.messages import (
 )
 from actors.auth.oauth import AuthorizationRequest, ProviderConfig, ProviderIdentity
 from actors.auth.rules import check_redirect_uri, name_from_provider
-from actors.auth.sessions import Sessions
+from actors.auth.sessions import Sessions, publish_revoked
 from actors.auth.store import UserRow
 from actors.auth.tokens import token_digest
 from actors.runtime import DomainError, Transaction
@@ -219,7 +219,8 @@ class Social:
             # did. Their password and sessions end, so a squatter cannot keep a way in
             # (account pre-hijacking). The real owner can set a password by reset.
             await store.secure_takeover(tx, existing.id, now)
-            await store.revoke_user_sessions(tx, existing.id, now, "email_claimed")
+            revoked = await store.revoke_user_sessions(tx, existing.id, now, "email_claimed")
+            await publish_revoked(tx, existing.id, revoked, "email_claimed", now)
             await tx.publish(EmailVerified(user_id=existing.id, email=existing.email))
             refreshed = await store.user_by_id(tx, existing.id)
             existing = refreshed or existing
@@ -258,6 +259,10 @@ class Social:
             now=now,
         )
         await self._accounts.welcome(tx, created, now)
+        if created.email_verified:
+            # the provider vouched for the address: as good as a spent verification link
+            # (an invitation to it joins now)
+            await tx.publish(EmailVerified(user_id=created.id, email=created.email))
         return created
 
     def _provider(self, name: str) -> ProviderConfig:

@@ -16,7 +16,6 @@ import msgspec
 from actors.notifications import store
 from actors.notifications.messages import (
     Acknowledged,
-    InvalidPreference,
     ListNotifications,
     MarkAllRead,
     MarkRead,
@@ -25,7 +24,7 @@ from actors.notifications.messages import (
     NotificationView,
 )
 from actors.notifications.notices import Notice
-from actors.runtime import Context, rfc3339
+from actors.runtime import Context, rfc3339, row_cursor
 
 # sends a user's new feed item (a JSON frame) to their live WebSockets
 Push = Callable[[str, bytes], Awaitable[None]]
@@ -71,7 +70,7 @@ class Feed:
             message.user_id,
             unread_only=message.unread_only,
             limit=limit + 1,
-            before=_cursor(message.cursor),
+            before=row_cursor(message.cursor),
         )
         more = len(rows) > limit
         rows = rows[:limit]
@@ -104,11 +103,3 @@ def _item(row: Any) -> NotificationView:
         created_at=rfc3339(row["created_at"]),
         read=row["read_at"] is not None,
     )
-
-
-def _cursor(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise InvalidPreference("cursor is not one this API gave out", details={"field": "cursor"})
-    return int(raw)

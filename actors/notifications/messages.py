@@ -12,11 +12,23 @@ registered to cross a transport, timers included); no other actor sends it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from actors.runtime import DomainError, Message
+from msgspec import Meta
+
+from actors.runtime import DomainError, InvalidInput, Message
+from actors.runtime.bounds import Id, Limit, check_bounds
 
 NOTIFICATIONS = "notifications"
+
+
+class NotificationsInput(Message, frozen=True):
+    """What the notifications actor handles of its own (commands and its timer): the
+    fields' bounds hold wherever one is made or decoded (actors/runtime/bounds.py), or it
+    is InvalidInput naming the field (`$.limit`)."""
+
+    def __post_init__(self) -> None:
+        check_bounds(self, InvalidInput)
 
 
 def notifications_key(message: Any) -> str | None:
@@ -32,15 +44,15 @@ def notifications_key(message: Any) -> str | None:
     return None
 
 
-class RetryNotificationDelivery(Message, frozen=True):
+class RetryNotificationDelivery(NotificationsInput, frozen=True):
     """Internal timer: try delivery `delivery_id` again.
 
     `attempts` is how many tries the delivery had when the timer was armed; a timer that
     no longer matches (the delivery moved on, or a copy already fired) is ignored.
     """
 
-    delivery_id: str
-    attempts: int
+    delivery_id: Id
+    attempts: Annotated[int, Meta(ge=0, le=1_000)]
 
 
 # ── the in-app feed and preferences ────────────────────────────────────────────────────
@@ -63,20 +75,20 @@ class NotificationPage(Message, frozen=True):
     unread: int
 
 
-class ListNotifications(Message, frozen=True):
-    user_id: str
+class ListNotifications(NotificationsInput, frozen=True):
+    user_id: Id
     unread_only: bool = False
-    limit: int = 50
+    limit: Limit = 50
     cursor: str | None = None
 
 
-class MarkRead(Message, frozen=True):
-    user_id: str
-    notification_id: str
+class MarkRead(NotificationsInput, frozen=True):
+    user_id: Id
+    notification_id: Id
 
 
-class MarkAllRead(Message, frozen=True):
-    user_id: str
+class MarkAllRead(NotificationsInput, frozen=True):
+    user_id: Id
 
 
 class Preferences(Message, frozen=True):
@@ -86,23 +98,26 @@ class Preferences(Message, frozen=True):
     locked: list[str]
 
 
-class GetPreferences(Message, frozen=True):
-    user_id: str
+class GetPreferences(NotificationsInput, frozen=True):
+    user_id: Id
 
 
-class SetPreferences(Message, frozen=True):
+class SetPreferences(NotificationsInput, frozen=True):
     """Change some switches (the rest stay as they are)."""
 
-    user_id: str
+    user_id: Id
     changes: dict[str, dict[str, bool]]
 
+    def __post_init__(self) -> None:
+        check_bounds(self, InvalidPreference)
 
-class ListDeliveries(Message, frozen=True):
+
+class ListDeliveries(NotificationsInput, frozen=True):
     """Admin: the delivery records, newest first (`status` pending, sent or failed)."""
 
-    status: str | None = None
-    user_id: str | None = None
-    limit: int = 50
+    status: Annotated[str, Meta(max_length=20)] | None = None
+    user_id: Id | None = None
+    limit: Limit = 50
 
 
 class AttemptView(Message, frozen=True):

@@ -7,9 +7,12 @@ result; with another body it is refused (`IdempotencyConflict`).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from msgspec import Meta
 
 from actors.runtime import DomainError, Message
+from actors.runtime.bounds import Id, Limit, check_bounds
 
 # ISO 4217 codes we accept, with their minor-unit exponent (JPY has none, KWD three).
 CURRENCIES: dict[str, int] = {
@@ -40,6 +43,16 @@ MAX_AMOUNT = 10**12  # minor units: far above any real payment, far below int64 
 NOTE_MAX = 200
 TransferKind = Literal["p2p", "settlement", "fare", "fee", "top_up"]
 
+# Bounds of the fields below (actors/runtime/bounds.py checks them wherever a message is
+# made or decoded). Amounts are bounded in size here, and in meaning by the ledger's rules
+# (a transfer is 1 to MAX_AMOUNT).
+SignedAmount = Annotated[int, Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
+Currency = Annotated[str, Meta(min_length=3, max_length=3)]
+Note = Annotated[str, Meta(max_length=NOTE_MAX)]
+# the actor types a transfer may tell its outcome besides the subscribers (an unknown name
+# could not be told: the outcome would be lost)
+Notified = Literal["splits", "rides"]
+
 
 def payments_key(message: Any) -> str | None:
     """Shard key: the paying user (so one payer's money moves in order), else the user."""
@@ -48,6 +61,15 @@ def payments_key(message: Any) -> str | None:
         if value:
             return str(value)
     return getattr(message, "hold_id", None) or getattr(message, "top_up_id", None)
+
+
+class PaymentsInput(Message, frozen=True):
+    """What the payments actor handles (commands, its timers, the events it publishes):
+    the fields' bounds hold wherever one is made or decoded, or it is InvalidPayment naming
+    the field (`$.amount`)."""
+
+    def __post_init__(self) -> None:
+        check_bounds(self, InvalidPayment)
 
 
 # ── replies ────────────────────────────────────────────────────────────────────────────
@@ -131,81 +153,81 @@ class WebhookResult(Message, frozen=True):
 # ── commands ───────────────────────────────────────────────────────────────────────────
 
 
-class Transfer(Message, frozen=True):
+class Transfer(PaymentsInput, frozen=True):
     """Move money from one user's wallet to another's (or, with `to_user_id` None, to the
     platform's fees account). Refused whole if the payer's available balance is short."""
 
     idempotency_key: str
-    from_user_id: str
-    to_user_id: str | None
-    amount: int
-    currency: str
-    note: str | None = None
+    from_user_id: Id
+    to_user_id: Id | None
+    amount: SignedAmount
+    currency: Currency
+    note: Note | None = None
     kind: TransferKind = "p2p"
     reference: str | None = None  # the caller's id for it (a settlement, a ride)
-    notify: str | None = None  # an actor to tell the outcome (TransferCompleted / Failed)
+    notify: Notified | None = None  # an actor to tell the outcome (TransferCompleted / Failed)
 
 
-class GetWallet(Message, frozen=True):
-    user_id: str
+class GetWallet(PaymentsInput, frozen=True):
+    user_id: Id
 
 
-class GetStatement(Message, frozen=True):
-    user_id: str
-    limit: int = 50
+class GetStatement(PaymentsInput, frozen=True):
+    user_id: Id
+    limit: Limit = 50
     cursor: str | None = None
 
 
-class GetTransfer(Message, frozen=True):
-    user_id: str
-    transfer_id: str
+class GetTransfer(PaymentsInput, frozen=True):
+    user_id: Id
+    transfer_id: Id
 
 
-class PlaceHold(Message, frozen=True):
+class PlaceHold(PaymentsInput, frozen=True):
     """Reserve money on a wallet: it leaves `available` and shows in `held`."""
 
     idempotency_key: str
-    user_id: str
-    amount: int
-    currency: str
+    user_id: Id
+    amount: SignedAmount
+    currency: Currency
     expires_in: float = 3600.0  # seconds; then the hold voids itself
     reference: str | None = None
 
 
-class CaptureHold(Message, frozen=True):
+class CaptureHold(PaymentsInput, frozen=True):
     """Take `amount` (<= held) of a hold: `amount - fee` to `payee_user_id` (or all to the
     platform when None) and `fee` to the platform's fees; the rest returns to the payer."""
 
     idempotency_key: str
-    hold_id: str
-    amount: int
-    payee_user_id: str | None = None
-    fee: int = 0
+    hold_id: Id
+    amount: SignedAmount
+    payee_user_id: Id | None = None
+    fee: SignedAmount = 0
 
 
-class VoidHold(Message, frozen=True):
-    hold_id: str
+class VoidHold(PaymentsInput, frozen=True):
+    hold_id: Id
 
 
-class ExpireHold(Message, frozen=True):
+class ExpireHold(PaymentsInput, frozen=True):
     """The runtime timer a hold sets for itself."""
 
-    hold_id: str
+    hold_id: Id
 
 
-class CreateTopUp(Message, frozen=True):
+class CreateTopUp(PaymentsInput, frozen=True):
     idempotency_key: str
-    user_id: str
-    amount: int
-    currency: str
+    user_id: Id
+    amount: SignedAmount
+    currency: Currency
 
 
-class GetTopUp(Message, frozen=True):
-    user_id: str
-    top_up_id: str
+class GetTopUp(PaymentsInput, frozen=True):
+    user_id: Id
+    top_up_id: Id
 
 
-class HandleWebhook(Message, frozen=True):
+class HandleWebhook(PaymentsInput, frozen=True):
     """A provider's notification, exactly as it arrived: verified before anything moves."""
 
     provider: str
@@ -213,71 +235,71 @@ class HandleWebhook(Message, frozen=True):
     signature: str  # the provider's signature header (Stripe-Signature for both adapters)
 
 
-class GetCheckout(Message, frozen=True):
+class GetCheckout(PaymentsInput, frozen=True):
     """The top-up behind a provider checkout id (the sandbox page shows it, no login)."""
 
-    checkout_id: str
+    checkout_id: Id
 
 
-class SandboxDecision(Message, frozen=True):
+class SandboxDecision(PaymentsInput, frozen=True):
     """A press on the sandbox checkout page; the reply is the webhook to deliver
     (`SandboxWebhook`). The actor never posts it itself: it would wait on its own shard."""
 
-    checkout_id: str
+    checkout_id: Id
     pay: bool
 
 
 # ── events (through the reliable hand-off) ────────────────────────────────────────────
 
 
-class TransferCompleted(Message, frozen=True):
-    transfer_id: str
+class TransferCompleted(PaymentsInput, frozen=True):
+    transfer_id: Id
     from_user_id: str | None
-    to_user_id: str | None
-    amount: int
-    currency: str
+    to_user_id: Id | None
+    amount: SignedAmount
+    currency: Currency
     kind: str
     reference: str | None = None
 
 
-class TransferFailed(Message, frozen=True):
+class TransferFailed(PaymentsInput, frozen=True):
     """A transfer asked for by message (not HTTP) that was refused; `code` says why."""
 
     reference: str | None
-    from_user_id: str
+    from_user_id: Id
     code: str
     message: str
 
 
-class TopUpSucceeded(Message, frozen=True):
-    top_up_id: str
-    user_id: str
-    amount: int
-    currency: str
+class TopUpSucceeded(PaymentsInput, frozen=True):
+    top_up_id: Id
+    user_id: Id
+    amount: SignedAmount
+    currency: Currency
 
 
-class TopUpFailed(Message, frozen=True):
-    top_up_id: str
-    user_id: str
-    amount: int
-    currency: str
+class TopUpFailed(PaymentsInput, frozen=True):
+    top_up_id: Id
+    user_id: Id
+    amount: SignedAmount
+    currency: Currency
 
 
-class HoldCaptured(Message, frozen=True):
-    hold_id: str
-    user_id: str
-    amount: int
-    currency: str
+class HoldCaptured(PaymentsInput, frozen=True):
+    hold_id: Id
+    user_id: Id
+    amount: SignedAmount
+    currency: Currency
     reference: str | None = None
 
 
-class HoldReleased(Message, frozen=True):
+class HoldReleased(PaymentsInput, frozen=True):
     """A hold voided or expired: its money is available again."""
 
-    hold_id: str
-    user_id: str
-    amount: int
-    currency: str
+    hold_id: Id
+    user_id: Id
+    amount: SignedAmount
+    currency: Currency
     reason: Literal["voided", "expired"]
     reference: str | None = None
 

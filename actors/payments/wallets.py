@@ -13,7 +13,7 @@ from actors.payments.messages import (
     WalletView,
 )
 from actors.payments.views import statement_entry
-from actors.runtime import Context
+from actors.runtime import Context, row_cursor
 
 
 class Wallets:
@@ -37,14 +37,7 @@ class Wallets:
             raise InvalidPayment(
                 f"A page holds 1 to {STATEMENT_MAX} entries.", details={"field": "$.limit"}
             )
-        before: int | None = None
-        if message.cursor is not None:
-            if (
-                not (message.cursor.isascii() and message.cursor.isdigit())
-                or len(message.cursor) > 18
-            ):
-                raise InvalidPayment("This cursor is not valid.", details={"field": "$.cursor"})
-            before = int(message.cursor)
+        before = row_cursor(message.cursor)
         # one more than asked: whether there is a next page, without a count
         rows = await store.statement(self._pool, message.user_id, limit=limit + 1, before=before)
         page = rows[:limit]

@@ -4,18 +4,21 @@ A request checks the group (if it names one) with splits, has payments hold the 
 the rider's wallet, stores the ride and offers it to the nearest available driver. An offer
 waits `offer_timeout` seconds; declined or expired, it goes to the next nearest driver who
 was not tried yet, in rings of growing radius. No one left: the ride ends as `no_driver`
-and the hold is voided. After a restart, open offers get their timers back and rides
-without one are dispatched again (`resume`).
+and the hold is voided, before the handler answers (`settle_now`), so no one is told
+`no_driver` while the wallet still shows the hold. After a restart, open offers get their
+timers back and rides without one are dispatched again (`resume`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import structlog
 
-from actors.payments.messages import HoldView, PlaceHold, VoidHold
+from actors.payments.messages import CaptureHold, HoldView, PlaceHold, VoidHold
 from actors.rides import fares, store
 from actors.rides.context import RidesContext
 from actors.rides.drivers import Drivers
@@ -37,7 +40,7 @@ from actors.rides.messages import (
 )
 from actors.rides.state import Dispatch, ride_update
 from actors.rides.views import load_view, ride_view
-from actors.runtime import Transaction, rfc3339
+from actors.runtime import DomainError, Transaction, rfc3339
 from actors.splits.messages import GetGroup
 
 log = structlog.get_logger("rides")
@@ -45,6 +48,9 @@ log = structlog.get_logger("rides")
 SEARCH_RADII_M = (2_000, 5_000, 10_000)  # the search grows ring by ring
 SURGE_RADIUS_M = 2_000
 HOLD_SECONDS = 4 * 3600.0
+# how long an answer waits for payments to void or capture a hold before it goes anyway
+# (the outbox's copy of the message still settles it)
+SETTLE_SECONDS = 5.0
 
 
 class Dispatcher:
@@ -62,6 +68,28 @@ class Dispatcher:
         self._drivers = drivers
         self._offer_timeout = offer_timeout
         self._dispatching: dict[str, Dispatch] = {}
+        # holds a no_driver released in the transaction under way: voided once it commits
+        self._released: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def _committing(self) -> AsyncIterator[Transaction]:
+        """The shard's transaction; once it committed, the holds a `no_driver` in it
+        released are voided (asked of payments) before the handler goes on to answer."""
+        self._released = []
+        async with self._context.transaction() as tx:
+            yield tx
+        released, self._released = self._released, []
+        for hold_id in released:
+            await self.settle_now(VoidHold(hold_id=hold_id))
+
+    async def settle_now(self, message: VoidHold | CaptureHold) -> None:
+        """Have payments void or capture a hold now, and wait for it: the answer that
+        follows finds the wallet settled. The transaction that ended the ride put the same
+        message in its outbox (the reliable path); payments answers a second one alike."""
+        try:
+            await self._context.ask("payments", message, timeout=SETTLE_SECONDS)
+        except DomainError as error:
+            log.warning("ride_hold_not_settled_at_once", hold_id=message.hold_id, code=error.code)
 
     async def resume(self, now: float) -> None:
         """Carry on with the rides in flight after a (re)start."""
@@ -160,7 +188,7 @@ class Dispatcher:
         ride = _new_ride(message, estimate, surge, hold.id, now)
         self._dispatching[ride.id] = Dispatch(ride.pickup_lat, ride.pickup_lon, ride.rider_id)
         try:
-            async with self._context.transaction() as tx:
+            async with self._committing() as tx:
                 if not tx.duplicate:
                     await store.insert_ride(tx, ride)
                     await store.add_step(tx, ride.id, "requested", now)
@@ -244,6 +272,7 @@ class Dispatcher:
         await store.add_step(tx, ride.id, "no_driver", ride.finished_at)
         if ride.hold_id:
             await tx.tell("payments", VoidHold(hold_id=ride.hold_id))
+            self._released.append(ride.hold_id)
         await tx.publish(ride_update(ride, note="No driver is available right now."))
         log.info("ride_no_driver", ride_id=ride.id, tried=len(ride.tried))
 
@@ -261,7 +290,7 @@ class Dispatcher:
         ):
             raise OfferExpiredError("This offer has expired or went to another driver.")
         self.withdraw(ride)
-        async with self._context.transaction() as tx:
+        async with self._committing() as tx:
             if tx.duplicate:
                 pass
             elif not message.accept:
@@ -292,7 +321,7 @@ class Dispatcher:
         ):
             return  # answered already, or a stale timer of an earlier offer
         self.withdraw(ride)
-        async with self._context.transaction() as tx:
+        async with self._committing() as tx:
             if tx.duplicate:
                 return
             await store.add_step(
@@ -310,7 +339,7 @@ class Dispatcher:
         ):
             return
         self.withdraw(ride)
-        async with self._context.transaction() as tx:
+        async with self._committing() as tx:
             if not tx.duplicate:
                 await self._offer_next(tx, ride)
 

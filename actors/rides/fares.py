@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from actors.rides.messages import InvalidRide
+from actors.rides.messages import InvalidRide, TripTooLong
 
 EARTH_RADIUS_M = 6_371_008.8  # IUGG mean Earth radius
 NO_SURGE_BP = 10_000  # 1.0x in basis points
@@ -40,6 +40,7 @@ class FareTable:
     surge_cap_bp: int = 25_000  # 2.5x
     cancellation_fee: int = 500
     platform_fee_bp: int = 2_000  # 20 % of a fare to the platform
+    max_trip_m: int = 200_000  # longest trip quoted (straight line): SPLITGO_RIDES_MAX_TRIP_KM
 
     def __post_init__(self) -> None:
         # A table is configuration: a wrong one is a programming error, refused at start.
@@ -57,6 +58,8 @@ class FareTable:
         for name, value in amounts.items():
             if type(value) is not int or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+        if type(self.max_trip_m) is not int or self.max_trip_m < 1:
+            raise ValueError("max_trip_m must be a positive integer")
         if type(self.city_speed_kmh) is not int or self.city_speed_kmh < 1:
             raise ValueError("city_speed_kmh must be a positive integer")
         if type(self.surge_cap_bp) is not int or self.surge_cap_bp < NO_SURGE_BP:
@@ -119,6 +122,16 @@ def distance_m(a: tuple[float, float], b: tuple[float, float]) -> int:
     )
 
 
+def check_trip(distance: int, table: FareTable) -> None:
+    """TripTooLong (naming `$.dropoff`) when `distance` metres is past the table's maximum."""
+    if distance > table.max_trip_m:
+        limit_km = table.max_trip_m / 1000
+        raise TripTooLong(
+            f"This trip is {distance / 1000:,.0f} km; trips are at most {limit_km:,.0f} km.",
+            details={"field": "$.dropoff", "distance_m": distance, "max_m": table.max_trip_m},
+        )
+
+
 def duration_s(distance: int, table: FareTable) -> int:
     """Seconds to drive `distance` metres at the table's city speed, rounded up; at least
     60 for any non-zero distance (no trip is quoted under a minute)."""
@@ -169,10 +182,12 @@ def estimate(
 ) -> tuple[int, int, int]:
     """(amount, distance_m, duration_s) of a trip from `pickup` to `dropoff` (straight
     line at city speed) at `surge` basis points; bad coordinates raise InvalidRide naming
-    `pickup.lat`, `dropoff.lon`, ..."""
+    `pickup.lat`, `dropoff.lon`, ...; a trip longer than the table's `max_trip_m` raises
+    TripTooLong (`$.dropoff`): nobody is quoted, or held, a fare for crossing a continent."""
     start = check_point(pickup[0], pickup[1], "pickup")
     end = check_point(dropoff[0], dropoff[1], "dropoff")
     distance = distance_m(start, end)
+    check_trip(distance, table)
     duration = duration_s(distance, table)
     return fare(distance, duration, surge, table), distance, duration
 

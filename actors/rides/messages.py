@@ -7,9 +7,12 @@ driver is never offered two rides at once and an accept is atomic.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from msgspec import Meta
 
 from actors.runtime import DomainError, Message
+from actors.runtime.bounds import Id, check_bounds
 
 RideStatus = Literal[
     "requested",
@@ -24,6 +27,13 @@ ACTIVE = ("requested", "driver_assigned", "driver_arrived", "in_progress")
 VEHICLE_MAX = 60
 PLATE_MAX = 16
 COMMENT_MAX = 500
+REASON_MAX = 200
+
+# Bounds of the fields below (actors/runtime/bounds.py checks them wherever a message is
+# made or decoded): a place on Earth, finite; stars 1 to 5.
+Latitude = Annotated[float, Meta(ge=-90, le=90, description="degrees, -90 to 90")]
+Longitude = Annotated[float, Meta(ge=-180, le=180, description="degrees, -180 to 180")]
+Stars = Annotated[int, Meta(ge=1, le=5)]
 
 
 def rides_key(message: Any) -> str | None:
@@ -31,12 +41,21 @@ def rides_key(message: Any) -> str | None:
     return "dispatch"
 
 
+class RidesInput(Message, frozen=True):
+    """What the rides actor handles (commands, its timers, the event it publishes): the
+    fields' bounds hold wherever one is made or decoded, or it is InvalidRide naming the
+    field (`$.pickup.lat`)."""
+
+    def __post_init__(self) -> None:
+        check_bounds(self, InvalidRide)
+
+
 # ── values and replies ─────────────────────────────────────────────────────────────────
 
 
 class Point(Message, frozen=True):
-    lat: float
-    lon: float
+    lat: Latitude
+    lon: Longitude
 
 
 class Estimate(Message, frozen=True):
@@ -100,102 +119,102 @@ class LocationNoted(Message, frozen=True):
 # ── commands ───────────────────────────────────────────────────────────────────────────
 
 
-class RegisterDriver(Message, frozen=True):
-    user_id: str
-    vehicle: str
-    plate: str
+class RegisterDriver(RidesInput, frozen=True):
+    user_id: Id
+    vehicle: Annotated[str, Meta(max_length=VEHICLE_MAX)]
+    plate: Annotated[str, Meta(max_length=PLATE_MAX)]
 
 
-class SetDriverStatus(Message, frozen=True):
-    user_id: str
+class SetDriverStatus(RidesInput, frozen=True):
+    user_id: Id
     status: Literal["online", "offline"]
 
 
-class UpdateLocation(Message, frozen=True):
+class UpdateLocation(RidesInput, frozen=True):
     """A driver's position ping (no database write per ping)."""
 
-    user_id: str
-    lat: float
-    lon: float
+    user_id: Id
+    lat: Latitude
+    lon: Longitude
 
 
-class GetOffers(Message, frozen=True):
-    user_id: str
+class GetOffers(RidesInput, frozen=True):
+    user_id: Id
 
 
-class EstimateRide(Message, frozen=True):
+class EstimateRide(RidesInput, frozen=True):
     pickup: Point
     dropoff: Point
 
 
-class RequestRide(Message, frozen=True):
-    ride_id: str  # chosen by the caller: a retry finds the first ride
-    user_id: str
+class RequestRide(RidesInput, frozen=True):
+    ride_id: Id  # chosen by the caller: a retry finds the first ride
+    user_id: Id
     pickup: Point
     dropoff: Point
-    group_id: str | None = None
+    group_id: Id | None = None
 
 
-class GetRide(Message, frozen=True):
-    ride_id: str
-    user_id: str
+class GetRide(RidesInput, frozen=True):
+    ride_id: Id
+    user_id: Id
 
 
-class GetCurrentRide(Message, frozen=True):
+class GetCurrentRide(RidesInput, frozen=True):
     """The caller's active ride, as rider or driver (RideNotFound when none)."""
 
-    user_id: str
+    user_id: Id
 
 
-class AnswerOffer(Message, frozen=True):
-    ride_id: str
-    user_id: str
+class AnswerOffer(RidesInput, frozen=True):
+    ride_id: Id
+    user_id: Id
     accept: bool
 
 
-class AdvanceRide(Message, frozen=True):
+class AdvanceRide(RidesInput, frozen=True):
     """The driver moves the ride on: arrive, start or complete."""
 
-    ride_id: str
-    user_id: str
+    ride_id: Id
+    user_id: Id
     step: Literal["arrive", "start", "complete"]
 
 
-class CancelRide(Message, frozen=True):
-    ride_id: str
-    user_id: str
-    reason: str | None = None
+class CancelRide(RidesInput, frozen=True):
+    ride_id: Id
+    user_id: Id
+    reason: Annotated[str, Meta(max_length=REASON_MAX)] | None = None
 
 
-class RateRide(Message, frozen=True):
-    ride_id: str
-    user_id: str
-    stars: int
-    comment: str | None = None
+class RateRide(RidesInput, frozen=True):
+    ride_id: Id
+    user_id: Id
+    stars: Stars
+    comment: Annotated[str, Meta(max_length=COMMENT_MAX)] | None = None
 
 
-class OfferExpired(Message, frozen=True):
+class OfferExpired(RidesInput, frozen=True):
     """The runtime timer of an offer (`attempt` tells a stale timer from the live one)."""
 
-    ride_id: str
-    driver_id: str
-    attempt: int
+    ride_id: Id
+    driver_id: Id
+    attempt: Annotated[int, Meta(ge=0)]
 
 
-class Redispatch(Message, frozen=True):
+class Redispatch(RidesInput, frozen=True):
     """Offer the ride to the next driver (after a restart, or when a driver goes away)."""
 
-    ride_id: str
+    ride_id: Id
 
 
 # ── events (through the reliable hand-off) ─────────────────────────────────────────────
 
 
-class RideUpdated(Message, frozen=True):
+class RideUpdated(RidesInput, frozen=True):
     """A ride moved: `status` is where it is now; `offered_to` names a driver with a new
     offer. Rider and driver are told (notifications), and it is pushed live."""
 
-    ride_id: str
+    ride_id: Id
     status: str
     rider_id: str
     driver_id: str | None = None
@@ -227,6 +246,14 @@ class InvalidRide(DomainError):
     """A coordinate, a rating or another field is wrong; `details["field"]` names it."""
 
     code = "invalid_ride"
+    category = "invalid"
+
+
+class TripTooLong(DomainError):
+    """The trip is longer than the node's maximum (SPLITGO_RIDES_MAX_TRIP_KM, straight line):
+    it is neither quoted nor requested."""
+
+    code = "trip_too_long"
     category = "invalid"
 
 

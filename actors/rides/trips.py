@@ -184,18 +184,24 @@ class Trips:
         self._trips.pop(ride.id, None)
         ride.status, ride.cancel_reason, ride.finished_at = "cancelled", reason, now
         ride.fare = fee or None
+        money: CaptureHold | VoidHold | None = None
+        if ride.hold_id:
+            money = (
+                self._capture(ride, fee, "cancellation") if fee else VoidHold(hold_id=ride.hold_id)
+            )
         async with self._context.transaction() as tx:
             if tx.duplicate:
                 return await self._view(ride.id)
-            if fee and ride.hold_id:
-                await tx.tell("payments", self._capture(ride, fee, "cancellation"))
-            elif ride.hold_id:
-                await tx.tell("payments", VoidHold(hold_id=ride.hold_id))
+            if money is not None:
+                await tx.tell("payments", money)
             await store.save_state(tx, ride)
             who = "rider" if by_rider else "driver"
             await store.add_step(tx, ride.id, "cancelled", now, note=f"by the {who}")
             await tx.publish(ride_update(ride, note=f"Cancelled by the {who}."))
         self._drivers.release(ride.driver_id, ride.id)
+        if money is not None:
+            # answered once the hold is released (or the fee taken), not a moment before
+            await self._dispatcher.settle_now(money)
         return await self._view(ride.id)
 
     async def rate(self, message: RateRide) -> RideView:

@@ -13,6 +13,7 @@ from actors.runtime.actor import Actor, handles
 from actors.runtime.backoff import Backoff
 from actors.runtime.clock import Clock, at, rfc3339, utc_now, wall_clock
 from actors.runtime.context import bind_trace_id, current_trace_id
+from actors.runtime.cursors import InvalidCursor, row_cursor
 from actors.runtime.dead_letters import (
     DeadLetter,
     DeadLetterStore,
@@ -54,6 +55,7 @@ __all__ = [
     "Executor",
     "Failure",
     "HandlerFailed",
+    "InvalidCursor",
     "InvalidInput",
     "MemoryDeadLetterStore",
     "Message",
@@ -73,6 +75,7 @@ __all__ = [
     "current_trace_id",
     "handles",
     "rfc3339",
+    "row_cursor",
     "utc_now",
     "wall_clock",
 ]

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import asyncpg
 import msgspec
 
+from actors.runtime.cursors import InvalidCursor
 from actors.runtime.errors import DomainError
 
 
@@ -84,14 +85,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         stamp, letter_id = msgspec.json.decode(raw, type=tuple[str, str])
         return datetime.fromisoformat(stamp), letter_id
     except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
-        raise InvalidCursor("cursor is not one this server issued") from None
-
-
-class InvalidCursor(DomainError):
-    """A list cursor that this server did not issue."""
-
-    code = "invalid_cursor"
-    category = "invalid"
+        raise InvalidCursor from None
 
 
 class MemoryDeadLetterStore:

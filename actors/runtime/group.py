@@ -44,6 +44,7 @@ class ActorGroup:
         self.name = route.name
         self.policy = policy
         self.max_attempts = max_attempts
+        self.mailbox_size = mailbox_size
         self.state: GroupState = "running"
         self.restarts = 0
         self._window = RestartWindow(group_policy)

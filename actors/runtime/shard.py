@@ -1,69 +1,67 @@
-"""One shard's worker: takes messages from its mailbox in order and runs its actor."""
+"""One shard's worker: takes messages from its mailbox in order and runs its actor.
+
+Failures are isolated per key (as Akka restarts only the failing entity, and a Redis
+consumer group sets a poison entry aside). A message whose handler crashes parks its key
+(the route's key function; a message without a key parks the shard's keyless messages as
+one key): it is tried again after a backoff (`Backoff` from the restart policy's figures,
+with jitter) on its own schedule, up to `max_attempts`, then dead-lettered with its attempt
+count; the key's later messages wait behind it in order and run once it is done. Every
+other key keeps flowing meanwhile, and a transport entry is acked only when its message is
+finally handled or dead-lettered.
+
+A crash still replaces the actor instance (its state may be half-changed; what must
+survive is rebuilt in `on_start`), but at once, between two messages: the backoff delays
+the poisoned key's retries, never the shard, so other keys wait only for on_stop and
+on_start. Restarts count toward the policy's intensity (R restarts in T seconds, then
+escalation) only while the shard makes no progress: a message handled since the last crash
+starts the count afresh. So a poison message now and then never escalates, while a shard
+failing at everything (a start that fails, every message crashing) still does, and an
+`on_start` that fails is restarted with the policy's backoff as before.
+
+A batch whose `handle_batch` raises is handled again one by one by a fresh instance; a
+poison message among them parks its own key, and later batches of other keys go on. Held
+messages are bounded by the mailbox size: past it the shard takes no more until a parked
+key moves on (backpressure, as a full mailbox). On Redis, held entries stay pending in the
+stream: a node that dies or loses the shard leaves them to the next owner, which reclaims
+them in order; the old node drops what it held instead of handling it twice.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import msgspec
 import structlog
 
 from actors.runtime.actor import Actor
-from actors.runtime.context import bind_trace_id, trace_id_var
-from actors.runtime.errors import (
-    DomainError,
-    Failure,
-    HandlerFailed,
-    UnhandledMessage,
-    refusal_for,
-)
-from actors.runtime.redaction import without_secrets
-from actors.runtime.stats import ShardState, ShardStats
+from actors.runtime.context import trace_id_var
+from actors.runtime.errors import DomainError, refusal_for
+from actors.runtime.handling import Crash, ShardCore, describe
 from actors.runtime.supervision import RestartWindow
 from transport import Envelope, Mailbox, MailboxClosed
 
 if TYPE_CHECKING:
     from actors.runtime.group import ActorGroup
 
+__all__ = ["ShardWorker", "describe"]
+
 log = structlog.get_logger("actors.runtime")
 
 
-class _Crash(Exception):
-    """The actor instance crashed and must be replaced (carries the original error)."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(repr(error))
-        self.error = error
-
-
-def describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
-class ShardWorker:
-    """Runs one shard: one message at a time, restarts on crash, retries then dead-letters.
-
-    Envelopes taken from the mailbox wait in `pending` until they are finished, so a crash
-    retries the same message first (per-key order holds) and a stop can account for it.
-    """
+class ShardWorker(ShardCore):
+    """Runs one shard: one message at a time, crashes isolated per key, restarts, escalation."""
 
     def __init__(
         self, group: ActorGroup, shard: int, mailbox: Mailbox, factory: Callable[[], Actor]
     ) -> None:
-        self.group = group
-        self.shard = shard
-        self.mailbox = mailbox
-        self.state: ShardState = "starting"
-        self.stats = ShardStats()
-        self._busy = False
-        self.pending: deque[Envelope] = deque()
-        self.current: Envelope | None = None
+        super().__init__(group, shard, mailbox)
         self._factory = factory
         self._actor: Actor | None = None
         self._window = RestartWindow(group.policy)
+        self._handled_at_crash = 0
+        self._rebuild_started: float | None = None
         self._stop_requested = False
         self._task: asyncio.Task[None] | None = None
 
@@ -73,11 +71,6 @@ class ShardWorker:
             self._run(), name=f"actor:{self.group.name}/{self.shard}"
         )
 
-    @property
-    def busy(self) -> bool:
-        """In the middle of a message (the hot path marks that by `current` alone)."""
-        return self._busy or self.current is not None
-
     def request_stop(self) -> None:
         """Stop after the message in hand; an idle worker stops at once."""
         self._stop_requested = True
@@ -85,7 +78,7 @@ class ShardWorker:
             self._task.cancel()
 
     def cancel(self) -> None:
-        """Stop now, even mid-message (the message stays in `pending`)."""
+        """Stop now, even mid-message (the message stays in hand, see `unfinished`)."""
         if self._task is not None:
             self._task.cancel()
 
@@ -103,31 +96,60 @@ class ShardWorker:
                 try:
                     await self._start_actor()
                     self.state = "running"
+                    self._note_rebuilt()
                     await self._loop()
                     return
-                except _Crash as crash:
-                    await self._stop_actor()
-                    delay = self._window.next_delay()
-                    if delay is None:
-                        self.state = "escalated"
-                        self.group.child_escalated(self, crash.error)
+                except Crash as crash:
+                    if not await self._restart(crash):
                         return
-                    self.stats.restarts += 1
-                    self.state = "restarting"
-                    log.warning(
-                        "actor_restarting",
-                        actor=self.group.name,
-                        shard=self.shard,
-                        delay_s=round(delay, 3),
-                        error=describe(crash.error),
-                    )
-                    await asyncio.sleep(delay)
         except (MailboxClosed, asyncio.CancelledError):
             pass
         finally:
             await self._stop_actor()
             if self.state != "escalated" and self.state != "failed":
                 self.state = "stopped"
+
+    async def _restart(self, crash: Crash) -> bool:
+        """Replace the crashed instance: at once after an isolated crash, after the backoff
+        when the start itself failed; False when the intensity is exceeded (escalated)."""
+        await self._stop_actor()
+        delay = self._next_restart_delay()
+        if delay is None:
+            self.state = "escalated"
+            self.group.child_escalated(self, crash.error)
+            return False
+        self.stats.restarts += 1
+        self.state = "restarting"
+        if crash.isolated:
+            self._rebuild_started = time.perf_counter()
+            return True
+        log.warning(
+            "actor_restarting",
+            actor=self.group.name,
+            shard=self.shard,
+            delay_s=round(delay, 3),
+            error=describe(crash.error),
+        )
+        await asyncio.sleep(delay)
+        return True
+
+    def _note_rebuilt(self) -> None:
+        """Log how long the shard's other keys waited for a fresh instance."""
+        if self._rebuild_started is None:
+            return
+        took = time.perf_counter() - self._rebuild_started
+        self._rebuild_started = None
+        log.info(
+            "actor_rebuilt", actor=self.group.name, shard=self.shard, took_ms=round(took * 1000, 3)
+        )
+
+    def _next_restart_delay(self) -> float | None:
+        handled = self.stats.handled
+        if handled != self._handled_at_crash:
+            # progress since the last crash: poison messages, not a broken shard
+            self._handled_at_crash = handled
+            self._window.reset()
+        return self._window.next_delay()
 
     async def _start_actor(self) -> None:
         actor = self._factory()
@@ -136,7 +158,7 @@ class ShardWorker:
             await actor.on_start()
         except Exception as error:
             self._note_failure(error)
-            raise _Crash(error) from error
+            raise Crash(error) from error
         self._actor = actor
 
     async def _stop_actor(self) -> None:
@@ -155,36 +177,30 @@ class ShardWorker:
         assert actor is not None
         batching = type(actor).batch_size > 1
         pending = self.pending
+        parked = self.parked.queues
         stats = self.stats
         clock = time.perf_counter
         dispatch = actor.dispatch
         bind = trace_id_var.set
         system = self.group.system
         ack = mailbox.ack
+        # a retry cut off by a stop is due again at once
+        self.parked.wake_idle(time.monotonic())
         while not self._stop_requested:
-            if pending:
-                # a retry after a crash, or what a failed batch left: one by one, in order
-                self._busy = True
-                try:
-                    await self._process(actor, pending[0])
-                finally:
-                    self._busy = False
+            if pending or parked:
+                # a key is parked, or taken messages wait: the careful path, one step
+                await self._attend(actor, batching)
                 continue
             envelope = mailbox.get_nowait()
             if envelope is None:
                 envelope = await mailbox.get()
+            if batching:
+                await self._take_batch(actor, envelope)
+                continue
             handler = dispatch.get(type(envelope.body))
             kind = envelope.kind
-            if batching or handler is None or kind == "reply" or envelope.attempt:
-                pending.append(envelope)
-                if batching:
-                    await self._take_batch(actor)
-                    continue
-                self._busy = True
-                try:
-                    await self._process(actor, envelope)
-                finally:
-                    self._busy = False
+            if handler is None or kind == "reply" or envelope.attempt:
+                await self._one(actor, envelope)
                 continue
             asking = kind == "ask"
             if asking and envelope.deadline is not None and envelope.deadline < time.time():
@@ -206,8 +222,6 @@ class ShardWorker:
             except Exception as error:
                 refusal = refusal_for(error, asking=asking)
                 if refusal is None:
-                    pending.append(envelope)
-                    self.current = None
                     await self._crashed(envelope, error)
                 result = self._refused(envelope, refusal, cause=error)
             if asking:
@@ -218,157 +232,64 @@ class ShardWorker:
             ack(envelope)
             self.current = None
 
-    async def _process(self, actor: Actor, envelope: Envelope) -> None:
-        """Handle one message on the general path: asks, expiry, missing handlers."""
-        bind_trace_id(envelope.trace_id)
-        actor.envelope = envelope
-        body = envelope.body
-        deadline = envelope.deadline
-        if envelope.kind == "ask" and deadline is not None and deadline < time.time():
-            # the asker has given up; doing the work now would be a surprise to it
-            self.stats.expired += 1
-            self._finish(envelope)
+    # ── the careful path: while keys are parked ─────────────────────────────────────────
+
+    async def _attend(self, actor: Actor, batching: bool) -> None:
+        """One step: a parked message whose retry is due, else the next message in order."""
+        if self._moved():
             return
-        if envelope.attempt >= self.group.max_attempts:
-            # delivered again after crashes elsewhere (a node died handling it): give up now
-            await self._dead_letter(
-                envelope, HandlerFailed(f"delivered {envelope.attempt + 1} times without success")
-            )
+        key = self.parked.due(time.monotonic())
+        if key is not None:
+            retry = self.current = self.parked.take_head(key)
+            await self._process(actor, retry)
+            self.current = None
             return
-        handler = actor.handler_for(type(body))
-        if handler is None:
-            error = UnhandledMessage(f"{self.group.name} has no handler for {type(body).__name__}")
-            await self._dead_letter(envelope, error)
+        if self._singles:
+            # what a failed batch left, one by one through the handlers
+            self._singles -= 1
+            await self._one(actor, self.pending.popleft())
             return
-        started = time.perf_counter()
-        try:
-            result = await handler(body)
-        except DomainError as error:
-            refused = self._refused(envelope, error)
-            if envelope.kind == "ask":
-                self.group.system.reply(envelope, refused)
-        except Exception as error:
-            refusal = refusal_for(error, asking=envelope.kind == "ask")
-            if refusal is None:
-                await self._crashed(envelope, error)
-            else:
-                refused = self._refused(envelope, refusal, cause=error)
-                if envelope.kind == "ask":
-                    self.group.system.reply(envelope, refused)
+        envelope = await self._next()
+        if envelope is None:
+            return
+        if batching:
+            await self._take_batch(actor, envelope)
         else:
-            if envelope.kind == "ask":
-                self.group.system.reply(envelope, result)
-        self.stats.record(time.perf_counter() - started)
-        self.stats.handled += 1
-        self._finish(envelope)
+            await self._one(actor, envelope)
 
-    def _finish(self, envelope: Envelope) -> None:
-        self.mailbox.ack(envelope)
-        if self.pending and self.pending[0] is envelope:
-            self.pending.popleft()
+    def _moved(self) -> bool:
+        """The shard was taken from this node (on Redis: its lease lost or handed back).
 
-    def _refused(
-        self, envelope: Envelope, error: DomainError, cause: Exception | None = None
-    ) -> Failure:
-        """Count and log a refusal where it happens (with the message's trace id, so a
-        request can be followed to the node that said no); the reply that carries it."""
-        self.stats.rejected += 1
-        log.info(
-            "actor_refused",
-            actor=self.group.name,
-            shard=self.shard,
-            message=type(envelope.body).__name__,
-            code=error.code,
-            category=error.category,
-            cause=None if cause is None else describe(cause),
+        What it holds is still pending in the stream, and the next owner reclaims it in
+        order: drop it here, unacked, rather than handle it twice.
+        """
+        if getattr(self.mailbox, "owned", True):
+            return False
+        dropped = len(self.unfinished())
+        self.forget_unfinished()
+        log.warning(
+            "shard_moved_held_dropped", actor=self.group.name, shard=self.shard, dropped=dropped
         )
-        return Failure.of(error)
+        return True
 
-    async def _crashed(self, envelope: Envelope, error: Exception) -> NoReturn:
-        """Count the failure, retry later or dead-letter, and make the worker restart."""
-        self._note_failure(error)
-        attempt = envelope.attempt + 1
-        if attempt >= self.group.max_attempts:
-            await self._dead_letter(msgspec.structs.replace(envelope, attempt=attempt), error)
-        else:
-            self.pending[0] = msgspec.structs.replace(envelope, attempt=attempt)
-        raise _Crash(error) from error
-
-    async def _dead_letter(self, envelope: Envelope, error: BaseException) -> None:
-        """Move the message to the dead letters; if that fails it stays pending, never lost."""
+    async def _next(self) -> Envelope | None:
+        """What comes next: a waiting taken message, else the mailbox's next one; None when
+        a parked message's retry falls due first."""
+        if self.pending:
+            return self.pending.popleft()
+        due = self.parked.next_due()
+        if self.parked.full and due is not None:
+            # as many held as a mailbox holds: take no more until a parked key moves on
+            await asyncio.sleep(max(due - time.monotonic(), 0.0))
+            return None
+        envelope = self.mailbox.get_nowait()
+        if envelope is not None:
+            return envelope
+        if due is None:
+            return await self.mailbox.get()
         try:
-            letter = await self.group.system.dead_letter(envelope, describe(error))
-            # the transport's copy gets the same redactions as the stored letter
-            self.mailbox.dead_lettered(
-                without_secrets(envelope)[0] if letter.envelope is None else envelope,
-                describe(error),
-            )
-        except Exception as store_error:
-            log.error(
-                "dead_letter_store_failed", actor=self.group.name, error=describe(store_error)
-            )
-            self.pending[0] = envelope
-            raise _Crash(store_error) from store_error
-        self.stats.dead_lettered += 1
-        if envelope.kind == "ask":
-            reason = error if isinstance(error, DomainError) else HandlerFailed(describe(error))
-            self.group.system.reply(envelope, Failure.of(reason))
-        self._finish(self.pending[0])
-
-    def _note_failure(self, error: BaseException) -> None:
-        self.stats.failed += 1
-        self.stats.last_error = describe(error)
-        log.error(
-            "actor_crashed",
-            actor=self.group.name,
-            shard=self.shard,
-            error=self.stats.last_error,
-            exc_info=error,
-        )
-
-    async def _take_batch(self, actor: Actor) -> None:
-        """Fill `pending` with what waits, up to batch_size, and hand it to handle_batch."""
-        pending = self.pending
-        while len(pending) < type(actor).batch_size:
-            envelope = self.mailbox.get_nowait()
-            if envelope is None:
-                break
-            pending.append(envelope)
-        now = time.time()
-        batch = [e for e in pending if e.kind != "ask" or e.deadline is None or e.deadline >= now]
-        self.stats.expired += len(pending) - len(batch)
-        actor.envelope = None  # several messages in hand: no single one to dedupe by
-        # busy until the replies are sent too: a stop meanwhile must not dead-letter
-        # messages that were already handled
-        self._busy = True
-        started = time.perf_counter()
-        try:
-            try:
-                results = await actor.handle_batch([e.body for e in batch])
-                if len(results) != len(batch):
-                    raise RuntimeError(
-                        f"handle_batch returned {len(results)} results for {len(batch)}"
-                    )
-            except Exception as error:
-                # the actor's state may be half-changed: restart it, then go one by one
-                self._note_failure(error)
-                raise _Crash(error) from error
-            await self._settle_batch(batch, results, time.perf_counter() - started)
-        finally:
-            self._busy = False
-
-    async def _settle_batch(
-        self, batch: list[Envelope], results: Sequence[Any], elapsed: float
-    ) -> None:
-        system = self.group.system
-        for envelope, result in zip(batch, results, strict=True):
-            if isinstance(result, DomainError):
-                self.stats.rejected += 1
-                result = Failure.of(result)
-            if envelope.kind == "ask":
-                system.reply(envelope, result)
-            self.stats.record(elapsed / len(batch))
-        self.stats.handled += len(batch)
-        for envelope in list(self.pending):
-            self.mailbox.ack(envelope)
-        self.pending.clear()
+            # a time-out cancels the get before it takes anything: nothing is lost
+            async with asyncio.timeout(max(due - time.monotonic(), 0.0)):
+                return await self.mailbox.get()
+        except TimeoutError:
+            return None

@@ -103,3 +103,5 @@ class ShardStatus(msgspec.Struct, kw_only=True):
     last_error: str | None
     p50_ms: float | None
     p99_ms: float | None
+    # of `mailbox`: messages set aside behind a key whose message crashed (heads included)
+    parked: int = 0

@@ -400,7 +400,8 @@ class ActorSystem:
                         shard=worker.shard,
                         node=self.node_id,
                         state=worker.state,
-                        mailbox=worker.mailbox.depth() + len(worker.pending),
+                        mailbox=worker.waiting(),
+                        parked=worker.parked.count,
                         handled=stats.handled,
                         failed=stats.failed,
                         rejected=stats.rejected,
@@ -422,7 +423,7 @@ class ActorSystem:
                 group.name,
                 worker.shard,
                 worker.state,
-                worker.mailbox.depth() + len(worker.pending),
+                worker.waiting(),
                 worker.stats,
             )
             for group in self._groups.values()
@@ -474,10 +475,8 @@ class ActorSystem:
         """What the drain deadline cut off goes to the dead letters, to be replayed later."""
         kept = 0
         for worker in workers:
-            in_hand = [worker.current] if worker.current is not None else []
-            left = worker.mailbox.close([*in_hand, *worker.pending])
-            worker.pending.clear()
-            worker.current = None
+            left = worker.mailbox.close(worker.unfinished())
+            worker.forget_unfinished()
             for envelope in left:
                 try:
                     await self.dead_letter(envelope, "undelivered at shutdown")
@@ -489,6 +488,4 @@ class ActorSystem:
 
 
 def _has_work(worker: ShardWorker) -> bool:
-    return not worker.stopped and (
-        worker.busy or bool(worker.pending) or worker.mailbox.depth() > 0
-    )
+    return not worker.stopped and worker.has_work

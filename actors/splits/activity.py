@@ -3,7 +3,7 @@ Splits actor. The log itself is written by every other part, in its own transact
 
 from __future__ import annotations
 
-from actors.runtime import Context, rfc3339
+from actors.runtime import Context, rfc3339, row_cursor
 from actors.splits import rules, store
 from actors.splits.expenses import live_expense
 from actors.splits.export import ExportRow, export_csv
@@ -66,7 +66,7 @@ class Activity:
     async def page(self, message: GetActivity) -> ActivityPage:
         group = await member_group(self._pool, message.group_id, message.user_id)
         limit = max(1, min(message.limit, 200))
-        before = rules.cursor(message.cursor)
+        before = row_cursor(message.cursor)
         rows = await store.activity.activity_page(self._pool, group.id, limit + 1, before)
         more = len(rows) > limit
         rows = rows[:limit]

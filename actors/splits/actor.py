@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from actors.auth.messages import UserRegistered
+from actors.auth.messages import EmailVerified, UserRegistered
 from actors.payments.messages import TransferCompleted, TransferFailed
 from actors.runtime import Actor, Clock, handles, wall_clock
 from actors.splits.activity import Activity
@@ -99,9 +99,14 @@ class Splits(Actor):
     async def add_member(self, message: AddMember) -> GroupView:
         return await self.groups.add_member(message)
 
+    @handles(EmailVerified)
+    async def email_verified(self, message: EmailVerified) -> None:
+        await self.groups.email_verified(message)
+
     @handles(UserRegistered)
     async def user_registered(self, message: UserRegistered) -> None:
-        await self.groups.user_registered(message)
+        """Signing up admits no one (EmailVerified does); splits no longer subscribes, and
+        an entry queued before that changed is consumed without effect."""
 
     @handles(JoinInvited)
     async def join_invited(self, message: JoinInvited) -> None:

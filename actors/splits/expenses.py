@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from actors.payments.messages import format_money
-from actors.runtime import Context, Executor, Transaction
+from actors.runtime import Context, Executor, Transaction, row_cursor
 from actors.splits import rules, store
 from actors.splits.groups import member_group, member_ids
 from actors.splits.messages import (
@@ -220,7 +220,7 @@ class Expenses:
     async def page(self, message: ListExpenses) -> ExpensePage:
         group = await member_group(self._pool, message.group_id, message.user_id)
         limit = max(1, min(message.limit, 200))
-        before = rules.cursor(message.cursor)
+        before = row_cursor(message.cursor)
         expenses = await store.expenses.expense_page(self._pool, group.id, limit + 1, before)
         more = len(expenses) > limit
         expenses = expenses[:limit]

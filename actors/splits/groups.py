@@ -1,14 +1,17 @@
 """Groups, members and invites: a feature part of the Splits actor.
 
-An invite is by email; when that person signs up (auth's `UserRegistered`) each inviting
-group's own shard makes them a member. A member leaves only with every balance settled.
+An invite is by email; once that address is proven to be someone's (auth's `EmailVerified`:
+a verification link spent, or an OAuth sign-in whose provider vouched for the address) each
+inviting group's own shard makes them a member. Signing up alone admits no one: whoever
+registers an address has not shown they own it. A member leaves only with every balance
+settled.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from actors.auth.messages import UserRegistered
+from actors.auth.messages import EmailVerified
 from actors.payments.messages import format_money
 from actors.runtime import Context, Executor, Transaction
 from actors.splits import rules, store
@@ -120,9 +123,9 @@ class Groups:
                 )
         return await self.view(group)
 
-    async def user_registered(self, message: UserRegistered) -> None:
-        """Someone signed up: every group that invited their email gets them as a member
-        (each group's own shard adds them)."""
+    async def email_verified(self, message: EmailVerified) -> None:
+        """Someone proved they own their address: every group that invited it gets them as
+        a member (each group's own shard adds them)."""
         email = message.email.lower()
         async with self._context.transaction() as tx:
             if tx.duplicate:

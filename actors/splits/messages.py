@@ -7,9 +7,14 @@ Every command names the group it is about (the shard key) and the acting user
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from msgspec import Meta
+
+from actors.auth.messages import EMAIL_MAX
+from actors.payments.messages import MAX_AMOUNT
 from actors.runtime import DomainError, Message
+from actors.runtime.bounds import Day, Id, Limit, check_bounds
 
 SplitModeName = Literal["equal", "exact", "percent", "shares", "adjustment"]
 Recurrence = Literal["weekly", "monthly", "yearly"]
@@ -21,6 +26,19 @@ MAX_MEMBERS = 1_000
 DESCRIPTION_MAX = 200
 COMMENT_MAX = 2_000
 CATEGORY_MAX = 40
+GROUP_NAME_MAX = 100
+EMAIL_TEXT_MAX = 2 * EMAIL_MAX  # before the address is trimmed and checked
+
+# Bounds of the fields below (actors/runtime/bounds.py checks them wherever a message is
+# made or decoded). Amounts are bounded in size here, and by the rules in meaning (an
+# expense is 1 to MAX_AMOUNT; an adjustment may be negative).
+SignedAmount = Annotated[int, Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
+Currency = Annotated[str, Meta(min_length=3, max_length=3)]
+GroupName = Annotated[str, Meta(max_length=GROUP_NAME_MAX)]
+Description = Annotated[str, Meta(max_length=DESCRIPTION_MAX)]
+Category = Annotated[str, Meta(max_length=CATEGORY_MAX)]
+CommentText = Annotated[str, Meta(max_length=COMMENT_MAX)]
+Email = Annotated[str, Meta(max_length=EMAIL_TEXT_MAX)]
 
 
 def splits_key(message: Any) -> str | None:
@@ -38,6 +56,15 @@ def splits_key(message: Any) -> str | None:
 
 def settlement_reference(group_id: str, settlement_id: str) -> str:
     return f"{SETTLEMENT_REFERENCE}{group_id}:{settlement_id}"
+
+
+class SplitsInput(Message, frozen=True):
+    """What the splits actor handles (commands, its timers, the events it publishes): the
+    fields' bounds hold wherever one is made or decoded, or it is InvalidExpense naming the
+    field (`$.date`)."""
+
+    def __post_init__(self) -> None:
+        check_bounds(self, InvalidExpense)
 
 
 # ── replies ────────────────────────────────────────────────────────────────────────────
@@ -69,17 +96,17 @@ class GroupList(Message, frozen=True):
 
 
 class Payer(Message, frozen=True):
-    user_id: str
-    amount: int
+    user_id: Id
+    amount: SignedAmount
 
 
 class ShareLine(Message, frozen=True):
     """One participant as the client gave them: the field the split mode needs is set."""
 
-    user_id: str
-    amount: int | None = None  # exact: the share; adjustment: the +/- adjustment
-    percent_bp: int | None = None  # percent: hundredths of a percent (10000 is 100 %)
-    shares: int | None = None  # shares: an integer weight
+    user_id: Id
+    amount: SignedAmount | None = None  # exact: the share; adjustment: the +/- adjustment
+    percent_bp: SignedAmount | None = None  # percent: hundredths of a percent (10000 is 100 %)
+    shares: SignedAmount | None = None  # shares: an integer weight
 
 
 class Share(Message, frozen=True):
@@ -186,222 +213,222 @@ class Done(Message, frozen=True):
 # ── commands ───────────────────────────────────────────────────────────────────────────
 
 
-class CreateGroup(Message, frozen=True):
-    group_id: str  # chosen by the caller (the shard key must be known before it exists)
-    user_id: str  # the creator, its first member
-    name: str
-    currency: str
+class CreateGroup(SplitsInput, frozen=True):
+    group_id: Id  # chosen by the caller (the shard key must be known before it exists)
+    user_id: Id  # the creator, its first member
+    name: GroupName
+    currency: Currency
 
 
-class ListGroups(Message, frozen=True):
-    user_id: str
+class ListGroups(SplitsInput, frozen=True):
+    user_id: Id
 
 
-class GetGroup(Message, frozen=True):
-    group_id: str
-    user_id: str
+class GetGroup(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
 
 
-class AddMember(Message, frozen=True):
+class AddMember(SplitsInput, frozen=True):
     """Add a known user by id, or invite an email that has no account yet."""
 
-    group_id: str
-    user_id: str
-    member_user_id: str | None = None
-    email: str | None = None
+    group_id: Id
+    user_id: Id
+    member_user_id: Id | None = None
+    email: Email | None = None
 
 
-class RemoveMember(Message, frozen=True):
+class RemoveMember(SplitsInput, frozen=True):
     """Only while the member's balance is zero in every currency (they may remove
     themselves: leaving)."""
 
-    group_id: str
-    user_id: str
-    member_user_id: str
+    group_id: Id
+    user_id: Id
+    member_user_id: Id
 
 
-class JoinInvited(Message, frozen=True):
-    """An invited email has signed up: make that user a member (sent by splits itself)."""
+class JoinInvited(SplitsInput, frozen=True):
+    """An invited email has been verified: make that user a member (sent by splits itself)."""
 
-    group_id: str
-    user_id: str
-    email: str
+    group_id: Id
+    user_id: Id
+    email: Email
 
 
-class AddExpense(Message, frozen=True):
-    group_id: str
-    user_id: str
-    expense_id: str
-    description: str
-    amount: int
-    currency: str
+class AddExpense(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
+    expense_id: Id
+    description: Description
+    amount: SignedAmount
+    currency: Currency
     paid_by: list[Payer]
     split_mode: SplitModeName
     shares: list[ShareLine]
-    date: str | None = None  # YYYY-MM-DD; today when None
-    category: str = "general"
+    date: Day | None = None  # YYYY-MM-DD; today when None
+    category: Category = "general"
     recurrence: Recurrence | None = None
 
 
-class EditExpense(Message, frozen=True):
+class EditExpense(SplitsInput, frozen=True):
     """Change what is given; the rest stays. Shares are computed again when the amount,
     the payers or the split change."""
 
-    group_id: str
-    user_id: str
-    expense_id: str
-    description: str | None = None
-    amount: int | None = None
-    currency: str | None = None
+    group_id: Id
+    user_id: Id
+    expense_id: Id
+    description: Description | None = None
+    amount: SignedAmount | None = None
+    currency: Currency | None = None
     paid_by: list[Payer] | None = None
     split_mode: SplitModeName | None = None
     shares: list[ShareLine] | None = None
-    date: str | None = None
-    category: str | None = None
+    date: Day | None = None
+    category: Category | None = None
     recurrence: Recurrence | Literal["none"] | None = None
 
 
-class DeleteExpense(Message, frozen=True):
-    group_id: str
-    user_id: str
-    expense_id: str
+class DeleteExpense(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
+    expense_id: Id
 
 
-class GetExpense(Message, frozen=True):
-    group_id: str
-    user_id: str
-    expense_id: str
+class GetExpense(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
+    expense_id: Id
 
 
-class ListExpenses(Message, frozen=True):
-    group_id: str
-    user_id: str
-    limit: int = 50
+class ListExpenses(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
+    limit: Limit = 50
     cursor: str | None = None
 
 
-class CreateRecurringCopy(Message, frozen=True):
+class CreateRecurringCopy(SplitsInput, frozen=True):
     """The runtime timer a recurring expense sets for its next copy."""
 
-    group_id: str
-    expense_id: str
+    group_id: Id
+    expense_id: Id
 
 
-class GetBalances(Message, frozen=True):
-    group_id: str
-    user_id: str
+class GetBalances(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
 
 
-class GetSettlePlan(Message, frozen=True):
-    group_id: str
-    user_id: str
+class GetSettlePlan(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
 
 
-class RecordSettlement(Message, frozen=True):
+class RecordSettlement(SplitsInput, frozen=True):
     """`user_id` pays `to_user_id`: `cash` is recorded at once; `wallet` asks payments to
     move the money and is recorded when the transfer completes."""
 
-    group_id: str
-    user_id: str
-    settlement_id: str
-    to_user_id: str
-    amount: int
-    currency: str
+    group_id: Id
+    user_id: Id
+    settlement_id: Id
+    to_user_id: Id
+    amount: SignedAmount
+    currency: Currency
     method: SettlementMethod
 
 
-class GetSettlement(Message, frozen=True):
-    group_id: str
-    user_id: str
-    settlement_id: str
+class GetSettlement(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
+    settlement_id: Id
 
 
-class GetActivity(Message, frozen=True):
-    group_id: str
-    user_id: str
-    limit: int = 50
+class GetActivity(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
+    limit: Limit = 50
     cursor: str | None = None
 
 
-class AddComment(Message, frozen=True):
-    group_id: str
-    user_id: str
-    expense_id: str
-    comment_id: str
-    text: str
+class AddComment(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
+    expense_id: Id
+    comment_id: Id
+    text: CommentText
 
 
-class ListComments(Message, frozen=True):
-    group_id: str
-    user_id: str
-    expense_id: str
+class ListComments(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
+    expense_id: Id
 
 
-class ExportGroup(Message, frozen=True):
-    group_id: str
-    user_id: str
+class ExportGroup(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
 
 
 # ── events ─────────────────────────────────────────────────────────────────────────────
 
 
-class MemberAdded(Message, frozen=True):
-    group_id: str
+class MemberAdded(SplitsInput, frozen=True):
+    group_id: Id
     group_name: str
-    member_user_id: str
+    member_user_id: Id
     added_by: str
 
 
-class ExpenseAdded(Message, frozen=True):
-    group_id: str
+class ExpenseAdded(SplitsInput, frozen=True):
+    group_id: Id
     group_name: str
-    expense_id: str
-    description: str
-    amount: int
-    currency: str
+    expense_id: Id
+    description: Description
+    amount: SignedAmount
+    currency: Currency
     created_by: str
     shares: list[Share]
 
 
-class ExpenseUpdated(Message, frozen=True):
-    group_id: str
+class ExpenseUpdated(SplitsInput, frozen=True):
+    group_id: Id
     group_name: str
-    expense_id: str
-    description: str
-    amount: int
-    currency: str
+    expense_id: Id
+    description: Description
+    amount: SignedAmount
+    currency: Currency
     changed_by: str
     shares: list[Share]
 
 
-class ExpenseDeleted(Message, frozen=True):
-    group_id: str
+class ExpenseDeleted(SplitsInput, frozen=True):
+    group_id: Id
     group_name: str
-    expense_id: str
-    description: str
+    expense_id: Id
+    description: Description
     deleted_by: str
     participants: list[str]
 
 
-class SettlementRecorded(Message, frozen=True):
-    group_id: str
+class SettlementRecorded(SplitsInput, frozen=True):
+    group_id: Id
     group_name: str
-    settlement_id: str
+    settlement_id: Id
     from_user_id: str
-    to_user_id: str
-    amount: int
-    currency: str
+    to_user_id: Id
+    amount: SignedAmount
+    currency: Currency
     method: str
 
 
-class SettlementFailed(Message, frozen=True):
-    group_id: str
+class SettlementFailed(SplitsInput, frozen=True):
+    group_id: Id
     group_name: str
-    settlement_id: str
+    settlement_id: Id
     from_user_id: str
-    to_user_id: str
-    amount: int
-    currency: str
+    to_user_id: Id
+    amount: SignedAmount
+    currency: Currency
     code: str
     message: str
 

@@ -4,6 +4,12 @@ Each due copy is an independent expense, id `<original>@<date>`, so a second tim
 sweep and a timer together) makes nothing twice. A copy due within the sweep's interval
 gets a timer; later ones, and those whose timer died with a node, are found by the sweep
 that shard 0 runs.
+
+The work is bounded: one catch-up (one CreateRecurringCopy) makes at most
+RECURRING_CATCH_UP copies in one transaction and the rest follow in later messages, so
+other groups' messages on the shard go between them; no copy is dated after today, after
+2099-12-31, or more than `rules.CATCH_UP_DAYS` (366) days before today (a series further
+behind resumes within that year). One expense thus makes at most a year of copies at once.
 """
 
 from __future__ import annotations
@@ -63,13 +69,21 @@ class Recurring:
             )
 
     async def copy(self, message: CreateRecurringCopy) -> None:
-        """Make the copies of a recurring expense that are due, at most RECURRING_CATCH_UP."""
+        """Make the copies of a recurring expense that are due, at most RECURRING_CATCH_UP
+        (then a timer for the rest), none older than `rules.CATCH_UP_DAYS`."""
         group = await store.groups.group(self._pool, message.group_id)
         original = await store.expenses.expense(self._pool, message.expense_id)
         if group is None or original is None or original.deleted or original.recurrence is None:
             return
         today = self._context.now().date()
-        due = original.next_due
+        due = rules.catch_up_from(original.next_due, original.recurrence, today)
+        if due != original.next_due:
+            log.info(
+                "recurring_copies_skipped",
+                expense_id=original.id,
+                due=str(original.next_due),
+                resumed=str(due),
+            )
         made = 0
         async with self._context.transaction() as tx:
             if tx.duplicate:

@@ -1,5 +1,5 @@
 """Pure validation of the splits actor beside the share arithmetic: what a valid name,
-description, date, currency and page cursor are, and when a recurring expense comes again.
+description, date and currency are, and when a recurring expense comes again.
 No IO."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 from actors.payments.messages import CURRENCIES, MAX_AMOUNT
+from actors.runtime.bounds import EARLIEST_DAY, LATEST_DAY
 from actors.splits.messages import (
     CATEGORY_MAX,
     COMMENT_MAX,
@@ -86,27 +87,41 @@ def spent_on(value: str | None, today: date) -> date:
         raise invalid("date", "date must be YYYY-MM-DD") from None
     if len(value) != 10:
         raise invalid("date", "date must be YYYY-MM-DD")
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise invalid("date", f"date must be from {EARLIEST_DAY} to {LATEST_DAY}")
     return day
 
 
-def next_occurrence(day: date, recurrence: str) -> date:
+# A recurring expense's copies are made for at most this many days back: a series further
+# behind (a start date long ago, a node that was down) resumes at its first date within
+# them, so one expense makes at most a year of copies, never decades of them.
+CATCH_UP_DAYS = 366
+
+
+def next_occurrence(day: date, recurrence: str) -> date | None:
     """The same expense's next date: a week, a month (clamped to the month's last day) or
-    a year later (29 February becomes 28 February)."""
-    if recurrence == "weekly":
-        return day + timedelta(days=7)
-    if recurrence == "monthly":
-        year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-        return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-    if recurrence == "yearly":
-        last = calendar.monthrange(day.year + 1, day.month)[1]
-        return date(day.year + 1, day.month, min(day.day, last))
-    raise ValueError(f"unknown recurrence {recurrence!r}")
-
-
-def cursor(raw: str | None) -> int | None:
-    """A page cursor as this API gives them out (a row number), or None for the first page."""
-    if raw is None:
+    a year later (29 February becomes 28 February); None once that would be past
+    LATEST_DAY (2099-12-31), where every series ends. Never raises for a known recurrence,
+    whatever the day (a stored 9999-12-31 has no next)."""
+    if day >= LATEST_DAY:
         return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise invalid("cursor", "cursor is not one this API gave out")
-    return int(raw)
+    if recurrence == "weekly":
+        following = day + timedelta(days=7)
+    elif recurrence == "monthly":
+        year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+        following = date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+    elif recurrence == "yearly":
+        last = calendar.monthrange(day.year + 1, day.month)[1]
+        following = date(day.year + 1, day.month, min(day.day, last))
+    else:
+        raise ValueError(f"unknown recurrence {recurrence!r}")
+    return following if following <= LATEST_DAY else None
+
+
+def catch_up_from(due: date | None, recurrence: str, today: date) -> date | None:
+    """The first date of a series to copy, from `due` on: `due` itself, or, when it lies
+    more than CATCH_UP_DAYS before `today`, the series' first date within them."""
+    oldest = today - timedelta(days=CATCH_UP_DAYS)
+    while due is not None and due < oldest:
+        due = next_occurrence(due, recurrence)
+    return due

@@ -14,6 +14,7 @@ from actors.auth.messages import (
     FinishOAuth,
     ForgotPassword,
     GetUser,
+    InvalidField,
     InvalidToken,
     ListSessions,
     Login,
@@ -36,7 +37,7 @@ from actors.auth.messages import (
 from splitgo.web.actors import ask
 from splitgo.web.declare import Content, Derived, documented, page
 from splitgo.web.keys import SERVICES
-from splitgo.web.problems import json_response, to_json
+from splitgo.web.problems import json_response, matching, to_json
 from splitgo.web.security import authenticate
 
 routes = web.RouteTableDef()
@@ -44,8 +45,9 @@ routes = web.RouteTableDef()
 # no spaces and no control characters (a NUL cannot even be stored)
 Email = Annotated[
     str,
-    msgspec.Meta(
-        pattern=r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$",
+    matching(
+        r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$",
+        "an email address such as ada@example.com",
         max_length=EMAIL_MAX,
     ),
 ]
@@ -53,7 +55,12 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 NewPassword = Annotated[str, msgspec.Meta(min_length=10, max_length=1024)]
 AnyPassword = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
-Phone = Annotated[str, msgspec.Meta(pattern=r"^\+[1-9][0-9]{6,14}$")]
+Phone = Annotated[
+    str,
+    matching(
+        r"^\+[1-9][0-9]{6,14}$", "a phone number with its country code, such as +4915112345678"
+    ),
+]
 
 
 class RegisterBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -266,7 +273,7 @@ async def verify_email_page(request: web.Request) -> web.Response:
         if not token:
             raise InvalidToken("the link has no token")
         await ask(request, "auth", VerifyEmail(token=token))
-    except InvalidToken:
+    except (InvalidToken, InvalidField):  # a token out of its bounds is no valid link either
         return _page(400, "This link is not valid", "It may have expired or been used already.")
     return _page(200, "Email verified", "Thank you — your address is confirmed.")
 
@@ -400,10 +407,10 @@ async def update_me(request: web.Request, body: UpdateMeBody) -> web.Response:
 @documented(
     summary="A Telegram deep link",
     description="`https://t.me/<bot>?start=<token>`: opening it links the caller's Telegram "
-    "account. No bot configured: 503 `telegram_not_configured`.",
+    "account. No bot runs: 409 `telegram_not_configured`.",
     tags=["auth"],
     responses={201: TelegramLink},
-    errors=[404],
+    errors=[404, 409],
 )
 async def telegram_link(request: web.Request) -> web.Response:
     claims = authenticate(request)

@@ -33,6 +33,19 @@ REQUEST_ID = "X-Request-Id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # set by the node when spans are exported (SPLITGO_OTEL_ENDPOINT)
 TRACING = web.AppKey("tracing", Tracing)
+# a path part that is a credential: a sandbox checkout id opens a page that pays. Logs and
+# spans keep its first characters (its kind and a few more), as payments' own logs do.
+_CREDENTIAL_IN_PATH = re.compile(r"^(?P<head>/sandbox/checkout/)(?P<secret>[^/]+)")
+_CREDENTIAL_KEPT = 15
+
+
+def loggable_path(path: str) -> str:
+    """`path` as logs and spans show it: a credential in it cut to its first characters."""
+    found = _CREDENTIAL_IN_PATH.match(path)
+    if found is None:
+        return path
+    kept = f"{found['head']}{found['secret'][:_CREDENTIAL_KEPT]}…"
+    return kept + path[found.end() :]
 
 
 @web.middleware
@@ -77,7 +90,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         log.info(
             "http_request",
             method=request.method,
-            path=request.path,
+            path=loggable_path(request.path),
             status=status,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
@@ -91,7 +104,7 @@ def _server_span(tracing: Tracing, request: web.Request, parent: TraceParent | N
     template = resource.canonical if resource is not None else None
     attributes: dict[str, str | int | float | bool] = {
         "http.request.method": request.method,
-        "url.path": request.path,
+        "url.path": loggable_path(request.path),
         "splitgo.node": request.app[SERVICES].node_id,
     }
     if template is not None:
@@ -130,7 +143,9 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
             raise
         return _http_problem(request, error)
     except Exception:
-        log.exception("http_unhandled_error", method=request.method, path=request.path)
+        log.exception(
+            "http_unhandled_error", method=request.method, path=loggable_path(request.path)
+        )
         return problem_response(500, "internal_error", "something went wrong on our side")
 
 

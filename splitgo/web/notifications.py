@@ -218,7 +218,8 @@ def _socket_claims(request: web.Request) -> AccessClaims:
     try:
         return verifier.verify(token)
     except InvalidToken as error:
-        raise ProblemError(401, "invalid_token", error.message) from None
+        # invalid_token, or session_revoked (the node's verifier refuses revoked sessions)
+        raise ProblemError(401, error.code, error.message) from None
 
 
 @routes.get("/ops/notifications/deliveries")

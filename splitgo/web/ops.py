@@ -14,7 +14,7 @@ from aiohttp import web
 from actors.runtime import DeadLetter, DomainError, ShardStatus, UnknownActor
 from splitgo.web.declare import Derived, PageQuery, documented, page
 from splitgo.web.keys import SERVICES
-from splitgo.web.problems import FieldError, ProblemError, json_response
+from splitgo.web.problems import FieldError, ProblemError, json_response, matching
 from splitgo.web.security import authorize_operator
 
 log = structlog.get_logger("splitgo.ops")
@@ -89,7 +89,8 @@ ACTOR_NAME = r"^[A-Za-z0-9_.:-]{1,100}$"
 
 class DeadLetterQuery(PageQuery):
     actor: Annotated[
-        str, msgspec.Meta(pattern=ACTOR_NAME, description="only this actor type's")
+        str,
+        matching(ACTOR_NAME, "an actor type's name", description="only this actor type's"),
     ] = ""
 
 

@@ -42,7 +42,7 @@ from splitgo.web.declare import (
 )
 from splitgo.web.keys import SERVICES
 from splitgo.web.ops import page_params
-from splitgo.web.problems import FieldError, ProblemError, json_response, to_json
+from splitgo.web.problems import FieldError, ProblemError, json_response, matching, to_json
 from splitgo.web.security import authenticate
 
 routes = web.RouteTableDef()
@@ -50,7 +50,12 @@ routes = web.RouteTableDef()
 Amount = Annotated[int, msgspec.Meta(gt=0, le=MAX_AMOUNT)]
 # the document lists the codes we keep wallets in; another one is a 422 from known_currency
 Currency = Annotated[
-    str, msgspec.Meta(pattern=r"^[A-Z]{3}$", extra_json_schema={"enum": sorted(CURRENCIES)})
+    str,
+    matching(
+        r"^[A-Z]{3}$",
+        "a three-letter currency code such as EUR",
+        extra_json_schema={"enum": sorted(CURRENCIES)},
+    ),
 ]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Note = Annotated[str, msgspec.Meta(max_length=NOTE_MAX)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import gc
 import itertools
 import re
@@ -152,18 +153,56 @@ def from_domain_error(error: DomainError) -> ProblemError:
 
 
 _PATH = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)
+_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]*)`$", re.DOTALL)
+_PATTERN = re.compile(r"^Expected `str` matching regex (?P<pattern>.+)$", re.DOTALL)
+
+# What a string matching each pattern of a body is, in words (`matching` fills it in): a
+# problem names what is expected, never a regular expression.
+_PATTERN_WORDS: dict[str, str] = {}
+UNNAMED_PATTERN = "text in another form"
+
+
+def matching(pattern: str, words: str, **meta: Any) -> msgspec.Meta:
+    """The constraint "a string matching `pattern`", whose refusal says `expected <words>`
+    (e.g. "a three-letter currency code such as EUR"); `meta` as for msgspec.Meta."""
+    _PATTERN_WORDS[pattern] = words
+    return msgspec.Meta(pattern=pattern, **meta)
+
+
+def pattern_words(pattern: str) -> str | None:
+    """The words `matching` gave `pattern`, or None when it was given none."""
+    return _PATTERN_WORDS.get(pattern)
 
 
 def validation_problem(error: msgspec.ValidationError) -> ProblemError:
-    """A 422 naming the field msgspec complained about (its `$.a.b` path)."""
+    """A 422 naming the field msgspec complained about (its `$.a.b` path; a missing field
+    is named itself, not the object it is missing from), in words."""
     match = _PATH.match(str(error))
     message = match.group("message") if match else str(error)
     path = (match.group("path") if match else None) or "$"
+    if missing := _MISSING.match(message):
+        path = _path(path, missing.group("name"))
+        message = "this field is required"
+    elif pattern := _PATTERN.match(message):
+        message = f"Expected {_pattern_in_words(pattern.group('pattern'))}"
     return ProblemError(
         422,
         "validation_error",
         f"{path}: {message}",
         errors=[FieldError(field=path, message=message)],
+    )
+
+
+def _pattern_in_words(quoted: str) -> str:
+    # msgspec quotes the pattern as Python's repr does
+    try:
+        pattern = ast.literal_eval(quoted)
+    except (ValueError, SyntaxError):
+        return UNNAMED_PATTERN
+    return (
+        _PATTERN_WORDS.get(pattern, UNNAMED_PATTERN)
+        if isinstance(pattern, str)
+        else UNNAMED_PATTERN
     )
 
 

@@ -1,5 +1,8 @@
 """Who is calling: bearer access tokens checked at the edge, with no database round trip,
-and the operators of `/ops` (the node's ops token, or an admin's access token)."""
+and the operators of `/ops` (the node's ops token, or an admin's access token).
+
+The node's verifier also refuses the tokens of revoked sessions, from memory
+(splitgo/web/revocation.py): 401 `session_revoked`."""
 
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ def bearer_token(request: web.Request) -> str | None:
 
 
 def authenticate(request: web.Request) -> AccessClaims:
-    """The caller's verified claims, or a 401 problem (`invalid_token`) naming no detail."""
+    """The caller's verified claims, or a 401 problem: `invalid_token`, or `session_revoked`
+    for a token of a session that was signed out or revoked."""
     cached = request.get(CLAIMS)
     if isinstance(cached, AccessClaims):
         return cached
@@ -40,7 +44,7 @@ def authenticate(request: web.Request) -> AccessClaims:
     except InvalidToken as error:
         raise ProblemError(
             401,
-            "invalid_token",
+            error.code,  # invalid_token, or session_revoked
             error.message,
             headers={"WWW-Authenticate": 'Bearer realm="splitgo", error="invalid_token"'},
         ) from None

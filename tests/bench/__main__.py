@@ -34,6 +34,10 @@ Run from the project root (`make bench` does). Sections:
   tests/bench/results/rides.json.
 * notifications: in-app notifications pushed to 1,000 WebSocket clients of a node, against
   clients polling every second, in one run; written to tests/bench/results/notifications.json.
+* isolation: 20 clients asking for keys on one shard, p99 in a quiet phase and in a phase
+  with one poison message a second aimed at that shard (15 s each), side by side, with
+  errors, dead letters and per-key order; reads on memory and Redis, and transfers through
+  a batching test actor; written to tests/bench/results/isolation.json.
 
 Exits 0 even when a target is missed, unless --strict is given.
 """
@@ -55,6 +59,7 @@ from typing import Any
 import structlog
 
 from tests.bench.http_bench import AuthBenchConfig, AuthUnavailable, run_auth_bench
+from tests.bench.isolation_bench import IsolationBenchConfig, run_isolation_bench
 from tests.bench.node import format_node_report, measure_node_startup
 from tests.bench.notifications_bench import (
     NotificationsBenchConfig,
@@ -129,6 +134,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             "splits",
             "rides",
             "notifications",
+            "isolation",
         ),
         default="all",
         help="what to measure (default: all; node and auth are skipped while run.py is "
@@ -251,6 +257,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--rides-rounds", type=int, default=3, help="timed rides rounds (median taken)"
+    )
+    parser.add_argument(
+        "--isolation-seconds",
+        type=float,
+        default=15.0,
+        help="length of the quiet and of the poisoned phase of the isolation section",
+    )
+    parser.add_argument(
+        "--isolation-clients", type=int, default=20, help="clients of the isolation section"
+    )
+    parser.add_argument(
+        "--isolation-rate", type=float, default=100.0, help="asks per second per isolation client"
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
@@ -444,6 +462,25 @@ def _rides_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
     return report.all_passed
 
 
+def _isolation_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
+    config = IsolationBenchConfig(
+        seconds=args.isolation_seconds,
+        clients=args.isolation_clients,
+        rate=args.isolation_rate,
+        redis_url=args.redis_url,
+    )
+    _say(
+        f"\n== isolation: {config.clients} clients at {config.rate:g} asks/s each on one shard "
+        f"of 4; {config.seconds:g} s quiet, then {config.seconds:g} s with one poison message "
+        "a second aimed at that shard; reads (memory, Redis) and batched transfers"
+    )
+    report = run_isolation_bench(config, progress=_say)
+    _say(report.format())
+    path = _write("isolation.json", {**base, **report.as_json()}, args.results_dir)
+    _say(f"\nwritten: {_shown(path)} (section took {report.seconds:.1f} s)")
+    return report.all_passed
+
+
 def _quiet_logs() -> None:
     """The runtime logs at info when it stops; keep warnings and errors only."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -479,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         passed &= _rides_section(args, base)
     if args.section in ("all", "notifications"):
         passed &= _notifications_section(args, base)
+    if args.section in ("all", "isolation"):
+        passed &= _isolation_section(args, base)
     _say(f"\nbench finished in {time.perf_counter() - started:.1f} s")
     return 1 if args.strict and not passed else 0
 

@@ -163,7 +163,7 @@ async def test_register_refuses_duplicates_and_weak_passwords(
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"password": PASSWORD, "name": "No Email"}, "$"),
+        ({"password": PASSWORD, "name": "No Email"}, "$.email"),
         ({"email": "x@example.com", "password": PASSWORD, "name": 7}, "$.name"),
         ({"email": "not-an-email", "password": PASSWORD, "name": "Bad"}, "$.email"),
         ({"email": "long@example.com", "password": PASSWORD, "name": "n" * 101}, "$.name"),
@@ -294,7 +294,9 @@ async def test_password_reset_by_mail_revokes_every_session(
 
 
 async def test_me_update_and_telegram_link(world: World, http: aiohttp.ClientSession) -> None:
-    """PATCH /me changes name and phone (a bad phone is 422); telegram-link is a t.me link."""
+    """PATCH /me changes name and phone (a bad phone is 422); telegram-link is a 409
+    `telegram_not_configured` on a node where no bot runs (a bot username alone is not one;
+    tests/e2e/test_notifications.py links through a running bot)."""
     await register(world, http, "me@example.com")
     pair = await login(world, http, "me@example.com")
     async with http.patch(
@@ -308,11 +310,8 @@ async def test_me_update_and_telegram_link(world: World, http: aiohttp.ClientSes
         assert response.status == 422
         assert (await problem(response))["errors"][0]["field"] == "$.phone"
     async with http.post(f"{world.api}/me/telegram-link", headers=bearer(pair)) as response:
-        assert response.status == 201
-        link = await response.json()
-    assert link["url"].startswith("https://t.me/")
-    assert "?start=" in link["url"]
-    world.seen_secrets.append(link["url"].split("?start=")[1])
+        assert response.status == 409
+        assert (await problem(response))["code"] == "telegram_not_configured"
 
 
 def forged(claims: dict[str, Any], *, kid: str = KID, key: str = SECRET) -> str:
@@ -374,6 +373,43 @@ async def test_social_login_creates_then_links(world: World, http: aiohttp.Clien
         async with http.get(f"{world.api}/me", headers=bearer(pair)) as response:
             ids.append((await response.json())["id"])
     assert ids[0] == ids[1]
+
+
+async def test_an_invitation_joins_at_a_social_sign_up_with_a_verified_email(
+    world: World, http: aiohttp.ClientSession
+) -> None:
+    """An address invited to a group joins it when a Google sign-in, whose provider verified
+    that address, creates its account."""
+    await register(world, http, "host@example.com")
+    host = await login(world, http, "host@example.com")
+    async with http.post(
+        f"{world.api}/groups", json={"name": "Hike", "currency": "EUR"}, headers=bearer(host)
+    ) as response:
+        assert response.status == 201, await response.text()
+        group = (await response.json())["id"]
+    async with http.post(
+        f"{world.api}/groups/{group}/members",
+        json={"email": "guest@example.com"},
+        headers=bearer(host),
+    ) as response:
+        assert response.status == 201, await response.text()
+    world.oidc.identity = FakeIdentity(sub="google-guest", email="guest@example.com", name="G")
+    async with http.get(f"{world.api}/auth/oauth/google/start", allow_redirects=False) as response:
+        to_provider = response.headers["Location"]
+    async with http.get(to_provider, allow_redirects=False) as response:
+        back = response.headers["Location"]
+    async with http.get(back) as response:
+        assert response.status == 200, await response.text()
+        guest = await response.json()
+    world.seen_secrets += [guest["access_token"], guest["refresh_token"]]
+    groups: list[str] = []
+    for _ in range(200):
+        async with http.get(f"{world.api}/groups", headers=bearer(guest)) as response:
+            groups = [g["id"] for g in (await response.json())["groups"]]
+        if groups:
+            break
+        await asyncio.sleep(0.05)
+    assert groups == [group]
 
 
 async def test_social_login_bad_state_and_provider_error(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import psutil  # type: ignore[import-untyped]
 import pytest
 import pytest_asyncio
 
@@ -132,3 +134,49 @@ async def test_a_bad_flag_value_exits_with_a_clear_error(tmp_path: Path) -> None
     )
     assert result.returncode == 2
     assert "--port" in result.stderr
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The pid postmaster.pid names while the embedded server of `pgdata` runs."""
+    try:
+        return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie does not)."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+async def test_a_node_started_after_a_sigkill_stops_the_embedded_server_it_adopted(
+    tmp_path: Path,
+) -> None:
+    """A node SIGKILLed leaves its embedded PostgreSQL running; the next node on the same data
+    folder adopts it, and on SIGTERM stops it: postmaster.pid is gone and so is the process."""
+    pgdata = tmp_path / "data" / "pg"
+    first = await start_node(tmp_path)
+    postmaster = postmaster_pid(pgdata)
+    try:
+        assert postmaster is not None
+        assert running(postmaster)
+        first.process.kill()
+        first.process.wait()
+        second = await start_node(tmp_path)
+        assert postmaster_pid(pgdata) == postmaster  # adopted, not started again
+        assert await stop_node(second) == 0
+        for _ in range(200):
+            if not running(postmaster):
+                break
+            await asyncio.sleep(0.05)
+        assert not running(postmaster)
+        assert not (pgdata / "postmaster.pid").exists()
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()
+            first.process.wait()
+        if postmaster is not None and running(postmaster):  # leave no server behind
+            psutil.Process(postmaster).terminate()

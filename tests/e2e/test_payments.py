@@ -263,3 +263,43 @@ async def test_self_transfer_and_missing_key_are_refused(
         assert response.status == 400
         assert (await response.json())["code"] == "idempotency_key_required"
     await asyncio.sleep(0)
+
+
+async def test_logs_show_only_a_prefix_of_checkout_ids(
+    node: RunningNode, http: aiohttp.ClientSession
+) -> None:
+    """A checkout id opens a page that pays: the node's logs (payments' own and the access
+    log of the checkout page) show its first characters, never the whole id."""
+    user = await new_user(node, http)
+    async with http.post(
+        f"{node.url}/api/v1/wallet/top-ups",
+        json={"amount": 900, "currency": "EUR"},
+        headers={**user.headers, **key()},
+    ) as response:
+        assert response.status == 201, await response.text()
+        checkout = (await response.json())["checkout_url"].split("/sandbox/checkout/")[1]
+    async with http.get(f"{node.url}/sandbox/checkout/{checkout}") as response:
+        assert response.status == 200
+    async with http.post(
+        f"{node.url}/sandbox/checkout/{checkout}/pay", allow_redirects=False
+    ) as response:
+        assert response.status == 303
+    shown = f"{checkout[:15]}…"
+    lines: list[dict[str, Any]] = []
+    for _ in range(100):
+        lines = [
+            json.loads(line)
+            for line in node.output().splitlines()
+            if line.startswith("{") and checkout[:15] in line
+        ]
+        paths = {line.get("path") for line in lines if line.get("event") == "http_request"}
+        if f"/sandbox/checkout/{shown}/pay" in paths:
+            break
+        await asyncio.sleep(0.05)
+    created = [line for line in lines if line.get("event") == "sandbox_checkout_created"]
+    assert [line["checkout"] for line in created] == [shown]
+    assert {line.get("path") for line in lines if line.get("event") == "http_request"} == {
+        f"/sandbox/checkout/{shown}",
+        f"/sandbox/checkout/{shown}/pay",
+    }
+    assert checkout not in node.output()

@@ -204,7 +204,7 @@ async def test_driver_sign_up_status_location_and_offers(api: Api) -> None:
         {"vehicle": "VW"},
         status=422,
         code="validation_error",
-        field="$",
+        field="$.plate",
     )
     await api.problem(
         "POST",
@@ -252,7 +252,7 @@ async def test_driver_sign_up_status_location_and_offers(api: Api) -> None:
     for body, field in (
         ({"lat": "52.5", "lon": 13.4}, "$.lat"),
         ({"lat": 52.5, "lon": True}, "$.lon"),
-        ({"lat": 52.5}, "$"),
+        ({"lat": 52.5}, "$.lon"),
     ):
         await api.problem(
             "POST",
@@ -331,7 +331,7 @@ async def test_estimate_quotes_a_fare_and_names_bad_fields(api: Api) -> None:
             "validation_error",
             "$.dropoff.lon",
         ),
-        ({"pickup": area.at()}, "validation_error", "$"),
+        ({"pickup": area.at()}, "validation_error", "$.dropoff"),
         (
             {"pickup": {**area.at(), "alt": 3}, "dropoff": area.at(900)},
             "validation_error",

@@ -89,7 +89,11 @@ async def test_a_trace_id_crosses_nodes(tmp_path: Path) -> None:
             caller_span = secrets.token_hex(8)
             async with http.post(
                 f"{first.url}/api/v1/rides",
-                json={"pickup": {"lat": 123.0, "lon": 13.4}, "dropoff": {"lat": 52.5, "lon": 13.4}},
+                # Berlin to Sydney: refused by the rides actor itself (on node 2), trip_too_long
+                json={
+                    "pickup": {"lat": 52.5, "lon": 13.4},
+                    "dropoff": {"lat": -33.9, "lon": 151.2},
+                },
                 headers={
                     "Authorization": f"Bearer {token}",
                     "traceparent": f"00-{ride_trace}-{caller_span}-01",
@@ -98,7 +102,7 @@ async def test_a_trace_id_crosses_nodes(tmp_path: Path) -> None:
                 assert response.status == 422, await response.text()
                 problem = await response.json()
                 answer = parse_traceparent(response.headers.get("traceparent"))
-        assert problem["errors"][0]["field"] == "$.pickup.lat"
+        assert problem["errors"][0]["field"] == "$.dropoff"
         assert answer is not None
         assert answer.trace_id == ride_trace
         assert answer.parent_id != caller_span
@@ -115,7 +119,7 @@ async def test_a_trace_id_crosses_nodes(tmp_path: Path) -> None:
         assert refusals, traced(second, ride_trace)
         assert refusals[0]["actor"] == "rides"
         assert refusals[0]["message"] == "RequestRide"
-        assert refusals[0]["code"] == "invalid_ride"
+        assert refusals[0]["code"] == "trip_too_long"
         # node 2 took no HTTP request for it: the trace id travelled in the envelope
         assert not [line for line in traced(second, ride_trace) if line["event"] == "http_request"]
 

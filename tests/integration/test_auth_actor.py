@@ -869,6 +869,21 @@ async def test_oauth_with_an_unverified_email_creates_an_account_to_verify(
     assert not dave.email_verified
     mail = await harness.mail(EmailVerificationRequested)
     assert mail.user_id == dave.id
+    await harness.event(UserRegistered)
+    assert harness.of(harness.events, EmailVerified) == []
+
+
+async def test_an_oauth_account_whose_provider_verified_the_email_is_verified_at_once(
+    harness: Harness,
+) -> None:
+    """An account made by an OAuth sign-in whose provider vouched for the address publishes
+    EmailVerified (so an invitation to the address joins), besides UserRegistered."""
+    harness.oauth.identities["code-v"] = identity("g-erin", "Erin@Example.com")
+    pair: TokenPair = await harness.ask(finish("google", "code-v", await start(harness)))
+    erin = claims_of(harness, pair).sub
+    verified = await harness.event(EmailVerified)
+    assert verified == EmailVerified(user_id=erin, email="erin@example.com")
+    assert (await harness.event(UserRegistered)).user_id == erin
 
 
 # ── limits on mail, housekeeping ───────────────────────────────────────────────────────

@@ -18,10 +18,12 @@ pytestmark = pytest.mark.integration
 STOP_ORDER = [
     "live",  # open WebSockets first, or the web runner's cleanup waits on them
     "web",
+    "revocations",
     "actors",
-    "listener",
+    "listener",  # closed with the web runner already: a no-op by now
     "http",
     "channels",
+    "broadcast",
     "transport",
     "database",
     "metrics",

@@ -138,7 +138,11 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 8.0)
 
 @asynccontextmanager
 async def running(
-    pool: asyncpg.Pool, *, offer_timeout: float = 5.0, seen: list[Message] | None = None
+    pool: asyncpg.Pool,
+    *,
+    offer_timeout: float = 5.0,
+    seen: list[Message] | None = None,
+    outbox: Outbox | None = None,
 ) -> AsyncIterator[Harness]:
     codec = Codec()
     for module in (messages, payments_messages, splits_messages):
@@ -148,7 +152,7 @@ async def running(
         MemoryTransport(node_id="rides-test", codec=codec),
         codec=codec,
         dead_letters=MemoryDeadLetterStore(),
-        outbox=Outbox(pool, interval=0.05),
+        outbox=outbox or Outbox(pool, interval=0.05),
         ask_timeout=20.0,
     )
     await system.start()
@@ -321,6 +325,40 @@ async def test_cancelling_after_arrival_costs_a_fee_and_before_it_nothing(
 
         await asyncio.sleep(0.3)
         await eventually(released)
+
+
+class HeldBackOutbox(Outbox):
+    """An outbox whose relay does not run while the test looks: what a transaction told
+    another actor has not arrived (as when the relay is a moment behind)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool, interval=3600.0)
+
+    def notify(self) -> None:
+        pass  # no pass on commit; the first sweep is an hour away
+
+
+async def test_cancel_and_no_driver_answer_only_once_the_hold_is_released(
+    db: asyncpg.Pool,
+) -> None:
+    """Right after a cancel or a `no_driver` is answered, the wallet holds nothing, even
+    while the outbox has not delivered the void it also carries."""
+    async with running(db, outbox=HeldBackOutbox(db)) as harness:
+        await harness.fund("rider")
+        nobody = await request(harness, "rider")  # no driver online at all
+        assert nobody.status == "no_driver"
+        assert await harness.wallet("rider") == (10_000, 0)
+        await harness.driver("d1", 52.5201, 13.4051)
+        offered = await request(harness, "rider")
+        assert offered.status == "requested"
+        assert (await harness.wallet("rider"))[1] == offered.estimate.amount
+        cancelled = await harness.ask(CancelRide(ride_id=offered.id, user_id="rider"))
+        assert cancelled.status == "cancelled"
+        assert await harness.wallet("rider") == (10_000, 0)
+        declined = await request(harness, "rider")
+        answered = await harness.ask(AnswerOffer(ride_id=declined.id, user_id="d1", accept=False))
+        assert answered.status == "no_driver"
+        assert await harness.wallet("rider") == (10_000, 0)
 
 
 async def test_bad_requests_change_nothing(db: asyncpg.Pool) -> None:

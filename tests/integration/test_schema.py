@@ -4,6 +4,7 @@ with their checksums, refused when edited or too new, and adopted from the old s
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,13 @@ OLD_SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "schema_before_m
 # what splitgo/db.py did at every start before the steps, with the version it recorded
 OLD_LOCK = 7_350_001
 OLD_VERSION = 9
+# the number a step added after the packaged ones takes (the packaged steps grow)
+NEXT = len(load_steps()) + 1
+
+
+def _next(what: str) -> str:
+    """The file name of a step added after every packaged one."""
+    return f"{NEXT:04d}_{what}.sql"
 
 
 def _steps(folder: Path, files: dict[str, str], *, with_baseline: bool = False) -> Path:
@@ -157,12 +165,14 @@ async def test_a_database_with_steps_this_code_lacks_is_refused(
     pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     """Older code must not run on a database a newer code's step changed: schema_too_new."""
-    newer = _steps(tmp_path / "newer", {"0002_index.sql": "SELECT 1;"}, with_baseline=True)
+    newer = _steps(tmp_path / "newer", {_next("index"): "SELECT 1;"}, with_baseline=True)
     await apply_schema(pool, newer)
-    with pytest.raises(SchemaTooNew, match=r"holds schema version 10; this code knows 9"):
+    too_new = f"holds schema version {SCHEMA_VERSION + 1}; this code knows {SCHEMA_VERSION}"
+    with pytest.raises(SchemaTooNew, match=too_new):
         await apply_schema(pool)
-    await pool.execute("UPDATE schema_version SET version = $1", BASELINE_VERSION)
-    with pytest.raises(SchemaTooNew, match=r"does not know \(0002_index\.sql") as refused:
+    await pool.execute("UPDATE schema_version SET version = $1", SCHEMA_VERSION)
+    unknown = re.escape(f"does not know ({_next('index')}")
+    with pytest.raises(SchemaTooNew, match=unknown) as refused:
         await apply_schema(pool)
     assert refused.value.code == "schema_too_new"
 
@@ -198,7 +208,7 @@ async def test_two_nodes_starting_at_once_apply_each_step_once(
     advisory lock makes the second wait and then find nothing left to do."""
     folder = _steps(
         tmp_path / "steps",
-        {"0002_once.sql": "CREATE TABLE once_only (n integer); INSERT INTO once_only VALUES (1);"},
+        {_next("once"): "CREATE TABLE once_only (n integer); INSERT INTO once_only VALUES (1);"},
         with_baseline=True,
     )
     pools = [await asyncpg.create_pool(database_url, min_size=1, max_size=3) for _ in range(2)]
@@ -206,9 +216,9 @@ async def test_two_nodes_starting_at_once_apply_each_step_once(
         results = await asyncio.gather(
             *(apply_schema(pool, folder) for pool in pools for _ in range(3))
         )
-        assert results == [BASELINE_VERSION + 1] * 6
+        assert results == [SCHEMA_VERSION + 1] * 6
         assert await pools[0].fetchval("SELECT count(*) FROM once_only") == 1
-        assert [step for step, _, _ in await _recorded(pools[1])] == [1, 2]
+        assert [step for step, _, _ in await _recorded(pools[1])] == list(range(1, NEXT + 1))
     finally:
         await asyncio.gather(*(pool.close() for pool in pools))
 
@@ -220,16 +230,16 @@ async def test_a_database_of_the_old_schema_is_adopted(pool: asyncpg.Pool, tmp_p
     await _some_data(pool)
     later = _steps(
         tmp_path / "steps",
-        {"0002_nicknames.sql": "ALTER TABLE users ADD COLUMN nickname text;"},
+        {_next("nicknames"): "ALTER TABLE users ADD COLUMN nickname text;"},
         with_baseline=True,
     )
     assert await apply_schema(pool) == SCHEMA_VERSION
-    assert await apply_schema(pool, later) == BASELINE_VERSION + 1
-    assert await apply_schema(pool, later) == BASELINE_VERSION + 1
+    assert await apply_schema(pool, later) == SCHEMA_VERSION + 1
+    assert await apply_schema(pool, later) == SCHEMA_VERSION + 1
 
     steps = load_steps(later)
     assert await _recorded(pool) == [(s.number, s.name, s.checksum) for s in steps]
-    assert await pool.fetchval("SELECT version FROM schema_version") == BASELINE_VERSION + 1
+    assert await pool.fetchval("SELECT version FROM schema_version") == SCHEMA_VERSION + 1
     assert await pool.fetchval("SELECT name FROM users WHERE id = 'u1'") == "Ada"
     assert await pool.fetchval("SELECT nickname FROM users WHERE id = 'u1'") is None
     assert await pool.fetchval("SELECT credits - debits FROM payment_accounts WHERE id = 2") == 500

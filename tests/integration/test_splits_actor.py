@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from actors.auth.messages import UserRegistered
+from actors.auth.messages import EmailVerified, UserRegistered
 from actors.payments import messages as payments_messages
 from actors.payments.actor import Payments
 from actors.payments.messages import GetWallet, payments_key
@@ -146,6 +146,7 @@ async def running(database_url: str) -> AsyncIterator[Harness]:
     codec.register_module(messages)
     codec.register_module(payments_messages)
     codec.register(UserRegistered)
+    codec.register(EmailVerified)
     system = ActorSystem(
         MemoryTransport(node_id="splits-test", codec=codec),
         codec=codec,
@@ -205,18 +206,37 @@ async def test_a_group_you_are_not_in_does_not_exist_for_you(harness: Harness) -
         await harness.expense(group_id, "mallory", 1000)
 
 
-async def test_an_invited_email_joins_when_that_person_signs_up(harness: Harness) -> None:
-    """UserRegistered for an invited email makes the new user a member (through the group's
-    own shard), and the invite is gone."""
+async def test_an_invited_email_joins_once_it_is_verified(harness: Harness) -> None:
+    """EmailVerified for an invited email makes that user a member (through the group's own
+    shard), and the invite is gone."""
     group_id = await harness.group("amy")
     await harness.ask(AddMember(group_id=group_id, user_id="amy", email="dee@example.com"))
-    await harness.splits.tell(UserRegistered(user_id="dee", email="dee@example.com", name="Dee"))
+    await harness.splits.tell(EmailVerified(user_id="dee", email="Dee@example.com"))
 
     async def joined() -> bool:
         view = await harness.ask(GetGroup(group_id=group_id, user_id="amy"))
         return [m.user_id for m in view.members] == ["amy", "dee"] and not view.invited
 
     await eventually(joined)
+
+
+async def test_signing_up_with_an_invited_email_does_not_join(harness: Harness) -> None:
+    """UserRegistered for an invited email admits no one: the invite waits for the address to
+    be verified (while another invitee, verified after, has joined already)."""
+    group_id = await harness.group("amy")
+    await harness.ask(AddMember(group_id=group_id, user_id="amy", email="dee@example.com"))
+    await harness.ask(AddMember(group_id=group_id, user_id="amy", email="eve@example.com"))
+    await harness.splits.tell(UserRegistered(user_id="dee", email="dee@example.com", name="Dee"))
+    await harness.splits.tell(EmailVerified(user_id="eve", email="eve@example.com"))
+
+    async def eve_joined() -> bool:
+        view = await harness.ask(GetGroup(group_id=group_id, user_id="amy"))
+        return "eve" in [m.user_id for m in view.members]
+
+    await eventually(eve_joined)
+    view = await harness.ask(GetGroup(group_id=group_id, user_id="amy"))
+    assert [m.user_id for m in view.members] == ["amy", "eve"]
+    assert [invite.email for invite in view.invited] == ["dee@example.com"]
 
 
 async def test_expenses_keep_balances_incrementally_through_edit_and_delete(

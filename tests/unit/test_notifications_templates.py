@@ -166,11 +166,9 @@ def test_a_public_url_with_markup_is_escaped_in_html() -> None:
 
 
 def test_line_breaks_in_a_name_cannot_forge_lines() -> None:
-    """Line breaks in a name collapse to one space and NULs are dropped, so a name cannot forge
-    header or body lines."""
-    mail = render_email(
-        verification(name="Eve\r\nBcc: victim@example.com\x00"), public_url=PUBLIC_URL
-    )
+    """Line breaks in a name collapse to one space, so a name cannot forge header or body
+    lines (a NUL never gets this far: the event refuses it, actors/runtime/bounds.py)."""
+    mail = render_email(verification(name="Eve\r\nBcc: victim@example.com"), public_url=PUBLIC_URL)
     assert mail.to_name == "Eve Bcc: victim@example.com"
     assert mail.text.splitlines()[0] == "Hi Eve Bcc: victim@example.com,"
     assert "\r" not in mail.text

@@ -40,6 +40,7 @@ from actors.auth.store.sessions import (
     revoke_session,
     revoke_user_session,
     revoke_user_sessions,
+    revoked_since,
     rotate_refresh_token,
     session_of_refresh_token,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "revoke_session",
     "revoke_user_session",
     "revoke_user_sessions",
+    "revoked_since",
     "rotate_refresh_token",
     "secure_takeover",
     "session_of_refresh_token",

@@ -158,15 +158,29 @@ async def revoke_user_session(db: Executor, user_id: str, session_id: str, now: 
     return status.endswith(" 1")
 
 
-async def revoke_user_sessions(db: Executor, user_id: str, now: float, reason: str) -> int:
-    status = await db.execute(
+async def revoke_user_sessions(db: Executor, user_id: str, now: float, reason: str) -> list[str]:
+    """Revoke every live session of this user; the ids of those it revoked."""
+    rows = await db.fetch(
         "UPDATE auth_sessions SET revoked_at = $2, revoked_reason = $3"
-        " WHERE user_id = $1 AND revoked_at IS NULL",
+        " WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
         user_id,
         at(now),
         reason,
     )
-    return int(status.split()[-1])
+    return [row["id"] for row in rows]
+
+
+async def revoked_since(db: Executor, since: float, limit: int) -> list[tuple[str, float]]:
+    """(session id, revoked at) of the sessions revoked after `since`, newest first, at
+    most `limit` (the partial index auth_sessions_revoked_at serves it)."""
+    rows = await db.fetch(
+        "SELECT id, revoked_at FROM auth_sessions"
+        " WHERE revoked_at IS NOT NULL AND revoked_at > $1"
+        " ORDER BY revoked_at DESC, id LIMIT $2",
+        at(since),
+        limit,
+    )
+    return [(row["id"], row["revoked_at"].timestamp()) for row in rows]
 
 
 async def live_sessions(db: Executor, user_id: str, now: float) -> list[SessionRow]:

@@ -47,6 +47,16 @@ MAX_EVENT_BYTES = 256 * 1024
 
 EventKind = Literal["checkout.completed", "checkout.failed", "ignored"]
 
+# how much of a checkout id a log line keeps: its kind (`cs_sandbox_`, `cs_test_`) and a
+# few characters, enough to tell two apart; the rest (at least 120 random bits) stays out
+LOGGED_ID_CHARS = 15
+
+
+def logged_id(checkout_id: str) -> str:
+    """What a log line may show of a checkout id: the id opens a page that pays (its URL is
+    a bearer credential), so only its first characters are kept."""
+    return f"{checkout_id[:LOGGED_ID_CHARS]}…"
+
 
 class ProviderUnavailable(DomainError):
     """The payment provider could not be reached, refused the request or answered nonsense.

@@ -32,6 +32,7 @@ from actors.payments.providers import (
     Checkout,
     ProviderEvent,
     ProviderUnavailable,
+    logged_id,
     parse_stripe_event,
     sign_payload,
 )
@@ -90,7 +91,7 @@ class SandboxProvider:
     ) -> Checkout:
         """A fresh checkout id and its page's URL (nothing is stored here)."""
         checkout_id = CHECKOUT_ID_PREFIX + secrets.token_urlsafe(18)
-        log.info("sandbox_checkout_created", top_up_id=top_up_id, checkout_id=checkout_id)
+        log.info("sandbox_checkout_created", top_up_id=top_up_id, checkout=logged_id(checkout_id))
         return Checkout(
             provider_checkout_id=checkout_id,
             url=f"{self._public_url}/sandbox/checkout/{quote(checkout_id, safe='')}",

@@ -25,6 +25,7 @@ from actors.payments.providers import (
     Checkout,
     ProviderEvent,
     ProviderUnavailable,
+    logged_id,
     parse_stripe_event,
 )
 
@@ -116,7 +117,7 @@ class StripeProvider:
                 "stripe answered the checkout request with something unexpected",
                 details={"provider": "stripe", "status": status},
             )
-        log.info("stripe_checkout_created", top_up_id=top_up_id, checkout_id=session_id)
+        log.info("stripe_checkout_created", top_up_id=top_up_id, checkout=logged_id(session_id))
         return Checkout(provider_checkout_id=session_id, url=url)
 
     def parse_webhook(self, body: bytes, signature: str, *, now: float) -> ProviderEvent:

@@ -31,6 +31,7 @@ from actors.splits.messages import (
     SplitModeName,
 )
 from splitgo.web.payments import Amount, Currency, UserId, field_problem, known_currency
+from splitgo.web.problems import matching
 
 NAME_MAX = 100
 PERCENT_DECIMALS = 2
@@ -40,7 +41,9 @@ Weight = Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT)]
 Description = Annotated[str, msgspec.Meta(min_length=1, max_length=DESCRIPTION_MAX)]
 Category = Annotated[str, msgspec.Meta(min_length=1, max_length=CATEGORY_MAX)]
 CommentText = Annotated[str, msgspec.Meta(min_length=1, max_length=COMMENT_MAX)]
-Day = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Day = Annotated[
+    str, matching(r"^\d{4}-\d{2}-\d{2}$", "a date written YYYY-MM-DD, such as 2026-03-14")
+]
 
 
 class GroupBody(msgspec.Struct, forbid_unknown_fields=True):

@@ -30,7 +30,8 @@ routes = web.RouteTableDef()
 async def add_member_message(
     request: web.Request, body: MemberBody, *, group_id: str, user_id: str
 ) -> AddMember:
-    """A known user by id or email, or an invite for an email with no account yet."""
+    """A known user by id or verified email, or an invite for an email with no verified
+    account yet."""
     kind, value = member_target(body)
     system = request.app[SERVICES].system
     if kind == "user_id":
@@ -38,7 +39,9 @@ async def add_member_message(
             raise field_problem("$.user_id", "no user has this id")
         return AddMember(group_id=group_id, user_id=user_id, member_user_id=value)
     found = await find_user(system, FindUserByEmail(email=value))
-    if found is None:
+    if found is None or not found.email_verified:
+        # whoever registered an unverified address has not shown it is theirs: it stays an
+        # invite, which joins when the address is verified
         return AddMember(group_id=group_id, user_id=user_id, email=value)
     return AddMember(group_id=group_id, user_id=user_id, member_user_id=found.id)
 
@@ -79,8 +82,8 @@ async def get_group(request: web.Request) -> web.Response:
 @routes.post("/api/v1/groups/{id}/members")
 @documented(
     summary="Add a member",
-    description="By `user_id`, or by `email`: an email with no account yet is invited and "
-    "joins on sign-up.",
+    description="By `user_id`, or by `email`: an email with no verified account yet is "
+    "invited and joins once that address is verified.",
     tags=["splits"],
     body=MemberBody,
     responses={201: GroupView},
