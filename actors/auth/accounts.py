@@ -25,7 +25,7 @@ from actors.auth.messages import (
 from actors.auth.rules import check_role, normalise_name, normalise_phone
 from actors.auth.store import UserRow
 from actors.auth.verification import Verification
-from actors.runtime import Transaction
+from actors.runtime import Message, Transaction
 
 log = structlog.get_logger("actors.auth")
 
@@ -39,6 +39,9 @@ class Accounts:
 
     async def register(self, message: Register) -> UserView:
         """A new local account."""
+        replayed = await self._context.replayed(message, UserView)
+        if replayed is not None:  # a client's retry: the first answer, not "taken"
+            return replayed
         redelivered = self._redelivered()
         email = normalise_email(message.email)
         name = normalise_name(message.name)
@@ -48,7 +51,7 @@ class Accounts:
         # the answer is that account, not "taken".
         if not redelivered and await store.user_by_email(self._context.pool, email) is not None:
             raise EmailTaken("An account with this email already exists.")
-        created = await self._create(email, name, message.password, ["user"])
+        created = await self._create(email, name, message.password, ["user"], message)
         if isinstance(created, UserView):
             return created
         if created is None:
@@ -57,7 +60,7 @@ class Accounts:
         return user_view(created)
 
     async def _create(
-        self, email: str, name: str, password: str, roles: list[str]
+        self, email: str, name: str, password: str, roles: list[str], message: Message
     ) -> UserRow | UserView | None:
         """A new local account and its welcome, in one transaction with the inbox mark.
 
@@ -81,6 +84,7 @@ class Accounts:
             )
             if user is not None:
                 await self.welcome(tx, user, now)
+                await self._context.remember(tx, message, user_view(user))
         return user
 
     def _redelivered(self) -> bool:
@@ -160,7 +164,7 @@ class Accounts:
             )
         name = normalise_name(message.name or email.split("@", 1)[0])
         await self._context.check_password(message.password, email, name)
-        created = await self._create(email, name, message.password, ["user", "admin"])
+        created = await self._create(email, name, message.password, ["user", "admin"], message)
         if isinstance(created, UserView):
             return created
         if created is None:  # created meanwhile by a sign-up on another shard

@@ -80,6 +80,8 @@ log = structlog.get_logger("actors.auth")
 class Auth(Actor):
     """Accounts and sign-in: one handler per command; all state lives in PostgreSQL."""
 
+    idempotency_keys = store.KEYS
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -131,6 +133,7 @@ class Auth(Actor):
         # one shard prunes for all: they share the tables
         if self.shard == 0 and self._prune_interval > 0:
             self.every(self._prune_interval, self.prune, "prune")
+        self.prune_keys(self._context.pool, self._context.clock)
 
     async def on_stop(self) -> None:
         await self.social.close()

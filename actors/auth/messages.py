@@ -13,7 +13,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import GuestProtocol, OctKey
 
-from actors.runtime import DomainError, Message
+from actors.runtime import DomainError, IdempotencyKey, Message
 from actors.runtime.bounds import Id, check_bounds
 
 Role = Literal["user", "driver", "admin"]
@@ -128,6 +128,7 @@ class Register(AuthInput, frozen=True):
     password: Password
     name: NameText
     ip: str | None = None
+    idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
 
 
 class Login(AuthInput, frozen=True):

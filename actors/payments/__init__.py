@@ -5,7 +5,7 @@ Its parts:
 - `messages` — the whole public interface: commands, replies, events, errors, the
   currency table and `format_money`;
 - `ledger` — the ledger's rules with no IO (accounts, input checks, funds, capture legs);
-- `store` — its SQL, one module per feature (accounts, transfers, booking, idempotency,
+- `store` — its SQL, one module per feature (accounts, transfers, booking,
   holds, top-ups);
 - `providers` — the payment provider port and its adapters (`sandbox`, `stripe`);
 - `actor` — the `Payments` actor (mailbox, handlers, transfer batching), composed of its

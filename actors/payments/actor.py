@@ -68,7 +68,6 @@ from actors.runtime import (
     Message,
     Transaction,
     UnhandledMessage,
-    at,
     handles,
     wall_clock,
 )
@@ -82,6 +81,7 @@ class Payments(Actor):
     """Wallets, transfers, holds, top-ups and statements; all state lives in PostgreSQL."""
 
     batch_size = BATCH_SIZE
+    idempotency_keys = store.KEYS
 
     def __init__(
         self,
@@ -112,13 +112,13 @@ class Payments(Actor):
         # one shard does the upkeep for all: they share the tables
         if self.shard == 0 and self._maintenance_interval > 0:
             self.every(self._maintenance_interval, self.maintain, "maintenance")
+        self.prune_keys(
+            self._pool, self._clock, retention=self._retention, interval=self._maintenance_interval
+        )
 
     async def maintain(self) -> None:
-        """Forget old idempotency keys; expire holds whose timers a restart lost."""
+        """Expire holds whose timers a restart lost."""
         now = self._clock()
-        pruned = await store.prune_idempotency(self._pool, at(now - self._retention))
-        if pruned:
-            log.info("idempotency_keys_pruned", rows=pruned)
         for hold_id in await self.holds.overdue(now):
             await self.tell(self.name, ExpireHold(hold_id=hold_id))
 

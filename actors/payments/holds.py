@@ -42,9 +42,10 @@ from actors.payments.messages import (
     InvalidPayment,
     PlaceHold,
 )
-from actors.payments.shared import fingerprint, no_wallet, replay, retrying
+from actors.payments.shared import fingerprint, no_wallet, retrying
 from actors.payments.views import hold_view
 from actors.runtime import Context, at
+from actors.runtime.idempotency import replay
 
 log = structlog.get_logger("actors.payments")
 
@@ -90,7 +91,7 @@ class Holds:
         print_ = fingerprint(message)
         async with self._context.transaction(dedupe=False) as tx:
             booking = store.Booking(await store.lock_accounts(tx, [debit, holds]))
-            known = (await store.remembered(tx, [scope_key])).get(scope_key)
+            known = (await store.KEYS.recall_many(tx, [scope_key])).get(scope_key)
             if known is not None:
                 return replay(known, print_, HoldView), False
             if not booking.has(debit):
@@ -120,7 +121,9 @@ class Holds:
             await store.insert_hold(tx, hold)
             await booking.flush(tx)
             view = hold_view(hold)
-            await store.remember(tx, [(*scope_key, print_, msgspec.msgpack.encode(view))], now)
+            await store.KEYS.remember_many(
+                tx, [(*scope_key, print_, msgspec.msgpack.encode(view), None)], now
+            )
         return view, True
 
     async def capture(self, message: CaptureHold) -> HoldView:
@@ -154,7 +157,7 @@ class Holds:
         print_ = fingerprint(message)
         async with self._context.transaction(dedupe=False) as tx:
             booking = store.Booking(await store.lock_accounts(tx, accounts))
-            known = (await store.remembered(tx, [scope_key])).get(scope_key)
+            known = (await store.KEYS.recall_many(tx, [scope_key])).get(scope_key)
             if known is not None:
                 return replay(known, print_, HoldView)
             # checked against the hold's amount before it is closed: a refusal writes nothing
@@ -194,7 +197,9 @@ class Holds:
                 )
             await booking.flush(tx)
             view = hold_view(closed)
-            await store.remember(tx, [(*scope_key, print_, msgspec.msgpack.encode(view))], now)
+            await store.KEYS.remember_many(
+                tx, [(*scope_key, print_, msgspec.msgpack.encode(view), None)], now
+            )
             await tx.publish(
                 HoldCaptured(
                     hold_id=hold.id,

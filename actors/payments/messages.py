@@ -14,6 +14,9 @@ from msgspec import Meta
 from actors.runtime import DomainError, Message
 from actors.runtime.bounds import Id, Limit, check_bounds
 
+# the runtime's one error, named in this interface too
+from actors.runtime.idempotency import IdempotencyConflict as IdempotencyConflict
+
 # ISO 4217 codes we accept, with their minor-unit exponent (JPY has none, KWD three).
 CURRENCIES: dict[str, int] = {
     "EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "SEK": 2, "NOK": 2, "DKK": 2, "PLN": 2,
@@ -312,13 +315,6 @@ class InsufficientFunds(DomainError):
 
     code = "insufficient_funds"
     category = "invalid"
-
-
-class IdempotencyConflict(DomainError):
-    """This idempotency key was used before with a different request."""
-
-    code = "idempotency_conflict"
-    category = "conflict"
 
 
 class InvalidPayment(DomainError):

@@ -21,7 +21,6 @@ from actors.payments.ledger import require_funds
 from actors.payments.messages import (
     CurrencyMismatch,
     HoldView,
-    IdempotencyConflict,
     InsufficientFunds,
     TransferView,
 )
@@ -40,16 +39,6 @@ R = TypeVar("R")
 def fingerprint(message: Message) -> bytes:
     """SHA-256 of the canonical request (msgpack of the frozen struct, fields in order)."""
     return hashlib.sha256(msgspec.msgpack.encode(message)).digest()
-
-
-def replay(known: store.Remembered, print_: bytes, kind: type[V]) -> V:
-    """The first reply for this key, or IdempotencyConflict when the body differs."""
-    if known.fingerprint != print_:
-        raise IdempotencyConflict(
-            "This idempotency key was used before with a different request.",
-            details={"field": "idempotency_key"},
-        )
-    return msgspec.msgpack.decode(known.reply, type=kind)
 
 
 async def retrying(attempt: Callable[[], Awaitable[R]], what: str) -> R:

@@ -28,14 +28,15 @@ from actors.payments.messages import (
     TransferNotFound,
     TransferView,
 )
-from actors.payments.shared import fingerprint, no_wallet, replay, retrying
+from actors.payments.shared import fingerprint, no_wallet, retrying
 from actors.payments.views import transfer_view
 from actors.runtime import Context, DomainError, Transaction
+from actors.runtime.idempotency import Remembered, Row, replay
 
 log = structlog.get_logger("actors.payments")
 
-# (scope, key, fingerprint, reply): an idempotency row to store with the batch
-NewKey = tuple[str, str, bytes, bytes]
+# an idempotency row to store with the batch
+NewKey = Row
 
 
 async def _nothing(batch: Sequence[Transfer]) -> None:
@@ -114,7 +115,7 @@ class Transfers:
                     + [_credit_account(m) for m in fine],
                 )
             )
-            memory = await store.remembered(tx, [_scope_key(m) for m in fine])
+            memory = await store.KEYS.recall_many(tx, [_scope_key(m) for m in fine])
             new_keys: list[NewKey] = []
             for message, error in zip(messages, checked, strict=True):
                 try:
@@ -138,7 +139,7 @@ class Transfers:
                 if new_key is not None:
                     new_keys.append(new_key)
             await booking.flush(tx)
-            await store.remember(tx, new_keys, now)
+            await store.KEYS.remember_many(tx, new_keys, now)
             await self.before_commit(messages)
         applied = sum(1 for result in results if isinstance(result, TransferView))
         log.info("transfers_applied", batch=len(messages), accepted=applied)
@@ -148,7 +149,7 @@ class Transfers:
         self,
         tx: Transaction,
         booking: store.Booking,
-        memory: dict[tuple[str, str], store.Remembered],
+        memory: dict[tuple[str, str], Remembered],
         message: Transfer,
         now: datetime,
     ) -> tuple[TransferView, NewKey | None]:
@@ -175,7 +176,7 @@ class Transfers:
         view = transfer_view(row)
         reply = msgspec.msgpack.encode(view)
         # a second message with this key later in the same batch replays this one
-        memory[scope_key] = store.Remembered(print_, reply)
+        memory[scope_key] = Remembered(print_, reply)
         await tx.publish(
             TransferCompleted(
                 transfer_id=row.id,
@@ -188,7 +189,7 @@ class Transfers:
             ),
             also=message.notify,
         )
-        return view, (scope_key[0], scope_key[1], print_, reply)
+        return view, (scope_key[0], scope_key[1], print_, reply, None)
 
 
 def _credit_account(message: Transfer) -> AccountKey:

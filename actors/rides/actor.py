@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from actors.rides import fares
+from actors.rides import fares, store
 from actors.rides.context import RidesContext
 from actors.rides.dispatcher import Dispatcher
 from actors.rides.drivers import Drivers
@@ -49,6 +49,8 @@ from actors.runtime import Actor, Clock, handles, wall_clock
 class Rides(Actor):
     """Drivers, dispatch and rides; the live map in memory, every fact in PostgreSQL."""
 
+    idempotency_keys = store.KEYS
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -59,7 +61,7 @@ class Rides(Actor):
         stale_after: float = 60.0,
         persist_interval: float = 5.0,
     ) -> None:
-        self._clock = clock
+        self._pool, self._clock = pool, clock
         self._persist_interval = persist_interval
         context = RidesContext(
             pool=pool, clock=clock, shard_actor=self, table=table or fares.FareTable()
@@ -74,6 +76,7 @@ class Rides(Actor):
         await self.dispatcher.resume(now)
         if self._persist_interval > 0:
             self.every(self._persist_interval, self.drivers.persist_positions, "positions")
+        self.prune_keys(self._pool, self._clock)
 
     # ── drivers ────────────────────────────────────────────────────────────────────────
 

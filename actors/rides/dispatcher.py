@@ -160,6 +160,9 @@ class Dispatcher:
         )
 
     async def request(self, message: RequestRide) -> RideView:
+        replayed = await self._context.replayed(message, RideView)
+        if replayed is not None:
+            return replayed
         known = await store.ride(self._pool, message.ride_id, timeline=True)
         if known is not None:  # a retried request: its first ride
             if known.rider_id != message.user_id:
@@ -194,6 +197,9 @@ class Dispatcher:
                     await store.add_step(tx, ride.id, "requested", now)
                     await tx.publish(ride_update(ride))
                     await self._offer_next(tx, ride)
+                    await self._context.remember(
+                        tx, message, await load_view(tx, ride.id, self._drivers)
+                    )
         except (Exception, asyncio.CancelledError):
             # no ride was stored: forget it here and give the money back at once
             self._dispatching.pop(ride.id, None)
@@ -277,6 +283,9 @@ class Dispatcher:
         log.info("ride_no_driver", ride_id=ride.id, tried=len(ride.tried))
 
     async def answer(self, message: AnswerOffer) -> RideView:
+        replayed = await self._context.replayed(message, RideView)
+        if replayed is not None:
+            return replayed
         driver = self._drivers.require(message.user_id)
         ride = await store.ride(self._pool, message.ride_id)
         now = self._context.clock()
@@ -300,6 +309,10 @@ class Dispatcher:
                 await self._offer_next(tx, ride)
             else:
                 await self._assign(tx, ride, message.user_id)
+            if not tx.duplicate:
+                view = await load_view(tx, ride.id, self._drivers)
+                await self._context.remember(tx, message, view)
+                return view
         return await load_view(self._pool, ride.id, self._drivers)
 
     async def _assign(self, tx: Transaction, ride: store.RideRow, driver_id: str) -> None:

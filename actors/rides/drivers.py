@@ -157,6 +157,9 @@ class Drivers:
     # ── the drivers' own commands ──────────────────────────────────────────────────────
 
     async def register(self, message: RegisterDriver) -> DriverView:
+        replayed = await self._context.replayed(message, DriverView)
+        if replayed is not None:
+            return replayed
         vehicle = _text(message.vehicle, "vehicle", 60)
         plate = _text(message.plate, "plate", 16).upper()
         if message.user_id in self._states:
@@ -165,6 +168,14 @@ class Drivers:
             if not tx.duplicate:
                 await store.insert_driver(tx, message.user_id, vehicle, plate, self._context.now())
                 await tx.tell("auth", GrantRole(user_id=message.user_id, role="driver"))
+                view = DriverView(
+                    user_id=message.user_id,
+                    vehicle=vehicle,
+                    plate=plate,
+                    status="offline",
+                    rating=None,
+                )
+                await self._context.remember(tx, message, view)
         self._states[message.user_id] = DriverState(vehicle=vehicle, plate=plate)
         return self.view(message.user_id)
 

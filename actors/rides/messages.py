@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta
 
-from actors.runtime import DomainError, Message
+from actors.runtime import DomainError, IdempotencyKey, Message
 from actors.runtime.bounds import Id, check_bounds
 
 RideStatus = Literal[
@@ -123,6 +123,7 @@ class RegisterDriver(RidesInput, frozen=True):
     user_id: Id
     vehicle: Annotated[str, Meta(max_length=VEHICLE_MAX)]
     plate: Annotated[str, Meta(max_length=PLATE_MAX)]
+    idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
 
 
 class SetDriverStatus(RidesInput, frozen=True):
@@ -153,6 +154,7 @@ class RequestRide(RidesInput, frozen=True):
     pickup: Point
     dropoff: Point
     group_id: Id | None = None
+    idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
 
 
 class GetRide(RidesInput, frozen=True):
@@ -170,6 +172,7 @@ class AnswerOffer(RidesInput, frozen=True):
     ride_id: Id
     user_id: Id
     accept: bool
+    idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
 
 
 class AdvanceRide(RidesInput, frozen=True):
@@ -178,12 +181,14 @@ class AdvanceRide(RidesInput, frozen=True):
     ride_id: Id
     user_id: Id
     step: Literal["arrive", "start", "complete"]
+    idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
 
 
 class CancelRide(RidesInput, frozen=True):
     ride_id: Id
     user_id: Id
     reason: Annotated[str, Meta(max_length=REASON_MAX)] | None = None
+    idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
 
 
 class RateRide(RidesInput, frozen=True):
@@ -191,6 +196,7 @@ class RateRide(RidesInput, frozen=True):
     user_id: Id
     stars: Stars
     comment: Annotated[str, Meta(max_length=COMMENT_MAX)] | None = None
+    idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
 
 
 class OfferExpired(RidesInput, frozen=True):

@@ -12,7 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from actors.rides.messages import ACTIVE
-from actors.runtime import Executor
+from actors.runtime import Executor, KeyTable
+
+# what the rides commands' idempotency keys answered (the runtime's one helper)
+KEYS = KeyTable("rides_idempotency")
 
 # ── drivers ────────────────────────────────────────────────────────────────────────────
 

@@ -36,7 +36,7 @@ from actors.rides.messages import (
 )
 from actors.rides.state import Trip, ride_update
 from actors.rides.views import load_view
-from actors.runtime import Transaction
+from actors.runtime import Message, Transaction
 from actors.splits.messages import AddExpense, Payer
 
 log = structlog.get_logger("rides")
@@ -79,6 +79,12 @@ class Trips:
     async def _view(self, ride_id: str) -> RideView:
         return await load_view(self._pool, ride_id, self._drivers)
 
+    async def _remembered(self, tx: Transaction, message: Message, ride_id: str) -> RideView:
+        """The ride as this step left it, recorded for the step's idempotency key."""
+        view = await load_view(tx, ride_id, self._drivers)
+        await self._context.remember(tx, message, view)
+        return view
+
     async def get(self, message: GetRide) -> RideView:
         ride = await self._ride_of(message.ride_id, message.user_id)
         return await self._view(ride.id)
@@ -90,6 +96,9 @@ class Trips:
         return await self._view(ride_id)
 
     async def advance(self, message: AdvanceRide) -> RideView:
+        replayed = await self._context.replayed(message, RideView)
+        if replayed is not None:
+            return replayed
         ride = await self._ride_of(message.ride_id, message.user_id)
         if ride.driver_id != message.user_id:
             raise NotADriver("Only the ride's driver moves it on.")
@@ -112,9 +121,10 @@ class Trips:
             await store.save_state(tx, ride)
             await store.add_step(tx, ride.id, made, now)
             await tx.publish(ride_update(ride))
+            view = await self._remembered(tx, message, ride.id)
         if made == "completed":
             self._drivers.release(ride.driver_id, ride.id)
-        return await self._view(ride.id)
+        return view
 
     def _start_trip(self, ride: store.RideRow) -> None:
         driver = self._drivers.state(ride.driver_id or "")
@@ -166,6 +176,9 @@ class Trips:
         )
 
     async def cancel(self, message: CancelRide) -> RideView:
+        replayed = await self._context.replayed(message, RideView)
+        if replayed is not None:
+            return replayed
         ride = await self._ride_of(message.ride_id, message.user_id)
         if ride.status not in ACTIVE:
             raise InvalidTransition(
@@ -198,13 +211,17 @@ class Trips:
             who = "rider" if by_rider else "driver"
             await store.add_step(tx, ride.id, "cancelled", now, note=f"by the {who}")
             await tx.publish(ride_update(ride, note=f"Cancelled by the {who}."))
+            view = await self._remembered(tx, message, ride.id)
         self._drivers.release(ride.driver_id, ride.id)
         if money is not None:
             # answered once the hold is released (or the fee taken), not a moment before
             await self._dispatcher.settle_now(money)
-        return await self._view(ride.id)
+        return view
 
     async def rate(self, message: RateRide) -> RideView:
+        replayed = await self._context.replayed(message, RideView)
+        if replayed is not None:
+            return replayed
         ride = await self._ride_of(message.ride_id, message.user_id)
         if isinstance(message.stars, bool) or not 1 <= message.stars <= 5:
             raise InvalidRide("stars is a whole number from 1 to 5.", details={"field": "$.stars"})
@@ -223,6 +240,7 @@ class Trips:
                 raise AlreadyRated("You rated this ride already.")
             if side == "rider" and ride.driver_id is not None:
                 await store.rate_driver(tx, ride.driver_id, message.stars)
+            view = await self._remembered(tx, message, ride.id)
         if side == "rider":
             self._drivers.rated(ride.driver_id, message.stars)
-        return await self._view(ride.id)
+        return view

@@ -4,7 +4,8 @@ and reliable hand-off (outbox relay, inbox).
 What every actor needs comes from here, once: `Actor` and `@handles`; the `Context` an actor
 hands its feature parts; transactions with `tx.tell` and `tx.publish` (subscribers declared
 with `ActorSystem.subscribe`); the store `Executor` protocol; the `Backoff` policy; clocks and
-`rfc3339`; typed errors.
+`rfc3339`; typed errors; idempotency keys recorded with the effect (`KeyTable`,
+`Context.replayed` / `Context.remember`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ from actors.runtime.errors import (
     UnhandledMessage,
     UnknownActor,
 )
+from actors.runtime.idempotency import (
+    IdempotencyConflict,
+    IdempotencyInFlight,
+    IdempotencyKey,
+    KeyTable,
+)
 from actors.runtime.outbox import Outbox, OutboxUnavailable, Transaction, TransactionMisuse
 from actors.runtime.parts import Context
 from actors.runtime.stats import ShardStatus
@@ -55,8 +62,12 @@ __all__ = [
     "Executor",
     "Failure",
     "HandlerFailed",
+    "IdempotencyConflict",
+    "IdempotencyInFlight",
+    "IdempotencyKey",
     "InvalidCursor",
     "InvalidInput",
+    "KeyTable",
     "MemoryDeadLetterStore",
     "Message",
     "Outbox",

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import asyncpg
 import structlog
 
-from actors.runtime.clock import Clock, wall_clock
+from actors.runtime.clock import Clock, at, wall_clock
 from actors.runtime.errors import DomainError, UnhandledMessage
+from actors.runtime.idempotency import RETENTION_MIN, KeyTable
 from actors.runtime.outbox import Transaction
 from actors.runtime.parts import Context
 from transport import Envelope, Message, Timer
@@ -45,6 +46,8 @@ class Actor:
     handlers: ClassVar[dict[type[Message], str]] = {}
     # How many waiting messages `handle_batch` may take at once; 1 means no batching.
     batch_size: ClassVar[int] = 1
+    # the actor's own idempotency keys (`<actor>_idempotency`), if it takes any
+    idempotency_keys: ClassVar[KeyTable | None] = None
 
     name: str
     shard: int
@@ -159,6 +162,28 @@ class Actor:
 
         task = asyncio.get_running_loop().create_task(repeat(), name=f"{self.name}:{name}")
         self.__dict__.setdefault("_jobs", []).append(task)
+
+    def prune_keys(
+        self,
+        pool: asyncpg.Pool,
+        clock: Clock = wall_clock,
+        *,
+        retention: float = 48 * 3600.0,
+        interval: float = 3600.0,
+    ) -> None:
+        """From shard 0 (the shards share the table), forget this actor's idempotency keys
+        older than `retention` (never under the contract's 24 hours) every `interval`."""
+        keys = self.idempotency_keys
+        if keys is None or self.shard != 0 or interval <= 0:
+            return
+        kept = max(retention, RETENTION_MIN)
+
+        async def prune() -> None:
+            pruned = await keys.prune(pool, at(clock() - kept))
+            if pruned:
+                log.info("idempotency_keys_pruned", actor=self.name, rows=pruned)
+
+        self.every(interval, prune, "idempotency_prune")
 
     async def cancel_jobs(self) -> None:
         """Called by the runtime when the actor stops: end what `every` started."""

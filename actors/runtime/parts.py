@@ -12,16 +12,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
 from actors.runtime.clock import Clock, at
+from actors.runtime.idempotency import KeyTable, key_of
 from actors.runtime.outbox import Transaction
+from actors.runtime.store import Executor
 from transport import Envelope, Message, Timer
 
 if TYPE_CHECKING:  # the actor module imports this one
     from actors.runtime.actor import Actor
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,46 @@ class Context:
     def now(self) -> datetime:
         """The clock's now as an aware UTC datetime."""
         return at(self.clock())
+
+    # ── idempotency keys (actors/runtime/idempotency.py) ───────────────────────────────
+
+    async def replayed(
+        self, message: Message, reply_type: type[T], db: Executor | None = None
+    ) -> T | None:
+        """The first reply to the idempotency key `message` carries (None: no key, or a
+        new one); `IdempotencyConflict` for another request, `IdempotencyInFlight` while
+        its flow still runs."""
+        key = key_of(message)
+        if key is None:
+            return None
+        return await self._keys().recall(db or self.pool, key, reply_type)
+
+    async def remember(
+        self,
+        db: Executor,
+        message: Message,
+        reply: object,
+        *,
+        pending: bool = False,
+        subject: str | None = None,
+    ) -> None:
+        """Record `reply` for the key `message` carries, in `db` (the transaction that made
+        the effect); `pending` while a flow about `subject` is still to finish."""
+        key = key_of(message)
+        if key is not None:
+            await self._keys().remember(
+                db, key, reply, self.now(), pending=pending, subject=subject
+            )
+
+    async def complete(self, db: Executor, subject: str, reply: object) -> None:
+        """The flow about `subject` finished: its pending keys answer `reply` from now on."""
+        await self._keys().complete(db, subject, reply)
+
+    def _keys(self) -> KeyTable:
+        keys = type(self.shard_actor).idempotency_keys
+        if keys is None:
+            raise TypeError(f"{self.name} keeps no idempotency keys (set Actor.idempotency_keys)")
+        return keys
 
     def transaction(self, *, dedupe: bool = True) -> Transaction:
         """The shard's transaction with the outbox (and the inbox): `Actor.transaction`."""

@@ -32,10 +32,20 @@ class Activity:
         self._pool = context.pool
 
     async def add_comment(self, message: AddComment) -> CommentView:
+        replayed = await self._context.replayed(message, CommentView)
+        if replayed is not None:
+            return replayed
         group = await member_group(self._pool, message.group_id, message.user_id)
         expense = await live_expense(self._pool, group, message.expense_id)
         body = rules.comment(message.text)
         now = self._context.now()
+        view = CommentView(
+            id=message.comment_id,
+            expense_id=expense.id,
+            user_id=message.user_id,
+            text=body,
+            created_at=rfc3339(now),
+        )
         async with self._context.transaction() as tx:
             if not tx.duplicate and await store.activity.add_comment(
                 tx, message.comment_id, expense.id, group.id, message.user_id, body, now
@@ -49,13 +59,8 @@ class Activity:
                     now,
                     expense_id=expense.id,
                 )
-        return CommentView(
-            id=message.comment_id,
-            expense_id=expense.id,
-            user_id=message.user_id,
-            text=body,
-            created_at=rfc3339(now),
-        )
+                await self._context.remember(tx, message, view)
+        return view
 
     async def comments(self, message: ListComments) -> CommentList:
         group = await member_group(self._pool, message.group_id, message.user_id)

@@ -16,6 +16,7 @@ import asyncpg
 from actors.auth.messages import EmailVerified, UserRegistered
 from actors.payments.messages import TransferCompleted, TransferFailed
 from actors.runtime import Actor, Clock, handles, wall_clock
+from actors.splits import store
 from actors.splits.activity import Activity
 from actors.splits.expenses import Expenses
 from actors.splits.groups import Groups
@@ -64,6 +65,8 @@ class Splits(Actor):
     `recurring_interval` is the seconds between sweeps for due recurring copies (0: none).
     """
 
+    idempotency_keys = store.KEYS
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -71,6 +74,7 @@ class Splits(Actor):
         clock: Clock = wall_clock,
         recurring_interval: float = 300.0,
     ) -> None:
+        self._pool, self._clock = pool, clock
         context = self.context(pool, clock)
         self.groups = Groups(context)
         self.recurring = Recurring(context, interval=recurring_interval)
@@ -80,6 +84,7 @@ class Splits(Actor):
 
     async def on_start(self) -> None:
         self.recurring.start()
+        self.prune_keys(self._pool, self._clock)
 
     # ── groups and members ─────────────────────────────────────────────────────────────
 

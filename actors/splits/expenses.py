@@ -98,6 +98,9 @@ class Expenses:
         self._on_saved = on_saved
 
     async def add(self, message: AddExpense) -> ExpenseView:
+        replayed = await self._context.replayed(message, ExpenseView)
+        if replayed is not None:
+            return replayed
         group = await member_group(self._pool, message.group_id, message.user_id)
         known = await store.expenses.expense(self._pool, message.expense_id)
         if known is not None:  # a retried command: its first result
@@ -136,11 +139,13 @@ class Expenses:
             payers=payers,
             shares=shares,
         )
+        view = expense_view(expense)
         async with self._context.transaction() as tx:
             if not tx.duplicate:
                 await record_expense(tx, group, expense, message.user_id, now)
+                await self._context.remember(tx, message, view)
         self._on_saved(expense)
-        return expense_view(expense)
+        return view
 
     async def get(self, message: GetExpense) -> ExpenseView:
         group = await member_group(self._pool, message.group_id, message.user_id)

@@ -60,12 +60,16 @@ class Groups:
         self._context = context
         self._pool = context.pool
 
-    async def view(self, group: GroupRow) -> GroupView:
-        members = (await store.groups.members(self._pool, [group.id]))[group.id]
-        invited = (await store.groups.invites(self._pool, [group.id]))[group.id]
+    async def view(self, group: GroupRow, db: Executor | None = None) -> GroupView:
+        db = db or self._pool
+        members = (await store.groups.members(db, [group.id]))[group.id]
+        invited = (await store.groups.invites(db, [group.id]))[group.id]
         return group_view(group, members, invited)
 
     async def create(self, message: CreateGroup) -> GroupView:
+        known = await self._context.replayed(message, GroupView)
+        if known is not None:
+            return known
         name = rules.group_name(message.name)
         currency = rules.currency(message.currency)
         now = self._context.now()
@@ -81,6 +85,11 @@ class Groups:
                     f"{message.user_id} created the group {name}",
                     now,
                 )
+                view = await self.view(
+                    await member_group(tx, message.group_id, message.user_id), tx
+                )
+                await self._context.remember(tx, message, view)
+                return view
         return await self.view(await member_group(self._pool, message.group_id, message.user_id))
 
     async def list_groups(self, message: ListGroups) -> GroupList:
@@ -94,6 +103,9 @@ class Groups:
         return await self.view(await member_group(self._pool, message.group_id, message.user_id))
 
     async def add_member(self, message: AddMember) -> GroupView:
+        known = await self._context.replayed(message, GroupView)
+        if known is not None:
+            return known
         group = await member_group(self._pool, message.group_id, message.user_id)
         if (message.member_user_id is None) == (message.email is None):
             raise rules.invalid("user_id", "give either user_id or email")
@@ -121,6 +133,10 @@ class Groups:
                     now,
                     data={"email": message.email},
                 )
+            if not tx.duplicate:
+                view = await self.view(group, tx)
+                await self._context.remember(tx, message, view)
+                return view
         return await self.view(group)
 
     async def email_verified(self, message: EmailVerified) -> None:

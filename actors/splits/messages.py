@@ -13,7 +13,7 @@ from msgspec import Meta
 
 from actors.auth.messages import EMAIL_MAX
 from actors.payments.messages import MAX_AMOUNT
-from actors.runtime import DomainError, Message
+from actors.runtime import DomainError, IdempotencyKey, Message
 from actors.runtime.bounds import Day, Id, Limit, check_bounds
 
 SplitModeName = Literal["equal", "exact", "percent", "shares", "adjustment"]
@@ -218,6 +218,7 @@ class CreateGroup(SplitsInput, frozen=True):
     user_id: Id  # the creator, its first member
     name: GroupName
     currency: Currency
+    idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
 
 
 class ListGroups(SplitsInput, frozen=True):
@@ -236,6 +237,7 @@ class AddMember(SplitsInput, frozen=True):
     user_id: Id
     member_user_id: Id | None = None
     email: Email | None = None
+    idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
 
 
 class RemoveMember(SplitsInput, frozen=True):
@@ -268,6 +270,7 @@ class AddExpense(SplitsInput, frozen=True):
     date: Day | None = None  # YYYY-MM-DD; today when None
     category: Category = "general"
     recurrence: Recurrence | None = None
+    idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
 
 
 class EditExpense(SplitsInput, frozen=True):
@@ -335,6 +338,7 @@ class RecordSettlement(SplitsInput, frozen=True):
     amount: SignedAmount
     currency: Currency
     method: SettlementMethod
+    idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
 
 
 class GetSettlement(SplitsInput, frozen=True):
@@ -356,6 +360,7 @@ class AddComment(SplitsInput, frozen=True):
     expense_id: Id
     comment_id: Id
     text: CommentText
+    idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
 
 
 class ListComments(SplitsInput, frozen=True):

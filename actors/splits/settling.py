@@ -100,6 +100,9 @@ class Settling:
         return SettlePlanView(transfers=transfers)
 
     async def record(self, message: RecordSettlement) -> SettlementView:
+        replayed = await self._context.replayed(message, SettlementView)
+        if replayed is not None:
+            return replayed
         group = await member_group(self._pool, message.group_id, message.user_id)
         known = await store.settlements.settlement(self._pool, message.settlement_id)
         if known is not None:  # a retried command: its first result
@@ -131,7 +134,10 @@ class Settling:
             elif message.method == "cash":
                 await store.settlements.insert_settlement(tx, row, now)
                 await self._settled(tx, group, row, now)
+                await self._context.remember(tx, message, await self._view(tx, row.id))
             elif await store.settlements.insert_settlement(tx, row, None):
+                # a retry while payments moves the money is in flight; the outcome answers it
+                await self._context.remember(tx, message, None, pending=True, subject=row.id)
                 await tx.tell(
                     "payments",
                     Transfer(
@@ -147,6 +153,11 @@ class Settling:
                     ),
                 )
         return settlement_view(await self._settlement(group.id, row.id))
+
+    async def _view(self, tx: Transaction, settlement_id: str) -> SettlementView:
+        row = await store.settlements.settlement(tx, settlement_id)
+        assert row is not None, "finished in this transaction"
+        return settlement_view(row)
 
     async def _settlement(self, group_id: str, settlement_id: str) -> SettlementRow:
         row = await store.settlements.settlement(self._pool, settlement_id)
@@ -227,6 +238,7 @@ class Settling:
                 tx, row.id, "completed", now, transfer_id=message.transfer_id
             ):
                 await self._settled(tx, group, row, now)
+                await self._context.complete(tx, row.id, await self._view(tx, row.id))
 
     async def transfer_failed(self, message: TransferFailed) -> None:
         found = await self._pending(message.reference)
@@ -241,6 +253,7 @@ class Settling:
                 tx, row.id, "failed", now, failure=(message.code, message.message)
             ):
                 return
+            await self._context.complete(tx, row.id, await self._view(tx, row.id))
             await store.activity.add_activity(
                 tx,
                 group.id,

@@ -17,7 +17,8 @@ from aiogram.filters import Command, CommandObject
 
 from actors.auth.messages import GetUser
 from actors.payments.messages import format_money
-from actors.runtime import ActorSystem
+from actors.runtime import ActorSystem, IdempotencyKey
+from actors.runtime.idempotency import fingerprint_of
 from actors.splits.messages import (
     AddExpense,
     BalanceLine,
@@ -35,6 +36,7 @@ from actors.splits.messages import (
 from splitgo.bot.help import ADD_USAGE, answer_parts
 from splitgo.bot.linking import require_user
 from splitgo.bot.parsing import UsageError, parse_add, pick_group, to_minor_units
+from splitgo.bot.taps import DoubleTaps
 from splitgo.web.actors import find_user
 
 log = structlog.get_logger("splitgo.bot")
@@ -42,6 +44,7 @@ log = structlog.get_logger("splitgo.bot")
 NO_GROUPS = "You are not in any group yet. Create one in the app, or ask a friend to add you."
 # the expense id of an /add is derived from its message, so a redelivered update adds nothing
 _EXPENSE_IDS = uuid.UUID("0b5c6f0e-6a43-4d2e-9a7c-3f1b2d0e9a11")
+TAPS = DoubleTaps()
 
 
 # ── reading ────────────────────────────────────────────────────────────────────────────
@@ -140,10 +143,23 @@ async def add_expense(message: types.Message, command: CommandObject, system: Ac
             paid_by=[Payer(user_id=user.id, amount=amount)],
             split_mode="equal",
             shares=[],
+            idempotency=_key(message, user.id, command),
         )
     )
     log.info("bot_expense_added", group_id=group.id, expense_id=expense.id)
     await message.answer(_added_text(expense, group, user.id))
+
+
+def _key(message: types.Message, user_id: str, command: CommandObject) -> IdempotencyKey:
+    """The send's key (see taps.py): Telegram delivering the message again, or the same
+    /add double-tapped, replays the first expense's answer instead of adding another."""
+    args = command.args or ""
+    sent_at = message.date.timestamp()
+    return IdempotencyKey(
+        scope=f"{user_id} telegram /add",
+        key=TAPS.key(message.chat.id, args, message.message_id, sent_at),
+        fingerprint=fingerprint_of(args),
+    )
 
 
 def _expense_id(message: types.Message) -> str:

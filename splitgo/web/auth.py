@@ -35,7 +35,8 @@ from actors.auth.messages import (
     VerifyEmail,
 )
 from splitgo.web.actors import ask
-from splitgo.web.declare import Content, Derived, documented, page
+from splitgo.web.declare import Content, Derived, documented, idempotency, page
+from splitgo.web.idempotency import key_for
 from splitgo.web.keys import SERVICES
 from splitgo.web.problems import json_response, matching, to_json
 from splitgo.web.security import authenticate
@@ -154,14 +155,21 @@ def tokens_body(pair: TokenPair) -> dict[str, Any]:
     tags=["auth"],
     auth="none",
     body=RegisterBody,
+    headers=[idempotency(required=False)],
     responses={201: UserReply},
     errors=[409],
 )
 async def register(request: web.Request, body: RegisterBody) -> web.Response:
     ip, _ = client_of(request)
-    user: UserView = await ask(
-        request, "auth", Register(email=body.email, password=body.password, name=body.name, ip=ip)
+    message = Register(
+        email=body.email,
+        password=body.password,
+        name=body.name,
+        ip=ip,
+        # nobody is signed in: the key is scoped to the route (the password is left out)
+        idempotency=key_for(request, body, caller=None),
     )
+    user: UserView = await ask(request, "auth", message)
     return json_response(user_body(user), status=201)
 
 

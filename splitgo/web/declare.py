@@ -9,7 +9,9 @@ same one: a route declared with `body=GroupBody` is handed the decoded, validate
     @documented(summary="Create a group", body=GroupBody, responses={201: GroupView})
     async def create_group(request: web.Request, body: GroupBody) -> web.Response: ...
 
-The caller is admitted first (a bearer token, or the ops token), so a request without a
+A route declaring a required `Idempotency-Key` (`headers=[idempotency(required=True)]`)
+refuses a request without one first of all (splitgo/web/idempotency.py). The caller is
+admitted next (a bearer token, or the ops token), so a request without a
 token is a 401 whatever its body; then the body is read by `problems.read_json`: 415 for
 another media type, 400 when it is not JSON, 413 past the size limit, 422 naming the field
 that does not fit. `Verbatim(shape)` hands over the bytes as they came (a signed webhook
@@ -26,6 +28,7 @@ from typing import Annotated, Any, Literal, TypedDict, TypeVar, Unpack, overload
 import msgspec
 from aiohttp import web
 
+from splitgo.web.idempotency import HEADER, required_key
 from splitgo.web.problems import read_json
 from splitgo.web.security import admit
 
@@ -36,7 +39,7 @@ Auth = Literal["bearer", "ops", "none"]
 
 SPEC_ATTR = "__openapi__"
 JSON = "application/json"
-IDEMPOTENCY_KEY = "Idempotency-Key"
+IDEMPOTENCY_KEY = HEADER
 # what the edge reads from an Idempotency-Key: 1..200 printable characters, no edge spaces
 IDEMPOTENCY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^\S(.*\S)?$"}
 
@@ -223,6 +226,8 @@ def documented(
 
     def attach(handler: Any) -> Any:
         route = handler if body is None else _taking_body(handler, operation, body)
+        if any(h.name == IDEMPOTENCY_KEY and h.required for h in operation.headers):
+            route = _keyed(route)
         setattr(route, SPEC_ATTR, operation)
         return route
 
@@ -240,6 +245,17 @@ def _taking_body(handler: TakesBody[Any, Reply], operation: Operation, body: Any
         )
 
     return route
+
+
+def _keyed(route: Route[Reply]) -> Route[Reply]:
+    """Refuse a request without its required Idempotency-Key before anything else."""
+
+    @functools.wraps(route)
+    async def keyed(request: web.Request) -> Reply:
+        required_key(request)
+        return await route(request)
+
+    return keyed
 
 
 def idempotency(required: bool) -> Header:

@@ -1,10 +1,10 @@
 """One route's OpenAPI operation: its parameters, request body, replies and problems.
 
 Errors are RFC 9457 `application/problem+json` (`problems.Problem`); each operation lists
-the ones it can answer with: 400/413/415/422 where a body is read, 401 where a token is
-needed, 403 for operators, 404 where a path names something, 429 on the routes the edge
-rate-limits (`hardening.RATE_LIMITED`), 503 where an actor answers, plus what the handler
-adds. Those shared problem replies are `#/components/responses/Problem<status>`.
+the ones it can answer with: 400/413/415/422 where a body is read, 400/409 where an
+Idempotency-Key is read, 401 where a token is needed, 403 for operators, 404 where a path
+names something, 429 on the routes the edge rate-limits (`hardening.RATE_LIMITED`), 503
+where an actor answers, plus what the handler adds. Those shared problem replies are `#/components/responses/Problem<status>`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from splitgo.web.declare import JSON, Content, Operation, PageQuery
+from splitgo.web.declare import IDEMPOTENCY_KEY, JSON, Content, Operation, PageQuery
 from splitgo.web.openapi_schema import SchemaBook, query_parameters
 from splitgo.web.problems import PROBLEM_TYPE, TITLES, Problem
 
@@ -68,6 +68,8 @@ def error_statuses(operation: Operation, has_path_params: bool, rate_limited: bo
         statuses.add(429)  # the edge's per-client limit (hardening.RATE_LIMITED)
     if operation.body is not None:
         statuses |= {400, 413, 415, 422}
+    if any(header.name == IDEMPOTENCY_KEY for header in operation.headers):
+        statuses |= {400, 409}  # a malformed or missing key; a conflict or one in flight
     if isinstance(operation.query, type) and issubclass(operation.query, PageQuery):
         statuses.add(422)  # a limit out of range
     if operation.auth == "bearer":

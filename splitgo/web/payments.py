@@ -32,7 +32,6 @@ from actors.payments.messages import (
 )
 from splitgo.web.actors import ask, find_user
 from splitgo.web.declare import (
-    IDEMPOTENCY_KEY,
     Content,
     Header,
     PageQuery,
@@ -40,6 +39,7 @@ from splitgo.web.declare import (
     documented,
     idempotency,
 )
+from splitgo.web.idempotency import required_key
 from splitgo.web.keys import SERVICES
 from splitgo.web.ops import page_params
 from splitgo.web.problems import FieldError, ProblemError, json_response, matching, to_json
@@ -90,19 +90,6 @@ def known_currency(currency: str) -> str:
     return currency
 
 
-def idempotency_key(request: web.Request) -> str:
-    """The request's Idempotency-Key: required wherever money moves."""
-    key = request.headers.get(IDEMPOTENCY_KEY, "").strip()
-    if not 1 <= len(key) <= 200:
-        raise ProblemError(
-            400,
-            "idempotency_key_required",
-            "send an Idempotency-Key header (1 to 200 characters) with every payment",
-            errors=[FieldError(field=IDEMPOTENCY_KEY, message="required, 1 to 200 characters")],
-        )
-    return key
-
-
 @routes.get("/api/v1/wallet")
 @documented(summary="The caller's balances", tags=["payments"], responses={200: WalletView})
 async def wallet(request: web.Request) -> web.Response:
@@ -128,7 +115,7 @@ async def create_top_up(request: web.Request, body: TopUpBody) -> web.Response:
         request,
         "payments",
         CreateTopUp(
-            idempotency_key=idempotency_key(request),
+            idempotency_key=required_key(request),
             user_id=claims.sub,
             amount=body.amount,
             currency=known_currency(body.currency),
@@ -192,7 +179,7 @@ async def transfer(request: web.Request, body: TransferBody) -> web.Response:
         request,
         "payments",
         Transfer(
-            idempotency_key=idempotency_key(request),
+            idempotency_key=required_key(request),
             from_user_id=claims.sub,
             to_user_id=body.to_user_id,
             amount=body.amount,

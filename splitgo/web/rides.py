@@ -36,15 +36,15 @@ from actors.rides.messages import (
     UpdateLocation,
 )
 from splitgo.web.actors import ask
-from splitgo.web.declare import IDEMPOTENCY_KEY, Content, documented, idempotency
-from splitgo.web.problems import ProblemError, json_response, to_json
+from splitgo.web.declare import Content, documented, idempotency
+from splitgo.web.idempotency import key_for, required_key, with_key
+from splitgo.web.problems import json_response, to_json
 from splitgo.web.security import authenticate
 
 log = structlog.get_logger("splitgo.web.rides")
 
 routes = web.RouteTableDef()
 
-IDEMPOTENCY_KEY_MAX = 200
 REQUEST_ASK_TIMEOUT = 20.0  # a request asks splits and payments before it answers
 REASON_MAX = 200
 IDEMPOTENCY_NAMESPACE = uuid.UUID("8d3b7c1e-4f2a-4b6e-9c0d-2a7e5f1b9c34")
@@ -135,35 +135,12 @@ def rating_message(body: RatingBody, *, ride_id: str, user_id: str) -> RateRide:
     return RateRide(ride_id=ride_id, user_id=user_id, stars=body.stars, comment=body.comment)
 
 
-def ride_id_for(user_id: str, idempotency_key: str | None) -> str:
-    """A fresh ride id, or one derived from the Idempotency-Key so a retry names the same
-    ride (the actor answers a known id with its first ride)."""
-    if not idempotency_key:
-        return str(uuid.uuid4())
+def ride_id_for(user_id: str, idempotency_key: str) -> str:
+    """The ride's id, derived from the request's Idempotency-Key: a retry after a crash
+    between placing the hold and storing the ride names the same hold again (payments
+    replays it) instead of holding the money twice. The key itself is answered by the
+    rides actor's idempotency keys."""
     return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user_id}\n{idempotency_key}"))
-
-
-def replay_conflict(message: RequestRide, view: RideView) -> ProblemError | None:
-    """A ride already requested under this Idempotency-Key, but with another body."""
-    first = (view.pickup, view.dropoff, view.group_id)
-    if first == (message.pickup, message.dropoff, message.group_id):
-        return None
-    return ProblemError(
-        409,
-        "idempotency_conflict",
-        "this Idempotency-Key was used for another ride request; use a new key",
-    )
-
-
-def idempotency_key(request: web.Request) -> str | None:
-    key = request.headers.get(IDEMPOTENCY_KEY, "").strip()
-    if len(key) > IDEMPOTENCY_KEY_MAX:
-        raise ProblemError(
-            400,
-            "invalid_idempotency_key",
-            f"an Idempotency-Key is at most {IDEMPOTENCY_KEY_MAX} characters",
-        )
-    return key or None
 
 
 # ── steps and answers (typed errors become problems in the middleware) ────────────────
@@ -175,18 +152,26 @@ def ride_id(request: web.Request) -> str:
 
 async def advance(request: web.Request, step: Step) -> web.Response:
     claims = authenticate(request)
-    view: RideView = await ask(
-        request, "rides", AdvanceRide(ride_id=ride_id(request), user_id=claims.sub, step=step)
+    message = AdvanceRide(
+        ride_id=ride_id(request),
+        user_id=claims.sub,
+        step=step,
+        idempotency=key_for(request, caller=claims.sub),
     )
+    view: RideView = await ask(request, "rides", message)
     log.info("ride_advanced", ride_id=view.id, step=step, status=view.status)
     return json_response(to_json(view))
 
 
 async def answer(request: web.Request, *, accept: bool) -> web.Response:
     claims = authenticate(request)
-    view: RideView = await ask(
-        request, "rides", AnswerOffer(ride_id=ride_id(request), user_id=claims.sub, accept=accept)
+    message = AnswerOffer(
+        ride_id=ride_id(request),
+        user_id=claims.sub,
+        accept=accept,
+        idempotency=key_for(request, caller=claims.sub),
     )
+    view: RideView = await ask(request, "rides", message)
     return json_response(to_json(view))
 
 
@@ -198,13 +183,15 @@ async def answer(request: web.Request, *, accept: bool) -> web.Response:
     summary="Become a driver",
     description="The caller gains the `driver` role; already one: 409 `already_a_driver`.",
     tags=["rides"],
+    headers=[idempotency(required=False)],
     body=DriverBody,
     responses={201: DriverView},
     errors=[409],
 )
 async def register_driver(request: web.Request, body: DriverBody) -> web.Response:
     claims = authenticate(request)
-    driver: DriverView = await ask(request, "rides", driver_message(body, user_id=claims.sub))
+    message = with_key(driver_message(body, user_id=claims.sub), request, body, caller=claims.sub)
+    driver: DriverView = await ask(request, "rides", message)
     log.info("driver_registered", user_id=claims.sub)
     return json_response(to_json(driver), status=201)
 
@@ -276,7 +263,7 @@ async def estimate(request: web.Request, body: EstimateBody) -> web.Response:
     "already under way: 409 `ride_in_progress`.",
     tags=["rides"],
     body=RideBody,
-    headers=[idempotency(required=False)],
+    headers=[idempotency(required=True)],
     responses={
         201: Content(RideView, headers={"Location": ("the ride", True)}, description="Created")
     },
@@ -285,12 +272,10 @@ async def estimate(request: web.Request, body: EstimateBody) -> web.Response:
 async def request_ride(request: web.Request, body: RideBody) -> web.Response:
     claims = authenticate(request)
     message = request_message(
-        body, user_id=claims.sub, ride_id=ride_id_for(claims.sub, idempotency_key(request))
+        body, user_id=claims.sub, ride_id=ride_id_for(claims.sub, required_key(request))
     )
+    message = with_key(message, request, body, caller=claims.sub)
     view: RideView = await ask(request, "rides", message, timeout=REQUEST_ASK_TIMEOUT)
-    conflict = replay_conflict(message, view)
-    if conflict is not None:
-        raise conflict
     log.info("ride_requested", ride_id=view.id, status=view.status)
     response = json_response(to_json(view), status=201)
     response.headers["Location"] = f"/api/v1/rides/{view.id}"
@@ -330,6 +315,7 @@ async def get_ride(request: web.Request) -> web.Response:
     summary="Accept an offer (driver)",
     description="An expired offer: 409 `offer_expired`.",
     tags=["rides"],
+    headers=[idempotency(required=False)],
     responses={200: RideView},
     errors=[403, 409],
 )
@@ -341,6 +327,7 @@ async def accept(request: web.Request) -> web.Response:
 @documented(
     summary="Decline an offer (driver)",
     tags=["rides"],
+    headers=[idempotency(required=False)],
     responses={200: RideView},
     errors=[403, 409],
 )
@@ -353,6 +340,7 @@ async def decline(request: web.Request) -> web.Response:
     summary="At the pickup (driver)",
     description="An out-of-order step: 409 `invalid_transition`.",
     tags=["rides"],
+    headers=[idempotency(required=False)],
     responses={200: RideView},
     errors=[403, 409],
 )
@@ -365,6 +353,7 @@ async def arrive(request: web.Request) -> web.Response:
     summary="The rider is on board (driver)",
     description="An out-of-order step: 409 `invalid_transition`.",
     tags=["rides"],
+    headers=[idempotency(required=False)],
     responses={200: RideView},
     errors=[403, 409],
 )
@@ -378,6 +367,7 @@ async def start(request: web.Request) -> web.Response:
     description="The final fare is captured from the hold. An out-of-order step: 409 "
     "`invalid_transition`.",
     tags=["rides"],
+    headers=[idempotency(required=False)],
     responses={200: RideView},
     errors=[403, 409],
 )
@@ -391,6 +381,7 @@ async def complete(request: web.Request) -> web.Response:
     description="The hold is released (a cancellation fee after the driver arrived). The "
     "body may be left out.",
     tags=["rides"],
+    headers=[idempotency(required=False)],
     body=CancelBody,
     body_required=False,
     responses={200: RideView},
@@ -398,9 +389,9 @@ async def complete(request: web.Request) -> web.Response:
 )
 async def cancel(request: web.Request, body: CancelBody) -> web.Response:
     claims = authenticate(request)
-    view: RideView = await ask(
-        request, "rides", cancel_message(body, ride_id=ride_id(request), user_id=claims.sub)
-    )
+    message = cancel_message(body, ride_id=ride_id(request), user_id=claims.sub)
+    message = with_key(message, request, body, caller=claims.sub)
+    view: RideView = await ask(request, "rides", message)
     log.info("ride_cancelled", ride_id=view.id, by=claims.sub)
     return json_response(to_json(view))
 
@@ -409,13 +400,14 @@ async def cancel(request: web.Request, body: CancelBody) -> web.Response:
 @documented(
     summary="Rate a ride, once per side",
     tags=["rides"],
+    headers=[idempotency(required=False)],
     body=RatingBody,
     responses={201: RideView},
     errors=[403, 409],
 )
 async def rate(request: web.Request, body: RatingBody) -> web.Response:
     claims = authenticate(request)
-    view: RideView = await ask(
-        request, "rides", rating_message(body, ride_id=ride_id(request), user_id=claims.sub)
-    )
+    message = rating_message(body, ride_id=ride_id(request), user_id=claims.sub)
+    message = with_key(message, request, body, caller=claims.sub)
+    view: RideView = await ask(request, "rides", message)
     return json_response(to_json(view), status=201)

@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.support.api import Api, User
+from tests.support.api import Api, User, fresh_key
 from tests.support.node import PROJECT_ROOT, RunningNode, start_node, stop_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -636,7 +636,10 @@ async def test_bad_requests_name_the_field_and_change_nothing(api: Api) -> None:
         code="group_not_found",
     )
     reply = await api.call(
-        "POST", "/api/v1/rides", rider, headers={"Content-Type": "application/json"}
+        "POST",
+        "/api/v1/rides",
+        rider,
+        headers={"Content-Type": "application/json", **fresh_key("POST")},
     )
     assert (reply.status, reply.body["code"]) == (400, "malformed_json")
     assert await wallet(api, rider) == {"available": TOP_UP, "held": 0}

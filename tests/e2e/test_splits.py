@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.support.api import Api, User
+from tests.support.api import Api, User, fresh_key
 from tests.support.node import RunningNode, start_node, stop_node
 from tests.support.smtp import body_text, link_in
 
@@ -612,6 +612,7 @@ async def test_balances_sum_to_zero_and_the_plan_settles_them(api: Api) -> None:
                 "currency": transfer["currency"],
                 "method": "cash",
             },
+            fresh_key("POST"),
         )
         assert reply.status == 201, reply.body
     assert all(net == 0 for net in (await nets(api, group, dan)).values())
@@ -691,6 +692,7 @@ async def test_wallet_settlement_without_funds_changes_nothing(api: Api) -> None
         f"/api/v1/groups/{group}/settlements",
         alice,
         {"to_user_id": bob.id, "amount": 2500, "currency": "EUR", "method": "wallet"},
+        fresh_key("POST"),
     )
     assert reply.status == 422, reply.body
     assert reply.body["code"] == "insufficient_funds"
@@ -727,7 +729,9 @@ async def test_bad_settlements_are_refused_and_change_nothing(
     body["to_user_id"] = {"SELF": alice.id, "OUTSIDER": outsider.id}.get(
         body["to_user_id"], body["to_user_id"]
     )
-    reply = await api.call("POST", f"/api/v1/groups/{group}/settlements", alice, body)
+    reply = await api.call(
+        "POST", f"/api/v1/groups/{group}/settlements", alice, body, fresh_key("POST")
+    )
     assert (reply.status, reply.body["code"]) == (status, code), reply.body
     assert reply.field() == field
     assert await eur(api, group, alice) == {alice.id: -500, bob.id: 500}
@@ -1026,7 +1030,7 @@ async def test_a_group_you_are_not_in_does_not_exist(api: Api) -> None:
         ("GET", f"{base}/export.csv", None),
     ]
     for method, path, body in attempts:
-        reply = await api.call(method, path, outsider, body)
+        reply = await api.call(method, path, outsider, body, fresh_key(method))
         assert (reply.status, reply.body["code"]) == (404, "group_not_found"), (method, path)
     unknown = await api.call("GET", "/api/v1/groups/no-such-group/balances", alice)
     assert (unknown.status, unknown.body["code"]) == (404, "group_not_found")

@@ -97,6 +97,7 @@ async def test_a_trace_id_crosses_nodes(tmp_path: Path) -> None:
                 headers={
                     "Authorization": f"Bearer {token}",
                     "traceparent": f"00-{ride_trace}-{caller_span}-01",
+                    "Idempotency-Key": secrets.token_hex(8),
                 },
             ) as response:
                 assert response.status == 422, await response.text()

@@ -282,6 +282,24 @@ async def test_add_uses_the_only_group_and_its_currency_exponent(world: World) -
 
 
 @pytest.mark.usefixtures("bot")
+async def test_a_double_tapped_add_creates_one_expense(world: World) -> None:
+    """The same /add sent twice within seconds (two Telegram messages) adds one expense,
+    and both sends are answered with it; the same text after the window is a new one."""
+    amy = await world.linked("Amy", 513)
+    bob = await world.register("Bob")
+    trip = await world.group(amy, "Trip", bob)
+    first = await world.say(513, "/add 10 Taxi")
+    second = await world.say(513, "/add 10 Taxi")
+    assert "Added <b>Taxi</b>" in first["text"]
+    assert second["text"] == first["text"]
+    assert await world.nets(trip, amy) == {amy.id: 500, bob.id: -500}
+    count = await world.pool.fetchval(
+        "SELECT count(*) FROM splits_expenses WHERE group_id = $1", trip
+    )
+    assert count == 1
+
+
+@pytest.mark.usefixtures("bot")
 async def test_malformed_add_arguments_get_the_usage_and_add_nothing(world: World) -> None:
     """A non-number, too many decimals or an unknown group: a reason and the usage."""
     amy = await world.linked("Amy", 512)

@@ -5,12 +5,18 @@ the sandbox's checkout)."""
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 PASSWORD = "correct horse battery staple 42"
+
+
+def fresh_key(method: str) -> dict[str, str]:
+    """A new Idempotency-Key header for a POST; nothing for other methods."""
+    return {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
 
 
 @dataclass
@@ -68,8 +74,9 @@ class Api:
     async def ok(
         self, method: str, path: str, user: User, body: Any = None, status: int = 200
     ) -> Any:
-        """The body of a request that must answer `status`."""
-        reply = await self.call(method, path, user, body)
+        """The body of a request that must answer `status` (a POST with a fresh
+        Idempotency-Key, as every well-behaved client sends)."""
+        reply = await self.call(method, path, user, body, fresh_key(method))
         assert reply.status == status, f"{method} {path}: {reply.status} {reply.body}"
         return reply.body
 
@@ -87,7 +94,7 @@ class Api:
     ) -> Reply:
         """A refused request: its status, its stable code, the field it names (and a word
         its detail mentions: an unknown or missing field is named in the message)."""
-        reply = await self.call(method, path, user, body)
+        reply = await self.call(method, path, user, body, fresh_key(method))
         assert reply.status == status, f"{method} {path}: {reply.status} {reply.body}"
         assert reply.body["code"] == code, reply.body
         if field is not None:

@@ -255,14 +255,22 @@ def test_each_operation_lists_the_errors_it_can_answer(spec: dict[str, Any]) -> 
 
 
 def test_money_moving_posts_take_an_idempotency_key(spec: dict[str, Any]) -> None:
-    """Transfers and top-ups require an Idempotency-Key header, while settlements and ride requests
-    accept an optional one."""
+    """Transfers, top-ups, settlements and ride requests require an Idempotency-Key header;
+    the other creating POSTs and the ride steps accept one."""
     ops_by_label = dict(operations(spec))
     for label, required in [
         ("POST /api/v1/transfers", True),
         ("POST /api/v1/wallet/top-ups", True),
-        ("POST /api/v1/groups/{id}/settlements", False),
-        ("POST /api/v1/rides", False),
+        ("POST /api/v1/groups/{id}/settlements", True),
+        ("POST /api/v1/rides", True),
+        ("POST /api/v1/auth/register", False),
+        ("POST /api/v1/groups", False),
+        ("POST /api/v1/groups/{id}/members", False),
+        ("POST /api/v1/groups/{id}/expenses", False),
+        ("POST /api/v1/groups/{id}/expenses/{eid}/comments", False),
+        ("POST /api/v1/drivers", False),
+        ("POST /api/v1/rides/{id}/complete", False),
+        ("POST /api/v1/rides/{id}/rating", False),
     ]:
         headers = {p["name"]: p for p in ops_by_label[label]["parameters"] if p["in"] == "header"}
         assert headers["Idempotency-Key"]["required"] is required, label

@@ -44,9 +44,7 @@ from splitgo.web.rides import (
     estimate_message,
     location_message,
     rating_message,
-    replay_conflict,
     request_message,
-    ride_id_for,
 )
 
 T = TypeVar("T")
@@ -197,36 +195,6 @@ def test_bodies_become_the_actors_commands() -> None:
     )
 
 
-def test_ride_ids_follow_the_idempotency_key() -> None:
-    """No key: a fresh id each time; a key: the same id for the same caller only."""
-    assert ride_id_for("u", None) != ride_id_for("u", None)
-    assert ride_id_for("u", "k1") == ride_id_for("u", "k1")
-    assert ride_id_for("u", "k1") != ride_id_for("u", "k2")
-    assert ride_id_for("u", "k1") != ride_id_for("v", "k1")
-
-
-def test_a_replayed_key_with_another_body_is_a_conflict() -> None:
-    """The first ride answers a replay of its own body; another body is 409."""
-    same = RequestRide(
-        ride_id="r1",
-        user_id="rider",
-        pickup=Point(lat=HERE["lat"], lon=HERE["lon"]),
-        dropoff=Point(lat=THERE["lat"], lon=THERE["lon"]),
-    )
-    assert replay_conflict(same, a_ride()) is None
-    moved = RequestRide(
-        ride_id="r1",
-        user_id="rider",
-        pickup=Point(lat=HERE["lat"], lon=HERE["lon"]),
-        dropoff=Point(lat=0.0, lon=0.0),
-    )
-    conflict = replay_conflict(moved, a_ride())
-    assert conflict is not None
-    assert (conflict.status, conflict.code) == (409, "idempotency_conflict")
-    grouped = RequestRide(**{**msgspec.structs.asdict(same), "group_id": "g"})
-    assert replay_conflict(grouped, a_ride()) is not None
-
-
 def test_views_are_plain_json_without_tags() -> None:
     """Replies lose their `msg_type` tags, nested ones included."""
     shown = to_json(
@@ -252,7 +220,7 @@ def test_views_are_plain_json_without_tags() -> None:
     )
     assert to_json(offers)["offers"][0]["pickup"] == {"lat": 1.0, "lon": 2.0}
     step = to_json(AdvanceRide(ride_id="r", user_id="u", step="arrive"))
-    assert step == {"ride_id": "r", "user_id": "u", "step": "arrive"}
+    assert step == {"ride_id": "r", "user_id": "u", "step": "arrive", "idempotency": None}
 
 
 # ── the bot's answer ──────────────────────────────────────────────────────────────────

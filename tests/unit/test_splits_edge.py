@@ -37,8 +37,6 @@ from splitgo.web.splits import (
     json_path_problem,
     member_target,
     percent_bp,
-    replay_conflict,
-    settlement_id_for,
     settlement_message,
 )
 
@@ -435,13 +433,6 @@ def test_a_settlement_names_someone_else() -> None:
     assert fields(caught.value) == ["$.method"]
 
 
-def test_an_idempotency_key_names_the_same_settlement() -> None:
-    """The same key gives the same settlement id; no key gives a fresh one every time."""
-    assert settlement_id_for("g", ALICE, "k1") == settlement_id_for("g", ALICE, "k1")
-    assert settlement_id_for("g", ALICE, "k1") != settlement_id_for("g", BOB, "k1")
-    assert settlement_id_for("g", ALICE, None) != settlement_id_for("g", ALICE, None)
-
-
 def test_actor_field_names_become_json_paths() -> None:
     """The actor's `split.shares[1].amount` is answered as `$.split.shares[1].amount`."""
     problem = json_path_problem(
@@ -509,26 +500,3 @@ def test_export_filenames_are_safe_in_a_header() -> None:
     assert attachment("trip-2024.csv") == 'attachment; filename="trip-2024.csv"'
     assert attachment('a"b/c d.csv') == 'attachment; filename="a_b_c_d.csv"'
     assert attachment("") == 'attachment; filename="export.csv"'
-
-
-def test_a_replayed_key_with_another_body_is_a_conflict() -> None:
-    """The first settlement under a key answers its replay; another body is a 409."""
-    body = decode(
-        {"to_user_id": BOB, "amount": 2500, "currency": "EUR", "method": "cash"}, SettlementBody
-    )
-    message = settlement_message(body, group_id="g", user_id=ALICE, settlement_id="s")
-    first = SettlementView(
-        id="s",
-        group_id="g",
-        from_user_id=ALICE,
-        to_user_id=BOB,
-        amount=2500,
-        currency="EUR",
-        method="cash",
-        status="completed",
-        created_at="t",
-    )
-    assert replay_conflict(message, first) is None
-    problem = replay_conflict(message, msgspec.structs.replace(first, amount=100))
-    assert problem is not None
-    assert (problem.status, problem.code) == (409, "idempotency_conflict")

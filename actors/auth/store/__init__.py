@@ -60,8 +60,13 @@ from actors.auth.store.users import (
     user_by_email,
     user_by_id,
 )
+from actors.runtime import KeyTable
+
+# what sign-ups' idempotency keys answered (the runtime's one helper)
+KEYS = KeyTable("auth_idempotency")
 
 __all__ = [
+    "KEYS",
     "OneTimeRow",
     "Purpose",
     "RefreshRow",

@@ -41,12 +41,6 @@ from actors.payments.store.holds import (
     insert_hold,
     overdue_holds,
 )
-from actors.payments.store.idempotency import (
-    Remembered,
-    prune_idempotency,
-    remember,
-    remembered,
-)
 from actors.payments.store.top_ups import (
     first_sighting,
     insert_top_up,
@@ -64,12 +58,16 @@ from actors.payments.store.transfers import (
     transfer_by_external_id,
     transfer_by_id,
 )
+from actors.runtime.idempotency import KeyTable
+
+# the first replies to money-moving requests, by (scope, key): the runtime's one helper
+KEYS = KeyTable("payments_idempotency")
 
 __all__ = [
+    "KEYS",
     "AccountRow",
     "Booking",
     "HoldRow",
-    "Remembered",
     "StatementRow",
     "TransferRow",
     "WalletRow",
@@ -83,9 +81,6 @@ __all__ = [
     "lock_accounts",
     "lock_top_up",
     "overdue_holds",
-    "prune_idempotency",
-    "remember",
-    "remembered",
     "set_top_up_checkout",
     "set_top_up_status",
     "statement",

@@ -1,7 +1,7 @@
 """Every SQL statement of the splits actor, over its own tables (the schema's splits
 section), one module per feature: `groups` (groups, members, invites), `expenses` (with
 their lines, history and recurrence), `balances` (kept nets and settle plans),
-`settlements`, `activity` (the log and comments).
+`settlements`, `activity` (the log and comments); `KEYS`, its idempotency keys.
 
 Each function takes what runs the statement (`actors.runtime.Executor`): the pool
 (autocommit) or an open `Transaction`. Times are passed in; the actor's clock is the only
@@ -10,6 +10,10 @@ one. A group's rows are written by the one shard that owns the group, so nothing
 
 from __future__ import annotations
 
+from actors.runtime import KeyTable
 from actors.splits.store import activity, balances, expenses, groups, settlements
 
-__all__ = ["activity", "balances", "expenses", "groups", "settlements"]
+# what the splits commands' idempotency keys answered (the runtime's one helper)
+KEYS = KeyTable("splits_idempotency")
+
+__all__ = ["KEYS", "activity", "balances", "expenses", "groups", "settlements"]

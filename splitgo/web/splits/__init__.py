@@ -29,8 +29,6 @@ from splitgo.web.splits.bodies import (
 from splitgo.web.splits.history import attachment
 from splitgo.web.splits.settlements import (
     failed_settlement_problem,
-    replay_conflict,
-    settlement_id_for,
 )
 
 routes: tuple[web.AbstractRouteDef, ...] = (
@@ -54,8 +52,6 @@ __all__ = [
     "json_path_problem",
     "member_target",
     "percent_bp",
-    "replay_conflict",
     "routes",
-    "settlement_id_for",
     "settlement_message",
 ]

@@ -17,7 +17,8 @@ from actors.splits.messages import (
     ListComments,
     ListExpenses,
 )
-from splitgo.web.declare import PageQuery, documented
+from splitgo.web.declare import PageQuery, documented, idempotency
+from splitgo.web.idempotency import key_for, with_key
 from splitgo.web.ops import page_params
 from splitgo.web.payments import field_problem
 from splitgo.web.problems import json_response, to_json
@@ -50,6 +51,7 @@ def expense_query(request: web.Request, user_id: str) -> GetExpense:
     "must be a member.",
     tags=["splits"],
     body=ExpenseBody,
+    headers=[idempotency(required=False)],
     responses={201: ExpenseView},
 )
 async def add_expense(request: web.Request, body: ExpenseBody) -> web.Response:
@@ -57,6 +59,7 @@ async def add_expense(request: web.Request, body: ExpenseBody) -> web.Response:
     message = add_expense_message(
         body, group_id=group_id(request), user_id=claims.sub, expense_id=str(uuid.uuid4())
     )
+    message = with_key(message, request, body, caller=claims.sub)
     expense: ExpenseView = await ask_splits(request, message)
     return json_response(to_json(expense), status=201)
 
@@ -128,6 +131,7 @@ async def delete_expense(request: web.Request) -> web.Response:
     summary="Comment on an expense",
     tags=["splits"],
     body=CommentBody,
+    headers=[idempotency(required=False)],
     responses={201: CommentView},
 )
 async def add_comment(request: web.Request, body: CommentBody) -> web.Response:
@@ -142,6 +146,7 @@ async def add_comment(request: web.Request, body: CommentBody) -> web.Response:
             expense_id=request.match_info["eid"],
             comment_id=str(uuid.uuid4()),
             text=body.text,
+            idempotency=key_for(request, body, caller=claims.sub),
         ),
     )
     return json_response(to_json(comment), status=201)

@@ -16,7 +16,8 @@ from actors.splits.messages import (
     RemoveMember,
 )
 from splitgo.web.actors import find_user
-from splitgo.web.declare import documented
+from splitgo.web.declare import documented, idempotency
+from splitgo.web.idempotency import with_key
 from splitgo.web.keys import SERVICES
 from splitgo.web.payments import field_problem
 from splitgo.web.problems import json_response, to_json
@@ -52,11 +53,17 @@ async def add_member_message(
     description="The creator is its first member.",
     tags=["splits"],
     body=GroupBody,
+    headers=[idempotency(required=False)],
     responses={201: GroupView},
 )
 async def create_group(request: web.Request, body: GroupBody) -> web.Response:
     claims = authenticate(request)
-    message = group_message(body, group_id=str(uuid.uuid4()), user_id=claims.sub)
+    message = with_key(
+        group_message(body, group_id=str(uuid.uuid4()), user_id=claims.sub),
+        request,
+        body,
+        caller=claims.sub,
+    )
     group: GroupView = await ask_splits(request, message)
     return json_response(to_json(group), status=201)
 
@@ -86,6 +93,7 @@ async def get_group(request: web.Request) -> web.Response:
     "invited and joins once that address is verified.",
     tags=["splits"],
     body=MemberBody,
+    headers=[idempotency(required=False)],
     responses={201: GroupView},
     errors=[409],
 )
@@ -94,6 +102,7 @@ async def add_member(request: web.Request, body: MemberBody) -> web.Response:
     message = await add_member_message(
         request, body, group_id=group_id(request), user_id=claims.sub
     )
+    message = with_key(message, request, body, caller=claims.sub)
     group: GroupView = await ask_splits(request, message)
     return json_response(to_json(group), status=201)
 

@@ -13,11 +13,11 @@ from actors.splits.messages import (
     GetBalances,
     GetSettlement,
     GetSettlePlan,
-    RecordSettlement,
     SettlementView,
     SettlePlanView,
 )
-from splitgo.web.declare import IDEMPOTENCY_KEY, Content, documented, idempotency
+from splitgo.web.declare import Content, documented, idempotency
+from splitgo.web.idempotency import with_key
 from splitgo.web.problems import ProblemError, json_response, to_json
 from splitgo.web.security import authenticate
 from splitgo.web.splits.asking import ask_splits, group_id
@@ -28,26 +28,6 @@ routes = web.RouteTableDef()
 SETTLE_WAIT_SECONDS = 10.0
 SETTLE_POLL_SECONDS = 0.05
 SETTLEMENT_ASK_TIMEOUT = 20.0
-IDEMPOTENCY_NAMESPACE = uuid.UUID("5f0c3a52-9a4e-4d8e-9d53-6b1f2b7a0c11")
-
-
-def settlement_id_for(group_id: str, user_id: str, idempotency_key: str | None) -> str:
-    """A fresh id, or one derived from the Idempotency-Key so a retry names the same one."""
-    if not idempotency_key:
-        return str(uuid.uuid4())
-    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{group_id}\n{user_id}\n{idempotency_key}"))
-
-
-def replay_conflict(message: RecordSettlement, view: SettlementView) -> ProblemError | None:
-    """A settlement already recorded under this Idempotency-Key, but for another body."""
-    first = (view.to_user_id, view.amount, view.currency, view.method)
-    if first == (message.to_user_id, message.amount, message.currency, message.method):
-        return None
-    return ProblemError(
-        409,
-        "idempotency_conflict",
-        "this Idempotency-Key was used for another settlement; use a new key",
-    )
 
 
 def failed_settlement_problem(view: SettlementView) -> ProblemError:
@@ -107,10 +87,11 @@ async def settle_plan(request: web.Request) -> web.Response:
     summary="Record a settlement",
     description="`cash` is recorded at once; `wallet` moves the money through payments "
     "first: 201 once it went through, 202 with Location while it is still pending, 422 "
-    "(`insufficient_funds`, ...) when it failed.",
+    "(`insufficient_funds`, ...) when it failed. An `Idempotency-Key` is required; its retry "
+    "answers the first outcome, or 409 `idempotency_in_flight` while the money still moves.",
     tags=["splits"],
     body=SettlementBody,
-    headers=[idempotency(required=False)],
+    headers=[idempotency(required=True)],
     responses={
         201: SettlementView,
         202: Content(
@@ -123,16 +104,11 @@ async def settle_plan(request: web.Request) -> web.Response:
 )
 async def record_settlement(request: web.Request, body: SettlementBody) -> web.Response:
     claims = authenticate(request)
-    settlement_id = settlement_id_for(
-        group_id(request), claims.sub, request.headers.get(IDEMPOTENCY_KEY, "").strip() or None
-    )
     message = settlement_message(
-        body, group_id=group_id(request), user_id=claims.sub, settlement_id=settlement_id
+        body, group_id=group_id(request), user_id=claims.sub, settlement_id=str(uuid.uuid4())
     )
+    message = with_key(message, request, body, caller=claims.sub)
     recorded: SettlementView = await ask_splits(request, message, timeout=SETTLEMENT_ASK_TIMEOUT)
-    conflict = replay_conflict(message, recorded)
-    if conflict is not None:
-        raise conflict
     view = await settlement_outcome(request, recorded, claims.sub)
     if view.status == "failed":
         raise failed_settlement_problem(view)
