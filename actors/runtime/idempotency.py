@@ -16,11 +16,13 @@ shape for every actor) whether the key is known:
   waits for payments): `IdempotencyInFlight` (409 `idempotency_in_flight`); whatever
   finishes the flow `complete`s the key with its final reply.
 
-Only successful replies are remembered: a refused request (say, insufficient funds) may be
-retried with its key and succeed. Two transactions racing to insert the same key (two
-shards, two nodes) cannot both commit: the loser's insert hits the primary key, its effect
-rolls back with it, and it is refused as in flight. Keys are pruned after a retention of at
-least 24 hours (shared/API.md, Conventions).
+A refusal raised before anything is recorded is not remembered: a refused request (say,
+insufficient funds for a transfer) may be retried with its key and succeed. A flow that
+was accepted and failed later (a wallet settlement payments refused) completes its key
+with that failure, which its retries answer. Two transactions racing to insert the same
+key (two shards, two nodes) cannot both commit: the loser's insert hits the primary key,
+its effect rolls back with it, and it is refused as in flight. Keys are pruned after a
+retention of at least 24 hours (shared/API.md, Conventions).
 """
 
 from __future__ import annotations
