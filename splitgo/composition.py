@@ -18,7 +18,13 @@ import aiohttp
 
 from actors.auth import messages as auth_messages
 from actors.auth.actor import Auth
-from actors.auth.messages import EmailVerified, SessionsRevoked, TelegramLinked, auth_key
+from actors.auth.messages import (
+    EmailVerified,
+    ProfileChanged,
+    SessionsRevoked,
+    TelegramLinked,
+    auth_key,
+)
 from actors.auth.oauth import ProviderConfig
 from actors.auth.passwords import Passwords
 from actors.auth.tokens import SigningKeys
@@ -174,6 +180,8 @@ SUBSCRIPTIONS: dict[type[Message], tuple[str, ...]] = {
     RideUpdated: (NOTIFICATIONS,),
     # every node's HTTP edge refuses a revoked session's access tokens: all nodes hear it
     SessionsRevoked: (BROADCAST,),
+    # every node's edge names people: a rename reaches every node's name book at once
+    ProfileChanged: (BROADCAST,),
 }
 
 

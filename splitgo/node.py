@@ -17,7 +17,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from actors.auth.messages import ListRevokedSessions, SessionsRevoked
+from actors.auth.messages import GetNames, ListRevokedSessions, ProfileChanged, SessionsRevoked
 from actors.runtime import ActorSystem, PgDeadLetterStore
 from actors.runtime.broadcast import spawn_relay
 from actors.runtime.outbox import Outbox
@@ -52,6 +52,7 @@ from splitgo.tracing import configure as configure_tracing
 from splitgo.web import Services, create_app
 from splitgo.web.hardening import Hardening
 from splitgo.web.keys import Probe
+from splitgo.web.names import NameBook
 from splitgo.web.revocation import RevocationAwareVerifier, Revocations
 from transport import Codec, MemoryTransport, Transport
 from transport.broadcast import Broadcast
@@ -148,10 +149,11 @@ class Node:
         self.url = f"http://{settings.host}:{listener.getsockname()[1]}"
         self._listener = listener
         parts = await self._start_actors(hosted, codec, pools)
+        names = self._names(parts.system, pools.broadcast)
         revocations = await self._start_revocations(
             parts.system, pools.broadcast, wait="auth" in hosted
         )
-        await self._start_edges(parts, listener, revocations)
+        await self._start_edges(parts, listener, revocations, names)
         log.info(
             "node_started",
             node=settings.node_id,
@@ -237,8 +239,25 @@ class Node:
             log.warning("revocations_not_loaded_at_start", node=self.settings.node_id)
         return revocations
 
+    def _names(self, system: ActorSystem, broadcast: Broadcast) -> NameBook:
+        """The display names the edge puts beside ids: asked of auth, renames heard on the
+        broadcast (listened to before it starts), all forgotten on every reconnection."""
+        auth = system.ref("auth")
+
+        async def ask(message: GetNames) -> object:
+            return await auth.ask(message)
+
+        book = NameBook(ask)
+        broadcast.listen(ProfileChanged, book.heard)
+        broadcast.on_connected(book.forget_all)
+        return book
+
     async def _start_edges(
-        self, parts: NodeParts, listener: socket.socket, revocations: Revocations
+        self,
+        parts: NodeParts,
+        listener: socket.socket,
+        revocations: Revocations,
+        names: NameBook,
     ) -> None:
         """The HTTP edge on the bound listener, then the bot: intake, started last."""
         settings, system, channels = self.settings, parts.system, parts.channels
@@ -263,6 +282,7 @@ class Node:
                 extra=webhook,
                 hardening=Hardening.from_settings(settings, parts.public_url),
                 tracing=self.tracing,
+                names=names,
             ),
             access_log=None,
             shutdown_timeout=settings.shutdown_timeout / 2,

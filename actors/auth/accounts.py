@@ -11,10 +11,14 @@ from actors.auth.messages import (
     EmailTaken,
     FindUserByEmail,
     GetContacts,
+    GetNames,
     GetUser,
     GrantRole,
     InvalidField,
     MakeAdmin,
+    Names,
+    Person,
+    ProfileChanged,
     Register,
     UpdateUser,
     UserNotFound,
@@ -105,6 +109,11 @@ class Accounts:
             raise UserNotFound("No account has this email.")
         return user_view(user)
 
+    async def names(self, message: GetNames) -> Names:
+        """Display names only: never an email."""
+        found = await store.names(self._context.pool, list(dict.fromkeys(message.user_ids)))
+        return Names(people=[Person(user_id=user_id, name=name) for user_id, name in found])
+
     async def get(self, message: GetUser) -> UserView:
         """The user, as the API shows it."""
         user = await store.user_by_id(self._context.pool, message.user_id)
@@ -135,17 +144,22 @@ class Accounts:
         return user_view(user)
 
     async def update(self, message: UpdateUser) -> UserView:
-        """Change the name and/or the phone number (a new number is unverified)."""
+        """Change the name and/or the phone number (a new number is unverified); a new name
+        is told to every node (ProfileChanged), so it shows everywhere at once."""
         name = normalise_name(message.name) if message.name is not None else None
         phone = normalise_phone(message.phone) if message.phone is not None else None
-        user = await store.update_profile(
-            self._context.pool,
-            message.user_id,
-            self._context.clock(),
-            name=name,
-            phone=phone,
-            set_phone=message.phone is not None,
-        )
+        async with self._context.transaction() as tx:
+            before = await store.user_by_id(tx, message.user_id, lock=True)
+            user = await store.update_profile(
+                tx,
+                message.user_id,
+                self._context.clock(),
+                name=name,
+                phone=phone,
+                set_phone=message.phone is not None,
+            )
+            if before is not None and user is not None and before.name != user.name:
+                await tx.publish(ProfileChanged(user_id=user.id, name=user.name))
         if user is None:
             raise UserNotFound("No such user.")
         log.info("user_updated", user_id=user.id)

@@ -43,6 +43,7 @@ from actors.auth.messages import (
     FinishOAuth,
     ForgotPassword,
     GetContacts,
+    GetNames,
     GetUser,
     GrantRole,
     ListRevokedSessions,
@@ -50,6 +51,7 @@ from actors.auth.messages import (
     Login,
     Logout,
     MakeAdmin,
+    Names,
     OAuthRedirect,
     Refresh,
     Register,
@@ -155,6 +157,10 @@ class Auth(Actor):
     @handles(Register)
     async def register(self, message: Register) -> UserView:
         return await self.accounts.register(message)
+
+    @handles(GetNames)
+    async def get_names(self, message: GetNames) -> Names:
+        return await self.accounts.names(message)
 
     @handles(GetUser)
     async def get_user(self, message: GetUser) -> UserView:

@@ -41,6 +41,9 @@ REVOCATION_SECONDS = ACCESS_TOKEN_SECONDS + IAT_LEEWAY_SECONDS
 REVOKED_SESSIONS_MAX = 100_000
 
 
+NAMES_MAX = 1_000  # users named in one GetNames (a group holds at most 1,000 members)
+
+
 def auth_key(message: Any) -> str | None:
     """The shard key of an auth message: its email, else its user id (None: any shard)."""
     email = getattr(message, "email", None)
@@ -187,6 +190,23 @@ class GetUser(AuthInput, frozen=True):
     user_id: Id
 
 
+class GetNames(AuthInput, frozen=True):
+    """The display names of these users (unknown ids are left out), as `Names`."""
+
+    user_ids: Annotated[list[Id], msgspec.Meta(max_length=NAMES_MAX)]
+
+
+class Person(Message, frozen=True):
+    """A user as others see them: the id and the display name, never the email."""
+
+    user_id: str
+    name: str
+
+
+class Names(Message, frozen=True):
+    people: list[Person]
+
+
 class FindUserByChat(AuthInput, frozen=True):
     """The user whose account is linked to this Telegram chat, or UserNotFound."""
 
@@ -281,6 +301,13 @@ class GrantRole(AuthInput, frozen=True):
 class UserRegistered(AuthInput, frozen=True):
     user_id: Id
     email: EmailText
+    name: NameText
+
+
+class ProfileChanged(AuthInput, frozen=True):
+    """A user's display name changed: every node forgets the name it kept for them."""
+
+    user_id: Id
     name: NameText
 
 

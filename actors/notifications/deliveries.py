@@ -100,7 +100,7 @@ class Deliveries:
         envelope = self._context.envelope
         assert envelope is not None, "a handler always has its envelope"
         # render now: an event no template can render fails here, before anything is stored
-        notices = notices_for(event, public_url=self._public_url)
+        notices = await self._routing.named(notices_for(event, public_url=self._public_url))
         # each recipient's preferences and contacts at once, not one after another
         reach = await asyncio.gather(*(self._routing.targets(notice) for notice in notices))
         targets = [
@@ -181,14 +181,15 @@ class Deliveries:
         if not task.cancelled() and task.exception() is not None:
             log.error("notification_try_failed", error=repr(task.exception()))
 
-    def _rendered(self, claim: Claimed) -> tuple[Message, dict[str, Notice]]:
+    async def _rendered(self, claim: Claimed) -> tuple[Message, dict[str, Notice]]:
         """The event of a delivery and its notices by user, decoded and rendered once for
         all of the event's deliveries (a group's expense makes one per member)."""
         key = (claim.event_type, claim.payload)
         cached = self._renders.get(key)
         if cached is None:
             event = msgspec.json.decode(claim.payload, type=EVENT_TYPES[claim.event_type])
-            notices = {n.user_id: n for n in notices_for(event, public_url=self._public_url)}
+            rendered = await self._routing.named(notices_for(event, public_url=self._public_url))
+            notices = {n.user_id: n for n in rendered}
             cached = self._renders[key] = (event, notices)
             while len(self._renders) > RENDER_CACHE:
                 self._renders.pop(next(iter(self._renders)))
@@ -223,7 +224,7 @@ class Deliveries:
         permanent = False
         retry_after: float | None = None
         try:
-            event, notices = self._rendered(claim)
+            event, notices = await self._rendered(claim)
             answer = clip_answer(await self._routing.send(claim, event, notices))
         except DeliveryFailed as error:
             answer, permanent, retry_after = error.answer, error.permanent, error.retry_after

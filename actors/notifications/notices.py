@@ -9,7 +9,9 @@ for HTML and flattened to one line.
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -67,6 +69,29 @@ class Notice:
     only: tuple[str, ...] | None = None  # channels allowed at all (a token goes by mail only)
     telegram_chat_id: int | None = None  # the event names the chat
     data: dict[str, Any] = field(default_factory=dict)
+
+
+# a user id as notices mention people; `with_names` says their names instead
+USER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def with_names(notice: Notice, names: dict[str, str]) -> Notice:
+    """The notice with each user id it mentions replaced by that user's name (escaped for
+    the HTML of mail and Telegram)."""
+
+    def plain(found: re.Match[str]) -> str:
+        return names.get(found[0], found[0])
+
+    def escaped(found: re.Match[str]) -> str:
+        return html.escape(names.get(found[0], found[0]))
+
+    return dataclasses.replace(
+        notice,
+        title=USER_ID.sub(plain, notice.title),
+        text=USER_ID.sub(plain, notice.text),
+        html=USER_ID.sub(escaped, notice.html),
+        telegram=USER_ID.sub(escaped, notice.telegram),
+    )
 
 
 def _line(value: str) -> str:

@@ -11,17 +11,21 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 
-from actors.auth.messages import Contacts, GetContacts, UserNotFound
+import structlog
+
+from actors.auth.messages import Contacts, GetContacts, GetNames, Names, UserNotFound
 from actors.notifications.channels import DeliveryFailed
 from actors.notifications.channels.email import EmailChannel
 from actors.notifications.channels.sms import SmsChannel
 from actors.notifications.channels.telegram import TelegramChannel
 from actors.notifications.feed import Feed
-from actors.notifications.notices import AUTH_MAILS, CHANNELS, Notice
+from actors.notifications.notices import AUTH_MAILS, CHANNELS, USER_ID, Notice, with_names
 from actors.notifications.preferences import UserPreferences
 from actors.notifications.store import Claimed
 from actors.notifications.templates import render_email, simple_mail
-from actors.runtime import Context, Message
+from actors.runtime import Context, DomainError, Message
+
+log = structlog.get_logger("actors.notifications")
 
 EMAIL, TELEGRAM, INAPP, SMS = CHANNELS[0], CHANNELS[1], CHANNELS[2], CHANNELS[3]
 # where a user is reached, by user id (None: no such user)
@@ -96,6 +100,20 @@ class Routing:
         if claimed.channel == INAPP:
             return await self._feed.add(claimed.id, notice)
         raise DeliveryFailed(f"no channel {claimed.channel!r} on this node", permanent=True)
+
+    async def named(self, notices: list[Notice]) -> list[Notice]:
+        """The notices with the people they mention by id named instead (asked of auth in
+        one go); as they were when auth cannot say."""
+        ids = {found for n in notices for found in USER_ID.findall(f"{n.title} {n.text}")}
+        if not ids:
+            return notices
+        try:
+            reply: Names = await self._context.ask("auth", GetNames(user_ids=sorted(ids)))
+        except DomainError as error:
+            log.warning("notice_names_unavailable", code=error.code)
+            return notices
+        names = {person.user_id: person.name for person in reply.people}
+        return [with_names(notice, names) for notice in notices]
 
     async def _contacts(self, user_id: str) -> Contacts | None:
         if self._contacts_lookup is not None:

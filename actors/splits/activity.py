@@ -3,10 +3,13 @@ Splits actor. The log itself is written by every other part, in its own transact
 
 from __future__ import annotations
 
-from actors.runtime import Context, rfc3339, row_cursor
+import structlog
+
+from actors.auth.messages import NAMES_MAX, GetNames, Names
+from actors.runtime import Context, DomainError, rfc3339, row_cursor
 from actors.splits import rules, store
 from actors.splits.expenses import live_expense
-from actors.splits.export import ExportRow, export_csv
+from actors.splits.export import ExportRow, export_csv, people_of
 from actors.splits.groups import member_group, member_ids
 from actors.splits.messages import (
     ActivityPage,
@@ -19,6 +22,8 @@ from actors.splits.messages import (
     ListComments,
 )
 from actors.splits.views import activity_item, comment_view
+
+log = structlog.get_logger("splits")
 
 
 class Activity:
@@ -96,5 +101,19 @@ class Activity:
             )
             for e in await store.expenses.all_expenses(self._pool, group.id)
         ]
+        names = await self._names(people_of(rows, members))
         safe = "".join(c if c.isalnum() else "-" for c in group.name).strip("-") or "group"
-        return CsvExport(filename=f"{safe}-expenses.csv", text=export_csv(rows, members))
+        return CsvExport(filename=f"{safe}-expenses.csv", text=export_csv(rows, members, names))
+
+    async def _names(self, people: list[str]) -> dict[str, str]:
+        """Display names from auth, who owns them (ids stay where auth cannot say)."""
+        names: dict[str, str] = {}
+        try:
+            for start in range(0, len(people), NAMES_MAX):
+                reply: Names = await self._context.ask(
+                    "auth", GetNames(user_ids=people[start : start + NAMES_MAX])
+                )
+                names.update((p.user_id, p.name) for p in reply.people)
+        except DomainError as error:
+            log.warning("export_names_unavailable", code=error.code)
+        return names

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 from actors.payments.messages import format_money
@@ -36,22 +37,35 @@ class ExportRow:
         self.amount, self.currency, self.payers, self.shares = amount, currency, payers, shares
 
 
-def export_csv(rows: Sequence[ExportRow], members: Sequence[str]) -> str:
-    """Every expense with who paid and each person's share, one column per person."""
+def people_of(rows: Sequence[ExportRow], members: Sequence[str]) -> list[str]:
+    """The members, then anyone else an expense names (a former member), in order."""
     people = list(members)
     for row in rows:
         for user, _ in (*row.payers, *row.shares):
             if user not in people:
                 people.append(user)
+    return people
+
+
+def export_csv(
+    rows: Sequence[ExportRow], members: Sequence[str], names: Mapping[str, str] | None = None
+) -> str:
+    """Every expense with who paid and each person's share, one column per person, people
+    shown by name (two people of one name are told apart by the start of their ids)."""
+    people = people_of(rows, members)
+    shown = _labels(people, names or {})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
         ["expense_id", "date", "description", "category", "currency", "amount", "paid_by"]
-        + [f"share:{user}" for user in people]
+        + [f"share:{_cell(shown[user])}" for user in people]
     )
     for row in rows:
         owed = dict(row.shares)
-        paid_by = ";".join(f"{user}={decimal(paid, row.currency)}" for user, paid in row.payers)
+        paid_by = ";".join(
+            f"{_cell(shown.get(user, user))}={decimal(paid, row.currency)}"
+            for user, paid in row.payers
+        )
         writer.writerow(
             [row.id, row.day.isoformat(), _cell(row.description), _cell(row.category)]
             + [row.currency]
@@ -64,3 +78,13 @@ def export_csv(rows: Sequence[ExportRow], members: Sequence[str]) -> str:
 def _cell(value: str) -> str:
     # a spreadsheet runs a cell that starts like a formula: keep user text text
     return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
+
+
+def _labels(people: Sequence[str], names: Mapping[str, str]) -> dict[str, str]:
+    """Each person's column label: their name, or the id when the name is unknown."""
+    taken = Counter(names.get(user, user) for user in people)
+    labels = {}
+    for user in people:
+        name = names.get(user, user)
+        labels[user] = name if taken[name] == 1 else f"{name} ({user[:8]})"
+    return labels

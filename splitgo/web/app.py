@@ -14,6 +14,7 @@ from splitgo.web.live import LiveHub
 from splitgo.web.metrics import http_metrics
 from splitgo.web.metrics import routes as metrics_routes
 from splitgo.web.middlewares import TRACING, problems, request_context
+from splitgo.web.names import NAMES, NameBook, named
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -25,13 +26,18 @@ def create_app(
     extra: Sequence[web.RouteTableDef] = (),
     hardening: Hardening | None = None,
     tracing: Tracing | None = None,
+    names: NameBook | None = None,
 ) -> web.Application:
     """One application: middlewares outermost first, then every route table. `live` holds
     the node's WebSockets; `extra` are routes of other edges (the bot's webhook);
-    `hardening` the guards' settings (CORS, rate limit); `tracing` exports spans."""
+    `hardening` the guards' settings (CORS, rate limit); `tracing` exports spans; `names` the
+    node's NameBook (None: replies carry ids only)."""
     app = web.Application(middlewares=[request_context, problems], client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = services
     app[LIVE] = live if live is not None else LiveHub()
+    app.middlewares.append(named)  # names beside ids in every JSON reply
+    if names is not None:
+        app[NAMES] = names
     install(app, hardening or Hardening())  # innermost middleware: CORS, rate limit
     if tracing is not None:
         app[TRACING] = tracing

@@ -4,7 +4,8 @@ Errors are RFC 9457 `application/problem+json` (`problems.Problem`); each operat
 the ones it can answer with: 400/413/415/422 where a body is read, 400/409 where an
 Idempotency-Key is read, 401 where a token is needed, 403 for operators, 404 where a path
 names something, 429 on the routes the edge rate-limits (`hardening.RATE_LIMITED`), 503
-where an actor answers, plus what the handler adds. Those shared problem replies are `#/components/responses/Problem<status>`.
+where an actor answers, plus what the handler adds. Those shared problem replies are
+`#/components/responses/Problem<status>`.
 """
 
 from __future__ import annotations

@@ -338,5 +338,18 @@ def to_json(value: Any) -> Any:
     return value
 
 
+class JsonReply(web.Response):
+    """A JSON reply that keeps its data, so the `named` middleware (splitgo/web/names.py)
+    can add the names of the people it mentions."""
+
+    def __init__(self, data: Any, status: int = 200) -> None:
+        super().__init__(status=status, body=_encoder.encode(data), content_type="application/json")
+        self.data = data
+
+
+def encode_json(data: Any) -> bytes:
+    return _encoder.encode(data)
+
+
 def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=_encoder.encode(data), content_type="application/json")
+    return JsonReply(data, status)

@@ -184,6 +184,7 @@ async def test_driver_sign_up_status_location_and_offers(api: Api) -> None:
         "plate": "B-XY 12",
         "status": "offline",
         "rating": None,
+        "name": "Rider",
     }
     await api.problem(
         "POST",

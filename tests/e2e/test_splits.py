@@ -335,7 +335,7 @@ async def test_equal_split_spreads_the_remainder(api: Api) -> None:
     )
     assert sorted(shares_of(named).values()) == [333, 333, 334]
     assert sum(shares_of(named).values()) == 1000
-    assert named["paid_by"] == [{"user_id": alice.id, "amount": 1000}]
+    assert named["paid_by"] == [{"user_id": alice.id, "amount": 1000, "name": "Friend"}]
     assert named["split_mode"] == "equal"
     everyone = await add_expense(api, group, bob, expense_body(600, bob.id, {"mode": "equal"}))
     assert shares_of(everyone) == {alice.id: 200, bob.id: 200, carol.id: 200}
@@ -490,7 +490,7 @@ async def test_editing_an_expense_moves_the_balances(api: Api) -> None:
     path = f"/api/v1/groups/{group}/expenses/{created['id']}"
     assert await eur(api, group, alice) == {alice.id: 2000, bob.id: -1000, carol.id: -1000}
     bigger = await api.ok("PATCH", path, bob, {"amount": 6000, "recurrence": "none"})
-    assert bigger["paid_by"] == [{"user_id": alice.id, "amount": 6000}]
+    assert bigger["paid_by"] == [{"user_id": alice.id, "amount": 6000, "name": "Friend"}]
     assert bigger["version"] == created["version"] + 1
     assert bigger["recurrence"] is None
     assert await eur(api, group, alice) == {alice.id: 4000, bob.id: -2000, carol.id: -2000}
@@ -653,7 +653,14 @@ async def test_wallet_settlement_moves_the_money_end_to_end(api: Api) -> None:
     assert await eur(api, group, alice) == {alice.id: -2500, bob.id: 2500}
     plan = await api.ok("GET", f"/api/v1/groups/{group}/settle-plan", alice)
     assert plan["transfers"] == [
-        {"from_user_id": alice.id, "to_user_id": bob.id, "amount": 2500, "currency": "EUR"}
+        {
+            "from_user_id": alice.id,
+            "to_user_id": bob.id,
+            "amount": 2500,
+            "currency": "EUR",
+            "from_user_name": "Friend",
+            "to_user_name": "Friend",
+        }
     ]
     await top_up(api, alice, 4000)
     body = {"to_user_id": bob.id, "amount": 2500, "currency": "EUR", "method": "wallet"}
@@ -804,8 +811,13 @@ async def test_comments_on_an_expense(api: Api) -> None:
 
 
 async def test_export_csv_has_every_expense_and_share(api: Api) -> None:
-    """export.csv is an attachment with one row per expense and a share column per person."""
-    alice, bob, carol = await new_user(api), await new_user(api), await new_user(api)
+    """export.csv is an attachment with one row per expense and a share column per person,
+    people shown by name (two of one name told apart by their ids' start)."""
+    alice = await api.register(f"s{secrets.token_hex(5)}@example.com", name="Alice")
+    bob = await api.register(f"s{secrets.token_hex(5)}@example.com", name="Bob")
+    carol = await api.register(f"s{secrets.token_hex(5)}@example.com", name="Bob")
+    column = {alice.id: "share:Alice", bob.id: f"share:Bob ({bob.id[:8]})"}
+    column[carol.id] = f"share:Bob ({carol.id[:8]})"
     group = await new_group(api, alice, bob, carol)
     dinner = await add_expense(
         api,
@@ -839,12 +851,13 @@ async def test_export_csv_has_every_expense_and_share(api: Api) -> None:
     assert set(rows) == {dinner["id"], taxi["id"]}
     assert rows[dinner["id"]]["description"] == "Dinner"
     assert rows[dinner["id"]]["amount"] == "30.00"
-    assert {rows[dinner["id"]][f"share:{u.id}"] for u in (alice, bob, carol)} == {"10.00"}
+    assert {rows[dinner["id"]][column[u.id]] for u in (alice, bob, carol)} == {"10.00"}
+    assert rows[dinner["id"]]["paid_by"] == "Alice=30.00"
     assert rows[taxi["id"]]["description"] == "'=Taxi"
-    assert rows[taxi["id"]][f"share:{bob.id}"] == "2.50"
-    assert rows[taxi["id"]][f"share:{carol.id}"] == "10.00"
-    assert rows[taxi["id"]][f"share:{alice.id}"] == ""
-    assert bob.id in rows[taxi["id"]]["paid_by"]
+    assert rows[taxi["id"]][column[bob.id]] == "2.50"
+    assert rows[taxi["id"]][column[carol.id]] == "10.00"
+    assert rows[taxi["id"]][column[alice.id]] == ""
+    assert rows[taxi["id"]]["paid_by"] == f"Bob ({bob.id[:8]})=12.50"
 
 
 # ── bad input changes nothing ─────────────────────────────────────────────────────────
@@ -1038,3 +1051,35 @@ async def test_a_group_you_are_not_in_does_not_exist(api: Api) -> None:
     assert {m["user_id"] for m in view["members"]} == {alice.id, bob.id}
     assert await expense_ids(api, group, alice) == [spent["id"]]
     assert await eur(api, group, alice) == {alice.id: 1000, bob.id: -1000}
+
+
+# ── people, not UUIDs ─────────────────────────────────────────────────────────────────
+
+
+async def test_people_are_named_everywhere_and_a_rename_shows_at_once(api: Api) -> None:
+    """Members, payers, shares, the settle plan and the activity feed name people beside
+    their ids (never their emails); after a rename every read says the new name."""
+    alice = await api.register(f"s{secrets.token_hex(5)}@example.com", name="Alice")
+    bob = await api.register(f"s{secrets.token_hex(5)}@example.com", name="Bob")
+    group = await new_group(api, alice, bob)
+    spent = await add_expense(api, group, alice, expense_body(1000, alice.id, equal(alice, bob)))
+    assert spent["paid_by"][0]["name"] == "Alice"
+    assert {share["name"] for share in spent["shares"]} == {"Alice", "Bob"}
+    view = await api.ok("GET", f"/api/v1/groups/{group}", bob)
+    assert {m["user_id"]: m["name"] for m in view["members"]} == {alice.id: "Alice", bob.id: "Bob"}
+    assert alice.email not in str(view)
+    assert bob.email not in str(view)
+    plan = (await api.ok("GET", f"/api/v1/groups/{group}/settle-plan", bob))["transfers"]
+    assert (plan[0]["from_user_name"], plan[0]["to_user_name"]) == ("Bob", "Alice")
+    feed = (await api.ok("GET", f"/api/v1/groups/{group}/activity", bob))["items"]
+    assert not any(alice.id in item["summary"] for item in feed)
+    assert any(item["summary"].startswith("Alice ") for item in feed)
+    assert {item["actor_user_name"] for item in feed} == {"Alice"}
+
+    await api.ok("PATCH", "/api/v1/me", alice, {"name": "Alicia"})
+    view = await api.ok("GET", f"/api/v1/groups/{group}", bob)
+    assert {m["user_id"]: m["name"] for m in view["members"]}[alice.id] == "Alicia"
+    feed = (await api.ok("GET", f"/api/v1/groups/{group}/activity", bob))["items"]
+    assert any(item["summary"].startswith("Alicia ") for item in feed)
+    balances = (await api.ok("GET", f"/api/v1/groups/{group}/balances", bob))["balances"]
+    assert {line["name"] for line in balances} == {"Alicia", "Bob"}

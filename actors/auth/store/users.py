@@ -56,6 +56,12 @@ async def user_by_id(db: Executor, user_id: str, *, lock: bool = False) -> UserR
     )
 
 
+async def names(db: Executor, user_ids: list[str]) -> list[tuple[str, str]]:
+    """(id, name) of the users among `user_ids` that exist."""
+    rows = await db.fetch("SELECT id, name FROM users WHERE id = ANY($1::text[])", user_ids)
+    return [(row["id"], row["name"]) for row in rows]
+
+
 async def user_by_email(db: Executor, email: str) -> UserRow | None:
     return _user(await db.fetchrow(f"SELECT {_USER} FROM users WHERE email = $1", email))
 

@@ -1,0 +1,184 @@
+"""People, not UUIDs: every JSON reply names the users it mentions, beside their ids.
+
+Auth owns profiles. The edge keeps a `NameBook` per node — display names by user id,
+looked up from auth in one batched `GetNames` for whatever a reply mentions that it does not
+know yet — and updates an entry when auth says a name changed (`ProfileChanged`, heard on
+the node broadcast, so a rename shows on every node at once). Pub/sub can drop messages, so
+the book is emptied whenever the broadcast reconnects, and no entry is older than `ttl`.
+
+The `named` middleware walks every JSON reply (`problems.JsonReply`): beside each id under a
+key of `USER_KEYS` (`user_id`, `from_user_id`, `rider_id`, ...) it adds the matching name key
+(`name`, `from_user_name`, `rider_name`, ...) unless the view gave one already; an activity
+`summary` written with ids says the names instead. A driver sees the rider's first
+name only. Names only: never an email.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from actors.auth.messages import NAMES_MAX, GetNames, Names, ProfileChanged
+from actors.runtime import Clock, DomainError, Message
+from splitgo.web.problems import JsonReply, encode_json
+
+log = structlog.get_logger("splitgo.names")
+
+AskNames = Callable[[GetNames], Awaitable[Any]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# an id's key -> the key of the name beside it
+USER_KEYS = {
+    "user_id": "name",
+    "from_user_id": "from_user_name",
+    "to_user_id": "to_user_name",
+    "member_user_id": "member_user_name",
+    "rider_id": "rider_name",
+    "driver_id": "driver_name",
+    "created_by": "created_by_name",
+    "actor_id": "actor_name",
+    "actor_user_id": "actor_user_name",
+    "invited_by": "invited_by_name",
+    "counterpart_id": "counterpart_name",
+}
+TEXT_KEYS = ("summary",)  # texts written with ids (the activity feed), shown with names
+FIRST_NAME_ONLY = ("rider_name",)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class NameBook:
+    """Display names by user id, kept on this node (bounded, each at most `ttl` old)."""
+
+    def __init__(
+        self,
+        ask: AskNames,
+        *,
+        size: int = 100_000,
+        ttl: float = 300.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._ask = ask
+        self._size = size
+        self._ttl = ttl
+        self._clock = clock
+        self._names: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    async def names(self, user_ids: Iterable[str]) -> dict[str, str]:
+        """The names of these users that exist (asked of auth for the ones not kept)."""
+        now = self._clock()
+        found: dict[str, str] = {}
+        missing: list[str] = []
+        for user_id in dict.fromkeys(user_ids):
+            kept = self._names.get(user_id)
+            if kept is not None and now - kept[1] < self._ttl:
+                found[user_id] = kept[0]
+            else:
+                missing.append(user_id)
+        for start in range(0, len(missing), NAMES_MAX):
+            reply: Names = await self._ask(GetNames(user_ids=missing[start : start + NAMES_MAX]))
+            for person in reply.people:
+                found[person.user_id] = person.name
+                self._keep(person.user_id, person.name, now)
+        return found
+
+    def heard(self, event: Message) -> None:
+        """Auth says this user's name changed: keep the new one."""
+        if isinstance(event, ProfileChanged):
+            self._keep(event.user_id, event.name, self._clock())
+
+    def forget_all(self) -> None:
+        """The broadcast (re)connected: what changed while it was down is unknown."""
+        self._names.clear()
+
+    def _keep(self, user_id: str, name: str, now: float) -> None:
+        self._names[user_id] = (name, now)
+        self._names.move_to_end(user_id)
+        while len(self._names) > self._size:
+            self._names.popitem(last=False)
+
+
+NAMES = web.AppKey("names", NameBook)
+
+
+@web.middleware
+async def named(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Name the people a JSON reply mentions (see the module's docstring)."""
+    response = await handler(request)
+    book = request.app.get(NAMES)
+    if (
+        book is not None
+        and isinstance(response, JsonReply)
+        and response.status < 300
+        and await name_people(response.data, book)
+    ):
+        response.body = encode_json(response.data)
+    return response
+
+
+def mentioned(data: Any) -> set[str]:
+    """Every user id `data` names under a key of USER_KEYS."""
+    return {value for _, key, value in _people(data)}
+
+
+async def name_people(data: Any, book: NameBook) -> bool:
+    """Add the names beside the ids in `data` (in place); whether anything was added."""
+    ids = mentioned(data)
+    if not ids:
+        return False
+    try:
+        names = await book.names(ids)
+    except DomainError as error:  # auth unreachable: the reply still goes, with ids only
+        log.warning("names_unavailable", code=error.code)
+        return False
+    for holder, key, user_id in list(_people(data)):
+        name_key = USER_KEYS[key]
+        if name_key not in holder:
+            name = names.get(user_id)
+            if name is not None and name_key in FIRST_NAME_ONLY:
+                name = name.split(" ", 1)[0]
+            holder[name_key] = name
+    _say_names(data, names)
+    return True
+
+
+def _people(data: Any) -> Iterator[tuple[dict[str, Any], str, str]]:
+    """(the dict, the key, the id) for every user id in `data`."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in USER_KEYS and isinstance(item, str) and item:
+                    yield value, key, item
+                elif isinstance(item, dict | list):
+                    stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(item for item in value if isinstance(item, dict | list))
+
+
+def _say_names(data: Any, names: dict[str, str]) -> None:
+    """Texts that were written with ids (the activity feed) say the names instead."""
+
+    def name_of(found: re.Match[str]) -> str:
+        return names.get(found[0], found[0])
+
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key in TEXT_KEYS:
+                text = value.get(key)
+                if isinstance(text, str):
+                    value[key] = _UUID.sub(name_of, text)
+            stack.extend(item for item in value.values() if isinstance(item, dict | list))
+        elif isinstance(value, list):
+            stack.extend(item for item in value if isinstance(item, dict | list))
