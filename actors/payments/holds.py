@@ -88,7 +88,9 @@ class Holds:
         now = at(now_s)
         debit = wallet(message.user_id, message.currency)
         scope_key = (f"hold:{message.user_id}", message.idempotency_key)
-        print_ = fingerprint(message)
+        # the amount is left out: a retried hold answers the first one whatever it asks (a
+        # ride's quote moves with the surge between a crash and its retry)
+        print_ = fingerprint(msgspec.structs.replace(message, amount=1))
         async with self._context.transaction(dedupe=False) as tx:
             booking = store.Booking(await store.lock_accounts(tx, [debit, holds]))
             known = (await store.KEYS.recall_many(tx, [scope_key])).get(scope_key)

@@ -187,7 +187,9 @@ class GetTransfer(PaymentsInput, frozen=True):
 
 
 class PlaceHold(PaymentsInput, frozen=True):
-    """Reserve money on a wallet: it leaves `available` and shows in `held`."""
+    """Reserve money on a wallet: it leaves `available` and shows in `held`. A retry with
+    the key answers the first hold whatever amount it asks (the caller adopts that amount:
+    a ride's quote may have moved with the surge between a crash and the retry)."""
 
     idempotency_key: str
     user_id: Id

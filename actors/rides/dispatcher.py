@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
+import msgspec
 import structlog
 
 from actors.payments.messages import CaptureHold, HoldView, PlaceHold, VoidHold
@@ -187,6 +188,9 @@ class Dispatcher:
                 reference=f"ride:{message.ride_id}",
             ),
         )
+        if hold.amount != estimate.amount:
+            # a retry after a crash that left the first hold: the first quote stands
+            estimate = msgspec.structs.replace(estimate, amount=hold.amount)
         now = self._context.now()
         ride = _new_ride(message, estimate, surge, hold.id, now)
         self._dispatching[ride.id] = Dispatch(ride.pickup_lat, ride.pickup_lon, ride.rider_id)

@@ -309,8 +309,9 @@ async def test_statement_pages_newest_first(harness: Harness) -> None:
 
 
 async def test_hold_capture_part_with_fee(harness: Harness) -> None:
-    """A hold reserves money, replays by key, and a partial capture pays the payee less the fee,
-    returns the rest, replays on retry and can no longer be voided."""
+    """A hold reserves money, replays by key (the first hold, whatever amount a retry asks),
+    and a partial capture pays the payee less the fee, returns the rest, replays on retry and
+    can no longer be voided."""
     await harness.seed("rider", 5_000)
     hold: HoldView = await harness.ask(
         PlaceHold(idempotency_key="h1", user_id="rider", amount=2_000, currency="EUR")
@@ -324,6 +325,12 @@ async def test_hold_capture_part_with_fee(harness: Harness) -> None:
         PlaceHold(idempotency_key="h1", user_id="rider", amount=2_000, currency="EUR")
     )
     assert again == hold
+    # a retry asking another amount (a ride's quote moved with the surge) gets the first
+    moved = await harness.ask(
+        PlaceHold(idempotency_key="h1", user_id="rider", amount=2_500, currency="EUR")
+    )
+    assert moved == hold
+    assert await harness.balances("rider") == {"EUR": (3_000, 2_000)}
     capture = CaptureHold(
         idempotency_key="c1", hold_id=hold.id, amount=1_500, payee_user_id="driver", fee=300
     )
