@@ -27,6 +27,7 @@ from actors.rides.messages import (
     GetOffers,
     GetRide,
     OfferList,
+    OfferView,
     Point,
     RateRide,
     RegisterDriver,
@@ -226,17 +227,27 @@ async def driver_location(request: web.Request, body: PointBody) -> web.Response
     return web.Response(status=204)
 
 
+class OfferPage(msgspec.Struct, kw_only=True):
+    """The driver's open offers as every list answers (`items`, `next_cursor` null: at most
+    one at a time). `offers` repeats `items` for clients of before; it goes in a later
+    release."""
+
+    items: list[OfferView]
+    next_cursor: str | None = None
+    offers: Annotated[list[OfferView], msgspec.Meta(description="deprecated: the same as `items`")]
+
+
 @routes.get("/api/v1/drivers/me/offers")
 @documented(
     summary="The driver's open offers",
     tags=["rides"],
-    responses={200: OfferList},
+    responses={200: OfferPage},
     errors=[403],
 )
 async def driver_offers(request: web.Request) -> web.Response:
     claims = authenticate(request)
     offers: OfferList = await ask(request, "rides", GetOffers(user_id=claims.sub))
-    return json_response(to_json(offers))
+    return json_response(to_json(OfferPage(items=offers.offers, offers=offers.offers)))
 
 
 # ── rides ─────────────────────────────────────────────────────────────────────────────

@@ -405,7 +405,7 @@ async def test_an_invitation_joins_at_a_social_sign_up_with_a_verified_email(
     groups: list[str] = []
     for _ in range(200):
         async with http.get(f"{world.api}/groups", headers=bearer(guest)) as response:
-            groups = [g["id"] for g in (await response.json())["groups"]]
+            groups = [g["id"] for g in (await response.json())["items"]]
         if groups:
             break
         await asyncio.sleep(0.05)

@@ -127,7 +127,8 @@ async def driver(api: Api, user: User, place: dict[str, float]) -> None:
 
 async def offers(api: Api, user: User) -> list[dict[str, Any]]:
     body = await api.ok("GET", "/api/v1/drivers/me/offers", user)
-    return list(body["offers"])
+    assert body["offers"] == body["items"]  # the old key, kept for a release
+    return list(body["items"])
 
 
 async def offered(api: Api, user: User, ride_id: str) -> dict[str, Any]:

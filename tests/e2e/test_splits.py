@@ -185,10 +185,12 @@ async def test_create_list_and_get_a_group(api: Api) -> None:
     assert group["invited"] == []
     assert "msg_type" not in str(group)
     listed = await api.ok("GET", "/api/v1/groups", alice)
-    assert [g["id"] for g in listed["groups"]] == [group["id"]]
-    assert listed["groups"][0]["members"] == group["members"]
+    assert [g["id"] for g in listed["items"]] == [group["id"]]
+    assert listed["groups"] == listed["items"]  # the old key, kept for a release
+    assert listed["next_cursor"] is None
+    assert listed["items"][0]["members"] == group["members"]
     assert await api.ok("GET", f"/api/v1/groups/{group['id']}", alice) == group
-    assert (await api.ok("GET", "/api/v1/groups", outsider))["groups"] == []
+    assert (await api.ok("GET", "/api/v1/groups", outsider))["items"] == []
     hidden = await api.call("GET", f"/api/v1/groups/{group['id']}", outsider)
     assert (hidden.status, hidden.body["code"]) == (404, "group_not_found")
 
@@ -213,7 +215,7 @@ async def test_bad_groups_are_refused_and_not_created(
     reply = await api.call("POST", "/api/v1/groups", alice, body)
     assert reply.status == 422, reply.body
     assert reply.field() == field
-    assert (await api.ok("GET", "/api/v1/groups", alice))["groups"] == []
+    assert (await api.ok("GET", "/api/v1/groups", alice))["items"] == []
 
 
 # ── members ───────────────────────────────────────────────────────────────────────────
@@ -239,7 +241,7 @@ async def test_add_members_by_id_and_by_email(api: Api, node: RunningNode) -> No
     assert {m["user_id"] for m in by_email["members"]} == {alice.id, bob.id, carol.id}
     assert by_email["invited"] == []
     seen_by_carol = await api.ok("GET", "/api/v1/groups", carol)
-    assert [g["id"] for g in seen_by_carol["groups"]] == [group]
+    assert [g["id"] for g in seen_by_carol["items"]] == [group]
     again = await api.call("POST", f"/api/v1/groups/{group}/members", alice, {"user_id": bob.id})
     assert (again.status, again.body["code"]) == (409, "already_member")
     dan = await new_user(api)  # signed up, never verified
@@ -294,7 +296,7 @@ async def test_an_invited_email_joins_once_verified_not_on_sign_up(
     view = await api.ok("GET", f"/api/v1/groups/{group}", alice)
     assert [m["user_id"] for m in view["members"]] == [alice.id]
     assert [i["email"] for i in view["invited"]] == [address]
-    assert (await api.ok("GET", "/api/v1/groups", newcomer))["groups"] == []
+    assert (await api.ok("GET", "/api/v1/groups", newcomer))["items"] == []
     verified = await api.call("POST", "/api/v1/auth/verify-email", body={"token": token})
     assert verified.status == 204, verified.body
     assert await until_member(api, group, alice, newcomer) == {alice.id, newcomer.id}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
+import msgspec
 from aiohttp import web
 
 from actors.auth.messages import FindUserByEmail, GetUser
@@ -68,12 +70,22 @@ async def create_group(request: web.Request, body: GroupBody) -> web.Response:
     return json_response(to_json(group), status=201)
 
 
+class GroupPage(msgspec.Struct, kw_only=True):
+    """The caller's groups as every list answers: `items` and `next_cursor` (always null:
+    they come in one page). `groups` repeats `items` for clients of before; it goes in a
+    later release."""
+
+    items: list[GroupView]
+    next_cursor: str | None = None
+    groups: Annotated[list[GroupView], msgspec.Meta(description="deprecated: the same as `items`")]
+
+
 @routes.get("/api/v1/groups")
-@documented(summary="The caller's groups", tags=["splits"], responses={200: GroupList})
+@documented(summary="The caller's groups", tags=["splits"], responses={200: GroupPage})
 async def list_groups(request: web.Request) -> web.Response:
     claims = authenticate(request)
     found: GroupList = await ask_splits(request, ListGroups(user_id=claims.sub))
-    return json_response(to_json(found))
+    return json_response(to_json(GroupPage(items=found.groups, groups=found.groups)))
 
 
 @routes.get("/api/v1/groups/{id}")
