@@ -40,7 +40,7 @@ class Activity:
         replayed = await self._context.replayed(message, CommentView)
         if replayed is not None:
             return replayed
-        group = await member_group(self._pool, message.group_id, message.user_id)
+        group = await member_group(self._pool, message.group_id, message.user_id, writing=True)
         expense = await live_expense(self._pool, group, message.expense_id)
         body = rules.comment(message.text)
         now = self._context.now()

@@ -32,6 +32,7 @@ from actors.splits.messages import (
     CreateRecurringCopy,
     CsvExport,
     DeleteExpense,
+    DeleteGroup,
     Done,
     EditExpense,
     ExpensePage,
@@ -53,6 +54,7 @@ from actors.splits.messages import (
     RemoveMember,
     SettlementView,
     SettlePlanView,
+    UpdateGroup,
 )
 from actors.splits.recurring import Recurring
 from actors.splits.settling import Settling
@@ -99,6 +101,14 @@ class Splits(Actor):
     @handles(GetGroup)
     async def get_group(self, message: GetGroup) -> GroupView:
         return await self.groups.get(message)
+
+    @handles(UpdateGroup)
+    async def update_group(self, message: UpdateGroup) -> GroupView:
+        return await self.groups.update(message)
+
+    @handles(DeleteGroup)
+    async def delete_group(self, message: DeleteGroup) -> Done:
+        return await self.groups.delete(message)
 
     @handles(AddMember)
     async def add_member(self, message: AddMember) -> GroupView:

@@ -101,7 +101,7 @@ class Expenses:
         replayed = await self._context.replayed(message, ExpenseView)
         if replayed is not None:
             return replayed
-        group = await member_group(self._pool, message.group_id, message.user_id)
+        group = await member_group(self._pool, message.group_id, message.user_id, writing=True)
         known = await store.expenses.expense(self._pool, message.expense_id)
         if known is not None:  # a retried command: its first result
             if known.group_id != group.id:
@@ -152,7 +152,7 @@ class Expenses:
         return expense_view(await live_expense(self._pool, group, message.expense_id))
 
     async def edit(self, message: EditExpense) -> ExpenseView:
-        group = await member_group(self._pool, message.group_id, message.user_id)
+        group = await member_group(self._pool, message.group_id, message.user_id, writing=True)
         old = await live_expense(self._pool, group, message.expense_id)
         new = await self._edited(group, old, message)
         now = self._context.now()
@@ -192,7 +192,7 @@ class Expenses:
         return expense_view(new)
 
     async def delete(self, message: DeleteExpense) -> Done:
-        group = await member_group(self._pool, message.group_id, message.user_id)
+        group = await member_group(self._pool, message.group_id, message.user_id, writing=True)
         old = await live_expense(self._pool, group, message.expense_id)
         now = self._context.now()
         async with self._context.transaction() as tx:

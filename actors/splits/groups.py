@@ -20,8 +20,10 @@ from actors.splits.messages import (
     AddMember,
     AlreadyMember,
     CreateGroup,
+    DeleteGroup,
     Done,
     GetGroup,
+    GroupArchived,
     GroupFull,
     GroupList,
     GroupNotFound,
@@ -32,16 +34,24 @@ from actors.splits.messages import (
     NotAMember,
     RemoveMember,
     UnsettledBalance,
+    UpdateGroup,
 )
 from actors.splits.store.groups import GroupRow
 from actors.splits.views import group_view
 
 
-async def member_group(db: Executor, group_id: str, user_id: str) -> GroupRow:
-    """The group, if `user_id` is in it; to anyone else it does not exist."""
+async def member_group(
+    db: Executor, group_id: str, user_id: str, *, writing: bool = False
+) -> GroupRow:
+    """The group, if `user_id` is in it; to anyone else it does not exist. `writing`: it
+    must not be archived (GroupArchived)."""
     group = await store.groups.group(db, group_id)
     if group is None or not await store.groups.is_member(db, group_id, user_id):
         raise GroupNotFound("No such group among yours.", details={"field": "group_id"})
+    if writing and group.archived_at is not None:
+        raise GroupArchived(
+            f"{group.name} is archived, so it is read-only; bring it back to change it."
+        )
     return group
 
 
@@ -93,7 +103,9 @@ class Groups:
         return await self.view(await member_group(self._pool, message.group_id, message.user_id))
 
     async def list_groups(self, message: ListGroups) -> GroupList:
-        groups = await store.groups.groups_of(self._pool, message.user_id)
+        groups = await store.groups.groups_of(
+            self._pool, message.user_id, archived=message.archived
+        )
         ids = [group.id for group in groups]
         members = await store.groups.members(self._pool, ids)
         invited = await store.groups.invites(self._pool, ids)
@@ -106,7 +118,7 @@ class Groups:
         known = await self._context.replayed(message, GroupView)
         if known is not None:
             return known
-        group = await member_group(self._pool, message.group_id, message.user_id)
+        group = await member_group(self._pool, message.group_id, message.user_id, writing=True)
         if (message.member_user_id is None) == (message.email is None):
             raise rules.invalid("user_id", "give either user_id or email")
         if await store.groups.member_count(self._pool, group.id) >= MAX_MEMBERS:
@@ -196,6 +208,63 @@ class Groups:
                 )
         return Done()
 
+    # ── the group's own lifecycle ──────────────────────────────────────────────────────
+
+    async def update(self, message: UpdateGroup) -> GroupView:
+        """Rename and/or archive or bring back; an archived group may only be brought back
+        (and renamed with it)."""
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        if group.archived_at is not None and message.archived is not False:
+            raise GroupArchived(
+                f"{group.name} is archived, so it is read-only; bring it back to change it."
+            )
+        name = rules.group_name(message.name) if message.name is not None else None
+        now = self._context.now()
+        async with self._context.transaction() as tx:
+            if not tx.duplicate:
+                if name is not None and name != group.name:
+                    await store.groups.rename_group(tx, group.id, name)
+                    await _activity(
+                        tx,
+                        group.id,
+                        "group_renamed",
+                        message.user_id,
+                        now,
+                        f"{message.user_id} renamed the group {name}",
+                    )
+                if message.archived is not None and message.archived != (
+                    group.archived_at is not None
+                ):
+                    await store.groups.archive_group(
+                        tx, group.id, now if message.archived else None
+                    )
+                    kind = "group_archived" if message.archived else "group_unarchived"
+                    verb = "archived" if message.archived else "brought back"
+                    await _activity(
+                        tx,
+                        group.id,
+                        kind,
+                        message.user_id,
+                        now,
+                        f"{message.user_id} {verb} the group",
+                    )
+        return await self.view(await member_group(self._pool, group.id, message.user_id))
+
+    async def delete(self, message: DeleteGroup) -> Done:
+        """Gone for every member, once nobody owes anybody anything in it."""
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        owed = await store.balances.group_unsettled(self._pool, group.id)
+        if owed:
+            shown = ", ".join(format_money(n, code) for code, n in sorted(owed.items()))
+            raise UnsettledBalance(
+                f"{group.name} still has {shown} owed between its members; settle up first.",
+                details={"balances": owed},
+            )
+        async with self._context.transaction() as tx:
+            if not tx.duplicate:
+                await store.groups.delete_group(tx, group.id, self._context.now())
+        return Done()
+
 
 async def _joined(tx: Transaction, group: GroupRow, user_id: str, by: str, now: datetime) -> None:
     await store.activity.add_activity(
@@ -210,3 +279,9 @@ async def _joined(tx: Transaction, group: GroupRow, user_id: str, by: str, now: 
     await tx.publish(
         MemberAdded(group_id=group.id, group_name=group.name, member_user_id=user_id, added_by=by)
     )
+
+
+async def _activity(
+    tx: Transaction, group_id: str, kind: str, user_id: str, now: datetime, summary: str
+) -> None:
+    await store.activity.add_activity(tx, group_id, kind, user_id, summary, now)

@@ -89,6 +89,7 @@ class GroupView(Message, frozen=True):
     created_at: str
     members: list[Member]
     invited: list[Invite]
+    archived: bool = False
 
 
 class GroupList(Message, frozen=True):
@@ -222,6 +223,24 @@ class CreateGroup(SplitsInput, frozen=True):
 
 
 class ListGroups(SplitsInput, frozen=True):
+    user_id: Id
+    archived: bool = False  # the archived groups instead of the active ones
+
+
+class UpdateGroup(SplitsInput, frozen=True):
+    """Rename a group and/or archive it (read-only, hidden from the default list) or bring
+    it back; any member may."""
+
+    group_id: Id
+    user_id: Id
+    name: GroupName | None = None
+    archived: bool | None = None
+
+
+class DeleteGroup(SplitsInput, frozen=True):
+    """Delete a group for everyone: only when every balance in it is zero."""
+
+    group_id: Id
     user_id: Id
 
 
@@ -487,6 +506,13 @@ class InvalidExpense(DomainError):
 class MixedCurrencies(DomainError):
     code = "mixed_currencies"
     category = "invalid"
+
+
+class GroupArchived(DomainError):
+    """An archived group is read-only: bring it back (PATCH archived=false) to change it."""
+
+    code = "group_archived"
+    category = "conflict"
 
 
 class GroupFull(DomainError):

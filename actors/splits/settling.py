@@ -103,7 +103,7 @@ class Settling:
         replayed = await self._context.replayed(message, SettlementView)
         if replayed is not None:
             return replayed
-        group = await member_group(self._pool, message.group_id, message.user_id)
+        group = await member_group(self._pool, message.group_id, message.user_id, writing=True)
         known = await store.settlements.settlement(self._pool, message.settlement_id)
         if known is not None:  # a retried command: its first result
             return settlement_view(known)

@@ -37,6 +37,7 @@ def group_view(
         created_at=rfc3339(group.created_at),
         members=[Member(user_id=user, joined_at=rfc3339(at)) for user, at in members],
         invited=[Invite(email=e, invited_by=by, invited_at=rfc3339(at)) for e, by, at in invited],
+        archived=group.archived_at is not None,
     )
 
 

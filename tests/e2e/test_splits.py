@@ -1085,3 +1085,46 @@ async def test_people_are_named_everywhere_and_a_rename_shows_at_once(api: Api) 
     assert any(item["summary"].startswith("Alicia ") for item in feed)
     balances = (await api.ok("GET", f"/api/v1/groups/{group}/balances", bob))["balances"]
     assert {line["name"] for line in balances} == {"Alicia", "Bob"}
+
+
+# ── the group's lifecycle ─────────────────────────────────────────────────────────────
+
+
+async def test_rename_archive_bring_back_and_delete_a_group(api: Api) -> None:
+    """A member renames the group; archived it is read-only and listed only with
+    ?archived=true; brought back it takes changes again; it is deleted only once every
+    balance is zero, and then it is gone for everyone."""
+    alice, bob = await new_user(api), await new_user(api)
+    group = await new_group(api, alice, bob)
+    path = f"/api/v1/groups/{group}"
+    renamed = await api.ok("PATCH", path, bob, {"name": "  Lisbon 2027 "})
+    assert (renamed["name"], renamed["archived"]) == ("Lisbon 2027", False)
+    await api.problem("PATCH", path, bob, {"name": "   "}, status=422, code="validation_error")
+    await api.problem("PATCH", path, bob, {}, status=422, code="validation_error")
+
+    archived = await api.ok("PATCH", path, alice, {"archived": True})
+    assert archived["archived"] is True
+    assert (await api.ok("GET", "/api/v1/groups", alice))["items"] == []
+    listed = await api.ok("GET", "/api/v1/groups?archived=true", alice)
+    assert [g["id"] for g in listed["items"]] == [group]
+    body = expense_body(1000, alice.id, equal(alice, bob))
+    await api.problem("POST", f"{path}/expenses", alice, body, status=409, code="group_archived")
+    await api.problem("PATCH", path, bob, {"name": "X"}, status=409, code="group_archived")
+    assert (await api.ok("GET", path, bob))["name"] == "Lisbon 2027"  # still readable
+
+    await api.ok("PATCH", path, bob, {"archived": False})
+    await add_expense(api, group, alice, body)
+    await api.problem("DELETE", path, bob, status=409, code="unsettled_balance")
+    await api.ok(
+        "POST",
+        f"{path}/settlements",
+        bob,
+        {"to_user_id": alice.id, "amount": 500, "currency": "EUR", "method": "cash"},
+        status=201,
+    )
+    reply = await api.call("DELETE", path, bob)
+    assert reply.status == 204
+    await api.problem("GET", path, alice, status=404, code="group_not_found")
+    assert (await api.ok("GET", "/api/v1/groups", alice))["items"] == []
+    feed_kinds = await api.call("GET", f"{path}/activity", alice)
+    assert feed_kinds.status == 404

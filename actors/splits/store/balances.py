@@ -29,6 +29,16 @@ async def unsettled(db: Executor, group_id: str, user_id: str) -> dict[str, int]
     return {row["currency"]: row["net"] for row in rows}
 
 
+async def group_unsettled(db: Executor, group_id: str) -> dict[str, int]:
+    """The total owed in each currency where any member's balance is not zero."""
+    rows = await db.fetch(
+        "SELECT currency, sum(net) FILTER (WHERE net > 0) AS owed FROM splits_balances"
+        " WHERE group_id = $1 AND net <> 0 GROUP BY currency",
+        group_id,
+    )
+    return {row["currency"]: int(row["owed"] or 0) for row in rows}
+
+
 async def apply_deltas(
     db: Executor, group_id: str, currency: str, deltas: Mapping[str, int]
 ) -> None:

@@ -238,11 +238,14 @@ async def all_expenses(db: Executor, group_id: str) -> list[ExpenseRecord]:
 
 
 async def due_recurring(db: Executor, today: date, limit: int = 500) -> list[tuple[str, str]]:
-    """(group_id, expense_id) of recurring expenses whose next copy is due."""
+    """(group_id, expense_id) of recurring expenses whose next copy is due, in groups that
+    are neither archived (read-only: copies resume when it is brought back) nor deleted."""
     rows = await db.fetch(
-        "SELECT group_id, id FROM splits_expenses"
-        " WHERE next_due IS NOT NULL AND next_due <= $1 AND deleted_at IS NULL"
-        " ORDER BY next_due LIMIT $2",
+        "SELECT e.group_id, e.id FROM splits_expenses e"
+        " JOIN splits_groups g ON g.id = e.group_id"
+        " WHERE e.next_due IS NOT NULL AND e.next_due <= $1 AND e.deleted_at IS NULL"
+        " AND g.archived_at IS NULL AND g.deleted_at IS NULL"
+        " ORDER BY e.next_due LIMIT $2",
         today,
         limit,
     )

@@ -20,10 +20,18 @@ class GroupRow:
     currency: str
     created_by: str
     created_at: datetime
+    archived_at: datetime | None = None
 
 
 def _group(row: Any) -> GroupRow:
-    return GroupRow(row["id"], row["name"], row["currency"], row["created_by"], row["created_at"])
+    return GroupRow(
+        row["id"],
+        row["name"],
+        row["currency"],
+        row["created_by"],
+        row["created_at"],
+        row["archived_at"],
+    )
 
 
 async def insert_group(
@@ -45,17 +53,37 @@ async def insert_group(
 
 
 async def group(db: Executor, group_id: str) -> GroupRow | None:
-    row = await db.fetchrow("SELECT * FROM splits_groups WHERE id = $1", group_id)
+    """The group, unless there is none or it was deleted."""
+    row = await db.fetchrow(
+        "SELECT * FROM splits_groups WHERE id = $1 AND deleted_at IS NULL", group_id
+    )
     return None if row is None else _group(row)
 
 
-async def groups_of(db: Executor, user_id: str) -> list[GroupRow]:
+async def groups_of(db: Executor, user_id: str, *, archived: bool = False) -> list[GroupRow]:
+    """The user's live groups: the active ones, or (`archived`) the archived ones."""
     rows = await db.fetch(
         "SELECT g.* FROM splits_groups g JOIN splits_members m ON m.group_id = g.id"
-        " WHERE m.user_id = $1 ORDER BY g.created_at, g.id",
+        " WHERE m.user_id = $1 AND g.deleted_at IS NULL"
+        " AND (g.archived_at IS NOT NULL) = $2 ORDER BY g.created_at, g.id",
         user_id,
+        archived,
     )
     return [_group(row) for row in rows]
+
+
+async def rename_group(db: Executor, group_id: str, name: str) -> None:
+    await db.execute("UPDATE splits_groups SET name = $2 WHERE id = $1", group_id, name)
+
+
+async def archive_group(db: Executor, group_id: str, at: datetime | None) -> None:
+    """Archive the group at `at`, or (None) bring it back."""
+    await db.execute("UPDATE splits_groups SET archived_at = $2 WHERE id = $1", group_id, at)
+
+
+async def delete_group(db: Executor, group_id: str, now: datetime) -> None:
+    """Gone for everyone; the row stays for the history that names it."""
+    await db.execute("UPDATE splits_groups SET deleted_at = $2 WHERE id = $1", group_id, now)
 
 
 async def is_member(db: Executor, group_id: str, user_id: str) -> bool:

@@ -29,6 +29,7 @@ from actors.splits.messages import (
     SettlementMethod,
     ShareLine,
     SplitModeName,
+    UpdateGroup,
 )
 from splitgo.web.payments import Amount, Currency, UserId, field_problem, known_currency
 from splitgo.web.problems import matching
@@ -49,6 +50,13 @@ Day = Annotated[
 class GroupBody(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     currency: Currency
+
+
+class GroupPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """What PATCH changes of a group: its name, and whether it is archived."""
+
+    name: str | None = None
+    archived: bool | None = None
 
 
 class MemberBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -118,6 +126,17 @@ def group_message(body: GroupBody, *, group_id: str, user_id: str) -> CreateGrou
     return CreateGroup(
         group_id=group_id, user_id=user_id, name=name, currency=known_currency(body.currency)
     )
+
+
+def group_patch_message(body: GroupPatch, *, group_id: str, user_id: str) -> UpdateGroup:
+    if body.name is None and body.archived is None:
+        raise field_problem("$", "give a new name, archived, or both")
+    name = None
+    if body.name is not None:
+        name = body.name.strip()
+        if not 1 <= len(name) <= NAME_MAX or not name.isprintable():
+            raise field_problem("$.name", f"a name of 1 to {NAME_MAX} printable characters")
+    return UpdateGroup(group_id=group_id, user_id=user_id, name=name, archived=body.archived)
 
 
 def normalised_email(email: str) -> str:

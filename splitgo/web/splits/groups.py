@@ -11,6 +11,7 @@ from aiohttp import web
 from actors.auth.messages import FindUserByEmail, GetUser
 from actors.splits.messages import (
     AddMember,
+    DeleteGroup,
     GetGroup,
     GroupList,
     GroupView,
@@ -25,7 +26,14 @@ from splitgo.web.payments import field_problem
 from splitgo.web.problems import json_response, to_json
 from splitgo.web.security import authenticate
 from splitgo.web.splits.asking import ask_splits, group_id
-from splitgo.web.splits.bodies import GroupBody, MemberBody, group_message, member_target
+from splitgo.web.splits.bodies import (
+    GroupBody,
+    GroupPatch,
+    MemberBody,
+    group_message,
+    group_patch_message,
+    member_target,
+)
 
 routes = web.RouteTableDef()
 
@@ -80,11 +88,28 @@ class GroupPage(msgspec.Struct, kw_only=True):
     groups: Annotated[list[GroupView], msgspec.Meta(description="deprecated: the same as `items`")]
 
 
+class GroupsQuery(msgspec.Struct):
+    """`?archived=true` lists the archived groups instead of the active ones."""
+
+    archived: bool = False
+
+
 @routes.get("/api/v1/groups")
-@documented(summary="The caller's groups", tags=["splits"], responses={200: GroupPage})
+@documented(
+    summary="The caller's groups",
+    description="The active ones; `?archived=true`: the archived ones.",
+    tags=["splits"],
+    query=GroupsQuery,
+    responses={200: GroupPage},
+)
 async def list_groups(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    found: GroupList = await ask_splits(request, ListGroups(user_id=claims.sub))
+    archived = request.query.get("archived", "false").lower()
+    if archived not in ("true", "false"):
+        raise field_problem("archived", "true or false")
+    found: GroupList = await ask_splits(
+        request, ListGroups(user_id=claims.sub, archived=archived == "true")
+    )
     return json_response(to_json(GroupPage(items=found.groups, groups=found.groups)))
 
 
@@ -96,6 +121,39 @@ async def get_group(request: web.Request) -> web.Response:
         request, GetGroup(group_id=group_id(request), user_id=claims.sub)
     )
     return json_response(to_json(group))
+
+
+@routes.patch("/api/v1/groups/{id}")
+@documented(
+    summary="Rename, archive or bring back a group",
+    description="Any member may. An archived group is read-only (409 `group_archived` on "
+    "every change) and hidden from the default list until it is brought back "
+    "(`archived: false`).",
+    tags=["splits"],
+    body=GroupPatch,
+    responses={200: GroupView},
+    errors=[409],
+)
+async def update_group(request: web.Request, body: GroupPatch) -> web.Response:
+    claims = authenticate(request)
+    message = group_patch_message(body, group_id=group_id(request), user_id=claims.sub)
+    group: GroupView = await ask_splits(request, message)
+    return json_response(to_json(group))
+
+
+@routes.delete("/api/v1/groups/{id}")
+@documented(
+    summary="Delete a group",
+    description="For every member, once every balance in it is zero (409 "
+    "`unsettled_balance` before).",
+    tags=["splits"],
+    responses={204: None},
+    errors=[409],
+)
+async def delete_group(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    await ask_splits(request, DeleteGroup(group_id=group_id(request), user_id=claims.sub))
+    return web.Response(status=204)
 
 
 @routes.post("/api/v1/groups/{id}/members")
