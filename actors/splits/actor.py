@@ -44,6 +44,7 @@ from actors.splits.messages import (
     GetGroup,
     GetSettlement,
     GetSettlePlan,
+    GetSummary,
     GroupList,
     GroupView,
     JoinInvited,
@@ -54,10 +55,12 @@ from actors.splits.messages import (
     RemoveMember,
     SettlementView,
     SettlePlanView,
+    SummaryView,
     UpdateGroup,
 )
 from actors.splits.recurring import Recurring
 from actors.splits.settling import Settling
+from actors.splits.summary import Summary
 
 
 class Splits(Actor):
@@ -83,6 +86,7 @@ class Splits(Actor):
         self.expenses = Expenses(context, on_saved=self.recurring.arm)
         self.settling = Settling(context)
         self.activity = Activity(context)
+        self.summary = Summary(context)
 
     async def on_start(self) -> None:
         self.recurring.start()
@@ -101,6 +105,10 @@ class Splits(Actor):
     @handles(GetGroup)
     async def get_group(self, message: GetGroup) -> GroupView:
         return await self.groups.get(message)
+
+    @handles(GetSummary)
+    async def get_summary(self, message: GetSummary) -> SummaryView:
+        return await self.summary.summary(message)
 
     @handles(UpdateGroup)
     async def update_group(self, message: UpdateGroup) -> GroupView:

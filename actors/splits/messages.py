@@ -175,6 +175,44 @@ class SettlementView(Message, frozen=True):
     failure_message: str | None = None
 
 
+class CurrencyTotal(Message, frozen=True):
+    """In one currency, across groups: what others owe you, what you owe, and the net."""
+
+    currency: str
+    owed_to_you: int
+    you_owe: int
+    net: int
+
+
+class PersonNet(Message, frozen=True):
+    """What one person and you owe each other across groups, by the groups' settle plans:
+    `net` > 0 they owe you, < 0 you owe them."""
+
+    user_id: str
+    currency: str
+    net: int
+
+
+class GroupNet(Message, frozen=True):
+    group_id: str
+    group_name: str
+    currency: str
+    net: int  # > 0: owed to you in this group
+
+
+class RecentActivity(Message, frozen=True):
+    group_id: str
+    group_name: str
+    item: ActivityItem
+
+
+class SummaryView(Message, frozen=True):
+    totals: list[CurrencyTotal]
+    people: list[PersonNet]
+    groups: list[GroupNet]
+    recent: list[RecentActivity]
+
+
 class ActivityItem(Message, frozen=True):
     id: int
     kind: str  # group_created, member_added, expense_added, settlement_recorded, ...
@@ -225,6 +263,12 @@ class CreateGroup(SplitsInput, frozen=True):
 class ListGroups(SplitsInput, frozen=True):
     user_id: Id
     archived: bool = False  # the archived groups instead of the active ones
+
+
+class GetSummary(SplitsInput, frozen=True):
+    """Where the user stands across all their active groups."""
+
+    user_id: Id
 
 
 class UpdateGroup(SplitsInput, frozen=True):

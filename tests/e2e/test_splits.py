@@ -1128,3 +1128,33 @@ async def test_rename_archive_bring_back_and_delete_a_group(api: Api) -> None:
     assert (await api.ok("GET", "/api/v1/groups", alice))["items"] == []
     feed_kinds = await api.call("GET", f"{path}/activity", alice)
     assert feed_kinds.status == 404
+
+
+async def test_the_summary_says_where_you_stand_across_groups(api: Api) -> None:
+    """Across two groups: totals per currency, who owes you by name, each group's net, and
+    the newest activity first; a newcomer's summary is empty."""
+    alice = await api.register(f"s{secrets.token_hex(5)}@example.com", name="Alice")
+    bob = await api.register(f"s{secrets.token_hex(5)}@example.com", name="Bob")
+    carol = await api.register(f"s{secrets.token_hex(5)}@example.com", name="Carol")
+    trip = await new_group(api, alice, bob, carol)
+    flat = await new_group(api, alice, bob)
+    await add_expense(api, trip, alice, expense_body(3000, alice.id, equal(alice, bob, carol)))
+    await add_expense(api, flat, bob, expense_body(1000, bob.id, equal(alice, bob)))
+    summary = await api.ok("GET", "/api/v1/me/summary", alice)
+    assert summary["totals"] == [
+        {"currency": "EUR", "owed_to_you": 2000, "you_owe": 500, "net": 1500}
+    ]
+    people = {p["user_id"]: (p["name"], p["net"]) for p in summary["people"]}
+    assert people == {bob.id: ("Bob", 500), carol.id: ("Carol", 1000)}
+    assert {g["group_id"]: g["net"] for g in summary["groups"]} == {trip: 2000, flat: -500}
+    recent = summary["recent"]
+    assert recent[0]["group_id"] == flat
+    assert recent[0]["item"]["kind"] == "expense_added"
+    assert recent[0]["item"]["actor_user_name"] == "Bob"
+    newcomer = await new_user(api)
+    assert await api.ok("GET", "/api/v1/me/summary", newcomer) == {
+        "totals": [],
+        "people": [],
+        "groups": [],
+        "recent": [],
+    }

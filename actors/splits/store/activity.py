@@ -4,7 +4,7 @@ splits_comments)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +44,16 @@ async def activity_page(
         " ORDER BY id DESC LIMIT $3",
         group_id,
         before_id,
+        limit,
+    )
+
+
+async def recent_in_groups(db: Executor, group_ids: Sequence[str], limit: int) -> list[Any]:
+    """The newest activity across these groups."""
+    return await db.fetch(
+        "SELECT id, group_id, kind, actor_user_id, summary, expense_id, data, created_at"
+        " FROM splits_activity WHERE group_id = ANY($1::text[]) ORDER BY id DESC LIMIT $2",
+        list(group_ids),
         limit,
     )
 

@@ -75,3 +75,29 @@ async def save_plan(
         currency,
         json.dumps([list(item) for item in plan]),
     )
+
+
+async def balances_of_groups(
+    db: Executor, group_ids: Sequence[str]
+) -> list[tuple[str, str, str, int]]:
+    """(group_id, user_id, currency, net) of every non-zero balance in these groups."""
+    rows = await db.fetch(
+        "SELECT group_id, user_id, currency, net FROM splits_balances"
+        " WHERE group_id = ANY($1::text[]) AND net <> 0 ORDER BY group_id, currency, user_id",
+        list(group_ids),
+    )
+    return [(row["group_id"], row["user_id"], row["currency"], row["net"]) for row in rows]
+
+
+async def saved_plans_of_groups(
+    db: Executor, group_ids: Sequence[str]
+) -> dict[tuple[str, str], list[tuple[str, str, int]]]:
+    """The kept settle plans of these groups, by (group_id, currency)."""
+    rows = await db.fetch(
+        "SELECT group_id, currency, plan FROM splits_plans WHERE group_id = ANY($1::text[])",
+        list(group_ids),
+    )
+    return {
+        (row["group_id"], row["currency"]): [tuple(item) for item in json.loads(row["plan"])]
+        for row in rows
+    }

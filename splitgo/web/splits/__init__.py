@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from splitgo.web.splits import expenses, groups, history, settlements
+from splitgo.web.splits import expenses, groups, history, settlements, summary
 from splitgo.web.splits.asking import json_path_problem
 from splitgo.web.splits.bodies import (
     ExpenseBody,
@@ -36,6 +36,7 @@ routes: tuple[web.AbstractRouteDef, ...] = (
     *expenses.routes,
     *settlements.routes,
     *history.routes,
+    *summary.routes,
 )
 
 __all__ = [
