@@ -42,6 +42,7 @@ from actors.splits.messages import (
     GetBalances,
     GetExpense,
     GetGroup,
+    GetNetBreakdown,
     GetSettlement,
     GetSettlePlan,
     GetSummary,
@@ -51,6 +52,7 @@ from actors.splits.messages import (
     ListComments,
     ListExpenses,
     ListGroups,
+    NetBreakdown,
     RecordSettlement,
     RemoveMember,
     SettlementView,
@@ -105,6 +107,10 @@ class Splits(Actor):
     @handles(GetGroup)
     async def get_group(self, message: GetGroup) -> GroupView:
         return await self.groups.get(message)
+
+    @handles(GetNetBreakdown)
+    async def net_breakdown(self, message: GetNetBreakdown) -> NetBreakdown:
+        return await self.settling.breakdown(message)
 
     @handles(GetSummary)
     async def get_summary(self, message: GetSummary) -> SummaryView:

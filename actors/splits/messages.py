@@ -150,10 +150,15 @@ class BalancesView(Message, frozen=True):
 
 
 class PlanTransfer(Message, frozen=True):
+    """One suggested payment, with the balances that make it: the payer's net in the
+    group (`from_net` < 0: what they owe in all) and the payee's (`to_net` > 0)."""
+
     from_user_id: str
     to_user_id: str
     amount: int
     currency: str
+    from_net: int = 0
+    to_net: int = 0
 
 
 class SettlePlanView(Message, frozen=True):
@@ -173,6 +178,29 @@ class SettlementView(Message, frozen=True):
     transfer_id: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+
+
+class NetLine(Message, frozen=True):
+    """One expense or settlement and what it did to a member's net: `effect` is paid minus
+    owed for an expense; plus for a settlement they paid, minus for one they received."""
+
+    kind: Literal["expense", "settlement"]
+    id: str
+    day: str | None
+    description: str | None
+    currency: str
+    paid: int
+    owed: int
+    effect: int
+    counterpart_id: str | None = None  # a settlement's other party
+
+
+class NetBreakdown(Message, frozen=True):
+    """A member's net per currency and the lines that add up to it."""
+
+    user_id: str
+    nets: dict[str, int]
+    lines: list[NetLine]
 
 
 class CurrencyTotal(Message, frozen=True):
@@ -263,6 +291,14 @@ class CreateGroup(SplitsInput, frozen=True):
 class ListGroups(SplitsInput, frozen=True):
     user_id: Id
     archived: bool = False  # the archived groups instead of the active ones
+
+
+class GetNetBreakdown(SplitsInput, frozen=True):
+    """What makes `member_user_id`'s net in the group: every expense and settlement."""
+
+    group_id: Id
+    user_id: Id
+    member_user_id: Id
 
 
 class GetSummary(SplitsInput, frozen=True):

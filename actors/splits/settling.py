@@ -24,8 +24,11 @@ from actors.splits.messages import (
     BalanceLine,
     BalancesView,
     GetBalances,
+    GetNetBreakdown,
     GetSettlement,
     GetSettlePlan,
+    NetBreakdown,
+    NetLine,
     NotAMember,
     PlanTransfer,
     RecordSettlement,
@@ -75,6 +78,37 @@ class Settling:
             balances=[BalanceLine(user_id=u, currency=c, net=net) for u, c, net in lines]
         )
 
+    async def breakdown(self, message: GetNetBreakdown) -> NetBreakdown:
+        """Why a member's net is what it is: every expense and settlement behind it, whose
+        effects add up to the kept net in each currency."""
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        member = message.member_user_id
+        if not await store.groups.is_member(self._pool, group.id, member):
+            raise NotAMember(
+                "This user is not a member of the group.", details={"field": "user_id"}
+            )
+        lines = []
+        for row in await store.balances.behind_net(self._pool, group.id, member):
+            settlement = row["kind"] == "settlement"
+            effect = row["paid"] - row["owed"]
+            lines.append(
+                NetLine(
+                    kind=row["kind"],
+                    id=row["id"],
+                    day=None if row["day"] is None else row["day"].isoformat(),
+                    description=row["description"],
+                    currency=row["currency"],
+                    paid=row["paid"],
+                    owed=row["owed"],
+                    effect=effect,
+                    counterpart_id=row["counterpart"] if settlement else None,
+                )
+            )
+        nets = {
+            c: n for u, c, n in await store.balances.balances(self._pool, group.id) if u == member
+        }
+        return NetBreakdown(user_id=member, nets=nets, lines=lines)
+
     async def settle_plan(self, message: GetSettlePlan) -> SettlePlanView:
         group = await member_group(self._pool, message.group_id, message.user_id)
         nets: dict[str, dict[str, int]] = defaultdict(dict)
@@ -94,6 +128,8 @@ class Settling:
                     to_user_id=t.to_user_id,
                     amount=t.amount,
                     currency=currency,
+                    from_net=nets[currency].get(t.from_user_id, 0),
+                    to_net=nets[currency].get(t.to_user_id, 0),
                 )
                 for t in plan
             ]

@@ -660,6 +660,8 @@ async def test_wallet_settlement_moves_the_money_end_to_end(api: Api) -> None:
             "to_user_id": bob.id,
             "amount": 2500,
             "currency": "EUR",
+            "from_net": -2500,
+            "to_net": 2500,
             "from_user_name": "Friend",
             "to_user_name": "Friend",
         }
@@ -1158,3 +1160,42 @@ async def test_the_summary_says_where_you_stand_across_groups(api: Api) -> None:
         "groups": [],
         "recent": [],
     }
+
+
+async def test_why_a_balance_is_what_it_is(api: Api) -> None:
+    """The settle plan shows the nets behind each transfer, and a member's breakdown lists
+    the expenses and settlements whose effects add up to their net."""
+    alice, bob = await new_user(api), await new_user(api)
+    group = await new_group(api, alice, bob)
+    boat = await add_expense(
+        api, group, alice, expense_body(3000, alice.id, equal(alice, bob), description="Boat")
+    )
+    taxi = await add_expense(
+        api, group, bob, expense_body(1000, bob.id, equal(alice, bob), description="Taxi")
+    )
+    plan = (await api.ok("GET", f"/api/v1/groups/{group}/settle-plan", alice))["transfers"]
+    assert [(t["amount"], t["from_net"], t["to_net"]) for t in plan] == [(1000, -1000, 1000)]
+    paid = await api.ok(
+        "POST",
+        f"/api/v1/groups/{group}/settlements",
+        bob,
+        {"to_user_id": alice.id, "amount": 400, "currency": "EUR", "method": "cash"},
+        status=201,
+    )
+    why = await api.ok("GET", f"/api/v1/groups/{group}/balances/{bob.id}", alice)
+    assert why["nets"] == {"EUR": -600}
+    assert [(line["kind"], line["id"], line["effect"]) for line in why["lines"]] == [
+        ("expense", boat["id"], -1500),
+        ("expense", taxi["id"], 500),
+        ("settlement", paid["id"], 400),
+    ]
+    assert sum(line["effect"] for line in why["lines"]) == why["nets"]["EUR"]
+    assert why["lines"][2]["counterpart_name"] == "Friend"
+    stranger = await new_user(api)
+    await api.problem(
+        "GET",
+        f"/api/v1/groups/{group}/balances/{stranger.id}",
+        alice,
+        status=422,
+        code="not_a_member",
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from actors.runtime import Executor
 
@@ -101,3 +102,28 @@ async def saved_plans_of_groups(
         (row["group_id"], row["currency"]): [tuple(item) for item in json.loads(row["plan"])]
         for row in rows
     }
+
+
+async def behind_net(db: Executor, group_id: str, user_id: str) -> list[Any]:
+    """Every live expense and completed settlement that moved `user_id`'s net in the group,
+    oldest first: (kind, id, day, description, currency, paid, owed, counterpart, at)."""
+    return await db.fetch(
+        """
+        SELECT 'expense' AS kind, e.id, e.spent_on AS day, e.description, e.currency,
+               l.paid, l.owed, NULL::text AS counterpart, e.created_at AS at
+        FROM splits_expense_lines l JOIN splits_expenses e ON e.id = l.expense_id
+        WHERE e.group_id = $1 AND l.user_id = $2 AND e.deleted_at IS NULL
+          AND (l.paid <> 0 OR l.owed <> 0)
+        UNION ALL
+        SELECT 'settlement', s.id, s.settled_at::date, NULL, s.currency,
+               CASE WHEN s.from_user_id = $2 THEN s.amount ELSE 0 END,
+               CASE WHEN s.to_user_id = $2 THEN s.amount ELSE 0 END,
+               CASE WHEN s.from_user_id = $2 THEN s.to_user_id ELSE s.from_user_id END,
+               s.settled_at
+        FROM splits_settlements s
+        WHERE s.group_id = $1 AND s.status = 'completed' AND $2 IN (s.from_user_id, s.to_user_id)
+        ORDER BY at, id
+        """,
+        group_id,
+        user_id,
+    )

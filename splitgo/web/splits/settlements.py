@@ -11,8 +11,10 @@ from aiohttp import web
 from actors.splits.messages import (
     BalancesView,
     GetBalances,
+    GetNetBreakdown,
     GetSettlement,
     GetSettlePlan,
+    NetBreakdown,
     SettlementView,
     SettlePlanView,
 )
@@ -67,6 +69,28 @@ async def settlement_outcome(
 async def balances(request: web.Request) -> web.Response:
     claims = authenticate(request)
     view = await ask_splits(request, GetBalances(group_id=group_id(request), user_id=claims.sub))
+    return json_response(to_json(view))
+
+
+@routes.get("/api/v1/groups/{id}/balances/{user_id}")
+@documented(
+    summary="Why a member's balance is what it is",
+    description="Every expense and completed settlement behind the member's net, oldest "
+    "first; each line's `effect` (paid minus owed) adds up to `nets` per currency.",
+    tags=["splits"],
+    responses={200: NetBreakdown},
+    errors=[422],
+)
+async def net_breakdown(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    view = await ask_splits(
+        request,
+        GetNetBreakdown(
+            group_id=group_id(request),
+            user_id=claims.sub,
+            member_user_id=request.match_info["user_id"],
+        ),
+    )
     return json_response(to_json(view))
 
 
