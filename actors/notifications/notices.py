@@ -37,6 +37,7 @@ from actors.splits.messages import (
     ExpenseDeleted,
     ExpenseUpdated,
     MemberAdded,
+    MemberReminded,
     SettlementFailed,
     SettlementRecorded,
 )
@@ -411,6 +412,20 @@ def _ride_updated(event: RideUpdated, public_url: str) -> list[Notice]:
     return notices
 
 
+def _reminded(event: MemberReminded, public_url: str) -> list[Notice]:
+    owed = " and ".join(format_money(line.amount, line.currency) for line in event.owed)
+    return [
+        _simple(
+            event.to_user_id,
+            "splits",
+            "MemberReminded",
+            f"A reminder from {_line(event.group_name)}",
+            f"{event.from_user_id} reminds you that you owe {owed} in {_line(event.group_name)}.",
+            data={"group_id": event.group_id},
+        )
+    ]
+
+
 _BUILDERS: dict[type[Any], Callable[[Any, str], list[Notice]]] = {
     EmailVerificationRequested: _verification,
     PasswordResetRequested: _reset,
@@ -424,6 +439,7 @@ _BUILDERS: dict[type[Any], Callable[[Any, str], list[Notice]]] = {
     ExpenseUpdated: _expense_updated,
     ExpenseDeleted: _expense_deleted,
     MemberAdded: _member_added,
+    MemberReminded: _reminded,
     SettlementRecorded: _settlement,
     SettlementFailed: _settlement_failed,
     RideUpdated: _ride_updated,

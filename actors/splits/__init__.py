@@ -6,6 +6,6 @@ debt simplifying), `rules.py` (validation, recurrence dates), `export.py` (the C
 is the `Splits` actor, composed of feature parts it holds as attributes, each in its own
 module and each given the shard's runtime `Context`: `groups` (groups, members, invites),
 `expenses`, `recurring` (copies of recurring expenses), `settling` (balances, the settle
-plan, settlements), `activity` (comments, the activity log, the export) and `summary`
-(where a user stands across all their groups).
+plan, settlements), `activity` (comments, the activity log, the export), `summary`
+(where a user stands across all their groups) and `reminders` (what a member owes, told).
 """

@@ -54,6 +54,8 @@ from actors.splits.messages import (
     ListGroups,
     NetBreakdown,
     RecordSettlement,
+    ReminderView,
+    RemindMember,
     RemoveMember,
     SettlementView,
     SettlePlanView,
@@ -61,6 +63,7 @@ from actors.splits.messages import (
     UpdateGroup,
 )
 from actors.splits.recurring import Recurring
+from actors.splits.reminders import Reminders
 from actors.splits.settling import Settling
 from actors.splits.summary import Summary
 
@@ -89,6 +92,7 @@ class Splits(Actor):
         self.settling = Settling(context)
         self.activity = Activity(context)
         self.summary = Summary(context)
+        self.reminders = Reminders(context)
 
     async def on_start(self) -> None:
         self.recurring.start()
@@ -111,6 +115,10 @@ class Splits(Actor):
     @handles(GetNetBreakdown)
     async def net_breakdown(self, message: GetNetBreakdown) -> NetBreakdown:
         return await self.settling.breakdown(message)
+
+    @handles(RemindMember)
+    async def remind(self, message: RemindMember) -> ReminderView:
+        return await self.reminders.remind(message)
 
     @handles(GetSummary)
     async def get_summary(self, message: GetSummary) -> SummaryView:

@@ -301,6 +301,29 @@ class GetNetBreakdown(SplitsInput, frozen=True):
     member_user_id: Id
 
 
+class RemindMember(SplitsInput, frozen=True):
+    """Remind `member_user_id` what they owe in the group, on their channels; at most once
+    a day from one member to another."""
+
+    group_id: Id
+    user_id: Id
+    member_user_id: Id
+    idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
+
+
+class Owed(Message, frozen=True):
+    currency: str
+    amount: int
+
+
+class ReminderView(Message, frozen=True):
+    group_id: str
+    from_user_id: str
+    to_user_id: str
+    owed: list[Owed]
+    sent_at: str
+
+
 class GetSummary(SplitsInput, frozen=True):
     """Where the user stands across all their active groups."""
 
@@ -476,6 +499,16 @@ class ExportGroup(SplitsInput, frozen=True):
 # ── events ─────────────────────────────────────────────────────────────────────────────
 
 
+class MemberReminded(SplitsInput, frozen=True):
+    """`from_user_id` reminded `to_user_id` of what they owe in the group."""
+
+    group_id: Id
+    group_name: str
+    from_user_id: Id
+    to_user_id: Id
+    owed: list[Owed]
+
+
 class MemberAdded(SplitsInput, frozen=True):
     group_id: Id
     group_name: str
@@ -593,6 +626,20 @@ class GroupArchived(DomainError):
 
     code = "group_archived"
     category = "conflict"
+
+
+class AlreadyReminded(DomainError):
+    """One reminder a day from one member to another."""
+
+    code = "already_reminded"
+    category = "conflict"
+
+
+class NothingOwed(DomainError):
+    """The member owes nothing in this group: there is nothing to remind them of."""
+
+    code = "nothing_owed"
+    category = "invalid"
 
 
 class GroupFull(DomainError):

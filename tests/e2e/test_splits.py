@@ -1199,3 +1199,34 @@ async def test_why_a_balance_is_what_it_is(api: Api) -> None:
         status=422,
         code="not_a_member",
     )
+
+
+async def test_a_reminder_reaches_the_debtor_once_a_day(api: Api) -> None:
+    """A member reminds someone who owes them: the debtor's feed says who and how much, by
+    name; a second reminder the same day, one to someone who owes nothing, or to yourself
+    is refused and sends nothing."""
+    alice = await api.register(f"s{secrets.token_hex(5)}@example.com", name="Alice")
+    bob = await api.register(f"s{secrets.token_hex(5)}@example.com", name="Bob")
+    group = await new_group(api, alice, bob)
+    await add_expense(api, group, alice, expense_body(2500, alice.id, equal(alice, bob)))
+    path = f"/api/v1/groups/{group}/reminders"
+    sent = await api.ok("POST", path, alice, {"user_id": bob.id}, status=201)
+    assert sent["owed"] == [{"currency": "EUR", "amount": 1250}]
+    assert sent["to_user_name"] == "Bob"
+    await api.problem("POST", path, alice, {"user_id": bob.id}, status=409, code="already_reminded")
+    await api.problem("POST", path, bob, {"user_id": alice.id}, status=422, code="nothing_owed")
+    await api.problem(
+        "POST", path, alice, {"user_id": alice.id}, status=422, code="invalid_expense"
+    )
+
+    async def reminded() -> list[dict[str, Any]]:
+        feed = (await api.ok("GET", "/api/v1/notifications", bob))["items"]
+        return [item for item in feed if item["kind"] == "MemberReminded"]
+
+    for _ in range(100):
+        found = await reminded()
+        if found:
+            break
+        await asyncio.sleep(0.05)
+    assert len(found) == 1
+    assert found[0]["body"] == "Alice reminds you that you owe 12.50 EUR in Trip."

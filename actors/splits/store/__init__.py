@@ -1,7 +1,8 @@
 """Every SQL statement of the splits actor, over its own tables (the schema's splits
 section), one module per feature: `groups` (groups, members, invites), `expenses` (with
 their lines, history and recurrence), `balances` (kept nets and settle plans),
-`settlements`, `activity` (the log and comments); `KEYS`, its idempotency keys.
+`settlements`, `activity` (the log and comments), `reminders`; `KEYS`, its idempotency
+keys.
 
 Each function takes what runs the statement (`actors.runtime.Executor`): the pool
 (autocommit) or an open `Transaction`. Times are passed in; the actor's clock is the only
@@ -11,9 +12,9 @@ one. A group's rows are written by the one shard that owns the group, so nothing
 from __future__ import annotations
 
 from actors.runtime import KeyTable
-from actors.splits.store import activity, balances, expenses, groups, settlements
+from actors.splits.store import activity, balances, expenses, groups, reminders, settlements
 
 # what the splits commands' idempotency keys answered (the runtime's one helper)
 KEYS = KeyTable("splits_idempotency")
 
-__all__ = ["KEYS", "activity", "balances", "expenses", "groups", "settlements"]
+__all__ = ["KEYS", "activity", "balances", "expenses", "groups", "reminders", "settlements"]

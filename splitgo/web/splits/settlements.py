@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Annotated
 
+import msgspec
 from aiohttp import web
 
 from actors.splits.messages import (
@@ -15,11 +17,13 @@ from actors.splits.messages import (
     GetSettlement,
     GetSettlePlan,
     NetBreakdown,
+    ReminderView,
+    RemindMember,
     SettlementView,
     SettlePlanView,
 )
 from splitgo.web.declare import Content, documented, idempotency
-from splitgo.web.idempotency import with_key
+from splitgo.web.idempotency import key_for, with_key
 from splitgo.web.problems import ProblemError, json_response, to_json
 from splitgo.web.security import authenticate
 from splitgo.web.splits.asking import ask_splits, group_id
@@ -92,6 +96,34 @@ async def net_breakdown(request: web.Request) -> web.Response:
         ),
     )
     return json_response(to_json(view))
+
+
+class ReminderBody(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+@routes.post("/api/v1/groups/{id}/reminders")
+@documented(
+    summary="Remind a member what they owe",
+    description="They hear it on their own channels. At most once a day from you to them "
+    "in a group (409 `already_reminded`); someone who owes nothing there: 422 "
+    "`nothing_owed`.",
+    tags=["splits"],
+    body=ReminderBody,
+    headers=[idempotency(required=False)],
+    responses={201: ReminderView},
+    errors=[409],
+)
+async def remind(request: web.Request, body: ReminderBody) -> web.Response:
+    claims = authenticate(request)
+    message = RemindMember(
+        group_id=group_id(request),
+        user_id=claims.sub,
+        member_user_id=body.user_id,
+        idempotency=key_for(request, body, caller=claims.sub),
+    )
+    view = await ask_splits(request, message)
+    return json_response(to_json(view), status=201)
 
 
 @routes.get("/api/v1/groups/{id}/settle-plan")
