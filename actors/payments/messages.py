@@ -101,8 +101,18 @@ class TransferView(Message, frozen=True):
     reference: str | None = None
 
 
+class About(Message, frozen=True):
+    """What a statement line belongs to: a `ride`, a group's `settlement`, a `top_up`."""
+
+    kind: Literal["ride", "settlement", "top_up"]
+    id: str
+    group_id: str | None = None
+
+
 class StatementEntry(Message, frozen=True):
-    """One movement of a user's money: positive in, negative out."""
+    """One movement of a user's money: positive in, negative out, and in words what it was
+    (`summary`) and what it belongs to (`about`): a ride's hold, fare and release share
+    their ride."""
 
     transfer_id: str
     amount: int
@@ -112,6 +122,8 @@ class StatementEntry(Message, frozen=True):
     created_at: str
     note: str | None = None
     balance_after: int | None = None
+    summary: str = ""
+    about: About | None = None
 
 
 class StatementPage(Message, frozen=True):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.payments import store
+from actors.payments import statements, store
 from actors.payments.messages import HoldView, StatementEntry, TransferView
 from actors.runtime import rfc3339
 
@@ -39,13 +39,17 @@ def statement_entry(row: store.StatementRow, user_id: str) -> StatementEntry:
     """One entry of `user_id`'s statement: what came in is positive, what went out negative."""
     incoming = row.side == "credit"
     counterparty = row.from_user_id if incoming else row.to_user_id
+    other = None if counterparty == user_id else counterparty
+    amount = row.amount if incoming else -row.amount
     return StatementEntry(
         transfer_id=row.transfer_id,
-        amount=row.amount if incoming else -row.amount,
+        amount=amount,
         currency=row.currency,
         kind=row.kind,
-        counterparty_user_id=None if counterparty == user_id else counterparty,
+        counterparty_user_id=other,
         created_at=rfc3339(row.created_at),
         note=row.note,
         balance_after=row.balance_after,
+        summary=statements.summary(row.kind, amount, row.currency, other),
+        about=statements.about(row.kind, row.reference),
     )

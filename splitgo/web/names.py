@@ -46,6 +46,7 @@ USER_KEYS = {
     "actor_user_id": "actor_user_name",
     "invited_by": "invited_by_name",
     "counterpart_id": "counterpart_name",
+    "counterparty_user_id": "counterparty_name",
 }
 TEXT_KEYS = ("summary",)  # texts written with ids (the activity feed), shown with names
 FIRST_NAME_ONLY = ("rider_name",)

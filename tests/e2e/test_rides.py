@@ -434,6 +434,15 @@ async def test_a_whole_trip_holds_charges_pays_the_driver_and_splits_the_fare(ap
     await eventually(lambda: wallet(api, rider), lambda eur: eur == charged)
     await eventually(lambda: wallet(api, far), lambda eur: eur["available"] == driver_share(fare))
     assert await wallet(api, near) == {"available": 0, "held": 0}
+    # the rider's statement tells the ride as one story: held, then the rest released
+    lines = (await api.ok("GET", "/api/v1/transfers", rider))["items"]
+    ride_lines = [line for line in lines if (line.get("about") or {}).get("id") == ride_id]
+    assert [line["kind"] for line in ride_lines] == ["hold_release", "hold"]
+    assert ride_lines[1]["summary"].endswith("held for the fare")
+    assert sum(line["amount"] for line in ride_lines) == -fare
+    driver_lines = (await api.ok("GET", "/api/v1/transfers", far))["items"]
+    assert driver_lines[0]["about"] == {"kind": "ride", "id": ride_id, "group_id": None}
+    assert driver_lines[0]["counterparty_name"] == "Rider"
 
     def split_done(body: dict[str, Any]) -> bool:
         return any(line["net"] for line in body["balances"])

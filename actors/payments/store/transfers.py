@@ -69,6 +69,8 @@ class StatementRow:
     to_user_id: str | None
     note: str | None
     created_at: datetime
+    reference: str | None = None
+    hold_id: str | None = None
 
 
 async def statement(
@@ -78,7 +80,8 @@ async def statement(
     rows = await db.fetch(
         """
         SELECT e.id AS entry_id, e.transfer_id, e.side, e.amount, e.balance_after,
-               t.currency, t.kind, t.from_user_id, t.to_user_id, t.note, e.created_at
+               t.currency, t.kind, t.from_user_id, t.to_user_id, t.note, e.created_at,
+               t.reference, t.hold_id
         FROM payment_entries e
         JOIN payment_transfers t ON t.id = e.transfer_id
         WHERE e.account_id IN (SELECT id FROM payment_accounts
