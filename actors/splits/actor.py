@@ -20,6 +20,7 @@ from actors.splits import store
 from actors.splits.activity import Activity
 from actors.splits.expenses import Expenses
 from actors.splits.groups import Groups
+from actors.splits.links import Links
 from actors.splits.messages import (
     ActivityPage,
     AddComment,
@@ -29,6 +30,7 @@ from actors.splits.messages import (
     CommentList,
     CommentView,
     CreateGroup,
+    CreateJoinLink,
     CreateRecurringCopy,
     CsvExport,
     DeleteExpense,
@@ -48,15 +50,20 @@ from actors.splits.messages import (
     GetSummary,
     GroupList,
     GroupView,
+    JoinByLink,
     JoinInvited,
+    JoinLinkList,
+    JoinLinkView,
     ListComments,
     ListExpenses,
     ListGroups,
+    ListJoinLinks,
     NetBreakdown,
     RecordSettlement,
     ReminderView,
     RemindMember,
     RemoveMember,
+    RevokeJoinLink,
     SettlementView,
     SettlePlanView,
     SummaryView,
@@ -93,6 +100,7 @@ class Splits(Actor):
         self.activity = Activity(context)
         self.summary = Summary(context)
         self.reminders = Reminders(context)
+        self.links = Links(context)
 
     async def on_start(self) -> None:
         self.recurring.start()
@@ -115,6 +123,22 @@ class Splits(Actor):
     @handles(GetNetBreakdown)
     async def net_breakdown(self, message: GetNetBreakdown) -> NetBreakdown:
         return await self.settling.breakdown(message)
+
+    @handles(CreateJoinLink)
+    async def create_join_link(self, message: CreateJoinLink) -> JoinLinkView:
+        return await self.links.create(message)
+
+    @handles(ListJoinLinks)
+    async def list_join_links(self, message: ListJoinLinks) -> JoinLinkList:
+        return await self.links.list(message)
+
+    @handles(RevokeJoinLink)
+    async def revoke_join_link(self, message: RevokeJoinLink) -> Done:
+        return await self.links.revoke(message)
+
+    @handles(JoinByLink)
+    async def join_by_link(self, message: JoinByLink) -> GroupView:
+        return await self.links.join(message)
 
     @handles(RemindMember)
     async def remind(self, message: RemindMember) -> ReminderView:

@@ -55,6 +55,13 @@ async def member_group(
     return group
 
 
+async def full_view(db: Executor, group: GroupRow) -> GroupView:
+    """The group with its members and pending invitations, as the API shows it."""
+    members = (await store.groups.members(db, [group.id]))[group.id]
+    invited = (await store.groups.invites(db, [group.id]))[group.id]
+    return group_view(group, members, invited)
+
+
 async def member_ids(db: Executor, group_id: str) -> list[str]:
     """The group's members in joining order."""
     return [user for user, _ in (await store.groups.members(db, [group_id]))[group_id]]
@@ -71,10 +78,7 @@ class Groups:
         self._pool = context.pool
 
     async def view(self, group: GroupRow, db: Executor | None = None) -> GroupView:
-        db = db or self._pool
-        members = (await store.groups.members(db, [group.id]))[group.id]
-        invited = (await store.groups.invites(db, [group.id]))[group.id]
-        return group_view(group, members, invited)
+        return await full_view(db or self._pool, group)
 
     async def create(self, message: CreateGroup) -> GroupView:
         known = await self._context.replayed(message, GroupView)
@@ -132,7 +136,7 @@ class Groups:
                     raise AlreadyMember(
                         "This user is a member already.", details={"field": "user_id"}
                     )
-                await _joined(tx, group, message.member_user_id, message.user_id, now)
+                await welcome(tx, group, message.member_user_id, message.user_id, now)
             elif message.email is not None and await store.groups.add_invite(
                 tx, group.id, message.email, message.user_id, now
             ):
@@ -176,7 +180,7 @@ class Groups:
             if invited_by is None:
                 return
             if await store.groups.add_member(tx, group.id, message.user_id, now):
-                await _joined(tx, group, message.user_id, invited_by, now)
+                await welcome(tx, group, message.user_id, invited_by, now)
 
     async def remove_member(self, message: RemoveMember) -> Done:
         group = await member_group(self._pool, message.group_id, message.user_id)
@@ -266,7 +270,8 @@ class Groups:
         return Done()
 
 
-async def _joined(tx: Transaction, group: GroupRow, user_id: str, by: str, now: datetime) -> None:
+async def welcome(tx: Transaction, group: GroupRow, user_id: str, by: str, now: datetime) -> None:
+    """A member joined (added, invited, by a link): the activity line and MemberAdded."""
     await store.activity.add_activity(
         tx,
         group.id,

@@ -7,7 +7,7 @@ Every command names the group it is about (the shard key) and the acting user
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from msgspec import Meta
 
@@ -22,6 +22,7 @@ SettlementMethod = Literal["wallet", "cash"]
 SETTLEMENT_REFERENCE = (
     "splits:"  # payments' `reference` of a wallet settlement: splits:<group>:<id>
 )
+LINK_SECONDS_MIN, LINK_SECONDS_MAX = 3_600, 30 * 86_400  # a join link lives 1 h to 30 days
 MAX_MEMBERS = 1_000
 DESCRIPTION_MAX = 200
 COMMENT_MAX = 2_000
@@ -299,6 +300,55 @@ class GetNetBreakdown(SplitsInput, frozen=True):
     group_id: Id
     user_id: Id
     member_user_id: Id
+
+
+class CreateJoinLink(SplitsInput, frozen=True):
+    """A link that lets whoever holds it join the group, until it expires or is used up."""
+
+    group_id: Id
+    user_id: Id
+    expires_in: Annotated[int, Meta(ge=LINK_SECONDS_MIN, le=LINK_SECONDS_MAX)] = 7 * 86_400
+    max_uses: Annotated[int, Meta(ge=1, le=MAX_MEMBERS)] = 10
+    idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
+
+
+class ListJoinLinks(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
+
+
+class RevokeJoinLink(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
+    link_id: Id
+
+
+class JoinByLink(SplitsInput, frozen=True):
+    """The caller (whose address is verified: the edge checks) joins through a link."""
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("secret",)
+
+    group_id: Id
+    user_id: Id
+    secret: Annotated[str, Meta(min_length=1, max_length=100)]
+
+
+class JoinLinkView(Message, frozen=True):
+    """A join link; `token` (what to share) only in the reply that made it."""
+
+    id: str
+    group_id: str
+    created_by: str
+    created_at: str
+    expires_at: str
+    max_uses: int
+    uses: int
+    token: str | None = None
+
+
+class JoinLinkList(Message, frozen=True):
+    items: list[JoinLinkView]
+    next_cursor: str | None = None
 
 
 class RemindMember(SplitsInput, frozen=True):
@@ -640,6 +690,23 @@ class NothingOwed(DomainError):
 
     code = "nothing_owed"
     category = "invalid"
+
+
+class JoinLinkNotFound(DomainError):
+    """No such link: never made, mistyped, or revoked."""
+
+    code = "join_link_not_found"
+    category = "not_found"
+
+
+class JoinLinkExpired(DomainError):
+    code = "join_link_expired"
+    category = "conflict"
+
+
+class JoinLinkUsedUp(DomainError):
+    code = "join_link_used_up"
+    category = "conflict"
 
 
 class GroupFull(DomainError):

@@ -1230,3 +1230,37 @@ async def test_a_reminder_reaches_the_debtor_once_a_day(api: Api) -> None:
         await asyncio.sleep(0.05)
     assert len(found) == 1
     assert found[0]["body"] == "Alice reminds you that you owe 12.50 EUR in Trip."
+
+
+async def test_join_links_admit_verified_people_until_used_up_or_revoked(
+    api: Api, node: RunningNode
+) -> None:
+    """A member makes a link; a verified person joins with it (named in the group); an
+    unverified one may not; past its use limit, revoked, or mistyped, it admits nobody."""
+    alice, carol, dave, eve = [await new_user(api) for _ in range(4)]
+    for person in (carol, dave):
+        await verify(api, node, person)
+    group = await new_group(api, alice)
+    link = await api.ok("POST", f"/api/v1/groups/{group}/links", alice, {"max_uses": 1}, status=201)
+    assert link["token"].startswith(f"{group}.")
+    assert (link["uses"], link["max_uses"]) == (0, 1)
+    join = f"/api/v1/join/{link['token']}"
+    await api.problem("POST", join, eve, status=403, code="email_not_verified")
+    joined = await api.ok("POST", join, carol, status=201)
+    assert carol.id in {m["user_id"] for m in joined["members"]}
+    await api.problem("POST", join, carol, status=409, code="already_member")
+    await api.problem("POST", join, dave, status=409, code="join_link_used_up")
+    listed = (await api.ok("GET", f"/api/v1/groups/{group}/links", alice))["items"]
+    assert [(item["id"], item["uses"], item["token"]) for item in listed] == [(link["id"], 1, None)]
+
+    second = await api.ok("POST", f"/api/v1/groups/{group}/links", carol, status=201)
+    reply = await api.call("DELETE", f"/api/v1/groups/{group}/links/{second['id']}", alice)
+    assert reply.status == 204
+    await api.problem(
+        "POST", f"/api/v1/join/{second['token']}", dave, status=404, code="join_link_not_found"
+    )
+    await api.problem(
+        "POST", f"/api/v1/join/{group}.wrong", dave, status=404, code="join_link_not_found"
+    )
+    await api.problem("POST", "/api/v1/join/nonsense", dave, status=404, code="join_link_not_found")
+    assert await members_of(api, group, alice) == {alice.id, carol.id}

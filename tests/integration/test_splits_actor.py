@@ -35,6 +35,7 @@ from actors.splits.messages import (
     AddExpense,
     AddMember,
     CreateGroup,
+    CreateJoinLink,
     CreateRecurringCopy,
     DeleteExpense,
     EditExpense,
@@ -46,6 +47,8 @@ from actors.splits.messages import (
     GetSettlement,
     GetSettlePlan,
     GroupNotFound,
+    JoinByLink,
+    JoinLinkExpired,
     ListExpenses,
     NotAMember,
     Payer,
@@ -507,3 +510,15 @@ async def test_the_export_lists_every_expense_with_its_shares(harness: Harness) 
     assert rows[0]["share:amy"] == "5.01"
     assert rows[0]["share:bob"] == "5.00"
     assert rows[0]["paid_by"] == "amy=10.01"
+
+
+async def test_a_join_link_expires_and_says_so(harness: Harness) -> None:
+    """A link past its lifetime admits nobody (join_link_expired) and changes nothing."""
+    group_id = await harness.group("a")
+    link = await harness.ask(CreateJoinLink(group_id=group_id, user_id="a", expires_in=3_600))
+    secret = link.token.split(".", 1)[1]
+    harness.clock.now += 3_601
+    with pytest.raises(JoinLinkExpired):
+        await harness.ask(JoinByLink(group_id=group_id, user_id="b", secret=secret))
+    view = await harness.ask(GetGroup(group_id=group_id, user_id="a"))
+    assert [m.user_id for m in view.members] == ["a"]

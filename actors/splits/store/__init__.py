@@ -12,9 +12,26 @@ one. A group's rows are written by the one shard that owns the group, so nothing
 from __future__ import annotations
 
 from actors.runtime import KeyTable
-from actors.splits.store import activity, balances, expenses, groups, reminders, settlements
+from actors.splits.store import (
+    activity,
+    balances,
+    expenses,
+    groups,
+    links,
+    reminders,
+    settlements,
+)
 
 # what the splits commands' idempotency keys answered (the runtime's one helper)
 KEYS = KeyTable("splits_idempotency")
 
-__all__ = ["KEYS", "activity", "balances", "expenses", "groups", "reminders", "settlements"]
+__all__ = [
+    "KEYS",
+    "activity",
+    "balances",
+    "expenses",
+    "groups",
+    "links",
+    "reminders",
+    "settlements",
+]
