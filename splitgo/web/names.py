@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import structlog
@@ -127,59 +127,62 @@ async def named(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def mentioned(data: Any) -> set[str]:
     """Every user id `data` names under a key of USER_KEYS."""
-    return {value for _, key, value in _people(data)}
+    return {user_id for _, _, user_id in _scan(data)[0]}
 
 
 async def name_people(data: Any, book: NameBook) -> bool:
     """Add the names beside the ids in `data` (in place); whether anything was added."""
-    ids = mentioned(data)
-    if not ids:
+    people, texts = _scan(data)
+    if not people:
         return False
     try:
-        names = await book.names(ids)
+        names = await book.names({user_id for _, _, user_id in people})
     except DomainError as error:  # auth unreachable: the reply still goes, with ids only
         log.warning("names_unavailable", code=error.code)
         return False
-    for holder, key, user_id in list(_people(data)):
+    for holder, key, user_id in people:
         name_key = USER_KEYS[key]
-        if name_key not in holder:
+        if holder.get(name_key) is None:
             name = names.get(user_id)
             if name is not None and name_key in FIRST_NAME_ONLY:
                 name = name.split(" ", 1)[0]
             holder[name_key] = name
-    _say_names(data, names)
+    if texts:
+        _say_names(texts, names)
     return True
 
 
-def _people(data: Any) -> Iterator[tuple[dict[str, Any], str, str]]:
-    """(the dict, the key, the id) for every user id in `data`."""
+def _scan(data: Any) -> tuple[list[tuple[dict[str, Any], str, str]], list[dict[str, Any]]]:
+    """One walk over `data`: (the dict, the key, the id) of every user id in it, and the
+    dicts holding a text written with ids."""
+    people: list[tuple[dict[str, Any], str, str]] = []
+    texts: list[dict[str, Any]] = []
     stack = [data]
     while stack:
         value = stack.pop()
-        if isinstance(value, dict):
+        if type(value) is dict:
             for key, item in value.items():
-                if key in USER_KEYS and isinstance(item, str) and item:
-                    yield value, key, item
-                elif isinstance(item, dict | list):
+                if key in USER_KEYS:
+                    if type(item) is str and item:
+                        people.append((value, key, item))
+                elif key in TEXT_KEYS:
+                    if type(item) is str:
+                        texts.append(value)
+                elif type(item) is dict or type(item) is list:
                     stack.append(item)
-        elif isinstance(value, list):
-            stack.extend(item for item in value if isinstance(item, dict | list))
+        elif type(value) is list:
+            stack.extend(item for item in value if type(item) is dict or type(item) is list)
+    return people, texts
 
 
-def _say_names(data: Any, names: dict[str, str]) -> None:
+def _say_names(holders: list[dict[str, Any]], names: dict[str, str]) -> None:
     """Texts that were written with ids (the activity feed) say the names instead."""
 
     def name_of(found: re.Match[str]) -> str:
         return names.get(found[0], found[0])
 
-    stack = [data]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            for key in TEXT_KEYS:
-                text = value.get(key)
-                if isinstance(text, str):
-                    value[key] = _UUID.sub(name_of, text)
-            stack.extend(item for item in value.values() if isinstance(item, dict | list))
-        elif isinstance(value, list):
-            stack.extend(item for item in value if isinstance(item, dict | list))
+    for holder in holders:
+        for key in TEXT_KEYS:
+            text = holder.get(key)
+            if isinstance(text, str):
+                holder[key] = _UUID.sub(name_of, text)

@@ -27,6 +27,12 @@ Run from the project root (`make bench` does). Sections:
   same concurrent clients on the same embedded PostgreSQL; AddExpense asks per second
   through the actor into 50 groups spread over 8 shards; the kept balances checked
   against the expenses; written to tests/bench/results/splits.json.
+* names: GetGroup of a 1,000-member group through the Splits actor as the edge serves it
+  (to_json, encode), against the same read with names added by `name_people` (the `named`
+  middleware) from the node's warm NameBook and from a fresh one per read (every read asks
+  the Auth actor GetNames for 1,000 ids), same concurrent clients, same embedded
+  PostgreSQL, one run; p50/p99 and reads/s, the ratios against the 1.5x target; written
+  to tests/bench/results/names.json.
 * rides: nearest-available-driver queries (limit 1, radius 10 km) on the dispatch
   GeoIndex among 100,000 drivers around Berlin, 20 % busy, p50/p99 per query, side by
   side with a brute-force scan of every driver in the same run (speed-up), and location
@@ -60,6 +66,7 @@ import structlog
 
 from tests.bench.http_bench import AuthBenchConfig, AuthUnavailable, run_auth_bench
 from tests.bench.isolation_bench import IsolationBenchConfig, run_isolation_bench
+from tests.bench.names_bench import NamesBenchConfig, run_names_bench
 from tests.bench.node import format_node_report, measure_node_startup
 from tests.bench.notifications_bench import (
     NotificationsBenchConfig,
@@ -132,6 +139,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             "auth",
             "payments",
             "splits",
+            "names",
             "rides",
             "notifications",
             "isolation",
@@ -239,6 +247,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=32,
         help="concurrent clients of the AddExpense rounds",
+    )
+    parser.add_argument(
+        "--names-reads", type=int, default=400, help="group reads per names round and system"
+    )
+    parser.add_argument(
+        "--names-rounds", type=int, default=3, help="timed names rounds (median taken)"
+    )
+    parser.add_argument(
+        "--names-concurrency",
+        type=int,
+        default=8,
+        help="concurrent clients of every names read system",
     )
     parser.add_argument(
         "--rides-drivers", type=int, default=100_000, help="online drivers in the rides city"
@@ -414,6 +434,24 @@ def _splits_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
     return report.all_passed
 
 
+def _names_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
+    config = NamesBenchConfig(
+        reads=args.names_reads, rounds=args.names_rounds, concurrency=args.names_concurrency
+    )
+    _say(
+        f"\n== names: GetGroup of a group of {config.members:,} members through the Splits "
+        f"actor, to_json and encoded, against the same plus name_people from a warm NameBook "
+        f"and from a cold one (GetNames to the Auth actor on every read), "
+        f"{config.concurrency} concurrent clients, one embedded PostgreSQL; 1 warm-up, then "
+        f"median of {config.rounds} interleaved rounds of {config.reads:,} reads"
+    )
+    report = run_names_bench(config, progress=_say)
+    _say(report.format())
+    path = _write("names.json", {**base, **report.as_json()}, args.results_dir)
+    _say(f"\nwritten: {_shown(path)} (section took {report.seconds:.1f} s)")
+    return report.all_passed
+
+
 def _notifications_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
     config = NotificationsBenchConfig()
     _say("\n" + describe(config))
@@ -512,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
         passed &= _payments_section(args, base)
     if args.section in ("all", "splits"):
         passed &= _splits_section(args, base)
+    if args.section in ("all", "names"):
+        passed &= _names_section(args, base)
     if args.section in ("all", "rides"):
         passed &= _rides_section(args, base)
     if args.section in ("all", "notifications"):
