@@ -34,6 +34,9 @@ def require_ops(handler: OpsHandler) -> OpsHandler:
     return guarded
 
 
+CURSOR_MAX = 200  # longer than any next_cursor we hand out
+
+
 def page_params(request: web.Request) -> tuple[int, str | None]:
     """`?limit=` (1..200, default 50) and `?cursor=`, or a 422 naming the parameter."""
     raw = request.query.get("limit", "50")
@@ -45,7 +48,16 @@ def page_params(request: web.Request) -> tuple[int, str | None]:
             "limit must be a whole number from 1 to 200",
             errors=[FieldError(field="limit", message="a whole number from 1 to 200")],
         )
-    return int(raw), request.query.get("cursor") or None
+    cursor = request.query.get("cursor") or None
+    if cursor is not None and (len(cursor) > CURSOR_MAX or not cursor.isprintable()):
+        # no cursor we give out looks like this: the same answer as any cursor we did not
+        raise ProblemError(
+            422,
+            "invalid_cursor",
+            "this cursor was not given out by this list; start again without one",
+            errors=[FieldError(field="cursor", message="a next_cursor this list gave out")],
+        )
+    return int(raw), cursor
 
 
 def dead_letter_view(letter: DeadLetter) -> dict[str, Any]:

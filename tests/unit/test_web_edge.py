@@ -194,14 +194,16 @@ async def test_bulk_replay_by_actor(client: Client, system: ActorSystem) -> None
 
 
 async def test_list_limit_is_validated(client: Client) -> None:
-    """A limit outside 1..200 is a 422 naming `limit`; a foreign cursor a 422 too."""
+    """A limit outside 1..200 is a 422 naming `limit`; a foreign cursor (one with a NUL or
+    longer than any we give out, too) is 422 `invalid_cursor`."""
     for bad in ("0", "201", "ten", "-1"):
         response = await client.get(f"/ops/dead-letters?limit={bad}", headers=AUTH)
         assert response.status == 422
         assert (await response.json())["errors"][0]["field"] == "limit"
-    response = await client.get("/ops/dead-letters?cursor=%%%", headers=AUTH)
-    assert response.status == 422
-    assert (await response.json())["code"] == "invalid_cursor"
+    for cursor in ("%%%", "a%00b", "x" * 201):
+        response = await client.get(f"/ops/dead-letters?cursor={cursor}", headers=AUTH)
+        assert response.status == 422
+        assert (await response.json())["code"] == "invalid_cursor", cursor
 
 
 async def test_wrong_content_type_and_empty_body(client: Client) -> None:
