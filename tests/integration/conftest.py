@@ -1,4 +1,9 @@
-"""Fixtures: a fresh database per test on the session's PostgreSQL."""
+"""Fixtures: a database per test on the session's PostgreSQL, the schema already applied.
+
+Each test's database is a copy of the session's template (tests/support/postgres.py), so a
+fixture's own apply_schema finds nothing left to do. A module that must see apply_schema
+work on an empty database (test_schema.py) overrides `database_url` with an empty one.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from tests.support.postgres import fresh_database
 
 @pytest.fixture
 async def database_url() -> AsyncIterator[str]:
-    async with fresh_database() as url:
+    """A database of this test's own, holding the schema; dropped after the test."""
+    async with fresh_database(schema=True) as url:
         yield url
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -28,6 +29,13 @@ OLD_LOCK = 7_350_001
 OLD_VERSION = 9
 # the number a step added after the packaged ones takes (the packaged steps grow)
 NEXT = len(load_steps()) + 1
+
+
+@pytest.fixture
+async def database_url() -> AsyncIterator[str]:
+    """An empty database (not the conftest's copy of the schema): these tests apply it."""
+    async with fresh_database() as url:
+        yield url
 
 
 def _next(what: str) -> str:
@@ -102,6 +110,7 @@ async def _some_data(pool: asyncpg.Pool) -> None:
 async def test_a_fresh_database_gets_every_step(pool: asyncpg.Pool) -> None:
     """A fresh database runs every packaged step and records each with its checksum and the
     newest step's schema version."""
+    assert await pool.fetchval("SELECT to_regclass('schema_migrations') IS NULL")
     assert await apply_schema(pool) == SCHEMA_VERSION
     expected = [(step.number, step.name, step.checksum) for step in load_steps()]
     assert await _recorded(pool) == expected
