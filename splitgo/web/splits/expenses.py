@@ -53,6 +53,7 @@ def expense_query(request: web.Request, user_id: str) -> GetExpense:
     body=ExpenseBody,
     headers=[idempotency(required=False)],
     responses={201: ExpenseView},
+    errors=[409],  # group_archived
 )
 async def add_expense(request: web.Request, body: ExpenseBody) -> web.Response:
     claims = authenticate(request)
@@ -96,6 +97,7 @@ async def get_expense(request: web.Request) -> web.Response:
     tags=["splits"],
     body=ExpensePatch,
     responses={200: ExpenseView},
+    errors=[409],  # group_archived
 )
 async def edit_expense(request: web.Request, body: ExpensePatch) -> web.Response:
     claims = authenticate(request)
@@ -114,6 +116,7 @@ async def edit_expense(request: web.Request, body: ExpensePatch) -> web.Response
     description="Balances follow.",
     tags=["splits"],
     responses={204: None},
+    errors=[409],  # group_archived
 )
 async def delete_expense(request: web.Request) -> web.Response:
     claims = authenticate(request)
@@ -133,6 +136,7 @@ async def delete_expense(request: web.Request) -> web.Response:
     body=CommentBody,
     headers=[idempotency(required=False)],
     responses={201: CommentView},
+    errors=[409],  # group_archived
 )
 async def add_comment(request: web.Request, body: CommentBody) -> web.Response:
     claims = authenticate(request)

@@ -101,6 +101,7 @@ class GroupsQuery(msgspec.Struct):
     tags=["splits"],
     query=GroupsQuery,
     responses={200: GroupPage},
+    errors=[422],
 )
 async def list_groups(request: web.Request) -> web.Response:
     claims = authenticate(request)
