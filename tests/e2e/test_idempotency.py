@@ -26,7 +26,7 @@ import pytest
 import pytest_asyncio
 
 from tests.e2e.test_cluster import cluster_on
-from tests.support.api import PASSWORD, Api, Reply, User
+from tests.support.api import PASSWORD, Api, Reply, User, eventually
 from tests.support.node import RunningNode, start_node, stop_node
 from tests.support.postgres import fresh_database
 from tests.support.redis import redis_url
@@ -60,25 +60,6 @@ def node_env(database_url: str, **extra: str) -> dict[str, str]:
 
 def new_key() -> dict[str, str]:
     return {"Idempotency-Key": secrets.token_hex(12)}
-
-
-async def until(
-    probe: Callable[[], Awaitable[T]],
-    check: Callable[[T], bool],
-    *,
-    timeout: float = 15.0,
-    what: str = "",
-) -> T:
-    """Poll `probe` until `check` accepts its answer; fail with the last answer."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await probe()
-        if check(value):
-            return value
-        if loop.time() >= deadline:
-            pytest.fail(f"not within {timeout}s: {what}; last: {value!r}")
-        await asyncio.sleep(0.1)
 
 
 def timed_out(reply: Reply) -> bool:
@@ -172,7 +153,7 @@ async def test_same_key_wallet_settlements_on_two_nodes_settle_once(tmp_path: Pa
             a, b = Api(node_a.url, http), Api(node_b.url, http)
             payer, payee = await sign_up(a, "Payer"), await sign_up(b, "Payee")
             await a.top_up(payer, TOP_UP)
-            await until(lambda: available(a, payer), lambda eur: eur == TOP_UP, what="top-up")
+            await eventually(lambda: available(a, payer), lambda eur: eur == TOP_UP, what="top-up")
             group_id = await group_of(a, payer, payee)
             await a.ok(
                 "POST",
@@ -302,7 +283,7 @@ async def test_a_retry_after_a_kill_between_commit_and_reply_returns_the_origina
                 )
                 return [row["id"] for row in rows]
 
-            (expense_id,) = await until(expense_ids, lambda ids: len(ids) == 1, what="commit")
+            (expense_id,) = await eventually(expense_ids, lambda ids: len(ids) == 1, what="commit")
             node.process.kill()
             await asyncio.to_thread(node.process.wait)
             writer.close()
@@ -437,7 +418,7 @@ async def test_retried_ride_steps_answer_their_first_result(api: Api) -> None:
     their first result (not 409 invalid_transition), and the fare is charged once."""
     rider, cabbie = await sign_up(api, "Rider"), await sign_up(api, "Cabbie")
     await api.top_up(rider, TOP_UP)
-    await until(lambda: available(api, rider), lambda eur: eur == TOP_UP, what="top-up")
+    await eventually(lambda: available(api, rider), lambda eur: eur == TOP_UP, what="top-up")
     pickup, dropoff = {"lat": 48.0, "lon": 11.0}, {"lat": 48.012, "lon": 11.015}
     await api.ok("POST", "/api/v1/drivers", cabbie, {"vehicle": "VW Golf", "plate": "M-SG 1"}, 201)
     moved = await api.call(
@@ -458,7 +439,7 @@ async def test_retried_ride_steps_answer_their_first_result(api: Api) -> None:
         body = await api.ok("GET", "/api/v1/drivers/me/offers", cabbie)
         return [offer["ride_id"] for offer in body["offers"]]
 
-    await until(offered, lambda rides: ride_id in rides, what="the offer")
+    await eventually(offered, lambda rides: ride_id in rides, what="the offer")
     steps: dict[str, tuple[dict[str, str], Reply]] = {}
     for action in ("accept", "arrive", "start", "complete"):
         if action == "complete":
@@ -486,7 +467,7 @@ async def test_retried_ride_steps_answer_their_first_result(api: Api) -> None:
     await api.problem(
         "POST", f"/api/v1/rides/{ride_id}/complete", cabbie, status=409, code="invalid_transition"
     )
-    await until(
+    await eventually(
         lambda: api.ok("GET", "/api/v1/wallet", rider),
         lambda body: {"currency": "EUR", "available": TOP_UP - fare, "held": 0} in body["balances"],
         what="the fare charged once",

@@ -16,7 +16,7 @@ import re
 import secrets
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.support.api import Api, User, fresh_key
+from tests.support.api import Api, User, eventually, fresh_key
 from tests.support.node import PROJECT_ROOT, RunningNode, start_node, stop_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -76,25 +76,6 @@ async def api(node: RunningNode) -> AsyncIterator[Api]:
 
 
 # ── helpers ───────────────────────────────────────────────────────────────────────────
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    check: Callable[[T], bool],
-    *,
-    timeout: float = 10.0,
-    interval: float = 0.1,
-) -> T:
-    """Poll `probe` until `check` accepts its answer; fail with the last answer."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await probe()
-        if check(value):
-            return value
-        if loop.time() >= deadline:
-            pytest.fail(f"not reached within {timeout}s; last: {value!r}")
-        await asyncio.sleep(interval)
 
 
 async def users(api: Api, count: int) -> list[User]:

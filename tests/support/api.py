@@ -4,14 +4,40 @@ the sandbox's checkout)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+import pytest
 
 PASSWORD = "correct horse battery staple 42"
+
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    check: Callable[[T], bool],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.1,
+    what: str = "",
+) -> T:
+    """Poll `probe` until `check` accepts its answer; fail with the last answer."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await probe()
+        if check(value):
+            return value
+        if loop.time() >= deadline:
+            pytest.fail(f"not within {timeout}s: {what or 'the check'}; last: {value!r}")
+        await asyncio.sleep(interval)
 
 
 def fresh_key(method: str) -> dict[str, str]:
