@@ -22,7 +22,7 @@ from actors.auth.messages import (
     PasswordResetRequested,
     TelegramLinked,
 )
-from actors.notifications.templates import display_name, render_email, reset_link
+from actors.notifications.templates import PRODUCT, display_name, render_email, reset_link
 from actors.payments.messages import (
     HoldCaptured,
     TopUpFailed,
@@ -37,6 +37,7 @@ from actors.splits.messages import (
     ExpenseDeleted,
     ExpenseUpdated,
     MemberAdded,
+    MemberInvited,
     MemberReminded,
     SettlementFailed,
     SettlementRecorded,
@@ -412,6 +413,25 @@ def _ride_updated(event: RideUpdated, public_url: str) -> list[Notice]:
     return notices
 
 
+def _invited(event: MemberInvited, public_url: str) -> list[Notice]:
+    """A mail to the invited address (it may have no account yet): always sent, mail only."""
+    group = _line(event.group_name)
+    text = (
+        f"{event.invited_by} invited you to split expenses in {group} on {PRODUCT}. Sign up"
+        f" (or sign in) at {public_url} with this address and verify it: you join {group}"
+        " then. If you do not know them, ignore this mail."
+    )
+    notice = _simple(
+        f"invite:{event.email}",
+        "splits",
+        "MemberInvited",
+        f"You are invited to {group}",
+        text,
+        data={"group_id": event.group_id},
+    )
+    return [dataclasses.replace(notice, security=True, email_to=event.email, only=("email",))]
+
+
 def _reminded(event: MemberReminded, public_url: str) -> list[Notice]:
     owed = " and ".join(format_money(line.amount, line.currency) for line in event.owed)
     return [
@@ -440,6 +460,7 @@ _BUILDERS: dict[type[Any], Callable[[Any, str], list[Notice]]] = {
     ExpenseDeleted: _expense_deleted,
     MemberAdded: _member_added,
     MemberReminded: _reminded,
+    MemberInvited: _invited,
     SettlementRecorded: _settlement,
     SettlementFailed: _settlement_failed,
     RideUpdated: _ride_updated,

@@ -27,6 +27,7 @@ from actors.splits.messages import (
     AddExpense,
     AddMember,
     BalancesView,
+    CancelInvite,
     CommentList,
     CommentView,
     CreateGroup,
@@ -155,6 +156,10 @@ class Splits(Actor):
     @handles(DeleteGroup)
     async def delete_group(self, message: DeleteGroup) -> Done:
         return await self.groups.delete(message)
+
+    @handles(CancelInvite)
+    async def cancel_invite(self, message: CancelInvite) -> Done:
+        return await self.groups.cancel_invite(message)
 
     @handles(AddMember)
     async def add_member(self, message: AddMember) -> GroupView:

@@ -19,6 +19,7 @@ from actors.splits.messages import (
     MAX_MEMBERS,
     AddMember,
     AlreadyMember,
+    CancelInvite,
     CreateGroup,
     DeleteGroup,
     Done,
@@ -28,10 +29,13 @@ from actors.splits.messages import (
     GroupList,
     GroupNotFound,
     GroupView,
+    InviteNotFound,
     JoinInvited,
     ListGroups,
     MemberAdded,
+    MemberInvited,
     NotAMember,
+    NotTheInviter,
     RemoveMember,
     UnsettledBalance,
     UpdateGroup,
@@ -140,6 +144,14 @@ class Groups:
             elif message.email is not None and await store.groups.add_invite(
                 tx, group.id, message.email, message.user_id, now
             ):
+                await tx.publish(
+                    MemberInvited(
+                        group_id=group.id,
+                        group_name=group.name,
+                        email=message.email,
+                        invited_by=message.user_id,
+                    )
+                )
                 await store.activity.add_activity(
                     tx,
                     group.id,
@@ -181,6 +193,27 @@ class Groups:
                 return
             if await store.groups.add_member(tx, group.id, message.user_id, now):
                 await welcome(tx, group, message.user_id, invited_by, now)
+
+    async def cancel_invite(self, message: CancelInvite) -> Done:
+        """The inviter withdraws a pending invitation (no one else may)."""
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        email = message.email.strip().lower()
+        by = await store.groups.inviter(self._pool, group.id, email)
+        if by is None:
+            raise InviteNotFound("There is no pending invitation of this address.")
+        if by != message.user_id:
+            raise NotTheInviter("Only the member who sent this invitation can withdraw it.")
+        async with self._context.transaction() as tx:
+            if not tx.duplicate and await store.groups.cancel_invite(tx, group.id, email):
+                await _activity(
+                    tx,
+                    group.id,
+                    "invite_cancelled",
+                    message.user_id,
+                    self._context.now(),
+                    f"{message.user_id} withdrew the invitation of {email}",
+                )
+        return Done()
 
     async def remove_member(self, message: RemoveMember) -> Done:
         group = await member_group(self._pool, message.group_id, message.user_id)

@@ -412,6 +412,14 @@ class AddMember(SplitsInput, frozen=True):
     idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
 
 
+class CancelInvite(SplitsInput, frozen=True):
+    """The member who invited an address withdraws the invitation."""
+
+    group_id: Id
+    user_id: Id
+    email: Email
+
+
 class RemoveMember(SplitsInput, frozen=True):
     """Only while the member's balance is zero in every currency (they may remove
     themselves: leaving)."""
@@ -549,6 +557,15 @@ class ExportGroup(SplitsInput, frozen=True):
 # ── events ─────────────────────────────────────────────────────────────────────────────
 
 
+class MemberInvited(SplitsInput, frozen=True):
+    """An address was invited to the group: notifications mails it."""
+
+    group_id: Id
+    group_name: str
+    email: Email
+    invited_by: Id
+
+
 class MemberReminded(SplitsInput, frozen=True):
     """`from_user_id` reminded `to_user_id` of what they owe in the group."""
 
@@ -676,6 +693,20 @@ class GroupArchived(DomainError):
 
     code = "group_archived"
     category = "conflict"
+
+
+class InviteNotFound(DomainError):
+    """The group has no pending invitation of that address."""
+
+    code = "invite_not_found"
+    category = "not_found"
+
+
+class NotTheInviter(DomainError):
+    """Only the member who sent an invitation withdraws it."""
+
+    code = "not_the_inviter"
+    category = "forbidden"
 
 
 class AlreadyReminded(DomainError):

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.support.api import Api, User, fresh_key
+from tests.support.api import Api, User, eventually, fresh_key
 from tests.support.node import RunningNode, start_node, stop_node
 from tests.support.smtp import body_text, link_in
 
@@ -1264,3 +1264,36 @@ async def test_join_links_admit_verified_people_until_used_up_or_revoked(
     )
     await api.problem("POST", "/api/v1/join/nonsense", dave, status=404, code="join_link_not_found")
     assert await members_of(api, group, alice) == {alice.id, carol.id}
+
+
+async def test_an_invitation_is_mailed_and_only_its_sender_withdraws_it(
+    api: Api, node: RunningNode
+) -> None:
+    """Inviting an address with no account mails it (naming the inviter and the group); a
+    member who did not send it cannot withdraw it; its sender can, once."""
+    alice = await api.register(f"s{secrets.token_hex(5)}@example.com", name="Alice")
+    bob = await new_user(api)
+    group = await new_group(api, alice, bob)
+    address = f"new-{secrets.token_hex(4)}@example.com"
+    invited = await api.ok(
+        "POST", f"/api/v1/groups/{group}/members", alice, {"email": address}, status=201
+    )
+    assert [i["email"] for i in invited["invited"]] == [address]
+
+    async def invitation_mail() -> str:
+        for path in sorted((node.folder / "data" / "mail").glob("*.eml")):
+            mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            assert isinstance(mail, EmailMessage)
+            if address in str(mail["To"]):
+                return f"{mail['Subject']}\n{body_text(mail)}"
+        return ""
+
+    mailed = await eventually(invitation_mail, bool, what="the invitation mail")
+    assert "You are invited to Trip" in mailed
+    assert "Alice invited you to split expenses in Trip" in mailed
+    path = f"/api/v1/groups/{group}/invitations/{address}"
+    await api.problem("DELETE", path, bob, status=403, code="not_the_inviter")
+    reply = await api.call("DELETE", path, alice)
+    assert reply.status == 204
+    assert (await api.ok("GET", f"/api/v1/groups/{group}", alice))["invited"] == []
+    await api.problem("DELETE", path, alice, status=404, code="invite_not_found")

@@ -173,3 +173,23 @@ async def take_invite(db: Executor, group_id: str, email: str) -> str | None:
 async def groups_inviting(db: Executor, email: str) -> list[str]:
     rows = await db.fetch("SELECT group_id FROM splits_invites WHERE email = $1", email)
     return [row["group_id"] for row in rows]
+
+
+async def cancel_invite(db: Executor, group_id: str, email: str) -> str | None:
+    """Withdraw the group's invitation of `email`; who had sent it (None: there was none)."""
+    by = await db.fetchval(
+        "DELETE FROM splits_invites WHERE group_id = $1 AND email = $2 RETURNING invited_by",
+        group_id,
+        email,
+    )
+    return None if by is None else str(by)
+
+
+async def inviter(db: Executor, group_id: str, email: str) -> str | None:
+    """Who invited `email` to the group (None: nobody has)."""
+    by = await db.fetchval(
+        "SELECT invited_by FROM splits_invites WHERE group_id = $1 AND email = $2",
+        group_id,
+        email,
+    )
+    return None if by is None else str(by)

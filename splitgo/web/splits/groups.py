@@ -11,6 +11,7 @@ from aiohttp import web
 from actors.auth.messages import FindUserByEmail, GetUser
 from actors.splits.messages import (
     AddMember,
+    CancelInvite,
     DeleteGroup,
     GetGroup,
     GroupList,
@@ -176,6 +177,26 @@ async def add_member(request: web.Request, body: MemberBody) -> web.Response:
     message = with_key(message, request, body, caller=claims.sub)
     group: GroupView = await ask_splits(request, message)
     return json_response(to_json(group), status=201)
+
+
+@routes.delete("/api/v1/groups/{id}/invitations/{email}")
+@documented(
+    summary="Withdraw an invitation",
+    description="Only the member who sent it (403 `not_the_inviter`); no pending invitation "
+    "of that address: 404 `invite_not_found`.",
+    tags=["splits"],
+    responses={204: None},
+    errors=[403, 422],
+)
+async def cancel_invite(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    email = request.match_info["email"]
+    if len(email) > 254 or not email.isprintable():
+        raise field_problem("email", "an email address")
+    await ask_splits(
+        request, CancelInvite(group_id=group_id(request), user_id=claims.sub, email=email)
+    )
+    return web.Response(status=204)
 
 
 @routes.delete("/api/v1/groups/{id}/members/{user_id}")
