@@ -39,11 +39,6 @@ def required_key(request: web.Request) -> str:
     return key
 
 
-def optional_key(request: web.Request) -> str | None:
-    """The request's key when it sent one (a malformed one is a 400 naming the header)."""
-    return _header(request)
-
-
 def key_for(
     request: web.Request, body: object = None, *, caller: str | None
 ) -> IdempotencyKey | None:

@@ -125,11 +125,6 @@ async def named(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-def mentioned(data: Any) -> set[str]:
-    """Every user id `data` names under a key of USER_KEYS."""
-    return {user_id for _, _, user_id in _scan(data)[0]}
-
-
 async def name_people(data: Any, book: NameBook) -> bool:
     """Add the names beside the ids in `data` (in place); whether anything was added."""
     people, texts = _scan(data)

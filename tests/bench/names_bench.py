@@ -78,6 +78,7 @@ from tests.bench.splits_bench import (
     _ok,
     _ratios,
     _seed_big_group,
+    read_rows,
 )
 
 Progress = Callable[[str], None]
@@ -177,18 +178,7 @@ class NamesReport:
 
     def format(self) -> str:
         c = self.config
-        lines = [
-            "",
-            f"{'GetGroup (' + format(c.members, ',') + ' members)':<34} {'clients':>7} "
-            f"{'reads/s':>9} {'p50 ms':>9} {'p99 ms':>9}  rounds (p99 ms)",
-            "-" * 91,
-        ]
-        for result in self.reads.values():
-            rounds = " ".join(f"{r.p99_ms:,.1f}" for r in result.rounds)
-            lines.append(
-                f"{result.label:<34} {result.clients:>7} {result.rate:>9,.1f} "
-                f"{result.p50_ms:>9,.2f} {result.p99_ms:>9,.2f}  {rounds}"
-            )
+        lines = read_rows(f"GetGroup ({c.members:,} members)", self.reads.values())
         lines += [
             f"(medians of {c.rounds} interleaved rounds of {c.reads:,} reads each, from "
             f"{c.concurrency} concurrent clients; latency per client call, in process)",

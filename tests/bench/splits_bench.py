@@ -66,7 +66,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -335,18 +335,7 @@ class SplitsReport:
 
     def format(self) -> str:
         c = self.config
-        lines = [
-            "",
-            f"{'read (group of ' + format(c.members, ',') + ' members)':<34} {'clients':>7} "
-            f"{'reads/s':>9} {'p50 ms':>9} {'p99 ms':>9}  rounds (p99 ms)",
-            "-" * 91,
-        ]
-        for result in self.reads.values():
-            rounds = " ".join(f"{r.p99_ms:,.1f}" for r in result.rounds)
-            lines.append(
-                f"{result.label:<34} {result.clients:>7} {result.rate:>9,.1f} "
-                f"{result.p50_ms:>9,.2f} {result.p99_ms:>9,.2f}  {rounds}"
-            )
+        lines = read_rows(f"read (group of {c.members:,} members)", self.reads.values())
         lines += [
             f"(medians of {c.rounds} rounds; per round {c.reads:,} reads through the actor at "
             f"each concurrency, {c.baseline_reads} recomputing reads from {c.concurrency} "
@@ -919,3 +908,19 @@ def run_splits_bench(config: SplitsBenchConfig, progress: Progress = print) -> S
     # registered before the server starts, so it runs after the server's own exit hook
     atexit.register(shutil.rmtree, folder, True)
     return asyncio.run(_run(config, progress, folder))
+
+
+def read_rows(title: str, reads: Iterable[SystemResult]) -> list[str]:
+    """The table of reads: rate, p50 and p99 of each, and each round's p99."""
+    lines = [
+        "",
+        f"{title:<34} {'clients':>7} {'reads/s':>9} {'p50 ms':>9} {'p99 ms':>9}  rounds (p99 ms)",
+        "-" * 91,
+    ]
+    for result in reads:
+        rounds = " ".join(f"{r.p99_ms:,.1f}" for r in result.rounds)
+        lines.append(
+            f"{result.label:<34} {result.clients:>7} {result.rate:>9,.1f} "
+            f"{result.p50_ms:>9,.2f} {result.p99_ms:>9,.2f}  {rounds}"
+        )
+    return lines
