@@ -12,9 +12,12 @@ from typing import Annotated, Any, ClassVar, Literal
 from msgspec import Meta
 
 from actors.auth.messages import EMAIL_MAX
-from actors.payments.messages import MAX_AMOUNT
-from actors.runtime import DomainError, IdempotencyKey, Message
+from actors.runtime import IdempotencyKey, Message
 from actors.runtime.bounds import Day, Id, Limit, check_bounds
+from actors.splits.errors import *  # noqa: F403 (re-exported: the public interface)
+from actors.splits.errors import InvalidExpense
+from actors.splits.replies import *  # noqa: F403 (re-exported: the public interface)
+from actors.splits.replies import Owed, Payer, Share, ShareLine, SignedAmount
 
 SplitModeName = Literal["equal", "exact", "percent", "shares", "adjustment"]
 Recurrence = Literal["weekly", "monthly", "yearly"]
@@ -33,7 +36,6 @@ EMAIL_TEXT_MAX = 2 * EMAIL_MAX  # before the address is trimmed and checked
 # Bounds of the fields below (actors/runtime/bounds.py checks them wherever a message is
 # made or decoded). Amounts are bounded in size here, and by the rules in meaning (an
 # expense is 1 to MAX_AMOUNT; an adjustment may be negative).
-SignedAmount = Annotated[int, Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
 Currency = Annotated[str, Meta(min_length=3, max_length=3)]
 GroupName = Annotated[str, Meta(max_length=GROUP_NAME_MAX)]
 Description = Annotated[str, Meta(max_length=DESCRIPTION_MAX)]
@@ -66,216 +68,6 @@ class SplitsInput(Message, frozen=True):
 
     def __post_init__(self) -> None:
         check_bounds(self, InvalidExpense)
-
-
-# ── replies ────────────────────────────────────────────────────────────────────────────
-
-
-class Member(Message, frozen=True):
-    user_id: str
-    joined_at: str  # RFC 3339, UTC
-
-
-class Invite(Message, frozen=True):
-    email: str
-    invited_by: str
-    invited_at: str
-
-
-class GroupView(Message, frozen=True):
-    id: str
-    name: str
-    currency: str
-    created_by: str
-    created_at: str
-    members: list[Member]
-    invited: list[Invite]
-    archived: bool = False
-
-
-class GroupList(Message, frozen=True):
-    groups: list[GroupView]
-
-
-class Payer(Message, frozen=True):
-    user_id: Id
-    amount: SignedAmount
-
-
-class ShareLine(Message, frozen=True):
-    """One participant as the client gave them: the field the split mode needs is set."""
-
-    user_id: Id
-    amount: SignedAmount | None = None  # exact: the share; adjustment: the +/- adjustment
-    percent_bp: SignedAmount | None = None  # percent: hundredths of a percent (10000 is 100 %)
-    shares: SignedAmount | None = None  # shares: an integer weight
-
-
-class Share(Message, frozen=True):
-    user_id: str
-    amount: int
-
-
-class ExpenseView(Message, frozen=True):
-    id: str
-    group_id: str
-    description: str
-    amount: int
-    currency: str
-    date: str  # YYYY-MM-DD
-    category: str
-    paid_by: list[Payer]
-    split_mode: str
-    shares: list[Share]
-    created_by: str
-    created_at: str
-    updated_at: str
-    version: int
-    recurrence: str | None = None
-    recurring_from: str | None = None  # the expense this copy was made from
-
-
-class ExpensePage(Message, frozen=True):
-    items: list[ExpenseView]
-    next_cursor: str | None
-
-
-class BalanceLine(Message, frozen=True):
-    user_id: str
-    currency: str
-    net: int  # > 0: owed to them; < 0: they owe
-
-
-class BalancesView(Message, frozen=True):
-    balances: list[BalanceLine]
-
-
-class PlanTransfer(Message, frozen=True):
-    """One suggested payment, with the balances that make it: the payer's net in the
-    group (`from_net` < 0: what they owe in all) and the payee's (`to_net` > 0)."""
-
-    from_user_id: str
-    to_user_id: str
-    amount: int
-    currency: str
-    from_net: int = 0
-    to_net: int = 0
-
-
-class SettlePlanView(Message, frozen=True):
-    transfers: list[PlanTransfer]
-
-
-class SettlementView(Message, frozen=True):
-    id: str
-    group_id: str
-    from_user_id: str
-    to_user_id: str
-    amount: int
-    currency: str
-    method: str
-    status: Literal["pending", "completed", "failed"]
-    created_at: str
-    transfer_id: str | None = None
-    failure_code: str | None = None
-    failure_message: str | None = None
-
-
-class NetLine(Message, frozen=True):
-    """One expense or settlement and what it did to a member's net: `effect` is paid minus
-    owed for an expense; plus for a settlement they paid, minus for one they received."""
-
-    kind: Literal["expense", "settlement"]
-    id: str
-    day: str | None
-    description: str | None
-    currency: str
-    paid: int
-    owed: int
-    effect: int
-    counterpart_id: str | None = None  # a settlement's other party
-
-
-class NetBreakdown(Message, frozen=True):
-    """A member's net per currency and the lines that add up to it."""
-
-    user_id: str
-    nets: dict[str, int]
-    lines: list[NetLine]
-
-
-class CurrencyTotal(Message, frozen=True):
-    """In one currency, across groups: what others owe you, what you owe, and the net."""
-
-    currency: str
-    owed_to_you: int
-    you_owe: int
-    net: int
-
-
-class PersonNet(Message, frozen=True):
-    """What one person and you owe each other across groups, by the groups' settle plans:
-    `net` > 0 they owe you, < 0 you owe them."""
-
-    user_id: str
-    currency: str
-    net: int
-
-
-class GroupNet(Message, frozen=True):
-    group_id: str
-    group_name: str
-    currency: str
-    net: int  # > 0: owed to you in this group
-
-
-class RecentActivity(Message, frozen=True):
-    group_id: str
-    group_name: str
-    item: ActivityItem
-
-
-class SummaryView(Message, frozen=True):
-    totals: list[CurrencyTotal]
-    people: list[PersonNet]
-    groups: list[GroupNet]
-    recent: list[RecentActivity]
-
-
-class ActivityItem(Message, frozen=True):
-    id: int
-    kind: str  # group_created, member_added, expense_added, settlement_recorded, ...
-    actor_user_id: str | None
-    summary: str
-    created_at: str
-    expense_id: str | None = None
-    data: dict[str, Any] | None = None
-
-
-class ActivityPage(Message, frozen=True):
-    items: list[ActivityItem]
-    next_cursor: str | None
-
-
-class CommentView(Message, frozen=True):
-    id: str
-    expense_id: str
-    user_id: str
-    text: str
-    created_at: str
-
-
-class CommentList(Message, frozen=True):
-    items: list[CommentView]
-
-
-class CsvExport(Message, frozen=True):
-    filename: str
-    text: str
-
-
-class Done(Message, frozen=True):
-    """A command that has nothing to return did what it was asked."""
 
 
 # ── commands ───────────────────────────────────────────────────────────────────────────
@@ -333,24 +125,6 @@ class JoinByLink(SplitsInput, frozen=True):
     secret: Annotated[str, Meta(min_length=1, max_length=100)]
 
 
-class JoinLinkView(Message, frozen=True):
-    """A join link; `token` (what to share) only in the reply that made it."""
-
-    id: str
-    group_id: str
-    created_by: str
-    created_at: str
-    expires_at: str
-    max_uses: int
-    uses: int
-    token: str | None = None
-
-
-class JoinLinkList(Message, frozen=True):
-    items: list[JoinLinkView]
-    next_cursor: str | None = None
-
-
 class RemindMember(SplitsInput, frozen=True):
     """Remind `member_user_id` what they owe in the group, on their channels; at most once
     a day from one member to another."""
@@ -359,19 +133,6 @@ class RemindMember(SplitsInput, frozen=True):
     user_id: Id
     member_user_id: Id
     idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
-
-
-class Owed(Message, frozen=True):
-    currency: str
-    amount: int
-
-
-class ReminderView(Message, frozen=True):
-    group_id: str
-    from_user_id: str
-    to_user_id: str
-    owed: list[Owed]
-    sent_at: str
 
 
 class GetSummary(SplitsInput, frozen=True):
@@ -635,111 +396,3 @@ class SettlementFailed(SplitsInput, frozen=True):
     currency: Currency
     code: str
     message: str
-
-
-# ── errors ─────────────────────────────────────────────────────────────────────────────
-
-
-class GroupNotFound(DomainError):
-    """No such group, or the caller is not in it (the same answer: no probing)."""
-
-    code = "group_not_found"
-    category = "not_found"
-
-
-class NotAMember(DomainError):
-    """Someone named in an expense or settlement is not a member of the group."""
-
-    code = "not_a_member"
-    category = "invalid"
-
-
-class AlreadyMember(DomainError):
-    code = "already_member"
-    category = "conflict"
-
-
-class UnsettledBalance(DomainError):
-    """A member leaves or is removed only with a zero balance in every currency."""
-
-    code = "unsettled_balance"
-    category = "conflict"
-
-
-class ExpenseNotFound(DomainError):
-    code = "expense_not_found"
-    category = "not_found"
-
-
-class SettlementNotFound(DomainError):
-    code = "settlement_not_found"
-    category = "not_found"
-
-
-class InvalidExpense(DomainError):
-    """A field of an expense, group or settlement is wrong; `details["field"]` names it."""
-
-    code = "invalid_expense"
-    category = "invalid"
-
-
-class MixedCurrencies(DomainError):
-    code = "mixed_currencies"
-    category = "invalid"
-
-
-class GroupArchived(DomainError):
-    """An archived group is read-only: bring it back (PATCH archived=false) to change it."""
-
-    code = "group_archived"
-    category = "conflict"
-
-
-class InviteNotFound(DomainError):
-    """The group has no pending invitation of that address."""
-
-    code = "invite_not_found"
-    category = "not_found"
-
-
-class NotTheInviter(DomainError):
-    """Only the member who sent an invitation withdraws it."""
-
-    code = "not_the_inviter"
-    category = "forbidden"
-
-
-class AlreadyReminded(DomainError):
-    """One reminder a day from one member to another."""
-
-    code = "already_reminded"
-    category = "conflict"
-
-
-class NothingOwed(DomainError):
-    """The member owes nothing in this group: there is nothing to remind them of."""
-
-    code = "nothing_owed"
-    category = "invalid"
-
-
-class JoinLinkNotFound(DomainError):
-    """No such link: never made, mistyped, or revoked."""
-
-    code = "join_link_not_found"
-    category = "not_found"
-
-
-class JoinLinkExpired(DomainError):
-    code = "join_link_expired"
-    category = "conflict"
-
-
-class JoinLinkUsedUp(DomainError):
-    code = "join_link_used_up"
-    category = "conflict"
-
-
-class GroupFull(DomainError):
-    code = "group_full"
-    category = "conflict"

@@ -1,0 +1,288 @@
+"""What the splits actor answers: the views of groups, expenses, balances, plans,
+settlements, activity, comments, links and reminders (re-exported by `messages`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from msgspec import Meta
+
+from actors.payments.messages import MAX_AMOUNT
+from actors.runtime import Message
+from actors.runtime.bounds import Id
+
+SignedAmount = Annotated[int, Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
+
+
+class Member(Message, frozen=True):
+    user_id: str
+    joined_at: str  # RFC 3339, UTC
+
+
+class Invite(Message, frozen=True):
+    email: str
+    invited_by: str
+    invited_at: str
+
+
+class GroupView(Message, frozen=True):
+    id: str
+    name: str
+    currency: str
+    created_by: str
+    created_at: str
+    members: list[Member]
+    invited: list[Invite]
+    archived: bool = False
+
+
+class GroupList(Message, frozen=True):
+    groups: list[GroupView]
+
+
+class Payer(Message, frozen=True):
+    user_id: Id
+    amount: SignedAmount
+
+
+class ShareLine(Message, frozen=True):
+    """One participant as the client gave them: the field the split mode needs is set."""
+
+    user_id: Id
+    amount: SignedAmount | None = None  # exact: the share; adjustment: the +/- adjustment
+    percent_bp: SignedAmount | None = None  # percent: hundredths of a percent (10000 is 100 %)
+    shares: SignedAmount | None = None  # shares: an integer weight
+
+
+class Share(Message, frozen=True):
+    user_id: str
+    amount: int
+
+
+class ExpenseView(Message, frozen=True):
+    id: str
+    group_id: str
+    description: str
+    amount: int
+    currency: str
+    date: str  # YYYY-MM-DD
+    category: str
+    paid_by: list[Payer]
+    split_mode: str
+    shares: list[Share]
+    created_by: str
+    created_at: str
+    updated_at: str
+    version: int
+    recurrence: str | None = None
+    recurring_from: str | None = None  # the expense this copy was made from
+
+
+class ExpensePage(Message, frozen=True):
+    items: list[ExpenseView]
+    next_cursor: str | None
+
+
+class BalanceLine(Message, frozen=True):
+    user_id: str
+    currency: str
+    net: int  # > 0: owed to them; < 0: they owe
+
+
+class BalancesView(Message, frozen=True):
+    balances: list[BalanceLine]
+
+
+class PlanTransfer(Message, frozen=True):
+    """One suggested payment, with the balances that make it: the payer's net in the
+    group (`from_net` < 0: what they owe in all) and the payee's (`to_net` > 0)."""
+
+    from_user_id: str
+    to_user_id: str
+    amount: int
+    currency: str
+    from_net: int = 0
+    to_net: int = 0
+
+
+class SettlePlanView(Message, frozen=True):
+    transfers: list[PlanTransfer]
+
+
+class SettlementView(Message, frozen=True):
+    id: str
+    group_id: str
+    from_user_id: str
+    to_user_id: str
+    amount: int
+    currency: str
+    method: str
+    status: Literal["pending", "completed", "failed"]
+    created_at: str
+    transfer_id: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+class NetLine(Message, frozen=True):
+    """One expense or settlement and what it did to a member's net: `effect` is paid minus
+    owed for an expense; plus for a settlement they paid, minus for one they received."""
+
+    kind: Literal["expense", "settlement"]
+    id: str
+    day: str | None
+    description: str | None
+    currency: str
+    paid: int
+    owed: int
+    effect: int
+    counterpart_id: str | None = None  # a settlement's other party
+
+
+class NetBreakdown(Message, frozen=True):
+    """A member's net per currency and the lines that add up to it."""
+
+    user_id: str
+    nets: dict[str, int]
+    lines: list[NetLine]
+
+
+class CurrencyTotal(Message, frozen=True):
+    """In one currency, across groups: what others owe you, what you owe, and the net."""
+
+    currency: str
+    owed_to_you: int
+    you_owe: int
+    net: int
+
+
+class PersonNet(Message, frozen=True):
+    """What one person and you owe each other across groups, by the groups' settle plans:
+    `net` > 0 they owe you, < 0 you owe them."""
+
+    user_id: str
+    currency: str
+    net: int
+
+
+class GroupNet(Message, frozen=True):
+    group_id: str
+    group_name: str
+    currency: str
+    net: int  # > 0: owed to you in this group
+
+
+class RecentActivity(Message, frozen=True):
+    group_id: str
+    group_name: str
+    item: ActivityItem
+
+
+class SummaryView(Message, frozen=True):
+    totals: list[CurrencyTotal]
+    people: list[PersonNet]
+    groups: list[GroupNet]
+    recent: list[RecentActivity]
+
+
+class ActivityItem(Message, frozen=True):
+    id: int
+    kind: str  # group_created, member_added, expense_added, settlement_recorded, ...
+    actor_user_id: str | None
+    summary: str
+    created_at: str
+    expense_id: str | None = None
+    data: dict[str, Any] | None = None
+
+
+class ActivityPage(Message, frozen=True):
+    items: list[ActivityItem]
+    next_cursor: str | None
+
+
+class CommentView(Message, frozen=True):
+    id: str
+    expense_id: str
+    user_id: str
+    text: str
+    created_at: str
+
+
+class CommentList(Message, frozen=True):
+    items: list[CommentView]
+
+
+class CsvExport(Message, frozen=True):
+    filename: str
+    text: str
+
+
+class Done(Message, frozen=True):
+    """A command that has nothing to return did what it was asked."""
+
+
+class JoinLinkView(Message, frozen=True):
+    """A join link; `token` (what to share) only in the reply that made it."""
+
+    id: str
+    group_id: str
+    created_by: str
+    created_at: str
+    expires_at: str
+    max_uses: int
+    uses: int
+    token: str | None = None
+
+
+class JoinLinkList(Message, frozen=True):
+    items: list[JoinLinkView]
+    next_cursor: str | None = None
+
+
+class Owed(Message, frozen=True):
+    currency: str
+    amount: int
+
+
+class ReminderView(Message, frozen=True):
+    group_id: str
+    from_user_id: str
+    to_user_id: str
+    owed: list[Owed]
+    sent_at: str
+
+
+__all__ = [
+    "ActivityItem",
+    "ActivityPage",
+    "BalanceLine",
+    "BalancesView",
+    "CommentList",
+    "CommentView",
+    "CsvExport",
+    "CurrencyTotal",
+    "Done",
+    "ExpensePage",
+    "ExpenseView",
+    "GroupList",
+    "GroupNet",
+    "GroupView",
+    "Invite",
+    "JoinLinkList",
+    "JoinLinkView",
+    "Member",
+    "NetBreakdown",
+    "NetLine",
+    "Owed",
+    "Payer",
+    "PersonNet",
+    "PlanTransfer",
+    "RecentActivity",
+    "ReminderView",
+    "SettlePlanView",
+    "SettlementView",
+    "Share",
+    "ShareLine",
+    "SignedAmount",
+    "SummaryView",
+]
