@@ -61,6 +61,7 @@ from actors.splits.messages import (
     MemberAdded,
     MemberInvited,
     MemberReminded,
+    PlaceholderAdded,
     SettlementFailed,
     SettlementRecorded,
     splits_key,
@@ -179,6 +180,7 @@ SUBSCRIPTIONS: dict[type[Message], tuple[str, ...]] = {
     MemberAdded: (NOTIFICATIONS,),
     MemberReminded: (NOTIFICATIONS,),
     MemberInvited: (NOTIFICATIONS,),
+    PlaceholderAdded: ("auth",),  # auth names placeholders like users
     SettlementRecorded: (NOTIFICATIONS,),
     SettlementFailed: (NOTIFICATIONS,),
     RideUpdated: (NOTIFICATIONS,),

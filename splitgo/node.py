@@ -21,6 +21,7 @@ from actors.auth.messages import GetNames, ListRevokedSessions, ProfileChanged, 
 from actors.runtime import ActorSystem, PgDeadLetterStore
 from actors.runtime.broadcast import spawn_relay
 from actors.runtime.outbox import Outbox
+from splitgo import heap
 from splitgo.bot.app import TelegramBot
 from splitgo.composition import (
     ACTORS,
@@ -332,6 +333,7 @@ async def serve(settings: Settings) -> int:
             print(f"splitgo: {error}", flush=True)
             return 2 if isinstance(error, ConfigError) else 1
         raise
+    heap.settle()  # after start-up: what exists now lives as long as the node
     print(startup_line(node), flush=True)
     await stopping.wait()
     log.info("node_stopping", node=settings.node_id)

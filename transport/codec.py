@@ -60,7 +60,9 @@ class Codec:
         self._body_decoder = None
 
     def register_module(self, module: ModuleType) -> None:
-        """Register every Message type an actor's `messages.py` defines (replies included)."""
+        """Register every Message type an actor's `messages.py` defines or re-exports from
+        its own package (`replies.py` beside it); not what it imports of other actors."""
+        package = module.__name__.rpartition(".")[0]
         self.register(
             *(
                 value
@@ -68,7 +70,7 @@ class Codec:
                 if isinstance(value, type)
                 and issubclass(value, Message)
                 and value is not Message
-                and value.__module__ == module.__name__
+                and (value.__module__ == module.__name__ or _within(value.__module__, package))
             )
         )
 
@@ -121,3 +123,7 @@ class Codec:
             body_type: Any = Union[tuple([*self._types.values(), type(None)])]  # noqa: UP007
             self._body_decoder = msgspec.msgpack.Decoder(body_type)
         return self._body_decoder
+
+
+def _within(module_name: str, package: str) -> bool:
+    return bool(package) and module_name.startswith(package + ".")

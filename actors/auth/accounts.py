@@ -30,6 +30,7 @@ from actors.auth.rules import check_role, normalise_name, normalise_phone
 from actors.auth.store import UserRow
 from actors.auth.verification import Verification
 from actors.runtime import Message, Transaction
+from actors.splits.messages import PlaceholderAdded
 
 log = structlog.get_logger("actors.auth")
 
@@ -113,6 +114,12 @@ class Accounts:
         """Display names only: never an email."""
         found = await store.names(self._context.pool, list(dict.fromkeys(message.user_ids)))
         return Names(people=[Person(user_id=user_id, name=name) for user_id, name in found])
+
+    async def placeholder_added(self, message: PlaceholderAdded) -> None:
+        """A group gained a member with no account: name them like anyone."""
+        name = normalise_name(message.name)
+        now = self._context.now()
+        await store.add_placeholder(self._context.pool, message.placeholder_id, name, now)
 
     async def get(self, message: GetUser) -> UserView:
         """The user, as the API shows it."""

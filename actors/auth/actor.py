@@ -75,6 +75,7 @@ from actors.auth.telegram import Telegram
 from actors.auth.tokens import SigningKeys
 from actors.auth.verification import Verification
 from actors.runtime import Actor, Clock, handles, wall_clock
+from actors.splits.messages import PlaceholderAdded
 
 log = structlog.get_logger("actors.auth")
 
@@ -161,6 +162,10 @@ class Auth(Actor):
     @handles(GetNames)
     async def get_names(self, message: GetNames) -> Names:
         return await self.accounts.names(message)
+
+    @handles(PlaceholderAdded)
+    async def placeholder_added(self, message: PlaceholderAdded) -> None:
+        await self.accounts.placeholder_added(message)
 
     @handles(GetUser)
     async def get_user(self, message: GetUser) -> UserView:

@@ -414,22 +414,36 @@ def _ride_updated(event: RideUpdated, public_url: str) -> list[Notice]:
 
 
 def _invited(event: MemberInvited, public_url: str) -> list[Notice]:
-    """A mail to the invited address (it may have no account yet): always sent, mail only."""
+    """A mail to the invited address (it may have no account yet): always sent, mail only;
+    and a notice in the app of the account that has the address, if one does."""
     group = _line(event.group_name)
+    link = f"{public_url}/invites/{event.invite_id}" if event.invite_id else public_url
     text = (
-        f"{event.invited_by} invited you to split expenses in {group} on {PRODUCT}. Sign up"
-        f" (or sign in) at {public_url} with this address and verify it: you join {group}"
-        " then. If you do not know them, ignore this mail."
+        f"{event.invited_by} invited you to split expenses in {group} on {PRODUCT}. Open"
+        f" {link} to accept or decline; with no account yet, sign up with this address and"
+        f" verify it: you join {group} then. If you do not know them, ignore this mail."
     )
+    data = {"group_id": event.group_id, "invite_id": event.invite_id}
     notice = _simple(
         f"invite:{event.email}",
         "splits",
         "MemberInvited",
         f"You are invited to {group}",
         text,
-        data={"group_id": event.group_id},
+        data=data,
     )
-    return [dataclasses.replace(notice, security=True, email_to=event.email, only=("email",))]
+    notices = [dataclasses.replace(notice, security=True, email_to=event.email, only=("email",))]
+    if event.invitee_user_id:
+        in_app = _simple(
+            event.invitee_user_id,
+            "splits",
+            "MemberInvited",
+            f"You are invited to {group}",
+            f"{event.invited_by} invited you to {group}: accept or decline it.",
+            data=data,
+        )
+        notices.append(dataclasses.replace(in_app, only=("inapp",)))
+    return notices
 
 
 def _reminded(event: MemberReminded, public_url: str) -> list[Notice]:

@@ -10,7 +10,7 @@ from actors.runtime import Context, DomainError, rfc3339, row_cursor
 from actors.splits import rules, store
 from actors.splits.expenses import live_expense
 from actors.splits.export import ExportRow, export_csv, people_of
-from actors.splits.groups import member_group, member_ids
+from actors.splits.membership import member_group, member_ids
 from actors.splits.messages import (
     ActivityPage,
     AddComment,

@@ -20,16 +20,19 @@ from actors.splits import store
 from actors.splits.activity import Activity
 from actors.splits.expenses import Expenses
 from actors.splits.groups import Groups
+from actors.splits.invites import Invites
 from actors.splits.links import Links
 from actors.splits.messages import (
     ActivityPage,
     AddComment,
     AddExpense,
     AddMember,
+    AnswerInvite,
     BalancesView,
     CancelInvite,
     CommentList,
     CommentView,
+    CreateClaimLink,
     CreateGroup,
     CreateJoinLink,
     CreateRecurringCopy,
@@ -51,6 +54,9 @@ from actors.splits.messages import (
     GetSummary,
     GroupList,
     GroupView,
+    InviteList,
+    InviteMember,
+    InviteView,
     JoinByLink,
     JoinInvited,
     JoinLinkList,
@@ -58,7 +64,9 @@ from actors.splits.messages import (
     ListComments,
     ListExpenses,
     ListGroups,
+    ListInvites,
     ListJoinLinks,
+    ListMyInvites,
     NetBreakdown,
     RecordSettlement,
     ReminderView,
@@ -102,6 +110,7 @@ class Splits(Actor):
         self.summary = Summary(context)
         self.reminders = Reminders(context)
         self.links = Links(context)
+        self.invites = Invites(context)
 
     async def on_start(self) -> None:
         self.recurring.start()
@@ -128,6 +137,10 @@ class Splits(Actor):
     @handles(CreateJoinLink)
     async def create_join_link(self, message: CreateJoinLink) -> JoinLinkView:
         return await self.links.create(message)
+
+    @handles(CreateClaimLink)
+    async def create_claim_link(self, message: CreateClaimLink) -> JoinLinkView:
+        return await self.links.create_claim(message)
 
     @handles(ListJoinLinks)
     async def list_join_links(self, message: ListJoinLinks) -> JoinLinkList:
@@ -157,9 +170,27 @@ class Splits(Actor):
     async def delete_group(self, message: DeleteGroup) -> Done:
         return await self.groups.delete(message)
 
+    # ── invitations ────────────────────────────────────────────────────────────────────
+
+    @handles(InviteMember)
+    async def invite_member(self, message: InviteMember) -> InviteView:
+        return await self.invites.invite(message)
+
+    @handles(ListInvites)
+    async def list_invites(self, message: ListInvites) -> InviteList:
+        return await self.invites.list(message)
+
+    @handles(ListMyInvites)
+    async def list_my_invites(self, message: ListMyInvites) -> InviteList:
+        return await self.invites.list_mine(message)
+
+    @handles(AnswerInvite)
+    async def answer_invite(self, message: AnswerInvite) -> GroupView | Done:
+        return await self.invites.answer(message)
+
     @handles(CancelInvite)
     async def cancel_invite(self, message: CancelInvite) -> Done:
-        return await self.groups.cancel_invite(message)
+        return await self.invites.cancel(message)
 
     @handles(AddMember)
     async def add_member(self, message: AddMember) -> GroupView:
@@ -167,7 +198,7 @@ class Splits(Actor):
 
     @handles(EmailVerified)
     async def email_verified(self, message: EmailVerified) -> None:
-        await self.groups.email_verified(message)
+        await self.invites.email_verified(message)
 
     @handles(UserRegistered)
     async def user_registered(self, message: UserRegistered) -> None:
@@ -176,7 +207,7 @@ class Splits(Actor):
 
     @handles(JoinInvited)
     async def join_invited(self, message: JoinInvited) -> None:
-        await self.groups.join_invited(message)
+        await self.invites.join_invited(message)
 
     @handles(RemoveMember)
     async def remove_member(self, message: RemoveMember) -> Done:

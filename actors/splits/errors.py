@@ -67,6 +67,34 @@ class InviteNotFound(DomainError):
     category = "not_found"
 
 
+class AlreadyInvited(DomainError):
+    """The address has a pending invitation to the group already."""
+
+    code = "already_invited"
+    category = "conflict"
+
+
+class NotYourInvitation(DomainError):
+    """An invitation is answered only by the owner of the address it was sent to."""
+
+    code = "not_your_invitation"
+    category = "forbidden"
+
+
+class NotAPlaceholder(DomainError):
+    """The member named is not a placeholder still waiting to be claimed."""
+
+    code = "not_a_placeholder"
+    category = "not_found"
+
+
+class NoAccount(DomainError):
+    """A placeholder has no account: no wallet to pay or be paid from, no channel to remind."""
+
+    code = "no_account"
+    category = "invalid"
+
+
 class NotTheInviter(DomainError):
     """Only the member who sent an invitation withdraws it."""
 
@@ -111,6 +139,7 @@ class GroupFull(DomainError):
 
 
 __all__ = [
+    "AlreadyInvited",
     "AlreadyMember",
     "AlreadyReminded",
     "ExpenseNotFound",
@@ -123,8 +152,11 @@ __all__ = [
     "JoinLinkNotFound",
     "JoinLinkUsedUp",
     "MixedCurrencies",
+    "NoAccount",
     "NotAMember",
+    "NotAPlaceholder",
     "NotTheInviter",
+    "NotYourInvitation",
     "NothingOwed",
     "SettlementNotFound",
     "UnsettledBalance",

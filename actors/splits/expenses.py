@@ -15,7 +15,7 @@ from typing import Any
 from actors.payments.messages import format_money
 from actors.runtime import Context, Executor, Transaction, row_cursor
 from actors.splits import rules, store
-from actors.splits.groups import member_group, member_ids
+from actors.splits.membership import member_group, member_ids
 from actors.splits.messages import (
     AddExpense,
     DeleteExpense,

@@ -1,25 +1,26 @@
-"""Groups, members and invites: a feature part of the Splits actor.
+"""Groups and members: a feature part of the Splits actor.
 
-An invite is by email; once that address is proven to be someone's (auth's `EmailVerified`:
-a verification link spent, or an OAuth sign-in whose provider vouched for the address) each
-inviting group's own shard makes them a member. Signing up alone admits no one: whoever
-registers an address has not shown they own it. A member leaves only with every balance
-settled.
+A member is added by id, invited by address (`invites`), or is a placeholder: a name with
+no account, split with as anyone else, whose place (and history) someone claims later
+through a claim link (`links`). A member leaves only with every balance settled; a group is
+deleted only when nobody in it owes anything.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
-from actors.auth.messages import EmailVerified
 from actors.payments.messages import format_money
 from actors.runtime import Context, Executor, Transaction
 from actors.splits import rules, store
+from actors.splits.invites import record_invite
+from actors.splits.membership import full_view, member_group, welcome
 from actors.splits.messages import (
+    GROUP_NAME_MAX,
     MAX_MEMBERS,
     AddMember,
     AlreadyMember,
-    CancelInvite,
     CreateGroup,
     DeleteGroup,
     Done,
@@ -27,48 +28,17 @@ from actors.splits.messages import (
     GroupArchived,
     GroupFull,
     GroupList,
-    GroupNotFound,
     GroupView,
-    InviteNotFound,
-    JoinInvited,
     ListGroups,
-    MemberAdded,
-    MemberInvited,
     NotAMember,
-    NotTheInviter,
+    PlaceholderAdded,
     RemoveMember,
     UnsettledBalance,
     UpdateGroup,
 )
 from actors.splits.store.groups import GroupRow
+from actors.splits.store.placeholders import PlaceholderRow
 from actors.splits.views import group_view
-
-
-async def member_group(
-    db: Executor, group_id: str, user_id: str, *, writing: bool = False
-) -> GroupRow:
-    """The group, if `user_id` is in it; to anyone else it does not exist. `writing`: it
-    must not be archived (GroupArchived)."""
-    group = await store.groups.group(db, group_id)
-    if group is None or not await store.groups.is_member(db, group_id, user_id):
-        raise GroupNotFound("No such group among yours.", details={"field": "group_id"})
-    if writing and group.archived_at is not None:
-        raise GroupArchived(
-            f"{group.name} is archived, so it is read-only; bring it back to change it."
-        )
-    return group
-
-
-async def full_view(db: Executor, group: GroupRow) -> GroupView:
-    """The group with its members and pending invitations, as the API shows it."""
-    members = (await store.groups.members(db, [group.id]))[group.id]
-    invited = (await store.groups.invites(db, [group.id]))[group.id]
-    return group_view(group, members, invited)
-
-
-async def member_ids(db: Executor, group_id: str) -> list[str]:
-    """The group's members in joining order."""
-    return [user for user, _ in (await store.groups.members(db, [group_id]))[group_id]]
 
 
 class Groups:
@@ -116,104 +86,62 @@ class Groups:
         )
         ids = [group.id for group in groups]
         members = await store.groups.members(self._pool, ids)
-        invited = await store.groups.invites(self._pool, ids)
-        return GroupList(groups=[group_view(g, members[g.id], invited[g.id]) for g in groups])
+        invited = await store.invites.invites(self._pool, ids)
+        placeholders = await store.placeholders.unclaimed(self._pool, ids)
+        return GroupList(
+            groups=[group_view(g, members[g.id], invited[g.id], placeholders) for g in groups]
+        )
 
     async def get(self, message: GetGroup) -> GroupView:
         return await self.view(await member_group(self._pool, message.group_id, message.user_id))
 
     async def add_member(self, message: AddMember) -> GroupView:
+        """A known user by id, an invitation of an address, or a placeholder by name."""
         known = await self._context.replayed(message, GroupView)
         if known is not None:
             return known
         group = await member_group(self._pool, message.group_id, message.user_id, writing=True)
-        if (message.member_user_id is None) == (message.email is None):
-            raise rules.invalid("user_id", "give either user_id or email")
+        given = [message.member_user_id, message.email, message.name]
+        if sum(value is not None for value in given) != 1:
+            raise rules.invalid("user_id", "give exactly one of user_id, email or name")
+        name = rules.text(message.name, "name", GROUP_NAME_MAX) if message.name else None
         if await store.groups.member_count(self._pool, group.id) >= MAX_MEMBERS:
             raise GroupFull(f"A group has at most {MAX_MEMBERS} members.")
         now = self._context.now()
         async with self._context.transaction() as tx:
             if tx.duplicate:
-                pass
-            elif message.member_user_id is not None:
+                return await self.view(group)
+            if message.member_user_id is not None:
                 if not await store.groups.add_member(tx, group.id, message.member_user_id, now):
                     raise AlreadyMember(
                         "This user is a member already.", details={"field": "user_id"}
                     )
                 await welcome(tx, group, message.member_user_id, message.user_id, now)
-            elif message.email is not None and await store.groups.add_invite(
-                tx, group.id, message.email, message.user_id, now
-            ):
-                await tx.publish(
-                    MemberInvited(
-                        group_id=group.id,
-                        group_name=group.name,
-                        email=message.email,
-                        invited_by=message.user_id,
-                    )
-                )
-                await store.activity.add_activity(
-                    tx,
-                    group.id,
-                    "member_invited",
-                    message.user_id,
-                    f"{message.user_id} invited {message.email}",
-                    now,
-                    data={"email": message.email},
-                )
-            if not tx.duplicate:
-                view = await self.view(group, tx)
-                await self._context.remember(tx, message, view)
-                return view
-        return await self.view(group)
+            elif message.email is not None:
+                await record_invite(tx, group, message.email, message.user_id, now)
+            elif name is not None:
+                await self._add_placeholder(tx, group, message, name, now)
+            view = await self.view(group, tx)
+            await self._context.remember(tx, message, view)
+            return view
 
-    async def email_verified(self, message: EmailVerified) -> None:
-        """Someone proved they own their address: every group that invited it gets them as
-        a member (each group's own shard adds them)."""
-        email = message.email.lower()
-        async with self._context.transaction() as tx:
-            if tx.duplicate:
-                return
-            for group_id in await store.groups.groups_inviting(tx, email):
-                await tx.tell(
-                    self._context.name,
-                    JoinInvited(group_id=group_id, user_id=message.user_id, email=email),
-                )
-
-    async def join_invited(self, message: JoinInvited) -> None:
-        group = await store.groups.group(self._pool, message.group_id)
-        if group is None:
-            return
-        now = self._context.now()
-        async with self._context.transaction() as tx:
-            if tx.duplicate:
-                return
-            invited_by = await store.groups.take_invite(tx, group.id, message.email)
-            if invited_by is None:
-                return
-            if await store.groups.add_member(tx, group.id, message.user_id, now):
-                await welcome(tx, group, message.user_id, invited_by, now)
-
-    async def cancel_invite(self, message: CancelInvite) -> Done:
-        """The inviter withdraws a pending invitation (no one else may)."""
-        group = await member_group(self._pool, message.group_id, message.user_id)
-        email = message.email.strip().lower()
-        by = await store.groups.inviter(self._pool, group.id, email)
-        if by is None:
-            raise InviteNotFound("There is no pending invitation of this address.")
-        if by != message.user_id:
-            raise NotTheInviter("Only the member who sent this invitation can withdraw it.")
-        async with self._context.transaction() as tx:
-            if not tx.duplicate and await store.groups.cancel_invite(tx, group.id, email):
-                await _activity(
-                    tx,
-                    group.id,
-                    "invite_cancelled",
-                    message.user_id,
-                    self._context.now(),
-                    f"{message.user_id} withdrew the invitation of {email}",
-                )
-        return Done()
+    async def _add_placeholder(
+        self, tx: Transaction, group: GroupRow, message: AddMember, name: str, now: datetime
+    ) -> None:
+        placeholder_id = message.placeholder_id or str(uuid.uuid4())
+        row = PlaceholderRow(placeholder_id, group.id, name, message.user_id, now)
+        if not await store.placeholders.add_placeholder(tx, row):
+            raise AlreadyMember("This member exists already.", details={"field": "name"})
+        await store.groups.add_member(tx, group.id, placeholder_id, now)
+        await tx.publish(
+            PlaceholderAdded(
+                group_id=group.id,
+                placeholder_id=placeholder_id,
+                name=name,
+                added_by=message.user_id,
+            )
+        )
+        await welcome(tx, group, placeholder_id, message.user_id, now)
 
     async def remove_member(self, message: RemoveMember) -> Done:
         group = await member_group(self._pool, message.group_id, message.user_id)
@@ -301,22 +229,6 @@ class Groups:
             if not tx.duplicate:
                 await store.groups.delete_group(tx, group.id, self._context.now())
         return Done()
-
-
-async def welcome(tx: Transaction, group: GroupRow, user_id: str, by: str, now: datetime) -> None:
-    """A member joined (added, invited, by a link): the activity line and MemberAdded."""
-    await store.activity.add_activity(
-        tx,
-        group.id,
-        "member_added",
-        by,
-        f"{by} added {user_id}",
-        now,
-        data={"user_id": user_id},
-    )
-    await tx.publish(
-        MemberAdded(group_id=group.id, group_name=group.name, member_user_id=user_id, added_by=by)
-    )
 
 
 async def _activity(

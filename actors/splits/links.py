@@ -14,10 +14,11 @@ from datetime import timedelta
 
 from actors.runtime import Context, rfc3339
 from actors.splits import store
-from actors.splits.groups import full_view, member_group, welcome
+from actors.splits.membership import full_view, member_group, welcome
 from actors.splits.messages import (
     MAX_MEMBERS,
     AlreadyMember,
+    CreateClaimLink,
     CreateJoinLink,
     Done,
     GroupFull,
@@ -29,8 +30,12 @@ from actors.splits.messages import (
     JoinLinkUsedUp,
     JoinLinkView,
     ListJoinLinks,
+    MemberAdded,
+    NotAPlaceholder,
+    PlaceholderClaimed,
     RevokeJoinLink,
 )
+from actors.splits.store.groups import GroupRow
 from actors.splits.store.links import LinkRow
 
 
@@ -48,6 +53,7 @@ def link_view(link: LinkRow, token: str | None = None) -> JoinLinkView:
         max_uses=link.max_uses,
         uses=link.uses,
         token=token,
+        placeholder_id=link.placeholder_id,
     )
 
 
@@ -63,23 +69,53 @@ class Links:
         if replayed is not None:
             return replayed
         group = await member_group(self._pool, message.group_id, message.user_id, writing=True)
+        return await self._make(
+            group.id, message.user_id, message.expires_in, message.max_uses, message
+        )
+
+    async def create_claim(self, message: CreateClaimLink) -> JoinLinkView:
+        """A one-use link to take the placeholder's place; a new one revokes none before."""
+        group = await member_group(self._pool, message.group_id, message.user_id, writing=True)
+        if (
+            await store.placeholders.placeholder(self._pool, group.id, message.placeholder_id)
+            is None
+        ):
+            raise NotAPlaceholder(
+                "No member of this group waits to be claimed by that id.",
+                details={"field": "placeholder_id"},
+            )
+        return await self._make(
+            group.id, message.user_id, message.expires_in, 1, None, message.placeholder_id
+        )
+
+    async def _make(
+        self,
+        group_id: str,
+        by: str,
+        expires_in: int,
+        max_uses: int,
+        keyed: CreateJoinLink | None,
+        placeholder_id: str | None = None,
+    ) -> JoinLinkView:
         now = self._context.now()
         secret = secrets.token_urlsafe(24)
         link = LinkRow(
             id=str(uuid.uuid4()),
-            group_id=group.id,
-            created_by=message.user_id,
+            group_id=group_id,
+            created_by=by,
             created_at=now,
-            expires_at=now + timedelta(seconds=message.expires_in),
-            max_uses=message.max_uses,
+            expires_at=now + timedelta(seconds=expires_in),
+            max_uses=max_uses,
             uses=0,
             revoked_at=None,
+            placeholder_id=placeholder_id,
         )
-        view = link_view(link, token=f"{group.id}.{secret}")
+        view = link_view(link, token=f"{group_id}.{secret}")
         async with self._context.transaction() as tx:
             if not tx.duplicate:
                 await store.links.insert_link(tx, link, secret_hash(secret))
-                await self._context.remember(tx, message, view)
+                if keyed is not None:
+                    await self._context.remember(tx, keyed, view)
         return view
 
     async def list(self, message: ListJoinLinks) -> JoinLinkList:
@@ -112,6 +148,9 @@ class Links:
             raise AlreadyMember("You are a member of this group already.")
         if link.uses >= link.max_uses:
             raise JoinLinkUsedUp("This join link has been used as often as it may.")
+        if link.placeholder_id is not None:
+            await self._claim(group, link, message.user_id)
+            return await full_view(self._pool, group)
         if await store.groups.member_count(self._pool, group.id) >= MAX_MEMBERS:
             raise GroupFull(f"A group has at most {MAX_MEMBERS} members.")
         async with self._context.transaction() as tx:
@@ -121,3 +160,42 @@ class Links:
                 await store.links.use_link(tx, link.id)
                 await welcome(tx, group, message.user_id, link.created_by, now)
         return await full_view(self._pool, group)
+
+    async def _claim(self, group: GroupRow, link: LinkRow, user_id: str) -> None:
+        """`user_id` takes the placeholder's place: every row of theirs in the group."""
+        placeholder_id = link.placeholder_id
+        assert placeholder_id is not None
+        if await store.placeholders.placeholder(self._pool, group.id, placeholder_id) is None:
+            raise JoinLinkUsedUp("This place was claimed already.")
+        if await store.placeholders.has_history(self._pool, group.id, user_id):
+            raise AlreadyMember(
+                "You have expenses or settlements in this group from before; ask a member"
+                " to settle the placeholder's balance with you instead."
+            )
+        now = self._context.now()
+        async with self._context.transaction() as tx:
+            if not tx.duplicate:
+                await store.placeholders.claim(tx, group.id, placeholder_id, user_id, now)
+                await store.links.use_link(tx, link.id)
+                await store.activity.add_activity(
+                    tx,
+                    group.id,
+                    "placeholder_claimed",
+                    user_id,
+                    f"{user_id} took the place of {placeholder_id}",
+                    now,
+                    data={"user_id": user_id, "placeholder_id": placeholder_id},
+                )
+                await tx.publish(
+                    PlaceholderClaimed(
+                        group_id=group.id, placeholder_id=placeholder_id, user_id=user_id
+                    )
+                )
+                await tx.publish(
+                    MemberAdded(
+                        group_id=group.id,
+                        group_name=group.name,
+                        member_user_id=user_id,
+                        added_by=link.created_by,
+                    )
+                )

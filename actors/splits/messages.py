@@ -42,6 +42,7 @@ Description = Annotated[str, Meta(max_length=DESCRIPTION_MAX)]
 Category = Annotated[str, Meta(max_length=CATEGORY_MAX)]
 CommentText = Annotated[str, Meta(max_length=COMMENT_MAX)]
 Email = Annotated[str, Meta(max_length=EMAIL_TEXT_MAX)]
+PlaceholderName = Annotated[str, Meta(max_length=2 * GROUP_NAME_MAX)]  # before trimming
 
 
 def splits_key(message: Any) -> str | None:
@@ -164,21 +165,72 @@ class GetGroup(SplitsInput, frozen=True):
 
 
 class AddMember(SplitsInput, frozen=True):
-    """Add a known user by id, or invite an email that has no account yet."""
+    """Add a known user by id, invite an email that has no account yet, or add a
+    placeholder: a `name` with no account (`placeholder_id` is the member id it gets)."""
 
     group_id: Id
     user_id: Id
     member_user_id: Id | None = None
     email: Email | None = None
+    name: PlaceholderName | None = None
+    placeholder_id: Id | None = None
     idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
 
 
-class CancelInvite(SplitsInput, frozen=True):
-    """The member who invited an address withdraws the invitation."""
+class InviteMember(SplitsInput, frozen=True):
+    """Invite an address to the group: it joins when its owner accepts (or, with no
+    verified account yet, verifies it). `invitee_user_id`: the account that has the address
+    (the edge looked it up), told in the app too."""
 
     group_id: Id
     user_id: Id
     email: Email
+    invitee_user_id: Id | None = None
+    idempotency: IdempotencyKey | None = None
+
+
+class ListInvites(SplitsInput, frozen=True):
+    """A group's pending invitations (to its members), as `InviteList`."""
+
+    group_id: Id
+    user_id: Id
+
+
+class ListMyInvites(SplitsInput, frozen=True):
+    """The pending invitations to `email`, the caller's verified address, as `InviteList`."""
+
+    user_id: Id
+    email: Email
+
+
+class AnswerInvite(SplitsInput, frozen=True):
+    """The owner of the invited (verified) address accepts it (joining: `GroupView`) or
+    declines it (`Done`)."""
+
+    group_id: Id
+    user_id: Id
+    invite_id: Id
+    email: Email
+    accept: bool
+
+
+class CancelInvite(SplitsInput, frozen=True):
+    """The member who invited an address withdraws the invitation (by its id or address)."""
+
+    group_id: Id
+    user_id: Id
+    email: Email | None = None
+    invite_id: Id | None = None
+
+
+class CreateClaimLink(SplitsInput, frozen=True):
+    """A one-use join link through which its holder takes the placeholder's place (and
+    history), as `JoinLinkView`."""
+
+    group_id: Id
+    user_id: Id
+    placeholder_id: Id
+    expires_in: int = 7 * 86_400
 
 
 class RemoveMember(SplitsInput, frozen=True):
@@ -319,12 +371,33 @@ class ExportGroup(SplitsInput, frozen=True):
 
 
 class MemberInvited(SplitsInput, frozen=True):
-    """An address was invited to the group: notifications mails it."""
+    """An address was invited to the group: notifications mails it (and tells the account
+    that has it, `invitee_user_id`, in the app)."""
 
     group_id: Id
     group_name: str
     email: Email
     invited_by: Id
+    invite_id: Id | None = None
+    invitee_user_id: Id | None = None
+
+
+class PlaceholderAdded(SplitsInput, frozen=True):
+    """A member with no account was added: auth keeps their name, so they are named
+    wherever a user is."""
+
+    group_id: Id
+    placeholder_id: Id
+    name: PlaceholderName
+    added_by: Id
+
+
+class PlaceholderClaimed(SplitsInput, frozen=True):
+    """`user_id` took the placeholder's place in the group (their history with it)."""
+
+    group_id: Id
+    placeholder_id: Id
+    user_id: Id
 
 
 class MemberReminded(SplitsInput, frozen=True):

@@ -11,10 +11,11 @@ from datetime import timedelta
 
 from actors.runtime import Context, rfc3339
 from actors.splits import rules, store
-from actors.splits.groups import member_group
+from actors.splits.membership import member_group
 from actors.splits.messages import (
     AlreadyReminded,
     MemberReminded,
+    NoAccount,
     NotAMember,
     NothingOwed,
     Owed,
@@ -43,6 +44,11 @@ class Reminders:
         if not await store.groups.is_member(self._pool, group.id, debtor):
             raise NotAMember(
                 "This user is not a member of the group.", details={"field": "user_id"}
+            )
+        if debtor in await store.placeholders.unclaimed(self._pool, [group.id]):
+            raise NoAccount(
+                "They have no account yet, so nothing reaches them: send them a claim link.",
+                details={"field": "user_id"},
             )
         owing = await store.balances.unsettled(self._pool, group.id, debtor)
         owed = [Owed(currency=c, amount=-net) for c, net in sorted(owing.items()) if net < 0]

@@ -17,12 +17,31 @@ SignedAmount = Annotated[int, Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
 class Member(Message, frozen=True):
     user_id: str
     joined_at: str  # RFC 3339, UTC
+    placeholder: bool = False  # a name with no account (yet): claimed through a claim link
 
 
 class Invite(Message, frozen=True):
     email: str
     invited_by: str
     invited_at: str
+    id: str | None = None
+
+
+class InviteView(Message, frozen=True):
+    """A pending invitation: to the group's members, or to the invitee (who sees the
+    group's name and who invited them)."""
+
+    id: str
+    group_id: str
+    group_name: str
+    email: str
+    invited_by: str
+    invited_at: str
+
+
+class InviteList(Message, frozen=True):
+    items: list[InviteView]
+    next_cursor: str | None = None
 
 
 class GroupView(Message, frozen=True):
@@ -232,6 +251,7 @@ class JoinLinkView(Message, frozen=True):
     max_uses: int
     uses: int
     token: str | None = None
+    placeholder_id: str | None = None  # a claim link: its holder takes this member's place
 
 
 class JoinLinkList(Message, frozen=True):
@@ -268,6 +288,8 @@ __all__ = [
     "GroupNet",
     "GroupView",
     "Invite",
+    "InviteList",
+    "InviteView",
     "JoinLinkList",
     "JoinLinkView",
     "Member",

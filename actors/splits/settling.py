@@ -18,7 +18,7 @@ import structlog
 from actors.payments.messages import Transfer, TransferCompleted, TransferFailed, format_money
 from actors.runtime import Context, Transaction
 from actors.splits import rules, store
-from actors.splits.groups import member_group
+from actors.splits.membership import member_group
 from actors.splits.messages import (
     SETTLEMENT_REFERENCE,
     BalanceLine,
@@ -29,6 +29,7 @@ from actors.splits.messages import (
     GetSettlePlan,
     NetBreakdown,
     NetLine,
+    NoAccount,
     NotAMember,
     PlanTransfer,
     RecordSettlement,
@@ -152,6 +153,14 @@ class Settling:
             )
         rules.amount(message.amount)
         rules.currency(message.currency)
+        if message.method == "wallet" and await store.placeholders.unclaimed(
+            self._pool, [group.id]
+        ) & {message.to_user_id}:
+            raise NoAccount(
+                "They have no account yet, so no wallet: record a cash settlement, or send"
+                " them a claim link.",
+                details={"field": "to_user_id"},
+            )
         now = self._context.now()
         row = SettlementRow(
             id=message.settlement_id,

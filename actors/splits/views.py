@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from actors.splits.messages import (
     ExpenseView,
     GroupView,
     Invite,
+    InviteView,
     Member,
     Payer,
     SettlementView,
@@ -21,13 +22,15 @@ from actors.splits.messages import (
 )
 from actors.splits.store.expenses import ExpenseRecord
 from actors.splits.store.groups import GroupRow
+from actors.splits.store.invites import InviteRow
 from actors.splits.store.settlements import SettlementRow
 
 
 def group_view(
     group: GroupRow,
     members: Sequence[tuple[str, datetime]],
-    invited: Sequence[tuple[str, str, datetime]],
+    invited: Sequence[InviteRow],
+    placeholders: Collection[str] = (),
 ) -> GroupView:
     return GroupView(
         id=group.id,
@@ -35,9 +38,31 @@ def group_view(
         currency=group.currency,
         created_by=group.created_by,
         created_at=rfc3339(group.created_at),
-        members=[Member(user_id=user, joined_at=rfc3339(at)) for user, at in members],
-        invited=[Invite(email=e, invited_by=by, invited_at=rfc3339(at)) for e, by, at in invited],
+        members=[
+            Member(user_id=user, joined_at=rfc3339(at), placeholder=user in placeholders)
+            for user, at in members
+        ],
+        invited=[
+            Invite(
+                email=row.email,
+                invited_by=row.invited_by,
+                invited_at=rfc3339(row.invited_at),
+                id=row.id,
+            )
+            for row in invited
+        ],
         archived=group.archived_at is not None,
+    )
+
+
+def invite_view(row: InviteRow, group_name: str | None = None) -> InviteView:
+    return InviteView(
+        id=row.id,
+        group_id=row.group_id,
+        group_name=group_name if group_name is not None else row.group_name,
+        email=row.email,
+        invited_by=row.invited_by,
+        invited_at=rfc3339(row.invited_at),
     )
 
 

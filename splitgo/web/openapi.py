@@ -171,12 +171,19 @@ def build_spec(app: web.Application) -> dict[str, Any]:
 
     names = [getattr(e.handler, "__name__", "handler") for e in entries]
     paths: dict[str, dict[str, Any]] = {}
+    taken: set[str] = set()
     for entry, name in zip(entries, names, strict=True):
         assert entry.operation is not None
         operation_id = entry.operation.operation_id or name
         if names.count(name) > 1 and entry.operation.operation_id is None:
             module = getattr(entry.handler, "__module__", "") or ""
             operation_id = f"{module.rsplit('.', 1)[-1]}_{name}"
+        # one handler on two paths (an old path kept beside the contract's): each its own id
+        base, copy = operation_id, 1
+        while operation_id in taken:
+            copy += 1
+            operation_id = f"{base}_{copy}"
+        taken.add(operation_id)
         paths.setdefault(entry.path, {})[entry.method.lower()] = operation_object(
             book,
             entry.operation,

@@ -31,7 +31,9 @@ The books ask through `system.ref("auth").ask`, as `splitgo.node` wires them; th
 counts the asks (checked: none from the warm book while timed, one per cold read).
 
 Method as in splits_bench: one warm-up round each (a quarter of `reads`; it fills the
-warm book), then `rounds` interleaved rounds
+warm book), the collector tuned as a started node tunes it (`splitgo.heap.settle`: what
+exists is frozen, the youngest generation collected less often), then `rounds` interleaved
+rounds
 (rotating order); rates and percentiles are medians over rounds, the ratios (named against
 plain: p50, p99 and the drop in reads/s) the medians of per-round ratios. The target
 (at most 1.5x) is judged on the warm book, a node's steady state; the cold book is
@@ -63,6 +65,7 @@ from actors.auth.messages import GetNames
 from actors.auth.passwords import Passwords
 from actors.auth.tokens import SigningKeys
 from actors.splits.messages import GetGroup, GroupView
+from splitgo import heap
 from splitgo.composition import ACTORS
 from splitgo.db import open_database
 from splitgo.web.names import NameBook, name_people
@@ -372,6 +375,7 @@ async def _run(config: NamesBenchConfig, progress: Progress, folder: Path) -> Na
             progress(_line("warm-up", label, clients, await _drive(warm_up, clients, one)))
         if len(reads.book) < config.members:
             raise RuntimeError(f"the warm book keeps {len(reads.book)} names")
+        heap.settle()  # what a node does once started (splitgo/heap.py)
         asks = {"warm": 0, "cold": 0, "cold_reads": 0}
         for round_index in range(config.rounds):
             shift = round_index % len(systems)

@@ -467,8 +467,10 @@ def test_views_become_plain_json_without_tags() -> None:
         invited=[Invite(email="c@example.com", invited_by=ALICE, invited_at="t")],
     )
     plain = to_json(group)
-    assert plain["members"] == [{"user_id": ALICE, "joined_at": "t"}]
-    assert plain["invited"] == [{"email": "c@example.com", "invited_by": ALICE, "invited_at": "t"}]
+    assert plain["members"] == [{"user_id": ALICE, "joined_at": "t", "placeholder": False}]
+    assert plain["invited"] == [
+        {"email": "c@example.com", "invited_by": ALICE, "invited_at": "t", "id": None}
+    ]
     assert "msg_type" not in msgspec.json.encode(plain).decode()
 
 

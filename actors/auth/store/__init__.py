@@ -46,6 +46,7 @@ from actors.auth.store.sessions import (
 )
 from actors.auth.store.users import (
     UserRow,
+    add_placeholder,
     add_role,
     bind_telegram,
     confirm_phone,
@@ -74,6 +75,7 @@ __all__ = [
     "SessionRow",
     "UserRow",
     "add_one_time_token",
+    "add_placeholder",
     "add_refresh_token",
     "add_role",
     "bind_telegram",

@@ -57,9 +57,25 @@ async def user_by_id(db: Executor, user_id: str, *, lock: bool = False) -> UserR
 
 
 async def names(db: Executor, user_ids: list[str]) -> list[tuple[str, str]]:
-    """(id, name) of the users among `user_ids` that exist."""
-    rows = await db.fetch("SELECT id, name FROM users WHERE id = ANY($1::text[])", user_ids)
+    """(id, name) of the users (and the placeholders, people with no account kept by
+    splits) among `user_ids` that exist."""
+    rows = await db.fetch(
+        "SELECT id, name FROM users WHERE id = ANY($1::text[])"
+        " UNION ALL SELECT id, name FROM auth_placeholders WHERE id = ANY($1::text[])",
+        user_ids,
+    )
     return [(row["id"], row["name"]) for row in rows]
+
+
+async def add_placeholder(db: Executor, placeholder_id: str, name: str, now: datetime) -> None:
+    """Name a person with no account (splits' placeholder member)."""
+    await db.execute(
+        "INSERT INTO auth_placeholders (id, name, created_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (id) DO NOTHING",
+        placeholder_id,
+        name,
+        now,
+    )
 
 
 async def user_by_email(db: Executor, email: str) -> UserRow | None:

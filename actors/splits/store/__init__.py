@@ -1,8 +1,8 @@
 """Every SQL statement of the splits actor, over its own tables (the schema's splits
-section), one module per feature: `groups` (groups, members, invites), `expenses` (with
-their lines, history and recurrence), `balances` (kept nets and settle plans),
-`settlements`, `activity` (the log and comments), `reminders`; `KEYS`, its idempotency
-keys.
+section), one module per feature: `groups` (groups, members), `invites`, `placeholders`
+(members with no account), `expenses` (with their lines, history and recurrence),
+`balances` (kept nets and settle plans), `settlements`, `activity` (the log and comments),
+`reminders`; `KEYS`, its idempotency keys.
 
 Each function takes what runs the statement (`actors.runtime.Executor`): the pool
 (autocommit) or an open `Transaction`. Times are passed in; the actor's clock is the only
@@ -17,7 +17,9 @@ from actors.splits.store import (
     balances,
     expenses,
     groups,
+    invites,
     links,
+    placeholders,
     reminders,
     settlements,
 )
@@ -31,7 +33,9 @@ __all__ = [
     "balances",
     "expenses",
     "groups",
+    "invites",
     "links",
+    "placeholders",
     "reminders",
     "settlements",
 ]

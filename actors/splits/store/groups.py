@@ -1,5 +1,4 @@
-"""Groups, their members and the invites by email (splits_groups, splits_members,
-splits_invites)."""
+"""Groups and their members (splits_groups, splits_members)."""
 
 from __future__ import annotations
 
@@ -131,65 +130,3 @@ async def remove_member(db: Executor, group_id: str, user_id: str) -> None:
         group_id,
         user_id,
     )
-
-
-async def invites(
-    db: Executor, group_ids: Sequence[str]
-) -> dict[str, list[tuple[str, str, datetime]]]:
-    """(email, invited_by, invited_at) per group."""
-    rows = await db.fetch(
-        "SELECT group_id, email, invited_by, invited_at FROM splits_invites"
-        " WHERE group_id = ANY($1::text[]) ORDER BY invited_at, email",
-        list(group_ids),
-    )
-    found: dict[str, list[tuple[str, str, datetime]]] = {group_id: [] for group_id in group_ids}
-    for row in rows:
-        found[row["group_id"]].append((row["email"], row["invited_by"], row["invited_at"]))
-    return found
-
-
-async def add_invite(db: Executor, group_id: str, email: str, by: str, now: datetime) -> bool:
-    added = await db.fetchval(
-        "INSERT INTO splits_invites (group_id, email, invited_by, invited_at)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
-        group_id,
-        email,
-        by,
-        now,
-    )
-    return bool(added)
-
-
-async def take_invite(db: Executor, group_id: str, email: str) -> str | None:
-    """Remove the invite; who made it (None: there was none)."""
-    by: str | None = await db.fetchval(
-        "DELETE FROM splits_invites WHERE group_id = $1 AND email = $2 RETURNING invited_by",
-        group_id,
-        email,
-    )
-    return by
-
-
-async def groups_inviting(db: Executor, email: str) -> list[str]:
-    rows = await db.fetch("SELECT group_id FROM splits_invites WHERE email = $1", email)
-    return [row["group_id"] for row in rows]
-
-
-async def cancel_invite(db: Executor, group_id: str, email: str) -> str | None:
-    """Withdraw the group's invitation of `email`; who had sent it (None: there was none)."""
-    by = await db.fetchval(
-        "DELETE FROM splits_invites WHERE group_id = $1 AND email = $2 RETURNING invited_by",
-        group_id,
-        email,
-    )
-    return None if by is None else str(by)
-
-
-async def inviter(db: Executor, group_id: str, email: str) -> str | None:
-    """Who invited `email` to the group (None: nobody has)."""
-    by = await db.fetchval(
-        "SELECT invited_by FROM splits_invites WHERE group_id = $1 AND email = $2",
-        group_id,
-        email,
-    )
-    return None if by is None else str(by)

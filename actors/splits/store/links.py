@@ -21,9 +21,12 @@ class LinkRow:
     max_uses: int
     uses: int
     revoked_at: datetime | None
+    placeholder_id: str | None = None  # a claim link: its holder takes this member's place
 
 
-_COLUMNS = "id, group_id, created_by, created_at, expires_at, max_uses, uses, revoked_at"
+_COLUMNS = (
+    "id, group_id, created_by, created_at, expires_at, max_uses, uses, revoked_at, placeholder_id"
+)
 
 
 def _link(row: Any) -> LinkRow:
@@ -33,7 +36,7 @@ def _link(row: Any) -> LinkRow:
 async def insert_link(db: Executor, link: LinkRow, secret_hash: bytes) -> None:
     await db.execute(
         f"INSERT INTO splits_join_links ({_COLUMNS}, secret_hash)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         link.id,
         link.group_id,
         link.created_by,
@@ -42,6 +45,7 @@ async def insert_link(db: Executor, link: LinkRow, secret_hash: bytes) -> None:
         link.max_uses,
         link.uses,
         link.revoked_at,
+        link.placeholder_id,
         secret_hash,
     )
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from splitgo.web.splits import expenses, groups, history, links, settlements, summary
+from splitgo.web.splits import (
+    expenses,
+    groups,
+    history,
+    invites,
+    links,
+    settlements,
+    summary,
+)
 from splitgo.web.splits.asking import json_path_problem
 from splitgo.web.splits.bodies import (
     ExpenseBody,
@@ -37,6 +45,7 @@ routes: tuple[web.AbstractRouteDef, ...] = (
     *settlements.routes,
     *history.routes,
     *summary.routes,
+    *invites.routes,
     *links.routes,
 )
 

@@ -13,12 +13,14 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from actors.auth.messages import valid_email
+from actors.auth.messages import has_control_characters, valid_email
 from actors.payments.messages import MAX_AMOUNT
 from actors.splits.messages import (
     CATEGORY_MAX,
     COMMENT_MAX,
     DESCRIPTION_MAX,
+    EMAIL_TEXT_MAX,
+    GROUP_NAME_MAX,
     AddExpense,
     CreateGroup,
     EditExpense,
@@ -60,8 +62,12 @@ class GroupPatch(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class MemberBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Exactly one of: a user's id, an address to invite, or the name of a placeholder (a
+    member with no account, claimed later through a claim link)."""
+
     user_id: UserId | None = None
-    email: str | None = None
+    email: Annotated[str, msgspec.Meta(max_length=EMAIL_TEXT_MAX)] | None = None
+    name: Annotated[str, msgspec.Meta(max_length=2 * GROUP_NAME_MAX)] | None = None
 
 
 class PayerBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -147,15 +153,29 @@ def normalised_email(email: str) -> str:
     return cleaned
 
 
-def member_target(body: MemberBody) -> tuple[Literal["user_id", "email"], str]:
-    """Which one of `user_id` or `email` names the new member (exactly one must)."""
-    if (body.user_id is None) == (body.email is None):
-        field = "$.email" if body.user_id is not None else "$.user_id"
-        raise field_problem(field, "give exactly one of user_id or email")
-    if body.user_id is not None:
-        return "user_id", body.user_id
-    assert body.email is not None
-    return "email", normalised_email(body.email)
+def member_target(body: MemberBody) -> tuple[Literal["user_id", "email", "name"], str]:
+    """Which one of `user_id`, `email` or `name` names the new member (exactly one must)."""
+    given = [(key, getattr(body, key)) for key in ("user_id", "email", "name")]
+    named = [(key, value) for key, value in given if value is not None]
+    if len(named) != 1:
+        field = "$." + (named[1][0] if len(named) > 1 else "user_id")
+        raise field_problem(field, "give exactly one of user_id, email or name")
+    key, value = named[0]
+    if key == "email":
+        return "email", normalised_email(value)
+    if key == "name":
+        return "name", placeholder_name(value)
+    return "user_id", value
+
+
+def placeholder_name(raw: str) -> str:
+    """A placeholder's name: whitespace collapsed, 1 to 100 characters, no control ones."""
+    name = " ".join(raw.split())
+    if not name or has_control_characters(name):
+        raise field_problem("$.name", "a name of letters, not only spaces or control characters")
+    if len(name) > GROUP_NAME_MAX:
+        raise field_problem("$.name", f"at most {GROUP_NAME_MAX} characters")
+    return name
 
 
 # ── expenses ──────────────────────────────────────────────────────────────────────────

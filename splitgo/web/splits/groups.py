@@ -42,10 +42,14 @@ routes = web.RouteTableDef()
 async def add_member_message(
     request: web.Request, body: MemberBody, *, group_id: str, user_id: str
 ) -> AddMember:
-    """A known user by id or verified email, or an invite for an email with no verified
-    account yet."""
+    """A known user by id or verified email, an invite for an email with no verified
+    account yet, or a placeholder by name (its id chosen here)."""
     kind, value = member_target(body)
     system = request.app[SERVICES].system
+    if kind == "name":
+        return AddMember(
+            group_id=group_id, user_id=user_id, name=value, placeholder_id=str(uuid.uuid4())
+        )
     if kind == "user_id":
         if await find_user(system, GetUser(user_id=value)) is None:
             raise field_problem("$.user_id", "no user has this id")
@@ -161,8 +165,10 @@ async def delete_group(request: web.Request) -> web.Response:
 @routes.post("/api/v1/groups/{id}/members")
 @documented(
     summary="Add a member",
-    description="By `user_id`, or by `email`: an email with no verified account yet is "
-    "invited and joins once that address is verified.",
+    description="By `user_id`; by `email`: an email with no verified account yet is "
+    "invited and joins once that address is verified; or by `name`: a placeholder, a member "
+    "with no account (`placeholder: true`), split with as anyone and claimed later through a "
+    "claim link (POST /api/v1/groups/{id}/placeholders/{user_id}/claim-link).",
     tags=["splits"],
     body=MemberBody,
     headers=[idempotency(required=False)],

@@ -13,6 +13,7 @@ from actors.splits.messages import (
     LINK_SECONDS_MAX,
     LINK_SECONDS_MIN,
     MAX_MEMBERS,
+    CreateClaimLink,
     CreateJoinLink,
     GroupView,
     JoinByLink,
@@ -40,6 +41,7 @@ class LinkBody(msgspec.Struct, forbid_unknown_fields=True):
     max_uses: Annotated[int, msgspec.Meta(ge=1, le=MAX_MEMBERS)] = 10
 
 
+@routes.post("/api/v1/groups/{id}/join-links")
 @routes.post("/api/v1/groups/{id}/links")
 @documented(
     summary="Make a join link",
@@ -66,6 +68,7 @@ async def create_link(request: web.Request, body: LinkBody) -> web.Response:
     return json_response(to_json(link), status=201)
 
 
+@routes.get("/api/v1/groups/{id}/join-links")
 @routes.get("/api/v1/groups/{id}/links")
 @documented(summary="A group's live join links", tags=["splits"], responses={200: JoinLinkList})
 async def list_links(request: web.Request) -> web.Response:
@@ -74,6 +77,7 @@ async def list_links(request: web.Request) -> web.Response:
     return json_response(to_json(found))
 
 
+@routes.delete("/api/v1/groups/{id}/join-links/{link_id}")
 @routes.delete("/api/v1/groups/{id}/links/{link_id}")
 @documented(summary="Revoke a join link", tags=["splits"], responses={204: None})
 async def revoke_link(request: web.Request) -> web.Response:
@@ -87,12 +91,44 @@ async def revoke_link(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+class ClaimLinkBody(msgspec.Struct, forbid_unknown_fields=True):
+    """How long the claim link lives (seconds, 1 hour to 30 days); it is used once."""
+
+    expires_in: Annotated[int, msgspec.Meta(ge=LINK_SECONDS_MIN, le=LINK_SECONDS_MAX)] = 7 * 86_400
+
+
+@routes.post("/api/v1/groups/{id}/placeholders/{user_id}/claim-link")
+@documented(
+    summary="Make a claim link for a placeholder",
+    description="Whoever joins with its `token` (POST /api/v1/join/{token}, with a verified "
+    "address) takes the placeholder's place in the group, with every expense, share, "
+    "balance and settlement of theirs. Used once; not a placeholder (or claimed already): "
+    "404 `not_a_placeholder`.",
+    tags=["splits"],
+    body=ClaimLinkBody,
+    body_required=False,
+    responses={201: JoinLinkView},
+    errors=[409],
+)
+async def create_claim_link(request: web.Request, body: ClaimLinkBody) -> web.Response:
+    claims = authenticate(request)
+    message = CreateClaimLink(
+        group_id=group_id(request),
+        user_id=claims.sub,
+        placeholder_id=request.match_info["user_id"],
+        expires_in=body.expires_in,
+    )
+    link: JoinLinkView = await ask_splits(request, message)
+    return json_response(to_json(link), status=201)
+
+
 @routes.post("/api/v1/join/{token}")
 @documented(
     summary="Join a group through a link",
     description="Needs a verified address (403 `email_not_verified`). An unknown or revoked "
     "link: 404 `join_link_not_found`; expired: 409 `join_link_expired`; used up: 409 "
-    "`join_link_used_up`; a member already: 409 `already_member`.",
+    "`join_link_used_up`; a member already: 409 `already_member`. A claim link makes you "
+    "the placeholder it names.",
     tags=["splits"],
     responses={201: GroupView},
     errors=[403, 409],
