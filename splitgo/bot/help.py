@@ -29,6 +29,7 @@ COMMANDS: tuple[BotCommand, ...] = (
     BotCommand(command="groups", description="Your groups with your balance in each"),
     BotCommand(command="add", description="Add an expense: /add 12.50 Pizza @Trip"),
     BotCommand(command="settle", description="Who pays whom to settle up"),
+    BotCommand(command="invites", description="Invitations to groups: accept or decline"),
     BotCommand(command="rides", description="Your current ride"),
     BotCommand(command="help", description="What I can do"),
 )
@@ -54,6 +55,7 @@ HELP_TEXT = (
     "/add <i>amount</i> <i>description</i> @<i>group</i> — an expense you paid, "
     "split equally among everyone in the group\n"
     "/settle — who pays whom to settle up\n"
+    "/invites — invitations to groups waiting for you, to accept or decline\n"
     "/rides — your current ride\n"
     "/help — this message\n\n"
     f"{ADD_USAGE}"
