@@ -1,8 +1,9 @@
 """The edge's guards: security headers, CORS, the client's address, and a rate limit.
 
 - Every response carries nosniff, DENY framing, no referrer and a Content-Security-Policy:
-  nothing at all may load for the JSON API; the HTML pages (the sandbox checkout, the email
-  verification page, /api/docs) get a policy that lets exactly their own parts load.
+  nothing at all may load for the JSON API; the HTML pages (the sandbox checkout,
+  /api/docs) get a policy that lets exactly their own parts load; the web app's pages
+  (splitgo/pages) set PAGES_CSP, with nothing inline.
   `Strict-Transport-Security` is sent only when the public URL is https.
 - CORS is off unless SPLITGO_CORS_ORIGINS names origins: those get CORS headers with
   credentials; `*` lets any other origin in without credentials. Preflights are answered
@@ -33,19 +34,24 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # What the JSON API may load or be framed by: nothing.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# The small HTML pages: their own inline styles and images, forms posting back here.
+# The small HTML pages: their own stylesheets, scripts and images, forms posting back here;
+# nothing inline.
 HTML_CSP = (
-    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; "
     "script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'none'"
 )
-# /api/docs: Redoc from its CDN (an inline loader, web workers, inline styles, fonts).
+# /api/docs: rendered on the server, with its own stylesheet and no script at all.
 DOCS_PATH = "/api/docs"
 DOCS_CSP = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.redoc.ly; "
-    "style-src 'self' 'unsafe-inline' https://fonts.googleapis.com; "
-    "font-src 'self' data: https://fonts.gstatic.com; img-src 'self' data: https:; "
-    "connect-src 'self'; worker-src 'self' blob:; form-action 'self'; "
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
+# The web app's pages (splitgo/pages): our own CSS, JavaScript modules, WebSocket, manifest
+# and service worker; nothing inline, nothing from another host.
+PAGES_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; manifest-src 'self'; worker-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 HSTS = "max-age=31536000; includeSubDomains"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import msgspec
@@ -209,38 +210,129 @@ async def statement(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/sandbox/checkout/{id}")
+# Where the checkout's "back" link leads when the caller names no page of ours.
+RETURN_TO = "/wallet"
+RETURN_TO_MAX = 500
+CHECKOUT_PAGE = "/sandbox/checkout/{id}"
+
+
+class CheckoutQuery(msgspec.Struct):
+    """`?return_to=`: where the page's link leads once the checkout is decided."""
+
+    return_to: Annotated[
+        str,
+        msgspec.Meta(
+            description="a path on this site to go back to (default /wallet); anything else "
+            "(another host, a scheme) is ignored"
+        ),
+    ] = RETURN_TO
+
+
+def return_path(request: web.Request) -> str:
+    """The `return_to` of the request when it is a path on this site, else /wallet: the
+    link never leads to another host (`//host`, `/\\host` and schemes are refused)."""
+    given = request.query.get("return_to", "")
+    if (
+        not given.startswith("/")
+        or given.startswith(("//", "/\\"))
+        or len(given) > RETURN_TO_MAX
+        or any(ord(char) < 0x20 or char == "\x7f" for char in given)
+    ):
+        return RETURN_TO
+    return given
+
+
+def checkout_path(checkout_id: str, return_to: str, decision: str = "") -> str:
+    """The page's own path (or its decision's), carrying `return_to` when it is not the
+    default."""
+    path = CHECKOUT_PAGE.format(id=quote(checkout_id, safe=""))
+    if decision:
+        path += f"/{decision}"
+    if return_to != RETURN_TO:
+        path += "?" + urlencode({"return_to": return_to})
+    return path
+
+
+def checkout_page(
+    checkout_id: str, top_up: TopUpView, return_to: str, *, refused: str | None = None
+) -> str:
+    """The sandbox checkout for people: Pay and Decline while the top-up is pending; once
+    decided, the result, no buttons, and a link back to `return_to`. `refused` names a
+    press that came after the decision (a second tab, a page from before): it is said
+    that it changed nothing."""
+    shown = html.escape(format_money(top_up.amount, top_up.currency))
+    back = html.escape(return_to, quote=True)
+    where = "Back to your wallet" if return_to == RETURN_TO else "Back to splitgo"
+    if top_up.status == "pending":
+        heading = f"Top up {shown}"
+        pay = html.escape(checkout_path(checkout_id, return_to, "pay"), quote=True)
+        decline = html.escape(checkout_path(checkout_id, return_to, "decline"), quote=True)
+        body = (
+            "<p>This is splitgo's sandbox: no real money moves. Pay puts "
+            f"{shown} in your splitgo wallet; Decline leaves it as it is.</p>\n"
+            f'<form method="post" action="{pay}"><button type="submit">Pay</button></form>\n'
+            f'<form method="post" action="{decline}"><button type="submit">Decline</button>'
+            "</form>\n"
+            f'<p><a href="{back}">Back to splitgo without paying</a></p>'
+        )
+    else:
+        paid = top_up.status == "succeeded"
+        heading = "Paid" if paid else "Declined"
+        if paid:
+            result = f"{shown} is in your splitgo wallet."
+        else:
+            result = f"The top-up of {shown} was declined: nothing was charged."
+        notice = ""
+        if refused is not None:
+            done = "paid" if paid else "declined"
+            notice = (
+                f'<p role="alert">This checkout was already {done}: pressing '
+                f"{html.escape(refused)} changed nothing.</p>\n"
+            )
+        body = f'{notice}<p role="status">{result}</p>\n<p><a href="{back}">{where}</a></p>'
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta name="robots" content="noindex">\n<link rel="icon" href="data:,">\n'
+        f"<title>{heading} · splitgo sandbox checkout</title>\n</head>\n<body>\n<main>\n"
+        f"<h1>{heading}</h1>\n{body}\n</main>\n</body>\n</html>\n"
+    )
+
+
+def page_response(text: str, status: int = 200) -> web.Response:
+    # never from a cache: Back after paying asks again, and shows the result
+    return web.Response(
+        status=status, text=text, content_type="text/html", headers={"Cache-Control": "no-store"}
+    )
+
+
+@routes.get(CHECKOUT_PAGE)
 @documented(
     summary="The sandbox provider's checkout page",
+    description="Pay and Decline while the top-up is pending; once decided, the result "
+    "(Paid or Declined) with no buttons and a link back to `return_to`.",
     tags=["payments"],
     auth="none",
-    responses={200: Content(media_type="text/html", description="Pay and Decline buttons")},
+    query=CheckoutQuery,
+    responses={200: Content(media_type="text/html", description="the checkout, or its result")},
 )
 async def sandbox_page(request: web.Request) -> web.Response:
     """The sandbox provider's checkout: what is being paid, and Pay / Decline buttons."""
     checkout_id = request.match_info["id"]
     top_up: TopUpView = await ask(request, "payments", GetCheckout(checkout_id=checkout_id))
-    shown = format_money(top_up.amount, top_up.currency)
-    safe_id = html.escape(checkout_id, quote=True)
-    state = html.escape(top_up.status)
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>splitgo sandbox checkout"
-        f"</title></head><body><h1>Top up {html.escape(shown)}</h1><p>Status: {state}</p>"
-        f"<form method='post' action='/sandbox/checkout/{safe_id}/pay'>"
-        "<button type='submit'>Pay</button></form>"
-        f"<form method='post' action='/sandbox/checkout/{safe_id}/decline'>"
-        "<button type='submit'>Decline</button></form></body></html>"
-    )
-    return web.Response(text=page, content_type="text/html")
+    return page_response(checkout_page(checkout_id, top_up, return_path(request)))
 
 
-@routes.post("/sandbox/checkout/{id}/{decision:pay|decline}")
+@routes.post(CHECKOUT_PAGE + "/{decision:pay|decline}")
 @documented(
     summary="Pay or decline a sandbox checkout",
     description="The sandbox sends its signed webhook, as a real provider would, then "
-    "redirects back to the checkout page.",
+    "redirects back to the checkout page. A checkout already paid or declined takes no "
+    "second decision: 409 `checkout_decided` (a browser, asking for text/html, gets the "
+    "page with the result and a notice that the press changed nothing).",
     tags=["payments"],
     auth="none",
+    query=CheckoutQuery,
     responses={
         303: Content(description="back to the page", headers={"Location": ("the page", True)})
     },
@@ -249,9 +341,25 @@ async def sandbox_page(request: web.Request) -> web.Response:
 async def sandbox_decision(request: web.Request) -> web.Response:
     """A press: the sandbox sends its signed webhook, as a real provider would."""
     checkout_id = request.match_info["id"]
-    pay = request.match_info["decision"] == "pay"
+    decision = request.match_info["decision"]
+    return_to = return_path(request)
+    top_up: TopUpView = await ask(request, "payments", GetCheckout(checkout_id=checkout_id))
+    if top_up.status != "pending":
+        if "text/html" in request.headers.get("Accept", ""):
+            refused = "Pay" if decision == "pay" else "Decline"
+            page = checkout_page(checkout_id, top_up, return_to, refused=refused)
+            return page_response(page, 409)
+        done = "paid" if top_up.status == "succeeded" else "declined"
+        raise ProblemError(
+            409,
+            "checkout_decided",
+            f"this checkout was already {done}: a second decision changes nothing",
+        )
     hook: SandboxWebhook = await ask(
-        request, "payments", SandboxDecision(checkout_id=checkout_id, pay=pay), key=checkout_id
+        request,
+        "payments",
+        SandboxDecision(checkout_id=checkout_id, pay=decision == "pay"),
+        key=checkout_id,
     )
     services = request.app[SERVICES]
     url = f"{services.public_url}/api/v1/payments/webhooks/sandbox"
@@ -262,4 +370,4 @@ async def sandbox_decision(request: web.Request) -> web.Response:
     ):
         if response.status >= 300:
             raise ProblemError(502, "webhook_failed", "the sandbox's webhook was refused")
-    raise web.HTTPSeeOther(f"/sandbox/checkout/{checkout_id}")
+    raise web.HTTPSeeOther(checkout_path(checkout_id, return_to))

@@ -47,7 +47,7 @@ async def test_every_response_has_the_security_headers(
     node: RunningNode, http: aiohttp.ClientSession
 ) -> None:
     """JSON, problem and HTML responses all carry the security headers, HSTS for the https public
-    URL, and a CSP that fits HTML or API content."""
+    URL, and a CSP that fits HTML (never with 'unsafe-inline') or API content."""
     for path in ("/healthz", "/no/such/route", "/verify-email", "/api/docs"):
         async with http.get(f"{node.url}{path}") as response:
             headers = response.headers
@@ -61,6 +61,7 @@ async def test_every_response_has_the_security_headers(
         assert "frame-ancestors 'none'" in policy, path
         if html:
             assert "form-action 'self'" in policy, path
+            assert "'unsafe-inline'" not in policy, path  # no page runs inline code or styles
         else:
             assert policy.startswith("default-src 'none';"), path
             assert "script-src" not in policy, path
