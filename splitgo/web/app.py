@@ -55,4 +55,9 @@ def create_app(
     app.add_routes(openapi.routes)
     for table in extra:
         app.add_routes(table)
+    # the web app for people: its routes and middleware (imported here, as the pages
+    # import the edge's modules, which import this package)
+    from splitgo.pages.setup import setup_pages
+
+    setup_pages(app)
     return app

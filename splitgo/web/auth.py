@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from typing import Annotated, Any
 
 import msgspec
@@ -14,8 +13,6 @@ from actors.auth.messages import (
     FinishOAuth,
     ForgotPassword,
     GetUser,
-    InvalidField,
-    InvalidToken,
     ListSessions,
     Login,
     Logout,
@@ -97,10 +94,6 @@ class UpdateMeBody(msgspec.Struct, forbid_unknown_fields=True):
     phone: Phone | None = None
 
 
-class VerifyQuery(msgspec.Struct):
-    token: str = ""
-
-
 class OAuthCallbackQuery(msgspec.Struct):
     """What the provider appends to the callback: a code and our state, or an error."""
 
@@ -123,7 +116,6 @@ SessionItem = Derived(
     add={"current": bool},
     description="A signed-in session; `current` is the one making the request.",
 )
-HTML = Content(media_type="text/html", description="a page for people")
 
 
 def client_of(request: web.Request) -> tuple[str | None, str | None]:
@@ -264,34 +256,6 @@ async def revoke_session(request: web.Request) -> web.Response:
 async def verify_email(request: web.Request, body: TokenBody) -> web.Response:
     await ask(request, "auth", VerifyEmail(token=body.token))
     return web.Response(status=204)
-
-
-@routes.get("/verify-email")
-@documented(
-    summary="The verification mail's link",
-    tags=["auth"],
-    auth="none",
-    query=VerifyQuery,
-    responses={200: HTML, 400: HTML},
-)
-async def verify_email_page(request: web.Request) -> web.Response:
-    """The link in the verification mail: verifies, then says so in plain HTML."""
-    token = request.query.get("token", "")
-    try:
-        if not token:
-            raise InvalidToken("the link has no token")
-        await ask(request, "auth", VerifyEmail(token=token))
-    except (InvalidToken, InvalidField):  # a token out of its bounds is no valid link either
-        return _page(400, "This link is not valid", "It may have expired or been used already.")
-    return _page(200, "Email verified", "Thank you — your address is confirmed.")
-
-
-def _page(status: int, title: str, text: str) -> web.Response:
-    body = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>"
-    )
-    return web.Response(status=status, text=body, content_type="text/html")
 
 
 @routes.post("/api/v1/auth/password/forgot")

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from splitgo.pages.keys import is_page
 from splitgo.web.declare import JSON, SPEC_ATTR, Content, Header, Operation, describe, documented
 from splitgo.web.docs_page import STYLESHEET_PATH, docs_page, docs_stylesheet
 from splitgo.web.hardening import RATE_LIMITED
@@ -84,10 +85,11 @@ class RouteEntry:
 
 
 def route_entries(app: web.Application) -> list[RouteEntry]:
-    """Every (method, path) the app serves (HEAD, which aiohttp adds to GETs, left out)."""
+    """Every (method, path) the app serves (HEAD, which aiohttp adds to GETs, left out; and
+    the web app's pages, HTML for people: `splitgo.pages`)."""
     entries = []
     for route in app.router.routes():
-        if route.method == "HEAD" or route.resource is None:
+        if route.method == "HEAD" or route.resource is None or is_page(route.handler):
             continue
         path = route.resource.canonical
         operation = operation_of(route.method, path, route.handler)

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -122,23 +123,30 @@ async def problem(response: aiohttp.ClientResponse) -> dict[str, Any]:
 async def test_register_verify_by_mail_and_read_me(
     world: World, http: aiohttp.ClientSession
 ) -> None:
-    """Register (201), the mail arrives over SMTP, its link verifies, /me says so."""
+    """Register (201), the mail arrives over SMTP, its link opens a page whose button
+    verifies, /me says so."""
     user = await register(world, http, "ada@example.com")
     assert user["email"] == "ada@example.com"
     assert user["user"]["email_verified"] is False
     mail = await wait_for_mail(world, "ada@example.com")
     assert mail.get_body(preferencelist=("html",)) is not None
     link = link_in(mail, "/verify-email")
-    world.seen_secrets.append(parse_qs(urlsplit(link).query)["token"][0])
-    async with http.get(link) as response:
-        assert response.status == 200
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    world.seen_secrets.append(token)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        async with browser.get(link) as response:
+            assert response.status == 200  # a page with a button: opening it changes nothing
+            page = await response.text()
+        hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
+        assert hidden["token"] == token
+        async with browser.post(f"{world.node.url}/verify-email", data=hidden) as response:
+            assert response.status == 200
     pair = await login(world, http, "ada@example.com")
     async with http.get(f"{world.api}/me", headers=bearer(pair)) as response:
         me = await response.json()
     assert me["email_verified"] is True
     assert set(me) >= {"id", "email", "name", "email_verified", "roles", "telegram_linked"}
     assert me["roles"] == ["user"]
-    token = parse_qs(urlsplit(link).query)["token"][0]
     async with http.post(f"{world.api}/auth/verify-email", json={"token": token}) as response:
         assert response.status == 401  # single use
         assert (await problem(response))["code"] == "invalid_token"

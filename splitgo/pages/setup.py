@@ -1,0 +1,77 @@
+"""Putting the pages on the node's application (called once from `create_app`)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from splitgo.config import ConfigError, load
+from splitgo.pages import accounts, entry, home
+from splitgo.pages.keys import ASSETS, CONFIG, JINJA, PAGE_ATTR, REFRESHES, PagesConfig
+from splitgo.pages.middleware import pages_middleware
+from splitgo.pages.refreshing import Refreshes
+from splitgo.pages.static import Assets, served
+from splitgo.pages.ui import FILTERS
+
+TEMPLATES = Path(__file__).parent / "templates"
+# every route table of the pages, in the order they are added
+TABLES: tuple[web.RouteTableDef, ...] = (entry.routes, accounts.routes, home.routes)
+
+
+def configured_providers(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The social sign-in providers the node offers: those with a client id and secret
+    (the same settings composition.oauth_providers reads)."""
+    try:
+        settings = load(environ)
+    except ConfigError:  # the node refuses to start on these: offer nothing
+        return ()
+    found = []
+    if settings.oauth_google_client_id and settings.oauth_google_client_secret:
+        found.append("google")
+    if settings.oauth_github_client_id and settings.oauth_github_client_secret:
+        found.append("github")
+    return tuple(found)
+
+
+def mark_pages(tables: Iterable[web.RouteTableDef]) -> None:
+    """Mark every handler of `tables` as a page (the middleware and the API's document
+    tell pages from the JSON API by it)."""
+    for table in tables:
+        for route in table:
+            if isinstance(route, web.RouteDef):
+                setattr(route.handler, PAGE_ATTR, True)
+
+
+def setup_pages(app: web.Application, *, providers: Iterable[str] | None = None) -> None:
+    """Templates (autoescaped), static files, the pages' routes and their middleware.
+
+    `providers` are the social sign-in providers to offer; None reads the node's
+    settings from the environment."""
+    env = aiohttp_jinja2.setup(
+        app,
+        app_key=JINJA,
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        default_helpers=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    assets = Assets()
+    env.filters.update(FILTERS)
+    env.globals.update(static=assets.url, fresh_key=lambda: str(uuid.uuid4()))
+    chosen = configured_providers(os.environ) if providers is None else tuple(providers)
+    app[CONFIG] = PagesConfig(providers=chosen)
+    app[ASSETS] = assets
+    app[REFRESHES] = Refreshes()
+    tables = (served(assets), *TABLES)
+    mark_pages(tables)
+    for table in tables:
+        app.add_routes(table)
+    app.middlewares.append(pages_middleware)
