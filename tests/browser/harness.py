@@ -19,7 +19,15 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, WebError, WebSocket
+from playwright.sync_api import (
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Request,
+    Response,
+    WebError,
+    WebSocket,
+)
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.support.api import Api, Reply, User
@@ -196,6 +204,9 @@ async def stop_site(site: Site) -> None:
     await site.stack.aclose()
 
 
+FAILED_RESOURCE = "Failed to load resource: the server responded with a status of"
+
+
 @dataclass
 class Watch:
     """What went wrong in a test's browser contexts, whatever the test looked at: console
@@ -211,10 +222,14 @@ class Watch:
     page_errors: list[str] = field(default_factory=list)
     foreign_requests: list[str] = field(default_factory=list)
     allowed: list[re.Pattern[str]] = field(default_factory=list)
+    # pages answered with a 4xx status (a refused form, a 404 page): Chromium logs each as a
+    # failed resource, but it is the page a person is shown, not something broken
+    refused_documents: set[str] = field(default_factory=set)
 
     def attach(self, context: BrowserContext) -> None:
         self.contexts.append(context)
         context.on("console", self._console)
+        context.on("response", self._response)
         context.on("weberror", self._web_error)
         context.on("request", self._request)
         context.on("page", self._page)
@@ -252,7 +267,13 @@ class Watch:
         if any(pattern.search(text) for pattern in self.allowed):
             return
         where = message.location.get("url", "") if message.location else ""
+        if text.startswith(FAILED_RESOURCE) and where in self.refused_documents:
+            return
         self.console_errors.append(f"{text} ({where})" if where else text)
+
+    def _response(self, response: Response) -> None:
+        if response.request.resource_type == "document" and 400 <= response.status < 500:
+            self.refused_documents.add(response.url)
 
     def _web_error(self, error: WebError) -> None:
         self.page_errors.append(str(error.error))
