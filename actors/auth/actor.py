@@ -34,6 +34,7 @@ from actors.auth.accounts import Accounts
 from actors.auth.context import AuthContext
 from actors.auth.limits import LoginLimits
 from actors.auth.messages import (
+    ChangePassword,
     ConfirmPhone,
     ConsumeTelegramLink,
     Contacts,
@@ -230,6 +231,10 @@ class Auth(Actor):
     @handles(ResetPassword)
     async def reset_password(self, message: ResetPassword) -> None:
         await self.reset.reset(message)
+
+    @handles(ChangePassword)
+    async def change_password(self, message: ChangePassword) -> None:
+        await self.reset.change(message)
 
     # ── Telegram ───────────────────────────────────────────────────────────────────────
 

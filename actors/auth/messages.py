@@ -186,6 +186,17 @@ class ResetPassword(AuthInput, frozen=True):
     password: Password
 
 
+class ChangePassword(AuthInput, frozen=True):
+    """A signed-in user sets a new password by giving the current one; every other session
+    of theirs ends (`session_id`, the one asking, stays)."""
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("current_password", "password")
+    user_id: Id
+    session_id: Id
+    current_password: Password
+    password: Password
+
+
 class GetUser(AuthInput, frozen=True):
     user_id: Id
 
@@ -381,6 +392,13 @@ class InvalidCredentials(DomainError):
 
     code = "invalid_credentials"
     category = "unauthenticated"
+
+
+class WrongPassword(DomainError):
+    """The current password given to change it is not the account's."""
+
+    code = "wrong_password"
+    category = "invalid"
 
 
 class InvalidToken(DomainError):

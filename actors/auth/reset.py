@@ -1,4 +1,5 @@
-"""Password reset, a feature part of the auth actor: the mailed link, and the new password.
+"""Password reset and change, a feature part of the auth actor: the mailed link and the
+new password, or a new password given with the current one.
 
 Asking for a link answers the same whatever the email, so nobody learns who has an account.
 A reset spends every other reset link of the account and ends all its sessions (published
@@ -12,12 +13,14 @@ import structlog
 from actors.auth import store
 from actors.auth.context import AuthContext, issue_token
 from actors.auth.messages import (
+    ChangePassword,
     ForgotPassword,
     InvalidField,
     InvalidToken,
     PasswordChanged,
     PasswordResetRequested,
     ResetPassword,
+    WrongPassword,
     normalise_email,
 )
 from actors.auth.sessions import publish_revoked
@@ -114,4 +117,42 @@ class Reset:
         if not changed:
             raise invalid
         log.info("password_reset", user_id=user.id, sessions_revoked=len(revoked))
+        return None
+
+    async def change(self, message: ChangePassword) -> None:
+        """The current password proves it is them; the new one replaces it and every other
+        session of theirs ends (the one asking stays signed in)."""
+        context = self._context
+        user = await store.user_by_id(context.pool, message.user_id)
+        if user is None or not await context.passwords.verify(
+            user.password_hash, message.current_password
+        ):
+            raise WrongPassword(
+                "That is not your current password.", details={"field": "$.current_password"}
+            )
+        await context.check_password(message.password, user.email, user.name)
+        password_hash = await context.passwords.hash(message.password)
+        now = context.clock()
+        revoked: list[str] = []
+        async with context.transaction() as tx:
+            if tx.duplicate:
+                return None
+            if not await store.set_password(
+                tx, user.id, password_hash, now, replacing=user.password_hash
+            ):
+                raise WrongPassword(
+                    "Your password changed meanwhile; sign in again.",
+                    details={"field": "$.current_password"},
+                )
+            revoked = await store.revoke_other_sessions(
+                tx, user.id, message.session_id, now, "password_changed"
+            )
+            await publish_revoked(tx, user.id, revoked, "password_changed", now)
+            await context.notify(
+                tx,
+                PasswordChanged(
+                    user_id=user.id, email=user.email, telegram_chat_id=user.telegram_chat_id
+                ),
+            )
+        log.info("password_changed", user_id=user.id, sessions_revoked=len(revoked))
         return None

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from actors.auth.messages import (
     EMAIL_MAX,
+    ChangePassword,
     CreateTelegramLink,
     FinishOAuth,
     ForgotPassword,
@@ -86,6 +87,13 @@ class ForgotBody(msgspec.Struct, forbid_unknown_fields=True):
 
 class ResetBody(msgspec.Struct, forbid_unknown_fields=True):
     token: Token
+    password: NewPassword
+
+
+class PasswordChangeBody(msgspec.Struct, forbid_unknown_fields=True):
+    """The current password, and the new one (the same rules as at sign-up)."""
+
+    current_password: AnyPassword
     password: NewPassword
 
 
@@ -285,6 +293,28 @@ async def forgot_password(request: web.Request, body: ForgotBody) -> web.Respons
 )
 async def reset_password(request: web.Request, body: ResetBody) -> web.Response:
     await ask(request, "auth", ResetPassword(token=body.token, password=body.password))
+    return web.Response(status=204)
+
+
+@routes.post("/api/v1/me/password")
+@documented(
+    summary="Change your password",
+    description="With the current one (422 `wrong_password` at `$.current_password`); every "
+    "other session of yours is revoked, this one stays.",
+    tags=["auth"],
+    body=PasswordChangeBody,
+    responses={204: None},
+    errors=[422],
+)
+async def change_password(request: web.Request, body: PasswordChangeBody) -> web.Response:
+    claims = authenticate(request)
+    message = ChangePassword(
+        user_id=claims.sub,
+        session_id=claims.sid,
+        current_password=body.current_password,
+        password=body.password,
+    )
+    await ask(request, "auth", message)
     return web.Response(status=204)
 
 

@@ -74,6 +74,7 @@ RATE_LIMITED: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/auth/login"): "login",
     ("POST", "/api/v1/auth/password/forgot"): "password",
     ("POST", "/api/v1/auth/password/reset"): "password",
+    ("POST", "/api/v1/me/password"): "password",
     ("POST", "/api/v1/wallet/top-ups"): "top_ups",
     ("POST", "/api/v1/rides"): "rides",
     ("POST", "/api/v1/groups/{id}/settlements"): "settlements",

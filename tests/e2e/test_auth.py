@@ -464,3 +464,40 @@ async def test_logs_hold_no_password_or_token(world: World) -> None:
     assert output
     for secret in [PASSWORD, OTHER_PASSWORD, *world.seen_secrets]:
         assert secret not in output
+
+
+async def test_a_password_change_needs_the_current_one_and_ends_other_sessions(
+    world: World, http: aiohttp.ClientSession
+) -> None:
+    """A wrong current password is 422 at `$.current_password` and changes nothing; the right
+    one sets the new password, revokes the other session, keeps this one and mails the user."""
+    email = "change-password@example.com"
+    await register(world, http, email)
+    here = await login(world, http, email)
+    elsewhere = await login(world, http, email)
+    new_password = "a whole new sentence of words 7"
+    change = f"{world.api}/me/password"
+    wrong = {"current_password": "not it at all", "password": new_password}
+    async with http.post(change, json=wrong, headers=bearer(here)) as response:
+        assert response.status == 422
+        body = await problem(response)
+        assert body["code"] == "wrong_password"
+        assert body["errors"][0]["field"] == "$.current_password"
+    await login(world, http, email)  # the old password still works
+    right = {"current_password": PASSWORD, "password": new_password}
+    async with http.post(change, json=right, headers=bearer(here)) as response:
+        assert response.status == 204, await response.text()
+    async with http.get(f"{world.api}/me", headers=bearer(here)) as response:
+        assert response.status == 200
+    for _ in range(100):  # revocations reach the edge through an event
+        async with http.get(f"{world.api}/me", headers=bearer(elsewhere)) as response:
+            if response.status == 401:
+                break
+        await asyncio.sleep(0.05)
+    assert response.status == 401
+    old = {"email": email, "password": PASSWORD}
+    async with http.post(f"{world.api}/auth/login", json=old) as response:
+        assert response.status == 401
+    await login(world, http, email, new_password)
+    mails = await wait_for_mail(world, email, count=2)
+    assert "password" in str(mails["Subject"]).lower()

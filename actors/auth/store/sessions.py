@@ -170,6 +170,21 @@ async def revoke_user_sessions(db: Executor, user_id: str, now: float, reason: s
     return [row["id"] for row in rows]
 
 
+async def revoke_other_sessions(
+    db: Executor, user_id: str, keep: str, now: float, reason: str
+) -> list[str]:
+    """Revoke every live session of this user but `keep`; the ids of those it revoked."""
+    rows = await db.fetch(
+        "UPDATE auth_sessions SET revoked_at = $2, revoked_reason = $3"
+        " WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4 RETURNING id",
+        user_id,
+        at(now),
+        reason,
+        keep,
+    )
+    return [row["id"] for row in rows]
+
+
 async def revoked_since(db: Executor, since: float, limit: int) -> list[tuple[str, float]]:
     """(session id, revoked at) of the sessions revoked after `since`, newest first, at
     most `limit` (the partial index auth_sessions_revoked_at serves it)."""
