@@ -12,7 +12,20 @@ import jinja2
 from aiohttp import web
 
 from splitgo.config import ConfigError, load
-from splitgo.pages import accounts, entry, home
+from splitgo.pages import (
+    account,
+    accounts,
+    alerts,
+    console,
+    entry,
+    expenses,
+    groups,
+    home,
+    invites,
+    rides,
+    settle,
+    wallet,
+)
 from splitgo.pages.keys import ASSETS, CONFIG, JINJA, PAGE_ATTR, REFRESHES, PagesConfig
 from splitgo.pages.middleware import pages_middleware
 from splitgo.pages.refreshing import Refreshes
@@ -21,7 +34,20 @@ from splitgo.pages.ui import FILTERS
 
 TEMPLATES = Path(__file__).parent / "templates"
 # every route table of the pages, in the order they are added
-TABLES: tuple[web.RouteTableDef, ...] = (entry.routes, accounts.routes, home.routes)
+TABLES: tuple[web.RouteTableDef, ...] = (
+    entry.routes,
+    accounts.routes,
+    home.routes,
+    groups.routes,
+    invites.routes,
+    expenses.routes,
+    settle.routes,
+    wallet.routes,
+    rides.routes,
+    alerts.routes,
+    account.routes,
+    console.routes,
+)
 
 
 def configured_providers(environ: Mapping[str, str]) -> tuple[str, ...]:

@@ -1,0 +1,313 @@
+"""Balances and settling up in a group: each member's net in words, the expenses and
+settlements behind it, and the settle plan with its "why" and a form to settle by cash or
+from the wallet.
+
+The settle form builds the message the JSON route builds (splitgo/web/splits/bodies.py
+`SettlementBody` and `settlement_message`, with the form's idempotency key). A cash
+settlement is recorded at once and confirmed with a flash; a wallet one waits briefly for
+payments, then shows "pending" on the settle page, whose status region (a fragment the
+server renders, `settle_status.html`) the browser follows with static/poll.js.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from actors.payments.messages import GetWallet, WalletView
+from actors.runtime import DomainError
+from actors.splits.messages import (
+    BalancesView,
+    GetBalances,
+    GetNetBreakdown,
+    GetSettlement,
+    GetSettlePlan,
+    NetBreakdown,
+    SettlementView,
+    SettlePlanView,
+)
+from splitgo.pages import cookies
+from splitgo.pages.forms import REFUSALS, Form, as_problem, read_form
+from splitgo.pages.group_page import group_context
+from splitgo.pages.guards import signed_in, spend
+from splitgo.pages.money import format_number, locale_of, parse_money
+from splitgo.pages.render import named, redirect, render
+from splitgo.pages.sessions import Viewer
+from splitgo.web.actors import ask
+from splitgo.web.problems import FieldError, ProblemError
+from splitgo.web.splits.asking import ask_splits
+from splitgo.web.splits.bodies import SettlementBody, settlement_message
+from splitgo.web.splits.settlements import SETTLEMENT_ASK_TIMEOUT, failed_settlement_problem
+
+routes = web.RouteTableDef()
+
+cookies.FLASHES.update(
+    {
+        "settled": "Settled. The balances are up to date.",
+        "settled_cash": "Recorded. The balances are up to date.",
+    }
+)
+
+# how long the form waits for payments before it shows the settlement as pending
+SETTLE_WAIT_SECONDS = 2.0
+SETTLE_POLL_SECONDS = 0.05
+# refusals that belong to the amount the person typed (payments names no field for them)
+AMOUNT_CODES = frozenset({"insufficient_funds", "currency_mismatch"})
+
+
+def at_amount(error: ProblemError | DomainError) -> ProblemError:
+    """A refusal about the money moved, said at the amount input when it names no field."""
+    problem = as_problem(error)
+    if problem.code in AMOUNT_CODES and not problem.errors:
+        return ProblemError(
+            problem.status,
+            problem.code,
+            problem.detail,
+            errors=[FieldError(field="$.amount", message=problem.detail)],
+        )
+    return problem
+
+
+def member_balances(
+    group: dict[str, Any], balances: dict[str, Any], viewer: Viewer
+) -> list[dict[str, Any]]:
+    """Every member with their nets per currency (non-zero only), the viewer first."""
+    nets: dict[str, list[dict[str, Any]]] = {}
+    for line in balances["balances"]:
+        if line["net"] != 0:
+            nets.setdefault(line["user_id"], []).append(line)
+    people = [
+        {
+            "user_id": member["user_id"],
+            "name": member.get("name") or "Someone",
+            "is_you": member["user_id"] == viewer.user_id,
+            "nets": sorted(nets.get(member["user_id"], []), key=lambda n: n["currency"]),
+        }
+        for member in group["members"]
+    ]
+    people.sort(key=lambda p: (not p["is_you"], p["name"].casefold()))
+    return people
+
+
+async def balances_of(request: web.Request, viewer: Viewer, group_id: str) -> dict[str, Any]:
+    view: BalancesView = await ask_splits(
+        request, GetBalances(group_id=group_id, user_id=viewer.user_id)
+    )
+    named_view: dict[str, Any] = await named(request, view)
+    return named_view
+
+
+@routes.get("/groups/{id}/balances")
+@signed_in
+async def balances(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    group_id = request.match_info["id"]
+    context = await group_context(request, viewer, group_id)
+    people = member_balances(context["group"], await balances_of(request, viewer, group_id), viewer)
+    return await render(
+        request,
+        "balances.html",
+        {**context, "tab": "balances", "title": f"Balances · {context['title']}", "people": people},
+    )
+
+
+@routes.get("/groups/{id}/live/balances")
+@signed_in
+async def balances_region(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """The balances list alone (the live region of the Balances tab)."""
+    group_id = request.match_info["id"]
+    context = await group_context(request, viewer, group_id)
+    people = member_balances(context["group"], await balances_of(request, viewer, group_id), viewer)
+    return await render(request, "balances_list.html", {**context, "people": people})
+
+
+@routes.get("/groups/{id}/balances/{user_id}")
+@signed_in
+async def breakdown(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    group_id = request.match_info["id"]
+    member = request.match_info["user_id"]
+    context = await group_context(request, viewer, group_id)
+    view: NetBreakdown = await ask_splits(
+        request,
+        GetNetBreakdown(group_id=group_id, user_id=viewer.user_id, member_user_id=member),
+    )
+    data = await named(request, view)
+    lines = list(reversed(data["lines"]))  # newest first, as people read a history
+    return await render(
+        request,
+        "balances_breakdown.html",
+        {
+            **context,
+            "tab": "balances",
+            "title": f"{data.get('name') or 'Someone'} · {context['title']}",
+            "breakdown": data,
+            "lines": lines,
+            "is_you": member == viewer.user_id,
+        },
+    )
+
+
+async def available_of(request: web.Request, viewer: Viewer) -> dict[str, int]:
+    """The viewer's available wallet money per currency."""
+    wallet: WalletView = await ask(request, "payments", GetWallet(user_id=viewer.user_id))
+    return {line.currency: line.available for line in wallet.balances}
+
+
+async def settlement_of(
+    request: web.Request, viewer: Viewer, group_id: str, settlement_id: str
+) -> dict[str, Any]:
+    view: SettlementView = await ask_splits(
+        request,
+        GetSettlement(group_id=group_id, user_id=viewer.user_id, settlement_id=settlement_id),
+    )
+    data: dict[str, Any] = await named(request, view)
+    return data
+
+
+async def plan_of(request: web.Request, viewer: Viewer, group_id: str) -> list[dict[str, Any]]:
+    """The group's settle plan, its transfers with names."""
+    view: SettlePlanView = await ask_splits(
+        request, GetSettlePlan(group_id=group_id, user_id=viewer.user_id)
+    )
+    transfers: list[dict[str, Any]] = (await named(request, view))["transfers"]
+    return transfers
+
+
+def chosen_transfer(
+    mine: list[dict[str, Any]], to: str | None, currency: str | None
+) -> dict[str, Any] | None:
+    """Which of the viewer's own transfers the form is for: the one asked for, else the first."""
+    for transfer in mine:
+        if transfer["to_user_id"] == to and (currency is None or transfer["currency"] == currency):
+            return transfer
+    return mine[0] if mine else None
+
+
+async def settle_page(
+    request: web.Request,
+    viewer: Viewer,
+    group_id: str,
+    *,
+    form: Form | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    """The settle page: the plan with its why, the viewer's form, a settlement's status."""
+    context = await group_context(request, viewer, group_id)
+    plan = await plan_of(request, viewer, group_id)
+    mine = [t for t in plan if t["from_user_id"] == viewer.user_id]
+    available = await available_of(request, viewer)
+    if form is not None:
+        chosen = chosen_transfer(mine, form.value("to_user_id"), form.value("currency"))
+    else:
+        chosen = chosen_transfer(mine, request.query.get("to"), request.query.get("currency"))
+    if form is None and chosen is not None:
+        locale = locale_of(request.headers.get("Accept-Language"))
+        enough = available.get(chosen["currency"], 0) >= chosen["amount"]
+        form = Form.blank(
+            to_user_id=chosen["to_user_id"],
+            currency=chosen["currency"],
+            amount=format_number(chosen["amount"], chosen["currency"], locale),
+            method="wallet" if enough else "cash",
+        )
+    settlement = None
+    wanted = request.query.get("settlement")
+    if wanted and request.method == "GET":
+        settlement = await settlement_of(request, viewer, group_id, wanted)
+    return await render(
+        request,
+        "settle.html",
+        {
+            **context,
+            "tab": "settle",
+            "title": f"Settle up · {context['title']}",
+            "plan": plan,
+            "mine": mine,
+            "chosen": chosen,
+            "form": form,
+            "available": available,
+            "settlement": settlement,
+        },
+        status=status,
+        headers=headers,
+    )
+
+
+@routes.get("/groups/{id}/settle")
+@signed_in
+async def settle(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    return await settle_page(request, viewer, request.match_info["id"])
+
+
+@routes.get("/groups/{id}/live/settle-plan")
+@signed_in
+async def plan_region(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """The settle plan alone (the settle page's live region)."""
+    group_id = request.match_info["id"]
+    context = await group_context(request, viewer, group_id)
+    plan = await plan_of(request, viewer, group_id)
+    return await render(request, "settle_plan.html", {**context, "plan": plan, "chosen": None})
+
+
+async def outcome(request: web.Request, view: SettlementView, user_id: str) -> SettlementView:
+    """The settlement once payments answered, or still pending after a short wait."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_WAIT_SECONDS
+    while view.status == "pending" and loop.time() < deadline:
+        await asyncio.sleep(SETTLE_POLL_SECONDS)
+        view = await ask_splits(
+            request,
+            GetSettlement(group_id=view.group_id, user_id=user_id, settlement_id=view.id),
+        )
+    return view
+
+
+@routes.post("/groups/{id}/settle")
+@signed_in
+async def settle_up(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    group_id = request.match_info["id"]
+    form = await read_form(request)
+    locale = locale_of(request.headers.get("Accept-Language"))
+    currency = form.value("currency").strip().upper()
+    try:
+        spend(request, "settlements")
+        body = form.parse(
+            SettlementBody, converters={"amount": lambda text: parse_money(text, currency, locale)}
+        )
+        message = settlement_message(
+            body, group_id=group_id, user_id=viewer.user_id, settlement_id=str(uuid.uuid4())
+        )
+        message = msgspec.structs.replace(
+            message, idempotency=form.idempotency(request, body, caller=viewer.user_id)
+        )
+        recorded: SettlementView = await ask_splits(
+            request, message, timeout=SETTLEMENT_ASK_TIMEOUT
+        )
+        view = await outcome(request, recorded, viewer.user_id)
+        if view.status == "failed":
+            raise failed_settlement_problem(view)
+    except REFUSALS as error:
+        form.refuse(at_amount(error), inputs={"$.to_user_id": None, "$.currency": None})
+        return await settle_page(
+            request, viewer, group_id, form=form, status=form.status, headers=form.headers
+        )
+    if view.status == "pending":
+        return redirect(f"/groups/{group_id}/settle?settlement={view.id}")
+    cookies.flash(request, "settled" if view.method == "wallet" else "settled_cash")
+    return redirect(f"/groups/{group_id}/settle")
+
+
+@routes.get("/groups/{id}/settlements/{sid}/status")
+@signed_in
+async def settlement_status(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """A settlement's status alone (what static/poll.js follows while it is pending)."""
+    group_id = request.match_info["id"]
+    settlement = await settlement_of(request, viewer, group_id, request.match_info["sid"])
+    return await render(
+        request,
+        "settle_status.html",
+        {"settlement": settlement, "group_id": group_id},
+    )

@@ -1,0 +1,64 @@
+// One WebSocket per tab to the node's GET /live (the browser's twin of /api/v1/ws, signed
+// in by the session cookie), shared by every module that imports this one (a module runs
+// once per page, however many import it):
+//
+//     import { subscribe } from "./live_socket.js";
+//     subscribe((frame) => { ... }, { reconnected: () => { ... } });
+//
+// Each JSON frame goes to every subscriber (a `notification` frame: {type, notification:
+// {id, category, kind, title, body, data, created_at, read}}). The socket opens with the
+// first subscriber; a lost one comes back, waiting longer each time, and then tells each
+// subscriber's `reconnected`, since frames may have been missed meanwhile.
+
+const WAITS_MS = [1_000, 2_000, 5_000, 15_000, 30_000];
+const listeners = new Set();
+let socket = null;
+let failures = 0;
+let connectedBefore = false;
+
+function deliver(frame) {
+  for (const listener of listeners) {
+    try {
+      listener.onFrame(frame);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+}
+
+function connect() {
+  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+  socket = new WebSocket(`${scheme}//${window.location.host}/live`);
+  socket.addEventListener("message", (event) => {
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (frame?.type === "hello") {
+      failures = 0;
+      if (connectedBefore) for (const listener of listeners) listener.reconnected?.();
+      connectedBefore = true;
+      return;
+    }
+    deliver(frame);
+  });
+  socket.addEventListener("close", () => {
+    socket = null;
+    const wait = WAITS_MS[Math.min(failures, WAITS_MS.length - 1)];
+    failures += 1;
+    setTimeout(connect, wait);
+  });
+}
+
+export function subscribe(onFrame, { reconnected } = {}) {
+  listeners.add({ onFrame, reconnected });
+  if (socket === null && "WebSocket" in window) connect();
+}
+
+export function available() {
+  return "WebSocket" in window;
+}
