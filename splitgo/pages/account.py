@@ -7,9 +7,9 @@ built from PATCH /api/v1/me's `UpdateMeBody`, Revoke `RevokeSession` (DELETE
 as inline SVG (no style attributes: the strict CSP). "Sign out everywhere" revokes every
 other session, then signs this browser out with the API's `Logout`.
 
-Auth has no message that changes a password given the current one: the password card
-sends the forgot-password route's `ForgotPassword` for the account's own address, and the
-mailed link's page (/reset-password) sets the new one, with the password rules as you type.
+The password card changes the password with the current one (`ChangePassword`, as POST
+/api/v1/me/password: every other session ends, this one stays), or, for whoever forgot it,
+mails a reset link (`ForgotPassword` for the account's own address).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from actors.auth.messages import (
+    ChangePassword,
     CreateTelegramLink,
     ForgotPassword,
     GetUser,
@@ -42,7 +43,7 @@ from splitgo.pages.guards import SIGN_IN, signed_in, spend
 from splitgo.pages.render import redirect, render
 from splitgo.pages.sessions import Viewer
 from splitgo.web.actors import ask
-from splitgo.web.auth import UpdateMeBody
+from splitgo.web.auth import PasswordChangeBody, UpdateMeBody
 from splitgo.web.names import NAMES
 
 log = structlog.get_logger("splitgo.pages.account")
@@ -57,6 +58,7 @@ cookies.FLASHES.update(
         "profile_saved": "Your profile is saved.",
         "session_revoked": "That session is signed out.",
         "signed_out_everywhere": "You are signed out everywhere. Sign in again to go on.",
+        "password_changed": "Your password is changed; your other sessions are signed out.",
         "reset_link_sent": "We sent you a link to choose a new password. "
         "It also goes to Telegram when your account is linked there.",
     }
@@ -178,6 +180,27 @@ async def password_link(request: web.Request, viewer: Viewer) -> web.StreamRespo
     return redirect(f"{ACCOUNT}#password")
 
 
+@routes.post(f"{ACCOUNT}/password/change")
+@signed_in
+async def change_password(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    form = await read_form(request)
+    try:
+        spend(request, "password")
+        body = form.parse(PasswordChangeBody)
+        message = ChangePassword(
+            user_id=viewer.user_id,
+            session_id=viewer.session_id,
+            current_password=body.current_password,
+            password=body.password,
+        )
+        await ask(request, "auth", message)
+    except REFUSALS as error:
+        form.refuse(error)
+        return await _account_page(request, viewer, Form.blank(), password_form=form)
+    cookies.flash(request, "password_changed")
+    return redirect(f"{ACCOUNT}#password")
+
+
 @routes.post(f"{ACCOUNT}/telegram")
 @signed_in
 async def telegram(request: web.Request, viewer: Viewer) -> web.StreamResponse:
@@ -197,6 +220,7 @@ async def _account_page(
     link: TelegramLink | None = None,
     telegram_off: bool = False,
     status: int | None = None,
+    password_form: Form | None = None,
 ) -> web.Response:
     user: UserView = await ask(request, "auth", GetUser(user_id=viewer.user_id))
     found: SessionList = await ask(request, "auth", ListSessions(user_id=viewer.user_id))
@@ -211,6 +235,7 @@ async def _account_page(
         for session in sorted(found.items, key=lambda s: s.last_used_at, reverse=True)
     ]
     listed.sort(key=lambda item: not item["current"])  # this browser first
+    shown = password_form if password_form is not None and password_form.refused else form
     if not form.refused:
         form = Form.blank(name=user.name, phone=user.phone or "")
     return await render(
@@ -225,7 +250,8 @@ async def _account_page(
             "link": link,
             "qr": qr_svg(link.url) if link is not None else None,
             "telegram_off": telegram_off,
+            "password_form": password_form or Form.blank(),
         },
-        status=status or form.status,
-        headers=form.headers,
+        status=status or shown.status,
+        headers=shown.headers,
     )

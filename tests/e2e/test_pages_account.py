@@ -2,8 +2,8 @@
 them, against a real node with real mail and a fake Telegram Bot API: the feed names
 people and links to the group, marks read one or all; the preferences matrix persists
 through the JSON route's message; a rename shows in the header; a revoked session's token
-stops working; the password changes through the mailed link; the Telegram link comes with
-a QR code drawn locally, with no style attributes."""
+stops working; the password changes with the current one or through the mailed link;
+the Telegram link comes with a QR code drawn locally, with no style attributes."""
 
 from __future__ import annotations
 
@@ -342,6 +342,31 @@ async def test_the_password_changes_through_the_mailed_link(
     assert "Your password is changed" in changed.html
     assert await login(api, email) is None
     assert await login(api, email, NEW_PASSWORD) is not None
+
+
+async def test_the_password_changes_with_the_current_one(
+    world: World, browser: aiohttp.ClientSession, api: Api
+) -> None:
+    """A wrong current password is refused at its field and changes nothing; the right one
+    changes it: the old one no longer signs in, the new one does, and this browser stays in."""
+    email = fresh_email()
+    await signed_up(world, browser, email)
+    page = await visit(browser, f"{world.node.url}/account")
+    wrong = {"current_password": "not my password at all", "password": NEW_PASSWORD}
+    refused = await submit(browser, page, "/account/password/change", wrong)
+    assert refused.status == 422
+    assert refused.field("current_password")["aria-invalid"] == "true"
+    assert "not your current password" in refused.html
+    assert await login(api, email) is not None
+    right = {"current_password": PASSWORD, "password": NEW_PASSWORD}
+    changed = await submit(browser, refused, "/account/password/change", right)
+    assert changed.status == 200
+    assert "Your password is changed" in changed.html
+    assert await login(api, email) is None
+    assert await login(api, email, NEW_PASSWORD) is not None
+    still = await visit(browser, f"{world.node.url}/account")
+    assert still.status == 200
+    assert still.url.endswith("/account")
 
 
 async def test_the_telegram_link_comes_with_a_local_qr_code(

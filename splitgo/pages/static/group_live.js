@@ -2,7 +2,7 @@
 // pages are whole as they are, and a reload shows what changed.
 //
 // Live regions. One WebSocket per tab, to GET /live (the browser's twin of /api/v1/ws,
-// signed in by the session cookie). When a frame about the open group arrives — a
+// signed in by the session cookie), shared through live_socket.js. When a frame about the open group arrives — a
 // notification whose data.group_id is this group (an expense added, changed or deleted, a
 // member added, a settlement), or any frame carrying that group_id — every element inside
 // `.group-page[data-group-id]` that has
@@ -16,12 +16,14 @@
 // status says what changed. After a lost connection, the socket comes back (waiting
 // longer each time) and the regions are refreshed once, for what was missed.
 //
-// Every frame is also dispatched on `document` as a "splitgo:live" CustomEvent (the frame
-// in `detail`), so another module on a group page can listen without a socket of its own.
+// live_socket.js also dispatches every frame on `document` as a "splitgo:live"
+// CustomEvent (the frame in `detail`), for modules that listen without subscribing.
 //
 // Also here: a link with data-opens-dialog="<id>" opens that <dialog> instead of going to
 // its no-JavaScript confirmation page; a button with data-closes-dialog closes its dialog;
 // a hidden button with data-copy copies the [data-copy-source] input beside it.
+
+import { subscribe } from "./live_socket.js";
 
 const page = document.querySelector(".group-page[data-group-id]");
 const groupId = page?.dataset.groupId;
@@ -90,40 +92,27 @@ function aboutThisGroup(frame) {
   return Boolean(notice && notice.data && notice.data.group_id === groupId);
 }
 
-let delay = 1000;
-let connectedBefore = false;
-
-function connect() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(`${scheme}//${location.host}/live`);
-  socket.addEventListener("message", (event) => {
-    let frame;
-    try {
-      frame = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    // other modules of the page may listen to the same socket (one per tab)
-    document.dispatchEvent(new CustomEvent("splitgo:live", { detail: frame }));
-    if (frame.type === "hello") {
-      delay = 1000;
-      page.dataset.live = "connected";
-      if (connectedBefore) schedule("The page is up to date again.");
-      connectedBefore = true;
-      return;
-    }
-    if (aboutThisGroup(frame)) {
-      schedule(frame.notification?.title ? `Updated: ${frame.notification.title}` : "Updated.");
-    }
-  });
-  socket.addEventListener("close", () => {
-    page.dataset.live = "closed";
-    setTimeout(connect, delay);
-    delay = Math.min(delay * 2, 30000);
-  });
+function listen() {
+  // the tab's one socket (live_socket.js), shared with the unread badge and the rest
+  subscribe(
+    (frame) => {
+      if (aboutThisGroup(frame)) {
+        schedule(frame.notification?.title ? `Updated: ${frame.notification.title}` : "Updated.");
+      }
+    },
+    {
+      connected: () => {
+        page.dataset.live = "connected";
+      },
+      reconnected: () => schedule("The page is up to date again."),
+      closed: () => {
+        page.dataset.live = "closed";
+      },
+    },
+  );
 }
 
-if (page && groupId && "WebSocket" in window) connect();
+if (page && groupId && "WebSocket" in window) listen();
 
 // dialogs in place of confirmation pages, and copying a link
 for (const opener of document.querySelectorAll("[data-opens-dialog]")) {

@@ -3,12 +3,14 @@
 // once per page, however many import it):
 //
 //     import { subscribe } from "./live_socket.js";
-//     subscribe((frame) => { ... }, { reconnected: () => { ... } });
+//     subscribe((frame) => { ... }, { reconnected, connected, closed });
 //
 // Each JSON frame goes to every subscriber (a `notification` frame: {type, notification:
 // {id, category, kind, title, body, data, created_at, read}}). The socket opens with the
 // first subscriber; a lost one comes back, waiting longer each time, and then tells each
-// subscriber's `reconnected`, since frames may have been missed meanwhile.
+// subscriber's `reconnected`, since frames may have been missed meanwhile; `connected` hears
+// every greeting, `closed` every loss. Each frame is also dispatched on `document` as a
+// "splitgo:live" CustomEvent (the frame in `detail`).
 
 const WAITS_MS = [1_000, 2_000, 5_000, 15_000, 30_000];
 const listeners = new Set();
@@ -17,6 +19,7 @@ let failures = 0;
 let connectedBefore = false;
 
 function deliver(frame) {
+  document.dispatchEvent(new CustomEvent("splitgo:live", { detail: frame }));
   for (const listener of listeners) {
     try {
       listener.onFrame(frame);
@@ -40,6 +43,7 @@ function connect() {
     }
     if (frame?.type === "hello") {
       failures = 0;
+      for (const listener of listeners) listener.connected?.();
       if (connectedBefore) for (const listener of listeners) listener.reconnected?.();
       connectedBefore = true;
       return;
@@ -48,14 +52,15 @@ function connect() {
   });
   socket.addEventListener("close", () => {
     socket = null;
+    for (const listener of listeners) listener.closed?.();
     const wait = WAITS_MS[Math.min(failures, WAITS_MS.length - 1)];
     failures += 1;
     setTimeout(connect, wait);
   });
 }
 
-export function subscribe(onFrame, { reconnected } = {}) {
-  listeners.add({ onFrame, reconnected });
+export function subscribe(onFrame, { reconnected, connected, closed } = {}) {
+  listeners.add({ onFrame, reconnected, connected, closed });
   if (socket === null && "WebSocket" in window) connect();
 }
 
