@@ -22,8 +22,10 @@ run: $(STAMP)
 # prunes the shared /tmp/pytest-of-<user> folders it finds, including a running one's.
 CI_TMP := $(if $(CI),--basetemp=$(CURDIR)/.pytest-tmp,)
 
+# two workers (one per core), each taking whole test files: a file's node and fixtures stay
+# with one worker
 test: $(STAMP)
-	$(BIN)/python -m pytest $(CI_TMP) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -rs $(CI_TMP) $(PYTEST_ARGS)
 
 # everyday work: unit, runtime and integration tests (no node processes, no e2e)
 check: $(STAMP)
