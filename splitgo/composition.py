@@ -12,9 +12,11 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parseaddr
 from types import ModuleType
 
 import aiohttp
+import structlog
 
 from actors.auth import messages as auth_messages
 from actors.auth.actor import Auth
@@ -33,6 +35,7 @@ from actors.notifications.actor import Notifications
 from actors.notifications.channels.email import EmailChannel, FolderEmail, SmtpEmail, SmtpSettings
 from actors.notifications.channels.sms import LogSms, SmsChannel, WebhookSms
 from actors.notifications.channels.telegram import TelegramChannel
+from actors.notifications.channels.webpush import VapidKeys, WebPushChannel
 from actors.notifications.messages import NOTIFICATIONS, notifications_key
 from actors.payments import messages as payments_messages
 from actors.payments.actor import Payments
@@ -76,6 +79,8 @@ from transport import Codec, Message
 from transport.broadcast import Broadcast, LocalBroadcast
 from transport.redis_broadcast import RedisBroadcast
 
+log = structlog.get_logger("splitgo.composition")
+
 
 @dataclass(slots=True)
 class NodeParts:
@@ -99,6 +104,7 @@ class Channels:
     telegram: TelegramChannel | None = None
     sms: SmsChannel | None = None
     bus: RedisLiveBus | None = None
+    webpush: WebPushChannel | None = None
 
     async def push(self, user_id: str, frame: bytes) -> None:
         if self.bus is not None:
@@ -114,6 +120,8 @@ class Channels:
             await self.telegram.close()
         if isinstance(self.sms, WebhookSms):
             await self.sms.close()
+        if self.webpush is not None:
+            await self.webpush.close()
 
 
 def bot_for(settings: Settings, system: ActorSystem, public_url: str) -> TelegramBot | None:
@@ -146,7 +154,41 @@ def build_channels(settings: Settings) -> Channels:
     bus = None
     if settings.transport == "redis":
         bus = RedisLiveBus(settings.redis_url, settings.redis_prefix, live)
-    return Channels(live=live, telegram=telegram, sms=sms, bus=bus)
+    webpush = WebPushChannel(
+        vapid_keys_for(settings),
+        subject=vapid_subject_for(settings),
+        allow_http=settings.webpush_allow_http,
+    )
+    return Channels(live=live, telegram=telegram, sms=sms, bus=bus, webpush=webpush)
+
+
+def vapid_keys_for(settings: Settings) -> VapidKeys:
+    """SPLITGO_VAPID_PRIVATE_KEY, or a key pair generated once and kept in
+    DATA_DIR/vapid-key, so browsers' subscriptions outlive a restart."""
+    if settings.vapid_private_key:
+        try:
+            return VapidKeys.load(settings.vapid_private_key)
+        except ValueError as error:
+            raise ConfigError(f"SPLITGO_VAPID_PRIVATE_KEY: {error}") from None
+    path = settings.data_dir / "vapid-key"
+    made = not path.exists()
+    keys = VapidKeys.load(kept_secret(settings, "vapid-key", lambda: VapidKeys.generate().to_pem()))
+    if made and not settings.embedded_database:
+        # another node would make its own: pushes signed there fail for browsers that
+        # subscribed here
+        log.warning("vapid_key_generated", path=str(path), setting="SPLITGO_VAPID_PRIVATE_KEY")
+    return keys
+
+
+def vapid_subject_for(settings: Settings) -> str:
+    """Who push services may contact about our pushes: the setting, else the public URL,
+    else the mail sender's address."""
+    if settings.vapid_subject:
+        return settings.vapid_subject
+    if settings.public_url:
+        return settings.public_url
+    address = parseaddr(settings.smtp_sender)[1]
+    return f"mailto:{address}" if "@" in address else "mailto:no-reply@splitgo.local"
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +363,7 @@ def build_notifications(parts: NodeParts) -> Notifications:
         public_url=parts.public_url,
         telegram=parts.channels.telegram,
         sms=parts.channels.sms,
+        webpush=parts.channels.webpush,
         push=parts.channels.push,
     )
 

@@ -254,6 +254,21 @@ class Settings:
         None, "SPLITGO_SMS_WEBHOOK_TOKEN", "sent to that URL as `Authorization: Bearer …`",
         optional(), secret=True,
     )
+    vapid_private_key: str | None = setting(
+        None, "SPLITGO_VAPID_PRIVATE_KEY", "Web Push: the VAPID P-256 private key (PEM, or "
+        "its 32 octets in base64url); every node must share it; unset: generated into "
+        "DATA_DIR/vapid-key (browsers subscribed with a key lost with that folder get "
+        "nothing until they subscribe again)", optional(), secret=True,
+    )
+    vapid_subject: str | None = setting(
+        None, "SPLITGO_VAPID_SUBJECT", "Web Push: the `mailto:` or `https:` contact push "
+        "services see; unset: the public URL, else the mail sender's address",
+        optional(starts=("mailto:", *HTTP), what="a mailto: or https: URL"),
+    )
+    webpush_allow_http: bool = setting(
+        False, "SPLITGO_WEBPUSH_ALLOW_HTTP", "tests: accept push endpoints at http:// and "
+        "local addresses (a fake push service)", Switch(),
+    )
     oauth_google_client_id: str | None = setting(
         None, "SPLITGO_OAUTH_GOOGLE_CLIENT_ID", "enables Google sign-in (with the secret)",
         optional(),

@@ -14,33 +14,42 @@ import asyncpg
 from actors.notifications.channels.email import EmailChannel
 from actors.notifications.channels.sms import SmsChannel
 from actors.notifications.channels.telegram import TelegramChannel
+from actors.notifications.channels.webpush import WebPushChannel
 from actors.notifications.deliveries import DEFAULT_MAX_ATTEMPTS, DELIVERY_BACKOFF, Deliveries
 from actors.notifications.feed import Feed, Push
 from actors.notifications.messages import (
     Acknowledged,
+    AddPushSubscription,
     DeliveryList,
     GetPreferences,
+    GetPushKey,
     ListDeliveries,
     ListNotifications,
+    ListPushSubscriptions,
     MarkAllRead,
     MarkRead,
     NotificationPage,
     Preferences,
+    PushKey,
+    PushSubscriptionList,
+    PushSubscriptionView,
+    RemovePushSubscription,
     RetryNotificationDelivery,
     SetPreferences,
 )
 from actors.notifications.notices import EVENTS
 from actors.notifications.preferences import UserPreferences
+from actors.notifications.push_devices import PushDevices
 from actors.notifications.routing import ContactsLookup, Routing
 from actors.runtime import Actor, Backoff, Clock, Message, handles, wall_clock
 
 
 class Notifications(Actor):
-    """Delivers notifications over email, Telegram, the in-app feed and SMS.
+    """Delivers notifications over email, Telegram, the in-app feed, SMS and Web Push.
 
     `pool` holds the notification tables; `email` is the email channel (SmtpEmail, or
-    FolderEmail on the embedded default); `telegram` and `sms` are optional (None: that
-    channel is off on this node); `push` sends a user's new in-app item to their live
+    FolderEmail on the embedded default); `telegram`, `sms` and `webpush` are optional
+    (None: that channel is off on this node); `push` sends a user's new in-app item to their live
     WebSockets; `contacts` finds where a user is reached (default: ask auth).
     `public_url` is where the web edge is reached from a browser (links in mails start
     with it). `backoff` spaces the tries of a delivery, at most `max_attempts` of them.
@@ -56,6 +65,7 @@ class Notifications(Actor):
         public_url: str,
         telegram: TelegramChannel | None = None,
         sms: SmsChannel | None = None,
+        webpush: WebPushChannel | None = None,
         push: Push | None = None,
         contacts: ContactsLookup | None = None,
         backoff: Backoff = DELIVERY_BACKOFF,
@@ -71,12 +81,14 @@ class Notifications(Actor):
         context = self.context(pool, clock)
         self.preferences = UserPreferences(context)
         self.feed = Feed(context, push=push)
+        self.devices = PushDevices(context, channel=webpush)
         self.routing = Routing(
             context,
             email=email,
             telegram=telegram,
             sms=sms,
             feed=self.feed,
+            devices=self.devices,
             preferences=self.preferences,
             contacts=contacts,
             public_url=public_url,
@@ -131,3 +143,21 @@ class Notifications(Actor):
     @handles(SetPreferences)
     async def set_preferences(self, message: SetPreferences) -> Preferences:
         return await self.preferences.set(message)
+
+    # ── Web Push devices ───────────────────────────────────────────────────────────────
+
+    @handles(GetPushKey)
+    async def get_push_key(self, message: GetPushKey) -> PushKey:
+        return self.devices.key(message)
+
+    @handles(AddPushSubscription)
+    async def add_push_subscription(self, message: AddPushSubscription) -> PushSubscriptionView:
+        return await self.devices.add(message)
+
+    @handles(ListPushSubscriptions)
+    async def list_push_subscriptions(self, message: ListPushSubscriptions) -> PushSubscriptionList:
+        return await self.devices.listing(message)
+
+    @handles(RemovePushSubscription)
+    async def remove_push_subscription(self, message: RemovePushSubscription) -> Acknowledged:
+        return await self.devices.remove(message)

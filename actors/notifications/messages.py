@@ -143,6 +143,56 @@ class DeliveryList(Message, frozen=True):
     items: list[DeliveryView]
 
 
+# ── Web Push subscriptions ─────────────────────────────────────────────────────────────
+
+Base64Url = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-+/]+=*$")]
+
+
+class PushSubscriptionView(Message, frozen=True):
+    """One browser that gets the user's notifications by Web Push."""
+
+    id: str
+    endpoint: str
+    label: str
+    created_at: str
+
+
+class PushSubscriptionList(Message, frozen=True):
+    items: list[PushSubscriptionView]
+
+
+class AddPushSubscription(NotificationsInput, frozen=True):
+    """Keep a browser's push subscription (what `PushManager.subscribe` gave it): its
+    push service's `endpoint` and the `p256dh` key and `auth` secret messages are
+    encrypted for. The same endpoint again replaces its keys."""
+
+    user_id: Id
+    endpoint: Annotated[str, Meta(min_length=1, max_length=1000)]
+    p256dh: Base64Url
+    auth: Base64Url
+    label: Annotated[str, Meta(max_length=100)] = ""
+
+    def __post_init__(self) -> None:
+        check_bounds(self, InvalidPushSubscription)
+
+
+class ListPushSubscriptions(NotificationsInput, frozen=True):
+    user_id: Id
+
+
+class RemovePushSubscription(NotificationsInput, frozen=True):
+    user_id: Id
+    subscription_id: Id
+
+
+class GetPushKey(NotificationsInput, frozen=True):
+    """The node's VAPID public key, which browsers subscribe with."""
+
+
+class PushKey(Message, frozen=True):
+    public_key: str  # 65 octets of a P-256 point, base64url
+
+
 class Acknowledged(Message, frozen=True):
     """A command with nothing to return did what it was asked."""
 
@@ -157,3 +207,23 @@ class InvalidPreference(DomainError):
 
     code = "invalid_preference"
     category = "invalid"
+
+
+class InvalidPushSubscription(DomainError):
+    """An endpoint that is no push service's URL, or keys that are no P-256 key and
+    16-octet secret."""
+
+    code = "invalid_push_subscription"
+    category = "invalid"
+
+
+class PushSubscriptionNotFound(DomainError):
+    code = "push_subscription_not_found"
+    category = "not_found"
+
+
+class WebPushNotConfigured(DomainError):
+    """This node sends no Web Push (its notifications actor has no VAPID keys)."""
+
+    code = "webpush_not_configured"
+    category = "conflict"

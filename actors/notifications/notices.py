@@ -45,13 +45,14 @@ from actors.splits.messages import (
 
 Category = Literal["account", "money", "splits", "rides"]
 CATEGORIES: tuple[Category, ...] = ("account", "money", "splits", "rides")
-CHANNELS = ("email", "telegram", "inapp", "sms")
-# on unless the user says otherwise; SMS costs money, so it is opt-in
+CHANNELS = ("email", "telegram", "inapp", "sms", "webpush")
+# on unless the user says otherwise; SMS costs money, so it is opt-in; Web Push reaches
+# only the browsers the user turned it on in, so it is on like the feed
 DEFAULT_PREFERENCES: dict[str, dict[str, bool]] = {
-    "account": {"email": True, "telegram": True, "inapp": True, "sms": False},
-    "money": {"email": False, "telegram": True, "inapp": True, "sms": False},
-    "splits": {"email": False, "telegram": True, "inapp": True, "sms": False},
-    "rides": {"email": False, "telegram": True, "inapp": True, "sms": False},
+    "account": {"email": True, "telegram": True, "inapp": True, "sms": False, "webpush": True},
+    "money": {"email": False, "telegram": True, "inapp": True, "sms": False, "webpush": True},
+    "splits": {"email": False, "telegram": True, "inapp": True, "sms": False, "webpush": True},
+    "rides": {"email": False, "telegram": True, "inapp": True, "sms": False, "webpush": True},
 }
 
 

@@ -3,7 +3,7 @@ Notifications actor.
 
 A notice goes over the channels it may use, that this node has, that the user left on
 (security notices ignore that), where the user can be reached (contacts asked of auth).
-Channels: email, Telegram, in-app (the feed) and SMS.
+Channels: email, Telegram, in-app (the feed), SMS and Web Push (the user's browsers).
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from actors.notifications.channels.telegram import TelegramChannel
 from actors.notifications.feed import Feed
 from actors.notifications.notices import AUTH_MAILS, CHANNELS, USER_ID, Notice, with_names
 from actors.notifications.preferences import UserPreferences
+from actors.notifications.push_devices import PushDevices
 from actors.notifications.store import Claimed
 from actors.notifications.templates import render_email, simple_mail
 from actors.runtime import Context, DomainError, Message
 
 log = structlog.get_logger("actors.notifications")
 
-EMAIL, TELEGRAM, INAPP, SMS = CHANNELS[0], CHANNELS[1], CHANNELS[2], CHANNELS[3]
+EMAIL, TELEGRAM, INAPP, SMS, WEBPUSH = CHANNELS
 # where a user is reached, by user id (None: no such user)
 ContactsLookup = Callable[[str], Awaitable[Contacts | None]]
 
@@ -37,9 +38,9 @@ class Routing:
 
     `context` is the Notifications shard's (it asks auth for contacts);
     `email`, `telegram` and `sms` are the node's channels (None: off on this node);
-    `feed` is the in-app channel; `preferences` the users' switches; `contacts` finds
-    where a user is reached (default: ask auth); `public_url` starts the links in auth's
-    mails.
+    `feed` is the in-app channel; `devices` the Web Push one; `preferences` the users'
+    switches; `contacts` finds where a user is reached (default: ask auth); `public_url`
+    starts the links in auth's mails.
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class Routing:
         telegram: TelegramChannel | None,
         sms: SmsChannel | None,
         feed: Feed,
+        devices: PushDevices,
         preferences: UserPreferences,
         contacts: ContactsLookup | None,
         public_url: str,
@@ -59,6 +61,7 @@ class Routing:
         self._telegram = telegram
         self._sms = sms
         self._feed = feed
+        self._devices = devices
         self._preferences = preferences
         self._contacts_lookup = contacts
         self._public_url = public_url
@@ -72,10 +75,18 @@ class Routing:
             switches = (await self._preferences.switches(notice.user_id))[notice.category]
         wanted = [c for c in allowed if switches is None or switches.get(c, False)]
         contacts = None
-        if any(self._recipient(c, notice, None) is None and self._reachable(c) for c in wanted):
+        if any(
+            c != WEBPUSH and self._recipient(c, notice, None) is None and self._reachable(c)
+            for c in wanted
+        ):
             contacts = await self._contacts(notice.user_id)
         targets: list[tuple[str, str]] = []
         for channel in wanted:
+            if channel == WEBPUSH:
+                # its recipient is the user's devices, found when it is sent
+                if await self._devices.reachable(notice.user_id):
+                    targets.append((channel, notice.user_id))
+                continue
             recipient = self._recipient(channel, notice, contacts)
             if recipient:
                 targets.append((channel, recipient))
@@ -99,6 +110,8 @@ class Routing:
             return await self._sms.send(claimed.recipient, f"{notice.title}: {notice.text}")
         if claimed.channel == INAPP:
             return await self._feed.add(claimed.id, notice)
+        if claimed.channel == WEBPUSH and self._devices.available:
+            return await self._devices.send(claimed.id, notice)
         raise DeliveryFailed(f"no channel {claimed.channel!r} on this node", permanent=True)
 
     async def named(self, notices: list[Notice]) -> list[Notice]:

@@ -44,6 +44,7 @@ CHANNELS: tuple[tuple[str, str], ...] = (
     ("inapp", "In the app"),
     ("email", "Email"),
     ("telegram", "Telegram"),
+    ("webpush", "Push"),
     ("sms", "Text message"),
 )
 # the rows: what each category is about (an unknown category shows by its own name)

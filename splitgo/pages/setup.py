@@ -22,6 +22,7 @@ from splitgo.pages import (
     groups,
     home,
     invites,
+    pwa,
     rides,
     settle,
     wallet,
@@ -47,6 +48,7 @@ TABLES: tuple[web.RouteTableDef, ...] = (
     alerts.routes,
     account.routes,
     console.routes,
+    pwa.routes,
 )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from splitgo.tracing import Tracing
-from splitgo.web import auth, health, notifications, openapi, ops, payments, rides, splits
+from splitgo.web import auth, health, notifications, openapi, ops, payments, push, rides, splits
 from splitgo.web.hardening import Hardening, install
 from splitgo.web.keys import LIVE, SERVICES, Services
 from splitgo.web.live import LiveHub
@@ -52,6 +52,7 @@ def create_app(
     app.add_routes(splits.routes)
     app.add_routes(rides.routes)
     app.add_routes(notifications.routes)
+    app.add_routes(push.routes)
     app.add_routes(openapi.routes)
     for table in extra:
         app.add_routes(table)

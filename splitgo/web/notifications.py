@@ -56,7 +56,7 @@ PreferenceChanges = Annotated[
     dict[str, Any],
     msgspec.Meta(
         description="`{<category>: {<channel>: true|false}}`; channels are email, telegram, "
-        "inapp and sms. Switches not named stay as they are.",
+        "inapp, sms and webpush. Switches not named stay as they are.",
         extra_json_schema={"additionalProperties": SWITCHES},
     ),
 ]

@@ -33,10 +33,10 @@ PUSH_DEADLINE = 1.0  # seconds from the POST returning to the frame on the socke
 ITEM_FIELDS = {"id", "category", "kind", "title", "body", "data", "created_at", "read"}
 
 DEFAULT_PREFERENCES = {
-    "account": {"email": True, "telegram": True, "inapp": True, "sms": False},
-    "money": {"email": False, "telegram": True, "inapp": True, "sms": False},
-    "splits": {"email": False, "telegram": True, "inapp": True, "sms": False},
-    "rides": {"email": False, "telegram": True, "inapp": True, "sms": False},
+    "account": {"email": True, "telegram": True, "inapp": True, "sms": False, "webpush": True},
+    "money": {"email": False, "telegram": True, "inapp": True, "sms": False, "webpush": True},
+    "splits": {"email": False, "telegram": True, "inapp": True, "sms": False, "webpush": True},
+    "rides": {"email": False, "telegram": True, "inapp": True, "sms": False, "webpush": True},
 }
 
 
