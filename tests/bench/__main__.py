@@ -33,6 +33,11 @@ Run from the project root (`make bench` does). Sections:
   the Auth actor GetNames for 1,000 ids), same concurrent clients, same embedded
   PostgreSQL, one run; p50/p99 and reads/s, the ratios against the 1.5x target; written
   to tests/bench/results/names.json.
+* pages: the web app's group page (GET /groups/{id} of a group of 1,000 members with
+  100,000 expenses) and home (GET /home of a user in 20 groups) over HTTP from a node in
+  this process, against the JSON API's reads of the same data, same clients, one run;
+  p50/p99 and reads/s against the 50 ms and 30 ms p99 targets; written to
+  tests/bench/results/pages.json.
 * rides: nearest-available-driver queries (limit 1, radius 10 km) on the dispatch
   GeoIndex among 100,000 drivers around Berlin, 20 % busy, p50/p99 per query, side by
   side with a brute-force scan of every driver in the same run (speed-up), and location
@@ -74,6 +79,7 @@ from tests.bench.notifications_bench import (
     describe,
     run_notifications_bench,
 )
+from tests.bench.pages_bench import PagesBenchConfig, run_pages_bench
 from tests.bench.payments_bench import PaymentsBenchConfig, run_payments_bench
 from tests.bench.payments_http import measure_http_transfers
 from tests.bench.redis_bench import RedisBenchConfig, default_url, run_redis_bench, shown_url
@@ -140,6 +146,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             "payments",
             "splits",
             "names",
+            "pages",
             "rides",
             "notifications",
             "isolation",
@@ -259,6 +266,31 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=8,
         help="concurrent clients of every names read system",
+    )
+    parser.add_argument(
+        "--pages-members", type=int, default=1_000, help="members of the pages' big group"
+    )
+    parser.add_argument(
+        "--pages-expenses", type=int, default=100_000, help="expenses of the pages' big group"
+    )
+    parser.add_argument(
+        "--pages-reads", type=int, default=200, help="group reads per pages round and system"
+    )
+    parser.add_argument(
+        "--pages-home-reads", type=int, default=400, help="home reads per pages round and system"
+    )
+    parser.add_argument(
+        "--pages-rounds", type=int, default=3, help="timed pages rounds (median taken)"
+    )
+    parser.add_argument(
+        "--pages-concurrency", type=int, default=8, help="concurrent clients of the pages section"
+    )
+    parser.add_argument(
+        "--pages-profile",
+        type=int,
+        default=0,
+        help="after timing, cProfile this many sequential reads of each page and show where "
+        "the time goes (default 0: no profile)",
     )
     parser.add_argument(
         "--rides-drivers", type=int, default=100_000, help="online drivers in the rides city"
@@ -452,6 +484,31 @@ def _names_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
     return report.all_passed
 
 
+def _pages_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
+    config = PagesBenchConfig(
+        members=args.pages_members,
+        expenses=args.pages_expenses,
+        reads=args.pages_reads,
+        home_reads=args.pages_home_reads,
+        rounds=args.pages_rounds,
+        concurrency=args.pages_concurrency,
+        profile_reads=args.pages_profile,
+    )
+    _say(
+        f"\n== pages: GET /groups/{{id}} of a group of {config.members:,} members with "
+        f"{config.expenses:,} expenses and GET /home of a user in {config.home_groups} groups, "
+        f"against the JSON API's GETs of the same data, over HTTP from a node in this process "
+        f"(embedded PostgreSQL), {config.concurrency} concurrent clients and 1; 1 warm-up, "
+        f"then median of {config.rounds} interleaved rounds of {config.reads:,} group and "
+        f"{config.home_reads:,} home reads"
+    )
+    report = run_pages_bench(config, progress=_say)
+    _say(report.format())
+    path = _write("pages.json", {**base, **report.as_json()}, args.results_dir)
+    _say(f"\nwritten: {_shown(path)} (section took {report.seconds:.1f} s)")
+    return report.all_passed
+
+
 def _notifications_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
     config = NotificationsBenchConfig()
     _say("\n" + describe(config))
@@ -552,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
         passed &= _splits_section(args, base)
     if args.section in ("all", "names"):
         passed &= _names_section(args, base)
+    if args.section in ("all", "pages"):
+        passed &= _pages_section(args, base)
     if args.section in ("all", "rides"):
         passed &= _rides_section(args, base)
     if args.section in ("all", "notifications"):
