@@ -18,6 +18,7 @@ class Member(Message, frozen=True):
     user_id: str
     joined_at: str  # RFC 3339, UTC
     placeholder: bool = False  # a name with no account (yet): claimed through a claim link
+    name: str | None = None  # a placeholder's name (the edge names everyone else)
 
 
 class Invite(Message, frozen=True):

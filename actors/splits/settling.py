@@ -153,9 +153,9 @@ class Settling:
             )
         rules.amount(message.amount)
         rules.currency(message.currency)
-        if message.method == "wallet" and await store.placeholders.unclaimed(
+        if message.method == "wallet" and message.to_user_id in await store.placeholders.unclaimed(
             self._pool, [group.id]
-        ) & {message.to_user_id}:
+        ):
             raise NoAccount(
                 "They have no account yet, so no wallet: record a cash settlement, or send"
                 " them a claim link.",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,8 +30,11 @@ def group_view(
     group: GroupRow,
     members: Sequence[tuple[str, datetime]],
     invited: Sequence[InviteRow],
-    placeholders: Collection[str] = (),
+    placeholders: Mapping[str, str] | None = None,
 ) -> GroupView:
+    """`placeholders`: the names of the members with no account (named here, at once: auth
+    hears of them through an event)."""
+    placeholders = placeholders or {}
     return GroupView(
         id=group.id,
         name=group.name,
@@ -39,7 +42,12 @@ def group_view(
         created_by=group.created_by,
         created_at=rfc3339(group.created_at),
         members=[
-            Member(user_id=user, joined_at=rfc3339(at), placeholder=user in placeholders)
+            Member(
+                user_id=user,
+                joined_at=rfc3339(at),
+                placeholder=user in placeholders,
+                name=placeholders.get(user),
+            )
             for user, at in members
         ],
         invited=[

@@ -20,7 +20,7 @@ from actors.notifications.messages import (
 )
 from splitgo.web.actors import ask
 from splitgo.web.declare import documented, page
-from splitgo.web.problems import json_response, to_json
+from splitgo.web.problems import json_response, matching, to_json
 from splitgo.web.security import authenticate
 
 routes = web.RouteTableDef()
@@ -28,8 +28,12 @@ routes = web.RouteTableDef()
 LABEL_MAX = 100
 Key = Annotated[
     str,
-    msgspec.Meta(
-        min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-+/]+=*$", description="base64url"
+    matching(
+        r"^[A-Za-z0-9_\-+/]+=*$",
+        "a key in base64url, as the browser gives it",
+        min_length=1,
+        max_length=200,
+        description="base64url",
     ),
 ]
 

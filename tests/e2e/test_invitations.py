@@ -165,13 +165,22 @@ async def test_a_placeholder_is_split_with_and_claimed_with_their_history(
         "POST", f"/api/v1/groups/{group}/members", alice, {"name": "  Sam   Smith "}, status=201
     )
     sam = next(m for m in added["members"] if m["placeholder"])
-    assert sam["name"] == "Sam Smith" or sam["name"] is None  # named as auth hears the event
+    assert sam["name"] == "Sam Smith"  # named by splits at once
 
     async def named() -> str | None:
         view = await api.ok("GET", f"/api/v1/groups/{group}", alice)
         return next(m["name"] for m in view["members"] if m["user_id"] == sam["user_id"])
 
     assert await eventually(named, bool, what="the placeholder's name") == "Sam Smith"
+    activity = await api.ok("GET", f"/api/v1/groups/{group}/activity", alice)
+
+    async def said() -> str:
+        found = await api.ok("GET", f"/api/v1/groups/{group}/activity", alice)
+        return " ".join(item["summary"] for item in found["items"])
+
+    # elsewhere (activity texts, notices) a placeholder is named by auth, from the event
+    assert "Sam Smith" in await eventually(said, lambda text: "Sam Smith" in text)
+    assert activity["items"]
     placeholder = User(id=sam["user_id"], email="", token="")
     body = expense_body(1000, alice.id, equal(alice, placeholder))
     await api.ok("POST", f"/api/v1/groups/{group}/expenses", alice, body, status=201)

@@ -467,7 +467,9 @@ def test_views_become_plain_json_without_tags() -> None:
         invited=[Invite(email="c@example.com", invited_by=ALICE, invited_at="t")],
     )
     plain = to_json(group)
-    assert plain["members"] == [{"user_id": ALICE, "joined_at": "t", "placeholder": False}]
+    assert plain["members"] == [
+        {"user_id": ALICE, "joined_at": "t", "placeholder": False, "name": None}
+    ]
     assert plain["invited"] == [
         {"email": "c@example.com", "invited_by": ALICE, "invited_at": "t", "id": None}
     ]

@@ -34,14 +34,14 @@ async def add_placeholder(db: Executor, row: PlaceholderRow) -> bool:
     return bool(added)
 
 
-async def unclaimed(db: Executor, group_ids: Sequence[str]) -> set[str]:
-    """The ids of the placeholders of these groups that nobody has claimed."""
+async def unclaimed(db: Executor, group_ids: Sequence[str]) -> dict[str, str]:
+    """The placeholders of these groups that nobody has claimed: their names by id."""
     rows = await db.fetch(
-        "SELECT id FROM splits_placeholders"
+        "SELECT id, name FROM splits_placeholders"
         " WHERE group_id = ANY($1::text[]) AND claimed_by IS NULL",
         list(group_ids),
     )
-    return {row["id"] for row in rows}
+    return {row["id"]: row["name"] for row in rows}
 
 
 async def placeholder(db: Executor, group_id: str, placeholder_id: str) -> PlaceholderRow | None:
