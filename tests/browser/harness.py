@@ -27,10 +27,11 @@ from playwright.sync_api import (
     Response,
     WebError,
     WebSocket,
+    expect,
 )
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.support.api import Api, Reply, User
+from tests.support.api import PASSWORD, Api, Reply, User
 from tests.support.node import RunningNode, start_node, stop_node
 from tests.support.postgres import fresh_database
 from tests.support.smtp import SmtpServer, link_in
@@ -294,3 +295,12 @@ class Watch:
         scheme = WEB_SCHEMES.get(parts.scheme, parts.scheme)
         if f"{scheme}://{parts.netloc}" != self.origin:
             self.foreign_requests.append(url)
+
+
+def sign_in(page: Page, user: User) -> None:
+    """`user` signs in through the sign-in form (with the tests' one password)."""
+    page.goto("/sign-in")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/home$"))

@@ -13,8 +13,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import NewPage
-from tests.browser.harness import BackgroundLoop, Site
-from tests.support.api import PASSWORD, User
+from tests.browser.harness import BackgroundLoop, Site, sign_in
+from tests.support.api import User
 from tests.support.fake_telegram import FakeTelegram
 
 BOT = "515151:" + "".join(secrets.choice(string.ascii_letters) for _ in range(35))
@@ -33,15 +33,6 @@ def telegram(background: BackgroundLoop) -> Iterator[FakeTelegram]:
 @pytest.fixture(scope="module")
 def site_env(telegram: FakeTelegram) -> dict[str, str]:
     return {"SPLITGO_TELEGRAM_BOT_TOKENS": BOT, "SPLITGO_TELEGRAM_API_URL": telegram.base_url}
-
-
-def sign_in(page: Page, user: User) -> None:
-    """`user` signs in through the sign-in form."""
-    page.goto("/sign-in")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/home$"))
 
 
 def add_expense(site: Site, group_id: str, payer: User, other: User, description: str) -> None:

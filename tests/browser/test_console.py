@@ -21,9 +21,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from actors.runtime import ActorSystem, PgDeadLetterStore
-from tests.browser.harness import JWT_KEYS, OPS_TOKEN, BackgroundLoop, Site
+from tests.browser.harness import JWT_KEYS, OPS_TOKEN, BackgroundLoop, Site, sign_in
 from tests.support import probe, probe_messages
-from tests.support.api import PASSWORD, User
+from tests.support.api import User
 from tests.support.node import PROJECT_ROOT
 from tests.support.postgres import fresh_database
 from transport import Codec, Envelope, MemoryTransport
@@ -119,15 +119,6 @@ def recorded(site: Site, database: str, key: str) -> int:
         return int(found)
 
     return site.run(count())
-
-
-def sign_in(page: Page, user: User) -> None:
-    """`user` signs in through the sign-in form."""
-    page.goto("/sign-in")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/home$"))
 
 
 def test_a_dead_letter_is_replayed_after_the_confirmation_dialog(

@@ -10,18 +10,9 @@ import re
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import NewPage
-from tests.browser.harness import Site
-from tests.support.api import PASSWORD, User
+from tests.browser.harness import Site, sign_in
+from tests.support.api import User
 from tests.support.smtp import body_text
-
-
-def sign_in(page: Page, user: User) -> None:
-    """`user` signs in through the sign-in form."""
-    page.goto("/sign-in")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/home$"))
 
 
 def verified(site: Site, name: str) -> User:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import Page, expect
 
 from actors.notifications.channels.webpush import b64u, public_bytes
-from tests.browser.harness import Site
-from tests.support.api import PASSWORD, User
+from tests.browser.harness import Site, sign_in
 
 WORKER_READY = """async () => {
   const registration = await navigator.serviceWorker.ready;
@@ -82,15 +80,6 @@ def test_the_worker_activates_and_an_offline_reload_shows_the_offline_page(
         page.context.set_offline(False)
     page.reload()
     assert page.get_by_role("heading", level=1).inner_text() != "You are offline"
-
-
-def sign_in(page: Page, user: User) -> None:
-    """`user` signs in through the sign-in form."""
-    page.goto("/sign-in")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/home$"))
 
 
 def test_the_push_devices_page_lists_and_removes_a_device(page: Page, site: Site) -> None:

@@ -14,8 +14,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import NewPage
-from tests.browser.harness import Site
-from tests.support.api import PASSWORD, User
+from tests.browser.harness import Site, sign_in
+from tests.support.api import User
 
 HERE = {"latitude": 48.1372, "longitude": 11.5756}
 NEARBY = {"latitude": 48.1380, "longitude": 11.5770}
@@ -27,15 +27,6 @@ LIVE_MS = 10_000  # an open page learns of a change within a poll (3 s) or a soc
 def site_env() -> dict[str, str]:
     """Offers wait long enough for a browser that checks every few seconds."""
     return {"SPLITGO_RIDES_OFFER_TIMEOUT": "30"}
-
-
-def sign_in(page: Page, user: User) -> None:
-    """`user` signs in through the sign-in form."""
-    page.goto("/sign-in")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/home$"))
 
 
 def topped_up(site: Site, user: User, amount: int) -> None:

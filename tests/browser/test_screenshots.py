@@ -19,8 +19,8 @@ from typing import Any
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import NewPage
-from tests.browser.harness import Site
-from tests.support.api import PASSWORD, User
+from tests.browser.harness import Site, sign_in
+from tests.support.api import User
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 740}
@@ -45,15 +45,6 @@ def verified(site: Site, name: str, email: str) -> User:
     reply = site.call("POST", "/api/v1/auth/verify-email", body={"token": token})
     assert reply.status == 204, reply.body
     return user
-
-
-def sign_in(page: Page, user: User) -> None:
-    """`user` signs in through the sign-in form."""
-    page.goto("/sign-in")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/home$"))
 
 
 def day(days_ago: int) -> str:

@@ -9,17 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.harness import Site
-from tests.support.api import PASSWORD, User
-
-
-def sign_in(page: Page, user: User) -> None:
-    """`user` signs in through the sign-in form."""
-    page.goto("/sign-in")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/home$"))
+from tests.browser.harness import Site, sign_in
 
 
 def test_top_up_at_the_checkout_then_settle_a_debt_from_the_wallet(page: Page, site: Site) -> None:
