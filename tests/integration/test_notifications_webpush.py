@@ -34,8 +34,8 @@ from actors.notifications.messages import (
     notifications_key,
 )
 from actors.runtime import ActorSystem, Backoff, Message, Outbox, PgDeadLetterStore
-from actors.splits.messages import ExpenseAdded, Share
 from splitgo.db import apply_schema
+from tests.integration.test_notifications_channels_actor import dinner
 from tests.support.fake_push import FakePush
 from transport import Codec, Envelope, MemoryTransport
 
@@ -132,19 +132,6 @@ async def harness(pool: asyncpg.Pool) -> AsyncIterator[Harness]:
         finally:
             await system.stop(1.0)
             await channel.close()
-
-
-def dinner(expense_id: str = "e1") -> ExpenseAdded:
-    return ExpenseAdded(
-        group_id="g1",
-        group_name="Trip",
-        expense_id=expense_id,
-        description="Dinner",
-        amount=9000,
-        currency="EUR",
-        created_by="bob",
-        shares=[Share(user_id="amy", amount=4500), Share(user_id="bob", amount=4500)],
-    )
 
 
 async def test_a_notice_reaches_every_subscribed_browser_encrypted_and_signed(
