@@ -48,11 +48,12 @@ DOCS_CSP = (
     "base-uri 'none'; form-action 'self'"
 )
 # The web app's pages (splitgo/pages): our own CSS, JavaScript modules, WebSocket, manifest
-# and service worker; nothing inline, nothing from another host.
+# and service worker; nothing inline, nothing loaded from another host. A form may lead to
+# Stripe's checkout: the top-up form's redirect goes there when Stripe is the provider.
 PAGES_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; manifest-src 'self'; worker-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "connect-src 'self'; manifest-src 'self'; worker-src 'self'; "
+    "form-action 'self' https://checkout.stripe.com; frame-ancestors 'none'; base-uri 'none'"
 )
 HSTS = "max-age=31536000; includeSubDomains"
 
