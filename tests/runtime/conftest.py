@@ -73,9 +73,10 @@ class Cluster:
         *,
         codec: Codec | None = None,
         dead_letters: MemoryDeadLetterStore | None = None,
-        ask_timeout: float = 2.0,
+        ask_timeout: float = 10.0,
     ) -> ActorSystem:
-        """A started ActorSystem on a transport of its own; stopped after the test."""
+        """A started ActorSystem on a transport of its own; stopped after the test. The ask
+        timeout is a guard, generous: tests of timing out pass their own."""
         codec = codec or Codec()
         system = ActorSystem(
             self.transport(node_id, codec),

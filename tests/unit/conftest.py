@@ -15,9 +15,10 @@ NODE_ID = "unit-node"
 
 
 async def wait_until(
-    condition: Callable[[], object], *, timeout: float = 2.0, interval: float = 0.001
+    condition: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.001
 ) -> None:
-    """Poll `condition` until it holds; fail the test (rather than hang) after `timeout` s."""
+    """Poll `condition` until it holds; fail the test (rather than hang) after `timeout` s
+    (a guard, generous: the suite runs on two busy workers)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not condition():
@@ -60,7 +61,7 @@ async def system(
     transport: MemoryTransport, codec: Codec, dead_letters: MemoryDeadLetterStore
 ) -> AsyncIterator[ActorSystem]:
     """A started ActorSystem, stopped after the test (a second stop is a no-op)."""
-    actor_system = ActorSystem(transport, codec=codec, dead_letters=dead_letters, ask_timeout=2.0)
+    actor_system = ActorSystem(transport, codec=codec, dead_letters=dead_letters, ask_timeout=10.0)
     await actor_system.start()
     try:
         yield actor_system
