@@ -29,7 +29,7 @@ test: $(STAMP)
 
 # everyday work: unit, runtime and integration tests (no node processes, no e2e)
 check: $(STAMP)
-	$(BIN)/python -m pytest $(CI_TMP) -p no:cacheprovider tests/unit tests/runtime tests/integration $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(CI_TMP) -p no:cacheprovider tests/unit tests/runtime tests/integration $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
