@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 import msgspec
 from aiohttp import WSMsgType, web
 
-from actors.auth.messages import FindUserByEmail, GetUser
+from actors.auth.messages import GetUser
 from actors.payments.messages import CURRENCIES
-from actors.runtime import IdempotencyKey
+from actors.runtime import DomainError, IdempotencyKey
 from actors.splits.messages import (
     ActivityPage,
     BalancesView,
@@ -40,7 +40,6 @@ from actors.splits.messages import (
     GroupList,
     GroupView,
     InviteList,
-    InviteMember,
     JoinLinkList,
     JoinLinkView,
     ListGroups,
@@ -61,6 +60,7 @@ from splitgo.web.actors import ask, find_user
 from splitgo.web.keys import LIVE, SERVICES
 from splitgo.web.notifications import HEARTBEAT_SECONDS
 from splitgo.web.payments import field_problem
+from splitgo.web.problems import ProblemError
 from splitgo.web.splits.asking import ask_splits
 from splitgo.web.splits.bodies import (
     GroupBody,
@@ -68,10 +68,9 @@ from splitgo.web.splits.bodies import (
     MemberBody,
     group_message,
     group_patch_message,
-    normalised_email,
 )
 from splitgo.web.splits.groups import add_member_message
-from splitgo.web.splits.invites import InviteBody
+from splitgo.web.splits.invites import InviteBody, invite_message
 from splitgo.web.splits.links import LinkBody
 
 M = TypeVar("M", bound=msgspec.Struct)
@@ -231,6 +230,27 @@ async def members_page(
     )
 
 
+async def act(
+    request: web.Request, viewer: Viewer, message: Any, flash: str, then: str
+) -> web.StreamResponse:
+    """Ask splits for a button's change: then flash `flash` and go to `then`, or show the
+    refusal, in words, on the Members tab."""
+    try:
+        await ask_splits(request, message)
+    except REFUSALS as error:
+        return await refused(request, viewer, error)
+    cookies.flash(request, flash)
+    return redirect(then)
+
+
+async def refused(
+    request: web.Request, viewer: Viewer, error: ProblemError | DomainError
+) -> web.StreamResponse:
+    """The Members tab with a refusal that belongs to no field, in words."""
+    problem = as_problem(error)
+    return await members_page(request, viewer, problem=problem.detail, status=problem.status)
+
+
 @routes.get("/groups/{id}/members")
 @signed_in
 async def members(request: web.Request, viewer: Viewer) -> web.StreamResponse:
@@ -244,16 +264,11 @@ async def invite(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     form = await read_form(request)
     try:
         body = form.parse(InviteBody)
-        email = normalised_email(body.email)
-        me = await find_user(request.app[SERVICES].system, GetUser(user_id=viewer.user_id))
-        if me is not None and me.email == email:
-            raise field_problem("$.email", "this is your own address: you are in the group already")
-        invitee = await find_user(request.app[SERVICES].system, FindUserByEmail(email=email))
-        message = InviteMember(
+        message = await invite_message(
+            request,
+            body,
             group_id=gid(request),
             user_id=viewer.user_id,
-            email=email,
-            invitee_user_id=invitee.id if invitee is not None else None,
             idempotency=form.idempotency(request, body, caller=viewer.user_id),
         )
         await ask_splits(request, message)
@@ -271,13 +286,9 @@ async def withdraw(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     message = CancelInvite(
         group_id=gid(request), user_id=viewer.user_id, invite_id=request.match_info["iid"]
     )
-    try:
-        await ask_splits(request, message)
-    except REFUSALS as error:
-        problem = as_problem(error)
-        return await members_page(request, viewer, problem=problem.detail, status=problem.status)
-    cookies.flash(request, "invite_withdrawn")
-    return redirect(f"/groups/{gid(request)}/members")
+    return await act(
+        request, viewer, message, "invite_withdrawn", f"/groups/{gid(request)}/members"
+    )
 
 
 @routes.post("/groups/{id}/placeholders")
@@ -315,8 +326,7 @@ async def claim_link(request: web.Request, viewer: Viewer) -> web.StreamResponse
             ),
         )
     except REFUSALS as error:
-        problem = as_problem(error)
-        return await members_page(request, viewer, problem=problem.detail, status=problem.status)
+        return await refused(request, viewer, error)
     shown = {"url": join_url(request, link.token or ""), "placeholder_id": placeholder}
     return await members_page(request, viewer, new_link=shown, status=201)
 
@@ -352,13 +362,7 @@ async def revoke_link(request: web.Request, viewer: Viewer) -> web.StreamRespons
     message = RevokeJoinLink(
         group_id=gid(request), user_id=viewer.user_id, link_id=request.match_info["link_id"]
     )
-    try:
-        await ask_splits(request, message)
-    except REFUSALS as error:
-        problem = as_problem(error)
-        return await members_page(request, viewer, problem=problem.detail, status=problem.status)
-    cookies.flash(request, "link_revoked")
-    return redirect(f"/groups/{gid(request)}/members")
+    return await act(request, viewer, message, "link_revoked", f"/groups/{gid(request)}/members")
 
 
 def unsettled_words(error: UnsettledBalance, locale: str) -> str:
@@ -390,8 +394,7 @@ async def leave(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         words = unsettled_words(error, locale_of(request.headers.get("Accept-Language")))
         return await members_page(request, viewer, problem=words, status=409)
     except REFUSALS as error:
-        problem = as_problem(error)
-        return await members_page(request, viewer, problem=problem.detail, status=problem.status)
+        return await refused(request, viewer, error)
     cookies.flash(request, "group_left")
     return redirect("/groups")
 
@@ -432,13 +435,8 @@ async def confirm_delete(request: web.Request, viewer: Viewer) -> web.StreamResp
 @signed_in
 async def delete_group(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     await read_form(request)
-    try:
-        await ask_splits(request, DeleteGroup(group_id=gid(request), user_id=viewer.user_id))
-    except REFUSALS as error:
-        problem = as_problem(error)
-        return await members_page(request, viewer, problem=problem.detail, status=problem.status)
-    cookies.flash(request, "group_deleted")
-    return redirect("/groups")
+    message = DeleteGroup(group_id=gid(request), user_id=viewer.user_id)
+    return await act(request, viewer, message, "group_deleted", "/groups")
 
 
 # ── the Activity tab ──────────────────────────────────────────────────────────────────

@@ -16,7 +16,6 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from actors.auth.messages import GetUser
 from actors.payments.messages import (
     CURRENCIES,
     CreateTopUp,
@@ -25,7 +24,6 @@ from actors.payments.messages import (
     GetWallet,
     StatementPage,
     TopUpView,
-    Transfer,
     TransferView,
     WalletView,
 )
@@ -38,14 +36,14 @@ from splitgo.pages.money import locale_of, parse_money
 from splitgo.pages.render import named, redirect, render
 from splitgo.pages.sessions import Viewer
 from splitgo.pages.settle import at_amount
-from splitgo.web.actors import ask, find_user
+from splitgo.web.actors import ask
 from splitgo.web.keys import SERVICES
 from splitgo.web.payments import (
     RETURN_TO_MAX,
     TopUpBody,
     TransferBody,
-    field_problem,
     known_currency,
+    transfer_message,
 )
 from splitgo.web.problems import ProblemError
 from splitgo.web.splits.asking import ask_splits
@@ -231,24 +229,10 @@ async def send(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         body = form.parse(
             TransferBody, converters={"amount": lambda text: parse_money(text, currency, locale)}
         )
-        known_currency(body.currency)
-        if body.to_user_id == viewer.user_id:
-            raise field_problem("$.to_user_id", "a transfer to yourself moves nothing")
-        services = request.app[SERVICES]
-        if await find_user(services.system, GetUser(user_id=body.to_user_id)) is None:
-            raise field_problem("$.to_user_id", "no user has this id")
-        done: TransferView = await ask(
-            request,
-            "payments",
-            Transfer(
-                idempotency_key=form_key(form),
-                from_user_id=viewer.user_id,
-                to_user_id=body.to_user_id,
-                amount=body.amount,
-                currency=body.currency,
-                note=body.note,
-            ),
+        message = await transfer_message(
+            request, body, from_user_id=viewer.user_id, key=form_key(form)
         )
+        done: TransferView = await ask(request, "payments", message)
     except REFUSALS as error:
         form.refuse(at_amount(error))
         return await wallet_page(

@@ -171,24 +171,31 @@ async def webhook(request: web.Request, body: bytes) -> web.Response:
 )
 async def transfer(request: web.Request, body: TransferBody) -> web.Response:
     claims = authenticate(request)
+    message = await transfer_message(
+        request, body, from_user_id=claims.sub, key=required_key(request)
+    )
+    done: TransferView = await ask(request, "payments", message)
+    return json_response(to_json(done), status=201)
+
+
+async def transfer_message(
+    request: web.Request, body: TransferBody, *, from_user_id: str, key: str
+) -> Transfer:
+    """The transfer the body asks for (the JSON route's and the wallet page's): in a
+    currency we keep, to somebody else who exists."""
     known_currency(body.currency)
-    if body.to_user_id == claims.sub:
+    if body.to_user_id == from_user_id:
         raise field_problem("$.to_user_id", "a transfer to yourself moves nothing")
     if await find_user(request.app[SERVICES].system, GetUser(user_id=body.to_user_id)) is None:
         raise field_problem("$.to_user_id", "no user has this id")
-    done: TransferView = await ask(
-        request,
-        "payments",
-        Transfer(
-            idempotency_key=required_key(request),
-            from_user_id=claims.sub,
-            to_user_id=body.to_user_id,
-            amount=body.amount,
-            currency=body.currency,
-            note=body.note,
-        ),
+    return Transfer(
+        idempotency_key=key,
+        from_user_id=from_user_id,
+        to_user_id=body.to_user_id,
+        amount=body.amount,
+        currency=body.currency,
+        note=body.note,
     )
-    return json_response(to_json(done), status=201)
 
 
 @routes.get("/api/v1/transfers")

@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from actors.auth.messages import FindUserByEmail, GetUser, UserView
+from actors.runtime import IdempotencyKey
 from actors.splits.messages import (
     EMAIL_TEXT_MAX,
     AnswerInvite,
@@ -67,6 +68,30 @@ async def verified_caller(request: web.Request, user_id: str) -> UserView:
     return user
 
 
+async def invite_message(
+    request: web.Request,
+    body: InviteBody,
+    *,
+    group_id: str,
+    user_id: str,
+    idempotency: IdempotencyKey | None,
+) -> InviteMember:
+    """The invitation the body asks for (the JSON route's and the page's): never of your own
+    address; the account that has the address, if any, is named to be told in the app."""
+    email = normalised_email(body.email)
+    me = await caller(request, user_id)
+    if me.email == email:
+        raise field_problem("$.email", "this is your own address: you are in the group already")
+    invitee = await find_user(request.app[SERVICES].system, FindUserByEmail(email=email))
+    return InviteMember(
+        group_id=group_id,
+        user_id=user_id,
+        email=email,
+        invitee_user_id=invitee.id if invitee is not None else None,
+        idempotency=idempotency,
+    )
+
+
 def invite_group(invite_id: str) -> str:
     """The group an invitation id names (404 `invite_not_found` for one that cannot be)."""
     group, dot, rest = invite_id.partition(".")
@@ -90,16 +115,11 @@ def invite_group(invite_id: str) -> str:
 )
 async def invite(request: web.Request, body: InviteBody) -> web.Response:
     claims = authenticate(request)
-    email = normalised_email(body.email)
-    me = await caller(request, claims.sub)
-    if me.email == email:
-        raise field_problem("$.email", "this is your own address: you are in the group already")
-    invitee = await find_user(request.app[SERVICES].system, FindUserByEmail(email=email))
-    message = InviteMember(
+    message = await invite_message(
+        request,
+        body,
         group_id=group_id(request),
         user_id=claims.sub,
-        email=email,
-        invitee_user_id=invitee.id if invitee is not None else None,
         idempotency=key_for(request, body, caller=claims.sub),
     )
     view: InviteView = await ask_splits(request, message)
