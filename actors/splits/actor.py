@@ -48,10 +48,12 @@ from actors.splits.messages import (
     GetBalances,
     GetExpense,
     GetGroup,
+    GetGroupHeader,
     GetNetBreakdown,
     GetSettlement,
     GetSettlePlan,
     GetSummary,
+    GroupHeader,
     GroupList,
     GroupView,
     InviteList,
@@ -129,6 +131,10 @@ class Splits(Actor):
     @handles(GetGroup)
     async def get_group(self, message: GetGroup) -> GroupView:
         return await self.groups.get(message)
+
+    @handles(GetGroupHeader)
+    async def get_group_header(self, message: GetGroupHeader) -> GroupHeader:
+        return await self.groups.header(message)
 
     @handles(GetNetBreakdown)
     async def net_breakdown(self, message: GetNetBreakdown) -> NetBreakdown:

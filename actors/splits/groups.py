@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 
 from actors.payments.messages import format_money
-from actors.runtime import Context, Executor, Transaction
+from actors.runtime import Context, Executor, Transaction, rfc3339
 from actors.splits import rules, store
 from actors.splits.invites import record_invite
 from actors.splits.membership import full_view, member_group, welcome
@@ -21,12 +21,15 @@ from actors.splits.messages import (
     MAX_MEMBERS,
     AddMember,
     AlreadyMember,
+    BalanceLine,
     CreateGroup,
     DeleteGroup,
     Done,
     GetGroup,
+    GetGroupHeader,
     GroupArchived,
     GroupFull,
+    GroupHeader,
     GroupList,
     GroupView,
     ListGroups,
@@ -94,6 +97,23 @@ class Groups:
 
     async def get(self, message: GetGroup) -> GroupView:
         return await self.view(await member_group(self._pool, message.group_id, message.user_id))
+
+    async def header(self, message: GetGroupHeader) -> GroupHeader:
+        group = await member_group(self._pool, message.group_id, message.user_id)
+        nets = await store.balances.unsettled(self._pool, group.id, message.user_id)
+        return GroupHeader(
+            id=group.id,
+            name=group.name,
+            currency=group.currency,
+            created_by=group.created_by,
+            created_at=rfc3339(group.created_at),
+            member_count=await store.groups.member_count(self._pool, group.id),
+            nets=[
+                BalanceLine(user_id=message.user_id, currency=currency, net=net)
+                for currency, net in sorted(nets.items())
+            ],
+            archived=group.archived_at is not None,
+        )
 
     async def add_member(self, message: AddMember) -> GroupView:
         """A known user by id, an invitation of an address, or a placeholder by name."""

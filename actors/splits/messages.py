@@ -164,6 +164,14 @@ class GetGroup(SplitsInput, frozen=True):
     user_id: Id
 
 
+class GetGroupHeader(SplitsInput, frozen=True):
+    """The group without its members, with the caller's own balance, as `GroupHeader`:
+    a page of a 1,000-member group needs neither the list nor everyone's nets."""
+
+    group_id: Id
+    user_id: Id
+
+
 class AddMember(SplitsInput, frozen=True):
     """Add a known user by id, invite an email that has no account yet, or add a
     placeholder: a `name` with no account (`placeholder_id` is the member id it gets)."""

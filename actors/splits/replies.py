@@ -56,6 +56,20 @@ class GroupView(Message, frozen=True):
     archived: bool = False
 
 
+class GroupHeader(Message, frozen=True):
+    """A group without its member list: what a page of the group shows above its tab.
+    `nets` are the asker's own non-zero balances in it, one per currency."""
+
+    id: str
+    name: str
+    currency: str
+    created_by: str
+    created_at: str
+    member_count: int
+    nets: list[BalanceLine]
+    archived: bool = False
+
+
 class GroupList(Message, frozen=True):
     groups: list[GroupView]
 
@@ -285,6 +299,7 @@ __all__ = [
     "Done",
     "ExpensePage",
     "ExpenseView",
+    "GroupHeader",
     "GroupList",
     "GroupNet",
     "GroupView",

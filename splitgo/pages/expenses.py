@@ -48,12 +48,14 @@ from actors.splits.messages import (
     ExportGroup,
     GetActivity,
     GetExpense,
+    GetGroup,
+    GroupView,
     ListComments,
     ListExpenses,
 )
 from splitgo.pages import cookies
 from splitgo.pages.forms import REFUSALS, Converter, Form, as_problem, read_form
-from splitgo.pages.group_page import group_context
+from splitgo.pages.group_page import group_context, header_context
 from splitgo.pages.guards import signed_in
 from splitgo.pages.money import ENGLISH, STYLES, format_money, format_number, locale_of, parse_money
 from splitgo.pages.render import named, redirect, render
@@ -78,6 +80,7 @@ routes = web.RouteTableDef()
 PAGE_SIZE = 50  # expenses on one page of the list
 SCAN_LIMIT = 200  # expenses asked for at once while searching
 SCAN_MAX = 2_000  # expenses one search request looks through before offering "older"
+PERSON_LIST_MAX = 50  # members the Person filter lists; a larger group types a name
 HISTORY_SCAN = 3  # pages of the activity feed searched for an expense's history
 MODES: tuple[tuple[str, str], ...] = (
     ("equal", "Equally"),
@@ -441,12 +444,16 @@ def day_words(day: str) -> str:
 
 @dataclass
 class Filters:
-    """The Expenses tab's search and filters, from the query string."""
+    """The Expenses tab's search and filters, from the query string. `person` is a member's
+    id (the Person list of a small group); `who` words of a name (a large group's Person
+    field), which `resolve` turns into the ids of the members so named."""
 
     q: str = ""
     person: str = ""
+    who: str = ""
     month: str = ""
     cursor: str | None = None
+    people: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, request: web.Request) -> Filters:
@@ -458,29 +465,55 @@ class Filters:
         return cls(
             q=query.get("q", "").strip()[:200],
             person=query.get("person", "").strip()[:64],
+            who=" ".join(query.get("who", "").split())[:100],
             month=month if _MONTH.match(month) else "",
             cursor=cursor,
         )
 
     @property
     def active(self) -> bool:
-        return bool(self.q or self.person or self.month)
+        return bool(self.q or self.person or self.who or self.month)
+
+    async def resolve(self, request: web.Request, viewer: Viewer, group_id: str) -> None:
+        """The members `who` names (case and accents of spacing aside; "you" is the
+        viewer), so `matches` can test them; nobody when no name matches."""
+        if not self.who:
+            return
+        view: GroupView = await ask_splits(
+            request, GetGroup(group_id=group_id, user_id=viewer.user_id)
+        )
+        words = self.who.casefold()
+        members = (await named(request, view))["members"]
+        self.people = frozenset(
+            member["user_id"]
+            for member in members
+            if words in (member.get("name") or "").casefold()
+            or (member["user_id"] == viewer.user_id and words in ("you", "me"))
+        )
 
     def matches(self, expense: ExpenseView) -> bool:
         if self.q and self.q.casefold() not in expense.description.casefold():
             return False
         if self.month and not expense.date.startswith(self.month):
             return False
-        if self.person:
+        if self.person or self.who:
             people = {line.user_id for line in expense.paid_by}
             people |= {line.user_id for line in expense.shares if line.amount}
-            if self.person not in people:
+            if self.person and self.person not in people:
+                return False
+            if self.who and people.isdisjoint(self.people):
                 return False
         return True
 
     def query(self, cursor: str | None = None) -> str:
         """The query string of these filters (on the page after `cursor`)."""
-        items = {"q": self.q, "person": self.person, "month": self.month, "cursor": cursor or ""}
+        items = {
+            "q": self.q,
+            "person": self.person,
+            "who": self.who,
+            "month": self.month,
+            "cursor": cursor or "",
+        }
         text = urlencode({key: value for key, value in items.items() if value})
         return f"?{text}" if text else ""
 
@@ -498,6 +531,9 @@ async def expense_page(
             ),
         )
         return list(page.items), page.next_cursor, len(page.items)
+    await filters.resolve(request, viewer, group_id)
+    if filters.who and not filters.people:
+        return [], None, 0
     found: list[ExpenseView] = []
     cursor = filters.cursor
     looked = 0
@@ -547,25 +583,42 @@ def undo_offer(request: web.Request, group_id: str) -> dict[str, Any] | None:
     return {"blob": blob, "description": undo.body.description}
 
 
+async def person_choices(
+    request: web.Request, viewer: Viewer, group: Mapping[str, Any]
+) -> list[dict[str, Any]] | None:
+    """The members the Person filter lists, named; None for a group too large to list
+    (its Person filter is a name field instead)."""
+    if group["member_count"] > PERSON_LIST_MAX:
+        return None
+    view: GroupView = await ask_splits(
+        request, GetGroup(group_id=group["id"], user_id=viewer.user_id)
+    )
+    members: list[dict[str, Any]] = (await named(request, view))["members"]
+    return members
+
+
 @routes.get("/groups/{id}")
 @signed_in
 async def expenses_tab(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     group_id = request.match_info["id"]
-    layout = await group_context(request, viewer, group_id)
+    layout = await header_context(request, viewer, group_id)
     filters = Filters.of(request)
     listing = await list_context(request, viewer, layout["group"], filters)
-    return await render(
-        request,
-        "expenses.html",
-        {**layout, **listing, "tab": "expenses", "undo": undo_offer(request, group_id)},
-    )
+    context = {
+        **layout,
+        **listing,
+        "tab": "expenses",
+        "people": await person_choices(request, viewer, layout["group"]),
+        "undo": undo_offer(request, group_id),
+    }
+    return await render(request, "expenses.html", context)
 
 
 @routes.get("/groups/{id}/expenses/live")
 @signed_in
 async def expenses_fragment(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     """The Expenses tab's list alone (its live region fetches it when the group changes)."""
-    layout = await group_context(request, viewer, request.match_info["id"])
+    layout = await header_context(request, viewer, request.match_info["id"])
     listing = await list_context(request, viewer, layout["group"], Filters.of(request))
     return await render(request, "expenses_list.html", {**layout, **listing})
 

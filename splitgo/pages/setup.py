@@ -31,7 +31,7 @@ from splitgo.pages.keys import ASSETS, CONFIG, JINJA, PAGE_ATTR, REFRESHES, Page
 from splitgo.pages.middleware import pages_middleware
 from splitgo.pages.refreshing import Refreshes
 from splitgo.pages.static import Assets, served
-from splitgo.pages.ui import FILTERS
+from splitgo.pages.ui import FILTERS, GLOBALS
 
 TEMPLATES = Path(__file__).parent / "templates"
 # every route table of the pages, in the order they are added
@@ -93,6 +93,7 @@ def setup_pages(app: web.Application, *, providers: Iterable[str] | None = None)
     )
     assets = Assets()
     env.filters.update(FILTERS)
+    env.globals.update(GLOBALS)
     env.globals.update(static=assets.url, fresh_key=lambda: str(uuid.uuid4()))
     chosen = configured_providers(os.environ) if providers is None else tuple(providers)
     app[CONFIG] = PagesConfig(providers=chosen)

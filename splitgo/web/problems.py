@@ -12,6 +12,9 @@ import msgspec
 from aiohttp import web
 
 from actors.runtime import DomainError
+from transport import Message
+
+TAG_FIELD = Message.__struct_config__.tag_field  # "msg_type", on every message
 
 T = TypeVar("T")
 
@@ -328,14 +331,20 @@ async def read_json(request: web.Request, body_type: type[T], *, required: bool 
 
 
 def to_json(value: Any) -> Any:
-    """Structs (nested ones too) as plain JSON values, without their `msg_type` tag."""
-    if isinstance(value, msgspec.Struct):
-        return {name: to_json(getattr(value, name)) for name in value.__struct_fields__}
-    if isinstance(value, list | tuple):
-        return [to_json(item) for item in value]
-    if isinstance(value, dict):
-        return {key: to_json(item) for key, item in value.items()}
-    return value
+    """Structs (nested ones too) as plain JSON values, without their `msg_type` tag.
+
+    msgspec converts in C; the one walk in Python only drops the tags (a dict of plain
+    data never carries `msg_type`: it is our messages' tag field alone)."""
+    data = msgspec.to_builtins(value)
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            item.pop(TAG_FIELD, None)
+            stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
+        elif type(item) is list:
+            stack.extend(v for v in item if type(v) is dict or type(v) is list)
+    return data
 
 
 class JsonReply(web.Response):

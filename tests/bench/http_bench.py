@@ -289,6 +289,7 @@ async def loadgen(
     warmup: float = 0.5,
     method: str = "GET",
     tokens_file: Path | None = None,
+    cookies_file: Path | None = None,
     bodies_file: Path | None = None,
     rate: float | None = None,
     start_at: float | None = None,
@@ -313,6 +314,8 @@ async def loadgen(
     ]
     if tokens_file is not None:
         command += ["--tokens-file", str(tokens_file)]
+    if cookies_file is not None:
+        command += ["--cookies-file", str(cookies_file)]
     if bodies_file is not None:
         command += ["--bodies-file", str(bodies_file)]
     if rate is not None:

@@ -11,8 +11,9 @@ a probe at a low steady rate is measured; its latency is then reported both from
 moment it was sent and from the moment it was due (the latter counts the time a stalled
 server kept it from being sent at all, so a blocked event loop cannot hide).
 
-Many users: `--tokens-file` holds one bearer token a line and `--bodies-file` one JSON
-body a line; worker i uses line i modulo their number (so tokens stay off command lines).
+Many users: `--tokens-file` holds one bearer token a line, `--cookies-file` one Cookie
+header a line (browser sessions) and `--bodies-file` one JSON body a line; worker i uses
+line i modulo their number (so tokens and cookies stay off command lines).
 
 The run: wait until `--start-at` (a time.time() value, when given, so that two
 generators can overlap on purpose), warm up for `--warmup` seconds (connections opened,
@@ -100,6 +101,7 @@ class Plan:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
     tokens: list[str] = field(default_factory=list)  # bearer tokens, one per worker in turn
+    cookies: list[str] = field(default_factory=list)  # Cookie headers, one per worker in turn
     bodies: list[bytes] = field(default_factory=list)  # JSON bodies, one per worker in turn
     expect: int = 200
     concurrency: int = 1
@@ -129,6 +131,8 @@ class Plan:
         body = self.body
         if self.tokens:
             headers["Authorization"] = f"Bearer {self.tokens[index % len(self.tokens)]}"
+        if self.cookies:
+            headers["Cookie"] = self.cookies[index % len(self.cookies)]
         if self.bodies:
             body = self.bodies[index % len(self.bodies)]
         if body is not None:
@@ -261,6 +265,7 @@ def _parse(argv: list[str] | None) -> Plan:
     parser.add_argument("--header", action="append", default=[], help="'Name: value' (repeatable)")
     parser.add_argument("--json", dest="body", help="a JSON request body (sets Content-Type)")
     parser.add_argument("--tokens-file", help="bearer tokens, one a line, shared out to workers")
+    parser.add_argument("--cookies-file", help="Cookie headers, one a line, shared out to workers")
     parser.add_argument("--bodies-file", help="JSON bodies, one a line, shared out to workers")
     parser.add_argument("--expect", type=int, default=200, help="the status that counts as ok")
     parser.add_argument("--concurrency", type=int, default=32)
@@ -281,6 +286,7 @@ def _parse(argv: list[str] | None) -> Plan:
         headers=headers,
         body=body,
         tokens=_lines(args.tokens_file),
+        cookies=_lines(args.cookies_file),
         bodies=[json.dumps(json.loads(line)).encode() for line in _lines(args.bodies_file)],
         expect=args.expect,
         concurrency=args.concurrency,

@@ -426,6 +426,37 @@ async def test_search_and_filters_narrow_the_list(world: World) -> None:
     assert "No expenses yet — add the first one" in empty.html
 
 
+async def test_a_large_groups_person_filter_is_a_name_field(world: World) -> None:
+    """A group of more members than the Person list shows (50) filters by a typed name:
+    part of a name or "you" narrows the list, a name nobody has says so."""
+    ana = world.ana.user
+    big = await world.api.ok(
+        "POST", "/api/v1/groups", ana, {"name": "Choir", "currency": "EUR"}, 201
+    )
+    members = f"/api/v1/groups/{big['id']}/members"
+    await world.api.ok("POST", members, ana, {"user_id": world.bo.id}, 201)
+    for number in range(50):
+        await world.api.ok("POST", members, ana, {"name": f"Singer {number:02d}"}, 201)
+    page = f"/groups/{big['id']}"
+    await world.ana.send(
+        await world.ana.get(f"{page}/expenses/new"),
+        f"{page}/expenses/new",
+        {"description": "Sheet music", "amount": "30,00", "paid_by": world.bo.id},
+    )
+    listing = await world.ana.get(page)
+    assert listing.status == 200, listing.html
+    assert listing.inputs["who"]["type"] == "search"
+    assert "person" not in listing.inputs
+    assert "52 members: type part of a name." in listing.html
+    by_bo = await world.ana.get(f"{page}?who=bo+BERG")
+    assert "Sheet music" in by_bo.html
+    by_me = await world.ana.get(f"{page}?who=you")
+    assert "Sheet music" in by_me.html  # Ana has a share
+    unknown = await world.ana.get(f"{page}?who=Zelda")
+    assert "Sheet music" not in unknown.html
+    assert "Nobody here is called “Zelda”" in unknown.html
+
+
 async def test_comments_and_the_csv_export(world: World) -> None:
     """A comment posted on an expense's page is shown there; a blank one is refused at
     its field; the CSV link gives the group's export."""
