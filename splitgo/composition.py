@@ -30,6 +30,10 @@ from actors.auth.messages import (
 from actors.auth.oauth import ProviderConfig
 from actors.auth.passwords import Passwords
 from actors.auth.tokens import SigningKeys
+from actors.files import messages as files_messages
+from actors.files.actor import Files
+from actors.files.messages import FILES, files_key
+from actors.files.storage import LocalFolderStorage, S3Storage, Storage
 from actors.notifications import messages as notifications_messages
 from actors.notifications.actor import Notifications
 from actors.notifications.channels.email import EmailChannel, FolderEmail, SmtpEmail, SmtpSettings
@@ -48,6 +52,10 @@ from actors.payments.messages import (
 from actors.payments.providers import PaymentProvider
 from actors.payments.providers.sandbox import SandboxProvider
 from actors.payments.providers.stripe import StripeProvider
+from actors.rates import messages as rates_messages
+from actors.rates.actor import Rates
+from actors.rates.feed import EcbFeed, SingleFlightFeed
+from actors.rates.messages import RATES, rates_key
 from actors.rides import messages as rides_messages
 from actors.rides.actor import Rides
 from actors.rides.fares import FareTable
@@ -218,7 +226,7 @@ SUBSCRIPTIONS: dict[type[Message], tuple[str, ...]] = {
     TopUpFailed: (NOTIFICATIONS,),
     ExpenseAdded: (NOTIFICATIONS,),
     ExpenseUpdated: (NOTIFICATIONS,),
-    ExpenseDeleted: (NOTIFICATIONS,),
+    ExpenseDeleted: (NOTIFICATIONS, FILES),  # an expense's receipts go with it
     MemberAdded: (NOTIFICATIONS,),
     MemberReminded: (NOTIFICATIONS,),
     MemberInvited: (NOTIFICATIONS,),
@@ -488,6 +496,65 @@ register(
         # one group's messages in order on one shard; groups spread over the shards
         shards=8,
         key=splits_key,
+    )
+)
+
+
+def build_rates(parts: NodeParts) -> Rates:
+    """One shard, so one single-flight feed per node: concurrent asks share one fetch and
+    a failure stops requests for a minute."""
+    feed = SingleFlightFeed(EcbFeed(parts.http, parts.settings.rates_url))
+    return Rates(parts.database.pool, feed)
+
+
+register(
+    ActorSpec(
+        name=RATES,
+        actor_type=Rates,
+        build=build_rates,
+        messages=rates_messages,
+        # one shard: an answer is one indexed read; the fetch is shared per node
+        shards=1,
+        key=rates_key,
+    )
+)
+
+
+def file_storage(parts: NodeParts) -> Storage:
+    """S3 when SPLITGO_S3_ENDPOINT is set; else a folder (SPLITGO_FILES_DIR, DATA_DIR/files)."""
+    settings = parts.settings
+    if not settings.s3_endpoint:
+        return LocalFolderStorage(settings.files_dir or settings.data_dir / "files")
+    needed = (
+        ("SPLITGO_S3_BUCKET", settings.s3_bucket),
+        ("SPLITGO_S3_ACCESS_KEY", settings.s3_access_key),
+        ("SPLITGO_S3_SECRET_KEY", settings.s3_secret_key),
+    )
+    missing = [name for name, value in needed if not value]
+    if missing:
+        raise ConfigError(f"SPLITGO_S3_ENDPOINT needs {', '.join(missing)}")
+    try:
+        return S3Storage(
+            parts.http,
+            settings.s3_endpoint,
+            settings.s3_bucket or "",
+            settings.s3_region,
+            settings.s3_access_key or "",
+            settings.s3_secret_key or "",
+        )
+    except ValueError as error:
+        raise ConfigError(f"S3: {error}") from None
+
+
+register(
+    ActorSpec(
+        name=FILES,
+        actor_type=Files,
+        build=lambda parts: Files(parts.database.pool, file_storage(parts)),
+        messages=files_messages,
+        shards=4,
+        key=files_key,
+        mailbox_size=32,  # a message carries up to 10 MiB
     )
 )
 

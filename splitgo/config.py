@@ -317,6 +317,31 @@ class Settings:
         "https://api.stripe.com", "SPLITGO_STRIPE_BASE_URL", "Stripe's API base (tests use "
         "a fake)",
     )
+    rates_url: str = setting(
+        "https://www.ecb.europa.eu/stats/eurofxref/", "SPLITGO_RATES_URL",
+        "where exchange rates come from: the folder of the ECB's eurofxref files (tests use "
+        "a fake)", Text(starts=HTTP, what="a rates URL"),
+    )
+    files_dir: Path | None = setting(  # noqa: RUF009
+        None, "SPLITGO_FILES_DIR", "folder for attachments (receipts) when no S3 store is set",
+        Folder(), flag="--files-dir", shown="DATA_DIR/files",
+    )
+    s3_endpoint: str | None = setting(
+        None, "SPLITGO_S3_ENDPOINT", "S3-compatible store for attachments (path-style URL); "
+        "unset: the local folder", optional(starts=HTTP, what="an S3 endpoint URL"),
+    )
+    s3_bucket: str | None = setting(
+        None, "SPLITGO_S3_BUCKET", "the attachments' bucket in the S3 store", optional()
+    )
+    s3_region: str = setting(
+        "us-east-1", "SPLITGO_S3_REGION", "the bucket's region (signatures name it)"
+    )
+    s3_access_key: str | None = setting(
+        None, "SPLITGO_S3_ACCESS_KEY", "S3 access key id", optional(), secret=True
+    )
+    s3_secret_key: str | None = setting(
+        None, "SPLITGO_S3_SECRET_KEY", "S3 secret access key", optional(), secret=True
+    )
     cors_origins: tuple[str, ...] = setting(
         (), "SPLITGO_CORS_ORIGINS", "comma-separated exact origins (`https://app.example`) "
         "allowed cross-origin with credentials, and/or `*` for any other origin without "

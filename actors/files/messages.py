@@ -1,0 +1,193 @@
+"""The files actor's whole public interface: commands, replies and errors.
+
+Receipts and other attachments of an expense: JPEG, PNG and WebP images and PDFs. The
+type is read from the content, never from the name; images are stored re-encoded without
+their metadata (EXIF, GPS, XMP, ICC, comments) and every stored file has a thumbnail.
+
+The files actor trusts its caller on who may do what: the HTTP edge first asks splits
+whether the caller is a member of the group (and the expense exists), and only then asks
+this actor. Every command names the group (the shard key): an attachment is found only
+through the group it was stored in.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from msgspec import Meta
+
+from actors.runtime import DomainError, Message
+from actors.runtime.bounds import Id, check_bounds, refusal
+
+FILES = "files"  # the actor type's name
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MiB: the largest file accepted
+# What a stored file may weigh when read back: a re-encoded image can outgrow its upload
+# (a tightly compressed PNG saved again), never by this much.
+MAX_STORED_BYTES = 4 * MAX_UPLOAD_BYTES
+MAX_PIXELS = 40_000_000  # 40 megapixels (a 7,300 x 5,500 photo): a decoded image's cap
+MAX_PER_EXPENSE = 20  # attachments one expense keeps at once
+FILENAME_TEXT_MAX = 1_000  # a name as uploaded; it is cut to a safe one of at most ~100
+
+JPEG, PNG, WEBP, PDF = "image/jpeg", "image/png", "image/webp", "application/pdf"
+ContentType = Literal["image/jpeg", "image/png", "image/webp", "application/pdf"]
+CONTENT_TYPES: tuple[str, ...] = (JPEG, PNG, WEBP, PDF)
+Variant = Literal["original", "thumbnail"]
+
+Filename = Annotated[str, Meta(max_length=FILENAME_TEXT_MAX)]
+Content = Annotated[bytes, Meta(max_length=MAX_UPLOAD_BYTES)]
+
+
+def files_key(message: Any) -> str | None:
+    """Shard key: the group, so one group's attachments change in order on one shard."""
+    group_id = getattr(message, "group_id", None)
+    return str(group_id) if group_id else None
+
+
+# ── errors ─────────────────────────────────────────────────────────────────────────────
+
+
+class UnsupportedType(DomainError):
+    """The content is not a JPEG, PNG, WebP or PDF (whatever its name says)."""
+
+    code = "unsupported_type"
+    category = "invalid"
+
+
+class TooLarge(DomainError):
+    """The file is over MAX_UPLOAD_BYTES, or the image decodes to over MAX_PIXELS;
+    `details["limit"]` and `details["unit"]` ("bytes" or "pixels") say which."""
+
+    code = "too_large"
+    category = "invalid"
+
+
+class InvalidImage(DomainError):
+    """The content starts as a supported type but cannot be read as one (truncated,
+    corrupt, a PDF with no page or behind a password)."""
+
+    code = "invalid_image"
+    category = "invalid"
+
+
+class AttachmentNotFound(DomainError):
+    """No such attachment in this group (or expense), or it was deleted, or it has no
+    thumbnail."""
+
+    code = "attachment_not_found"
+    category = "not_found"
+
+
+class InvalidAttachment(DomainError):
+    """A field of a command is outside its bounds; `details["field"]` names it."""
+
+    code = "invalid_attachment"
+    category = "invalid"
+
+
+class TooManyAttachments(DomainError):
+    """The expense already keeps MAX_PER_EXPENSE attachments: delete one first."""
+
+    code = "too_many_attachments"
+    category = "conflict"
+
+
+class StorageUnavailable(DomainError):
+    """The file store could not be reached or refused the request; nothing was kept.
+    The message names the store and the status, never its credentials."""
+
+    code = "storage_unavailable"
+    category = "unavailable"
+
+
+# ── commands ───────────────────────────────────────────────────────────────────────────
+
+
+class FilesInput(Message, frozen=True):
+    """What the files actor handles: the fields' bounds hold wherever one is made or
+    decoded, or it is InvalidAttachment naming the field (`$.filename`)."""
+
+    def __post_init__(self) -> None:
+        check_bounds(self, InvalidAttachment)
+
+
+class StoreAttachment(FilesInput, frozen=True):
+    """Keep `content` as an attachment of the expense. `attachment_id` is the caller's
+    (a UUID): a retry with the same id and content answers the first attachment; the same
+    id with anything else is `IdempotencyConflict`. The bytes as uploaded; the type is
+    sniffed from them, and `filename` only names the download."""
+
+    group_id: Id
+    expense_id: Id
+    attachment_id: Id
+    user_id: Id  # the uploader (a member: the edge checked)
+    filename: Filename
+    content: Content
+
+    def __post_init__(self) -> None:
+        # the size first, as its own refusal: the generic bound would only say "invalid"
+        if isinstance(self.content, bytes | bytearray) and len(self.content) > MAX_UPLOAD_BYTES:
+            raise refusal(TooLarge)(
+                f"the file is {len(self.content):,} bytes; at most {MAX_UPLOAD_BYTES:,}",
+                details={"field": "$.content", "limit": MAX_UPLOAD_BYTES, "unit": "bytes"},
+            )
+        super().__post_init__()
+
+
+class ListAttachments(FilesInput, frozen=True):
+    """The expense's attachments, oldest first."""
+
+    group_id: Id
+    expense_id: Id
+
+
+class GetAttachment(FilesInput, frozen=True):
+    """The stored file (`original`) or its thumbnail. With `expense_id`, the attachment
+    must belong to that expense too (the route names it)."""
+
+    group_id: Id
+    attachment_id: Id
+    variant: Variant = "original"
+    expense_id: Id | None = None
+
+
+class DeleteAttachment(FilesInput, frozen=True):
+    """Delete an attachment for everyone; its stored files go with it. Deleting one that
+    is gone already answers the same (a retry)."""
+
+    group_id: Id
+    attachment_id: Id
+    user_id: Id  # who deletes it (a member: the edge checked)
+    expense_id: Id | None = None
+
+
+# ── replies ────────────────────────────────────────────────────────────────────────────
+
+
+class AttachmentView(Message, frozen=True):
+    id: str
+    group_id: str
+    expense_id: str
+    filename: str  # safe for a Content-Disposition header, extension of the real type
+    content_type: str  # sniffed from the content: one of CONTENT_TYPES
+    size: int  # bytes of the stored original
+    uploaded_by: str
+    created_at: str  # RFC 3339, UTC
+    has_thumbnail: bool
+
+
+class AttachmentList(Message, frozen=True):
+    items: list[AttachmentView]
+
+
+class AttachmentContent(Message, frozen=True):
+    """A stored file's bytes, what they are and the name to download them under."""
+
+    content: bytes
+    content_type: str
+    filename: str
+    sha256: str  # hex digest of `content`: an ETag
+
+
+class AttachmentDeleted(Message, frozen=True):
+    id: str
