@@ -42,8 +42,9 @@ LINK_HOW_TO = (
 NOT_LINKED = f"This chat is not linked to a splitgo account yet.\n\n{LINK_HOW_TO}"
 
 ADD_USAGE = (
-    "Usage: <code>/add 12.50 Pizza @Trip</code>\n"
-    "The amount is in the group's currency (<code>12,50</code> works too). "
+    "Usage: <code>/add 12.50 Pizza @Trip</code> or <code>/add 12.50 USD Pizza @Trip</code>\n"
+    "The amount is in the group's currency unless a currency follows it (<code>12,50</code> "
+    "works too); another currency is converted at the day's rate. "
     "The <code>@group</code> part may be left out when you are in one group only; "
     'write a name with spaces in quotes: <code>@"Road trip"</code>.'
 )
@@ -52,7 +53,7 @@ HELP_TEXT = (
     "<b>splitgo</b> — shared expenses and your wallet, from this chat.\n\n"
     "/balance — your wallet and your balance in each group\n"
     "/groups — your groups\n"
-    "/add <i>amount</i> <i>description</i> @<i>group</i> — an expense you paid, "
+    "/add <i>amount</i> [<i>currency</i>] <i>description</i> @<i>group</i> — an expense you paid, "
     "split equally among everyone in the group\n"
     "/settle — who pays whom to settle up\n"
     "/invites — invitations to groups waiting for you, to accept or decline\n"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from actors.payments.messages import MAX_AMOUNT, exponent_of
+from actors.payments.messages import CURRENCIES, MAX_AMOUNT, exponent_of
 from actors.splits.messages import DESCRIPTION_MAX, GroupView
 
 # "12", "12.50", "12,5": ASCII digits only, one decimal separator, no sign, no exponent
@@ -40,22 +40,29 @@ class AddArgs:
     amount: Decimal
     description: str
     group: str | None
+    currency: str | None = None  # written after the amount; the group's when None
 
 
 def parse_add(args: str | None) -> AddArgs:
-    """Read `12.50 Pizza @Trip` (the group part is optional, `@"Road trip"` for spaces)."""
+    """Read `12.50 Pizza @Trip` or `12.50 USD Pizza @Trip` (the currency and the group are
+    optional, `@"Road trip"` for spaces). A currency is a known ISO 4217 code, in any case,
+    right after the amount: "12 eur Pizza" is EUR, "12 Eurostar" is a description."""
     text = (args or "").strip()
     if not text:
         raise UsageError("Tell me the amount and what it was for.")
     first, *others = text.split(maxsplit=1)
     amount = parse_amount(first)
     rest = others[0] if others else ""
+    currency = None
+    code, *after = rest.split(maxsplit=1) if rest else ("",)
+    if code.upper() in CURRENCIES and len(code) == 3:
+        currency, rest = code.upper(), (after[0] if after else "")
     description, group = _split_group(rest)
     if not description:
         raise UsageError("What was it for? Add a description after the amount.")
     if len(description) > DESCRIPTION_MAX:
         raise UsageError(f"The description is too long (at most {DESCRIPTION_MAX} characters).")
-    return AddArgs(amount=amount, description=description, group=group)
+    return AddArgs(amount=amount, description=description, group=group, currency=currency)
 
 
 def _split_group(text: str) -> tuple[str, str | None]:

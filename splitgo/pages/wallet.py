@@ -108,6 +108,19 @@ def currencies_of(wallet: WalletView) -> list[str]:
     return own + sorted(code for code in CURRENCIES if code not in own)
 
 
+async def statement_of(request: web.Request, viewer: Viewer, cursor: str | None) -> dict[str, Any]:
+    """A page of the viewer's statement (after `cursor`), named, each entry in words."""
+    page: StatementPage = await ask(
+        request,
+        "payments",
+        GetStatement(user_id=viewer.user_id, limit=STATEMENT_PAGE, cursor=cursor),
+    )
+    statement: dict[str, Any] = await named(request, page)
+    for entry in statement["items"]:
+        entry["words"] = statement_words(entry)
+    return statement
+
+
 async def wallet_page(
     request: web.Request,
     viewer: Viewer,
@@ -120,14 +133,7 @@ async def wallet_page(
     """The wallet page, with the forms as typed (and refused) when they are given."""
     wallet: WalletView = await ask(request, "payments", GetWallet(user_id=viewer.user_id))
     cursor = request.query.get("cursor") if request.method == "GET" else None
-    page: StatementPage = await ask(
-        request,
-        "payments",
-        GetStatement(user_id=viewer.user_id, limit=STATEMENT_PAGE, cursor=cursor or None),
-    )
-    statement = await named(request, page)
-    for entry in statement["items"]:
-        entry["words"] = statement_words(entry)
+    statement = await statement_of(request, viewer, cursor or None)
     top_up = None
     wanted = request.query.get("top_up") if request.method == "GET" else None
     if wanted:
@@ -162,6 +168,27 @@ async def wallet_page(
 @signed_in
 async def wallet(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     return await wallet_page(request, viewer)
+
+
+@routes.get("/wallet/live/balances")
+@signed_in
+async def live_balances(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """The live region "wallet-balances": what is available and held."""
+    wallet: WalletView = await ask(request, "payments", GetWallet(user_id=viewer.user_id))
+    context = {"balances": await named(request, wallet.balances)}
+    return await render(request, "wallet_balances.html", context)
+
+
+@routes.get("/wallet/live/statement")
+@signed_in
+async def live_statement(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """The live region "wallet-statement": the statement's newest page."""
+    context = {
+        "statement": await statement_of(request, viewer, None),
+        "cursor": None,
+        "groups": await group_names(request, viewer),
+    }
+    return await render(request, "wallet_statement.html", context)
 
 
 def checkout_target(request: web.Request, top_up: TopUpView) -> str:

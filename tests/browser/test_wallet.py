@@ -75,3 +75,26 @@ def test_top_up_at_the_checkout_then_settle_a_debt_from_the_wallet(page: Page, s
     assert [(b["currency"], b["available"]) for b in wallet.body["balances"]] == [("EUR", 500)]
     balances = site.call("GET", f"{path}/balances", bo)
     assert all(line["net"] == 0 for line in balances.body["balances"])
+
+
+def test_money_arriving_shows_on_an_open_wallet(page: Page, site: Site) -> None:
+    """Money sent to someone whose wallet page is open appears there without a reload:
+    the balance and the statement's newest line."""
+    ana = site.register(name="Ana")
+    bo = site.register(name="Bo")
+    group = site.run(
+        site.api.ok("POST", "/api/v1/groups", bo, {"name": "Flat", "currency": "EUR"}, 201)
+    )
+    site.run(
+        site.api.ok("POST", f"/api/v1/groups/{group['id']}/members", bo, {"user_id": ana.id}, 201)
+    )
+    site.run(site.api.top_up(bo, 5000))
+
+    sign_in(page, ana)
+    page.goto("/wallet")
+    expect(page.locator("#wallet-balances")).to_contain_text("Your wallet is empty")
+    expect(page.locator(".wallet-page")).to_have_attribute("data-live", "connected")
+    transfer = {"to_user_id": ana.id, "amount": 1250, "currency": "EUR", "note": "Pizza"}
+    site.run(site.api.ok("POST", "/api/v1/transfers", bo, transfer, 201))
+    expect(page.locator("#wallet-balances")).to_contain_text("€12.50")
+    expect(page.locator("#statement")).to_contain_text("Pizza")

@@ -31,6 +31,10 @@ from splitgo.bot.parsing import (
         ("5 Gift for bob@example.com", AddArgs(Decimal("5"), "Gift for bob@example.com", None)),
         ("5 Dinner @ home", AddArgs(Decimal("5"), "Dinner @ home", None)),
         ("1200 Sushi @Tokyo", AddArgs(Decimal("1200"), "Sushi", "Tokyo")),
+        ("12.50 USD Pizza @Trip", AddArgs(Decimal("12.50"), "Pizza", "Trip", "USD")),
+        ("12.50 usd Pizza", AddArgs(Decimal("12.50"), "Pizza", None, "USD")),
+        ("12 Eurostar tickets", AddArgs(Decimal("12"), "Eurostar tickets", None)),
+        ("12 Tea", AddArgs(Decimal("12"), "Tea", None)),
     ],
 )
 def test_add_arguments_are_read(args: str, expected: AddArgs) -> None:
@@ -52,6 +56,7 @@ def test_add_arguments_are_read(args: str, expected: AddArgs) -> None:
         ("0.00 Pizza", "more than zero"),
         ("12.50", "description"),
         ("12.50 @Trip", "description"),
+        ("12.50 USD @Trip", "description"),
         ("1e3 Pizza", "not an amount"),
         ("12.5.0 Pizza", "not an amount"),
         ("1,200.50 Pizza", "not an amount"),

@@ -24,48 +24,11 @@
 // a hidden button with data-copy copies the [data-copy-source] input beside it.
 
 import { subscribe } from "./live_socket.js";
+import { refreshRegion } from "./live_regions.js";
 
 const page = document.querySelector(".group-page[data-group-id]");
 const groupId = page?.dataset.groupId;
 const announcer = page?.querySelector("[data-live-announce]");
-const reduced = window.matchMedia("(prefers-reduced-motion: reduce)");
-const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
-const FADE_MS = 150;
-
-function localiseTimes(root) {
-  for (const time of root.querySelectorAll("time[datetime]")) {
-    const moment = new Date(time.dateTime);
-    if (!Number.isNaN(moment.getTime())) time.textContent = timeFormat.format(moment);
-  }
-}
-
-function wait(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function refreshRegion(region) {
-  const response = await fetch(region.dataset.liveSrc, {
-    credentials: "same-origin",
-    headers: { Accept: "text/html" },
-  });
-  if (!response.ok) return false;
-  const html = await response.text();
-  if (region.contains(document.activeElement)) {
-    // never pull a control out from under the keyboard: the next event brings it in
-    region.dataset.liveStale = "true";
-    return false;
-  }
-  if (!reduced.matches) {
-    region.classList.add("live-fading");
-    await wait(FADE_MS);
-  }
-  region.innerHTML = html;
-  delete region.dataset.liveStale;
-  localiseTimes(region);
-  region.classList.remove("live-fading");
-  return true;
-}
-
 let pending = null;
 let lastWords = "";
 
