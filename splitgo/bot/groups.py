@@ -128,7 +128,8 @@ async def add_expense(message: types.Message, command: CommandObject, system: Ac
     try:
         args = parse_add(command.args)
         group = pick_group(await my_groups(system, user.id), args.group)
-        amount = to_minor_units(args.amount, group.currency)
+        currency = args.currency or group.currency
+        amount = to_minor_units(args.amount, currency)
     except UsageError as error:
         await message.answer(f"{escape(error.sentence)}\n\n{ADD_USAGE}")
         return
@@ -139,7 +140,7 @@ async def add_expense(message: types.Message, command: CommandObject, system: Ac
             expense_id=_expense_id(message),
             description=args.description,
             amount=amount,
-            currency=group.currency,
+            currency=currency,
             paid_by=[Payer(user_id=user.id, amount=amount)],
             split_mode="equal",
             shares=[],
