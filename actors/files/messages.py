@@ -12,7 +12,10 @@ through the group it was stored in.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from msgspec import Meta
 
@@ -33,6 +36,8 @@ JPEG, PNG, WEBP, PDF = "image/jpeg", "image/png", "image/webp", "application/pdf
 ContentType = Literal["image/jpeg", "image/png", "image/webp", "application/pdf"]
 CONTENT_TYPES: tuple[str, ...] = (JPEG, PNG, WEBP, PDF)
 Variant = Literal["original", "thumbnail"]
+
+DEFAULT_STEM = "attachment"  # a download's name when nothing of the uploaded one is usable
 
 Filename = Annotated[str, Meta(max_length=FILENAME_TEXT_MAX)]
 Content = Annotated[bytes, Meta(max_length=MAX_UPLOAD_BYTES)]
@@ -191,3 +196,41 @@ class AttachmentContent(Message, frozen=True):
 
 class AttachmentDeleted(Message, frozen=True):
     id: str
+
+
+# ── download names (the edge sends them as Content-Disposition) ─────────────────────────
+
+_ASCII_UNSAFE = re.compile(r"[^A-Za-z0-9._()\- ]")
+# RFC 8187 attr-char beyond letters and digits (quote keeps those and "_.-~" anyway)
+_ATTR_CHARS = "!#$&+-.^_`|~"
+
+
+def ascii_filename(filename: str) -> str:
+    """An ASCII stand-in for `filename`, for clients that ignore `filename*`: accents
+    dropped (é → e), anything else outside a small safe set as `_`, and a stem with no
+    letter or digit left (a name in Cyrillic) replaced by DEFAULT_STEM."""
+    stem, dot, extension = filename.rpartition(".")
+    if not dot:
+        stem, extension = filename, ""
+    stem = _ascii(stem).strip(" .")
+    if not any(c.isalnum() for c in stem):
+        stem = DEFAULT_STEM
+    extension = _ascii(extension).strip(" .")
+    return f"{stem}.{extension}" if extension else stem
+
+
+def _ascii(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return _ASCII_UNSAFE.sub("_", decomposed.encode("ascii", "ignore").decode("ascii"))
+
+
+def content_disposition(filename: str, *, inline: bool = False) -> str:
+    """The Content-Disposition header of a download named `filename` (RFC 6266): an
+    ASCII `filename` and the exact name as RFC 8187 `filename*`. `inline` lets a browser
+    show it in place (only for images; a PDF is always downloaded)."""
+    kind = "inline" if inline else "attachment"
+    fallback = ascii_filename(filename)
+    exact = quote(filename, safe=_ATTR_CHARS)
+    if exact == fallback:
+        return f'{kind}; filename="{fallback}"'
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{exact}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import quote
 
 from actors.files.messages import (
+    DEFAULT_STEM,
     JPEG,
     MAX_PIXELS,
     MAX_UPLOAD_BYTES,
@@ -19,6 +19,10 @@ from actors.files.messages import (
     UnsupportedType,
 )
 
+# the download names' header moved to messages.py (the edge sends it); kept here by name
+from actors.files.messages import ascii_filename as ascii_filename
+from actors.files.messages import content_disposition as content_disposition
+
 # the signatures ("magic numbers") of the formats we take, at the very start of the file
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -27,7 +31,6 @@ _PDF_MAGIC = b"%PDF-"
 EXTENSIONS: dict[str, str] = {JPEG: "jpg", PNG: "png", WEBP: "webp", PDF: "pdf"}
 THUMBNAIL_SIDE = 320  # px: a thumbnail fits in a square of this side
 STEM_MAX = 100  # characters of a name before its extension
-DEFAULT_STEM = "attachment"
 _CHUNKS_MAX = 64  # chunks looked at before a WebP's image data is given up on
 
 # Windows refuses these as file names whatever the extension: a download named so fails
@@ -40,9 +43,6 @@ _RESERVED = frozenset(
 _UNSAFE = re.compile(r'[\\/:*?"<>|;\x00-\x1f\x7f]')
 _SPACES = re.compile(r"\s+")
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
-_ASCII_UNSAFE = re.compile(r"[^A-Za-z0-9._()\- ]")
-# RFC 8187 attr-char beyond letters and digits (quote keeps those and "_.-~" anyway)
-_ATTR_CHARS = "!#$&+-.^_`|~"
 
 
 def sniff(content: bytes) -> ContentType:
@@ -138,37 +138,6 @@ def safe_filename(name: str, content_type: str) -> str:
     if stem.split(".")[0].upper() in _RESERVED:
         stem = f"_{stem}"
     return f"{stem}.{extension}"
-
-
-def ascii_filename(filename: str) -> str:
-    """An ASCII stand-in for `filename`, for clients that ignore `filename*`: accents
-    dropped (é → e), anything else outside a small safe set as `_`, and a stem with no
-    letter or digit left (a name in Cyrillic) replaced by DEFAULT_STEM."""
-    stem, dot, extension = filename.rpartition(".")
-    if not dot:
-        stem, extension = filename, ""
-    stem = _ascii(stem).strip(" .")
-    if not any(c.isalnum() for c in stem):
-        stem = DEFAULT_STEM
-    extension = _ascii(extension).strip(" .")
-    return f"{stem}.{extension}" if extension else stem
-
-
-def _ascii(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    return _ASCII_UNSAFE.sub("_", decomposed.encode("ascii", "ignore").decode("ascii"))
-
-
-def content_disposition(filename: str, *, inline: bool = False) -> str:
-    """The Content-Disposition header of a download named `filename` (RFC 6266): an
-    ASCII `filename` and the exact name as RFC 8187 `filename*`. `inline` lets a browser
-    show it in place (only for images; a PDF is always downloaded)."""
-    kind = "inline" if inline else "attachment"
-    fallback = ascii_filename(filename)
-    exact = quote(filename, safe=_ATTR_CHARS)
-    if exact == fallback:
-        return f'{kind}; filename="{fallback}"'
-    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{exact}"
 
 
 def thumbnail_filename(filename: str, content_type: str) -> str:

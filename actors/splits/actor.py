@@ -20,6 +20,7 @@ from actors.splits import store
 from actors.splits.activity import Activity
 from actors.splits.expenses import Expenses
 from actors.splits.groups import Groups
+from actors.splits.importer import Importer
 from actors.splits.invites import Invites
 from actors.splits.links import Links
 from actors.splits.messages import (
@@ -44,18 +45,28 @@ from actors.splits.messages import (
     ExpensePage,
     ExpenseView,
     ExportGroup,
+    ExportGroupJson,
+    FinishSettlement,
     GetActivity,
     GetBalances,
     GetExpense,
     GetGroup,
     GetGroupHeader,
+    GetGroupSettings,
+    GetInsight,
     GetNetBreakdown,
     GetSettlement,
     GetSettlePlan,
     GetSummary,
+    GroupExport,
     GroupHeader,
     GroupList,
+    GroupSettings,
     GroupView,
+    ImportDryRun,
+    ImportProgress,
+    ImportSplitwise,
+    InsightView,
     InviteList,
     InviteMember,
     InviteView,
@@ -69,19 +80,29 @@ from actors.splits.messages import (
     ListInvites,
     ListJoinLinks,
     ListMyInvites,
+    ListRecurring,
     NetBreakdown,
+    PrepareSettlement,
     RecordSettlement,
+    RecurringList,
+    RecurringView,
     ReminderView,
     RemindMember,
     RemoveMember,
     RevokeJoinLink,
+    SearchExpenses,
+    SetRecurrenceEnd,
+    SetSimplify,
     SettlementView,
     SettlePlanView,
+    StopRecurring,
     SummaryView,
     UpdateGroup,
 )
+from actors.splits.people import People
 from actors.splits.recurring import Recurring
 from actors.splits.reminders import Reminders
+from actors.splits.searching import Searching
 from actors.splits.settling import Settling
 from actors.splits.summary import Summary
 
@@ -113,6 +134,10 @@ class Splits(Actor):
         self.reminders = Reminders(context)
         self.links = Links(context)
         self.invites = Invites(context)
+        # issue 17 parts (search and insight; recurring and settling; import and export)
+        self.importer = Importer(context)
+        self.searching = Searching(context)
+        self.people = People(context, settling=self.settling)
 
     async def on_start(self) -> None:
         self.recurring.start()
@@ -223,7 +248,10 @@ class Splits(Actor):
 
     @handles(AddExpense)
     async def add_expense(self, message: AddExpense) -> ExpenseView:
-        return await self.expenses.add(message)
+        await self.recurring.check(message)  # issue 17: a series' end, checked first
+        view = await self.expenses.add(message)
+        await self.recurring.saved(message)
+        return view
 
     @handles(GetExpense)
     async def get_expense(self, message: GetExpense) -> ExpenseView:
@@ -231,7 +259,10 @@ class Splits(Actor):
 
     @handles(EditExpense)
     async def edit_expense(self, message: EditExpense) -> ExpenseView:
-        return await self.expenses.edit(message)
+        await self.recurring.check(message)  # issue 17: a series' end, checked first
+        view = await self.expenses.edit(message)
+        await self.recurring.saved(message)
+        return view
 
     @handles(DeleteExpense)
     async def delete_expense(self, message: DeleteExpense) -> Done:
@@ -288,3 +319,53 @@ class Splits(Actor):
     @handles(ExportGroup)
     async def export(self, message: ExportGroup) -> CsvExport:
         return await self.activity.export(message)
+
+    # ── issue 17: search and insight ───────────────────────────────────────────────────
+
+    @handles(SearchExpenses)
+    async def search_expenses(self, message: SearchExpenses) -> ExpensePage:
+        return await self.searching.search(message)
+
+    @handles(GetInsight)
+    async def get_insight(self, message: GetInsight) -> InsightView:
+        return await self.searching.insight(message)
+
+    # ── issue 17: recurring and settling ───────────────────────────────────────────────
+
+    @handles(ListRecurring)
+    async def list_recurring(self, message: ListRecurring) -> RecurringList:
+        return await self.recurring.list(message)
+
+    @handles(StopRecurring)
+    async def stop_recurring(self, message: StopRecurring) -> RecurringView:
+        return await self.recurring.stop(message)
+
+    @handles(SetRecurrenceEnd)
+    async def set_recurrence_end(self, message: SetRecurrenceEnd) -> RecurringView:
+        return await self.recurring.set_end(message)
+
+    @handles(GetGroupSettings)
+    async def group_settings(self, message: GetGroupSettings) -> GroupSettings:
+        return await self.people.settings(message)
+
+    @handles(SetSimplify)
+    async def set_simplify(self, message: SetSimplify) -> GroupSettings:
+        return await self.people.set_simplify(message)
+
+    @handles(PrepareSettlement)
+    async def prepare_settlement(self, message: PrepareSettlement) -> SettlementView:
+        return await self.people.prepare(message)
+
+    @handles(FinishSettlement)
+    async def finish_settlement(self, message: FinishSettlement) -> SettlementView:
+        return await self.people.finish(message)
+
+    # ── issue 17: import and export ────────────────────────────────────────────────────
+
+    @handles(ImportSplitwise)
+    async def import_splitwise(self, message: ImportSplitwise) -> ImportDryRun | ImportProgress:
+        return await self.importer.splitwise(message)
+
+    @handles(ExportGroupJson)
+    async def export_json(self, message: ExportGroupJson) -> GroupExport:
+        return await self.importer.export_json(message)

@@ -138,6 +138,13 @@ class GroupFull(DomainError):
     category = "conflict"
 
 
+class InvalidSearch(DomainError):
+    """A field of a search or insight filter is wrong; `details["field"]` names it."""
+
+    code = "invalid_search"
+    category = "invalid"
+
+
 __all__ = [
     "AlreadyInvited",
     "AlreadyMember",
@@ -147,6 +154,7 @@ __all__ = [
     "GroupFull",
     "GroupNotFound",
     "InvalidExpense",
+    "InvalidSearch",
     "InviteNotFound",
     "JoinLinkExpired",
     "JoinLinkNotFound",

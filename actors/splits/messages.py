@@ -16,6 +16,10 @@ from actors.runtime import IdempotencyKey, Message
 from actors.runtime.bounds import Day, Id, Limit, check_bounds
 from actors.splits.errors import *  # noqa: F403 (re-exported: the public interface)
 from actors.splits.errors import InvalidExpense
+from actors.splits.importing import *  # noqa: F403 (re-exported: the public interface)
+from actors.splits.importing import MAX_FILE_BYTES, MAX_PEOPLE, MAX_ROWS, ImportMatch
+from actors.splits.insight import CURSOR_MAX as _SEARCH_CURSOR_MAX
+from actors.splits.insight import TEXT_MAX as _SEARCH_TEXT_MAX
 from actors.splits.replies import *  # noqa: F403 (re-exported: the public interface)
 from actors.splits.replies import Owed, Payer, Share, ShareLine, SignedAmount
 
@@ -258,6 +262,36 @@ class JoinInvited(SplitsInput, frozen=True):
     email: Email
 
 
+# ── issue 17: currencies and items ─────────────────────────────────────────────────────
+# An expense (or settlement) in another currency than its group's carries its `rate` (units
+# of the group's currency per 1 unit of its own, decimal text: actors.rates.messages reads
+# it) or its `group_amount` (the rate derived from the two amounts). The edge that could not
+# be given either looks the day's rate up first (splitgo/web/splits/rates.py) and passes it
+# with its `rate_source` and `rate_day`: the shard never waits on the network (a caller
+# that cannot look one up leaves `rate_lookup` off: the amount is then kept unconverted,
+# apart in its own currency in the converted balances). An itemized
+# expense (`split_mode` "items") carries its `items`, each split its own way, plus `tax`
+# and `tip` spread over them (actors/splits/items.py); its shares are derived.
+
+MAX_ITEMS = 200  # items of one bill (actors/splits/items.py checks it in meaning)
+# the details key of the `rate_unavailable` refusal that asks the edge to look a rate up
+RATE_LOOKUP = "lookup"
+RATE_TEXT_MAX = 48  # as actors.rates.messages.RATE_TEXT_MAX
+RateText = Annotated[str, Meta(min_length=1, max_length=RATE_TEXT_MAX)]
+RateSourceName = Literal["given", "derived", "ecb", "cache", "fixed"]
+SpreadName = Literal["proportional", "equal"]
+ExpenseSplitModeName = Literal["equal", "exact", "percent", "shares", "adjustment", "items"]
+
+
+class Item(Message, frozen=True):
+    """One line of an itemized bill: its own amount (before tax and tip) and split."""
+
+    description: Description
+    amount: SignedAmount
+    split_mode: SplitModeName
+    shares: Annotated[list[ShareLine], Meta(max_length=MAX_MEMBERS)] = []
+
+
 class AddExpense(SplitsInput, frozen=True):
     group_id: Id
     user_id: Id
@@ -266,12 +300,25 @@ class AddExpense(SplitsInput, frozen=True):
     amount: SignedAmount
     currency: Currency
     paid_by: list[Payer]
-    split_mode: SplitModeName
+    split_mode: ExpenseSplitModeName
     shares: list[ShareLine]
     date: Day | None = None  # YYYY-MM-DD; today when None
     category: Category = "general"
     recurrence: Recurrence | None = None
     idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
+    # ── issue 17: currencies and items ──
+    rate: RateText | None = None  # group currency per 1 unit; or group_amount; not both
+    group_amount: SignedAmount | None = None
+    rate_source: RateSourceName | None = None  # where `rate` came from ("given" when None)
+    rate_day: Day | None = None  # the looked-up rate's own day
+    rate_lookup: bool = False  # with neither: refuse (`lookup`) so the caller looks it up
+    items: Annotated[list[Item], Meta(max_length=MAX_ITEMS)] | None = None
+    tax: SignedAmount | None = None
+    tip: SignedAmount | None = None
+    spread: SpreadName | None = None
+    # ── issue 17: recurring and settling ──
+    until: Day | None = None  # a recurring expense's last day for a copy; or times, not both
+    times: Annotated[int, Meta(ge=1, le=1000)] | None = None  # the original and copies in all
 
 
 class EditExpense(SplitsInput, frozen=True):
@@ -285,11 +332,24 @@ class EditExpense(SplitsInput, frozen=True):
     amount: SignedAmount | None = None
     currency: Currency | None = None
     paid_by: list[Payer] | None = None
-    split_mode: SplitModeName | None = None
+    split_mode: ExpenseSplitModeName | None = None
     shares: list[ShareLine] | None = None
     date: Day | None = None
     category: Category | None = None
     recurrence: Recurrence | Literal["none"] | None = None
+    # ── issue 17: currencies and items ──
+    rate: RateText | None = None  # group currency per 1 unit; or group_amount; not both
+    group_amount: SignedAmount | None = None
+    rate_source: RateSourceName | None = None  # where `rate` came from ("given" when None)
+    rate_day: Day | None = None  # the looked-up rate's own day
+    rate_lookup: bool = False  # with neither: refuse (`lookup`) so the caller looks it up
+    items: Annotated[list[Item], Meta(max_length=MAX_ITEMS)] | None = None
+    tax: SignedAmount | None = None
+    tip: SignedAmount | None = None
+    spread: SpreadName | None = None
+    # ── issue 17: recurring and settling ──
+    until: Day | None = None  # a new end (the last day for a copy); or times, not both
+    times: Annotated[int, Meta(ge=1, le=1000)] | None = None  # a new end: original + copies
 
 
 class DeleteExpense(SplitsInput, frozen=True):
@@ -321,11 +381,15 @@ class CreateRecurringCopy(SplitsInput, frozen=True):
 class GetBalances(SplitsInput, frozen=True):
     group_id: Id
     user_id: Id
+    # ── issue 17: currencies and items ──
+    converted: bool = False  # in the group's currency at the stored rates
 
 
 class GetSettlePlan(SplitsInput, frozen=True):
     group_id: Id
     user_id: Id
+    # ── issue 17: currencies and items ──
+    converted: bool = False  # in the group's currency at the stored rates
 
 
 class RecordSettlement(SplitsInput, frozen=True):
@@ -340,6 +404,12 @@ class RecordSettlement(SplitsInput, frozen=True):
     currency: Currency
     method: SettlementMethod
     idempotency: IdempotencyKey | None = None  # the client's key: a retry replays
+    # ── issue 17: currencies and items ──
+    rate: RateText | None = None  # group currency per 1 unit; or group_amount; not both
+    group_amount: SignedAmount | None = None
+    rate_source: RateSourceName | None = None  # where `rate` came from ("given" when None)
+    rate_day: Day | None = None  # the looked-up rate's own day
+    rate_lookup: bool = False  # with neither: refuse (`lookup`) so the caller looks it up
 
 
 class GetSettlement(SplitsInput, frozen=True):
@@ -371,6 +441,161 @@ class ListComments(SplitsInput, frozen=True):
 
 
 class ExportGroup(SplitsInput, frozen=True):
+    group_id: Id
+    user_id: Id
+
+
+# ── issue 17: search and insight (commands) ────────────────────────────────────────────
+
+# Loose bounds here (what a message may carry at all); the exact rules are
+# insight.search_filter's, so every wrong filter field is one code (invalid_search) naming
+# it: text is checked after its spaces collapse, a day's format and a currency there too.
+SEARCH_TEXT_MAX = _SEARCH_TEXT_MAX  # characters of a search's text, once its spaces collapse
+SEARCH_CURSOR_MAX = _SEARCH_CURSOR_MAX
+SearchText = Annotated[str, Meta(max_length=4 * SEARCH_TEXT_MAX)]
+SearchWord = Annotated[str, Meta(max_length=4 * CATEGORY_MAX)]  # a category, a currency
+SearchDay = Annotated[str, Meta(max_length=32)]
+SearchCursorText = Annotated[str, Meta(max_length=SEARCH_CURSOR_MAX)]
+
+
+class ExpenseQuery(SplitsInput, frozen=True):
+    """The filter of SearchExpenses and GetInsight: every field given must hold (blank is
+    not given). `person` paid or shares; dates inclusive (YYYY-MM-DD); amounts bound the
+    whole expense in minor units."""
+
+    group_id: Id
+    user_id: Id
+    text: SearchText | None = None
+    person: Id | None = None
+    category: SearchWord | None = None
+    currency: SearchWord | None = None
+    date_from: SearchDay | None = None
+    date_to: SearchDay | None = None
+    amount_min: SignedAmount | None = None
+    amount_max: SignedAmount | None = None
+
+
+class SearchExpenses(ExpenseQuery, frozen=True):
+    """The group's live expenses that match, newest date first, as `ExpensePage`."""
+
+    limit: Limit = 50
+    cursor: SearchCursorText | None = None
+
+
+class GetInsight(ExpenseQuery, frozen=True):
+    """Totals by category and by month of the matching expenses (`InsightView`), or of
+    `shares_of`'s own shares of them."""
+
+    shares_of: Id | None = None
+
+
+# ── issue 17: recurring and settling (commands) ────────────────────────────────────────
+
+RECURRENCE_TIMES_MAX = 1_000  # a series of at most this many dates (the original included)
+
+
+class ListRecurring(SplitsInput, frozen=True):
+    """The group's active recurring expenses (those with a copy still to come), as
+    `RecurringList`."""
+
+    group_id: Id
+    user_id: Id
+
+
+class StopRecurring(SplitsInput, frozen=True):
+    """No more copies of a recurring expense (the copies made stay), as `RecurringView`."""
+
+    group_id: Id
+    user_id: Id
+    expense_id: Id
+
+
+class SetRecurrenceEnd(SplitsInput, frozen=True):
+    """End a recurring expense on a day (`until`, no copy dated after it) or after a number
+    of dates (`times`, the original included); neither: it recurs until stopped."""
+
+    group_id: Id
+    user_id: Id
+    expense_id: Id
+    until: Day | None = None
+    times: Annotated[int, Meta(ge=1, le=RECURRENCE_TIMES_MAX)] | None = None
+
+
+class GetGroupSettings(SplitsInput, frozen=True):
+    """The group's settings, as `GroupSettings`."""
+
+    group_id: Id
+    user_id: Id
+
+
+class SetSimplify(SplitsInput, frozen=True):
+    """The group's settle plan: simplified (the fewest transfers) or who owes whom
+    directly; any member may switch it. Answers `GroupSettings`."""
+
+    group_id: Id
+    user_id: Id
+    simplify: bool
+
+
+class PrepareSettlement(SplitsInput, frozen=True):
+    """A wallet settlement paid by a transfer the edge makes itself (settling with one
+    person across groups in one payment): kept pending, balances untouched, until
+    `FinishSettlement`. A retry (the same id) finds the first, with its amount."""
+
+    group_id: Id
+    user_id: Id
+    settlement_id: Id
+    to_user_id: Id
+    amount: SignedAmount
+    currency: Currency
+
+
+class FinishSettlement(SplitsInput, frozen=True):
+    """The transfer behind a prepared settlement completed (`transfer_id`) or failed
+    (`failure_code`, `failure_message`); answers the settlement as it now is."""
+
+    group_id: Id
+    user_id: Id
+    settlement_id: Id
+    transfer_id: Id | None = None
+    failure_code: Annotated[str, Meta(max_length=100)] | None = None
+    failure_message: Annotated[str, Meta(max_length=500)] | None = None
+
+
+# ── issue 17: import and export (commands) ─────────────────────────────────────────────
+
+
+ImportFile = Annotated[bytes, Meta(max_length=MAX_FILE_BYTES)]
+Sha256 = Annotated[str, Meta(pattern="^[0-9a-f]{64}$")]
+IMPORT_CHUNK_MAX = 5_000  # rows written by one ImportSplitwise ask (one transaction)
+
+
+class ImportSplitwise(SplitsInput, frozen=True):
+    """A Splitwise group export into the group. Without `mapping`, a dry run: the report
+    and the proposed mapping (`ImportDryRun`), nothing stored. With the confirmed `mapping`
+    (every name of the file to a member's id, or None for a new placeholder) and the dry
+    run's `file_sha256`, the rows `start` to `start + chunk` are written in one transaction
+    (the placeholders with the first chunk) and `ImportProgress` says how far it is; the
+    caller asks again from `done` until `finished`, carrying the counts of the reply before
+    (the last chunk writes one activity line with them). Every id is derived from the
+    file, so a second run adds nothing."""
+
+    group_id: Id
+    user_id: Id
+    data: ImportFile
+    mapping: Annotated[list[ImportMatch], Meta(max_length=MAX_PEOPLE)] | None = None
+    file_sha256: Sha256 | None = None
+    start: Annotated[int, Meta(ge=0, le=4 * MAX_ROWS)] = 0
+    chunk: Annotated[int, Meta(ge=1, le=IMPORT_CHUNK_MAX)] = 1_000
+    expenses_added: Annotated[int, Meta(ge=0, le=4 * MAX_ROWS)] = 0
+    settlements_added: Annotated[int, Meta(ge=0, le=4 * MAX_ROWS)] = 0
+    placeholders_added: Annotated[int, Meta(ge=0, le=MAX_PEOPLE)] = 0
+
+
+class ExportGroupJson(SplitsInput, frozen=True):
+    """The whole group (members, expenses with their shares and comments, settlements) as
+    `GroupExport`."""
+
     group_id: Id
     user_id: Id
 

@@ -10,6 +10,7 @@ from msgspec import Meta
 from actors.payments.messages import MAX_AMOUNT
 from actors.runtime import Message
 from actors.runtime.bounds import Id
+from actors.splits.insight import InsightSeries, InsightSlice, InsightView
 
 SignedAmount = Annotated[int, Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
 
@@ -110,11 +111,37 @@ class ExpenseView(Message, frozen=True):
     version: int
     recurrence: str | None = None
     recurring_from: str | None = None  # the expense this copy was made from
+    # ── issue 17: currencies and items ──
+    rate: str | None = None  # group currency per 1 unit, for an expense in another currency
+    rate_source: str | None = None  # given, derived, ecb; cache and fixed are approximate
+    rate_day: str | None = None  # the rate's own day (a looked-up rate)
+    group_amount: int | None = None  # the amount in the group's currency
+    group_paid_by: list[Payer] | None = None  # each sums to group_amount
+    group_shares: list[Share] | None = None
+    items: list[ItemView] | None = None  # an itemized bill (split_mode "items")
+    tax: int | None = None
+    tip: int | None = None
+    spread: str | None = None
 
 
 class ExpensePage(Message, frozen=True):
     items: list[ExpenseView]
     next_cursor: str | None
+
+
+# ── issue 17: currencies and items ─────────────────────────────────────────────────────
+
+
+class ItemView(Message, frozen=True):
+    """One item of an itemized bill, priced: its own `amount`, its part `extra` of tax and
+    tip, the two together (`adjusted`), and who owes what of it (summing to `adjusted`)."""
+
+    description: str
+    amount: int
+    split_mode: str
+    extra: int
+    adjusted: int
+    shares: list[Share]
 
 
 class BalanceLine(Message, frozen=True):
@@ -125,6 +152,8 @@ class BalanceLine(Message, frozen=True):
 
 class BalancesView(Message, frozen=True):
     balances: list[BalanceLine]
+    # ── issue 17: currencies and items ──
+    converted: bool = False  # in the group's currency at the stored rates (what has none: apart)
 
 
 class PlanTransfer(Message, frozen=True):
@@ -141,6 +170,8 @@ class PlanTransfer(Message, frozen=True):
 
 class SettlePlanView(Message, frozen=True):
     transfers: list[PlanTransfer]
+    # ── issue 17: currencies and items ──
+    converted: bool = False  # in the group's currency at the stored rates (what has none: apart)
 
 
 class SettlementView(Message, frozen=True):
@@ -156,6 +187,11 @@ class SettlementView(Message, frozen=True):
     transfer_id: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    # ── issue 17: currencies and items ──
+    rate: str | None = None  # group currency per 1 unit, for a settlement in another currency
+    rate_source: str | None = None
+    rate_day: str | None = None
+    group_amount: int | None = None  # the amount in the group's currency
 
 
 class NetLine(Message, frozen=True):
@@ -287,6 +323,38 @@ class ReminderView(Message, frozen=True):
     sent_at: str
 
 
+# ── issue 17: recurring and settling ───────────────────────────────────────────────────
+
+
+class RecurringView(Message, frozen=True):
+    """A recurring expense: when its next copy comes (None: none will), how it ends, how
+    many copies it made and how many dates are left (None: no end but 2099-12-31)."""
+
+    expense_id: str
+    description: str
+    amount: int
+    currency: str
+    recurrence: str | None
+    started_on: str  # the original's date
+    next_date: str | None
+    until: str | None = None
+    times: int | None = None
+    copies: int = 0
+    remaining: int | None = None
+    created_by: str = ""
+
+
+class RecurringList(Message, frozen=True):
+    items: list[RecurringView]
+
+
+class GroupSettings(Message, frozen=True):
+    """A group's settings: `simplify` (the fewest transfers) or who owes whom directly."""
+
+    group_id: str
+    simplify: bool = True
+
+
 __all__ = [
     "ActivityItem",
     "ActivityPage",
@@ -302,10 +370,15 @@ __all__ = [
     "GroupHeader",
     "GroupList",
     "GroupNet",
+    "GroupSettings",
     "GroupView",
+    "InsightSeries",
+    "InsightSlice",
+    "InsightView",
     "Invite",
     "InviteList",
     "InviteView",
+    "ItemView",
     "JoinLinkList",
     "JoinLinkView",
     "Member",
@@ -316,6 +389,8 @@ __all__ = [
     "PersonNet",
     "PlanTransfer",
     "RecentActivity",
+    "RecurringList",
+    "RecurringView",
     "ReminderView",
     "SettlePlanView",
     "SettlementView",

@@ -6,6 +6,12 @@ one suggestion leaves the others as they were. A `cash` settlement is recorded a
 `wallet` one asks payments for a transfer through the reliable hand-off and is recorded
 only when payments' `TransferCompleted` arrives (or marked failed, balances untouched, on
 `TransferFailed`).
+
+Every balance and plan is also kept converted into the group's currency at the stored
+rates (`converted=True` reads them): a settlement in the group's currency moves both views
+by its amount; one in another currency carries its rate (looked up by the edge, as for an
+expense) and moves the per-currency view by its amount and the converted one by its amount
+in the group's currency.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import structlog
 from actors.payments.messages import Transfer, TransferCompleted, TransferFailed, format_money
 from actors.runtime import Context, Transaction
 from actors.splits import rules, store
+from actors.splits.expenses import conversion_for
 from actors.splits.membership import member_group
 from actors.splits.messages import (
     SETTLEMENT_REFERENCE,
@@ -40,6 +47,7 @@ from actors.splits.messages import (
     SettlePlanView,
     settlement_reference,
 )
+from actors.splits.people import direct_plan_of
 from actors.splits.shares import PlannedTransfer, plan_after_payment, settle_plan
 from actors.splits.store.groups import GroupRow
 from actors.splits.store.settlements import SettlementRow
@@ -68,15 +76,22 @@ class Settling:
         self._pool = context.pool
 
     async def balances(self, message: GetBalances) -> BalancesView:
+        """Each member's net per currency, or (`converted`) in the group's currency at the
+        stored rates, with what has no rate apart in its own currency."""
         group = await member_group(self._pool, message.group_id, message.user_id)
-        lines = await store.balances.balances(self._pool, group.id)
+        converted = message.converted
+        lines = await store.balances.balances(self._pool, group.id, converted=converted)
         members = (await store.groups.members(self._pool, [group.id]))[group.id]
+        if converted:  # a member who left with nothing owed shows no more
+            current = {u for u, _ in members}
+            lines = [line for line in lines if line[2] or line[0] in current]
         seen = {(user, currency) for user, currency, _ in lines}
         # every member shows in the group's currency, with 0 when nothing touched them
         lines += [(u, group.currency, 0) for u, _ in members if (u, group.currency) not in seen]
         lines.sort(key=lambda line: (line[1], line[0]))
         return BalancesView(
-            balances=[BalanceLine(user_id=u, currency=c, net=net) for u, c, net in lines]
+            balances=[BalanceLine(user_id=u, currency=c, net=net) for u, c, net in lines],
+            converted=converted,
         )
 
     async def breakdown(self, message: GetNetBreakdown) -> NetBreakdown:
@@ -112,17 +127,25 @@ class Settling:
 
     async def settle_plan(self, message: GetSettlePlan) -> SettlePlanView:
         group = await member_group(self._pool, message.group_id, message.user_id)
+        converted = message.converted  # issue 17: currencies and items
         nets: dict[str, dict[str, int]] = defaultdict(dict)
-        for user, currency, net in await store.balances.balances(self._pool, group.id):
+        for user, currency, net in await store.balances.balances(
+            self._pool, group.id, converted=converted
+        ):
             if net:
                 nets[currency][user] = net
-        saved = await store.balances.saved_plans(self._pool, group.id)
+        saved = await store.balances.saved_plans(self._pool, group.id, converted=converted)
         transfers: list[PlanTransfer] = []
+        direct = await direct_plan_of(self._pool, group.id)  # issue 17: None when simplified
+        if converted:  # who owes whom directly is per currency: converted, always simplified
+            direct = None
         for currency in sorted(nets):
             previous = _planned(saved.get(currency, []))
-            plan = settle_plan(nets[currency], previous)
+            plan = (direct or {}).get(currency) or settle_plan(nets[currency], previous)
             if plan != previous:
-                await store.balances.save_plan(self._pool, group.id, currency, _saved(plan))
+                await store.balances.save_plan(
+                    self._pool, group.id, currency, _saved(plan), converted=converted
+                )
             transfers += [
                 PlanTransfer(
                     from_user_id=t.from_user_id,
@@ -134,7 +157,7 @@ class Settling:
                 )
                 for t in plan
             ]
-        return SettlePlanView(transfers=transfers)
+        return SettlePlanView(transfers=transfers, converted=converted)
 
     async def record(self, message: RecordSettlement) -> SettlementView:
         replayed = await self._context.replayed(message, SettlementView)
@@ -153,6 +176,19 @@ class Settling:
             )
         rules.amount(message.amount)
         rules.currency(message.currency)
+        now = self._context.now()
+        # another currency than the group's: its rate, or the edge is asked to look it up
+        converted = conversion_for(
+            group,
+            amount=message.amount,
+            currency=message.currency,
+            spent_on=now.date(),
+            rate=message.rate,
+            group_amount=message.group_amount,
+            source=message.rate_source,
+            day=message.rate_day,
+            lookup=message.rate_lookup,
+        )
         if message.method == "wallet" and message.to_user_id in await store.placeholders.unclaimed(
             self._pool, [group.id]
         ):
@@ -161,7 +197,6 @@ class Settling:
                 " them a claim link.",
                 details={"field": "to_user_id"},
             )
-        now = self._context.now()
         row = SettlementRow(
             id=message.settlement_id,
             group_id=group.id,
@@ -172,6 +207,10 @@ class Settling:
             method=message.method,
             status="completed" if message.method == "cash" else "pending",
             created_at=now,
+            rate=None if converted is None else converted.rate,
+            rate_source=None if converted is None else converted.source,
+            rate_day=None if converted is None else converted.day,
+            group_amount=None if converted is None else converted.group_amount,
         )
         async with self._context.transaction() as tx:
             if tx.duplicate:
@@ -217,15 +256,24 @@ class Settling:
     async def _settled(
         self, tx: Transaction, group: GroupRow, row: SettlementRow, now: datetime
     ) -> None:
-        """The money moved: the payer's debt shrinks, the payee is owed less, the kept plan
-        loses what was paid, and everyone hears of it."""
-        await store.balances.apply_deltas(
-            tx, group.id, row.currency, {row.from_user_id: row.amount, row.to_user_id: -row.amount}
-        )
-        saved = (await store.balances.saved_plans(tx, group.id)).get(row.currency)
-        if saved:
-            plan = plan_after_payment(_planned(saved), row.from_user_id, row.to_user_id, row.amount)
-            await store.balances.save_plan(tx, group.id, row.currency, _saved(plan))
+        """The money moved: the payer's debt shrinks, the payee is owed less (per currency
+        and converted), the kept plans lose what was paid, and everyone hears of it."""
+        plain = {row.from_user_id: row.amount, row.to_user_id: -row.amount}
+        if row.rate is None or row.group_amount is None:  # the same in both views
+            await store.balances.apply_deltas(tx, group.id, row.currency, plain)
+            converted_in, converted_amount = row.currency, row.amount
+        else:
+            await store.balances.apply_deltas(tx, group.id, row.currency, plain, converted=False)
+            converted_in, converted_amount = group.currency, row.group_amount
+            await store.balances.apply_converted(
+                tx,
+                group.id,
+                group.currency,
+                {row.from_user_id: converted_amount, row.to_user_id: -converted_amount},
+            )
+        await self._paid_off(tx, group.id, row, row.currency, row.amount, converted=False)
+        if converted_amount:
+            await self._paid_off(tx, group.id, row, converted_in, converted_amount, converted=True)
         await store.activity.add_activity(
             tx,
             group.id,
@@ -254,6 +302,24 @@ class Settling:
                 method=row.method,
             ),
         )
+
+    async def _paid_off(
+        self,
+        tx: Transaction,
+        group_id: str,
+        row: SettlementRow,
+        currency: str,
+        amount: int,
+        *,
+        converted: bool,
+    ) -> None:
+        """The kept plan in `currency` (`converted`: the converted one) less the payment."""
+        saved = (await store.balances.saved_plans(tx, group_id, converted=converted)).get(currency)
+        if saved:
+            plan = plan_after_payment(_planned(saved), row.from_user_id, row.to_user_id, amount)
+            await store.balances.save_plan(
+                tx, group_id, currency, _saved(plan), converted=converted
+            )
 
     async def _pending(self, reference: str | None) -> tuple[GroupRow, SettlementRow] | None:
         """The pending wallet settlement a payments event is about (None: not ours)."""

@@ -2,7 +2,9 @@
 
 Every split hands out its remainder deterministically, so the parts add up to the whole
 exactly and the same input always gives the same parts. Percents are basis points
-(10000 == 100 %), never floats.
+(10000 == 100 %), never floats. An amount in another currency than its group's is
+converted at a decimal rate (`conversion`), and its lines in proportion so they sum to the
+converted amount exactly (`converted_lines`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,14 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Literal
 
+from actors.payments.messages import MAX_AMOUNT, exponent_of
+from actors.rates.messages import MAX_RATE, MIN_RATE, convert, format_rate, parse_rate
 from actors.runtime import DomainError
+from actors.splits.errors import InvalidExpense
 
 SplitMode = Literal["equal", "exact", "percent", "shares", "adjustment"]
 
@@ -242,6 +249,106 @@ def plan_after_payment(
         )
         return result
     return result
+
+
+# ── currencies: an expense or settlement in another currency than its group's ──────────
+
+RATE_DIGITS = 10  # a rate derived from two amounts is rounded to this many significant digits
+_DERIVE = Context(prec=RATE_DIGITS, rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """How an amount in a foreign currency stands in its group's: the `rate` (units of the
+    group's currency per 1 unit of its own), where it came from (`source`: given, derived,
+    ecb, cache, fixed), the rate's own `day` when it was looked up, and the `group_amount`
+    (minor units of the group's currency)."""
+
+    rate: Decimal
+    source: str
+    day: date | None
+    group_amount: int
+
+
+def conversion(
+    amount: int,
+    currency: str,
+    group_currency: str,
+    *,
+    rate: str | None = None,
+    group_amount: int | None = None,
+    source: str | None = None,
+    day: date | None = None,
+) -> Conversion:
+    """The conversion of `amount` (minor units of `currency`, a foreign one) into
+    `group_currency`, from exactly one of `rate` (decimal text; `source` says where it came
+    from, "given" when None) or `group_amount` (the rate derived from the two amounts,
+    card fees and all: source "derived").
+
+    `group_amount` from a rate is rounded half to even to the group currency's minor unit.
+    Raises InvalidExpense (field `rate` or `group_amount`) when both or neither are given,
+    a group amount is not 1 to MAX_AMOUNT, or a rate makes more than MAX_AMOUNT; InvalidRate
+    (field `rate`) for a rate that is not a positive decimal of sane size.
+    """
+    if currency == group_currency:
+        field = "rate" if rate is not None else "group_amount"
+        raise InvalidExpense(
+            f"the expense is in the group's currency {group_currency}: it needs no {field}",
+            details={"field": field},
+        )
+    if rate is not None and group_amount is not None:
+        raise InvalidExpense(
+            "give the rate or the amount in the group's currency, not both",
+            details={"field": "group_amount"},
+        )
+    if rate is not None:
+        value = parse_rate(rate)
+        converted = convert(amount, currency, group_currency, format_rate(value))
+        if converted > MAX_AMOUNT:
+            raise InvalidExpense(
+                f"at this rate the amount makes {converted} in {group_currency}, more than"
+                f" {MAX_AMOUNT}",
+                details={"field": "rate"},
+            )
+        return Conversion(rate=value, source=source or "given", day=day, group_amount=converted)
+    if group_amount is None:
+        raise InvalidExpense(
+            "give the rate or the amount in the group's currency", details={"field": "rate"}
+        )
+    if not _is_int(group_amount) or not 0 < group_amount <= MAX_AMOUNT:
+        raise InvalidExpense(
+            f"the amount in {group_currency} must be a whole number of minor units, 1 to"
+            f" {MAX_AMOUNT}",
+            details={"field": "group_amount"},
+        )
+    return Conversion(
+        rate=derived_rate(amount, currency, group_amount, group_currency),
+        source="derived",
+        day=None,
+        group_amount=group_amount,
+    )
+
+
+def derived_rate(amount: int, currency: str, group_amount: int, group_currency: str) -> Decimal:
+    """Units of `group_currency` per 1 `currency` that `group_amount` for `amount` (both in
+    minor units) makes, rounded half to even to RATE_DIGITS significant digits; InvalidExpense
+    (field `group_amount`) when that is outside what a rate may be."""
+    shift = exponent_of(currency) - exponent_of(group_currency)
+    value = _DERIVE.divide(Decimal(group_amount).scaleb(shift), Decimal(amount))
+    if not MIN_RATE <= value < MAX_RATE:
+        raise InvalidExpense(
+            "the two amounts make no sensible rate", details={"field": "group_amount"}
+        )
+    return _DERIVE.plus(value)
+
+
+def converted_lines(lines: Sequence[tuple[str, int]], total: int) -> list[tuple[str, int]]:
+    """`lines` (who, minor units; summing to more than zero) in proportion in another
+    currency where they sum to `total` exactly: each within one unit of its exact
+    conversion, the units left over to the largest remainders (earlier lines first on a
+    tie). Raises ValueError when the lines sum to zero or less."""
+    parts = largest_remainder(total, [amount for _, amount in lines])
+    return [(user, part) for (user, _), part in zip(lines, parts, strict=True)]
 
 
 # ── the split modes ────────────────────────────────────────────────────────────────────

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from actors.rates.messages import format_rate
 from actors.runtime import rfc3339
 from actors.splits.messages import (
     ActivityItem,
@@ -15,6 +17,7 @@ from actors.splits.messages import (
     GroupView,
     Invite,
     InviteView,
+    ItemView,
     Member,
     Payer,
     SettlementView,
@@ -92,7 +95,37 @@ def expense_view(expense: ExpenseRecord) -> ExpenseView:
         version=expense.version,
         recurrence=expense.recurrence,
         recurring_from=expense.recurring_from,
+        rate=_rate(expense.rate),
+        rate_source=expense.rate_source,
+        rate_day=None if expense.rate_day is None else expense.rate_day.isoformat(),
+        group_amount=expense.group_amount,
+        group_paid_by=None
+        if expense.group_payers is None
+        else [Payer(user_id=user, amount=paid) for user, paid in expense.group_payers],
+        group_shares=None
+        if expense.group_shares is None
+        else [Share(user_id=user, amount=owed) for user, owed in expense.group_shares],
+        items=None if expense.items is None else [item_view(item) for item in expense.items],
+        tax=expense.tax,
+        tip=expense.tip,
+        spread=expense.spread,
     )
+
+
+def item_view(item: Mapping[str, Any]) -> ItemView:
+    """An itemized bill's item as stored (given and priced: see `expenses.stored_items`)."""
+    return ItemView(
+        description=item["description"],
+        amount=item["amount"],
+        split_mode=item["split_mode"],
+        extra=item["extra"],
+        adjusted=item["adjusted"],
+        shares=[Share(user_id=user, amount=owed) for user, owed in item["parts"]],
+    )
+
+
+def _rate(rate: Decimal | None) -> str | None:
+    return None if rate is None else format_rate(rate)
 
 
 def settlement_view(row: SettlementRow) -> SettlementView:
@@ -109,6 +142,10 @@ def settlement_view(row: SettlementRow) -> SettlementView:
         transfer_id=row.transfer_id,
         failure_code=row.failure_code,
         failure_message=row.failure_message,
+        rate=_rate(row.rate),
+        rate_source=row.rate_source,
+        rate_day=None if row.rate_day is None else row.rate_day.isoformat(),
+        group_amount=row.group_amount,
     )
 
 

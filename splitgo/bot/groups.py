@@ -38,6 +38,7 @@ from splitgo.bot.linking import require_user
 from splitgo.bot.parsing import UsageError, parse_add, pick_group, to_minor_units
 from splitgo.bot.taps import DoubleTaps
 from splitgo.web.actors import find_user
+from splitgo.web.splits.rates import ask_with_rate
 
 log = structlog.get_logger("splitgo.bot")
 
@@ -133,7 +134,9 @@ async def add_expense(message: types.Message, command: CommandObject, system: Ac
     except UsageError as error:
         await message.answer(f"{escape(error.sentence)}\n\n{ADD_USAGE}")
         return
-    expense: ExpenseView = await system.ref("splits").ask(
+    # another currency than the group's: the day's rate is looked up (as the JSON route does)
+    expense: ExpenseView = await ask_with_rate(
+        system,
         AddExpense(
             group_id=group.id,
             user_id=user.id,
@@ -145,7 +148,7 @@ async def add_expense(message: types.Message, command: CommandObject, system: Ac
             split_mode="equal",
             shares=[],
             idempotency=_key(message, user.id, command),
-        )
+        ),
     )
     log.info("bot_expense_added", group_id=group.id, expense_id=expense.id)
     await message.answer(_added_text(expense, group, user.id))
@@ -170,9 +173,12 @@ def _expense_id(message: types.Message) -> str:
 def _added_text(expense: ExpenseView, group: GroupView, user_id: str) -> str:
     mine = sum(share.amount for share in expense.shares if share.user_id == user_id)
     people = len(expense.shares)
+    converted = ""
+    if expense.group_amount is not None and expense.currency != group.currency:
+        converted = f" ({format_money(expense.group_amount, group.currency)} at {expense.rate})"
     return (
         f"Added <b>{escape(expense.description)}</b> to <b>{escape(group.name)}</b>: "
-        f"{format_money(expense.amount, expense.currency)}, paid by you, split equally "
+        f"{format_money(expense.amount, expense.currency)}{converted}, paid by you, split equally "
         f"among {people} {'person' if people == 1 else 'people'} "
         f"(your share {format_money(mine, expense.currency)})."
     )

@@ -4,7 +4,7 @@ category, largest first as given) and `month_chart` (one column per month).
 What they return is markup the templates put in as it is: every label and text is escaped
 here. The page's Content-Security-Policy forbids style attributes, so the drawing carries
 class names only (`chart-c0` … `chart-c7` for colours, `chart-label`, `chart-value`,
-`chart-axis`, `chart-empty`); static/app.css gives them their looks, in light and dark.
+`chart-axis`, `chart-empty`); static/charts.css gives them their looks, in light and dark.
 Only a `viewBox` sizes a chart, so it scales to its container. A chart is one image to a
 screen reader (`role="img"`, named by its `<title>` and described by its `<desc>`); the
 same numbers as a table beside it are the page's job.
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from markupsafe import Markup, escape
 
-CHART_COLOURS = 8  # .chart-c0 … .chart-c7 in static/app.css
+CHART_COLOURS = 8  # .chart-c0 … .chart-c7 in static/charts.css
 WIDTH = 640  # of the viewBox; the chart is drawn to scale in it
 LABEL_CHARS = 32  # a bar's label beyond this is cut short (its full text is its tooltip)
 MONTH_LABELS = 8  # at most this many month labels under the columns; the others are skipped

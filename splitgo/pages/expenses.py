@@ -54,6 +54,7 @@ from actors.splits.messages import (
     ListExpenses,
 )
 from splitgo.pages import cookies
+from splitgo.pages.attachments import attachments_context
 from splitgo.pages.forms import REFUSALS, Converter, Form, as_problem, read_form
 from splitgo.pages.group_page import group_context, header_context
 from splitgo.pages.guards import signed_in
@@ -768,6 +769,7 @@ async def render_detail(
             "history": await history_of(request, viewer, expense.id),
             "comments": await named(request, comments.items) if comments.items else [],
             "form": form,
+            **await attachments_context(request, viewer, expense.id),
         },
         status=status,
         headers=form.headers,

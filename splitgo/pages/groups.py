@@ -37,6 +37,7 @@ from actors.splits.messages import (
     GetActivity,
     GetBalances,
     GetGroup,
+    GetGroupSettings,
     GroupList,
     GroupView,
     InviteList,
@@ -225,6 +226,10 @@ async def members_page(
             "new_link": new_link,
             "problem": problem,
             "lifetimes": LINK_LIFETIMES,
+            # issue 17: the simplify switch (its form posts to pages/recurring.py)
+            "plan_settings": await ask_splits(
+                request, GetGroupSettings(group_id=group_id, user_id=viewer.user_id)
+            ),
         },
         status=status,
     )

@@ -50,6 +50,9 @@ def create_app(
     app.add_routes(auth.routes)
     app.add_routes(payments.routes)
     app.add_routes(splits.routes)
+    # an import running when the node stops is cancelled (what it wrote stays; confirming
+    # again finishes it)
+    app.on_shutdown.append(splits.imports.stop_jobs)
     app.add_routes(rides.routes)
     app.add_routes(notifications.routes)
     app.add_routes(push.routes)

@@ -82,6 +82,7 @@ RATE_LIMITED: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/groups/{id}/expenses"): "expenses",
     ("PATCH", "/api/v1/groups/{id}/expenses/{eid}"): "expenses",
     ("DELETE", "/api/v1/groups/{id}/expenses/{eid}"): "expenses",
+    ("POST", "/api/v1/groups/{id}/expenses/{eid}/attachments"): "attachments",
 }
 
 # response headers a middleware decided on before the response exists (the trace headers)

@@ -36,6 +36,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # an id's key -> the key of the name beside it
 USER_KEYS = {
     "user_id": "name",
+    "uploaded_by": "uploaded_by_name",
     "from_user_id": "from_user_name",
     "to_user_id": "to_user_name",
     "member_user_id": "member_user_name",

@@ -25,12 +25,14 @@ from actors.payments.messages import (
     SandboxDecision,
     SandboxWebhook,
     StatementPage,
+    TopUpNotFound,
     TopUpView,
     Transfer,
     TransferView,
     WalletView,
     format_money,
 )
+from actors.runtime.bounds import ID_MAX
 from splitgo.web.actors import ask, find_user
 from splitgo.web.declare import (
     Content,
@@ -313,6 +315,15 @@ def page_response(text: str, status: int = 200) -> web.Response:
     )
 
 
+async def checkout_of(request: web.Request, checkout_id: str) -> TopUpView:
+    """The top-up a sandbox checkout id names; an id no checkout can have (over ID_MAX
+    characters) is as unknown as any other: 404, not a refusal of its length."""
+    if len(checkout_id) > ID_MAX:
+        raise ProblemError(404, TopUpNotFound.code, "No checkout has this id.")
+    top_up: TopUpView = await ask(request, "payments", GetCheckout(checkout_id=checkout_id))
+    return top_up
+
+
 @routes.get(CHECKOUT_PAGE)
 @documented(
     summary="The sandbox provider's checkout page",
@@ -326,7 +337,7 @@ def page_response(text: str, status: int = 200) -> web.Response:
 async def sandbox_page(request: web.Request) -> web.Response:
     """The sandbox provider's checkout: what is being paid, and Pay / Decline buttons."""
     checkout_id = request.match_info["id"]
-    top_up: TopUpView = await ask(request, "payments", GetCheckout(checkout_id=checkout_id))
+    top_up = await checkout_of(request, checkout_id)
     return page_response(checkout_page(checkout_id, top_up, return_path(request)))
 
 
@@ -350,7 +361,7 @@ async def sandbox_decision(request: web.Request) -> web.Response:
     checkout_id = request.match_info["id"]
     decision = request.match_info["decision"]
     return_to = return_path(request)
-    top_up: TopUpView = await ask(request, "payments", GetCheckout(checkout_id=checkout_id))
+    top_up = await checkout_of(request, checkout_id)
     if top_up.status != "pending":
         if "text/html" in request.headers.get("Accept", ""):
             refused = "Pay" if decision == "pay" else "Decline"

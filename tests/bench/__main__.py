@@ -49,6 +49,9 @@ Run from the project root (`make bench` does). Sections:
   with one poison message a second aimed at that shard (15 s each), side by side, with
   errors, dead letters and per-key order; reads on memory and Redis, and transfers through
   a batching test actor; written to tests/bench/results/isolation.json.
+* import: a generated Splitwise export of 10,000 rows imported through the Splits actor
+  (dry run, then chunked asks with progress printed), target under 30 s; balances checked
+  against the file's nets and a second run adding nothing; tests/bench/results/import.json.
 
 Exits 0 even when a target is missed, unless --strict is given.
 """
@@ -70,6 +73,7 @@ from typing import Any
 import structlog
 
 from tests.bench.http_bench import AuthBenchConfig, AuthUnavailable, run_auth_bench
+from tests.bench.import_bench import import_section
 from tests.bench.isolation_bench import IsolationBenchConfig, run_isolation_bench
 from tests.bench.names_bench import NamesBenchConfig, run_names_bench
 from tests.bench.node import format_node_report, measure_node_startup
@@ -150,6 +154,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             "rides",
             "notifications",
             "isolation",
+            "import",
         ),
         default="all",
         help="what to measure (default: all; node and auth are skipped while run.py is "
@@ -617,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
         passed &= _notifications_section(args, base)
     if args.section in ("all", "isolation"):
         passed &= _isolation_section(args, base)
+    if args.section in ("all", "import"):
+        passed &= import_section(args.results_dir, base, _say, _write)
     _say(f"\nbench finished in {time.perf_counter() - started:.1f} s")
     return 1 if args.strict and not passed else 0
 

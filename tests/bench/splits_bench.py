@@ -50,6 +50,16 @@ members (made through the actor: CreateGroup and AddMember), so the groups sprea
 8 shards; the rate, p50 and p99 per ask. Afterwards those groups' kept balances are
 checked against their expense lines.
 
+Conversion (issue 17): every `foreign_every`-th seeded expense (default 10th) is in USD
+at a given rate of 0.9 EUR, with its amount in EUR and its lines converted as the actor
+converts them (`shares.conversion`, `shares.converted_lines`); splits_balances gets the USD
+nets beside the EUR ones, and splits_converted the nets in EUR. Two more systems read the
+big group: `actor GetBalances converted` (`GetBalances(converted=True)`, the kept
+converted balances) from `concurrency` clients and from 1, in the same interleaved rounds
+as the plain read; the target is the converted read's p99 within 2x the plain read's
+(the ratio of the medians). The converted balances are checked first against a
+recomputation from the converted lines.
+
 Not measured: GET /api/v1/groups/{id}/balances over HTTP against a node (the latency
 shown is the in-process ask's), the seeding itself as a workload, a settle plan read just
 after a change, AddExpense into the big group, edits and deletions.
@@ -69,6 +79,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +106,8 @@ from actors.splits.shares import (
     PlannedTransfer,
     ShareSpec,
     compute_shares,
+    conversion,
+    converted_lines,
     expense_deltas,
     plan_settles,
     settle_plan,
@@ -107,7 +120,10 @@ Balance = tuple[str, str, int]  # user_id, currency, net
 Plan = list[tuple[str, str, int, str]]  # from, to, amount, currency
 
 P99_TARGET_MS = 50.0  # GET /balances and GET /settle-plan, p99
+CONVERTED_RATIO_TARGET = 2.0  # converted balances p99 within 2x the plain read's (issue 17)
 CURRENCY = "EUR"
+FOREIGN = "USD"  # the seeded foreign expenses' currency, at FOREIGN_RATE EUR per USD
+FOREIGN_RATE = "0.9"
 SEED_CHUNK = 10_000  # expenses per COPY
 _EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -115,6 +131,15 @@ _RECOMPUTE_QUERY = """
 SELECT l.user_id, e.currency, l.paid, l.owed
 FROM splits_expenses e JOIN splits_expense_lines l ON l.expense_id = e.id
 WHERE e.group_id = $1 AND e.deleted_at IS NULL
+"""
+# the converted nets: lines with a rate in EUR as converted, the others as they are
+_RECOMPUTE_CONVERTED_QUERY = """
+SELECT l.user_id, CASE WHEN e.rate IS NULL THEN e.currency ELSE $2 END AS currency,
+       sum(CASE WHEN e.rate IS NULL THEN l.paid - l.owed
+                ELSE l.group_paid - l.group_owed END)::bigint AS net
+FROM splits_expenses e JOIN splits_expense_lines l ON l.expense_id = e.id
+WHERE e.group_id = $1 AND e.deleted_at IS NULL
+GROUP BY 1, 2
 """
 
 _EXPENSE_COLUMNS = (
@@ -131,8 +156,20 @@ _EXPENSE_COLUMNS = (
     "created_at",
     "updated_at",
     "version",
+    "rate",
+    "rate_source",
+    "group_amount",
 )
-_LINE_COLUMNS = ("expense_id", "user_id", "paid", "owed", "sharing", "position")
+_LINE_COLUMNS = (
+    "expense_id",
+    "user_id",
+    "paid",
+    "owed",
+    "sharing",
+    "position",
+    "group_paid",
+    "group_owed",
+)
 
 
 @dataclass
@@ -154,6 +191,7 @@ class SplitsBenchConfig:
     shards: int = 8
     pool_size: int = 20
     seed: int = 11
+    foreign_every: int = 10  # every n-th seeded expense is in USD at a rate (0: none)
 
     def __post_init__(self) -> None:
         if self.baseline_reads is None:
@@ -288,6 +326,12 @@ class SplitsReport:
                 P99_TARGET_MS,
                 "ms",
             ),
+            Target(
+                f"converted/plain p99, {self.config.concurrency} clients",
+                self.reads["actor_converted"].p99_ms / self.reads["actor_balances"].p99_ms,
+                CONVERTED_RATIO_TARGET,
+                "x",
+            ),
         ]
 
     @property
@@ -316,6 +360,8 @@ class SplitsReport:
                 "add_group_members": c.add_group_members,
                 "shards": c.shards,
                 "pool_size": c.pool_size,
+                "foreign_every": c.foreign_every,
+                "foreign": f"{FOREIGN} at {FOREIGN_RATE} {CURRENCY}",
                 "statistic": "median",
                 "interleaved": True,
                 "database": "embedded PostgreSQL (one server, one database, every system)",
@@ -369,8 +415,9 @@ class SplitsReport:
         ]
         for t in self.targets:
             verdict = "PASS" if t.passed else f"MISS ({t.value / t.target - 1:+.0%})"
+            unit = t.unit if t.unit == "x" else f" {t.unit}"
             lines.append(
-                f"{t.name:<30} {t.value:>7.2f} ms {'< ' + format(t.target, 'g') + ' ms':>10}"
+                f"{t.name:<30} {t.value:>7.2f}{unit:<3} {'< ' + format(t.target, 'g') + unit:>10}"
                 f"  {verdict}"
             )
         checks = self.checks
@@ -385,7 +432,13 @@ class SplitsReport:
             f"{_ok(checks['actor_balances_ok'])}; actor plan = recomputed plan, settles "
             f"{_ok(checks['actor_plan_ok'])}; {checks['added_expenses']:,}/"
             f"{checks['expected_added_expenses']:,} added expenses stored, their groups' "
-            f"kept balances = recomputed {_ok(checks['added_balances_ok'])}",
+            f"kept balances = recomputed {_ok(checks['added_balances_ok'])}; converted "
+            f"(every {c.foreign_every}th expense in {FOREIGN}): kept = recomputed from the "
+            f"converted lines {_ok(checks['converted_balances_ok'])}; converted/plain "
+            f"balances per round (median): p50 {checks['converted_p50_ratio']:.2f}x, p99 "
+            f"{checks['converted_p99_ratio']:.2f}x at {c.concurrency} clients, p50 "
+            f"{checks['converted_p50_ratio_1']:.2f}x, p99 "
+            f"{checks['converted_p99_ratio_1']:.2f}x at 1 client",
         ]
         return "\n".join(lines)
 
@@ -521,7 +574,8 @@ async def _seed_big_group(
         f"{config.members - 1:,} more members by COPY into splits_members"
     )
 
-    nets: dict[str, int] = defaultdict(int)
+    nets: dict[tuple[str, str], int] = defaultdict(int)
+    converted_nets: dict[str, int] = defaultdict(int)
     total_lines = 0
     made = 0
     everyone = range(config.members)
@@ -537,8 +591,19 @@ async def _seed_big_group(
                 amount = rng.randint(100, 50_000)
                 shares = compute_shares(amount, "equal", [ShareSpec(user) for user in sharing])
                 payers = [(payer, amount)]
+                foreign = config.foreign_every > 0 and i % config.foreign_every == 0
+                currency = FOREIGN if foreign else CURRENCY
                 for user, delta in expense_deltas(payers, shares).items():
-                    nets[user] += delta
+                    nets[(user, currency)] += delta
+                # the converted lines, as the actor converts a USD expense at a given rate
+                group_amount = (
+                    conversion(amount, FOREIGN, CURRENCY, rate=FOREIGN_RATE).group_amount
+                    if foreign
+                    else amount
+                )
+                group_shares = converted_lines(shares, group_amount) if foreign else shares
+                for user, delta in expense_deltas([(payer, group_amount)], group_shares).items():
+                    converted_nets[user] += delta
                 at = _EPOCH + timedelta(seconds=i * 60)
                 expenses.append(
                     (
@@ -546,7 +611,7 @@ async def _seed_big_group(
                         group_id,
                         f"expense {i}",
                         amount,
-                        CURRENCY,
+                        currency,
                         (_EPOCH + timedelta(days=i % 730)).date(),
                         "general",
                         "equal",
@@ -555,16 +620,40 @@ async def _seed_big_group(
                         at,
                         at,
                         1,
+                        Decimal(FOREIGN_RATE) if foreign else None,
+                        "given" if foreign else None,
+                        group_amount if foreign else None,
                     )
                 )
                 # as store.expenses orders the lines: the sharers, then a payer who is not one
                 owed = dict(shares)
+                group_owed = dict(group_shares)
                 for position, (user, share) in enumerate(shares):
                     lines.append(
-                        (expense_id, user, amount if user == payer else 0, share, True, position)
+                        (
+                            expense_id,
+                            user,
+                            amount if user == payer else 0,
+                            share,
+                            True,
+                            position,
+                            (group_amount if user == payer else 0) if foreign else None,
+                            group_owed[user] if foreign else None,
+                        )
                     )
                 if payer not in owed:
-                    lines.append((expense_id, payer, amount, 0, False, len(shares)))
+                    lines.append(
+                        (
+                            expense_id,
+                            payer,
+                            amount,
+                            0,
+                            False,
+                            len(shares),
+                            group_amount if foreign else None,
+                            0 if foreign else None,
+                        )
+                    )
             await connection.copy_records_to_table(
                 "splits_expenses", records=expenses, columns=_EXPENSE_COLUMNS
             )
@@ -579,7 +668,14 @@ async def _seed_big_group(
             )
         await connection.copy_records_to_table(
             "splits_balances",
-            records=[(group_id, user, CURRENCY, net) for user, net in sorted(nets.items())],
+            records=[(group_id, user, cur, net) for (user, cur), net in sorted(nets.items())],
+            columns=("group_id", "user_id", "currency", "net"),
+        )
+        await connection.copy_records_to_table(
+            "splits_converted",
+            records=[
+                (group_id, user, CURRENCY, net) for user, net in sorted(converted_nets.items())
+            ],
             columns=("group_id", "user_id", "currency", "net"),
         )
         for table in (
@@ -587,6 +683,7 @@ async def _seed_big_group(
             "splits_expenses",
             "splits_expense_lines",
             "splits_balances",
+            "splits_converted",
         ):
             await connection.execute(f"VACUUM ANALYZE {table}")
     seconds = time.perf_counter() - started
@@ -599,6 +696,10 @@ async def _seed_big_group(
         "expenses": config.expenses,
         "lines": total_lines,
         "balance_rows": len(nets),
+        "converted_rows": len(converted_nets),
+        "foreign_expenses": 0
+        if config.foreign_every <= 0
+        else (config.expenses + config.foreign_every - 1) // config.foreign_every,
         "seconds": round(seconds, 2),
         "expenses_per_s": round(config.expenses / seconds, 1),
         "method": "CreateGroup through the actor; members, expenses, lines and balances by "
@@ -646,6 +747,13 @@ class _Reads:
         if type(reply) is not BalancesView or len(reply.balances) < len(self.group.members):
             raise RuntimeError(f"GetBalances answered {reply!r:.200}")
 
+    async def actor_converted(self, index: int) -> None:
+        reply = await self.node.ref.ask(
+            GetBalances(group_id=self.group.group_id, user_id=self.user(index), converted=True)
+        )
+        if type(reply) is not BalancesView or len(reply.balances) < len(self.group.members):
+            raise RuntimeError(f"GetBalances(converted) answered {reply!r:.200}")
+
     async def actor_plan(self, index: int) -> None:
         reply = await self.node.ref.ask(
             GetSettlePlan(group_id=self.group.group_id, user_id=self.user(index))
@@ -676,14 +784,28 @@ async def _check_seeded(node: _Node, pool: asyncpg.Pool, group: _BigGroup) -> di
     actor_lines = [(b.user_id, b.currency, b.net) for b in balances.balances]
     plan = await node.ref.ask(GetSettlePlan(group_id=group.group_id, user_id=group.members[0]))
     actor_plan = [(t.from_user_id, t.to_user_id, t.amount, t.currency) for t in plan.transfers]
-    planned = [PlannedTransfer(a, b, n) for a, b, n, _ in actor_plan]
+    currencies = {currency for _, currency in recomputed}
+    settles = all(
+        plan_settles(
+            [PlannedTransfer(a, b, n) for a, b, n, c in actor_plan if c == currency],
+            {user: net for (user, c), net in recomputed.items() if c == currency},
+        )
+        for currency in currencies
+    )
+    converted_rows = await pool.fetch(_RECOMPUTE_CONVERTED_QUERY, group.group_id, CURRENCY)
+    converted = {(r["user_id"], r["currency"]): r["net"] for r in converted_rows if r["net"]}
+    view = await node.ref.ask(
+        GetBalances(group_id=group.group_id, user_id=group.members[0], converted=True)
+    )
     return {
         "seeded_balances_ok": kept == recomputed,
         "seeded_nonzero_balances": len(recomputed),
         "actor_balances_ok": actor_lines == _as_balances(nets, members),
-        "actor_plan_ok": actor_plan == _as_plan(nets)
-        and plan_settles(planned, {user: net for (user, _), net in recomputed.items()}),
+        "actor_plan_ok": actor_plan == _as_plan(nets) and settles,
         "plan_transfers": len(actor_plan),
+        "converted_balances_ok": converted
+        == {(b.user_id, b.currency): b.net for b in view.balances if b.net}
+        and sum(converted.values()) == 0,
     }
 
 
@@ -830,10 +952,12 @@ async def _run(config: SplitsBenchConfig, progress: Progress, folder: Path) -> S
         one_few = config.baseline_sequential_reads
         systems: list[tuple[str, str, Callable[[int], Awaitable[None]], int, int]] = [
             ("actor_balances", "actor GetBalances (kept)", reads.actor_balances, n, many),
+            ("actor_converted", "actor GetBalances converted", reads.actor_converted, n, many),
             ("actor_plan", "actor GetSettlePlan (kept)", reads.actor_plan, n, many),
             ("spliit_balances", "recompute balances (Spliit)", reads.spliit_balances, few, many),
             ("spliit_plan", "recompute + settle_plan (Spliit)", reads.spliit_plan, few, many),
             ("actor_balances_1", "actor GetBalances (kept)", reads.actor_balances, n, 1),
+            ("actor_converted_1", "actor GetBalances converted", reads.actor_converted, n, 1),
             ("actor_plan_1", "actor GetSettlePlan (kept)", reads.actor_plan, n, 1),
             ("spliit_balances_1", "recompute balances (Spliit)", reads.spliit_balances, one_few, 1),
             ("spliit_plan_1", "recompute + settle_plan (Spliit)", reads.spliit_plan, one_few, 1),
@@ -864,6 +988,21 @@ async def _run(config: SplitsBenchConfig, progress: Progress, folder: Path) -> S
             for suffix in ("", "_1")
             for kind, key in (("balances", "balances"), ("settle_plan", "plan"))
         }
+        # the converted read against the plain one in the same rounds (> 1: slower)
+        for suffix in ("", "_1"):
+            pairs = list(
+                zip(
+                    results[f"actor_converted{suffix}"].rounds,
+                    results[f"actor_balances{suffix}"].rounds,
+                    strict=True,
+                )
+            )
+            checks[f"converted_p50_ratio{suffix}"] = round(
+                statistics.median(c.p50_ms / p.p50_ms for c, p in pairs), 3
+            )
+            checks[f"converted_p99_ratio{suffix}"] = round(
+                statistics.median(c.p99_ms / p.p99_ms for c, p in pairs), 3
+            )
 
         progress(
             f"  AddExpense: making {config.add_groups} groups of {config.add_group_members} "

@@ -5,6 +5,7 @@ while updates arrive on the webhook)."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,10 @@ from actors.auth.tokens import SigningKeys
 from actors.payments import messages as payments_messages
 from actors.payments.actor import Payments
 from actors.payments.messages import payments_key
+from actors.rates import messages as rates_messages
+from actors.rates.actor import Rates
+from actors.rates.feed import EcbFeed, SingleFlightFeed
+from actors.rates.messages import RATES, rates_key
 from actors.runtime import ActorSystem, MemoryDeadLetterStore, Message, Outbox
 from actors.splits import messages as splits_messages
 from actors.splits.actor import Splits
@@ -42,6 +47,7 @@ from splitgo.bot import app as bot_app
 from splitgo.bot import groups as bot_groups
 from splitgo.bot.app import TelegramBot
 from splitgo.db import apply_schema
+from tests.support.fake_rates import FakeRates
 from tests.support.fake_telegram import FakeTelegram, Sent
 from transport import Codec, MemoryTransport
 
@@ -116,7 +122,7 @@ async def running(database_url: str) -> AsyncIterator[World]:
     assert pool is not None
     await apply_schema(pool)
     codec = Codec()
-    for module in (auth_messages, payments_messages, splits_messages):
+    for module in (auth_messages, payments_messages, splits_messages, rates_messages):
         codec.register_module(module)
     system = ActorSystem(
         MemoryTransport(node_id="bot-test", codec=codec),
@@ -143,11 +149,21 @@ async def running(database_url: str) -> AsyncIterator[World]:
     )
     system.spawn(Payments, "payments", factory=lambda: Payments(pool), key=payments_key)
     system.spawn(Splits, "splits", factory=lambda: Splits(pool), shards=2, key=splits_key)
+    http = aiohttp.ClientSession()
+    rates = FakeRates()
+    await rates.start()
+    today = datetime.date.today()
+    for back in range(12):  # a dollar at 1.08 per euro, every day of the last fortnight
+        rates.set_day(today - datetime.timedelta(days=back), {"USD": "1.08", "JPY": "160"})
+    feed = SingleFlightFeed(EcbFeed(http, rates.url))
+    system.spawn(Rates, RATES, factory=lambda: Rates(pool, feed), key=rates_key)
     try:
         async with FakeTelegram() as tg:
             yield World(system, tg, pool)
     finally:
         await system.stop(timeout=5)
+        await rates.stop()
+        await http.close()
         await pool.close()
 
 
@@ -279,6 +295,35 @@ async def test_add_uses_the_only_group_and_its_currency_exponent(world: World) -
     assert await world.nets(tokyo, amy) == {amy.id: 600, bob.id: -600}
     plan = await world.say(511, "/settle")
     assert "<b>Bob pays you 600 JPY</b>" in plan["text"]
+
+
+@pytest.mark.usefixtures("bot")
+async def test_add_in_another_currency_is_converted_at_the_days_rate(world: World) -> None:
+    """`/add 10.80 USD Pizza @trip` in a EUR group is a USD expense carrying the day's
+    rate: €10.00 at 1.08 dollars a euro, split equally in both views."""
+    amy = await world.linked("Amy", 514)
+    bob = await world.register("Bob")
+    trip = await world.group(amy, "Trip", bob)
+    added = await world.say(514, "/add 10.80 usd Pizza @trip")
+    assert "Added <b>Pizza</b> to <b>Trip</b>: 10.80 USD (10.00 EUR at" in added["text"]
+    row = await world.pool.fetchrow(
+        "SELECT currency, amount, group_amount, rate_source FROM splits_expenses"
+        " WHERE group_id = $1",
+        trip,
+    )
+    assert dict(row) == {
+        "currency": "USD",
+        "amount": 1080,
+        "group_amount": 1000,
+        "rate_source": "ecb",
+    }
+    converted = await world.ask(
+        "splits", GetBalances(group_id=trip, user_id=amy.id, converted=True)
+    )
+    assert {(line.user_id, line.currency, line.net) for line in converted.balances} == {
+        (amy.id, "EUR", 500),
+        (bob.id, "EUR", -500),
+    }
 
 
 @pytest.mark.usefixtures("bot")

@@ -45,6 +45,10 @@ async def start_node(
         "SPLITGO_CODEC_CHECK": "1",
         # every test client is 127.0.0.1: the edge's rate limit is tested where it is set
         "SPLITGO_RATE_LIMIT": "0",
+        # never the real ECB from a test: nothing listens on port 9, so a lookup falls back
+        # at once to the rates actor's cache and fixed table (a test that wants rates starts
+        # tests/support/fake_rates.py and passes its URL)
+        "SPLITGO_RATES_URL": "http://127.0.0.1:9/stats/eurofxref/",
         **(env or {}),
     }
     process = subprocess.Popen(

@@ -233,7 +233,7 @@ def test_missing_and_unknown_fields_are_refused() -> None:
     problem = refused(expense(split={"mode": "equal", "shares": [{"user_id": ALICE, "x": 1}]}))
     assert fields(problem) == ["$.split.shares[0]"]
     assert "x" in problem.errors[0].message
-    assert fields(refused(expense(tip=3))) == ["$"]
+    assert fields(refused(expense(gratuity=3))) == ["$"]
     assert fields(refused(expense(split={"mode": "halves"}))) == ["$.split.mode"]
 
 

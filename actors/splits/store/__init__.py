@@ -2,7 +2,8 @@
 section), one module per feature: `groups` (groups, members), `invites`, `placeholders`
 (members with no account), `expenses` (with their lines, history and recurrence),
 `balances` (kept nets and settle plans), `settlements`, `activity` (the log and comments),
-`reminders`; `KEYS`, its idempotency keys.
+`reminders`, `insight` (search and sums), `recurring` (series' ends, the simplify
+switch); `KEYS`, its idempotency keys.
 
 Each function takes what runs the statement (`actors.runtime.Executor`): the pool
 (autocommit) or an open `Transaction`. Times are passed in; the actor's clock is the only
@@ -17,9 +18,11 @@ from actors.splits.store import (
     balances,
     expenses,
     groups,
+    insight,
     invites,
     links,
     placeholders,
+    recurring,
     reminders,
     settlements,
 )
@@ -33,9 +36,11 @@ __all__ = [
     "balances",
     "expenses",
     "groups",
+    "insight",
     "invites",
     "links",
     "placeholders",
+    "recurring",
     "reminders",
     "settlements",
 ]

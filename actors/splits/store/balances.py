@@ -1,5 +1,12 @@
 """Each member's kept net balance per currency, and the kept settle plans (splits_balances,
-splits_plans)."""
+splits_plans); the same converted into the group's currency at the stored rates
+(splits_converted, splits_converted_plans), kept in the same transactions.
+
+What has no rate moves both the same way: in the group's currency it counts 1:1, and in a
+foreign one it is not convertible and stays apart in its own currency. So `apply_deltas`
+moves both tables by default; an expense or settlement with a rate moves the plain ones
+(`converted=False`) and the converted ones in the group's currency (`apply_converted`).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +17,14 @@ from typing import Any
 from actors.runtime import Executor
 
 
-async def balances(db: Executor, group_id: str) -> list[tuple[str, str, int]]:
-    """(user_id, currency, net) of every member with a balance row, by currency then user."""
+async def balances(
+    db: Executor, group_id: str, *, converted: bool = False
+) -> list[tuple[str, str, int]]:
+    """(user_id, currency, net) of every member with a balance row, by currency then user;
+    `converted`: in the group's currency at the stored rates (what has none apart)."""
+    table = "splits_converted" if converted else "splits_balances"
     rows = await db.fetch(
-        "SELECT user_id, currency, net FROM splits_balances WHERE group_id = $1"
+        f"SELECT user_id, currency, net FROM {table} WHERE group_id = $1"
         " ORDER BY currency, user_id",
         group_id,
     )
@@ -41,18 +52,35 @@ async def group_unsettled(db: Executor, group_id: str) -> dict[str, int]:
 
 
 async def apply_deltas(
-    db: Executor, group_id: str, currency: str, deltas: Mapping[str, int]
+    db: Executor,
+    group_id: str,
+    currency: str,
+    deltas: Mapping[str, int],
+    *,
+    converted: bool = True,
 ) -> None:
-    """Add each user's change to their net balance in this currency (one statement)."""
+    """Add each user's change to their net balance in this currency (one statement); and,
+    `converted` (something with no rate), to their converted balance the same way."""
     changed = sorted((user, delta) for user, delta in deltas.items() if delta)
     if not changed:
         return
+    if not converted:
+        await _apply(db, "splits_balances", group_id, currency, changed)
+        return
     await db.execute(
         """
-        INSERT INTO splits_balances (group_id, user_id, currency, net)
-        SELECT $1, d.user_id, $2, d.delta FROM unnest($3::text[], $4::bigint[]) AS d(user_id, delta)
+        WITH d AS (
+            SELECT * FROM unnest($3::text[], $4::bigint[]) AS d(user_id, delta)
+        ), plain AS (
+            INSERT INTO splits_balances (group_id, user_id, currency, net)
+            SELECT $1, d.user_id, $2, d.delta FROM d
+            ON CONFLICT (group_id, user_id, currency)
+            DO UPDATE SET net = splits_balances.net + EXCLUDED.net
+        )
+        INSERT INTO splits_converted (group_id, user_id, currency, net)
+        SELECT $1, d.user_id, $2, d.delta FROM d
         ON CONFLICT (group_id, user_id, currency)
-        DO UPDATE SET net = splits_balances.net + EXCLUDED.net
+        DO UPDATE SET net = splits_converted.net + EXCLUDED.net
         """,
         group_id,
         currency,
@@ -61,16 +89,52 @@ async def apply_deltas(
     )
 
 
-async def saved_plans(db: Executor, group_id: str) -> dict[str, list[tuple[str, str, int]]]:
-    rows = await db.fetch("SELECT currency, plan FROM splits_plans WHERE group_id = $1", group_id)
+async def apply_converted(
+    db: Executor, group_id: str, currency: str, deltas: Mapping[str, int]
+) -> None:
+    """Add each user's change to their converted balance in `currency` (the group's)."""
+    changed = sorted((user, delta) for user, delta in deltas.items() if delta)
+    if changed:
+        await _apply(db, "splits_converted", group_id, currency, changed)
+
+
+async def _apply(
+    db: Executor, table: str, group_id: str, currency: str, changed: Sequence[tuple[str, int]]
+) -> None:
+    await db.execute(
+        f"""
+        INSERT INTO {table} (group_id, user_id, currency, net)
+        SELECT $1, d.user_id, $2, d.delta FROM unnest($3::text[], $4::bigint[]) AS d(user_id, delta)
+        ON CONFLICT (group_id, user_id, currency)
+        DO UPDATE SET net = {table}.net + EXCLUDED.net
+        """,
+        group_id,
+        currency,
+        [user for user, _ in changed],
+        [delta for _, delta in changed],
+    )
+
+
+async def saved_plans(
+    db: Executor, group_id: str, *, converted: bool = False
+) -> dict[str, list[tuple[str, str, int]]]:
+    """The kept settle plans by currency (`converted`: the converted ones)."""
+    table = "splits_converted_plans" if converted else "splits_plans"
+    rows = await db.fetch(f"SELECT currency, plan FROM {table} WHERE group_id = $1", group_id)
     return {row["currency"]: [tuple(item) for item in json.loads(row["plan"])] for row in rows}
 
 
 async def save_plan(
-    db: Executor, group_id: str, currency: str, plan: Sequence[tuple[str, str, int]]
+    db: Executor,
+    group_id: str,
+    currency: str,
+    plan: Sequence[tuple[str, str, int]],
+    *,
+    converted: bool = False,
 ) -> None:
+    table = "splits_converted_plans" if converted else "splits_plans"
     await db.execute(
-        "INSERT INTO splits_plans (group_id, currency, plan) VALUES ($1, $2, $3::jsonb)"
+        f"INSERT INTO {table} (group_id, currency, plan) VALUES ($1, $2, $3::jsonb)"
         " ON CONFLICT (group_id, currency) DO UPDATE SET plan = EXCLUDED.plan",
         group_id,
         currency,

@@ -1,11 +1,17 @@
 """Expenses with their payers' and sharers' lines, their history and the recurring ones'
-next dates (splits_expenses, splits_expense_lines, splits_expense_history)."""
+next dates (splits_expenses, splits_expense_lines, splits_expense_history).
+
+An expense in another currency than its group's keeps its rate and its amount in the
+group's currency, and its lines their converted amounts (`group_payers`, `group_shares`);
+an itemized bill keeps its items (as given and as priced), tax, tip and spread.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from actors.runtime import Executor
@@ -35,6 +41,20 @@ class ExpenseRecord:
     seq: int = 0
     payers: list[tuple[str, int]] = field(default_factory=list)
     shares: list[tuple[str, int]] = field(default_factory=list)
+    # another currency than the group's: the rate (group currency per 1 unit), where it
+    # came from, its day, the amount and the lines in the group's currency (all None
+    # when the expense has no rate)
+    rate: Decimal | None = None
+    rate_source: str | None = None
+    rate_day: date | None = None
+    group_amount: int | None = None
+    group_payers: list[tuple[str, int]] | None = None
+    group_shares: list[tuple[str, int]] | None = None
+    # an itemized bill (split_mode "items"): each item as given and priced, tax, tip, spread
+    items: list[dict[str, Any]] | None = None
+    tax: int | None = None
+    tip: int | None = None
+    spread: str | None = None
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -47,13 +67,20 @@ class ExpenseRecord:
             "paid_by": [[user, paid] for user, paid in self.payers],
             "shares": [[user, owed] for user, owed in self.shares],
             "recurrence": self.recurrence,
+            "rate": None if self.rate is None else str(self.rate),
+            "rate_source": self.rate_source,
+            "group_amount": self.group_amount,
+            "items": self.items,
+            "tax": self.tax,
+            "tip": self.tip,
         }
 
 
 _EXPENSE_COLUMNS = (
     "id, seq, group_id, description, amount, currency, spent_on, category, split_mode,"
     " split_input, created_by, created_at, updated_at, version, recurrence, next_due,"
-    " recurring_from, deleted_at IS NOT NULL AS deleted"
+    " recurring_from, deleted_at IS NOT NULL AS deleted,"
+    " rate, rate_source, rate_day, group_amount, items, tax, tip, spread"
 )
 
 
@@ -77,6 +104,14 @@ def _expense(row: Any) -> ExpenseRecord:
         recurring_from=row["recurring_from"],
         deleted=row["deleted"],
         seq=row["seq"],
+        rate=row["rate"],
+        rate_source=row["rate_source"],
+        rate_day=row["rate_day"],
+        group_amount=row["group_amount"],
+        items=None if row["items"] is None else json.loads(row["items"]),
+        tax=row["tax"],
+        tip=row["tip"],
+        spread=row["spread"],
     )
 
 
@@ -84,17 +119,26 @@ async def _attach_lines(db: Executor, expenses: list[ExpenseRecord]) -> list[Exp
     if not expenses:
         return expenses
     rows = await db.fetch(
-        "SELECT expense_id, user_id, paid, owed, sharing FROM splits_expense_lines"
-        " WHERE expense_id = ANY($1::text[]) ORDER BY expense_id, position",
+        "SELECT expense_id, user_id, paid, owed, sharing, group_paid, group_owed"
+        " FROM splits_expense_lines WHERE expense_id = ANY($1::text[])"
+        " ORDER BY expense_id, position",
         [expense.id for expense in expenses],
     )
     by_id = {expense.id: expense for expense in expenses}
+    for expense in expenses:
+        if expense.rate is not None:
+            expense.group_payers, expense.group_shares = [], []
     for row in rows:
         expense = by_id[row["expense_id"]]
+        converted = expense.rate is not None
         if row["paid"]:
             expense.payers.append((row["user_id"], row["paid"]))
+            if converted and expense.group_payers is not None:
+                expense.group_payers.append((row["user_id"], row["group_paid"] or 0))
         if row["sharing"]:
             expense.shares.append((row["user_id"], row["owed"]))
+            if converted and expense.group_shares is not None:
+                expense.group_shares.append((row["user_id"], row["group_owed"] or 0))
     return expenses
 
 
@@ -104,8 +148,10 @@ async def insert_expense(db: Executor, expense: ExpenseRecord) -> bool:
         """
         INSERT INTO splits_expenses (id, group_id, description, amount, currency, spent_on,
             category, split_mode, split_input, created_by, created_at, updated_at, version,
-            recurrence, next_due, recurring_from)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16)
+            recurrence, next_due, recurring_from, rate, rate_source, rate_day, group_amount,
+            items, tax, tip, spread)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16,
+            $17, $18, $19, $20, $21::jsonb, $22, $23, $24)
         ON CONFLICT (id) DO NOTHING RETURNING seq
         """,
         expense.id,
@@ -124,6 +170,7 @@ async def insert_expense(db: Executor, expense: ExpenseRecord) -> bool:
         expense.recurrence,
         expense.next_due,
         expense.recurring_from,
+        *_money(expense),
     )
     if seq is None:
         return False
@@ -132,23 +179,45 @@ async def insert_expense(db: Executor, expense: ExpenseRecord) -> bool:
     return True
 
 
+def _money(expense: ExpenseRecord) -> tuple[Any, ...]:
+    """The expense's rate and items columns, in the order the statements list them."""
+    return (
+        expense.rate,
+        expense.rate_source,
+        expense.rate_day,
+        expense.group_amount,
+        None if expense.items is None else json.dumps(expense.items),
+        expense.tax,
+        expense.tip,
+        expense.spread,
+    )
+
+
 async def _write_lines(db: Executor, expense: ExpenseRecord) -> None:
     paid = dict(expense.payers)
     owed = dict(expense.shares)
     users = [user for user, _ in expense.shares]
     users += [user for user, _ in expense.payers if user not in owed]
+    # converted amounts only for an expense with a rate (NULL: as paid and owed, or apart)
+    converted = expense.group_payers is not None and expense.group_shares is not None
+    group_paid = dict(expense.group_payers or ())
+    group_owed = dict(expense.group_shares or ())
     await db.execute(
         """
-        INSERT INTO splits_expense_lines (expense_id, user_id, paid, owed, sharing, position)
-        SELECT $1, l.user_id, l.paid, l.owed, l.sharing, l.n - 1
-        FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bool[])
-            WITH ORDINALITY AS l(user_id, paid, owed, sharing, n)
+        INSERT INTO splits_expense_lines (expense_id, user_id, paid, owed, sharing, position,
+            group_paid, group_owed)
+        SELECT $1, l.user_id, l.paid, l.owed, l.sharing, l.n - 1, l.group_paid, l.group_owed
+        FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bool[], $6::bigint[],
+            $7::bigint[]) WITH ORDINALITY AS l(user_id, paid, owed, sharing, group_paid,
+            group_owed, n)
         """,
         expense.id,
         users,
         [paid.get(user, 0) for user in users],
         [owed.get(user, 0) for user in users],
         [user in owed for user in users],
+        [group_paid.get(user, 0) if converted else None for user in users],
+        [group_owed.get(user, 0) if converted else None for user in users],
     )
 
 
@@ -158,7 +227,9 @@ async def update_expense(db: Executor, expense: ExpenseRecord) -> None:
         """
         UPDATE splits_expenses SET description = $2, amount = $3, currency = $4,
             spent_on = $5, category = $6, split_mode = $7, split_input = $8::jsonb,
-            updated_at = $9, version = $10, recurrence = $11, next_due = $12
+            updated_at = $9, version = $10, recurrence = $11, next_due = $12, rate = $13,
+            rate_source = $14, rate_day = $15, group_amount = $16, items = $17::jsonb,
+            tax = $18, tip = $19, spread = $20
         WHERE id = $1
         """,
         expense.id,
@@ -173,6 +244,7 @@ async def update_expense(db: Executor, expense: ExpenseRecord) -> None:
         expense.version,
         expense.recurrence,
         expense.next_due,
+        *_money(expense),
     )
     await db.execute("DELETE FROM splits_expense_lines WHERE expense_id = $1", expense.id)
     await _write_lines(db, expense)

@@ -130,3 +130,8 @@ async def remove_member(db: Executor, group_id: str, user_id: str) -> None:
         group_id,
         user_id,
     )
+    await db.execute(
+        "DELETE FROM splits_converted WHERE group_id = $1 AND user_id = $2 AND net = 0",
+        group_id,
+        user_id,
+    )

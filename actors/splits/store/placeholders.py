@@ -77,6 +77,12 @@ _REWRITES = (
     "UPDATE splits_settlements SET from_user_id = $3 WHERE group_id = $1 AND from_user_id = $2",
     "UPDATE splits_settlements SET to_user_id = $3 WHERE group_id = $1 AND to_user_id = $2",
     "UPDATE splits_plans SET plan = replace(plan::text, $2, $3)::jsonb WHERE group_id = $1",
+    "UPDATE splits_converted SET user_id = $3 WHERE group_id = $1 AND user_id = $2",
+    "UPDATE splits_converted_plans SET plan = replace(plan::text, $2, $3)::jsonb"
+    " WHERE group_id = $1",
+    # an itemized bill names its sharers in its items
+    "UPDATE splits_expenses SET items = replace(items::text, $2, $3)::jsonb"
+    " WHERE group_id = $1 AND items IS NOT NULL",
     "UPDATE splits_expense_history h SET snapshot = replace(h.snapshot::text, $2, $3)::jsonb"
     " FROM splits_expenses e WHERE e.id = h.expense_id AND e.group_id = $1",
     "UPDATE splits_activity SET summary = replace(summary, $2, $3),"

@@ -1,10 +1,12 @@
 """Settlements: cash ones recorded at once, wallet ones pending until payments answers
-(splits_settlements)."""
+(splits_settlements). A settlement in another currency than its group's keeps its rate and
+its amount in the group's currency, as an expense does."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 from actors.runtime import Executor
 
@@ -25,14 +27,19 @@ class SettlementRow:
     transfer_id: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    rate: Decimal | None = None  # group currency per 1 unit (another currency than the group's)
+    rate_source: str | None = None
+    rate_day: date | None = None
+    group_amount: int | None = None
 
 
 async def insert_settlement(db: Executor, row: SettlementRow, settled_at: datetime | None) -> bool:
     inserted = await db.fetchval(
         """
         INSERT INTO splits_settlements (id, group_id, from_user_id, to_user_id, amount,
-            currency, method, status, created_at, settled_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            currency, method, status, created_at, settled_at, rate, rate_source, rate_day,
+            group_amount)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
         ON CONFLICT (id) DO NOTHING RETURNING true
         """,
         row.id,
@@ -45,6 +52,10 @@ async def insert_settlement(db: Executor, row: SettlementRow, settled_at: dateti
         row.status,
         row.created_at,
         settled_at,
+        row.rate,
+        row.rate_source,
+        row.rate_day,
+        row.group_amount,
     )
     return bool(inserted)
 
@@ -52,7 +63,8 @@ async def insert_settlement(db: Executor, row: SettlementRow, settled_at: dateti
 async def settlement(db: Executor, settlement_id: str) -> SettlementRow | None:
     row = await db.fetchrow(
         "SELECT id, group_id, from_user_id, to_user_id, amount, currency, method, status,"
-        " created_at, transfer_id, failure_code, failure_message"
+        " created_at, transfer_id, failure_code, failure_message, rate, rate_source, rate_day,"
+        " group_amount"
         " FROM splits_settlements WHERE id = $1",
         settlement_id,
     )

@@ -12,11 +12,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from splitgo.web.splits import (
+    attachments,
     expenses,
     groups,
     history,
+    imports,
     invites,
     links,
+    recurring,
+    search,
     settlements,
     summary,
 )
@@ -47,6 +51,10 @@ routes: tuple[web.AbstractRouteDef, ...] = (
     *summary.routes,
     *invites.routes,
     *links.routes,
+    *search.routes,
+    *attachments.routes,
+    *recurring.routes,
+    *imports.routes,
 )
 
 __all__ = [

@@ -15,22 +15,28 @@ import msgspec
 
 from actors.auth.messages import has_control_characters, valid_email
 from actors.payments.messages import MAX_AMOUNT
+from actors.rates.messages import InvalidRate, parse_rate
 from actors.splits.messages import (
     CATEGORY_MAX,
     COMMENT_MAX,
     DESCRIPTION_MAX,
     EMAIL_TEXT_MAX,
     GROUP_NAME_MAX,
+    MAX_ITEMS,
+    RATE_TEXT_MAX,
+    RECURRENCE_TIMES_MAX,
     AddExpense,
     CreateGroup,
     EditExpense,
     ExpenseView,
+    Item,
     Payer,
     RecordSettlement,
     Recurrence,
     SettlementMethod,
     ShareLine,
     SplitModeName,
+    SpreadName,
     UpdateGroup,
 )
 from splitgo.web.payments import Amount, Currency, UserId, field_problem, known_currency
@@ -47,6 +53,18 @@ CommentText = Annotated[str, msgspec.Meta(min_length=1, max_length=COMMENT_MAX)]
 Day = Annotated[
     str, matching(r"^\d{4}-\d{2}-\d{2}$", "a date written YYYY-MM-DD, such as 2026-03-14")
 ]
+# issue 17: currencies and items
+Rate = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=RATE_TEXT_MAX,
+        description="units of the group's currency per 1 unit of the expense's, as a decimal"
+        ' string such as "1.0772"',
+    ),
+]
+Extra = Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT)]
+RecurrenceTimes = Annotated[int, msgspec.Meta(ge=1, le=RECURRENCE_TIMES_MAX)]
 
 
 class GroupBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -55,10 +73,12 @@ class GroupBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class GroupPatch(msgspec.Struct, forbid_unknown_fields=True):
-    """What PATCH changes of a group: its name, and whether it is archived."""
+    """What PATCH changes of a group: its name, whether it is archived, and whether its
+    settle plan is simplified (fewest transfers) or says who owes whom directly."""
 
     name: str | None = None
     archived: bool | None = None
+    simplify: bool | None = None
 
 
 class MemberBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -89,15 +109,37 @@ class SplitBody(msgspec.Struct, forbid_unknown_fields=True):
     shares: list[ShareBody] = []
 
 
-class ExpenseBody(msgspec.Struct, forbid_unknown_fields=True):
+class ItemBody(msgspec.Struct, forbid_unknown_fields=True):
+    """One item of an itemized bill: its amount before tax and tip, and its own split
+    (everyone equally when none is given)."""
+
     description: Description
     amount: Amount
+    split: SplitBody | None = None
+
+
+class ExpenseBody(msgspec.Struct, forbid_unknown_fields=True):
+    """An expense; `amount` and `split` are needed unless it is itemized (`items`, with
+    optional `tax`, `tip` and `spread`: then the amount is theirs and the shares derived).
+    In another currency than the group's: `rate` or `group_amount`, or neither (the day's
+    rate is looked up)."""
+
+    description: Description
     currency: Currency
     paid_by: UserId | list[PayerBody]
-    split: SplitBody
+    amount: Amount | None = None
+    split: SplitBody | None = None
     date: Day | None = None
     category: Category | None = None
     recurrence: Recurrence | None = None
+    until: Day | None = None  # a recurring expense's last day for a copy; or times
+    times: RecurrenceTimes | None = None  # the original and its copies, in all
+    rate: Rate | None = None
+    group_amount: Amount | None = None
+    items: Annotated[list[ItemBody], msgspec.Meta(max_length=MAX_ITEMS)] | None = None
+    tax: Extra | None = None
+    tip: Extra | None = None
+    spread: SpreadName | None = None
 
 
 class ExpensePatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -109,13 +151,26 @@ class ExpensePatch(msgspec.Struct, forbid_unknown_fields=True):
     date: Day | None = None
     category: Category | None = None
     recurrence: Recurrence | Literal["none"] | None = None
+    until: Day | None = None  # a recurring expense's last day for a copy; or times
+    times: RecurrenceTimes | None = None  # the original and its copies, in all
+    rate: Rate | None = None
+    group_amount: Amount | None = None
+    items: Annotated[list[ItemBody], msgspec.Meta(max_length=MAX_ITEMS)] | None = None
+    tax: Extra | None = None
+    tip: Extra | None = None
+    spread: SpreadName | None = None
 
 
 class SettlementBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A settlement; in another currency than the group's, with `rate` or `group_amount`
+    or neither (the day's rate is looked up)."""
+
     to_user_id: UserId
     amount: Amount
     currency: Currency
     method: SettlementMethod
+    rate: Rate | None = None
+    group_amount: Amount | None = None
 
 
 class CommentBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -135,6 +190,8 @@ def group_message(body: GroupBody, *, group_id: str, user_id: str) -> CreateGrou
 
 
 def group_patch_message(body: GroupPatch, *, group_id: str, user_id: str) -> UpdateGroup:
+    """The rename or archiving; `simplify` alone asks for no UpdateGroup (the route sends
+    SetSimplify), so call this only when a name or archived is given."""
     if body.name is None and body.archived is None:
         raise field_problem("$", "give a new name, archived, or both")
     name = None
@@ -228,9 +285,11 @@ MODE_FIELD: dict[str, tuple[str | None, bool]] = {
 }
 
 
-def share_line(line: ShareBody, index: int, mode: str, currency: str) -> ShareLine:
+def share_line(
+    line: ShareBody, index: int, mode: str, currency: str, where: str = "$.split"
+) -> ShareLine:
     """One participant line, checked against what its split mode reads."""
-    path = f"$.split.shares[{index}]"
+    path = f"{where}.shares[{index}]"
     same_currency(line.currency, currency, f"{path}.currency")
     wanted, required = MODE_FIELD[mode]
     for name in ("amount", "percent", "shares"):
@@ -248,31 +307,99 @@ def share_line(line: ShareBody, index: int, mode: str, currency: str) -> ShareLi
     )
 
 
-def share_lines(split: SplitBody, currency: str) -> list[ShareLine]:
+def share_lines(split: SplitBody, currency: str, where: str = "$.split") -> list[ShareLine]:
     if not split.shares and split.mode != "equal":
-        raise field_problem("$.split.shares", f"the {split.mode} split needs participants")
+        raise field_problem(f"{where}.shares", f"the {split.mode} split needs participants")
     return [
-        share_line(line, index, split.mode, currency) for index, line in enumerate(split.shares)
+        share_line(line, index, split.mode, currency, where)
+        for index, line in enumerate(split.shares)
     ]
+
+
+# ── issue 17: currencies and items ────────────────────────────────────────────────────
+
+
+def checked_rate(rate: str | None, group_amount: int | None) -> str | None:
+    """The rate as given (checked: a positive decimal of sane size), given alone."""
+    if rate is not None and group_amount is not None:
+        raise field_problem("$.group_amount", "give rate or group_amount, not both")
+    if rate is None:
+        return None
+    try:
+        parse_rate(rate)
+    except InvalidRate as error:
+        raise field_problem("$.rate", error.message, code=InvalidRate.code) from None
+    return rate.strip()
+
+
+def items_of(items: list[ItemBody], currency: str) -> list[Item]:
+    """The items of an itemized bill as the actor takes them (errors at `$.items[i]...`)."""
+    if not items:
+        raise field_problem("$.items", "an itemized expense needs at least one item")
+    made = []
+    for index, item in enumerate(items):
+        split = item.split or SplitBody(mode="equal")
+        made.append(
+            Item(
+                description=_checked_text(item.description, f"$.items[{index}].description"),
+                amount=item.amount,
+                split_mode=split.mode,
+                shares=share_lines(split, currency, f"$.items[{index}].split"),
+            )
+        )
+    return made
+
+
+def no_bill(body: ExpenseBody | ExpensePatch) -> None:
+    """Tax, tip and spread go with items."""
+    for name in ("tax", "tip", "spread"):
+        if getattr(body, name) is not None:
+            raise field_problem(f"$.{name}", f"{name} goes with items (an itemized expense)")
+
+
+def bill_total(items: list[Item], tax: int | None, tip: int | None) -> int:
+    return sum(item.amount for item in items) + (tax or 0) + (tip or 0)
 
 
 def add_expense_message(
     body: ExpenseBody, *, group_id: str, user_id: str, expense_id: str
 ) -> AddExpense:
     currency = known_currency(body.currency)
+    items: list[Item] | None = None
+    if body.items is not None:
+        if body.split is not None:
+            raise field_problem("$.split", "an itemized expense is split by its items")
+        items = items_of(body.items, currency)
+        amount = body.amount if body.amount is not None else bill_total(items, body.tax, body.tip)
+        if amount > MAX_AMOUNT:
+            raise field_problem("$.items", f"the items, tax and tip make more than {MAX_AMOUNT}")
+    else:
+        no_bill(body)
+        if body.amount is None or body.split is None:
+            missing = "$.amount" if body.amount is None else "$.split"
+            raise field_problem(missing, "this field is required")
+        amount = body.amount
     return AddExpense(
         group_id=group_id,
         user_id=user_id,
         expense_id=expense_id,
         description=checked_description(body.description),
-        amount=body.amount,
+        amount=amount,
         currency=currency,
-        paid_by=payers(body.paid_by, body.amount, currency),
-        split_mode=body.split.mode,
-        shares=share_lines(body.split, currency),
+        paid_by=payers(body.paid_by, amount, currency),
+        split_mode="items" if body.split is None else body.split.mode,
+        shares=[] if body.split is None else share_lines(body.split, currency),
         date=checked_date(body.date),
         category=body.category or "general",
         recurrence=body.recurrence,
+        until=checked_date(body.until, "$.until"),
+        times=body.times,
+        rate=checked_rate(body.rate, body.group_amount),
+        group_amount=body.group_amount,
+        items=items,
+        tax=body.tax,
+        tip=body.tip,
+        spread=body.spread,
     )
 
 
@@ -281,6 +408,14 @@ def edit_expense_message(body: ExpensePatch, current: ExpenseView, *, user_id: s
     payer follows a new amount."""
     currency = known_currency(body.currency) if body.currency is not None else current.currency
     amount = body.amount if body.amount is not None else current.amount
+    items = None if body.items is None else items_of(body.items, currency)
+    if items is not None and body.split is not None:
+        raise field_problem("$.split", "an itemized expense is split by its items")
+    if items is None and current.split_mode != "items":
+        no_bill(body)
+    if items is not None and body.amount is None:  # the items' total is the new amount
+        tax = body.tax if body.tax is not None else current.tax
+        amount = bill_total(items, tax, body.tip if body.tip is not None else current.tip)
     paid_by: list[Payer] | None = None
     if body.paid_by is not None:
         paid_by = payers(body.paid_by, amount, currency)
@@ -299,7 +434,22 @@ def edit_expense_message(body: ExpensePatch, current: ExpenseView, *, user_id: s
         date=checked_date(body.date),
         category=body.category,
         recurrence=body.recurrence,
+        until=checked_date(body.until, "$.until"),
+        times=body.times,
+        rate=checked_rate(body.rate, body.group_amount),
+        group_amount=body.group_amount,
+        items=items,
+        tax=body.tax,
+        tip=body.tip,
+        spread=body.spread,
     )
+
+
+def _checked_text(text: str, field: str) -> str:
+    cleaned = text.strip()
+    if not cleaned:
+        raise field_problem(field, "cannot be blank")
+    return cleaned
 
 
 def checked_description(description: str) -> str:
@@ -309,13 +459,13 @@ def checked_description(description: str) -> str:
     return cleaned
 
 
-def checked_date(day: str | None) -> str | None:
+def checked_date(day: str | None, field: str = "$.date") -> str | None:
     if day is None:
         return None
     try:
         datetime.date.fromisoformat(day)
     except ValueError:
-        raise field_problem("$.date", "not a calendar date (YYYY-MM-DD)") from None
+        raise field_problem(field, "not a calendar date (YYYY-MM-DD)") from None
     return day
 
 
@@ -335,4 +485,6 @@ def settlement_message(
         amount=body.amount,
         currency=known_currency(body.currency),
         method=body.method,
+        rate=checked_rate(body.rate, body.group_amount),
+        group_amount=body.group_amount,
     )

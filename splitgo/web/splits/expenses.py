@@ -1,4 +1,6 @@
-"""The Splits routes for expenses (every split mode) and their comments."""
+"""The Splits routes for expenses (every split mode, itemized bills, other currencies than
+the group's: their rate looked up here when not given, `rates.ask_priced`) and their
+comments."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from splitgo.web.splits.bodies import (
     add_expense_message,
     edit_expense_message,
 )
+from splitgo.web.splits.rates import ask_priced
 
 routes = web.RouteTableDef()
 
@@ -48,7 +51,13 @@ def expense_query(request: web.Request, user_id: str) -> GetExpense:
     "amount}]`, summing to the amount), `percent` (`[{user_id, percent}]`, summing to 100), "
     "`shares` (`[{user_id, shares}]`, integer weights) or `adjustment`. `paid_by` is a "
     "member's id, or `[{user_id, amount}]` lines summing to the amount. Every participant "
-    "must be a member.",
+    "must be a member. An itemized bill gives `items: [{description, amount, split?}]` "
+    "instead of `split` (and maybe of `amount`), plus optional `tax` and `tip` (minor units) "
+    "spread over the items `proportional`ly (default) or `equal`ly (`spread`); its shares "
+    "are derived, exact to the minor unit. In another currency than the group's, give "
+    "`rate` (the group's currency per 1 unit, a decimal string) or `group_amount` (the "
+    "amount in the group's currency: the rate is derived), or neither: the rate of the "
+    "expense's date is looked up, and 422 `rate_unavailable` says when none can be had.",
     tags=["splits"],
     body=ExpenseBody,
     headers=[idempotency(required=False)],
@@ -61,7 +70,7 @@ async def add_expense(request: web.Request, body: ExpenseBody) -> web.Response:
         body, group_id=group_id(request), user_id=claims.sub, expense_id=str(uuid.uuid4())
     )
     message = with_key(message, request, body, caller=claims.sub)
-    expense: ExpenseView = await ask_splits(request, message)
+    expense: ExpenseView = await ask_priced(request, message)
     return json_response(to_json(expense), status=201)
 
 
@@ -93,7 +102,9 @@ async def get_expense(request: web.Request) -> web.Response:
 @routes.patch("/api/v1/groups/{id}/expenses/{eid}")
 @documented(
     summary="Change an expense",
-    description="Only the given fields change; balances follow.",
+    description="Only the given fields change; balances follow. A new currency or date "
+    "of an expense in another currency than the group's looks its rate up again, unless "
+    "`rate` or `group_amount` is given (a rate given before stays).",
     tags=["splits"],
     body=ExpensePatch,
     responses={200: ExpenseView},
@@ -104,7 +115,7 @@ async def edit_expense(request: web.Request, body: ExpensePatch) -> web.Response
     current: ExpenseView = await ask_splits(request, expense_query(request, claims.sub))
     if body == ExpensePatch():
         return json_response(to_json(current))
-    edited: ExpenseView = await ask_splits(
+    edited: ExpenseView = await ask_priced(
         request, edit_expense_message(body, current, user_id=claims.sub)
     )
     return json_response(to_json(edited))

@@ -18,6 +18,7 @@ from actors.splits.messages import (
     GroupView,
     ListGroups,
     RemoveMember,
+    SetSimplify,
 )
 from splitgo.web.actors import find_user
 from splitgo.web.declare import documented, idempotency
@@ -131,10 +132,11 @@ async def get_group(request: web.Request) -> web.Response:
 
 @routes.patch("/api/v1/groups/{id}")
 @documented(
-    summary="Rename, archive or bring back a group",
+    summary="Rename, archive or bring back a group; switch its plan's simplifying",
     description="Any member may. An archived group is read-only (409 `group_archived` on "
     "every change) and hidden from the default list until it is brought back "
-    "(`archived: false`).",
+    "(`archived: false`). `simplify` (default true): the settle plan is the fewest "
+    "transfers, or (false) who owes whom directly; the same as PATCH …/settings.",
     tags=["splits"],
     body=GroupPatch,
     responses={200: GroupView},
@@ -142,7 +144,14 @@ async def get_group(request: web.Request) -> web.Response:
 )
 async def update_group(request: web.Request, body: GroupPatch) -> web.Response:
     claims = authenticate(request)
-    message = group_patch_message(body, group_id=group_id(request), user_id=claims.sub)
+    group_of = group_id(request)
+    if body.simplify is not None:
+        switch = SetSimplify(group_id=group_of, user_id=claims.sub, simplify=body.simplify)
+        await ask_splits(request, switch)
+        if body.name is None and body.archived is None:
+            view = GetGroup(group_id=group_of, user_id=claims.sub)
+            return json_response(to_json(await ask_splits(request, view)))
+    message = group_patch_message(body, group_id=group_of, user_id=claims.sub)
     group: GroupView = await ask_splits(request, message)
     return json_response(to_json(group))
 

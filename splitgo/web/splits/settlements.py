@@ -1,5 +1,7 @@
-"""The Splits routes for settling up: balances, the settle-up plan, and settlements in
-cash or through the wallet (waited on briefly, replayed by Idempotency-Key)."""
+"""The Splits routes for settling up: balances, the settle-up plan (per currency, or
+converted into the group's currency with `?convert=true`), and settlements in cash or
+through the wallet (waited on briefly, replayed by Idempotency-Key), in the group's
+currency or another one (its rate given or looked up: `rates.ask_priced`)."""
 
 from __future__ import annotations
 
@@ -24,10 +26,11 @@ from actors.splits.messages import (
 )
 from splitgo.web.declare import Content, documented, idempotency
 from splitgo.web.idempotency import key_for, with_key
-from splitgo.web.problems import ProblemError, json_response, to_json
+from splitgo.web.problems import FieldError, ProblemError, json_response, to_json
 from splitgo.web.security import authenticate
 from splitgo.web.splits.asking import ask_splits, group_id
 from splitgo.web.splits.bodies import SettlementBody, settlement_message
+from splitgo.web.splits.rates import ask_priced
 
 routes = web.RouteTableDef()
 
@@ -63,16 +66,50 @@ async def settlement_outcome(
     return view
 
 
+class ConvertQuery(msgspec.Struct):
+    """`?convert=true`: in the group's currency at the stored rates."""
+
+    convert: Annotated[
+        bool,
+        msgspec.Meta(
+            description="true: converted into the group's currency at the expenses' and "
+            "settlements' stored rates (what has none stays apart in its own currency)"
+        ),
+    ] = False
+
+
+def convert_param(request: web.Request) -> bool:
+    """`?convert=` as a boolean (true/false, 1/0), or a 422 naming the parameter."""
+    raw = request.query.get("convert", "false").strip().lower()
+    if raw in ("true", "1"):
+        return True
+    if raw in ("false", "0", ""):
+        return False
+    raise ProblemError(
+        422,
+        "validation_error",
+        "convert must be true or false",
+        errors=[FieldError(field="convert", message="true or false")],
+    )
+
+
 @routes.get("/api/v1/groups/{id}/balances")
 @documented(
     summary="Who owes what",
-    description="`net` > 0 is owed to them; the nets of each currency sum to zero.",
+    description="`net` > 0 is owed to them; the nets of each currency sum to zero. With "
+    "`?convert=true`, in the group's currency at the stored rates (what has no rate, an "
+    "expense in another currency from before rates were kept, stays apart in its own).",
     tags=["splits"],
+    query=ConvertQuery,
     responses={200: BalancesView},
+    errors=[422],
 )
 async def balances(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    view = await ask_splits(request, GetBalances(group_id=group_id(request), user_id=claims.sub))
+    converted = convert_param(request)
+    view = await ask_splits(
+        request, GetBalances(group_id=group_id(request), user_id=claims.sub, converted=converted)
+    )
     return json_response(to_json(view))
 
 
@@ -129,12 +166,19 @@ async def remind(request: web.Request, body: ReminderBody) -> web.Response:
 @routes.get("/api/v1/groups/{id}/settle-plan")
 @documented(
     summary="The fewest transfers that settle the group",
+    description="Per currency; with `?convert=true`, in the group's currency at the stored rates.",
     tags=["splits"],
+    query=ConvertQuery,
     responses={200: SettlePlanView},
+    errors=[422],
 )
 async def settle_plan(request: web.Request) -> web.Response:
     claims = authenticate(request)
-    plan = await ask_splits(request, GetSettlePlan(group_id=group_id(request), user_id=claims.sub))
+    converted = convert_param(request)
+    plan = await ask_splits(
+        request,
+        GetSettlePlan(group_id=group_id(request), user_id=claims.sub, converted=converted),
+    )
     return json_response(to_json(plan))
 
 
@@ -144,7 +188,10 @@ async def settle_plan(request: web.Request) -> web.Response:
     description="`cash` is recorded at once; `wallet` moves the money through payments "
     "first: 201 once it went through, 202 with Location while it is still pending, 422 "
     "(`insufficient_funds`, ...) when it failed. An `Idempotency-Key` is required; its retry "
-    "answers the first outcome, or 409 `idempotency_in_flight` while the money still moves.",
+    "answers the first outcome, or 409 `idempotency_in_flight` while the money still moves. "
+    "In another currency than the group's: `rate` or `group_amount`, or neither (the day's "
+    "rate is looked up); it settles the per-currency balance by its amount and the converted "
+    "one by its amount in the group's currency.",
     tags=["splits"],
     body=SettlementBody,
     headers=[idempotency(required=True)],
@@ -164,7 +211,7 @@ async def record_settlement(request: web.Request, body: SettlementBody) -> web.R
         body, group_id=group_id(request), user_id=claims.sub, settlement_id=str(uuid.uuid4())
     )
     message = with_key(message, request, body, caller=claims.sub)
-    recorded: SettlementView = await ask_splits(request, message, timeout=SETTLEMENT_ASK_TIMEOUT)
+    recorded: SettlementView = await ask_priced(request, message, timeout=SETTLEMENT_ASK_TIMEOUT)
     view = await settlement_outcome(request, recorded, claims.sub)
     if view.status == "failed":
         raise failed_settlement_problem(view)
