@@ -15,8 +15,19 @@ typed. Several payers: any row with an amount under "Paid by several people" mak
 `paid_by` the list of those rows, else the one payer chosen.
 
 The splits actor cannot bring a deleted expense back, so undo adds it again (a fresh
-id): an equal split as the same equal split, any other as the exact shares it had. What
-to add travels in a short-lived cookie, shown once as the Undo button's hidden input.
+id): an equal split as the same equal split, an itemized bill of equally shared items as
+the same bill, any other as the exact shares it had. What to add travels in a
+short-lived cookie, shown once as the Undo button's hidden input.
+
+Issue 17. An amount in another currency than the group's may carry a `rate` (1 USD = ?
+EUR, typed as people write decimals) or a `group_amount` (what it made in the group's
+currency); with neither, the day's rate is looked up: add, edit and undo ask through
+`rates.ask_priced`, as the JSON routes do. The split mode "Itemized" reads rows of
+`items.<row>.description`, `.amount` and ticked `items.<row>.shared_by.<user id>` (none
+ticked: everyone shares it equally), with `tax`, `tip` and `spread`; blank rows
+are skipped and the rest renumbered, a refusal shown at the row it names. A repeating
+expense may end on a day (`until`) or after a number of times (`times`), chosen by
+`ends`; the end travels beside the body, which has no field for it.
 """
 
 from __future__ import annotations
@@ -37,6 +48,8 @@ from aiohttp import web
 
 from actors.payments.messages import CURRENCIES
 from actors.splits.messages import (
+    MAX_ITEMS,
+    RECURRENCE_TIMES_MAX,
     ActivityPage,
     AddComment,
     CommentList,
@@ -52,6 +65,9 @@ from actors.splits.messages import (
     GroupView,
     ListComments,
     ListExpenses,
+    ListRecurring,
+    RecurringList,
+    SetRecurrenceEnd,
 )
 from splitgo.pages import cookies
 from splitgo.pages.attachments import attachments_context
@@ -68,6 +84,7 @@ from splitgo.web.splits.bodies import (
     CommentBody,
     ExpenseBody,
     ExpensePatch,
+    ItemBody,
     PayerBody,
     ShareBody,
     SplitBody,
@@ -75,6 +92,7 @@ from splitgo.web.splits.bodies import (
     edit_expense_message,
 )
 from splitgo.web.splits.history import attachment
+from splitgo.web.splits.rates import ask_priced
 
 routes = web.RouteTableDef()
 
@@ -89,6 +107,7 @@ MODES: tuple[tuple[str, str], ...] = (
     ("percent", "Percentages"),
     ("shares", "Shares (weights)"),
     ("adjustment", "Equally, with adjustments"),
+    ("items", "Itemized bill (items, tax, tip)"),
 )
 MODE_NAMES = dict(MODES)
 # the share line's field each mode reads from a row's inputs
@@ -100,6 +119,20 @@ MODE_INPUT: dict[str, str | None] = {
     "adjustment": "amount",
 }
 RECURRENCES = (("weekly", "Every week"), ("monthly", "Every month"), ("yearly", "Every year"))
+ENDS = (("never", "Never"), ("until", "On a date"), ("times", "After a number of times"))
+SPREADS = (
+    ("proportional", "In proportion to each item's amount"),
+    ("equal", "Equally over the items"),
+)
+CONVERSION = ("rate", "group_amount")  # the inputs of an amount in another currency
+ITEM_ROWS = 5  # blank item rows the form shows at first (more: ?items=N, or JavaScript)
+# what a rate's source means to a reader (cache and fixed are the rates actor's fallbacks)
+RATE_SOURCES = {
+    "given": "your rate",
+    "derived": "from the two amounts",
+    "cache": "approximate rate",
+    "fixed": "approximate rate",
+}
 CATEGORIES = ("general", "food", "groceries", "rent", "transport", "travel", "fun", "utilities")
 UNDO_COOKIE = "splitgo_undo"
 UNDO_SECONDS = 300
@@ -108,6 +141,8 @@ _MONTH = re.compile(r"^\d{4}-\d{2}$")
 _SHARE_INPUT = re.compile(r"^split\.shares\.(\d+)\.user_id$")
 _PAYER_INPUT = re.compile(r"^paid_by\.(\d+)\.user_id$")
 _PAYER_AMOUNT = re.compile(r"^paid_by\.\d+\.amount$")
+_ITEM_INPUT = re.compile(r"^items\.(\d+)\.(?:description|amount)$")
+_ITEM_PERSON = re.compile(r"^items\.(\d+)\.shared_by\.(.+)$")
 
 cookies.FLASHES.update(
     {
@@ -185,7 +220,16 @@ def row_numbers(form: Form, pattern: re.Pattern[str]) -> list[int]:
     return sorted(found)
 
 
-def choose(form: Form, *, currency: str, locale: str) -> Chosen:
+def rate_text(text: str) -> str:
+    """A rate as typed ("0,9283" or "0.9283") as the body's decimal text; what is no
+    rate goes on as it is, for the rate rules to refuse in words."""
+    typed = text.strip().replace(" ", "")
+    if "," in typed and "." not in typed:
+        typed = typed.replace(",", ".")
+    return typed
+
+
+def choose(form: Form, *, currency: str, locale: str, group_currency: str = "") -> Chosen:
     """The body's inputs of `form` (see the module's docstring for who takes part)."""
     chosen = Chosen()
     for name in ("description", "amount", "currency", "date", "category", "recurrence"):
@@ -193,7 +237,82 @@ def choose(form: Form, *, currency: str, locale: str) -> Chosen:
             chosen.values[name] = [form.value(name)]
     money: Converter = lambda text: parse_money(text, currency, locale)  # noqa: E731
     chosen.converters["amount"] = money
+    chosen.inputs.update({"$.until": "until", "$.times": "times"})
+    if group_currency and currency != group_currency:
+        choose_conversion(form, chosen, group_currency=group_currency, locale=locale)
     mode = form.value("split.mode") or "equal"
+    if mode == "items":
+        choose_items(form, chosen, money)
+    else:
+        choose_split(form, chosen, mode, money, currency=currency, locale=locale)
+    choose_payers(form, chosen, money)
+    return chosen
+
+
+def choose_conversion(form: Form, chosen: Chosen, *, group_currency: str, locale: str) -> None:
+    """The rate or the amount in the group's currency, when typed (a rate typed for the
+    group's own currency is not read: the inputs are only offered for another one)."""
+    chosen.inputs["$.rate"] = "rate"
+    chosen.inputs["$.group_amount"] = "group_amount"
+    if form.value("rate").strip():
+        chosen.values["rate"] = [form.value("rate")]
+        chosen.converters["rate"] = rate_text
+    if form.value("group_amount").strip():
+        chosen.values["group_amount"] = [form.value("group_amount")]
+        chosen.converters["group_amount"] = lambda text: parse_money(text, group_currency, locale)
+
+
+def choose_items(form: Form, chosen: Chosen, money: Converter) -> None:
+    """The itemized bill's rows that hold something, renumbered; tax, tip and spread."""
+    for name in ("items", "tax", "tip", "spread"):
+        chosen.inputs[f"$.{name}"] = name
+    chosen.inputs["$.split"] = "items"
+    chosen.inputs["$.amount"] = "amount"
+    # each row's ticked people, in the order the form lists them (which gets a left-over
+    # cent follows it)
+    people: dict[int, list[str]] = {}
+    for name in form.values:
+        if (found := _ITEM_PERSON.match(name)) and form.value(name):
+            people.setdefault(int(found[1]), []).append(found[2])
+    position = 0
+    for row in row_numbers(form, _ITEM_INPUT):
+        description = form.value(f"items.{row}.description").strip()
+        typed = form.value(f"items.{row}.amount").strip()
+        if not description and not typed:
+            continue  # a blank row (its ticks alone say nothing)
+        at = f"items.{position}"
+        chosen.values[f"{at}.description"] = [description]
+        chosen.values[f"{at}.amount"] = [typed]
+        chosen.converters[f"{at}.amount"] = money
+        for field_name in ("description", "amount"):
+            where = f"items.{row}.{field_name}"
+            chosen.inputs[f"$.{at}.{field_name}"] = where
+            chosen.inputs[f"$.items[{position}].{field_name}"] = where
+        chosen.inputs[f"$.items[{position}]"] = f"items.{row}.amount"
+        ticked = people.get(row, [])
+        for suffix in ("", ".mode", ".shares"):
+            chosen.inputs[f"$.items[{position}].split{suffix}"] = f"items.{row}.split"
+        if ticked:
+            chosen.values[f"{at}.split.mode"] = ["equal"]
+            for person, user_id in enumerate(ticked):
+                chosen.values[f"{at}.split.shares.{person}.user_id"] = [user_id]
+                line = f"$.items[{position}].split.shares[{person}]"
+                chosen.inputs[line] = f"items.{row}.split"
+                chosen.inputs[f"{line}.user_id"] = f"items.{row}.split"
+        position += 1
+    if position == 0:
+        raise field_problem("$.items", "Add at least one item: what it is and its amount.")
+    for name in ("tax", "tip"):
+        if form.value(name).strip():
+            chosen.values[name] = [form.value(name)]
+            chosen.converters[name] = money
+    chosen.values["spread"] = [form.value("spread") or "proportional"]
+
+
+def choose_split(
+    form: Form, chosen: Chosen, mode: str, money: Converter, *, currency: str, locale: str
+) -> None:
+    """The split's rows of `form` (see the module's docstring for who takes part)."""
     chosen.values["split.mode"] = [mode]
     chosen.inputs["$.split.mode"] = "split.mode"
     chosen.inputs["$.split"] = "split.shares"
@@ -226,6 +345,10 @@ def choose(form: Form, *, currency: str, locale: str) -> Chosen:
         if mode in ("exact", "percent", "shares"):
             problem = "Type a value for at least one person."
         raise field_problem("$.split.shares", problem)
+
+
+def choose_payers(form: Form, chosen: Chosen, money: Converter) -> None:
+    """Several payers (the rows with an amount), else the one chosen."""
     payer = 0
     for row in row_numbers(form, _PAYER_INPUT):
         typed = form.value(f"paid_by.{row}.amount").strip()
@@ -243,7 +366,35 @@ def choose(form: Form, *, currency: str, locale: str) -> Chosen:
     if payer == 0 and form.value("paid_by"):
         chosen.values["paid_by"] = [form.value("paid_by")]
     chosen.inputs["$.paid_by"] = "payers" if chosen.several_payers else "paid_by"
-    return chosen
+
+
+def recurrence_end(form: Form) -> tuple[str | None, int | None]:
+    """The end chosen for a repeating expense: a last day (`until`), a number of times
+    (`times`, the first included), or neither (never; or it does not repeat)."""
+    if form.value("recurrence") in ("", "none"):
+        return None, None
+    ends = form.value("ends") or "never"
+    if ends == "until":
+        day = form.value("until").strip()
+        if not day:
+            raise field_problem("$.until", "Choose the day of the last time.")
+        try:
+            datetime.date.fromisoformat(day)
+        except ValueError:
+            raise field_problem("$.until", "Enter a date such as 2026-12-31.") from None
+        return day, None
+    if ends == "times":
+        typed = form.value("times").strip()
+        if (
+            not typed.isascii()
+            or not typed.isdigit()
+            or not 1 <= int(typed) <= RECURRENCE_TIMES_MAX
+        ):
+            raise field_problem(
+                "$.times", f"Enter how many times in all, 1 to {RECURRENCE_TIMES_MAX}."
+            )
+        return None, int(typed)
+    return None, None
 
 
 def parse_body(form: Form, chosen: Chosen, body_type: type[Any]) -> Any:
@@ -256,6 +407,13 @@ def in_words(problem: ProblemError, body: Any, currency: str, locale: str) -> di
     """The sums the split rules refuse, said in money: `{input: words}`."""
     words: dict[str, str] = {}
     fields = {found.field for found in problem.errors}
+    if body is not None and body.items and body.amount is not None and "$.amount" in fields:
+        total = sum(item.amount for item in body.items) + (body.tax or 0) + (body.tip or 0)
+        words["amount"] = (
+            f"The items, tax and tip make {format_money(total, currency, locale)}; the amount"
+            f" is {format_money(body.amount, currency, locale)}. Correct one, or leave the"
+            " amount empty."
+        )
     if body is None or body.split is None or body.amount is None:
         return words
     amount = format_money(body.amount, currency, locale)
@@ -293,7 +451,8 @@ def refuse(
     form: Form, error: Any, chosen: Chosen | None, body: Any, currency: str, locale: str
 ) -> None:
     """Show `error` at its inputs, its sums in money."""
-    form.refuse(error, inputs=chosen.inputs if chosen else {"$.split.shares": "split.shares"})
+    unread = {"$.split.shares": "split.shares", "$.items": "items", "$.until": "until"}
+    form.refuse(error, inputs=chosen.inputs if chosen else {**unread, "$.times": "times"})
     for name, words in in_words(as_problem(error), body, currency, locale).items():
         if name in form.errors:
             form.errors[name] = words
@@ -325,8 +484,10 @@ def form_of(expense: ExpenseView, group: Mapping[str, Any], locale: str) -> Form
         recurrence=expense.recurrence or "none",
         paid_by=expense.paid_by[0].user_id if expense.paid_by else "",
     )
-    equal = expense.split_mode == "equal"
-    form.values["split.mode"] = ["equal" if equal else "exact"]
+    itemized = expense.split_mode == "items" and bool(expense.items)
+    # an itemized bill's rows are ticked (equally) for a switch to another split
+    equal = expense.split_mode == "equal" or itemized
+    form.values["split.mode"] = ["items" if itemized else "equal" if equal else "exact"]
     shares = {share.user_id: share.amount for share in expense.shares}
     paid = {payer.user_id: payer.amount for payer in expense.paid_by}
     for row, member in enumerate(group["members"]):
@@ -340,7 +501,60 @@ def form_of(expense: ExpenseView, group: Mapping[str, Any], locale: str) -> Form
         if len(paid) > 1 and user_id in paid:
             typed = format_number(paid[user_id], currency, locale)
             form.values[f"paid_by.{row}.amount"] = [typed]
+    if itemized:
+        bill_form(form, expense, group, locale)
     return form
+
+
+def bill_form(form: Form, expense: ExpenseView, group: Mapping[str, Any], locale: str) -> None:
+    """An itemized bill's rows in the edit form: each item shared equally by the people
+    it had (the form's one way to share an item); the amount left empty, as the items,
+    tax and tip make it."""
+    currency = expense.currency
+    form.values.pop("amount", None)
+    members = {member["user_id"] for member in group["members"]}
+    for index, item in enumerate(expense.items or []):
+        form.values[f"items.{index}.description"] = [item.description]
+        form.values[f"items.{index}.amount"] = [format_number(item.amount, currency, locale)]
+        for share in item.shares:
+            if share.user_id in members:
+                form.values[f"items.{index}.shared_by.{share.user_id}"] = ["yes"]
+    for name in ("tax", "tip"):
+        value = getattr(expense, name)
+        if value:
+            form.values[name] = [format_number(value, currency, locale)]
+    form.values["spread"] = [expense.spread or "proportional"]
+
+
+def item_rows(request: web.Request, form: Form) -> int:
+    """How many item rows the form shows: ITEM_ROWS, the rows posted or filled in, or
+    as many as `?items=` asks for (at most MAX_ITEMS)."""
+    used = [int(found[1]) for name in form.values if (found := _ITEM_INPUT.match(name))]
+    asked = request.query.get("items", "")
+    wanted = int(asked) if asked.isascii() and asked.isdigit() and len(asked) <= 4 else 0
+    return min(max(ITEM_ROWS, max(used, default=-1) + 2, wanted), MAX_ITEMS)
+
+
+def rate_words(
+    expense: Mapping[str, Any], group_currency: str, locale: str
+) -> dict[str, str] | None:
+    """An expense's (or settlement's) conversion in words: "1 USD = 0,9283 EUR" and
+    where the rate came from ("ECB rate of 10 May 2024", "your rate", "approximate
+    rate"); None when it has none."""
+    rate = expense.get("rate")
+    if not rate or expense.get("group_amount") is None:
+        return None
+    source = expense.get("rate_source") or "given"
+    words = RATE_SOURCES.get(source, "approximate rate")
+    if source == "ecb":
+        day = expense.get("rate_day")
+        words = f"ECB rate of {day_words(day)}" if day else "ECB rate"
+    decimal = STYLES.get(locale, ENGLISH).decimal
+    return {
+        "rate": f"1 {expense['currency']} = {str(rate).replace('.', decimal)} {group_currency}",
+        "source": words,
+        "approximate": "yes" if source in ("cache", "fixed") else "",
+    }
 
 
 def form_context(
@@ -350,6 +564,9 @@ def form_context(
     locale = locale_of(request.headers.get("Accept-Language"))
     style = STYLES.get(locale, ENGLISH)
     mode = form.value("split.mode") or "equal"
+    group_currency = group["currency"]
+    currency = form.value("currency").strip().upper() or group_currency
+    conversion_used = any(form.value(name).strip() or form.error(name) for name in CONVERSION)
     more_used = (
         mode != "equal"
         or any(form.value(name).strip() for name in form.values if _PAYER_AMOUNT.match(name))
@@ -376,6 +593,19 @@ def form_context(
         "exponents": msgspec.json.encode(CURRENCIES).decode(),
         "decimal": style.decimal,
         "more_open": more_used,
+        "group_currency": group_currency,
+        "foreign": currency != group_currency,
+        "conversion_open": currency != group_currency or conversion_used,
+        "current_rate": rate_words(msgspec.to_builtins(editing), group_currency, locale)
+        if editing is not None
+        else None,
+        "item_rows": item_rows(request, form),
+        "max_items": MAX_ITEMS,
+        "more_rows": f"{request.path}?items={item_rows(request, form) + ITEM_ROWS}#f-items",
+        "items_reshaped": editing is not None
+        and any(item.split_mode != "equal" for item in editing.items or []),
+        "spreads": SPREADS,
+        "ends": ENDS,
         "editing": editing,
         "action": f"{base}/{editing.id}/edit" if editing else f"{base}/new",
         "cancel": f"{base}/{editing.id}" if editing else f"/groups/{group['id']}",
@@ -558,9 +788,11 @@ async def list_context(
     """What expenses_list.html needs: the page of expenses, in words for the viewer."""
     items, next_cursor, looked = await expense_page(request, viewer, group["id"], filters)
     expenses = await named(request, items) if items else []
+    locale = locale_of(request.headers.get("Accept-Language"))
     for expense in expenses:
         expense["yours"] = your_part(expense, viewer.user_id)
         expense["day"] = day_words(expense["date"])
+        expense["conversion"] = rate_words(expense, group["currency"], locale)
     base = f"/groups/{group['id']}"
     return {
         "expenses": expenses,
@@ -658,17 +890,20 @@ async def add_expense(request: web.Request, viewer: Viewer) -> web.StreamRespons
     form = await read_form(request)
     layout = await group_context(request, viewer, group_id)
     locale = locale_of(request.headers.get("Accept-Language"))
-    currency = typed_currency(form, layout["group"]["currency"])
+    group_currency = layout["group"]["currency"]
+    currency = typed_currency(form, group_currency)
     chosen: Chosen | None = None
     body: ExpenseBody | None = None
     try:
-        chosen = choose(form, currency=currency, locale=locale)
+        chosen = choose(form, currency=currency, locale=locale, group_currency=group_currency)
         body = parse_body(form, chosen, ExpenseBody)
+        until, times = recurrence_end(form)
         message = add_expense_message(
             body, group_id=group_id, user_id=viewer.user_id, expense_id=str(uuid.uuid4())
         )
         key = form.idempotency(request, body, caller=viewer.user_id)
-        await ask_splits(request, msgspec.structs.replace(message, idempotency=key))
+        ended = msgspec.structs.replace(message, idempotency=key, until=until, times=times)
+        await ask_priced(request, ended)
     except REFUSALS as error:
         refuse(form, error, chosen, body, currency, locale)
         return await render_form(request, viewer, group_id, form, context=layout)
@@ -696,7 +931,24 @@ async def edit_expense_page(request: web.Request, viewer: Viewer) -> web.StreamR
     expense = await current_expense(request, viewer)
     locale = locale_of(request.headers.get("Accept-Language"))
     form = form_of(expense, layout["group"], locale)
+    if expense.recurrence:
+        await end_of(request, viewer, expense, form)
     return await render_form(request, viewer, group_id, form, editing=expense, context=layout)
+
+
+async def end_of(request: web.Request, viewer: Viewer, expense: ExpenseView, form: Form) -> None:
+    """The repeating expense's end in its edit form (`had_end` says there was one, so
+    choosing "never" takes it away)."""
+    listed: RecurringList = await ask_splits(
+        request, ListRecurring(group_id=expense.group_id, user_id=viewer.user_id)
+    )
+    for series in listed.items:
+        if series.expense_id != expense.id:
+            continue
+        if series.until is not None:
+            form.values.update(ends=["until"], until=[series.until], had_end=["1"])
+        elif series.times is not None:
+            form.values.update(ends=["times"], times=[str(series.times)], had_end=["1"])
 
 
 @routes.post("/groups/{id}/expenses/{eid}/edit")
@@ -708,12 +960,21 @@ async def edit_expense(request: web.Request, viewer: Viewer) -> web.StreamRespon
     expense = await current_expense(request, viewer)
     locale = locale_of(request.headers.get("Accept-Language"))
     currency = typed_currency(form, expense.currency)
+    group_currency = layout["group"]["currency"]
     chosen: Chosen | None = None
     body: ExpensePatch | None = None
     try:
-        chosen = choose(form, currency=currency, locale=locale)
+        chosen = choose(form, currency=currency, locale=locale, group_currency=group_currency)
         body = parse_body(form, chosen, ExpensePatch)
-        await ask_splits(request, edit_expense_message(body, expense, user_id=viewer.user_id))
+        until, times = recurrence_end(form)
+        message = edit_expense_message(body, expense, user_id=viewer.user_id)
+        await ask_priced(request, msgspec.structs.replace(message, until=until, times=times))
+        repeats = form.value("recurrence") not in ("", "none")
+        if repeats and until is None and times is None and form.value("had_end"):
+            await ask_splits(
+                request,
+                SetRecurrenceEnd(group_id=group_id, user_id=viewer.user_id, expense_id=expense.id),
+            )
     except REFUSALS as error:
         refuse(form, error, chosen, body, currency, locale)
         return await render_form(request, viewer, group_id, form, editing=expense, context=layout)
@@ -758,6 +1019,11 @@ async def render_detail(
     shown = await named(request, expense)
     shown["yours"] = your_part(shown, viewer.user_id)
     shown["day"] = day_words(expense.date)
+    locale = locale_of(request.headers.get("Accept-Language"))
+    shown["conversion"] = rate_words(shown, layout["group"]["currency"], locale)
+    converted = {line["user_id"]: line["amount"] for line in shown.get("group_shares") or []}
+    for line in shown["shares"]:
+        line["converted"] = converted.get(line["user_id"])
     return await render(
         request,
         "expense_detail.html",
@@ -765,7 +1031,9 @@ async def render_detail(
             **layout,
             "title": expense.description,
             "expense": shown,
-            "mode_name": MODE_NAMES.get(expense.split_mode, expense.split_mode),
+            "mode_name": "by items"
+            if expense.split_mode == "items"
+            else MODE_NAMES.get(expense.split_mode, expense.split_mode),
             "history": await history_of(request, viewer, expense.id),
             "comments": await named(request, comments.items) if comments.items else [],
             "form": form,
@@ -810,23 +1078,46 @@ async def add_comment(request: web.Request, viewer: Viewer) -> web.StreamRespons
 
 
 def undo_body(expense: ExpenseView) -> ExpenseBody:
-    """The body that adds `expense` again: an equal split as it was, any other as the
-    exact shares it made; its payers, date, category and recurrence."""
+    """The body that adds `expense` again: an equal split as it was, a bill of equally
+    shared items as that bill, any other as the exact shares it made; its payers, date,
+    category and recurrence; a rate typed (or derived) as it was, a looked-up one looked
+    up again for its day."""
     equal = expense.split_mode == "equal"
+    items = expense.items if expense.split_mode == "items" else None
+    if items and not all(item.split_mode == "equal" for item in items):
+        items = None  # the form's bill cannot say every item's split: its exact shares
     lines = [
         ShareBody(user_id=share.user_id, amount=None if equal else share.amount)
         for share in expense.shares
     ]
     payers = [PayerBody(user_id=line.user_id, amount=line.amount) for line in expense.paid_by]
+    source = expense.rate_source
     return ExpenseBody(
         description=expense.description,
         amount=expense.amount,
         currency=expense.currency,
         paid_by=payers[0].user_id if len(payers) == 1 else payers,
-        split=SplitBody(mode="equal" if equal else "exact", shares=lines),
+        split=None if items else SplitBody(mode="equal" if equal else "exact", shares=lines),
         date=expense.date,
         category=expense.category,
         recurrence=expense.recurrence,  # type: ignore[arg-type]
+        rate=expense.rate if source == "given" else None,
+        group_amount=expense.group_amount if source == "derived" else None,
+        items=[
+            ItemBody(
+                description=item.description,
+                amount=item.amount,
+                split=SplitBody(
+                    mode="equal", shares=[ShareBody(user_id=s.user_id) for s in item.shares]
+                ),
+            )
+            for item in items
+        ]
+        if items
+        else None,
+        tax=expense.tax if items else None,
+        tip=expense.tip if items else None,
+        spread=expense.spread if items else None,  # type: ignore[arg-type]
     )
 
 
@@ -879,7 +1170,7 @@ async def undo_delete(request: web.Request, viewer: Viewer) -> web.StreamRespons
             undo.body, group_id=group_id, user_id=viewer.user_id, expense_id=str(uuid.uuid4())
         )
         key = form.idempotency(request, undo, caller=viewer.user_id)
-        await ask_splits(request, msgspec.structs.replace(message, idempotency=key))
+        await ask_priced(request, msgspec.structs.replace(message, idempotency=key))
     except REFUSALS as error:
         layout = await group_context(request, viewer, group_id)
         listing = await list_context(request, viewer, layout["group"], Filters())

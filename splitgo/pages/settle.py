@@ -7,6 +7,12 @@ The settle form builds the message the JSON route builds (splitgo/web/splits/bod
 settlement is recorded at once and confirmed with a flash; a wallet one waits briefly for
 payments, then shows "pending" on the settle page, whose status region (a fragment the
 server renders, `settle_status.html`) the browser follows with static/poll.js.
+
+Issue 17: both pages take `?convert=true` (a link, no script needed) to show the
+balances and the plan converted into the group's currency at the stored rates; the
+settle form's currency may be the plan's or the group's (or another the viewer has a
+balance in), and a settlement in another currency than the group's is recorded through
+`rates.ask_priced`, which looks the day's rate up so it carries one.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from splitgo.web.actors import ask
 from splitgo.web.problems import FieldError, ProblemError
 from splitgo.web.splits.asking import ask_splits
 from splitgo.web.splits.bodies import SettlementBody, settlement_message
+from splitgo.web.splits.rates import ask_priced
 from splitgo.web.splits.settlements import SETTLEMENT_ASK_TIMEOUT, failed_settlement_problem
 
 routes = web.RouteTableDef()
@@ -72,6 +79,28 @@ def at_amount(error: ProblemError | DomainError) -> ProblemError:
     return problem
 
 
+def wants_converted(request: web.Request) -> bool:
+    """Whether the page is asked for in the group's currency (`?convert=true`)."""
+    return request.query.get("convert", "").lower() in ("true", "1", "yes")
+
+
+def switch_context(
+    request: web.Request, group: dict[str, Any], balances: dict[str, Any], converted: bool
+) -> dict[str, Any]:
+    """The "Show in <group currency>" switch: whether it is offered (a balance in
+    another currency, or the converted view shown), and the two views' links."""
+    foreign = any(
+        line["currency"] != group["currency"] and line["net"] != 0 for line in balances["balances"]
+    )
+    return {
+        "converted": converted,
+        "switch": converted or foreign,
+        "converted_link": f"{request.path}?convert=true",
+        "plain_link": request.path,
+        "convert_query": "?convert=true" if converted else "",
+    }
+
+
 def member_balances(
     group: dict[str, Any], balances: dict[str, Any], viewer: Viewer
 ) -> list[dict[str, Any]]:
@@ -93,9 +122,11 @@ def member_balances(
     return people
 
 
-async def balances_of(request: web.Request, viewer: Viewer, group_id: str) -> dict[str, Any]:
+async def balances_of(
+    request: web.Request, viewer: Viewer, group_id: str, *, converted: bool = False
+) -> dict[str, Any]:
     view: BalancesView = await ask_splits(
-        request, GetBalances(group_id=group_id, user_id=viewer.user_id)
+        request, GetBalances(group_id=group_id, user_id=viewer.user_id, converted=converted)
     )
     named_view: dict[str, Any] = await named(request, view)
     return named_view
@@ -105,12 +136,21 @@ async def balances_of(request: web.Request, viewer: Viewer, group_id: str) -> di
 @signed_in
 async def balances(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     group_id = request.match_info["id"]
+    converted = wants_converted(request)
     context = await group_context(request, viewer, group_id)
-    people = member_balances(context["group"], await balances_of(request, viewer, group_id), viewer)
+    found = await balances_of(request, viewer, group_id, converted=converted)
+    # the switch is offered when the plain view has a balance in another currency
+    plain = found if not converted else {"balances": []}
     return await render(
         request,
         "balances.html",
-        {**context, "tab": "balances", "title": f"Balances · {context['title']}", "people": people},
+        {
+            **context,
+            "tab": "balances",
+            "title": f"Balances · {context['title']}",
+            "people": member_balances(context["group"], found, viewer),
+            **switch_context(request, context["group"], plain, converted),
+        },
     )
 
 
@@ -119,9 +159,13 @@ async def balances(request: web.Request, viewer: Viewer) -> web.StreamResponse:
 async def balances_region(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     """The balances list alone (the live region of the Balances tab)."""
     group_id = request.match_info["id"]
+    converted = wants_converted(request)
     context = await group_context(request, viewer, group_id)
-    people = member_balances(context["group"], await balances_of(request, viewer, group_id), viewer)
-    return await render(request, "balances_list.html", {**context, "people": people})
+    found = await balances_of(request, viewer, group_id, converted=converted)
+    people = member_balances(context["group"], found, viewer)
+    return await render(
+        request, "balances_list.html", {**context, "people": people, "converted": converted}
+    )
 
 
 @routes.get("/groups/{id}/balances/{user_id}")
@@ -167,10 +211,13 @@ async def settlement_of(
     return data
 
 
-async def plan_of(request: web.Request, viewer: Viewer, group_id: str) -> list[dict[str, Any]]:
-    """The group's settle plan, its transfers with names."""
+async def plan_of(
+    request: web.Request, viewer: Viewer, group_id: str, *, converted: bool = False
+) -> list[dict[str, Any]]:
+    """The group's settle plan (in the group's currency when `converted`), its
+    transfers with names."""
     view: SettlePlanView = await ask_splits(
-        request, GetSettlePlan(group_id=group_id, user_id=viewer.user_id)
+        request, GetSettlePlan(group_id=group_id, user_id=viewer.user_id, converted=converted)
     )
     transfers: list[dict[str, Any]] = (await named(request, view))["transfers"]
     return transfers
@@ -196,12 +243,14 @@ async def settle_page(
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     """The settle page: the plan with its why, the viewer's form, a settlement's status."""
+    converted = wants_converted(request) or (form is not None and bool(form.value("convert")))
     context = await group_context(request, viewer, group_id)
-    plan = await plan_of(request, viewer, group_id)
+    plan = await plan_of(request, viewer, group_id, converted=converted)
     mine = [t for t in plan if t["from_user_id"] == viewer.user_id]
     available = await available_of(request, viewer)
     if form is not None:
-        chosen = chosen_transfer(mine, form.value("to_user_id"), form.value("currency"))
+        planned = form.value("plan_currency") or form.value("currency")
+        chosen = chosen_transfer(mine, form.value("to_user_id"), planned)
     else:
         chosen = chosen_transfer(mine, request.query.get("to"), request.query.get("currency"))
     if form is None and chosen is not None:
@@ -210,6 +259,7 @@ async def settle_page(
         form = Form.blank(
             to_user_id=chosen["to_user_id"],
             currency=chosen["currency"],
+            plan_currency=chosen["currency"],
             amount=format_number(chosen["amount"], chosen["currency"], locale),
             method="wallet" if enough else "cash",
         )
@@ -230,10 +280,30 @@ async def settle_page(
             "form": form,
             "available": available,
             "settlement": settlement,
+            "pay_currencies": pay_currencies(context, chosen),
+            **switch_context(request, context["group"], plan_lines(plan, converted), converted),
         },
         status=status,
         headers=headers,
     )
+
+
+def pay_currencies(context: dict[str, Any], chosen: dict[str, Any] | None) -> list[str]:
+    """The currencies the settle form offers: the plan's, the group's, and those the
+    viewer has a balance in (a foreign one is converted at the day's rate)."""
+    if chosen is None:
+        return []
+    found = {chosen["currency"], context["group"]["currency"]}
+    found.update(line["currency"] for line in context["my_net"])
+    return [chosen["currency"], *sorted(found - {chosen["currency"]})]
+
+
+def plan_lines(plan: list[dict[str, Any]], converted: bool) -> dict[str, Any]:
+    """The plain plan's transfers as balance lines, as far as the switch needs them (a
+    transfer in another currency than the group's offers "Show in <currency>")."""
+    if converted:
+        return {"balances": []}
+    return {"balances": [{"currency": t["currency"], "net": t["amount"]} for t in plan]}
 
 
 @routes.get("/groups/{id}/settle")
@@ -247,9 +317,12 @@ async def settle(request: web.Request, viewer: Viewer) -> web.StreamResponse:
 async def plan_region(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     """The settle plan alone (the settle page's live region)."""
     group_id = request.match_info["id"]
+    converted = wants_converted(request)
     context = await group_context(request, viewer, group_id)
-    plan = await plan_of(request, viewer, group_id)
-    return await render(request, "settle_plan.html", {**context, "plan": plan, "chosen": None})
+    plan = await plan_of(request, viewer, group_id, converted=converted)
+    page = {**context, "plan": plan, "chosen": None, "converted": converted}
+    page["convert_query"] = "?convert=true" if converted else ""
+    return await render(request, "settle_plan.html", page)
 
 
 async def outcome(request: web.Request, view: SettlementView, user_id: str) -> SettlementView:
@@ -271,7 +344,9 @@ async def settle_up(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     group_id = request.match_info["id"]
     form = await read_form(request)
     locale = locale_of(request.headers.get("Accept-Language"))
-    currency = form.value("currency").strip().upper()
+    # no currency chosen (the select left out): the plan's
+    currency = (form.value("currency") or form.value("plan_currency")).strip().upper()
+    form.values["currency"] = [currency]
     try:
         spend(request, "settlements")
         body = form.parse(
@@ -283,21 +358,26 @@ async def settle_up(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         message = msgspec.structs.replace(
             message, idempotency=form.idempotency(request, body, caller=viewer.user_id)
         )
-        recorded: SettlementView = await ask_splits(
+        # in another currency than the group's, the day's rate is looked up first
+        recorded: SettlementView = await ask_priced(
             request, message, timeout=SETTLEMENT_ASK_TIMEOUT
         )
         view = await outcome(request, recorded, viewer.user_id)
         if view.status == "failed":
             raise failed_settlement_problem(view)
     except REFUSALS as error:
-        form.refuse(at_amount(error), inputs={"$.to_user_id": None, "$.currency": None})
+        # a rate the day has none of is said at the currency chosen (no rate input here)
+        inputs = {"$.to_user_id": None, "$.rate": "currency", "$.group_amount": "currency"}
+        form.refuse(at_amount(error), inputs=inputs)
         return await settle_page(
             request, viewer, group_id, form=form, status=form.status, headers=form.headers
         )
+    converted = bool(form.value("convert"))
     if view.status == "pending":
-        return redirect(f"/groups/{group_id}/settle?settlement={view.id}")
+        also = "&convert=true" if converted else ""
+        return redirect(f"/groups/{group_id}/settle?settlement={view.id}{also}")
     cookies.flash(request, "settled" if view.method == "wallet" else "settled_cash")
-    return redirect(f"/groups/{group_id}/settle")
+    return redirect(f"/groups/{group_id}/settle{'?convert=true' if converted else ''}")
 
 
 @routes.get("/groups/{id}/settlements/{sid}/status")

@@ -8,6 +8,13 @@
 // Who takes part (as splitgo/pages/expenses.py reads the form): in the equal and
 // adjustment splits, the ticked rows; in the exact, percent and shares splits, the
 // ticked rows with a value typed.
+//
+// Issue 17: an itemized bill is previewed by actors/splits/items.py's rules (tax and tip
+// spread over the items in proportion or equally, ties to the larger item first, then
+// each item shared equally by its ticked people, or by everyone); "More item rows" adds
+// a row in place instead of loading the form again. The rate and the amount in the
+// group's currency show only for another currency, the end of a series only when it
+// repeats. The server's answer stays the authority.
 
 const TYPED = /^[0-9][0-9., \u00a0\u202f']*$/;
 const FULL_PERCENT_BP = 10000n;
@@ -84,6 +91,37 @@ function largestRemainder(amount, weights) {
   return { parts, extra };
 }
 
+// items.py's _tie_key for an equally shared item: larger amount first, then by
+// description, then by its people's ids (Python's tuple order)
+function compareItems(a, b) {
+  if (a.amount !== b.amount) return a.amount > b.amount ? -1 : 1;
+  if (a.description !== b.description) return a.description < b.description ? -1 : 1;
+  for (let i = 0; i < Math.min(a.people.length, b.people.length); i += 1) {
+    if (a.people[i] !== b.people[i]) return a.people[i] < b.people[i] ? -1 : 1;
+  }
+  return a.people.length - b.people.length;
+}
+
+// the bill priced as items.split_items prices it, or the reason it cannot be yet
+function priceBill(items, extra, spread) {
+  const order = items.map((_, index) => index);
+  order.sort((a, b) => compareItems(items[a], items[b]) || a - b);
+  const weights = order.map((index) => (spread === "equal" ? 1n : items[index].amount));
+  const { parts } = largestRemainder(extra, weights);
+  const extras = new Array(items.length).fill(0n);
+  order.forEach((index, position) => {
+    extras[index] = parts[position];
+  });
+  const totals = new Map();
+  const priced = items.map((item, index) => {
+    const adjusted = item.amount + extras[index];
+    const { parts: shares } = largestRemainder(adjusted, item.people.map(() => 1n));
+    item.people.forEach((user, at) => totals.set(user, (totals.get(user) ?? 0n) + shares[at]));
+    return { ...item, extra: extras[index], adjusted };
+  });
+  return { priced, totals };
+}
+
 function people(found) {
   const names = found.map((name) => (name === "You" ? "you" : name));
   if (names.length <= 1) return names.join("");
@@ -99,6 +137,17 @@ function setUp(form) {
   const note = form.querySelector("[data-split-note]");
   const payersNote = form.querySelector("[data-payers-note]");
   const field = (name) => form.elements.namedItem(name);
+  const groupCurrency = form.dataset.groupCurrency || "";
+  const conversion = form.querySelector("[data-conversion]");
+  const splitRows = form.querySelector(".split-rows");
+  const itemsBox = form.querySelector("[data-items]");
+  const ends = form.querySelector("[data-ends]");
+  const members = rows.map((row) => ({
+    id: row.querySelector('input[type="checkbox"]')?.value ?? "",
+    name: row.dataset.name || "Someone",
+  }));
+  const nameOf = new Map(members.map((member) => [member.id, member.name]));
+  let wasForeign = null;
 
   function currency() {
     const code = (field("currency")?.value || "").toUpperCase();
@@ -123,6 +172,8 @@ function setUp(form) {
   }
 
   function showMode(mode) {
+    if (splitRows) splitRows.hidden = mode === "items";
+    if (itemsBox) itemsBox.hidden = mode !== "items";
     const hint = form.querySelector("[data-split-hint]");
     if (hint && HINTS[mode]) hint.textContent = HINTS[mode];
     for (const input of form.querySelectorAll(".split-rows [data-modes]")) {
@@ -184,11 +235,151 @@ function setUp(form) {
     return { taking, parts, extra };
   }
 
+  // the rate and group amount only for another currency; the end only for a series
+  function showFolds() {
+    const code = (field("currency")?.value || "").toUpperCase();
+    const foreign = Boolean(groupCurrency) && code !== groupCurrency;
+    if (conversion) {
+      conversion.hidden = !foreign;
+      if (foreign && wasForeign === false) conversion.open = true;
+      const label = form.querySelector('label[for="f-rate"]');
+      if (label?.firstChild && foreign) label.firstChild.nodeValue = `Rate: 1 ${code} = ? ${groupCurrency} `;
+    }
+    wasForeign = foreign;
+    const repeats = field("recurrence")?.value || "";
+    if (ends) ends.hidden = !repeats || repeats === "none";
+  }
+
+  function say(problem) {
+    note.textContent = problem;
+    note.dataset.state = "problem";
+    summary.textContent = problem;
+  }
+
+  function updateItems(amount, exponent) {
+    const itemsNote = form.querySelector("[data-items-note]");
+    const list = form.querySelector("[data-items-shares]");
+    const found = [];
+    let problem = "";
+    for (const row of form.querySelectorAll("[data-item-row]")) {
+      const output = row.querySelector("[data-item-total]");
+      output.textContent = "";
+      output.dataset.minor = "";
+      const description = row.querySelector('input[name$=".description"]')?.value.trim() ?? "";
+      const typed = row.querySelector('input[name$=".amount"]')?.value.trim() ?? "";
+      if (!description && !typed) continue;
+      const value = parseMoney(typed, exponent, decimal);
+      if (value === null || value <= 0n) {
+        problem ||= `Check the amount of ${description || `item ${Number(row.dataset.index) + 1}`}.`;
+        continue;
+      }
+      const ticked = [...row.querySelectorAll('.item-people input[type="checkbox"]:checked')].map((box) => box.dataset.user);
+      found.push({ row, description, amount: value, people: ticked.length ? ticked : members.map((m) => m.id) });
+    }
+    const extras = [];
+    for (const name of ["tax", "tip"]) {
+      const typed = (field(name)?.value || "").trim();
+      const value = typed ? parseMoney(typed, exponent, decimal) : 0n;
+      if (value === null) problem ||= `Check the ${name}.`;
+      extras.push(value ?? 0n);
+    }
+    list.replaceChildren();
+    if (!problem && !found.length) problem = "Add an item: what it is and its amount.";
+    if (problem) {
+      itemsNote.textContent = problem;
+      itemsNote.dataset.state = "problem";
+      say(problem);
+      return null;
+    }
+    const { priced, totals } = priceBill(found, extras[0] + extras[1], field("spread")?.value || "proportional");
+    for (const item of priced) {
+      const output = item.row.querySelector("[data-item-total]");
+      output.textContent = item.extra ? `${money(item.adjusted)} with tax and tip` : money(item.adjusted);
+      output.dataset.minor = String(item.adjusted);
+    }
+    const lines = [];
+    for (const [user, share] of totals) {
+      const line = document.createElement("li");
+      line.dataset.user = user;
+      line.dataset.minor = String(share);
+      line.textContent = `${nameOf.get(user) ?? "Someone"} ${money(share)}`;
+      list.append(line);
+      lines.push(line.textContent);
+    }
+    const total = priced.reduce((sum, item) => sum + item.adjusted, 0n);
+    if (amount !== null && amount !== total) {
+      itemsNote.textContent = `The items, tax and tip make ${money(total)}; the amount is ${money(amount)}.`;
+      itemsNote.dataset.state = "problem";
+      say(itemsNote.textContent);
+    } else {
+      itemsNote.textContent = `The items, tax and tip make ${money(total)}.`;
+      itemsNote.dataset.state = "ok";
+      note.textContent = "";
+      summary.textContent = lines.join(" · ");
+    }
+    return total;
+  }
+
+  // "More item rows": a blank row like the last, numbered on, in place
+  function addItemRow(event) {
+    const all = [...form.querySelectorAll("[data-item-row]")];
+    const last = all[all.length - 1];
+    const limit = Number(itemsBox?.dataset.max || "200");
+    if (!last || all.length >= limit) return;
+    event.preventDefault();
+    const from = Number(last.dataset.index);
+    const to = from + 1;
+    const row = last.cloneNode(true);
+    row.dataset.index = String(to);
+    row.classList.remove("has-error");
+    for (const error of row.querySelectorAll(".error")) error.remove();
+    for (const element of row.querySelectorAll("*")) {
+      element.classList.remove("has-error");
+      element.removeAttribute("aria-invalid");
+      for (const name of ["name", "id", "for"]) {
+        const value = element.getAttribute(name);
+        if (value) {
+          element.setAttribute(name, value.replace(`items.${from}.`, `items.${to}.`).replace(`f-items-${from}-`, `f-items-${to}-`));
+        }
+      }
+      const described = element.getAttribute("aria-describedby");
+      if (described) {
+        const kept = described.split(" ").filter((id) => !id.endsWith("-error"));
+        if (kept.length) element.setAttribute("aria-describedby", kept.join(" "));
+        else element.removeAttribute("aria-describedby");
+      }
+      if (element.tagName === "INPUT") {
+        if (element.type === "checkbox") element.checked = false;
+        else element.value = "";
+      }
+      if (element.tagName === "OUTPUT") {
+        element.textContent = "";
+        element.dataset.minor = "";
+      }
+    }
+    const labels = row.querySelectorAll(".split-input label");
+    const title = labels[0]?.querySelector("[data-label]");
+    if (title) title.textContent = `Item ${to + 1}`;
+    const who = labels[1]?.querySelector(".visually-hidden");
+    if (who) who.textContent = `Item ${to + 1}: `;
+    const legend = row.querySelector("legend");
+    if (legend) legend.textContent = `Who shares item ${to + 1}`;
+    last.after(row);
+    row.querySelector('input[name$=".description"]')?.focus();
+    update();
+  }
+
   function update() {
     const mode = field("split.mode")?.value || "equal";
     showMode(mode);
+    showFolds();
     const exponent = exponents[currency()] ?? 2;
     const amount = parseMoney(field("amount")?.value || "", exponent, decimal);
+    if (mode === "items") {
+      const total = updateItems(amount, exponent);
+      updatePayers(amount ?? total, exponent);
+      return;
+    }
     const found = compute(mode, amount, exponent);
     for (const row of rows) {
       const output = row.querySelector("[data-share]");
@@ -236,6 +427,7 @@ function setUp(form) {
 
   form.addEventListener("input", update);
   form.addEventListener("change", update);
+  form.querySelector("[data-add-item]")?.addEventListener("click", addItemRow);
   form.dataset.preview = "ready";
   update();
 }
