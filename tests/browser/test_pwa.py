@@ -20,9 +20,15 @@ WORKER_READY = """async () => {
   const registration = await navigator.serviceWorker.ready;
   return { scope: registration.scope, state: registration.active && registration.active.state };
 }"""
+# evaluated (awaited), not polled: wait_for_function takes an async function's promise for
+# a truthy answer at once
 ACTIVATED = """async () => {
   const registration = await navigator.serviceWorker.ready;
-  return registration.active.state === "activated";
+  const worker = registration.active;
+  while (worker.state !== "activated") {
+    await new Promise((resolve) => worker.addEventListener("statechange", resolve, { once: true }));
+  }
+  return true;
 }"""
 CONTROLLED = "() => navigator.serviceWorker.controller !== null"
 SHELL_CACHED = """async () => {
@@ -58,7 +64,7 @@ def test_the_worker_activates_and_an_offline_reload_shows_the_offline_page(
     (the offline page, our CSS) and no signed-in page; offline, a reload shows "You are
     offline" styled by the cached CSS; back online, the page itself returns."""
     page.goto("/")
-    page.wait_for_function(ACTIVATED)
+    assert page.evaluate(ACTIVATED)
     worker = page.evaluate(WORKER_READY)
     assert worker["scope"] == site.url.rstrip("/") + "/"
     assert worker["state"] == "activated"
