@@ -56,6 +56,8 @@ def node_settings(database_url: str, folder: Path) -> Any:
             "SPLITGO_NODE_ID": "bounds-test",
             "SPLITGO_CODEC_CHECK": "1",
             "SPLITGO_RATE_LIMIT": "0",
+            # never the real ECB: nothing listens on port 9 (the rates actor falls back)
+            "SPLITGO_RATES_URL": "http://127.0.0.1:9/stats/eurofxref/",
         }
     )
 
