@@ -679,12 +679,12 @@ async def _check(reads: _Reads, members: int) -> tuple[dict[str, Any], dict[str,
     nets = [line for line in balances["balances"] if line["user_id"] == me and line["net"] != 0]
     shown = _BALANCE.search(page)
     words = _text_of(shown[1]) if shown else ""
-    if not nets:
-        expected = "All settled"
-    else:
-        line = nets[0]
+    # one line per currency with a balance, by currency (the page's order)
+    said = []
+    for line in sorted(nets, key=lambda line: line["currency"]):
         money = format_money(abs(line["net"]), line["currency"])
-        expected = f"You are owed +{money}" if line["net"] > 0 else f"You owe {money}"
+        said.append(f"You are owed +{money}" if line["net"] > 0 else f"You owe {money}")
+    expected = " ".join(said) or "All settled"
     home_page = (await reads.home(0)).decode()
     summary_raw, groups_raw = await reads.home_json(0)
     summary = json.loads(summary_raw)
