@@ -28,7 +28,7 @@ from actors.auth.messages import (
     auth_key,
 )
 from actors.auth.oauth import ProviderConfig
-from actors.auth.passwords import Passwords
+from actors.auth.passwords import TEST_PARAMETERS, Passwords
 from actors.auth.tokens import SigningKeys
 from actors.files import messages as files_messages
 from actors.files.actor import Files
@@ -408,8 +408,12 @@ def oauth_providers(settings: Settings) -> dict[str, ProviderConfig]:
 
 
 @functools.cache
-def shared_passwords() -> Passwords:
-    """One hasher per process: it bounds how many 64 MiB argon2id hashes run at once."""
+def shared_passwords(hashing: str = "standard") -> Passwords:
+    """One hasher per process: it bounds how many 64 MiB argon2id hashes run at once.
+    `hashing` "test" is the cheap profile of test suites (SPLITGO_PASSWORD_HASHING)."""
+    if hashing == "test":
+        log.warning("password_hashing_for_tests", time_cost=1, memory_kib=8)
+        return Passwords(TEST_PARAMETERS)
     return Passwords()
 
 
@@ -423,7 +427,7 @@ def build_auth(parts: NodeParts) -> Auth:
         # a link is handed out only when a bot runs to answer it
         bot_username=settings.telegram_bot_username if settings.telegram_bot_tokens else "",
         public_url=parts.public_url,
-        passwords=shared_passwords(),
+        passwords=shared_passwords(settings.password_hashing),
     )
 
 

@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 TransportName = Literal["memory", "redis"]
+PasswordHashing = Literal["standard", "test"]
 LogFormat = Literal["auto", "json", "console"]
 T = TypeVar("T")
 
@@ -148,6 +149,11 @@ class Settings:
     ops_token: str | None = setting(
         None, "SPLITGO_OPS_TOKEN", "bearer token for /ops/*; unset: generated into "
         "DATA_DIR/ops-token", optional(), secret=True,
+    )
+    password_hashing: PasswordHashing = setting(  # noqa: RUF009
+        "standard", "SPLITGO_PASSWORD_HASHING", "argon2id cost: standard (64 MiB, 3 passes); "
+        "test (8 KiB, 1 pass) is for test suites only, never for real accounts",
+        Choice(("standard", "test"), "the password hashing"),
     )
     log_format: LogFormat = setting(  # noqa: RUF009
         "auto", "SPLITGO_LOG_FORMAT", "log lines: auto is console on a terminal, JSON lines "

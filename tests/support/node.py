@@ -49,6 +49,8 @@ async def start_node(
         # at once to the rates actor's cache and fixed table (a test that wants rates starts
         # tests/support/fake_rates.py and passes its URL)
         "SPLITGO_RATES_URL": "http://127.0.0.1:9/stats/eurofxref/",
+        # argon2id at its cheap test profile: a test signs hundreds of people up and in
+        "SPLITGO_PASSWORD_HASHING": "test",
         **(env or {}),
     }
     process = subprocess.Popen(

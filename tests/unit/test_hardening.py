@@ -68,6 +68,7 @@ def test_secrets_have_no_command_line_flag() -> None:
                 "sms_webhook_url",
                 "otel_endpoint",
                 "rates_url",  # a public feed's address (the ECB's)
+                "password_hashing",  # which cost profile, not a password
             )
             assert field in SECRET_FIELDS or sounds_public, f"is {env} a secret?"
     parser = argparse.ArgumentParser()
