@@ -9,6 +9,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test check lint bench load clean
 
+# Python writes its bytecode caches (and pytest its rewritten test modules) even where the
+# environment says not to: without them every test worker and every node a test starts
+# compiles the whole program again (a fifth of `make check`)
+unexport PYTHONDONTWRITEBYTECODE
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
