@@ -30,6 +30,9 @@ from actors.auth.messages import (
 from actors.auth.oauth import ProviderConfig
 from actors.auth.passwords import TEST_PARAMETERS, Passwords
 from actors.auth.tokens import SigningKeys
+from actors.chat import messages as chat_messages
+from actors.chat.actor import Chat
+from actors.chat.messages import CHAT, ChatMessagePosted, chat_key
 from actors.files import messages as files_messages
 from actors.files.actor import Files
 from actors.files.messages import FILES, files_key
@@ -69,10 +72,13 @@ from actors.splits.messages import (
     ExpenseAdded,
     ExpenseDeleted,
     ExpenseUpdated,
+    GroupDeleted,
     MemberAdded,
     MemberInvited,
     MemberReminded,
+    MemberRemoved,
     PlaceholderAdded,
+    PlaceholderClaimed,
     SettlementFailed,
     SettlementRecorded,
     splits_key,
@@ -115,10 +121,14 @@ class Channels:
     webpush: WebPushChannel | None = None
 
     async def push(self, user_id: str, frame: bytes) -> None:
+        await self.push_many([user_id], frame)
+
+    async def push_many(self, user_ids: list[str], frame: bytes) -> None:
+        """The frame to every open session of each of `user_ids`, on whichever node."""
         if self.bus is not None:
-            await self.bus.push(user_id, frame)
+            await self.bus.push_many(user_ids, frame)
         else:
-            await self.live.deliver(user_id, frame)
+            await self.live.deliver_many(user_ids, frame)
 
     async def close(self) -> None:
         await self.live.close()
@@ -227,7 +237,11 @@ SUBSCRIPTIONS: dict[type[Message], tuple[str, ...]] = {
     ExpenseAdded: (NOTIFICATIONS,),
     ExpenseUpdated: (NOTIFICATIONS,),
     ExpenseDeleted: (NOTIFICATIONS, FILES),  # an expense's receipts go with it
-    MemberAdded: (NOTIFICATIONS,),
+    MemberAdded: (NOTIFICATIONS, CHAT),
+    MemberRemoved: (CHAT,),  # who leaves a group leaves its conversations
+    GroupDeleted: (CHAT,),
+    PlaceholderClaimed: (CHAT,),
+    ChatMessagePosted: (NOTIFICATIONS,),  # mentions, and messages in quiet conversations
     MemberReminded: (NOTIFICATIONS,),
     MemberInvited: (NOTIFICATIONS,),
     PlaceholderAdded: ("auth",),  # auth names placeholders like users
@@ -559,6 +573,19 @@ register(
         shards=4,
         key=files_key,
         mailbox_size=32,  # a message carries up to 10 MiB
+    )
+)
+
+
+register(
+    ActorSpec(
+        name=CHAT,
+        actor_type=Chat,
+        build=lambda parts: Chat(parts.database.pool, push=parts.channels.push_many),
+        messages=chat_messages,
+        # one conversation's messages in order on one shard; conversations spread
+        shards=4,
+        key=chat_key,
     )
 )
 

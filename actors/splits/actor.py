@@ -31,6 +31,7 @@ from actors.splits.messages import (
     AnswerInvite,
     BalancesView,
     CancelInvite,
+    ChatSubject,
     CommentList,
     CommentView,
     CreateClaimLink,
@@ -40,6 +41,7 @@ from actors.splits.messages import (
     CsvExport,
     DeleteExpense,
     DeleteGroup,
+    DescribeChatSubject,
     Done,
     EditExpense,
     ExpensePage,
@@ -104,6 +106,7 @@ from actors.splits.recurring import Recurring
 from actors.splits.reminders import Reminders
 from actors.splits.searching import Searching
 from actors.splits.settling import Settling
+from actors.splits.subjects import Subjects
 from actors.splits.summary import Summary
 
 
@@ -137,6 +140,7 @@ class Splits(Actor):
         # issue 17 parts (search and insight; recurring and settling; import and export)
         self.importer = Importer(context)
         self.searching = Searching(context)
+        self.subjects = Subjects(context)
         self.people = People(context, settling=self.settling)
 
     async def on_start(self) -> None:
@@ -239,6 +243,10 @@ class Splits(Actor):
     @handles(JoinInvited)
     async def join_invited(self, message: JoinInvited) -> None:
         await self.invites.join_invited(message)
+
+    @handles(DescribeChatSubject)
+    async def describe_chat_subject(self, message: DescribeChatSubject) -> ChatSubject:
+        return await self.subjects.describe(message)
 
     @handles(RemoveMember)
     async def remove_member(self, message: RemoveMember) -> Done:

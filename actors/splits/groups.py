@@ -28,11 +28,13 @@ from actors.splits.messages import (
     GetGroup,
     GetGroupHeader,
     GroupArchived,
+    GroupDeleted,
     GroupFull,
     GroupHeader,
     GroupList,
     GroupView,
     ListGroups,
+    MemberRemoved,
     NotAMember,
     PlaceholderAdded,
     RemoveMember,
@@ -191,6 +193,11 @@ class Groups:
                     now,
                     data={"user_id": leaving},
                 )
+                await tx.publish(
+                    MemberRemoved(
+                        group_id=group.id, member_user_id=leaving, removed_by=message.user_id
+                    )
+                )
         return Done()
 
     # ── the group's own lifecycle ──────────────────────────────────────────────────────
@@ -248,6 +255,11 @@ class Groups:
         async with self._context.transaction() as tx:
             if not tx.duplicate:
                 await store.groups.delete_group(tx, group.id, self._context.now())
+                await tx.publish(
+                    GroupDeleted(
+                        group_id=group.id, group_name=group.name, deleted_by=message.user_id
+                    )
+                )
         return Done()
 
 

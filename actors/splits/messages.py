@@ -600,6 +600,19 @@ class ExportGroupJson(SplitsInput, frozen=True):
     user_id: Id
 
 
+class DescribeChatSubject(SplitsInput, frozen=True):
+    """What a conversation of `kind` about `subject_id` is about, for the chat actor: the
+    group with its members, the expense's or settlement's group and title, or (`direct`,
+    `subject_id` the other person) a group the two share. To a caller who cannot see it:
+    GroupNotFound, ExpenseNotFound, SettlementNotFound, or NotAMember for a person the
+    caller shares no group with. `group_id` is the group when known (the shard key)."""
+
+    user_id: Id
+    kind: Literal["group", "expense", "settlement", "direct"]
+    subject_id: Id
+    group_id: Id | None = None
+
+
 # ── events ─────────────────────────────────────────────────────────────────────────────
 
 
@@ -648,6 +661,22 @@ class MemberAdded(SplitsInput, frozen=True):
     group_name: str
     member_user_id: Id
     added_by: str
+
+
+class MemberRemoved(SplitsInput, frozen=True):
+    """A member left the group (`removed_by` is themselves) or was removed."""
+
+    group_id: Id
+    member_user_id: Id
+    removed_by: Id
+
+
+class GroupDeleted(SplitsInput, frozen=True):
+    """The group is gone for every member."""
+
+    group_id: Id
+    group_name: str
+    deleted_by: Id
 
 
 class ExpenseAdded(SplitsInput, frozen=True):

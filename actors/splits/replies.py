@@ -287,6 +287,15 @@ class CsvExport(Message, frozen=True):
     text: str
 
 
+class ChatSubject(Message, frozen=True):
+    """What a conversation is about: its group (None for a direct one), a title, and the
+    group's members (for a direct one, the two people)."""
+
+    group_id: str | None
+    title: str
+    members: list[str]
+
+
 class Done(Message, frozen=True):
     """A command that has nothing to return did what it was asked."""
 
@@ -360,6 +369,7 @@ __all__ = [
     "ActivityPage",
     "BalanceLine",
     "BalancesView",
+    "ChatSubject",
     "CommentList",
     "CommentView",
     "CsvExport",

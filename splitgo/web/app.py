@@ -7,7 +7,18 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from splitgo.tracing import Tracing
-from splitgo.web import auth, health, notifications, openapi, ops, payments, push, rides, splits
+from splitgo.web import (
+    auth,
+    chat,
+    health,
+    notifications,
+    openapi,
+    ops,
+    payments,
+    push,
+    rides,
+    splits,
+)
 from splitgo.web.hardening import Hardening, install
 from splitgo.web.keys import LIVE, SERVICES, Services
 from splitgo.web.live import LiveHub
@@ -54,6 +65,7 @@ def create_app(
     # again finishes it)
     app.on_shutdown.append(splits.imports.stop_jobs)
     app.add_routes(rides.routes)
+    app.add_routes(chat.routes)
     app.add_routes(notifications.routes)
     app.add_routes(push.routes)
     app.add_routes(openapi.routes)

@@ -60,6 +60,11 @@ def with_key(message: M, request: web.Request, body: object, *, caller: str | No
     return msgspec.structs.replace(message, idempotency=key_for(request, body, caller=caller))
 
 
+def client_key(request: web.Request) -> str | None:
+    """The request's Idempotency-Key (None: it sent none); a 400 for a malformed one."""
+    return _header(request)
+
+
 def _header(request: web.Request) -> str | None:
     raw = request.headers.get(HEADER)
     if raw is None or not raw.strip():

@@ -37,6 +37,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 USER_KEYS = {
     "user_id": "name",
     "uploaded_by": "uploaded_by_name",
+    "author_id": "author_name",
     "from_user_id": "from_user_name",
     "to_user_id": "to_user_name",
     "member_user_id": "member_user_name",

@@ -152,6 +152,7 @@ TAGS = [
     {"name": "payments", "description": "Wallet, top-ups, provider webhooks, transfers"},
     {"name": "splits", "description": "Groups, expenses, balances, settling up"},
     {"name": "rides", "description": "Drivers, estimates, rides and their steps"},
+    {"name": "chat", "description": "Conversations about money, their messages, read markers"},
     {"name": "notifications", "description": "The in-app feed, preferences, live updates"},
     {"name": "ops", "description": "Health, readiness, actors, dead letters, metrics"},
     {"name": "docs", "description": "This document"},

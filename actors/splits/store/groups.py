@@ -135,3 +135,16 @@ async def remove_member(db: Executor, group_id: str, user_id: str) -> None:
         group_id,
         user_id,
     )
+
+
+async def share_a_group(db: Executor, user_id: str, other_id: str) -> bool:
+    """Whether the two are members of one group that is not deleted."""
+    found = await db.fetchval(
+        "SELECT true FROM splits_members mine"
+        " JOIN splits_members theirs ON theirs.group_id = mine.group_id AND theirs.user_id = $2"
+        " JOIN splits_groups g ON g.id = mine.group_id AND g.deleted_at IS NULL"
+        " WHERE mine.user_id = $1 LIMIT 1",
+        user_id,
+        other_id,
+    )
+    return bool(found)
