@@ -160,9 +160,11 @@ async def test_editing_and_deleting_your_own_message(api: Api) -> None:
     await api.problem("PATCH", path, bob, {"text": "nope"}, status=403, code="not_your_message")
     await api.problem("DELETE", path, bob, status=403, code="not_your_message")
     edited = await api.ok("PATCH", path, ann, {"text": "We owe 25"})
-    assert edited["text"] == "We owe 25" and edited["edited_at"]
+    assert edited["text"] == "We owe 25"
+    assert edited["edited_at"]
     deleted = await api.ok("DELETE", path, ann)
-    assert deleted["deleted"] is True and deleted["text"] == ""
+    assert deleted["deleted"] is True
+    assert deleted["text"] == ""
     again = await api.ok("DELETE", path, ann)
     assert again["deleted"] is True
     history = await api.ok("GET", f"/api/v1/conversations/{chat}/messages", bob)
@@ -237,7 +239,8 @@ async def test_direct_and_expense_conversations(api: Api) -> None:
     group = await new_group(api, ann, bob)
     direct = await api.ok("POST", "/api/v1/conversations", ann, {"user_id": bob.id}, 201)
     back = await api.ok("POST", "/api/v1/conversations", bob, {"user_id": ann.id}, 200)
-    assert back["id"] == direct["id"] and direct["kind"] == "direct"
+    assert back["id"] == direct["id"]
+    assert direct["kind"] == "direct"
     await api.problem(
         "POST",
         "/api/v1/conversations",
@@ -251,7 +254,8 @@ async def test_direct_and_expense_conversations(api: Api) -> None:
         api, group, ann, expense_body(1200, ann.id, equal(ann, bob), description="Taxi")
     )
     about = await api.ok("POST", "/api/v1/conversations", bob, {"expense_id": expense["id"]}, 201)
-    assert about["title"] == "Taxi" and about["group_id"] == group
+    assert about["title"] == "Taxi"
+    assert about["group_id"] == group
     assert {p["user_id"] for p in about["participants"]} == {ann.id, bob.id}
     await api.problem(
         "POST",
