@@ -1,7 +1,8 @@
-"""The chat actor through an ActorSystem (codec check on) on a real PostgreSQL, beside the
-real splits actor (membership through its events and the outbox relay), a stand-in for
-auth's names and a recording live push: the edit window, quiet-conversation and mention
-notices, the rate limit, members who leave, deleted groups, retries, typing."""
+"""The chat actor through an ActorSystem (on the memory transport and on Redis Streams) on
+a real PostgreSQL, beside the real splits actor (membership through its events and the
+outbox relay), a stand-in for auth's names and a recording live push: the edit window,
+quiet-conversation and mention notices, the rate limit, members who leave, deleted groups,
+retries, typing."""
 
 from __future__ import annotations
 
@@ -63,7 +64,9 @@ from actors.splits.messages import (
     splits_key,
 )
 from splitgo.db import apply_schema
-from transport import Codec, MemoryTransport
+from tests.support.redis import delete_prefix, redis_url, unique_prefix
+from transport import Codec, MemoryTransport, Transport
+from transport.redis_streams import RedisStreamsTransport
 
 pytestmark = pytest.mark.integration
 
@@ -166,8 +169,17 @@ async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 
             await asyncio.sleep(0.02)
 
 
-@pytest.fixture
-async def harness(database_url: str) -> AsyncIterator[Harness]:
+def transport(kind: str, codec: Codec, prefix: str) -> Transport:
+    if kind == "redis":
+        return RedisStreamsTransport(
+            node_id="chat-test", url=redis_url(), codec=codec, prefix=prefix, block_ms=200
+        )
+    return MemoryTransport(node_id="chat-test", codec=codec)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def harness(database_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """The actors on one transport: in memory, or on Redis Streams under a fresh prefix."""
     pool = await asyncpg.create_pool(database_url, min_size=2, max_size=10)
     assert pool is not None
     await apply_schema(pool)
@@ -175,8 +187,9 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
     codec.register_module(splits_messages)
     codec.register_module(chat_messages)
     codec.register(GetNames, Names, Person)
+    prefix = unique_prefix()
     system = ActorSystem(
-        MemoryTransport(node_id="chat-test", codec=codec),
+        transport(request.param, codec, prefix),
         codec=codec,
         dead_letters=MemoryDeadLetterStore(),
         outbox=Outbox(pool, interval=0.05),
@@ -201,6 +214,8 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
     finally:
         await system.stop(timeout=5)
         await pool.close()
+        if request.param == "redis":
+            await delete_prefix(redis_url(), prefix)
 
 
 async def test_an_author_edits_and_deletes_only_within_fifteen_minutes(harness: Harness) -> None:
