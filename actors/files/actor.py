@@ -1,9 +1,12 @@
-"""The files actor: attachments of expenses, their rows in PostgreSQL and their bytes in
-the storage port.
+"""The files actor: attachments of expenses and files of chat conversations, their rows
+in PostgreSQL and their bytes in the storage port.
 
-The actor is the mailbox and its handlers; the work is done by its part `attachments`,
-given the shard's `Context` (database, clock) and the `Storage`. Shards are keyed by
-group (`files_key`), so one group's attachments change in order.
+The actor is the mailbox and its handlers; the work is done by its parts `attachments`
+(storing, reading and deleting any attachment; an expense's list) and `chat`
+(actors/files/conversations.py: a conversation's files and the messages that carry
+them), given the shard's `Context` (database, clock) and the `Storage`. Shards are keyed
+by group, or by conversation for chat files (`files_key`), so one group's or one
+conversation's attachments change in order.
 
 Storing: the upload is hashed, then sniffed, checked, stripped and thumbnailed on a thread
 (`processing.process`), both files are put in the storage under fresh random keys, and
@@ -20,30 +23,41 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
 
 from actors.files import store
+from actors.files.conversations import ChatFiles
 from actors.files.messages import (
+    CONTENT_TYPES,
     MAX_PER_EXPENSE,
+    AttachChatFiles,
     AttachmentContent,
     AttachmentDeleted,
     AttachmentList,
     AttachmentNotFound,
     AttachmentView,
+    ChatAttachmentList,
+    ChatAttachmentView,
+    ChatFilesDone,
     DeleteAttachment,
+    DeleteChatFiles,
+    DetachChatFiles,
     GetAttachment,
+    GetChatAttachment,
     ListAttachments,
     StoreAttachment,
+    StoreChatAttachment,
     TooManyAttachments,
+    Variant,
 )
 from actors.files.processing import process
 from actors.files.rules import safe_filename, thumbnail_filename
 from actors.files.storage import ObjectMissing, Storage, object_key
-from actors.files.store import AttachmentRow, StoredKeys
+from actors.files.store import AttachmentRow, Owner, StoredKeys
 from actors.runtime import (
     Actor,
     Clock,
@@ -67,12 +81,16 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# what is uploaded: to an expense or to a conversation
+Upload = StoreAttachment | StoreChatAttachment
+
+
 def view_of(row: AttachmentRow) -> AttachmentView:
-    """An attachment as the API shows it."""
+    """An expense's attachment as the API shows it."""
     return AttachmentView(
         id=row.id,
-        group_id=row.group_id,
-        expense_id=row.expense_id,
+        group_id=row.group_id or "",  # an expense's always has both (the table's CHECK)
+        expense_id=row.expense_id or "",
         filename=row.filename,
         content_type=row.content_type,
         size=row.size,
@@ -93,26 +111,46 @@ class Attachments:
     # ── storing ────────────────────────────────────────────────────────────────────────
 
     async def store(self, message: StoreAttachment) -> AttachmentView:
-        # hashed on a thread: ten megabytes take a few milliseconds the loop should not wait
-        upload_sha256 = await asyncio.to_thread(_sha256, message.content)
-        existing = await store.by_id(self._db, message.attachment_id)
-        if existing is not None:
-            return self._replay(existing, message, upload_sha256)
-        count = await store.count_of_expense(self._db, message.group_id, message.expense_id)
+        owner = Owner(group_id=message.group_id, expense_id=message.expense_id)
+        row = await self.keep(message, owner, check=self._room_in_expense)
+        return view_of(row)
+
+    async def _room_in_expense(self, message: Upload, owner: Owner) -> None:
+        assert owner.group_id is not None
+        assert owner.expense_id is not None
+        count = await store.count_of_expense(self._db, owner.group_id, owner.expense_id)
         if count >= MAX_PER_EXPENSE:
             raise TooManyAttachments(
                 f"the expense has {count} attachments; at most {MAX_PER_EXPENSE}",
                 details={"limit": MAX_PER_EXPENSE},
             )
+
+    async def keep(
+        self,
+        message: Upload,
+        owner: Owner,
+        *,
+        check: Callable[[Upload, Owner], Awaitable[None]],
+        content_types: tuple[str, ...] = CONTENT_TYPES,
+    ) -> AttachmentRow:
+        """Keep an upload as `owner`'s attachment (after `check`, which refuses what does
+        not fit), or find it kept by a retry; its row."""
+        # hashed on a thread: ten megabytes take a few milliseconds the loop should not wait
+        upload_sha256 = await asyncio.to_thread(_sha256, message.content)
+        existing = await store.by_id(self._db, message.attachment_id)
+        if existing is not None:
+            return self._replay(existing, message, owner, upload_sha256)
+        await check(message, owner)
         # sniffing, the size and pixel limits, metadata stripping and the thumbnail:
         # TooLarge, UnsupportedType or InvalidImage before anything is kept
-        processed = await asyncio.to_thread(process, message.content)
+        processed = await asyncio.to_thread(process, message.content, content_types)
         token = uuid.uuid4().hex
         original_key, thumbnail_key = object_key("original", token), object_key("thumbnail", token)
         row = AttachmentRow(
             id=message.attachment_id,
-            group_id=message.group_id,
-            expense_id=message.expense_id,
+            group_id=owner.group_id,
+            expense_id=owner.expense_id,
+            conversation_id=owner.conversation_id,
             uploaded_by=message.user_id,
             filename=safe_filename(message.filename, processed.content_type),
             content_type=processed.content_type,
@@ -144,26 +182,29 @@ class Attachments:
             first = await store.by_id(self._db, message.attachment_id)
             if first is None:  # pragma: no cover - rows are never removed
                 raise AttachmentNotFound("the attachment was not kept; try again")
-            return self._replay(first, message, upload_sha256)
+            return self._replay(first, message, owner, upload_sha256)
         log.info(
             "attachment_stored",
             attachment_id=row.id,
             group_id=row.group_id,
             expense_id=row.expense_id,
+            conversation_id=row.conversation_id,
             content_type=row.content_type,
             size=row.size,
             uploaded_size=len(message.content),
         )
-        return view_of(row)
+        return row
 
+    @staticmethod
     def _replay(
-        self, first: AttachmentRow, message: StoreAttachment, upload_sha256: str
-    ) -> AttachmentView:
+        first: AttachmentRow, message: Upload, owner: Owner, upload_sha256: str
+    ) -> AttachmentRow:
         """The first upload with this id answers its retry; anything else under the id is a
         conflict (it says no more about the first than that it exists)."""
         same = (
-            first.group_id == message.group_id
-            and first.expense_id == message.expense_id
+            first.group_id == owner.group_id
+            and first.expense_id == owner.expense_id
+            and first.conversation_id == owner.conversation_id
             and first.uploaded_by == message.user_id
             and first.upload_sha256 == upload_sha256
         )
@@ -172,7 +213,7 @@ class Attachments:
                 "this attachment id was used for another upload",
                 details={"field": "$.attachment_id"},
             )
-        return view_of(first)
+        return first
 
     async def _put_all(self, kept: StoredKeys, objects: Sequence[tuple[str, bytes, str]]) -> None:
         """Put every object, at once; on any failure remove them all and raise the first."""
@@ -193,7 +234,11 @@ class Attachments:
 
     async def get(self, message: GetAttachment) -> AttachmentContent:
         row = await self._live(message.group_id, message.attachment_id, message.expense_id)
-        if message.variant == "thumbnail":
+        return await self.content_of(row, message.variant)
+
+    async def content_of(self, row: AttachmentRow, variant: Variant) -> AttachmentContent:
+        """The bytes of a live attachment, or of its thumbnail, from the storage."""
+        if variant == "thumbnail":
             if row.thumbnail_key is None or row.thumbnail_type is None:
                 raise AttachmentNotFound("the attachment has no thumbnail")
             key, content_type = row.thumbnail_key, row.thumbnail_type
@@ -208,7 +253,7 @@ class Attachments:
             log.error(
                 "attachment_bytes_missing",
                 attachment_id=row.id,
-                variant=message.variant,
+                variant=variant,
                 store=self._storage.name,
             )
             raise AttachmentNotFound("the attachment's file is missing") from None
@@ -247,7 +292,7 @@ class Attachments:
                 group_id=message.group_id,
                 user_id=message.user_id,
             )
-            await self._purge([kept])
+            await self.purge([kept])
         return AttachmentDeleted(id=message.attachment_id)
 
     async def expense_deleted(self, event: ExpenseDeleted) -> None:
@@ -262,15 +307,15 @@ class Attachments:
                 expense_id=event.expense_id,
                 attachments=len(kept),
             )
-            await self._purge(kept)
+            await self.purge(kept)
 
     async def sweep(self) -> int:
         """Remove the bytes that failed removals left behind; how many attachments'."""
         before = self._now() - SWEEP_GRACE
         pending = await store.unpurged(self._db, before, SWEEP_BATCH)
-        return await self._purge(pending) if pending else 0
+        return await self.purge(pending) if pending else 0
 
-    async def _purge(self, deleted: Sequence[StoredKeys]) -> int:
+    async def purge(self, deleted: Sequence[StoredKeys]) -> int:
         """Remove deleted attachments' bytes and note which are gone; a failure is logged
         and left to the upkeep, never raised (the deletion itself is done)."""
         purged: list[str] = []
@@ -300,7 +345,8 @@ class Attachments:
 
 
 class Files(Actor):
-    """Attachments of expenses: rows in PostgreSQL, bytes in the storage port."""
+    """Attachments of expenses and files of conversations: rows in PostgreSQL, bytes in
+    the storage port."""
 
     def __init__(
         self,
@@ -311,12 +357,19 @@ class Files(Actor):
         sweep_interval: float = 600.0,
     ) -> None:
         self._sweep_interval = sweep_interval
-        self.attachments = Attachments(self.context(pool, clock), storage)
+        context = self.context(pool, clock)
+        self.attachments = Attachments(context, storage)
+        self.chat = ChatFiles(context, self.attachments)
 
     async def on_start(self) -> None:
         # one shard does the upkeep for all: they share the table
         if self.shard == 0 and self._sweep_interval > 0:
-            self.every(self._sweep_interval, self.attachments.sweep, "sweep")
+            self.every(self._sweep_interval, self.upkeep, "sweep")
+
+    async def upkeep(self) -> None:
+        """Delete chat files never sent, then remove the bytes removals left behind."""
+        await self.chat.sweep_unsent()
+        await self.attachments.sweep()
 
     @handles(StoreAttachment)
     async def store_attachment(self, message: StoreAttachment) -> AttachmentView:
@@ -337,3 +390,23 @@ class Files(Actor):
     @handles(ExpenseDeleted)
     async def expense_deleted(self, event: ExpenseDeleted) -> None:
         await self.attachments.expense_deleted(event)
+
+    @handles(StoreChatAttachment)
+    async def store_chat_attachment(self, message: StoreChatAttachment) -> ChatAttachmentView:
+        return await self.chat.store(message)
+
+    @handles(GetChatAttachment)
+    async def get_chat_attachment(self, message: GetChatAttachment) -> AttachmentContent:
+        return await self.chat.get(message)
+
+    @handles(AttachChatFiles)
+    async def attach_chat_files(self, message: AttachChatFiles) -> ChatAttachmentList:
+        return await self.chat.attach(message)
+
+    @handles(DetachChatFiles)
+    async def detach_chat_files(self, message: DetachChatFiles) -> ChatFilesDone:
+        return await self.chat.detach(message)
+
+    @handles(DeleteChatFiles)
+    async def delete_chat_files(self, message: DeleteChatFiles) -> ChatFilesDone:
+        return await self.chat.delete_with_message(message)

@@ -4,10 +4,17 @@ Receipts and other attachments of an expense: JPEG, PNG and WebP images and PDFs
 type is read from the content, never from the name; images are stored re-encoded without
 their metadata (EXIF, GPS, XMP, ICC, comments) and every stored file has a thumbnail.
 
+Files of chat conversations (issue 18) go the same way, images only: uploaded first
+(`StoreChatAttachment`), then carried by a message (`AttachChatFiles`, which the edge asks
+before it posts the message and undoes with `DetachChatFiles` when the post is refused),
+read by participants (`GetChatAttachment`) and deleted with their message
+(`DeleteChatFiles`). Files uploaded and never sent are deleted after UNSENT_HOURS.
+
 The files actor trusts its caller on who may do what: the HTTP edge first asks splits
-whether the caller is a member of the group (and the expense exists), and only then asks
-this actor. Every command names the group (the shard key): an attachment is found only
-through the group it was stored in.
+whether the caller is a member of the group (and the expense exists), or chat whether the
+caller is in the conversation, and only then asks this actor. Every command names the
+group or the conversation (the shard key): an attachment is found only through the group
+and expense, or the conversation, it was stored in.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from urllib.parse import quote
 
 from msgspec import Meta
 
+from actors.chat.messages import ATTACHMENTS_MAX
 from actors.runtime import DomainError, Message
 from actors.runtime.bounds import Id, check_bounds, refusal
 
@@ -31,10 +39,14 @@ MAX_STORED_BYTES = 4 * MAX_UPLOAD_BYTES
 MAX_PIXELS = 40_000_000  # 40 megapixels (a 7,300 x 5,500 photo): a decoded image's cap
 MAX_PER_EXPENSE = 20  # attachments one expense keeps at once
 FILENAME_TEXT_MAX = 1_000  # a name as uploaded; it is cut to a safe one of at most ~100
+# files a person has uploaded to one conversation and not sent yet, at once
+MAX_UNSENT_PER_CONVERSATION = 20
+UNSENT_HOURS = 24  # a chat file not sent in a message this long after its upload is deleted
 
 JPEG, PNG, WEBP, PDF = "image/jpeg", "image/png", "image/webp", "application/pdf"
 ContentType = Literal["image/jpeg", "image/png", "image/webp", "application/pdf"]
 CONTENT_TYPES: tuple[str, ...] = (JPEG, PNG, WEBP, PDF)
+CHAT_CONTENT_TYPES: tuple[str, ...] = (JPEG, PNG, WEBP)  # a chat message carries images
 Variant = Literal["original", "thumbnail"]
 
 DEFAULT_STEM = "attachment"  # a download's name when nothing of the uploaded one is usable
@@ -44,16 +56,21 @@ Content = Annotated[bytes, Meta(max_length=MAX_UPLOAD_BYTES)]
 
 
 def files_key(message: Any) -> str | None:
-    """Shard key: the group, so one group's attachments change in order on one shard."""
-    group_id = getattr(message, "group_id", None)
-    return str(group_id) if group_id else None
+    """Shard key: the group, so one group's attachments change in order on one shard; for
+    a chat file the conversation (a direct one has no group)."""
+    for field in ("group_id", "conversation_id"):
+        value = getattr(message, field, None)
+        if value:
+            return str(value)
+    return None
 
 
 # ── errors ─────────────────────────────────────────────────────────────────────────────
 
 
 class UnsupportedType(DomainError):
-    """The content is not a JPEG, PNG, WebP or PDF (whatever its name says)."""
+    """The content is not a JPEG, PNG, WebP or PDF (whatever its name says); for a chat
+    file, not a JPEG, PNG or WebP image."""
 
     code = "unsupported_type"
     category = "invalid"
@@ -76,8 +93,10 @@ class InvalidImage(DomainError):
 
 
 class AttachmentNotFound(DomainError):
-    """No such attachment in this group (or expense), or it was deleted, or it has no
-    thumbnail."""
+    """No such attachment in this group (or expense) or conversation, or it was deleted,
+    or it has no thumbnail. For `AttachChatFiles`, `details["field"]` names the id
+    (`$.attachment_ids[1]`): not this conversation's, not the caller's, or sent already
+    in another message."""
 
     code = "attachment_not_found"
     category = "not_found"
@@ -91,7 +110,9 @@ class InvalidAttachment(DomainError):
 
 
 class TooManyAttachments(DomainError):
-    """The expense already keeps MAX_PER_EXPENSE attachments: delete one first."""
+    """The expense already keeps MAX_PER_EXPENSE attachments: delete one first. Or the
+    person has MAX_UNSENT_PER_CONVERSATION files uploaded to the conversation and not
+    sent."""
 
     code = "too_many_attachments"
     category = "conflict"
@@ -130,13 +151,17 @@ class StoreAttachment(FilesInput, frozen=True):
     content: Content
 
     def __post_init__(self) -> None:
-        # the size first, as its own refusal: the generic bound would only say "invalid"
-        if isinstance(self.content, bytes | bytearray) and len(self.content) > MAX_UPLOAD_BYTES:
-            raise refusal(TooLarge)(
-                f"the file is {len(self.content):,} bytes; at most {MAX_UPLOAD_BYTES:,}",
-                details={"field": "$.content", "limit": MAX_UPLOAD_BYTES, "unit": "bytes"},
-            )
+        _check_upload_size(self.content)
         super().__post_init__()
+
+
+def _check_upload_size(content: object) -> None:
+    """The size first, as its own refusal: the generic bound would only say "invalid"."""
+    if isinstance(content, bytes | bytearray) and len(content) > MAX_UPLOAD_BYTES:
+        raise refusal(TooLarge)(
+            f"the file is {len(content):,} bytes; at most {MAX_UPLOAD_BYTES:,}",
+            details={"field": "$.content", "limit": MAX_UPLOAD_BYTES, "unit": "bytes"},
+        )
 
 
 class ListAttachments(FilesInput, frozen=True):
@@ -166,6 +191,59 @@ class DeleteAttachment(FilesInput, frozen=True):
     expense_id: Id | None = None
 
 
+class StoreChatAttachment(FilesInput, frozen=True):
+    """Keep `content` (a JPEG, PNG or WebP image) as a file of the conversation, not yet
+    sent in a message. `attachment_id` is the caller's, as for `StoreAttachment`."""
+
+    conversation_id: Id
+    attachment_id: Id
+    user_id: Id  # the uploader (a participant: the edge checked)
+    filename: Filename
+    content: Content
+
+    def __post_init__(self) -> None:
+        _check_upload_size(self.content)
+        super().__post_init__()
+
+
+class GetChatAttachment(FilesInput, frozen=True):
+    """A conversation's file or its thumbnail, for `user_id` (a participant: the edge
+    checked): one sent in a message, or one they uploaded and have not sent yet."""
+
+    conversation_id: Id
+    attachment_id: Id
+    user_id: Id
+    variant: Variant = "original"
+
+
+class AttachChatFiles(FilesInput, frozen=True):
+    """The files `user_id` uploaded to the conversation go in the message `message_id`
+    (about to be posted): answered in the order named. Each must be theirs, of this
+    conversation, not deleted and not in another message (a retry for the same message
+    answers the same); else AttachmentNotFound naming the id, and none is taken."""
+
+    conversation_id: Id
+    user_id: Id
+    message_id: Id
+    attachment_ids: Annotated[list[Id], Meta(min_length=1, max_length=ATTACHMENTS_MAX)]
+
+
+class DetachChatFiles(FilesInput, frozen=True):
+    """The message `message_id` was not posted after all: its files are unsent again."""
+
+    conversation_id: Id
+    message_id: Id
+
+
+class DeleteChatFiles(FilesInput, frozen=True):
+    """The message `message_id` was deleted: so are its files, for everyone (again:
+    nothing more happens)."""
+
+    conversation_id: Id
+    message_id: Id
+    user_id: Id  # who deleted the message
+
+
 # ── replies ────────────────────────────────────────────────────────────────────────────
 
 
@@ -185,6 +263,25 @@ class AttachmentList(Message, frozen=True):
     items: list[AttachmentView]
 
 
+class ChatAttachmentView(Message, frozen=True):
+    """A conversation's file: `message_id` is the message that carries it, None until it
+    is sent."""
+
+    id: str
+    conversation_id: str
+    filename: str  # safe for a Content-Disposition header, extension of the real type
+    content_type: str  # sniffed from the content: one of CHAT_CONTENT_TYPES
+    size: int  # bytes of the stored original
+    uploaded_by: str
+    created_at: str  # RFC 3339, UTC
+    has_thumbnail: bool
+    message_id: str | None = None
+
+
+class ChatAttachmentList(Message, frozen=True):
+    items: list[ChatAttachmentView]
+
+
 class AttachmentContent(Message, frozen=True):
     """A stored file's bytes, what they are and the name to download them under."""
 
@@ -196,6 +293,12 @@ class AttachmentContent(Message, frozen=True):
 
 class AttachmentDeleted(Message, frozen=True):
     id: str
+
+
+class ChatFilesDone(Message, frozen=True):
+    """What `DetachChatFiles` and `DeleteChatFiles` changed: the files' ids."""
+
+    ids: list[str]
 
 
 # ── download names (the edge sends them as Content-Disposition) ─────────────────────────

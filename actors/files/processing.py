@@ -25,8 +25,18 @@ from typing import Any
 import pypdfium2 as pdfium  # type: ignore[import-untyped]  # no type hints shipped
 from PIL import Image, ImageOps, features
 
-from actors.files.messages import JPEG, PDF, PNG, WEBP, ContentType, InvalidImage, TooLarge
+from actors.files.messages import (
+    CONTENT_TYPES,
+    JPEG,
+    PDF,
+    PNG,
+    WEBP,
+    ContentType,
+    InvalidImage,
+    TooLarge,
+)
 from actors.files.rules import (
+    check_accepted,
     check_pixels,
     check_size,
     is_lossless_webp,
@@ -66,15 +76,17 @@ class Processed:
     thumbnail_type: ContentType
 
 
-def process(content: bytes) -> Processed:
+def process(content: bytes, accepted: tuple[str, ...] = CONTENT_TYPES) -> Processed:
     """The file to store and its thumbnail, from the bytes as uploaded.
 
     Raises TooLarge (over MAX_UPLOAD_BYTES, or an image over MAX_PIXELS), UnsupportedType
-    (not a JPEG, PNG, WebP or PDF by its content) or InvalidImage (it cannot be read as
-    the type it starts as). Blocking: run it with `asyncio.to_thread`.
+    (not a JPEG, PNG, WebP or PDF by its content, or not one of `accepted`) or
+    InvalidImage (it cannot be read as the type it starts as). Blocking: run it with
+    `asyncio.to_thread`.
     """
     check_size(len(content))
     content_type = sniff(content)
+    check_accepted(content_type, accepted)
     with _WORKERS:
         if content_type == PDF:
             thumbnail = _pdf_thumbnail(content)

@@ -65,6 +65,21 @@ def sniff(content: bytes) -> ContentType:
     )
 
 
+_KINDS = {JPEG: "JPEG", PNG: "PNG", WEBP: "WebP", PDF: "PDF"}
+
+
+def check_accepted(content_type: str, accepted: tuple[str, ...]) -> None:
+    """`UnsupportedType` for a type sniffed that is not one of `accepted` (a chat message
+    carries images, not PDFs)."""
+    if content_type not in accepted:
+        kinds = [_KINDS.get(kind, kind) for kind in accepted]
+        listed = ", ".join(kinds[:-1]) + f" or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
+        raise UnsupportedType(
+            f"the file is a {_KINDS.get(content_type, content_type)}; send a {listed} file",
+            details={"field": "$.content"},
+        )
+
+
 def check_size(size: int) -> None:
     """`TooLarge` for more than MAX_UPLOAD_BYTES."""
     if size > MAX_UPLOAD_BYTES:
