@@ -130,7 +130,9 @@ class Splits(Actor):
         context = self.context(pool, clock)
         self.groups = Groups(context)
         self.recurring = Recurring(context, interval=recurring_interval)
-        self.expenses = Expenses(context, on_saved=self.recurring.arm)
+        self.expenses = Expenses(
+            context, on_saved=self.recurring.arm, on_written=self.recurring.written
+        )
         self.settling = Settling(context)
         self.activity = Activity(context)
         self.summary = Summary(context)
@@ -257,9 +259,7 @@ class Splits(Actor):
     @handles(AddExpense)
     async def add_expense(self, message: AddExpense) -> ExpenseView:
         await self.recurring.check(message)  # issue 17: a series' end, checked first
-        view = await self.expenses.add(message)
-        await self.recurring.saved(message)
-        return view
+        return await self.expenses.add(message)
 
     @handles(GetExpense)
     async def get_expense(self, message: GetExpense) -> ExpenseView:
@@ -268,9 +268,7 @@ class Splits(Actor):
     @handles(EditExpense)
     async def edit_expense(self, message: EditExpense) -> ExpenseView:
         await self.recurring.check(message)  # issue 17: a series' end, checked first
-        view = await self.expenses.edit(message)
-        await self.recurring.saved(message)
-        return view
+        return await self.expenses.edit(message)
 
     @handles(DeleteExpense)
     async def delete_expense(self, message: DeleteExpense) -> Done:

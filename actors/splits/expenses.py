@@ -17,7 +17,7 @@ itemized bill (split mode "items") is priced by items.py and its shares derived 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -63,6 +63,8 @@ from actors.splits.views import expense_view
 
 # what a part calls with every expense it saves (Recurring.arm: the timer of its next copy)
 OnSaved = Callable[[ExpenseRecord], None]
+# what else an added or edited expense keeps, in its own transaction (a series' end)
+OnWritten = Callable[[Transaction, AddExpense | EditExpense], Awaitable[None]]
 
 
 async def live_expense(db: Executor, group: GroupRow, expense_id: str) -> ExpenseRecord:
@@ -172,13 +174,18 @@ class Expenses:
     """Adds, shows, edits, deletes and pages through a group's expenses.
 
     `context` is the Splits shard's: the splits tables, its clock and transactions;
-    `on_saved` is called with every expense added or edited here (after its commit).
+    `on_saved` is called with every expense added or edited here (after its commit);
+    `on_written` inside the transaction that adds or edits it, so what it keeps lands with
+    the expense or not at all.
     """
 
-    def __init__(self, context: Context, *, on_saved: OnSaved) -> None:
+    def __init__(
+        self, context: Context, *, on_saved: OnSaved, on_written: OnWritten | None = None
+    ) -> None:
         self._context = context
         self._pool = context.pool
         self._on_saved = on_saved
+        self._on_written = on_written
 
     async def add(self, message: AddExpense) -> ExpenseView:
         replayed = await self._context.replayed(message, ExpenseView)
@@ -242,6 +249,8 @@ class Expenses:
         async with self._context.transaction() as tx:
             if not tx.duplicate:
                 await record_expense(tx, group, expense, message.user_id, now)
+                if self._on_written is not None:
+                    await self._on_written(tx, message)
                 await self._context.remember(tx, message, view)
         self._on_saved(expense)
         return view
@@ -285,6 +294,8 @@ class Expenses:
                     shares=[Share(user_id=user, amount=owed) for user, owed in new.shares],
                 )
             )
+            if self._on_written is not None:
+                await self._on_written(tx, message)
         self._on_saved(new)
         return expense_view(new)
 

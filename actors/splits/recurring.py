@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 
 from actors.payments.messages import format_money
-from actors.runtime import Context
+from actors.runtime import Context, Transaction
 from actors.splits import rules, store
 from actors.splits.expenses import live_expense, record_expense
 from actors.splits.membership import member_group
@@ -236,18 +236,19 @@ class Recurring:
         first = None if message.date is None else _until(message.date, "date")
         check_end(message.until, message.times, recurrence, first or old.spent_on)
 
-    async def saved(self, message: AddExpense | EditExpense) -> None:
-        """Keep the end an added or edited expense was given (an added one's only if it
-        has none yet: a retried AddExpense keeps a later SetRecurrenceEnd), and close its
-        series when that end is already reached."""
+    async def written(self, tx: Transaction, message: AddExpense | EditExpense) -> None:
+        """Keep the end an added or edited expense was given, in the transaction that
+        writes the expense, and close its series when that end is already reached."""
         if message.until is None and message.times is None:
             return
-        adding = isinstance(message, AddExpense)
-        async with self._context.transaction(dedupe=False) as tx:
-            await store.recurring.set_end(
-                tx, message.expense_id, _until(message.until), message.times, replace=not adding
-            )
-            await self._close_if_ended(tx, message.expense_id)
+        await store.recurring.set_end(
+            tx,
+            message.expense_id,
+            _until(message.until),
+            message.times,
+            replace=not isinstance(message, AddExpense),
+        )
+        await self._close_if_ended(tx, message.expense_id)
 
     async def _close_if_ended(self, db: Any, expense_id: str) -> None:
         expense = await store.expenses.expense(db, expense_id)
