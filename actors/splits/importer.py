@@ -29,17 +29,16 @@ import structlog
 from actors.auth.messages import NAMES_MAX, GetNames, Names
 from actors.runtime import Context, DomainError, Transaction, rfc3339
 from actors.splits import rules, store
-from actors.splits.importing import (
-    EXPORT_FORMAT,
+from actors.splits.import_mapping import (
     ImportBatch,
-    ImportPlan,
     apply_mapping,
     batch_chunk,
     batch_deltas,
     batch_total,
     dry_run,
-    parse_splitwise,
 )
+from actors.splits.import_reading import parse_splitwise
+from actors.splits.importing import EXPORT_FORMAT, ImportPlan
 from actors.splits.membership import member_group, member_ids
 from actors.splits.messages import (
     MAX_MEMBERS,

@@ -16,6 +16,7 @@ from actors.runtime import IdempotencyKey, Message
 from actors.runtime.bounds import Day, Id, Limit, check_bounds
 from actors.splits.errors import *  # noqa: F403 (re-exported: the public interface)
 from actors.splits.errors import InvalidExpense
+from actors.splits.import_reading import read_report as read_report  # the public interface
 from actors.splits.importing import *  # noqa: F403 (re-exported: the public interface)
 from actors.splits.importing import MAX_FILE_BYTES, MAX_PEOPLE, MAX_ROWS, ImportMatch
 from actors.splits.insight import CURSOR_MAX as _SEARCH_CURSOR_MAX

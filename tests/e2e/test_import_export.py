@@ -19,16 +19,16 @@ import pytest_asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.splits.importing import (
+from actors.splits.import_mapping import (
     ImportedExpense,
     ImportedSettlement,
     apply_mapping,
     batch_chunk,
     batch_deltas,
     batch_total,
-    main_currency,
-    parse_splitwise,
 )
+from actors.splits.import_reading import parse_splitwise
+from actors.splits.importing import main_currency
 from tests.e2e.test_pages_auth import PASSWORD, Page, page_of, submit, visit
 from tests.support.api import Api, User
 from tests.support.node import RunningNode, start_node, stop_node

@@ -14,16 +14,14 @@ from hypothesis import strategies as st
 
 from actors.payments.messages import CURRENCIES
 from actors.runtime.errors import Failure
-from actors.splits import importing
+from actors.splits import import_reading, importing
+from actors.splits.import_mapping import apply_mapping, dry_run, propose_mapping
+from actors.splits.import_reading import parse_splitwise
 from actors.splits.importing import (
     ImportDryRun,
     ImportPlan,
     InvalidImport,
-    apply_mapping,
-    dry_run,
     import_group_id,
-    parse_splitwise,
-    propose_mapping,
 )
 from actors.splits.messages import (
     DESCRIPTION_MAX,
@@ -340,7 +338,7 @@ def test_more_than_two_hundred_people_are_refused() -> None:
 
 def test_more_rows_than_the_limit_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """The row past the limit is refused, naming it (the limit lowered to keep this fast)."""
-    monkeypatch.setattr(importing, "MAX_ROWS", 3)
+    monkeypatch.setattr(import_reading, "MAX_ROWS", 3)
     rows = "\n".join("2024-01-01,X,General,1,EUR,0.5,-0.5" for _ in range(4))
 
     error = refusal(f"{HEADER},A,B\n{rows}\n")

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from actors.runtime import Executor
-from actors.splits.importing import ImportedExpense, ImportedSettlement
+from actors.splits.import_mapping import ImportedExpense, ImportedSettlement
 
 
 async def existing(db: Executor, expense_ids: Sequence[str], settlement_ids: Sequence[str]) -> int:
