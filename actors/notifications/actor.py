@@ -3,7 +3,8 @@
 One handler per message, each handing it to the feature part that owns it: `deliveries`
 (recording an event's deliveries, tries, retries with backoff, the admin listing),
 `routing` (who is told where, and the send over each channel), `feed` (the in-app feed,
-pushed live to the user's WebSockets) and `preferences` (each user's switches). Each part
+pushed live to the user's WebSockets), `preferences` (each user's switches) and `replies`
+(the chat notices in Telegram an answer can be posted from). Each part
 is given the shard's runtime `Context` (database, clock, transactions, messages, timers).
 """
 
@@ -20,7 +21,9 @@ from actors.notifications.feed import Feed, Push
 from actors.notifications.messages import (
     Acknowledged,
     AddPushSubscription,
+    ChatReplyTarget,
     DeliveryList,
+    FindChatReplyTarget,
     GetPreferences,
     GetPushKey,
     ListDeliveries,
@@ -40,6 +43,7 @@ from actors.notifications.messages import (
 from actors.notifications.notices import EVENTS
 from actors.notifications.preferences import UserPreferences
 from actors.notifications.push_devices import PushDevices
+from actors.notifications.replies import ChatReplies
 from actors.notifications.routing import ContactsLookup, Routing
 from actors.runtime import Actor, Backoff, Clock, Message, handles, wall_clock
 
@@ -82,6 +86,7 @@ class Notifications(Actor):
         self.preferences = UserPreferences(context)
         self.feed = Feed(context, push=push)
         self.devices = PushDevices(context, channel=webpush)
+        self.replies = ChatReplies(context)
         self.routing = Routing(
             context,
             email=email,
@@ -90,6 +95,7 @@ class Notifications(Actor):
             feed=self.feed,
             devices=self.devices,
             preferences=self.preferences,
+            replies=self.replies,
             contacts=contacts,
             public_url=public_url,
         )
@@ -143,6 +149,12 @@ class Notifications(Actor):
     @handles(SetPreferences)
     async def set_preferences(self, message: SetPreferences) -> Preferences:
         return await self.preferences.set(message)
+
+    # ── answers to chat notices in Telegram ────────────────────────────────────────────
+
+    @handles(FindChatReplyTarget)
+    async def find_chat_reply_target(self, message: FindChatReplyTarget) -> ChatReplyTarget:
+        return await self.replies.find(message)
 
     # ── Web Push devices ───────────────────────────────────────────────────────────────
 

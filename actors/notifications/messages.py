@@ -6,6 +6,11 @@ Other actors tell it their events; today it handles auth's
 reliable hand-off (`tx.tell("notifications", event, key=event.user_id)`): the envelope id
 is the event's identity, so a redelivered event is delivered once.
 
+It also hears the chat actor's `ChatMessagePosted` (mentions, and messages after a quiet
+spell: the `chat` category). A chat notice sent over Telegram is remembered by the message
+Telegram made for it; `FindChatReplyTarget` tells the bot which conversation an answer to
+that message belongs to, and for whom.
+
 `RetryNotificationDelivery` is the actor's own timer message (a message type must be
 registered to cross a transport, timers included); no other actor sends it.
 """
@@ -35,9 +40,11 @@ def notifications_key(message: Any) -> str | None:
     """The shard key: the user the notification is for (None: any shard).
 
     One user's notifications are handled in order by one shard; a retry timer always
-    returns to the shard that armed it, whatever its key.
+    returns to the shard that armed it, whatever its key. A chat message's notices go by
+    its conversation (a busy group's conversations spread over the shards, and one
+    conversation's notices keep their order); a look-up of a Telegram answer by its chat.
     """
-    for field in ("user_id", "group_id", "from_user_id"):
+    for field in ("user_id", "conversation_id", "group_id", "from_user_id", "chat_id"):
         value = getattr(message, field, None)
         if value:
             return str(value)
@@ -141,6 +148,33 @@ class DeliveryView(Message, frozen=True):
 
 class DeliveryList(Message, frozen=True):
     items: list[DeliveryView]
+
+
+# ── answers to chat notices in Telegram ──────────────────────────────────────────────
+
+TelegramId = Annotated[int, Meta(ge=-(2**52), le=2**52)]  # Telegram's ids fit in 52 bits
+
+
+class FindChatReplyTarget(NotificationsInput, frozen=True):
+    """Which conversation an answer to Telegram message `message_id` in chat `chat_id`
+    belongs to, and for whom that chat notice was: `ChatReplyTarget`, or
+    `ChatReplyTargetNotFound` (not a chat notice, or one too old to answer)."""
+
+    chat_id: TelegramId
+    message_id: TelegramId
+
+
+class ChatReplyTarget(Message, frozen=True):
+    user_id: str
+    conversation_id: str
+    title: str  # the conversation's, as the notice named it
+
+
+class ChatReplyTargetNotFound(DomainError):
+    """The message is no chat notice this node sent (or one older than it remembers)."""
+
+    code = "chat_reply_target_not_found"
+    category = "not_found"
 
 
 # ── Web Push subscriptions ─────────────────────────────────────────────────────────────

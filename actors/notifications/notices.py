@@ -22,6 +22,7 @@ from actors.auth.messages import (
     PasswordResetRequested,
     TelegramLinked,
 )
+from actors.chat.messages import ChatMessagePosted
 from actors.notifications.templates import PRODUCT, display_name, render_email, reset_link
 from actors.payments.messages import (
     HoldCaptured,
@@ -43,17 +44,23 @@ from actors.splits.messages import (
     SettlementRecorded,
 )
 
-Category = Literal["account", "money", "splits", "rides"]
-CATEGORIES: tuple[Category, ...] = ("account", "money", "splits", "rides")
+Category = Literal["account", "money", "splits", "rides", "chat"]
+CATEGORIES: tuple[Category, ...] = ("account", "money", "splits", "rides", "chat")
 CHANNELS = ("email", "telegram", "inapp", "sms", "webpush")
 # on unless the user says otherwise; SMS costs money, so it is opt-in; Web Push reaches
-# only the browsers the user turned it on in, so it is on like the feed
+# only the browsers the user turned it on in, so it is on like the feed. Chat is mail-free
+# by default like every category but the account's: a lively conversation would fill the
+# inbox, and its notices reach the app, Telegram (where they can be answered) and push.
 DEFAULT_PREFERENCES: dict[str, dict[str, bool]] = {
     "account": {"email": True, "telegram": True, "inapp": True, "sms": False, "webpush": True},
     "money": {"email": False, "telegram": True, "inapp": True, "sms": False, "webpush": True},
     "splits": {"email": False, "telegram": True, "inapp": True, "sms": False, "webpush": True},
     "rides": {"email": False, "telegram": True, "inapp": True, "sms": False, "webpush": True},
+    "chat": {"email": False, "telegram": True, "inapp": True, "sms": False, "webpush": True},
 }
+# characters of a chat message a notice quotes (one line; a longer one ends in "…")
+PREVIEW_CHARS = 200
+NAME_CHARS = 80  # of a conversation's title or an author's name in a chat notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,13 @@ class Notice:
     only: tuple[str, ...] | None = None  # channels allowed at all (a token goes by mail only)
     telegram_chat_id: int | None = None  # the event names the chat
     data: dict[str, Any] = field(default_factory=dict)
+    # the notice quotes someone's own words: user ids in them are not replaced by names
+    quotes: bool = False
+    # absolute URL of the page the notice is about: the mail's button
+    link: str | None = None
+    # a Telegram answer to this notice is posted to this conversation (titled so)
+    conversation_id: str | None = None
+    conversation_title: str = ""
 
 
 # a user id as notices mention people; `with_names` says their names instead
@@ -80,7 +94,9 @@ USER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 def with_names(notice: Notice, names: dict[str, str]) -> Notice:
     """The notice with each user id it mentions replaced by that user's name (escaped for
-    the HTML of mail and Telegram)."""
+    the HTML of mail and Telegram); a notice quoting someone's words is left as it is."""
+    if notice.quotes:
+        return notice
 
     def plain(found: re.Match[str]) -> str:
         return names.get(found[0], found[0])
@@ -461,6 +477,75 @@ def _reminded(event: MemberReminded, public_url: str) -> list[Notice]:
     ]
 
 
+# ── chat ───────────────────────────────────────────────────────────────────────────────
+
+
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """A message as a notice quotes it: one line, at most `limit` characters (cut at a
+    word when one ends near the limit, then "…")."""
+    flat = _line(text)
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit * 3 // 4:  # a word ends close enough: do not cut one in half
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def conversation_path(conversation_id: str) -> str:
+    """The web app's page of a conversation (relative to the public URL)."""
+    return f"/messages/{conversation_id}"
+
+
+def _chat_message(event: ChatMessagePosted, public_url: str) -> list[Notice]:
+    """The people a message mentions hear "Ann mentioned you in Trip: …"; the others to
+    tell after a quiet spell hear "Ann in Trip: …". In Telegram, answering the notice
+    posts the answer to the conversation (`conversation_id`)."""
+    author, title = preview(event.author_name, NAME_CHARS), preview(event.title, NAME_CHARS)
+    quoted = preview(event.text)
+    path = conversation_path(event.conversation_id)
+    link = f"{public_url}{path}"
+    data = {
+        "conversation_id": event.conversation_id,
+        "message_id": event.message_id,
+        "conversation_kind": event.kind,
+        "path": path,
+    }
+    href = html.escape(link, quote=True)
+    notices: list[Notice] = []
+    told: set[str] = {event.author_id}
+    for kind, people in (("ChatMention", event.mentioned), ("ChatMessage", event.notify)):
+        for user_id in people:
+            if user_id in told:  # a mention outranks the quiet-spell notice; once each
+                continue
+            told.add(user_id)
+            said = "mentioned you in" if kind == "ChatMention" else "in"
+            headline = f"{author} {said} {title}"
+            text = f"{headline}: {quoted}"
+            notices.append(
+                Notice(
+                    user_id=user_id,
+                    category="chat",
+                    kind=kind,
+                    title=headline,
+                    text=text,
+                    html=f"<p>{html.escape(text)}</p>",
+                    telegram=(
+                        f"<b>{html.escape(author)}</b> {said} <b>{html.escape(title)}</b>:\n"
+                        f"{html.escape(quoted)}\n\n"
+                        f'<i>Reply to this message to answer.</i> <a href="{href}">Open</a>'
+                    ),
+                    data=data,
+                    quotes=True,
+                    link=link,
+                    conversation_id=event.conversation_id,
+                    conversation_title=title,
+                )
+            )
+    return notices
+
+
 _BUILDERS: dict[type[Any], Callable[[Any, str], list[Notice]]] = {
     EmailVerificationRequested: _verification,
     PasswordResetRequested: _reset,
@@ -479,6 +564,7 @@ _BUILDERS: dict[type[Any], Callable[[Any, str], list[Notice]]] = {
     SettlementRecorded: _settlement,
     SettlementFailed: _settlement_failed,
     RideUpdated: _ride_updated,
+    ChatMessagePosted: _chat_message,
 }
 EVENTS: tuple[type[Message], ...] = tuple(_BUILDERS)
 # auth's own mails (links with tokens): mailed with their own templates, by type name

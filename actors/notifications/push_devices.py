@@ -39,7 +39,7 @@ from actors.notifications.messages import (
     RemovePushSubscription,
     WebPushNotConfigured,
 )
-from actors.notifications.notices import Notice
+from actors.notifications.notices import Notice, conversation_path
 from actors.runtime import Context, rfc3339
 
 log = structlog.get_logger("actors.notifications.webpush")
@@ -56,6 +56,8 @@ def page_of(notice: Notice) -> str:
     """The page a notification opens (a path on this node), from what it is about."""
     data = notice.data
     group, expense = data.get("group_id"), data.get("expense_id")
+    if notice.conversation_id is not None:
+        return conversation_path(notice.conversation_id)
     if notice.kind == "RideOffered":
         return "/driver"
     if data.get("ride_id"):

@@ -22,6 +22,7 @@ from actors.notifications.feed import Feed
 from actors.notifications.notices import AUTH_MAILS, CHANNELS, USER_ID, Notice, with_names
 from actors.notifications.preferences import UserPreferences
 from actors.notifications.push_devices import PushDevices
+from actors.notifications.replies import ChatReplies
 from actors.notifications.store import Claimed
 from actors.notifications.templates import render_email, simple_mail
 from actors.runtime import Context, DomainError, Message
@@ -29,6 +30,9 @@ from actors.runtime import Context, DomainError, Message
 log = structlog.get_logger("actors.notifications")
 
 EMAIL, TELEGRAM, INAPP, SMS, WEBPUSH = CHANNELS
+# the bot (of the channel's, from 0) whose answers the node's bot edge hears: a notice that
+# can be answered goes through it
+LISTENING_BOT = 0
 # where a user is reached, by user id (None: no such user)
 ContactsLookup = Callable[[str], Awaitable[Contacts | None]]
 
@@ -39,8 +43,9 @@ class Routing:
     `context` is the Notifications shard's (it asks auth for contacts);
     `email`, `telegram` and `sms` are the node's channels (None: off on this node);
     `feed` is the in-app channel; `devices` the Web Push one; `preferences` the users'
-    switches; `contacts` finds where a user is reached (default: ask auth); `public_url`
-    starts the links in auth's mails.
+    switches; `replies` remembers the chat notices sent over Telegram; `contacts` finds
+    where a user is reached (default: ask auth); `public_url` starts the links in auth's
+    mails.
     """
 
     def __init__(
@@ -53,6 +58,7 @@ class Routing:
         feed: Feed,
         devices: PushDevices,
         preferences: UserPreferences,
+        replies: ChatReplies,
         contacts: ContactsLookup | None,
         public_url: str,
     ) -> None:
@@ -63,6 +69,7 @@ class Routing:
         self._feed = feed
         self._devices = devices
         self._preferences = preferences
+        self._replies = replies
         self._contacts_lookup = contacts
         self._public_url = public_url
 
@@ -102,10 +109,19 @@ class Routing:
                 mail = render_email(event, public_url=self._public_url)  # type: ignore[arg-type]
                 mail = dataclasses.replace(mail, to=claimed.recipient)
             else:
-                mail = simple_mail(claimed.recipient, notice.title, notice.text, kind=notice.kind)
+                mail = simple_mail(
+                    claimed.recipient, notice.title, notice.text, kind=notice.kind, link=notice.link
+                )
             return await self._email.send(mail)
         if claimed.channel == TELEGRAM and self._telegram is not None:
-            return await self._telegram.send(int(claimed.recipient), notice.telegram)
+            chat_id = int(claimed.recipient)
+            if notice.conversation_id is None:
+                return await self._telegram.send(chat_id, notice.telegram)
+            # Answerable: remembered by the message Telegram made. Should remembering fail,
+            # the try fails and the notice is sent again (at least once, as every send).
+            sent = await self._telegram.send_message(chat_id, notice.telegram, bot=LISTENING_BOT)
+            await self._replies.remember(chat_id, sent.message_id, notice)
+            return sent.answer
         if claimed.channel == SMS and self._sms is not None:
             return await self._sms.send(claimed.recipient, f"{notice.title}: {notice.text}")
         if claimed.channel == INAPP:
@@ -117,7 +133,12 @@ class Routing:
     async def named(self, notices: list[Notice]) -> list[Notice]:
         """The notices with the people they mention by id named instead (asked of auth in
         one go); as they were when auth cannot say."""
-        ids = {found for n in notices for found in USER_ID.findall(f"{n.title} {n.text}")}
+        ids = {
+            found
+            for n in notices
+            if not n.quotes  # someone's own words are left as they wrote them
+            for found in USER_ID.findall(f"{n.title} {n.text}")
+        }
         if not ids:
             return notices
         try:

@@ -502,3 +502,66 @@ async def remove_push_subscription(
         user_id,
     )
     return bool(found)
+
+
+# ── answers to chat notices in Telegram ────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReplyRow:
+    """A chat notice sent over Telegram: who it was for and which conversation it is of."""
+
+    user_id: str
+    conversation_id: str
+    title: str
+    created_at: datetime
+
+
+async def add_chat_reply(
+    db: Executor,
+    *,
+    chat_id: int,
+    message_id: int,
+    user_id: str,
+    conversation_id: str,
+    title: str,
+    now: datetime,
+    forget_before: datetime,
+) -> None:
+    """Remember the Telegram message of a chat notice, and forget the chat's ones sent
+    before `forget_before` (the chat's own rows: the primary key's prefix finds them)."""
+    await db.execute(
+        "DELETE FROM notification_chat_replies WHERE chat_id = $1 AND created_at < $2",
+        chat_id,
+        forget_before,
+    )
+    await db.execute(
+        """
+        INSERT INTO notification_chat_replies
+            (chat_id, message_id, user_id, conversation_id, title, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (chat_id, message_id) DO UPDATE
+            SET user_id = EXCLUDED.user_id,
+                conversation_id = EXCLUDED.conversation_id,
+                title = EXCLUDED.title,
+                created_at = EXCLUDED.created_at
+        """,
+        chat_id,
+        message_id,
+        user_id,
+        conversation_id,
+        title,
+        now,
+    )
+
+
+async def chat_reply(db: Executor, chat_id: int, message_id: int) -> ChatReplyRow | None:
+    row = await db.fetchrow(
+        """
+        SELECT user_id, conversation_id, title, created_at FROM notification_chat_replies
+        WHERE chat_id = $1 AND message_id = $2
+        """,
+        chat_id,
+        message_id,
+    )
+    return None if row is None else ChatReplyRow(**dict(row))

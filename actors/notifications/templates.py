@@ -214,12 +214,13 @@ def render_email(event: EmailEvent, *, public_url: str) -> Mail:
     return template(event, public_url=public_url)
 
 
-def simple_mail(to: str, title: str, text: str, *, kind: str) -> Mail:
-    """A one-paragraph mail (every notice that is not one of auth's own mails)."""
+def simple_mail(to: str, title: str, text: str, *, kind: str, link: str | None = None) -> Mail:
+    """A one-paragraph mail (every notice that is not one of auth's own mails); with
+    `link`, a button to the page it is about."""
     return Mail(
         to=to,
         subject=f"{PRODUCT}: {display_name(title)}",
-        text=_text(text),
-        html=_html(title, [html.escape(text)]),
+        text=_text(text, f"Open: {link}") if link else _text(text),
+        html=_html(title, [html.escape(text)], button=("Open", link) if link else None),
         kind=kind,
     )

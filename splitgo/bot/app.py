@@ -28,7 +28,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from actors.runtime import ActorSystem, bind_trace_id
-from splitgo.bot import groups, invites, linking, money, rides
+from splitgo.bot import chat, groups, invites, linking, money, rides
 from splitgo.bot import help as bot_help
 from splitgo.web.problems import problem_response
 
@@ -91,7 +91,10 @@ def _build(system: ActorSystem) -> tuple[Dispatcher, UpdateTracker]:
     tracker = UpdateTracker(system)
     dispatcher.update.outer_middleware(tracker)
     dispatcher.include_routers(
-        *(feature.build_router() for feature in (linking, money, groups, invites, rides, bot_help))
+        *(
+            feature.build_router()
+            for feature in (linking, money, groups, invites, rides, chat, bot_help)
+        )
     )
     return dispatcher, tracker
 

@@ -37,6 +37,7 @@ DEFAULT_PREFERENCES = {
     "money": {"email": False, "telegram": True, "inapp": True, "sms": False, "webpush": True},
     "splits": {"email": False, "telegram": True, "inapp": True, "sms": False, "webpush": True},
     "rides": {"email": False, "telegram": True, "inapp": True, "sms": False, "webpush": True},
+    "chat": {"email": False, "telegram": True, "inapp": True, "sms": False, "webpush": True},
 }
 
 

@@ -14,12 +14,18 @@ Each `send` is one try; retries are the actor's business. A failure raises
 
 A bot token is a credential (it is in every request's URL). Answers and logs name a bot
 by its place in the list, `bot=2`, never by its token.
+
+`send_message` says which message Telegram made (`Sent.message_id`): a chat notice is
+remembered by it, so that an answer to it can be posted to its conversation. Such a
+notice goes through the first bot (`bot=0`), the one the node's bot edge listens to: an
+answer to any other bot would reach no one.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aiohttp
 import structlog
@@ -46,6 +52,14 @@ class TelegramDeliveryFailed(DeliveryFailed):
     """The message was not accepted; `answer` is Telegram's reply or the local error."""
 
     code = "telegram_delivery_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A message Telegram accepted: its id in the chat, and the answer for the attempt."""
+
+    message_id: int
+    answer: str
 
 
 class TelegramChannel:
@@ -84,15 +98,28 @@ class TelegramChannel:
 
         Raises TelegramDeliveryFailed when Telegram did not accept it.
         """
-        index = self._next
-        # the turn passes on failure too: a bot held back by a 429 should not stall the rest
-        self._next = (index + 1) % len(self._bots)
-        bot, label = self._bots[index], f"bot={index + 1}"
+        return (await self.send_message(chat_id, text)).answer
+
+    async def send_message(self, chat_id: int, text: str, *, bot: int | None = None) -> Sent:
+        """Send `text` (Telegram HTML) to `chat_id` with bot number `bot` (from 0), or the
+        next in turn; the message Telegram made.
+
+        Raises TelegramDeliveryFailed when Telegram did not accept it.
+        """
+        if bot is None:
+            index = self._next
+            # the turn passes on failure too: a bot held back by a 429 should not stall the rest
+            self._next = (index + 1) % len(self._bots)
+        elif 0 <= bot < len(self._bots):
+            index = bot
+        else:
+            raise ValueError(f"there is no bot {bot}: {len(self._bots)} take turns")
+        sender, label = self._bots[index], f"bot={index + 1}"
         try:
             # aiogram bounds each HTTP request; this bounds the whole call (pool waits too),
             # with a margin so that aiogram's own, more telling, timeout error comes first
             async with asyncio.timeout(self._timeout + 1):
-                message = await bot.send_message(
+                message = await sender.send_message(
                     chat_id=chat_id,
                     text=text,
                     parse_mode="HTML",
@@ -129,7 +156,10 @@ class TelegramChannel:
                 self._answer(f"telegram {type(error).__name__}: {error} {label}")
             ) from None
         log.debug("telegram_sent", bot=index + 1, message_id=message.message_id)
-        return f"telegram ok message_id={message.message_id} {label}"
+        return Sent(
+            message_id=message.message_id,
+            answer=f"telegram ok message_id={message.message_id} {label}",
+        )
 
     async def close(self) -> None:
         """Close the shared HTTP session (all bots at once)."""
