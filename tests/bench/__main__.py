@@ -49,6 +49,11 @@ Run from the project root (`make bench` does). Sections:
   with one poison message a second aimed at that shard (15 s each), side by side, with
   errors, dead letters and per-key order; reads on memory and Redis, and transfers through
   a batching test actor; written to tests/bench/results/isolation.json.
+* chat: 1,000 WebSockets in 50 conversations of 20, 200 messages/s posted over HTTP,
+  latency from each send's due time to every receiver (receivers in processes of their
+  own), on one node (memory transport) and on two nodes sharing Redis and PostgreSQL, in
+  one run; p50/p99/max, deliveries expected and made, against the 100 ms p99 target;
+  written to tests/bench/results/chat.json.
 * import: a generated Splitwise export of 10,000 rows imported through the Splits actor
   (dry run, then chunked asks with progress printed), target under 30 s; balances checked
   against the file's nets and a second run adding nothing; tests/bench/results/import.json.
@@ -72,7 +77,14 @@ from typing import Any
 
 import structlog
 
-from tests.bench.http_bench import AuthBenchConfig, AuthUnavailable, run_auth_bench
+from tests.bench.chat_bench import ChatBenchConfig, ChatBenchError, run_chat_bench
+from tests.bench.chat_bench import describe as describe_chat
+from tests.bench.http_bench import (
+    AuthBenchConfig,
+    AuthUnavailable,
+    BenchProcessError,
+    run_auth_bench,
+)
 from tests.bench.import_bench import import_section
 from tests.bench.isolation_bench import IsolationBenchConfig, run_isolation_bench
 from tests.bench.names_bench import NamesBenchConfig, run_names_bench
@@ -155,6 +167,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             "notifications",
             "isolation",
             "import",
+            "chat",
         ),
         default="all",
         help="what to measure (default: all; node and auth are skipped while run.py is "
@@ -581,6 +594,20 @@ def _isolation_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
     return report.all_passed
 
 
+def _chat_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
+    config = ChatBenchConfig(redis_url=args.redis_url)
+    _say("\n" + describe_chat(config))
+    try:
+        report = asyncio.run(run_chat_bench(config, _say))
+    except (ChatBenchError, BenchProcessError) as error:  # a node that would not start
+        _say(f"chat section failed: {error}")
+        return False
+    _say(report.format())
+    path = _write("chat.json", {**base, **report.as_json()}, args.results_dir)
+    _say(f"\nwritten: {_shown(path)} (section took {report.seconds:.1f} s)")
+    return report.all_passed
+
+
 def _quiet_logs() -> None:
     """The runtime logs at info when it stops; keep warnings and errors only."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -624,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
         passed &= _isolation_section(args, base)
     if args.section in ("all", "import"):
         passed &= import_section(args.results_dir, base, _say, _write)
+    if args.section in ("all", "chat"):
+        passed &= _chat_section(args, base)
     _say(f"\nbench finished in {time.perf_counter() - started:.1f} s")
     return 1 if args.strict and not passed else 0
 
