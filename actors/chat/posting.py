@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+import asyncpg
 import structlog
 
 from actors.chat import rules, store
@@ -96,7 +97,14 @@ class Posting:
                 via=message.via,
                 created_at=now,
             )
-            await store.insert_message(tx, row)
+            try:
+                await store.insert_message(tx, row)
+            except asyncpg.UniqueViolationError:
+                # the id names a message of another conversation (this one's are found above)
+                raise IdempotencyConflict(
+                    "this message id was used for another message",
+                    details={"field": "message_id"},
+                ) from None
             await store.mark_read(tx, conversation.id, message.user_id, seq)
             notify = rules.to_notify(
                 participants,

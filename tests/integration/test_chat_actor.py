@@ -337,7 +337,8 @@ async def test_a_deleted_group_takes_its_conversations(harness: Harness) -> None
 
 async def test_a_retry_posts_once_and_a_reused_id_is_refused(harness: Harness) -> None:
     """The same message id with the same text answers the first message; with another
-    text it is an idempotency conflict; the history holds one message."""
+    text, or in another conversation, it is an idempotency conflict; the history holds one
+    message."""
     chat = await harness.open_group(await harness.group("amy", "bob"), "amy")
     message = PostMessage(conversation_id=chat, user_id="amy", message_id="m-1", text="once")
     first = await harness.chat.ask(message)
@@ -345,7 +346,11 @@ async def test_a_retry_posts_once_and_a_reused_id_is_refused(harness: Harness) -
     assert (again.id, again.seq) == (first.id, first.seq)
     with pytest.raises(IdempotencyConflict):
         await harness.chat.ask(msgspec.structs.replace(message, text="twice"))
+    other = await harness.open_group(await harness.group("amy", "cy"), "amy")
+    with pytest.raises(IdempotencyConflict):
+        await harness.chat.ask(msgspec.structs.replace(message, conversation_id=other))
     assert len(await harness.history(chat, "bob")) == 1
+    assert await harness.history(other, "cy") == []
 
 
 async def test_direct_conversations_need_a_shared_group(harness: Harness) -> None:
