@@ -177,9 +177,11 @@ def _preferences_json(chosen: Preferences) -> dict[str, Any]:
 @routes.get("/api/v1/ws")
 @documented(
     summary="Live updates (WebSocket)",
-    description="Upgrade to a WebSocket: every new notification and ride update for the "
-    "caller arrives as a JSON frame, the first one `{type: hello, user_id}`. The token comes "
-    "as `?access_token=` or in the Authorization header. Without an upgrade: 400.",
+    description="Upgrade to a WebSocket: every new notification, ride update and chat "
+    "event for the caller arrives as a JSON frame, the first one `{type: hello, user_id}`. "
+    "Chat frames: `chat_message`, `chat_message_edited`, `chat_message_deleted`, `chat_read` "
+    "and `chat_typing`. The token comes as `?access_token=` or in the Authorization header. "
+    "Without an upgrade: 400.",
     tags=["notifications"],
     query=SocketQuery,
     actor=False,
@@ -187,7 +189,7 @@ def _preferences_json(chosen: Preferences) -> dict[str, Any]:
     errors=[400],
 )
 async def live(request: web.Request) -> web.WebSocketResponse:
-    """Every new notification (and, later, ride update) for the caller, as JSON frames.
+    """Every new notification, ride update and chat event for the caller, as JSON frames.
 
     Browsers cannot set headers on a WebSocket, so the token comes as `?access_token=`
     (an Authorization header works too)."""
