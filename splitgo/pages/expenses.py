@@ -69,7 +69,7 @@ from actors.splits.messages import (
     RecurringList,
     SetRecurrenceEnd,
 )
-from splitgo.pages import cookies
+from splitgo.pages import chat, cookies
 from splitgo.pages.attachments import attachments_context
 from splitgo.pages.forms import REFUSALS, Converter, Form, as_problem, read_form
 from splitgo.pages.group_page import group_context, header_context
@@ -1007,11 +1007,28 @@ async def history_of(request: web.Request, viewer: Viewer, expense_id: str) -> l
 
 
 async def render_detail(
-    request: web.Request, viewer: Viewer, form: Form, *, status: int = 200
+    request: web.Request,
+    viewer: Viewer,
+    form: Form,
+    *,
+    status: int = 200,
+    chat_form: Form | None = None,
 ) -> web.Response:
     group_id = request.match_info["id"]
     layout = await group_context(request, viewer, group_id)
     expense = await current_expense(request, viewer)
+    conversation = await chat.open_panel(request, viewer, "expense", expense.id, group_id)
+    panel = await chat.panel_context(
+        request,
+        viewer,
+        conversation,
+        here=f"/groups/{group_id}/expenses/{expense.id}",
+        form=chat_form,
+        heading="Chat about this expense",
+        action=f"/groups/{group_id}/expenses/{expense.id}/chat",
+    )
+    if chat_form is not None:
+        status = chat_form.status
     comments: CommentList = await ask_splits(
         request,
         ListComments(group_id=group_id, user_id=viewer.user_id, expense_id=expense.id),
@@ -1038,9 +1055,10 @@ async def render_detail(
             "comments": await named(request, comments.items) if comments.items else [],
             "form": form,
             **await attachments_context(request, viewer, expense.id),
+            "chat": panel,
         },
         status=status,
-        headers=form.headers,
+        headers={**form.headers, **(chat_form.headers if chat_form is not None else {})},
     )
 
 
@@ -1075,6 +1093,25 @@ async def add_comment(request: web.Request, viewer: Viewer) -> web.StreamRespons
         return await render_detail(request, viewer, form, status=form.status)
     cookies.flash(request, "comment_added")
     return redirect(f"/groups/{group_id}/expenses/{expense_id}#comments")
+
+
+@routes.post("/groups/{id}/expenses/{eid}/chat")
+@signed_in
+async def post_about_expense(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """The expense page's chat panel sends a message (splitgo/pages/chat.py)."""
+    group_id, expense_id = request.match_info["id"], request.match_info["eid"]
+    conversation = await chat.open_panel(request, viewer, "expense", expense_id, group_id)
+
+    async def again(form: Form) -> web.StreamResponse:
+        return await render_detail(request, viewer, Form.blank(), chat_form=form)
+
+    return await chat.send(
+        request,
+        viewer,
+        conversation.id,
+        back=f"/groups/{group_id}/expenses/{expense_id}",
+        rerender=again,
+    )
 
 
 def undo_body(expense: ExpenseView) -> ExpenseBody:

@@ -39,7 +39,7 @@ from splitgo.pages.render import named
 from splitgo.pages.sessions import Viewer
 from splitgo.web.splits.asking import ask_splits
 
-TABS = ("expenses", "balances", "activity", "insight", "recurring", "members")  # in order
+TABS = ("expenses", "balances", "activity", "chat", "insight", "recurring", "members")  # in order
 
 
 def nets_of(balances: BalancesView, user_id: str) -> list[dict[str, Any]]:

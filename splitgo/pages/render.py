@@ -45,6 +45,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("groups", "Groups", "/groups", "groups"),
     NavItem("wallet", "Wallet", "/wallet", "wallet"),
     NavItem("rides", "Rides", "/rides", "rides"),
+    NavItem("messages", "Messages", "/messages", "chat", short="Chat"),
     NavItem("notifications", "Notifications", "/notifications", "bell", short="Alerts"),
     # on a phone, the header's own avatar link is the way to the account
     NavItem("account", "Account", "/account", "person", on_phone=False),

@@ -1,18 +1,33 @@
-// The unread badge on the Notifications item of the navigation, kept current while a
-// page is open. The server renders the badge (/notifications/badge, a fragment); this
-// module swaps it in when the page was rendered without it, and again whenever it may
-// have changed: at once when a notification arrives over the tab's WebSocket
-// (live_socket.js, GET /live), after that socket comes back, and when the tab is shown
-// again; a browser without WebSockets asks every 30 seconds while the tab is seen.
-// On the notifications page a change also brings the feed in afresh.
-// Without JavaScript the count is as the page was rendered.
+// The unread badges of the navigation — Notifications and Messages — kept current while
+// a page is open. The server renders each badge (/notifications/badge, /messages/badge:
+// fragments); this module swaps one in when the page was rendered without it, and again
+// whenever it may have changed: at once when a frame about it arrives over the tab's
+// WebSocket (live_socket.js, GET /live: `notification` for the first; `chat_message`,
+// `chat_read` and `chat_message_deleted` for the second), after that socket comes back,
+// and when the tab is shown again; a browser without WebSockets asks every 30 seconds
+// while the tab is seen. On the notifications page a change also brings the feed in
+// afresh. Without JavaScript the counts are as the page was rendered.
 
 import { available, subscribe } from "./live_socket.js";
 
 const POLL_MS = 30_000;
+const CHAT_FRAMES = new Set(["chat_message", "chat_read", "chat_message_deleted"]);
 const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
-const slot = document.querySelector("[data-unread-badge]");
+const badges = [
+  {
+    slot: document.querySelector("[data-unread-badge]"),
+    url: "/notifications/badge",
+    about: (frame) => frame?.type === "notification",
+    feed: true,
+  },
+  {
+    slot: document.querySelector("[data-chat-badge]"),
+    url: "/messages/badge",
+    about: (frame) => CHAT_FRAMES.has(frame?.type),
+    feed: false,
+  },
+].filter((badge) => badge.slot);
 
 async function fetchHtml(url) {
   const response = await fetch(url, {
@@ -41,45 +56,48 @@ async function refreshFeed() {
   shown.replaceWith(document.adoptNode(fresh));
 }
 
-async function refresh() {
+async function refresh(badge) {
   let answer;
   try {
-    answer = await fetchHtml("/notifications/badge");
+    answer = await fetchHtml(badge.url);
   } catch {
     return; // offline for a moment: the next turn asks again
   }
   if (!answer) return;
-  const before = countOf(slot);
-  slot.replaceChildren(...[...answer.body.childNodes].map((node) => document.adoptNode(node)));
-  const after = countOf(slot);
+  const before = countOf(badge.slot);
+  badge.slot.replaceChildren(
+    ...[...answer.body.childNodes].map((node) => document.adoptNode(node)),
+  );
+  const after = countOf(badge.slot);
   if (before >= 0 && after !== before) {
-    slot.querySelector(".nav-badge")?.classList.add("arrived");
-    await refreshFeed();
+    badge.slot.querySelector(".nav-badge")?.classList.add("arrived");
+    if (badge.feed) await refreshFeed();
   }
+  badge.slot.dataset.refreshed = String(Number(badge.slot.dataset.refreshed ?? "0") + 1);
 }
 
-function poll() {
-  setInterval(() => {
-    if (document.visibilityState === "visible") refresh();
-  }, POLL_MS);
+function refreshAll() {
+  for (const badge of badges) refresh(badge);
 }
 
-if (slot) {
-  if (!slot.querySelector(".nav-badge")) refresh();
+if (badges.length) {
+  for (const badge of badges) if (!badge.slot.querySelector(".nav-badge")) refresh(badge);
   window.addEventListener("pageshow", (event) => {
-    if (event.persisted) refresh();
+    if (event.persisted) refreshAll();
   });
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible") refresh();
+    if (document.visibilityState === "visible") refreshAll();
   });
   if (available()) {
     subscribe(
       (frame) => {
-        if (frame?.type === "notification") refresh();
+        for (const badge of badges) if (badge.about(frame)) refresh(badge);
       },
-      { reconnected: refresh },
+      { reconnected: refreshAll },
     );
   } else {
-    poll();
+    setInterval(() => {
+      if (document.visibilityState === "visible") refreshAll();
+    }, POLL_MS);
   }
 }

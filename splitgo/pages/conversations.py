@@ -1,0 +1,257 @@
+"""Pages: the conversations a person is in (`/messages`, with unread counts, and the
+navigation's unread badge) and the pages that show one conversation's panel — its own
+page (`/messages/{id}`), a group's Chat tab (`/groups/{id}/chat`) and a settlement's
+page (`/groups/{id}/settlements/{sid}`); the expense page's panel is in expenses.py.
+Each hosting page answers its panel's form at its own URL (splitgo/pages/chat.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from actors.chat.messages import ConversationList, CountUnread, UnreadCount
+from actors.chat.messages import ListConversations as ListChats
+from splitgo.pages import chat
+from splitgo.pages.chat import CONVERSATION, KIND_WORDS, cid, open_panel, panel_context, send
+from splitgo.pages.forms import Form
+from splitgo.pages.group_page import group_context, header_context
+from splitgo.pages.guards import signed_in
+from splitgo.pages.render import named, render
+from splitgo.pages.sessions import Viewer, viewer_of
+from splitgo.pages.settle import settlement_of
+from splitgo.web.chat import ask_chat
+from splitgo.web.problems import ProblemError
+
+routes = web.RouteTableDef()
+
+MESSAGES = "/messages"
+LIST_SIZE = 20
+PREVIEW_CHARS = 80
+
+
+def subject_link(kind: str, group: str | None, subject: str) -> tuple[str, str] | None:
+    """Where a conversation's subject is shown (path, words), when it has a page."""
+    if kind == "group":
+        return f"/groups/{subject}", "Open the group"
+    if kind == "expense" and group:
+        return f"/groups/{group}/expenses/{subject}", "Open the expense"
+    if kind == "settlement" and group:
+        return f"/groups/{group}/settlements/{subject}", "Open the payment"
+    return None
+
+
+def preview(text: str) -> str:
+    """The first words of a message, on one line."""
+    line = " ".join(text.split())
+    return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1].rstrip() + "…"
+
+
+async def listing(request: web.Request, viewer: Viewer, cursor: str | None) -> dict[str, Any]:
+    """A page of the viewer's conversations, the latest message first, as the list shows it."""
+    found: ConversationList = await ask_chat(
+        request, ListChats(user_id=viewer.user_id, limit=LIST_SIZE, before=cursor)
+    )
+    items: list[dict[str, Any]] = (await named(request, found.items)) if found.items else []
+    for item in items:
+        item["kind_words"] = KIND_WORDS.get(item["kind"], item["kind"])
+        item["about"] = subject_link(item["kind"], item.get("group_id"), item["subject_id"])
+        last = item.get("last_message")
+        if last:
+            last["preview"] = preview(last.get("text") or "")
+            last["mine"] = last.get("author_id") == viewer.user_id
+    return {"items": items, "next_cursor": found.next_cursor, "cursor": cursor}
+
+
+async def chat_unread(request: web.Request, viewer: Viewer) -> int:
+    count: UnreadCount = await ask_chat(request, CountUnread(user_id=viewer.user_id))
+    return count.total
+
+
+@routes.get(MESSAGES)
+@signed_in
+async def messages(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    cursor = request.query.get("cursor") or None
+    if cursor is not None and len(cursor) > 100:
+        raise ProblemError(400, "invalid_cursor", "This page of conversations does not exist.")
+    return await render(
+        request,
+        "messages.html",
+        {
+            "title": "Messages",
+            "section": "messages",
+            "conversations": await listing(request, viewer, cursor),
+            "chat_unread": await chat_unread(request, viewer),
+        },
+    )
+
+
+@routes.get(MESSAGES + "/live")
+@signed_in
+async def messages_region(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """The list's live region: its newest page again (static/chat.js)."""
+    context = {
+        "conversations": await listing(request, viewer, None),
+        "chat_unread": await chat_unread(request, viewer),
+    }
+    return await render(request, "messages_list.html", context)
+
+
+@routes.get(MESSAGES + "/badge")
+async def badge(request: web.Request) -> web.StreamResponse:
+    """The navigation's unread badge of messages alone, for static/badge.js."""
+    viewer = await viewer_of(request)
+    if viewer is None:
+        return web.Response(status=204)
+    count = await chat_unread(request, viewer)
+    return await render(request, "chat_badge.html", {"chat_unread": count})
+
+
+# ── one conversation's own page ──────────────────────────────────────────────────────
+
+
+async def conversation_page(
+    request: web.Request, viewer: Viewer, form: Form | None = None
+) -> web.StreamResponse:
+    conversation = await chat.get_conversation(request, viewer, cid(request))
+    here = f"{MESSAGES}/{conversation.id}"
+    panel = await panel_context(
+        request, viewer, conversation, here=here, form=form, heading="Messages"
+    )
+    status = form.status if form is not None else 200
+    return await render(
+        request,
+        "messages_conversation.html",
+        {
+            "title": conversation.title or "Conversation",
+            "section": "messages",
+            "conversation": conversation,
+            "kind_words": KIND_WORDS.get(conversation.kind, conversation.kind),
+            "about": subject_link(
+                conversation.kind, conversation.group_id, conversation.subject_id
+            ),
+            "chat": panel,
+        },
+        status=status,
+        headers=form.headers if form is not None else None,
+    )
+
+
+@routes.get(CONVERSATION)
+@signed_in
+async def conversation(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    return await conversation_page(request, viewer)
+
+
+@routes.post(CONVERSATION)
+@signed_in
+async def post_in_conversation(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    conversation_id = cid(request)
+
+    async def again(form: Form) -> web.StreamResponse:
+        return await conversation_page(request, viewer, form)
+
+    return await send(
+        request, viewer, conversation_id, back=f"{MESSAGES}/{conversation_id}", rerender=again
+    )
+
+
+# ── a group's Chat tab ───────────────────────────────────────────────────────────────
+
+
+async def group_chat_page(
+    request: web.Request, viewer: Viewer, form: Form | None = None
+) -> web.StreamResponse:
+    group_id = request.match_info["id"]
+    layout = await header_context(request, viewer, group_id)
+    conversation = await open_panel(request, viewer, "group", group_id)
+    here = f"/groups/{group_id}/chat"
+    return await render(
+        request,
+        "group_chat.html",
+        {
+            **layout,
+            "tab": "chat",
+            "title": f"Chat · {layout['title']}",
+            "chat": await panel_context(
+                request, viewer, conversation, here=here, form=form, heading="Chat"
+            ),
+        },
+        status=form.status if form is not None else 200,
+        headers=form.headers if form is not None else None,
+    )
+
+
+@routes.get("/groups/{id}/chat")
+@signed_in
+async def group_chat(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    return await group_chat_page(request, viewer)
+
+
+@routes.post("/groups/{id}/chat")
+@signed_in
+async def post_in_group(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    group_id = request.match_info["id"]
+    conversation = await open_panel(request, viewer, "group", group_id)
+
+    async def again(form: Form) -> web.StreamResponse:
+        return await group_chat_page(request, viewer, form)
+
+    return await send(
+        request, viewer, conversation.id, back=f"/groups/{group_id}/chat", rerender=again
+    )
+
+
+# ── a settlement's page: its status and its conversation ─────────────────────────────
+
+
+async def settlement_page(
+    request: web.Request, viewer: Viewer, form: Form | None = None
+) -> web.StreamResponse:
+    group_id, settlement_id = request.match_info["id"], request.match_info["sid"]
+    layout = await group_context(request, viewer, group_id)
+    settlement = await settlement_of(request, viewer, group_id, settlement_id)
+    conversation = await open_panel(request, viewer, "settlement", settlement_id, group_id)
+    here = f"/groups/{group_id}/settlements/{settlement_id}"
+    return await render(
+        request,
+        "settlement.html",
+        {
+            **layout,
+            "tab": "settle",
+            "title": f"Payment · {layout['title']}",
+            "settlement": settlement,
+            "group_id": group_id,
+            "group_currency": layout["group"]["currency"],
+            "chat": await panel_context(
+                request, viewer, conversation, here=here, form=form, heading="About this payment"
+            ),
+        },
+        status=form.status if form is not None else 200,
+        headers=form.headers if form is not None else None,
+    )
+
+
+@routes.get("/groups/{id}/settlements/{sid}")
+@signed_in
+async def settlement(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    return await settlement_page(request, viewer)
+
+
+@routes.post("/groups/{id}/settlements/{sid}")
+@signed_in
+async def post_about_settlement(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    group_id, settlement_id = request.match_info["id"], request.match_info["sid"]
+    conversation = await open_panel(request, viewer, "settlement", settlement_id, group_id)
+
+    async def again(form: Form) -> web.StreamResponse:
+        return await settlement_page(request, viewer, form)
+
+    return await send(
+        request,
+        viewer,
+        conversation.id,
+        back=f"/groups/{group_id}/settlements/{settlement_id}",
+        rerender=again,
+    )
