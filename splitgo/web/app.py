@@ -10,6 +10,7 @@ from splitgo.tracing import Tracing
 from splitgo.web import (
     auth,
     chat,
+    chat_files,
     health,
     notifications,
     openapi,
@@ -66,6 +67,7 @@ def create_app(
     app.on_shutdown.append(splits.imports.stop_jobs)
     app.add_routes(rides.routes)
     app.add_routes(chat.routes)
+    app.add_routes(chat_files.routes)
     app.add_routes(notifications.routes)
     app.add_routes(push.routes)
     app.add_routes(openapi.routes)

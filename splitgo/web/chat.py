@@ -14,6 +14,7 @@ import msgspec
 from aiohttp import web
 
 from actors.chat.messages import (
+    ATTACHMENTS_MAX,
     CHAT,
     TEXT_INPUT_MAX,
     ChatDone,
@@ -39,6 +40,7 @@ from actors.chat.messages import (
 from actors.runtime import Message, row_cursor
 from actors.runtime.bounds import ID_MAX
 from splitgo.web.actors import ask
+from splitgo.web.chat_files import delete_message_files, post_with_files
 from splitgo.web.declare import PageQuery, documented, idempotency
 from splitgo.web.idempotency import client_key
 from splitgo.web.ops import page_params
@@ -63,6 +65,13 @@ class ConversationBody(msgspec.Struct, forbid_unknown_fields=True):
 
 class MessageBody(msgspec.Struct, forbid_unknown_fields=True):
     text: Annotated[str, msgspec.Meta(max_length=TEXT_INPUT_MAX)] = ""
+
+
+class PostBody(MessageBody, forbid_unknown_fields=True):
+    """A new message: `text`, and files uploaded to the conversation first (their ids:
+    splitgo/web/chat_files.py); with files the text may be empty."""
+
+    attachment_ids: Annotated[list[Ref], msgspec.Meta(max_length=ATTACHMENTS_MAX)] = []
 
 
 class ReadBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -195,17 +204,20 @@ async def get_conversation(request: web.Request) -> web.Response:
 @documented(
     summary="Post a message",
     description="`text`: 1 to 4,000 characters once trimmed. `@Name` mentions a "
-    "participant (they are notified). With an Idempotency-Key, a retry answers the first "
-    "message. At most 20 messages at once per person, then one a second (429).",
+    "participant (they are notified). `attachment_ids`: up to 4 images you uploaded to "
+    "this conversation (`POST /api/v1/conversations/{id}/attachments`) and have not sent "
+    "(422 naming the id otherwise); with them the text may be empty. With an "
+    "Idempotency-Key, a retry answers the first message. At most 20 messages at once per "
+    "person, then one a second (429).",
     tags=["chat"],
-    body=MessageBody,
+    body=PostBody,
     headers=[idempotency(required=False)],
     responses={201: ChatMessageView},
     errors=[404, 409, 429],
 )
-async def post_message(request: web.Request, body: MessageBody) -> web.Response:
+async def post_message(request: web.Request, body: PostBody) -> web.Response:
     claims = authenticate(request)
-    view: ChatMessageView = await ask_chat(
+    view = await post_with_files(
         request,
         PostMessage(
             conversation_id=_conversation_id(request),
@@ -213,6 +225,7 @@ async def post_message(request: web.Request, body: MessageBody) -> web.Response:
             message_id=message_id_for(request, claims.sub),
             text=body.text,
         ),
+        body.attachment_ids,
     )
     return json_response(to_json(view), status=201)
 
@@ -279,7 +292,7 @@ async def edit_message(request: web.Request, body: MessageBody) -> web.Response:
 @documented(
     summary="Delete your message",
     description="For everyone, within 15 minutes of posting it: it stays in the history as "
-    "deleted. Deleting it again answers the same.",
+    "deleted, and its files are deleted. Deleting it again answers the same.",
     tags=["chat"],
     responses={200: ChatMessageView},
     errors=[403, 404, 409],
@@ -294,6 +307,8 @@ async def delete_message(request: web.Request) -> web.Response:
             message_id=request.match_info["mid"],
         ),
     )
+    if view.deleted:  # its files go with it (again on a retry: the files actor shrugs)
+        await delete_message_files(request, view.conversation_id, view.id, claims.sub)
     return json_response(to_json(view))
 
 

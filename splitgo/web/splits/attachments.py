@@ -235,12 +235,16 @@ def _malformed(detail: str) -> ProblemError:
 
 
 async def read_upload(
-    request: web.Request, *, on_file: Callable[[Mapping[str, str]], None] | None = None
+    request: web.Request,
+    *,
+    on_file: Callable[[Mapping[str, str]], None] | None = None,
+    text_max: int = TEXT_PART_MAX,
 ) -> Upload:
     """The upload of `request`: 415 unless it is multipart/form-data, 413 `too_large` past
     MAX_UPLOAD_BYTES (before it is read, when Content-Length says so), 422 naming `file`
     without one. `on_file` sees the text parts read before the file, before any of the
-    file is read (a form checks its CSRF token there)."""
+    file is read (a form checks its CSRF token there). A text part is at most `text_max`
+    bytes (a chat form's message is longer than the default)."""
     if request.content_type != "multipart/form-data":
         raise ProblemError(
             415,
@@ -278,13 +282,13 @@ async def read_upload(
                 raise too_large(filename)
             found = Upload(filename=filename, content=content, fields=fields)
             continue
-        text = await _read_capped(part, TEXT_PART_MAX)
+        text = await _read_capped(part, text_max)
         name = part.name or ""
         if text is None:
             raise ProblemError(
                 413,
                 "too_large",
-                f"the part `{name}` is larger than {TEXT_PART_MAX:,} bytes",
+                f"the part `{name}` is larger than {text_max:,} bytes",
                 errors=[FieldError(field=name or "$", message="too large")],
             )
         if name and part.filename is None:
