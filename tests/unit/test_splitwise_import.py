@@ -3,7 +3,6 @@ hypothesis properties (nets reproduced to the unit, ids stable per file and grou
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -230,8 +229,9 @@ def test_bounds_repeated_here_equal_the_messages() -> None:
     assert importing.NAME_MAX == GROUP_NAME_MAX
 
 
-def test_ten_thousand_rows_parse_well_under_a_second() -> None:
-    """A 10,000-row export is read in well under a second (the HTTP import's budget is 30 s)."""
+def test_ten_thousand_rows_are_read_whole() -> None:
+    """A 10,000-row export is read into 10,000 expenses, each as written (its speed is
+    measured in `make bench`, section import, never asserted here)."""
     rows = []
     for i in range(10_000):
         paid = 300 + i % 9700  # A paid for all five; each other's share is in the row
@@ -242,13 +242,11 @@ def test_ten_thousand_rows_parse_well_under_a_second() -> None:
         )
     data = "\n".join([f"{HEADER},A,B,C,D,E", *rows]).encode()
 
-    started = time.perf_counter()
     plan = parse(data)
-    elapsed = time.perf_counter() - started
 
     assert len(plan.expenses) == 10_000
-    # the target is far under a second; the slack is for two busy test workers
-    assert elapsed < 1.5
+    assert [e.amount for e in plan.expenses[:2]] == [300, 301]
+    assert plan.expenses[-1].description == "Row 9999"
 
 
 # ── refusals ──────────────────────────────────────────────────────────────────────────
