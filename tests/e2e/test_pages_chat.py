@@ -220,6 +220,8 @@ async def test_the_expense_and_settlement_pages_have_their_own_panels(world: Wor
         201,
     )
     here = f"/groups/{world.group}/settlements/{paid['id']}"
+    activity = await world.ana.get(f"/groups/{world.group}/activity")
+    assert f'href="{here}"' in activity.html
     settlement = await world.ana.get(here)
     assert settlement.status == 200, settlement.html
     assert "About this payment" in panel_text(settlement)
@@ -362,3 +364,36 @@ async def test_the_script_gets_rows_and_refusals_as_fragments(world: World) -> N
     found = [int(n) for n in re.findall(r'data-seq="(\d+)"', rows.html)]
     assert found == [seq, seq + 1]
     assert "After the script" in rows.html
+
+
+async def test_load_older_pages_back_through_the_history(world: World) -> None:
+    """With more messages than a panel shows, the newest 30 come oldest first with a
+    "Load older messages" link, which shows the ones before them and a way back."""
+    eve = await world.api.register(f"c{secrets.token_hex(5)}@example.com", name="Eve")
+    fay = await world.api.register(f"c{secrets.token_hex(5)}@example.com", name="Fay")
+    group = await world.api.ok(
+        "POST", "/api/v1/groups", world.ana.user, {"name": "Porto", "currency": "EUR"}, 201
+    )
+    for member in (eve, fay):
+        await world.api.ok(
+            "POST",
+            f"/api/v1/groups/{group['id']}/members",
+            world.ana.user,
+            {"user_id": member.id},
+            201,
+        )
+    tab_path = f"/groups/{group['id']}/chat"
+    assert (await world.ana.get(tab_path)).status == 200  # opens the conversation
+    conversation = conversation_id_for("group", group["id"])
+    for number in range(16):  # two people: within each one's burst
+        await api_post(world, eve, conversation, f"eve {number}")
+        await api_post(world, fay, conversation, f"fay {number}")
+    newest = await world.ana.get(tab_path)
+    seqs = [int(n) for n in re.findall(r'data-seq="(\d+)"', newest.html)]
+    assert seqs == list(range(3, 33))
+    older = re.search(r'href="([^"]+\?before=3#chat)">Load older messages<', newest.html)
+    assert older is not None, newest.html
+    before = await world.ana.get(older[1].split("#")[0])
+    assert [int(n) for n in re.findall(r'data-seq="(\d+)"', before.html)] == [1, 2]
+    assert "Load older messages" not in before.html
+    assert "Back to the newest messages" in before.html
