@@ -1,4 +1,5 @@
-"""The files actor: receipts and other attachments of an expense (JPEG, PNG, WebP, PDF).
+"""The files actor: receipts and other attachments of an expense (JPEG, PNG, WebP, PDF),
+and the images people send in chat messages (JPEG, PNG, WebP), processed and stored alike.
 
 Its parts:
 
@@ -11,9 +12,11 @@ Its parts:
 - `storage` — the storage port (`Storage`: put, get, delete) and its adapters: a local
   folder (the default) and an S3-compatible store (SigV4 over aiohttp);
 - `store` — its SQL, over its own table (`attachments`);
-- `actor` — the `Files` actor (mailbox and handlers), composed of its `attachments` part,
-  given the runtime's `Context` and the storage.
+- `conversations` — the `chat` part: a conversation's files, the message that carries
+  them, their deletion with it, and the upkeep of files never sent;
+- `actor` — the `Files` actor (mailbox and handlers), composed of its `attachments` and
+  `chat` parts, given the runtime's `Context` and the storage.
 
 Who may see an attachment is not decided here: the HTTP edge asks splits whether the caller
-is a member of the group first.
+is a member of the group first, or chat whether they are in the conversation.
 """

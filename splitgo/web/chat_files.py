@@ -40,7 +40,6 @@ from actors.chat.messages import (
     PostMessage,
 )
 from actors.files.messages import (
-    FILENAME_TEXT_MAX,
     FILES,
     MAX_UNSENT_PER_CONVERSATION,
     MAX_UPLOAD_BYTES,
@@ -66,11 +65,10 @@ from splitgo.web.splits.attachments import (
     FILE_FIELD,
     FILE_REPLY,
     READ_TIMEOUT,
-    STORE_TIMEOUT,
     Upload,
     VariantQuery,
+    ask_to_store,
     attachment_id_for,
-    file_refusal,
     file_response,
     read_upload,
     variant_of,
@@ -132,20 +130,16 @@ async def store_chat_upload(
 ) -> ChatAttachmentView:
     """Ask the files actor to keep the upload as a file of the conversation (the caller
     checked they are in it); its refusals name the `file` part."""
-    refusal = file_refusal(upload.filename)
-    try:
-        # the bounds are checked as the message is made: a refusal names the file too
-        message = StoreChatAttachment(
+    view: ChatAttachmentView = await ask_to_store(
+        request,
+        upload,
+        lambda filename: StoreChatAttachment(
             conversation_id=conversation_id,
             attachment_id=attachment_id,
             user_id=user_id,
-            filename=upload.filename.replace("\x00", "")[:FILENAME_TEXT_MAX],
+            filename=filename,
             content=upload.content,
-        )
-    except DomainError as error:
-        raise (refusal(error) or error) from None
-    view: ChatAttachmentView = await ask(
-        request, FILES, message, timeout=STORE_TIMEOUT, refusal=refusal
+        ),
     )
     return view
 

@@ -50,7 +50,7 @@ from actors.files.messages import (
     Variant,
     content_disposition,
 )
-from actors.runtime import DomainError
+from actors.runtime import DomainError, Message
 from actors.splits.messages import GetExpense, GetGroupHeader, GroupArchived, GroupHeader
 from splitgo.web.actors import ask
 from splitgo.web.declare import (
@@ -333,23 +333,33 @@ async def store_upload(
     attachment_id: str,
 ) -> AttachmentView:
     """Ask the files actor to keep the upload; its refusals name the `file` part."""
-    refusal = file_refusal(upload.filename)
-    try:
-        # the bounds are checked as the message is made: a refusal names the file too
-        message = StoreAttachment(
+    view: AttachmentView = await ask_to_store(
+        request,
+        upload,
+        lambda filename: StoreAttachment(
             group_id=group,
             expense_id=expense_id,
             attachment_id=attachment_id,
             user_id=user_id,
-            filename=upload.filename.replace("\x00", "")[:FILENAME_TEXT_MAX],
+            filename=filename,
             content=upload.content,
-        )
-    except DomainError as error:
-        raise (refusal(error) or error) from None
-    view: AttachmentView = await ask(
-        request, FILES, message, timeout=STORE_TIMEOUT, refusal=refusal
+        ),
     )
     return view
+
+
+async def ask_to_store(
+    request: web.Request, upload: Upload, command: Callable[[str], Message]
+) -> Any:
+    """Ask the files actor to keep the upload with the command `command` makes of its
+    name; its refusals, as the command is made or by the actor, name the `file` part."""
+    refusal = file_refusal(upload.filename)
+    try:
+        # the bounds are checked as the message is made: a refusal names the file too
+        message = command(upload.filename.replace("\x00", "")[:FILENAME_TEXT_MAX])
+    except DomainError as error:
+        raise (refusal(error) or error) from None
+    return await ask(request, FILES, message, timeout=STORE_TIMEOUT, refusal=refusal)
 
 
 async def list_of(request: web.Request, group: str, expense_id: str) -> AttachmentList:
