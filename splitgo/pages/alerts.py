@@ -53,6 +53,7 @@ CATEGORIES: dict[str, tuple[str, str]] = {
     "money": ("Money", "Top-ups, transfers and payments from your wallet"),
     "splits": ("Groups and expenses", "Expenses, settlements and invitations"),
     "rides": ("Rides", "Offers, drivers on the way and finished trips"),
+    "chat": ("Chat", "Mentions, and messages in conversations that had gone quiet"),
 }
 
 cookies.FLASHES.update(
@@ -66,8 +67,11 @@ cookies.FLASHES.update(
 
 def about(kind: str, data: dict[str, Any]) -> tuple[str, str] | None:
     """Where a notification's subject is (path, words), from its kind and the ids its data
-    carries: the expense, the group, the ride (a driver's offer: the driver's page), the
-    wallet."""
+    carries: the conversation, the expense, the group, the ride (a driver's offer: the
+    driver's page), the wallet."""
+    conversation = data.get("conversation_id")
+    if conversation:
+        return f"/messages/{conversation}", "Open the conversation"
     group, expense, ride = data.get("group_id"), data.get("expense_id"), data.get("ride_id")
     if group and expense and kind != "ExpenseDeleted":
         return f"/groups/{group}/expenses/{expense}", "Open the expense"
