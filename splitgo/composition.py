@@ -32,7 +32,7 @@ from actors.auth.passwords import TEST_PARAMETERS, Passwords
 from actors.auth.tokens import SigningKeys
 from actors.chat import messages as chat_messages
 from actors.chat.actor import Chat
-from actors.chat.messages import CHAT, ChatMessagePosted, chat_key
+from actors.chat.messages import CHAT, ChatMessageDeleted, ChatMessagePosted, chat_key
 from actors.files import messages as files_messages
 from actors.files.actor import Files
 from actors.files.messages import FILES, files_key
@@ -242,6 +242,7 @@ SUBSCRIPTIONS: dict[type[Message], tuple[str, ...]] = {
     GroupDeleted: (CHAT,),
     PlaceholderClaimed: (CHAT,),
     ChatMessagePosted: (NOTIFICATIONS,),  # mentions, and messages in quiet conversations
+    ChatMessageDeleted: (FILES,),  # a deleted message's files go with it
     MemberReminded: (NOTIFICATIONS,),
     MemberInvited: (NOTIFICATIONS,),
     PlaceholderAdded: ("auth",),  # auth names placeholders like users

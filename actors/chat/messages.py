@@ -150,6 +150,16 @@ class OpenConversation(ChatInput, frozen=True):
     group_id: Id | None = None
 
 
+class ChatMessageDeleted(ChatInput, frozen=True):
+    """A message that carried files was deleted (`user_id` deleted it): the files actor
+    deletes them, for everyone."""
+
+    conversation_id: Id
+    message_id: Id
+    user_id: Id
+    attachment_ids: list[Id]
+
+
 class GetConversation(ChatInput, frozen=True):
     conversation_id: Id
     user_id: Id

@@ -18,6 +18,7 @@ from actors.chat import rules, store
 from actors.chat.conversations import Conversations
 from actors.chat.messages import (
     ChatDone,
+    ChatMessageDeleted,
     ChatMessageNotFound,
     ChatMessagePage,
     ChatMessagePosted,
@@ -205,6 +206,16 @@ class Posting:
         if row.deleted_at is None:
             async with self._context.transaction(dedupe=False) as tx:
                 await store.delete_message(tx, row.id, self._context.now())
+                if row.attachments:
+                    # the files go with it, through the outbox: even if this node dies now
+                    await tx.publish(
+                        ChatMessageDeleted(
+                            conversation_id=conversation.id,
+                            message_id=row.id,
+                            user_id=message.user_id,
+                            attachment_ids=[ref["id"] for ref in row.attachments],
+                        )
+                    )
         deleted = await store.message_by_id(self._pool, conversation.id, row.id)
         assert deleted is not None  # messages are never removed
         view = message_view(deleted)

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 import asyncpg
 import structlog
 
+from actors.chat.messages import ChatMessageDeleted
 from actors.files import store
 from actors.files.conversations import ChatFiles
 from actors.files.messages import (
@@ -410,3 +411,13 @@ class Files(Actor):
     @handles(DeleteChatFiles)
     async def delete_chat_files(self, message: DeleteChatFiles) -> ChatFilesDone:
         return await self.chat.delete_with_message(message)
+
+    @handles(ChatMessageDeleted)
+    async def on_chat_message_deleted(self, event: ChatMessageDeleted) -> None:
+        await self.chat.delete_with_message(
+            DeleteChatFiles(
+                conversation_id=event.conversation_id,
+                message_id=event.message_id,
+                user_id=event.user_id,
+            )
+        )

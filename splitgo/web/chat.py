@@ -40,7 +40,7 @@ from actors.chat.messages import (
 from actors.runtime import Message, row_cursor
 from actors.runtime.bounds import ID_MAX
 from splitgo.web.actors import ask
-from splitgo.web.chat_files import delete_message_files, post_with_files
+from splitgo.web.chat_files import post_with_files
 from splitgo.web.declare import PageQuery, documented, idempotency
 from splitgo.web.idempotency import client_key
 from splitgo.web.ops import page_params
@@ -307,8 +307,7 @@ async def delete_message(request: web.Request) -> web.Response:
             message_id=request.match_info["mid"],
         ),
     )
-    if view.deleted:  # its files go with it (again on a retry: the files actor shrugs)
-        await delete_message_files(request, view.conversation_id, view.id, claims.sub)
+    # its files go with it: chat tells the files actor (ChatMessageDeleted, via the outbox)
     return json_response(to_json(view))
 
 

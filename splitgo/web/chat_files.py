@@ -48,8 +48,6 @@ from actors.files.messages import (
     AttachmentContent,
     ChatAttachmentList,
     ChatAttachmentView,
-    ChatFilesDone,
-    DeleteChatFiles,
     DetachChatFiles,
     GetChatAttachment,
     StoreChatAttachment,
@@ -233,18 +231,6 @@ async def _detach(request: web.Request, message: PostMessage) -> None:
             message_id=message.message_id,
             error=error.code,
         )
-
-
-async def delete_message_files(
-    request: web.Request, conversation_id: str, message_id: str, user_id: str
-) -> None:
-    """The message was deleted (chat said so): its files go too. A failure is raised: the
-    caller's retry of the deletion (chat answers it the same) comes back here."""
-    _done: ChatFilesDone = await ask(
-        request,
-        FILES,
-        DeleteChatFiles(conversation_id=conversation_id, message_id=message_id, user_id=user_id),
-    )
 
 
 # ── routes ─────────────────────────────────────────────────────────────────────────────

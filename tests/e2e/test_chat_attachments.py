@@ -7,6 +7,7 @@ message deletes its files; and the same flow with the files in an S3-compatible 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import pytest_asyncio
 
 from tests.e2e.test_attachments import JWT, form_of, no_exif, pdf, photo
 from tests.e2e.test_splits import new_group
-from tests.support.api import PASSWORD, Api, Reply, User
+from tests.support.api import PASSWORD, Api, Reply, User, eventually
 from tests.support.node import RunningNode, start_node, stop_node
 from tests.support.s3_server import S3Server, s3_server
 
@@ -216,15 +217,20 @@ async def test_what_a_message_cannot_carry_is_refused(talk: Talk) -> None:
 
 async def test_deleting_a_message_deletes_its_files(talk: Talk) -> None:
     """The author deletes a message with a file: the message stays as deleted without
-    it, and the file is gone for everyone (404); deleting again answers the same."""
+    it, and the file is soon gone for everyone (404: the files actor hears of it through
+    the outbox); deleting again answers the same."""
     attachment = await talk.uploaded(talk.ana)
     posted = await talk.post(talk.ana, [attachment], "look")
     assert (await talk.fetch(talk.bo, attachment))[0] == 200
     path = f"{talk.messages()}/{posted['id']}"
     deleted = await talk.api.ok("DELETE", path, talk.ana)
     assert (deleted["deleted"], deleted["attachments"]) == (True, [])
-    assert (await talk.fetch(talk.bo, attachment))[0] == 404
-    assert (await talk.fetch(talk.ana, attachment))[0] == 404
+    for person in (talk.bo, talk.ana):
+        await eventually(
+            functools.partial(talk.fetch, person, attachment),
+            lambda answer: answer[0] == 404,
+            what="the deleted message's file is gone",
+        )
     assert (await talk.api.ok("DELETE", path, talk.ana))["deleted"] is True
 
 
