@@ -49,12 +49,15 @@ from actors.chat.messages import (
     conversation_id_for,
 )
 from splitgo.pages import cookies
-from splitgo.pages.forms import REFUSALS, Form, read_form
+from splitgo.pages.chat_files import ACCEPT, read_chat_form, store_chat_file
+from splitgo.pages.forms import KEY_FIELD, META_FIELDS, REFUSALS, Form, read_form
 from splitgo.pages.guards import local_target, signed_in
 from splitgo.pages.render import named, redirect, render
 from splitgo.pages.sessions import Viewer
 from splitgo.web.chat import ask_chat
+from splitgo.web.chat_files import IDS_FIELD, post_with_files
 from splitgo.web.problems import FieldError, ProblemError
+from splitgo.web.splits.attachments import FILE_FIELD, Upload
 
 routes = web.RouteTableDef()
 
@@ -202,6 +205,7 @@ async def panel_context(
         "action": action or here,
         "form": form or Form.blank(),
         "text_max": TEXT_MAX,
+        "accept": ACCEPT,
     }
 
 
@@ -227,6 +231,16 @@ def text_of(form: Form) -> str:
     return text
 
 
+async def read_message_form(request: web.Request) -> tuple[Form, Upload | None]:
+    """The panel's form: a plain one, or `multipart/form-data` with a file to send."""
+    if request.content_type != "multipart/form-data":
+        return await read_form(request), None
+    fields, upload = await read_chat_form(request)
+    values = {name: [value] for name, value in fields.items() if name not in META_FIELDS}
+    key = (fields.get(KEY_FIELD) or "").strip() or None
+    return Form(values={FILE_FIELD: [""], **values}, key=key), upload
+
+
 def message_id_of(form: Form, viewer: Viewer, conversation_id: str) -> str:
     """The new message's id: from the form's key (a double submit names the first
     message), else a new one."""
@@ -246,19 +260,21 @@ async def send(
     """A panel's form posted: the message sent, then back to `back` (the host page); a
     refusal shown by `rerender` (the host page with the form), or, to chat.js, the row
     (201) or the refused form."""
-    form = await read_form(request)
+    form, upload = await read_message_form(request)
     try:
-        view: ChatMessageView = await ask_chat(
-            request,
-            PostMessage(
-                conversation_id=conversation_id,
-                user_id=viewer.user_id,
-                message_id=message_id_of(form, viewer, conversation_id),
-                text=text_of(form),
-            ),
+        message = PostMessage(
+            conversation_id=conversation_id,
+            user_id=viewer.user_id,
+            message_id=message_id_of(form, viewer, conversation_id),
+            text=text_of(form),
         )
+        files = []
+        if upload is not None:
+            kept = await store_chat_file(request, viewer, conversation_id, upload, key=form.key)
+            files.append(kept.id)
+        view = await post_with_files(request, message, files)
     except REFUSALS as error:
-        form.refuse(error, inputs={"$.text": "text"})
+        form.refuse(error, inputs={"$.text": "text", FILE_FIELD: FILE_FIELD, IDS_FIELD: FILE_FIELD})
         if wants_fragment(request):
             return await render(
                 request,
@@ -270,6 +286,7 @@ async def send(
                         "action": request.path,
                         "form": form,
                         "text_max": TEXT_MAX,
+                        "accept": ACCEPT,
                     }
                 },
                 status=form.status,

@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 
 from actors.chat.messages import RATE_BURST, TEXT_MAX, conversation_id_for
+from tests.e2e.test_attachments import pdf, photo
 from tests.e2e.test_pages_expenses import Page, Person, page_of
 from tests.e2e.test_splits import add_expense, equal, expense_body, verify
 from tests.support.api import PASSWORD, Api, User
@@ -397,3 +398,54 @@ async def test_load_older_pages_back_through_the_history(world: World) -> None:
     assert [int(n) for n in re.findall(r'data-seq="(\d+)"', before.html)] == [1, 2]
     assert "Load older messages" not in before.html
     assert "Back to the newest messages" in before.html
+
+
+async def send_with_photo(
+    person: Person, page: Page, action: str, text: str, filename: str, content: bytes
+) -> Page:
+    """The chat form sent as a browser sends it with a file chosen: multipart/form-data."""
+    data = aiohttp.FormData()
+    for name, value in page.forms[action]:
+        if name not in ("text", "file"):
+            data.add_field(name, value or "")
+    data.add_field("text", text)
+    data.add_field("file", content, filename=filename, content_type="application/octet-stream")
+    async with person.browser.post(
+        f"{person.url}{action}", data=data, allow_redirects=False
+    ) as response:
+        return await page_of(response)
+
+
+async def test_a_photo_goes_with_a_message_and_a_pdf_is_refused_at_the_file_input(
+    world: World,
+) -> None:
+    """The form has a labelled file input; a photo sent with it shows on the tab as a
+    link to the conversation's file, which opens for the participant; a PDF comes back
+    at the file input with what was typed, and nothing is posted."""
+    action = f"/groups/{world.group}/chat"
+    tab = await world.ana.get(action)
+    assert tab.inputs["file"]["id"] == "chat-file"
+    assert "chat-file" in tab.labels
+    sent = await send_with_photo(world.ana, tab, action, "the receipt", "r.jpg", photo("JPEG"))
+    assert sent.status == 303, sent.html
+    shown = await world.ana.get(action)
+    link = re.search(rf'href="(/messages/{world.group_chat}/attachments/[^"?]+)"', shown.html)
+    assert link is not None, shown.html
+    opened = await world.ana.browser.get(f"{world.node.url}{link.group(1)}")
+    assert opened.status == 200
+    assert opened.headers["Content-Type"].startswith("image/")
+    history = await world.api.ok(
+        "GET", f"/api/v1/conversations/{world.group_chat}/messages", world.bo
+    )
+    assert history["items"][0]["text"] == "the receipt"
+    assert len(history["items"][0]["attachments"]) == 1
+
+    refused = await send_with_photo(world.ana, shown, action, "and a pdf", "a.pdf", pdf())
+    assert refused.status == 422, refused.html
+    assert refused.texts["chat-file-error"].strip(), refused.html
+    assert refused.inputs["file"]["aria-invalid"] == "true"
+    assert refused.inputs["text"]["text"].strip() == "and a pdf"
+    after = await world.api.ok(
+        "GET", f"/api/v1/conversations/{world.group_chat}/messages", world.bo
+    )
+    assert after["items"][0]["text"] == "the receipt"

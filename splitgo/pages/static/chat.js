@@ -260,6 +260,8 @@ class Panel {
         const keyInput = form.querySelector('input[name="idempotency_key"]');
         if (key && keyInput) keyInput.value = key;
         form.querySelector("textarea").value = "";
+        const file = form.querySelector('input[type="file"]');
+        if (file) file.value = "";
         this.clearRefusal(form);
         this.status("Sent.");
         this.lastTyping = 0;
