@@ -13,16 +13,17 @@ from aiohttp import web
 
 from actors.chat.messages import ConversationList, CountUnread, UnreadCount
 from actors.chat.messages import ListConversations as ListChats
+from actors.runtime.bounds import ID_MAX
 from splitgo.pages import chat
 from splitgo.pages.chat import CONVERSATION, KIND_WORDS, cid, open_panel, panel_context, send
-from splitgo.pages.forms import Form
+from splitgo.pages.forms import Form, read_form
 from splitgo.pages.group_page import group_context, header_context
 from splitgo.pages.guards import signed_in
-from splitgo.pages.render import named, render
+from splitgo.pages.render import named, redirect, render
 from splitgo.pages.sessions import Viewer, viewer_of
 from splitgo.pages.settle import settlement_of
 from splitgo.web.chat import ask_chat
-from splitgo.web.problems import ProblemError
+from splitgo.web.problems import FieldError, ProblemError
 
 routes = web.RouteTableDef()
 
@@ -48,6 +49,14 @@ def preview(text: str) -> str:
     return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1].rstrip() + "…"
 
 
+def direct_title(conversation: dict[str, Any], viewer: Viewer) -> str:
+    """A direct conversation is titled by the other person's name."""
+    for person in conversation.get("participants", []):
+        if person.get("user_id") != viewer.user_id:
+            return str(person.get("name") or "Someone")
+    return "Just you"
+
+
 async def listing(request: web.Request, viewer: Viewer, cursor: str | None) -> dict[str, Any]:
     """A page of the viewer's conversations, the latest message first, as the list shows it."""
     found: ConversationList = await ask_chat(
@@ -56,6 +65,8 @@ async def listing(request: web.Request, viewer: Viewer, cursor: str | None) -> d
     items: list[dict[str, Any]] = (await named(request, found.items)) if found.items else []
     for item in items:
         item["kind_words"] = KIND_WORDS.get(item["kind"], item["kind"])
+        if item["kind"] == "direct":
+            item["title"] = direct_title(item, viewer)
         item["about"] = subject_link(item["kind"], item.get("group_id"), item["subject_id"])
         last = item.get("last_message")
         if last:
@@ -116,6 +127,9 @@ async def conversation_page(
 ) -> web.StreamResponse:
     conversation = await chat.get_conversation(request, viewer, cid(request))
     here = f"{MESSAGES}/{conversation.id}"
+    title = conversation.title
+    if conversation.kind == "direct":
+        title = direct_title(await named(request, conversation), viewer)
     panel = await panel_context(
         request, viewer, conversation, here=here, form=form, heading="Messages"
     )
@@ -124,7 +138,8 @@ async def conversation_page(
         request,
         "messages_conversation.html",
         {
-            "title": conversation.title or "Conversation",
+            "title": title or "Conversation",
+            "heading": title or "Conversation",
             "section": "messages",
             "conversation": conversation,
             "kind_words": KIND_WORDS.get(conversation.kind, conversation.kind),
@@ -155,6 +170,19 @@ async def post_in_conversation(request: web.Request, viewer: Viewer) -> web.Stre
     return await send(
         request, viewer, conversation_id, back=f"{MESSAGES}/{conversation_id}", rerender=again
     )
+
+
+@routes.post(MESSAGES + "/direct")
+@signed_in
+async def start_direct(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """A member's Message button: the conversation with them (opened the first time)."""
+    form = await read_form(request)
+    other = form.value("user_id").strip()
+    if not other or other == viewer.user_id or len(other) > ID_MAX:
+        words = "Choose someone other than you to write to."
+        raise ProblemError(422, "validation_error", words, errors=[FieldError("user_id", words)])
+    view = await open_panel(request, viewer, "direct", other)
+    return redirect(f"{MESSAGES}/{view.id}#chat")
 
 
 # ── a group's Chat tab ───────────────────────────────────────────────────────────────

@@ -449,3 +449,29 @@ async def test_a_photo_goes_with_a_message_and_a_pdf_is_refused_at_the_file_inpu
         "GET", f"/api/v1/conversations/{world.group_chat}/messages", world.bo
     )
     assert after["items"][0]["text"] == "the receipt"
+
+
+async def test_a_member_s_message_button_opens_a_direct_conversation(world: World) -> None:
+    """The members list offers Message beside everyone but oneself; it opens the direct
+    conversation with that person, titled by their name here and on the messages page,
+    the same one the API opens; writing to oneself is refused."""
+    members = await world.ana.get(f"/groups/{world.group}/members")
+    assert members.status == 200, members.html
+    assert f'name="user_id" value="{world.bo.id}"' in members.html
+    assert f'name="user_id" value="{world.ana.user.id}"' not in members.html
+    opened = await world.ana.send(members, "/messages/direct", {"user_id": world.bo.id})
+    assert opened.status == 303, opened.html
+    direct = conversation_id_for("direct", world.bo.id, world.ana.user.id)
+    assert opened.headers["Location"] == f"/messages/{direct}#chat"
+    page = await world.ana.get(f"/messages/{direct}")
+    assert "<h1>Bo Berg</h1>" in page.html
+    sent = await world.ana.send(page, f"/messages/{direct}", {"text": "just between us"})
+    assert sent.status == 303
+    listed = await world.ana.get("/messages")
+    assert "Bo Berg" in words(listed.html)
+    bo_side = await world.api.ok(
+        "POST", "/api/v1/conversations", world.bo, {"user_id": world.ana.user.id}
+    )
+    assert bo_side["id"] == direct
+    myself = await world.ana.send(members, "/messages/direct", {"user_id": world.ana.user.id})
+    assert myself.status == 422
