@@ -239,7 +239,7 @@ SUBSCRIPTIONS: dict[type[Message], tuple[str, ...]] = {
     ExpenseDeleted: (NOTIFICATIONS, FILES),  # an expense's receipts go with it
     MemberAdded: (NOTIFICATIONS, CHAT),
     MemberRemoved: (CHAT,),  # who leaves a group leaves its conversations
-    GroupDeleted: (CHAT,),
+    GroupDeleted: (CHAT, FILES),  # its conversations and its receipts go with it
     PlaceholderClaimed: (CHAT,),
     ChatMessagePosted: (NOTIFICATIONS,),  # mentions, and messages in quiet conversations
     ChatMessageDeleted: (FILES,),  # a deleted message's files go with it

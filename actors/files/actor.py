@@ -15,7 +15,7 @@ the row is written last: a row always points at bytes that exist. A retry with t
 row is written removes what was put. Deleting marks the row and removes the bytes; bytes a
 failed removal left behind are removed by shard 0's upkeep (`sweep`). An expense deleted
 in splits (`ExpenseDeleted`, when the node subscribes this actor to it) deletes its
-attachments the same way.
+attachments the same way, and a deleted group (`GroupDeleted`) all of its receipts.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ from actors.runtime import (
     rfc3339,
     wall_clock,
 )
-from actors.splits.messages import ExpenseDeleted
+from actors.splits.messages import ExpenseDeleted, GroupDeleted
 
 log = structlog.get_logger("actors.files")
 
@@ -310,6 +310,16 @@ class Attachments:
             )
             await self.purge(kept)
 
+    async def group_deleted(self, event: GroupDeleted) -> None:
+        """The group is gone: so are its receipts. The first SWEEP_BATCH files' bytes go at
+        once, the rest with the upkeep (a group may hold thousands)."""
+        kept = await store.mark_group_deleted(
+            self._db, event.group_id, event.deleted_by, self._now()
+        )
+        if kept:
+            log.info("group_attachments_deleted", group_id=event.group_id, attachments=len(kept))
+            await self.purge(kept[:SWEEP_BATCH])
+
     async def sweep(self) -> int:
         """Remove the bytes that failed removals left behind; how many attachments'."""
         before = self._now() - SWEEP_GRACE
@@ -391,6 +401,10 @@ class Files(Actor):
     @handles(ExpenseDeleted)
     async def expense_deleted(self, event: ExpenseDeleted) -> None:
         await self.attachments.expense_deleted(event)
+
+    @handles(GroupDeleted)
+    async def group_deleted(self, event: GroupDeleted) -> None:
+        await self.attachments.group_deleted(event)
 
     @handles(StoreChatAttachment)
     async def store_chat_attachment(self, message: StoreChatAttachment) -> ChatAttachmentView:

@@ -175,6 +175,23 @@ async def mark_expense_deleted(
     return [StoredKeys(**dict(record)) for record in records]
 
 
+async def mark_group_deleted(
+    db: Executor, group_id: str, user_id: str, now: datetime
+) -> list[StoredKeys]:
+    """Delete every attachment of a group's expenses; their keys."""
+    records = await db.fetch(
+        """
+        UPDATE attachments SET deleted_at = $2, deleted_by = $3
+        WHERE group_id = $1 AND deleted_at IS NULL
+        RETURNING id, storage_key, thumbnail_key
+        """,
+        group_id,
+        now,
+        user_id,
+    )
+    return [StoredKeys(**dict(record)) for record in records]
+
+
 async def mark_purged(db: Executor, attachment_ids: Sequence[str], now: datetime) -> None:
     """The bytes of these deleted attachments are gone from the storage."""
     if attachment_ids:

@@ -52,7 +52,7 @@ from actors.runtime import (
     Outbox,
 )
 from actors.splits import messages as splits_messages
-from actors.splits.messages import ExpenseDeleted
+from actors.splits.messages import ExpenseDeleted, GroupDeleted
 from tests.support.node import free_port
 from tests.support.s3_server import s3_server
 from transport import Codec, MemoryTransport
@@ -504,6 +504,29 @@ async def test_a_deleted_expense_takes_its_attachments_along(
             while not await gone():
                 await asyncio.sleep(0.02)
         assert await harness.listed(expense=other.expense_id) == [other.id]
+
+
+async def test_a_deleted_group_takes_every_receipt_along(
+    pool: asyncpg.Pool, local: Backend
+) -> None:
+    """splits' GroupDeleted deletes the receipts of all the group's expenses and their
+    bytes, and leaves another group's alone."""
+    async with running(pool, local.storage) as harness:
+        first = await harness.upload(small_png(1), "a.png")
+        await harness.upload(small_png(2), "b.png", expense=str(uuid.uuid4()))
+        other_group = Harness(harness.system, harness.files, harness.actors)
+        kept = await other_group.upload(small_png(3), "c.png")
+        event = GroupDeleted(group_id=harness.group, group_name="Trip", deleted_by="ann")
+        await harness.files.tell(event, key=harness.group)
+
+        async def gone() -> bool:
+            return await harness.listed() == [] and len(local.stored()) == 2
+
+        async with asyncio.timeout(10):
+            while not await gone():
+                await asyncio.sleep(0.02)
+        assert await other_group.listed() == [kept.id]
+        assert first.id not in {row["id"] for row in await rows(pool) if row["deleted_at"] is None}
 
 
 # ── the S3 adapter on its own ──────────────────────────────────────────────────────────
