@@ -18,8 +18,8 @@ any of them on failure. On stdin:
 
 `drain` waits until every socket of each posted message's conversation has it (or the
 timeout), then reports the latencies of messages k >= measured_from, the deliveries
-expected and made (over every posted message), duplicates, frames about messages never
-posted, and this process's CPU seconds. Logs go to stderr.
+expected and made (over every posted message), each message's latest delivery here,
+duplicates, frames about messages never posted, and this process's CPU seconds. Logs go to stderr.
 """
 
 from __future__ import annotations
@@ -141,6 +141,7 @@ class Receivers:
             await asyncio.sleep(DRAIN_POLL_S)  # a count, not a wait on every frame
             count = delivered()
         latencies: list[float] = []
+        worst: dict[int, float] = {}  # k -> its latest delivery (ms)
         stray = 0
         missing_by_socket: list[int] = []
         for s in self.sockets:
@@ -150,14 +151,18 @@ class Receivers:
                     stray += 1
                     continue
                 got += 1
+                shown = round(latency * 1000, 3)
+                if shown > worst.get(k, float("-inf")):
+                    worst[k] = shown
                 if k >= measured_from:
-                    latencies.append(round(latency * 1000, 3))
+                    latencies.append(shown)
             missing_by_socket.append(by_conversation.get(s.conversation, 0) - got)
         result = {
             "event": "result",
             "expected": expected,
             "delivered": count,
             "latencies_ms": latencies,
+            "worst_ms_by_k": worst,
             "duplicates": sum(s.duplicates for s in self.sockets),
             "stray": stray,
             "sockets_missing_some": sum(1 for m in missing_by_socket if m > 0),
