@@ -9,14 +9,17 @@ and never stored.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import structlog
 
 from actors.chat import rules, store
-from actors.chat.conversations import Conversations
+from actors.chat.conversations import Conversations, not_found
 from actors.chat.messages import (
+    RATE_BURST,
+    RATE_PER_SECOND,
     ChatDone,
     ChatMessageDeleted,
     ChatMessageNotFound,
@@ -67,21 +70,26 @@ class Posting:
         self._typing: dict[tuple[str, str], float] = {}
 
     async def post(self, message: PostMessage) -> ChatMessageView:
-        conversation = await self._conversations.find(message.conversation_id, message.user_id)
+        found = await store.posting_lookup(self._pool, message.conversation_id, message.message_id)
+        if found is None or message.user_id not in found[1]:
+            raise not_found()
+        conversation, participants, known_id = found
         text = rules.message_text(message.text, has_attachments=bool(message.attachments))
-        known = await store.any_message(self._pool, message.message_id)
-        if known is not None:
-            return self._replayed(known, message, text)
-        participants = await store.participants(self._pool, conversation)
+        if known_id:
+            known = await store.any_message(self._pool, message.message_id)
+            if known is not None:
+                return self._replayed(known, message, text)
         names = await self._names_for(text, participants, message.user_id)
         mentions = rules.mentioned(text, names, author_id=message.user_id)
         now = self._context.now()
         async with self._context.transaction(dedupe=False) as tx:
-            await self._take_token(tx, message.user_id)
-            seq, previous_at = await store.next_seq(tx, conversation.id, now)
+            if not await store.take_rate_token(
+                tx, message.user_id, self._context.clock(), RATE_BURST, RATE_PER_SECOND
+            ):
+                await self._take_token(tx, message.user_id)  # raises, with the wait
             row = MessageRow(
                 conversation_id=conversation.id,
-                seq=seq,
+                seq=0,
                 id=message.message_id,
                 author_id=message.user_id,
                 text=text,
@@ -99,14 +107,13 @@ class Posting:
                 created_at=now,
             )
             try:
-                await store.insert_message(tx, row)
+                seq, previous_at = await store.append_message(tx, row)
             except asyncpg.UniqueViolationError:
-                # the id names a message of another conversation (this one's are found above)
                 raise IdempotencyConflict(
                     "this message id was used for another message",
                     details={"field": "message_id"},
                 ) from None
-            await store.mark_read(tx, conversation.id, message.user_id, seq)
+            row = dataclasses.replace(row, seq=seq)
             notify = rules.to_notify(
                 participants,
                 author_id=message.user_id,

@@ -381,37 +381,6 @@ async def any_message(db: Executor, message_id: str) -> MessageRow | None:
     return None if row is None else _message(row)
 
 
-async def next_seq(
-    db: Executor, conversation_id: str, now: datetime
-) -> tuple[int, datetime | None]:
-    """Number the next message (in the caller's transaction): its seq, and when the one
-    before it was posted."""
-    row = await db.fetchrow(
-        "UPDATE chat_conversations c SET last_seq = c.last_seq + 1, last_message_at = $2"
-        " FROM (SELECT last_message_at FROM chat_conversations WHERE id = $1 FOR UPDATE) before"
-        " WHERE c.id = $1 RETURNING c.last_seq, before.last_message_at AS previous_at",
-        conversation_id,
-        now,
-    )
-    return int(row["last_seq"]), row["previous_at"]
-
-
-async def insert_message(db: Executor, row: MessageRow) -> None:
-    await db.execute(
-        "INSERT INTO chat_messages (conversation_id, seq, id, author_id, text, attachments,"
-        " mentions, via, created_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)",
-        row.conversation_id,
-        row.seq,
-        row.id,
-        row.author_id,
-        row.text,
-        msgspec.json.encode(row.attachments).decode(),
-        row.mentions,
-        row.via,
-        row.created_at,
-    )
-
-
 async def messages_before(
     db: Executor, conversation_id: str, before: int | None, limit: int
 ) -> list[MessageRow]:
@@ -505,3 +474,72 @@ async def save_bucket(db: Executor, user_id: str, bucket: Bucket) -> None:
         bucket.tokens,
         bucket.at,
     )
+
+
+# ── posting: a message in few round trips (the shard's time per post) ──────────────────
+
+
+async def posting_lookup(
+    db: Executor, conversation_id: str, message_id: str
+) -> tuple[ConversationRow, list[str], bool] | None:
+    """The conversation, its participants and whether `message_id` is known: one query."""
+    row = await db.fetchrow(
+        f"SELECT {_CONVERSATION},"
+        " CASE WHEN c.group_id IS NULL"
+        "  THEN array(SELECT user_id FROM chat_direct WHERE conversation_id = c.id"
+        "   ORDER BY user_id)"
+        "  ELSE array(SELECT user_id FROM chat_members WHERE group_id = c.group_id"
+        "   AND left_at IS NULL ORDER BY user_id) END AS participants,"
+        " EXISTS (SELECT 1 FROM chat_messages WHERE id = $2) AS known"
+        " FROM chat_conversations c WHERE c.id = $1 AND c.closed_at IS NULL",
+        conversation_id,
+        message_id,
+    )
+    if row is None:
+        return None
+    return _conversation(row), list(row["participants"]), bool(row["known"])
+
+
+async def take_rate_token(
+    db: Executor, user_id: str, now: float, burst: int, per_second: float
+) -> bool:
+    """Take one token from the person's bucket in one upsert; False when there is none."""
+    taken = await db.fetchval(
+        "INSERT INTO chat_rate AS r (user_id, tokens, at) VALUES ($1, $2::float8 - 1,"
+        " to_timestamp($3)) ON CONFLICT (user_id) DO UPDATE SET"
+        " tokens = least($2::float8, r.tokens + greatest(0, $3 - extract(epoch FROM r.at))"
+        "  * $4) - 1, at = greatest(to_timestamp($3), r.at)"
+        " WHERE least($2::float8, r.tokens + greatest(0, $3 - extract(epoch FROM r.at)) * $4)"
+        "  >= 1 RETURNING true",
+        user_id,
+        float(burst),
+        now,
+        per_second,
+    )
+    return bool(taken)
+
+
+async def append_message(db: Executor, row: MessageRow) -> tuple[int, datetime | None]:
+    """Number, insert and mark read by its author in one statement: (seq, previous_at)."""
+    found = await db.fetchrow(
+        "WITH s AS (UPDATE chat_conversations c SET last_seq = c.last_seq + 1,"
+        "  last_message_at = $2"
+        "  FROM (SELECT last_message_at FROM chat_conversations WHERE id = $1 FOR UPDATE) b"
+        "  WHERE c.id = $1 RETURNING c.last_seq, b.last_message_at AS previous_at),"
+        " m AS (INSERT INTO chat_messages (conversation_id, seq, id, author_id, text,"
+        "  attachments, mentions, via, created_at)"
+        "  SELECT $1, s.last_seq, $3, $4, $5, $6::jsonb, $7, $8, $2 FROM s RETURNING seq),"
+        " r AS (INSERT INTO chat_reads (conversation_id, user_id, last_read_seq)"
+        "  SELECT $1, $4, m.seq FROM m ON CONFLICT (conversation_id, user_id) DO UPDATE"
+        "  SET last_read_seq = greatest(chat_reads.last_read_seq, excluded.last_read_seq))"
+        " SELECT last_seq, previous_at FROM s",
+        row.conversation_id,
+        row.created_at,
+        row.id,
+        row.author_id,
+        row.text,
+        msgspec.json.encode(row.attachments).decode(),
+        row.mentions,
+        row.via,
+    )
+    return int(found["last_seq"]), found["previous_at"]
