@@ -28,17 +28,25 @@ class People:
         self._context = context
         self._names: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
-    async def names(self, user_ids: Sequence[str]) -> dict[str, str]:
-        """The name of each of `user_ids`, in their order (UNKNOWN for one auth lacks)."""
+    async def names(self, user_ids: Sequence[str], *, along: Sequence[str] = ()) -> dict[str, str]:
+        """The name of each of `user_ids`, in their order (UNKNOWN for one auth lacks).
+        When one must be asked for, so are the missing of `along` (a conversation's other
+        people), in the same ask: their first messages then find their names kept, and a
+        shard asks once per conversation, not once per person, on its critical path."""
         now = self._context.clock()
-        missing = [
+        missing = self._missing(user_ids, now)
+        if missing and along:
+            missing = list(dict.fromkeys([*missing, *self._missing(along, now)]))
+        for start in range(0, len(missing), NAMES_MAX):
+            await self._ask(missing[start : start + NAMES_MAX], now)
+        return {user_id: self._names.get(user_id, (now, UNKNOWN))[1] for user_id in user_ids}
+
+    def _missing(self, user_ids: Sequence[str], now: float) -> list[str]:
+        return [
             user_id
             for user_id in dict.fromkeys(user_ids)
             if (kept := self._names.get(user_id)) is None or now - kept[0] > NAME_SECONDS
         ]
-        for start in range(0, len(missing), NAMES_MAX):
-            await self._ask(missing[start : start + NAMES_MAX], now)
-        return {user_id: self._names.get(user_id, (now, UNKNOWN))[1] for user_id in user_ids}
 
     async def name(self, user_id: str) -> str:
         return (await self.names([user_id]))[user_id]
@@ -50,8 +58,9 @@ class People:
             # a frame with "Someone" beats no frame; the history is named by the edge
             log.warning("chat_names_unavailable", error=repr(error))
             return
-        for person in found.people:
-            self._names[person.user_id] = (now, person.name)
-            self._names.move_to_end(person.user_id)
+        named = {person.user_id: person.name for person in found.people}
+        for user_id in user_ids:  # one auth does not name is kept as unknown, not asked again
+            self._names[user_id] = (now, named.get(user_id, UNKNOWN))
+            self._names.move_to_end(user_id)
         while len(self._names) > _KEPT:
             self._names.popitem(last=False)

@@ -149,7 +149,7 @@ class Posting:
         """The author's name, and every participant's when the text may mention one."""
         if "@" in text:
             return await self._people.names([*participants, author_id])
-        return {author_id: await self._people.name(author_id)}
+        return await self._people.names([author_id], along=participants)
 
     async def _take_token(self, tx: Executor, user_id: str) -> None:
         bucket, wait = rules.take_token(await store.bucket(tx, user_id), self._context.clock())

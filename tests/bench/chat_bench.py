@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import secrets
@@ -70,6 +71,7 @@ READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 REQUEST_TIMEOUT_S = 60.0
 CHAT_SHARDS = 4  # composition.py's chat spec
+LEASE_SETTLE_S = 4.0  # a third of the default lease (10 s): each node balances that often
 FD_MARGIN = 256
 
 
@@ -522,16 +524,55 @@ async def _shard_stats(http: aiohttp.ClientSession, urls: list[str]) -> list[dic
     return sorted(found, key=lambda shard: (str(shard["node"]), int(shard["shard"])))
 
 
-async def _wait_for_leases(http: aiohttp.ClientSession, url: str) -> dict[str, str | None]:
+async def _cluster_owners(
+    http: aiohttp.ClientSession, url: str
+) -> dict[str, dict[str, str | None]]:
+    """Every actor type's shards and the node that holds each, cluster-wide."""
+    async with http.get(
+        f"{url}/ops/actors", headers={"Authorization": f"Bearer {OPS_TOKEN}"}
+    ) as rsp:
+        body = await rsp.json()
+    return {
+        name: {str(s["shard"]): s.get("node") for s in shards}
+        for name, shards in body.get("cluster", {}).items()
+    }
+
+
+def _settled(owners: dict[str, dict[str, str | None]], nodes: int) -> bool:
+    """Every shard leased and no node above its fair share (what the nodes rebalance to)."""
+    for held in owners.values():
+        if None in held.values():
+            return False
+        fair = math.ceil(len(held) / nodes)
+        counts: dict[str | None, int] = {}
+        for node in held.values():
+            counts[node] = counts.get(node, 0) + 1
+        if max(counts.values(), default=0) > fair:
+            return False
+    return True
+
+
+async def _wait_for_leases(
+    http: aiohttp.ClientSession, url: str, nodes: int
+) -> dict[str, str | None]:
+    """The chat shards' owners once every actor type's shards are leased and balanced
+    over the nodes, twice in a row a lease renewal apart: a shard handed over while
+    messages are sent would be measured as a stall of the handover, not of chat."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + READY_TIMEOUT_S
+    before: dict[str, dict[str, str | None]] | None = None
     while True:
-        held = await _chat_shards(http, url)
-        if len(held) == CHAT_SHARDS and None not in held.values():
-            return held
+        owners = await _cluster_owners(http, url)
+        if (
+            _settled(owners, nodes)
+            and owners == before
+            and len(owners.get("chat", {})) == CHAT_SHARDS
+        ):
+            return owners["chat"]
         if loop.time() > deadline:
-            raise ChatBenchError(f"the chat shards were not all leased: {held}")
-        await asyncio.sleep(0.2)
+            raise ChatBenchError(f"the shards were not leased and balanced: {owners}")
+        before = owners if _settled(owners, nodes) else None
+        await asyncio.sleep(LEASE_SETTLE_S)
 
 
 class _Scenario:
@@ -868,7 +909,7 @@ async def _run_redis(
         progress(f"  starting nodes a and b (run.py, --transport redis, prefix {prefix})")
         await asyncio.gather(*(node.start() for node in nodes))
         scenario = _Scenario(config, nodes, folder / "redis", progress)
-        result.chat_shards = await _wait_for_leases(scenario.http, nodes[0].url)
+        result.chat_shards = await _wait_for_leases(scenario.http, nodes[0].url, len(nodes))
         progress(f"  chat shards leased: {result.chat_shards}")
         result.setup = await scenario.setup("redis")
         result.sockets_connected = scenario.connected
