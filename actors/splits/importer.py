@@ -313,7 +313,10 @@ class Importer:
             ),
             members=[
                 ExportedMember(
-                    user_id=user, joined_at=rfc3339(joined), placeholder=user in placeholders
+                    user_id=user,
+                    joined_at=rfc3339(joined),
+                    placeholder=user in placeholders,
+                    name=placeholders.get(user),
                 )
                 for user, joined in members
             ],

@@ -260,11 +260,13 @@ class ImportProgress(Message, frozen=True):
 
 
 class ExportedMember(Message, frozen=True):
-    """A member: `placeholder` when they have no account yet."""
+    """A member: `placeholder` when they have no account yet (then named here, from the
+    group's own record; the edge names the others)."""
 
     user_id: str
     joined_at: str
     placeholder: bool
+    name: str | None = None
 
 
 class ExportedLine(Message, frozen=True):
