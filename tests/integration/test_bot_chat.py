@@ -28,6 +28,7 @@ from actors.chat.messages import (
     CHAT,
     ChatMessagePosted,
     ChatMessageView,
+    ConversationNotFound,
     ListMessages,
     OpenConversation,
     PostMessage,
@@ -176,9 +177,24 @@ class World:
                 await asyncio.sleep(0.05)
 
     async def notice(self, chat_id: int, contains: str) -> Sent:
-        return await self.tg.wait_sent(
+        """The chat notice Telegram was sent, once notifications has recorded it as one to
+        answer (it records the notice after Telegram took it: a reply sooner finds none)."""
+        sent = await self.tg.wait_sent(
             lambda m: m["chat_id"] == chat_id and contains in str(m.get("text")), timeout=WAIT
         )
+
+        async def answerable() -> bool:
+            try:
+                await self.ask(
+                    NOTIFICATIONS,
+                    FindChatReplyTarget(chat_id=chat_id, message_id=sent["message_id"]),
+                )
+            except ChatReplyTargetNotFound:
+                return False
+            return True
+
+        await eventually(answerable)
+        return sent
 
 
 async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
@@ -329,10 +345,15 @@ async def test_someone_no_longer_in_the_conversation_is_told_so(world: World) ->
     )
 
     async def bob_is_out() -> bool:
-        reply = await world.say(world.reply(7402, notice, "wait for me"))
-        return bool(reply["text"] == bot_chat.NOT_IN_CONVERSATION)
+        try:
+            await world.ask(CHAT, _get(conversation, bob))
+        except ConversationNotFound:
+            return True
+        return False
 
     await eventually(bob_is_out)  # chat hears of the removal through the outbox
+    reply = await world.say(world.reply(7402, notice, "wait for me"))
+    assert reply["text"] == bot_chat.NOT_IN_CONVERSATION
     assert [m.text for m in await world.history(conversation, ann)] == ["@Bob are you coming?"]
 
 
