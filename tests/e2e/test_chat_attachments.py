@@ -302,6 +302,11 @@ async def test_chat_files_in_an_s3_store(tmp_path_factory: pytest.TempPathFactor
             assert status == 200
             assert no_exif(data)
             await s3_talk.api.ok("DELETE", f"{s3_talk.messages()}/{posted['id']}", s3_talk.ana)
-            assert await asyncio.to_thread(server.keys, bucket) == []
+            # the files actor hears of the deletion through the outbox
+            await eventually(
+                functools.partial(asyncio.to_thread, server.keys, bucket),
+                lambda keys: keys == [],
+                what="the deleted message's file is gone from the bucket",
+            )
     finally:
         await stop_node(s3_node)
