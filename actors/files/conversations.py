@@ -1,6 +1,6 @@
 """A conversation's files: a feature part of the files actor (issue 18, item 4).
 
-A chat file is uploaded first (`store`: images only, processed and stored like a
+A chat file is uploaded first (`store`: an image or a PDF, processed and stored like a
 receipt, by the `Attachments` part), then carried by a message: `attach` marks the files
 with the message's id before the edge posts it, `detach` undoes that when the post was
 refused, and `delete_with_message` deletes them with their message. Until it is sent, a

@@ -4,7 +4,7 @@ Receipts and other attachments of an expense: JPEG, PNG and WebP images and PDFs
 type is read from the content, never from the name; images are stored re-encoded without
 their metadata (EXIF, GPS, XMP, ICC, comments) and every stored file has a thumbnail.
 
-Files of chat conversations (issue 18) go the same way, images only: uploaded first
+Files of chat conversations (issue 18) go the same way, the same types: uploaded first
 (`StoreChatAttachment`), then carried by a message (`AttachChatFiles`, which the edge asks
 before it posts the message and undoes with `DetachChatFiles` when the post is refused),
 read by participants (`GetChatAttachment`) and deleted with their message
@@ -46,7 +46,7 @@ UNSENT_HOURS = 24  # a chat file not sent in a message this long after its uploa
 JPEG, PNG, WEBP, PDF = "image/jpeg", "image/png", "image/webp", "application/pdf"
 ContentType = Literal["image/jpeg", "image/png", "image/webp", "application/pdf"]
 CONTENT_TYPES: tuple[str, ...] = (JPEG, PNG, WEBP, PDF)
-CHAT_CONTENT_TYPES: tuple[str, ...] = (JPEG, PNG, WEBP)  # a chat message carries images
+CHAT_CONTENT_TYPES: tuple[str, ...] = CONTENT_TYPES  # a chat message carries what a receipt may
 Variant = Literal["original", "thumbnail"]
 
 DEFAULT_STEM = "attachment"  # a download's name when nothing of the uploaded one is usable
@@ -69,8 +69,7 @@ def files_key(message: Any) -> str | None:
 
 
 class UnsupportedType(DomainError):
-    """The content is not a JPEG, PNG, WebP or PDF (whatever its name says); for a chat
-    file, not a JPEG, PNG or WebP image."""
+    """The content is not a JPEG, PNG, WebP or PDF (whatever its name says)."""
 
     code = "unsupported_type"
     category = "invalid"
@@ -192,7 +191,7 @@ class DeleteAttachment(FilesInput, frozen=True):
 
 
 class StoreChatAttachment(FilesInput, frozen=True):
-    """Keep `content` (a JPEG, PNG or WebP image) as a file of the conversation, not yet
+    """Keep `content` (a JPEG, PNG or WebP image or a PDF) as a file of the conversation, not yet
     sent in a message. `attachment_id` is the caller's, as for `StoreAttachment`."""
 
     conversation_id: Id

@@ -76,7 +76,7 @@ log = structlog.get_logger("splitgo.web.chat_files")
 
 routes = web.RouteTableDef()
 
-CHAT_ACCEPTED = "image/jpeg,image/png,image/webp"  # what a chat form's file input offers
+CHAT_ACCEPTED = "image/jpeg,image/png,image/webp,application/pdf"  # the form's file input
 IDS_FIELD = "$.attachment_ids"
 # chat's refusals of a post after which its files are unsent again (the message surely
 # does not exist); after a timeout it may, and an idempotency conflict names another one
@@ -89,7 +89,7 @@ UPLOAD_BODY = Raw(
             FILE_FIELD: {
                 "type": "string",
                 "format": "binary",
-                "description": "a JPEG, PNG or WebP image, at most "
+                "description": "a JPEG, PNG or WebP image or a PDF, at most "
                 f"{MAX_UPLOAD_BYTES:,} bytes; the type is read from the content",
             }
         },
@@ -244,11 +244,12 @@ def _upload_documented(handler: Any) -> Any:
         describe(
             summary="Upload a file to send in a message",
             description="`multipart/form-data` with the file in the part `file`: a JPEG, "
-            f"PNG or WebP image of at most {MAX_UPLOAD_BYTES:,} bytes (413 `too_large` "
-            "past it). The type is read from the content (422 `unsupported_type` for "
-            "anything else, a PDF too); the image is stored without its metadata (EXIF, "
-            "GPS) and gets a thumbnail. Participants only (404). Send it by naming its id "
-            "in a message's `attachment_ids`; until then only you can fetch it, and after "
+            f"PNG or WebP image or a PDF of at most {MAX_UPLOAD_BYTES:,} bytes (413 "
+            "`too_large` past it). The type is read from the content (422 "
+            "`unsupported_type` for anything else); an image is stored without its "
+            "metadata (EXIF, GPS), and every file gets a thumbnail. Participants only "
+            "(404). Send it by naming its id in a message's `attachment_ids`; until then "
+            "only you can fetch it, and after "
             f"{UNSENT_HOURS} hours unsent it is deleted. At most "
             f"{MAX_UNSENT_PER_CONVERSATION} unsent files per conversation (409 "
             "`too_many_attachments`). With an Idempotency-Key, a retry answers the first.",

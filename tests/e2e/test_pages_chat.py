@@ -416,12 +416,13 @@ async def send_with_photo(
         return await page_of(response)
 
 
-async def test_a_photo_goes_with_a_message_and_a_pdf_is_refused_at_the_file_input(
+async def test_a_photo_or_a_pdf_goes_with_a_message_and_other_files_are_refused(
     world: World,
 ) -> None:
     """The form has a labelled file input; a photo sent with it shows on the tab as a
-    link to the conversation's file, which opens for the participant; a PDF comes back
-    at the file input with what was typed, and nothing is posted."""
+    link to the conversation's file, which opens for the participant, and so does a PDF;
+    a file that is neither comes back at the file input with what was typed, and nothing
+    is posted."""
     action = f"/groups/{world.group}/chat"
     tab = await world.ana.get(action)
     assert tab.inputs["file"]["id"] == "chat-file"
@@ -440,15 +441,20 @@ async def test_a_photo_goes_with_a_message_and_a_pdf_is_refused_at_the_file_inpu
     assert history["items"][0]["text"] == "the receipt"
     assert len(history["items"][0]["attachments"]) == 1
 
-    refused = await send_with_photo(world.ana, shown, action, "and a pdf", "a.pdf", pdf())
+    invoice = await send_with_photo(world.ana, shown, action, "the invoice", "bill.pdf", pdf())
+    assert invoice.status == 303, invoice.html
+    shown = await world.ana.get(action)
+    assert "bill.pdf" in shown.html
+    refused = await send_with_photo(world.ana, shown, action, "and notes", "a.pdf", b"plain words")
     assert refused.status == 422, refused.html
     assert refused.texts["chat-file-error"].strip(), refused.html
     assert refused.inputs["file"]["aria-invalid"] == "true"
-    assert refused.inputs["text"]["text"].strip() == "and a pdf"
+    assert refused.inputs["text"]["text"].strip() == "and notes"
     after = await world.api.ok(
         "GET", f"/api/v1/conversations/{world.group_chat}/messages", world.bo
     )
-    assert after["items"][0]["text"] == "the receipt"
+    assert after["items"][0]["text"] == "the invoice"
+    assert after["items"][0]["attachments"][0]["content_type"] == "application/pdf"
 
 
 async def test_a_member_s_message_button_opens_a_direct_conversation(world: World) -> None:

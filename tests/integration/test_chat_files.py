@@ -157,19 +157,19 @@ async def test_a_chat_file_is_stored_sent_read_and_deleted_with_its_message(
         assert again == ChatFilesDone(ids=[])
 
 
-async def test_a_chat_file_is_an_image(pool: asyncpg.Pool, local: Backend) -> None:
-    """A PDF (or anything not a JPEG, PNG or WebP) is refused naming the content, and
-    nothing is kept."""
+async def test_a_chat_file_is_an_image_or_a_pdf(pool: asyncpg.Pool, local: Backend) -> None:
+    """A PDF is kept like a receipt's (with a thumbnail); anything not a JPEG, PNG, WebP
+    or PDF is refused naming the content, whatever its name, and nothing of it is kept."""
     async with running(pool, local.storage) as harness:
         chat = Chat(harness)
+        invoice = await chat.upload(one_page_pdf(), "invoice.pdf")
+        assert invoice.content_type == "application/pdf"
+        assert len(local.stored()) == 2  # the file and its thumbnail
         with pytest.raises(UnsupportedType) as refused:
-            await chat.upload(one_page_pdf(), "invoice.pdf")
-        assert refused.value.details["field"] == "$.content"
-        assert "PDF" in refused.value.message
-        with pytest.raises(UnsupportedType):
             await chat.upload(b"just words", "words.png")
-        assert await rows(pool) == []
-        assert local.stored() == []
+        assert refused.value.details["field"] == "$.content"
+        assert [row["id"] for row in await rows(pool)] == [invoice.id]
+        assert len(local.stored()) == 2
 
 
 async def test_only_your_own_unsent_files_of_this_conversation_go_in_a_message(
