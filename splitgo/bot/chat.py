@@ -1,5 +1,6 @@
-"""Answering a chat notice: a reply in Telegram to the notice of a chat message is posted
-to that conversation, as the person the notice was for.
+"""Chat in Telegram: `/chats` lists the linked user's conversations (unread first in the
+order of the latest message, each with its last message), and a reply to the notice of a
+chat message is posted to that conversation, as the person the notice was for.
 
 The notifications actor remembers which of its Telegram messages carries which
 conversation (`FindChatReplyTarget`). A text reply to one of them is posted with
@@ -17,14 +18,19 @@ from typing import Any
 import structlog
 from aiogram import F, Router, types
 from aiogram.enums import ChatType
+from aiogram.filters import Command
 
+from actors.auth.messages import NAMES_MAX, GetNames, Names
 from actors.chat.messages import (
     CHAT,
     TEXT_MAX,
     ChatMessageView,
     ChatRateLimited,
+    ConversationList,
     ConversationNotFound,
+    ConversationView,
     InvalidChatMessage,
+    ListConversations,
     PostMessage,
 )
 from actors.notifications.messages import (
@@ -35,7 +41,7 @@ from actors.notifications.messages import (
 )
 from actors.runtime import ActorSystem
 from splitgo.bot.help import NOT_LINKED, explain
-from splitgo.bot.linking import linked_user
+from splitgo.bot.linking import linked_user, require_user
 
 log = structlog.get_logger("splitgo.bot")
 
@@ -46,6 +52,16 @@ NOT_YOUR_NOTICE = (
 )
 UNUSABLE_TEXT = (
     f"Your answer was not posted: a message must have some text, at most {TEXT_MAX} characters."
+)
+CHATS_SHOWN = 10  # conversations /chats lists
+PREVIEW_CHARS = 60
+NO_CHATS = (
+    "No conversations yet. Open a group in the app and write in its Chat tab; "
+    "mentions of you and news from quiet conversations then reach you here."
+)
+CHATS_FOOTER = (
+    "Reply to a chat notice here to answer in its conversation; "
+    "every conversation is under Messages in the app."
 )
 # uuid5 namespace of the ids of messages posted from Telegram (fixed: the same on every node)
 _MESSAGE_IDS = uuid.UUID("3f6c2a8e-9b1d-4c57-8e2a-6d0b7f4a1c93")
@@ -115,9 +131,56 @@ async def answer_notice(
     await message.answer(f"Posted to <b>{escape(target.title)}</b>.")
 
 
+async def list_chats(message: types.Message, system: ActorSystem) -> None:
+    """`/chats`: the latest conversations, with what is unread and the last message."""
+    user = await require_user(message, system)
+    if user is None:
+        return
+    found: ConversationList = await system.ref(CHAT).ask(
+        ListConversations(user_id=user.id, limit=CHATS_SHOWN)
+    )
+    if not found.items:
+        await message.answer(NO_CHATS)
+        return
+    names = await _names(system, found.items)
+    lines = [_chat_line(item, user.id, names) for item in found.items]
+    await message.answer("\n\n".join([*lines, CHATS_FOOTER]))
+
+
+async def _names(system: ActorSystem, items: list[ConversationView]) -> dict[str, str]:
+    """The names of the people the list shows: the other person of a direct conversation
+    and the author of each last message."""
+    wanted = {p.user_id for item in items if item.kind == "direct" for p in item.participants}
+    wanted |= {item.last_message.author_id for item in items if item.last_message}
+    found: Names = await system.ref("auth").ask(GetNames(user_ids=sorted(wanted)[:NAMES_MAX]))
+    return {person.user_id: person.name for person in found.people}
+
+
+def _chat_line(item: ConversationView, viewer: str, names: dict[str, str]) -> str:
+    title = item.title
+    if item.kind == "direct":
+        others = [p.user_id for p in item.participants if p.user_id != viewer]
+        title = names.get(others[0], "Someone") if others else "Just you"
+    head = f"<b>{escape(title or 'Conversation')}</b>"
+    if item.unread:
+        head += f" — {'99+' if item.unread >= 100 else item.unread} unread"
+    last = item.last_message
+    if last is None:
+        return f"{head}\nNo messages yet."
+    if last.deleted:
+        said = "<i>deleted a message</i>"
+    else:
+        text = " ".join(last.text.split()) or "sent a file"
+        short = text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+        said = escape(short)
+    who = "You" if last.author_id == viewer else names.get(last.author_id, "Someone")
+    return f"{head}\n{escape(who)}: {said}"
+
+
 def build_router() -> Router:
     """A fresh router of this feature (a router joins one dispatcher only)."""
     router = Router(name="chat")
     router.message.filter(F.chat.type == ChatType.PRIVATE)
+    router.message.register(list_chats, Command("chats"))
     router.message.register(answer_notice, F.reply_to_message, F.text, chat_notice)
     return router

@@ -30,6 +30,7 @@ COMMANDS: tuple[BotCommand, ...] = (
     BotCommand(command="add", description="Add an expense: /add 12.50 Pizza @Trip"),
     BotCommand(command="settle", description="Who pays whom to settle up"),
     BotCommand(command="invites", description="Invitations to groups: accept or decline"),
+    BotCommand(command="chats", description="Your conversations and what is unread"),
     BotCommand(command="rides", description="Your current ride"),
     BotCommand(command="help", description="What I can do"),
 )
@@ -57,6 +58,7 @@ HELP_TEXT = (
     "split equally among everyone in the group\n"
     "/settle — who pays whom to settle up\n"
     "/invites — invitations to groups waiting for you, to accept or decline\n"
+    "/chats — your conversations and what is unread (reply to a chat notice to answer it)\n"
     "/rides — your current ride\n"
     "/help — this message\n\n"
     f"{ADD_USAGE}"

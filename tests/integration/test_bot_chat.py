@@ -378,3 +378,28 @@ async def test_the_chat_preference_switched_off_stops_the_telegram_notice(world:
 
 def _get(conversation_id: str, user: UserView) -> Message:
     return chat_messages.GetConversation(conversation_id=conversation_id, user_id=user.id)
+
+
+async def test_chats_lists_conversations_with_what_is_unread(world: World) -> None:
+    """/chats shows the group's conversation with Bob's unread count and Ann's last
+    message, and a direct one titled by the other person; someone with none is told
+    how to start."""
+    ann, _ = await world.linked("Ann", 7601)
+    bob, _ = await world.linked("Bob", 7602)
+    conversation = await world.group_chat(ann, bob)
+    await world.post(conversation, ann, "first")
+    await world.post(conversation, ann, "taxi was 12 euros")
+    direct = conversation_id_for("direct", ann.id, bob.id)
+    await world.ask(
+        CHAT,
+        OpenConversation(conversation_id=direct, user_id=bob.id, kind="direct", subject_id=ann.id),
+    )
+    listed = await world.say(world.tg.message_update(7602, "/chats"))
+    text = str(listed["text"])
+    assert "<b>Trip</b> — 2 unread" in text
+    assert "Ann: taxi was 12 euros" in text
+    assert "<b>Ann</b>\nNo messages yet." in text
+    assert bot_chat.CHATS_FOOTER in text
+    await world.linked("Eve", 7603)
+    nothing = await world.say(world.tg.message_update(7603, "/chats"))
+    assert nothing["text"] == bot_chat.NO_CHATS
