@@ -1,8 +1,8 @@
 """Screenshots of the main pages, at a desktop's and a phone's size, made from a realistic
-trip: three friends, a EUR group with expenses in several split modes, a settlement and a
-wallet top-up. Each page must render (its heading shown) and fit its width (no sideways
-scrolling); its PNG goes to the test's temporary folder, or to SPLITGO_SCREENSHOTS_DIR
-when that is set — how docs/screenshots is made again:
+trip: three friends, a EUR group with expenses in several split modes, a settlement, a
+few chat messages and a wallet top-up. Each page must render (its heading shown) and fit
+its width (no sideways scrolling); its PNG goes to the test's temporary folder, or to
+SPLITGO_SCREENSHOTS_DIR when that is set — how docs/screenshots is made again:
 
     SPLITGO_SCREENSHOTS_DIR=docs/screenshots make test PYTEST_ARGS=tests/browser/test_screenshots.py
 """
@@ -124,6 +124,14 @@ def seed(site: Site) -> Trip:
         "to_user_id": chen.id, "amount": 2000, "currency": "EUR", "note": "Fado tickets",
     })  # fmt: skip
 
+    chat = post(site, "/api/v1/conversations", bo, {"group_id": group})["id"]
+    for by, text in (
+        (bo, "Paid 50 in cash for the Time Out dinner, the rest this weekend"),
+        (chen, "@Ana Costa I put the Sintra tour in, 40/30/30 as we said"),
+        (ana, "Perfect, thanks! Fado tickets are on me"),
+    ):
+        post(site, f"/api/v1/conversations/{chat}/messages", by, {"text": text})
+
     flat = post(site, "/api/v1/groups", chen, {"name": "Flat 3B", "currency": "EUR"})["id"]
     post(site, f"/api/v1/groups/{flat}/members", chen, {"user_id": ana.id})
     post(site, f"/api/v1/groups/{flat}/expenses", chen, {
@@ -161,7 +169,8 @@ def test_the_main_pages_render_and_fit_on_a_desktop_and_a_phone(
     new_page: NewPage, site: Site, tmp_path: Path
 ) -> None:
     """With a realistic trip seeded, the welcome page (signed out), home, the groups list,
-    a group's expenses, the add-expense form with More open, balances, settle up, wallet,
+    a group's expenses, the add-expense form with More open, balances, settle up, the
+    group's chat, wallet,
     notifications and account each render their heading and content without sideways
     scrolling on a 1280 px desktop and a 360 px phone, each saved as a PNG; and home in the
     dark scheme on a phone too."""
@@ -216,6 +225,11 @@ def test_the_main_pages_render_and_fit_on_a_desktop_and_a_phone(
         made.append(shoot(page, where, f"settle-{size}", GROUP, plan))
         expect(plan).to_contain_text("Chen Wei")
 
+        page.goto(f"{group}/chat")
+        panel = page.locator("#chat")
+        made.append(shoot(page, where, f"chat-{size}", GROUP, panel))
+        expect(panel).to_contain_text("Fado tickets are on me")
+
         page.goto("/wallet")
         statement = page.locator("#statement")
         made.append(shoot(page, where, f"wallet-{size}", "Wallet", statement))
@@ -241,5 +255,5 @@ def test_the_main_pages_render_and_fit_on_a_desktop_and_a_phone(
     channels = [int(part) for part in re.findall(r"\d+", background)[:3]]
     assert sum(channels) < 3 * 96, f"the dark scheme's background is {background}"
 
-    assert len(made) == 21
+    assert len(made) == 23
     assert all(shot.stat().st_size > 5_000 for shot in made)
