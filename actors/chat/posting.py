@@ -70,10 +70,9 @@ class Posting:
         self._typing: dict[tuple[str, str], float] = {}
 
     async def post(self, message: PostMessage) -> ChatMessageView:
-        found = await store.posting_lookup(self._pool, message.conversation_id, message.message_id)
-        if found is None or message.user_id not in found[1]:
-            raise not_found()
-        conversation, participants, known_id = found
+        conversation, participants, known_id = await self._joined(
+            message.conversation_id, message.user_id, message.message_id
+        )
         text = rules.message_text(message.text, has_attachments=bool(message.attachments))
         if known_id:
             known = await store.any_message(self._pool, message.message_id)
@@ -142,6 +141,16 @@ class Posting:
             frame("chat_message", view, author_name=names[message.user_id]),
         )
         return view
+
+    async def _joined(
+        self, conversation_id: str, user_id: str, message_id: str = ""
+    ) -> tuple[ConversationRow, list[str], bool]:
+        """The conversation `user_id` is in, its participants and whether `message_id` is
+        known, in one read; ConversationNotFound when they are not in it."""
+        found = await store.posting_lookup(self._pool, conversation_id, message_id)
+        if found is None or user_id not in found[1]:
+            raise not_found()
+        return found
 
     async def _names_for(
         self, text: str, participants: Sequence[str], author_id: str
@@ -271,15 +280,11 @@ class Posting:
         now = self._context.clock()
         if now - self._typing.get(key, -TYPING_SECONDS) < TYPING_SECONDS:
             return ChatDone()
-        conversation = await self._conversations.find(message.conversation_id, message.user_id)
+        conversation, participants, _ = await self._joined(message.conversation_id, message.user_id)
         if len(self._typing) >= _TYPING_KEPT:
             self._typing.clear()
         self._typing[key] = now
-        others = [
-            user_id
-            for user_id in await store.participants(self._pool, conversation)
-            if user_id != message.user_id
-        ]
+        others = [user_id for user_id in participants if user_id != message.user_id]
         name = await self._people.name(message.user_id)
         await self._send(
             others,

@@ -163,6 +163,30 @@ async def is_participant(db: Executor, conversation: ConversationRow, user_id: s
     return bool(await db.fetchval(query, conversation.group_id, user_id))
 
 
+# The conversations user $1 is in: those of the groups they are a member of, and their
+# direct ones (the WITH clause both lists and the badge's total read from).
+_MINE = """
+    WITH mine AS (
+        SELECT c.* FROM chat_members m
+        JOIN chat_conversations c ON c.group_id = m.group_id AND c.closed_at IS NULL
+        WHERE m.user_id = $1 AND m.left_at IS NULL
+        UNION ALL
+        SELECT c.* FROM chat_direct d
+        JOIN chat_conversations c ON c.id = d.conversation_id AND c.closed_at IS NULL
+        WHERE d.user_id = $1
+    )
+"""
+# Messages of conversation c after read marker r that user $1 has not read (others',
+# not deleted), counted up to UNREAD_COUNTED_MAX: the work stays bounded however far behind.
+_UNREAD = f"""
+    (SELECT count(*) FROM (
+        SELECT 1 FROM chat_messages u
+        WHERE u.conversation_id = c.id AND u.seq > coalesce(r.last_read_seq, 0)
+          AND u.author_id <> $1 AND u.deleted_at IS NULL
+        LIMIT {UNREAD_COUNTED_MAX}) counted)
+"""
+
+
 async def conversations_of(
     db: Executor, user_id: str, *, offset: int, limit: int, listed: int
 ) -> list[ListedConversation]:
@@ -171,21 +195,9 @@ async def conversations_of(
     message."""
     rows = await db.fetch(
         f"""
-        WITH mine AS (
-            SELECT c.* FROM chat_members m
-            JOIN chat_conversations c ON c.group_id = m.group_id AND c.closed_at IS NULL
-            WHERE m.user_id = $1 AND m.left_at IS NULL
-            UNION ALL
-            SELECT c.* FROM chat_direct d
-            JOIN chat_conversations c ON c.id = d.conversation_id AND c.closed_at IS NULL
-            WHERE d.user_id = $1
-        )
+        {_MINE}
         SELECT {_CONVERSATION}, coalesce(r.last_read_seq, 0) AS last_read_seq,
-            (SELECT count(*) FROM (
-                SELECT 1 FROM chat_messages u
-                WHERE u.conversation_id = c.id AND u.seq > coalesce(r.last_read_seq, 0)
-                  AND u.author_id <> $1 AND u.deleted_at IS NULL
-                LIMIT {UNREAD_COUNTED_MAX}) counted) AS unread
+            {_UNREAD} AS unread
         FROM mine c
         LEFT JOIN chat_reads r ON r.conversation_id = c.id AND r.user_id = $1
         ORDER BY c.last_message_at DESC NULLS LAST, c.created_at DESC, c.id
@@ -266,22 +278,11 @@ async def unread_total(db: Executor, user_id: str) -> tuple[int, int]:
     UNREAD_COUNTED_MAX."""
     row = await db.fetchrow(
         f"""
-        WITH mine AS (
-            SELECT c.id FROM chat_members m
-            JOIN chat_conversations c ON c.group_id = m.group_id AND c.closed_at IS NULL
-            WHERE m.user_id = $1 AND m.left_at IS NULL AND c.last_seq > 0
-            UNION ALL
-            SELECT c.id FROM chat_direct d
-            JOIN chat_conversations c ON c.id = d.conversation_id AND c.closed_at IS NULL
-            WHERE d.user_id = $1 AND c.last_seq > 0
-        ), counts AS (
-            SELECT (SELECT count(*) FROM (
-                SELECT 1 FROM chat_messages u
-                WHERE u.conversation_id = c.id AND u.seq > coalesce(r.last_read_seq, 0)
-                  AND u.author_id <> $1 AND u.deleted_at IS NULL
-                LIMIT {UNREAD_COUNTED_MAX}) counted) AS unread
+        {_MINE}, counts AS (
+            SELECT {_UNREAD} AS unread
             FROM mine c
             LEFT JOIN chat_reads r ON r.conversation_id = c.id AND r.user_id = $1
+            WHERE c.last_seq > 0
         )
         SELECT coalesce(sum(unread), 0) AS total, count(*) FILTER (WHERE unread > 0) AS n
         FROM counts

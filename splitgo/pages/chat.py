@@ -42,11 +42,9 @@ from actors.chat.messages import (
     GetConversation,
     ListMessages,
     MarkChatRead,
-    OpenConversation,
     PostMessage,
     ReadMarker,
     ShowTyping,
-    conversation_id_for,
 )
 from splitgo.pages import cookies
 from splitgo.pages.chat_files import ACCEPT, read_chat_form, store_chat_file
@@ -54,7 +52,7 @@ from splitgo.pages.forms import KEY_FIELD, META_FIELDS, REFUSALS, Form, read_for
 from splitgo.pages.guards import local_target, signed_in
 from splitgo.pages.render import named, redirect, render
 from splitgo.pages.sessions import Viewer
-from splitgo.web.chat import ask_chat
+from splitgo.web.chat import ask_chat, open_for
 from splitgo.web.chat_files import IDS_FIELD, post_with_files
 from splitgo.web.problems import FieldError, ProblemError
 from splitgo.web.splits.attachments import FILE_FIELD, Upload
@@ -105,17 +103,7 @@ async def open_panel(
     group_id: str | None = None,
 ) -> ConversationView:
     """The conversation of `kind` about `subject_id`, opened if it was not yet."""
-    view: ConversationView = await ask_chat(
-        request,
-        OpenConversation(
-            conversation_id=conversation_id_for(kind, subject_id, viewer.user_id),
-            user_id=viewer.user_id,
-            kind=kind,
-            subject_id=subject_id,
-            group_id=group_id,
-        ),
-    )
-    return view
+    return await open_for(request, viewer.user_id, kind, subject_id, group_id)
 
 
 async def get_conversation(

@@ -140,17 +140,30 @@ async def open_conversation(request: web.Request, body: ConversationBody) -> web
             "a direct conversation is with someone else",
             errors=[FieldError("$.user_id", "someone other than you")],
         )
+    view = await open_for(request, claims.sub, kind, subject, group_hint)
+    return json_response(to_json(view), status=201 if view.created else 200)
+
+
+async def open_for(
+    request: web.Request,
+    user_id: str,
+    kind: ConversationKind,
+    subject_id: str,
+    group_id: str | None = None,
+) -> ConversationView:
+    """The conversation of `kind` about `subject_id` as `user_id` sees it, opened if it
+    was not yet (the JSON route and the pages both open through here)."""
     view: ConversationView = await ask_chat(
         request,
         OpenConversation(
-            conversation_id=conversation_id_for(kind, subject, claims.sub),
-            user_id=claims.sub,
+            conversation_id=conversation_id_for(kind, subject_id, user_id),
+            user_id=user_id,
             kind=kind,
-            subject_id=subject,
-            group_id=group_hint,
+            subject_id=subject_id,
+            group_id=group_id,
         ),
     )
-    return json_response(to_json(view), status=201 if view.created else 200)
+    return view
 
 
 @routes.get("/api/v1/conversations")
