@@ -11,9 +11,6 @@ test_chat.py.
 
 from __future__ import annotations
 
-import asyncio
-import math
-from collections import Counter
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -21,7 +18,7 @@ import pytest
 import pytest_asyncio
 
 from tests.e2e.test_chat import next_frame, open_group_chat, post, socket_url
-from tests.e2e.test_cluster import LEASE_TTL, OPS_TOKEN, Cluster, cluster_on
+from tests.e2e.test_cluster import Cluster, cluster_on, spread_over_nodes
 from tests.e2e.test_splits import new_group
 from tests.support.api import Api, User
 from tests.support.node import start_node
@@ -41,37 +38,8 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
                 folder / name, "--transport", "redis", "--node-id", name, env=env
             )
             built.nodes.append(node)
-        await settled(built.nodes[0].url, nodes=2)
+        await spread_over_nodes(built.nodes[0].url, nodes=2)
         yield built
-
-
-async def settled(url: str, *, nodes: int, timeout: float = 60.0) -> None:
-    """Wait until every actor type's shards are leased and spread over the nodes, the same
-    twice a lease renewal apart: a shard handed over while a test asks is a wait of up to
-    a renewal, which is what the edge's ask timeout would report, not chat."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    before: object = None
-    async with aiohttp.ClientSession() as http:
-        while True:
-            async with http.get(
-                f"{url}/ops/actors", headers={"Authorization": f"Bearer {OPS_TOKEN}"}
-            ) as reply:
-                cluster = (await reply.json())["cluster"]
-            owners = {
-                name: sorted((s["shard"], s.get("node")) for s in shards)
-                for name, shards in cluster.items()
-            }
-            spread = all(
-                all(node is not None for _, node in held)
-                and max(Counter(node for _, node in held).values()) <= math.ceil(len(held) / nodes)
-                for held in owners.values()
-            )
-            if spread and owners == before:
-                return
-            assert loop.time() < deadline, f"shards not spread over the nodes: {owners}"
-            before = owners if spread else None
-            await asyncio.sleep(LEASE_TTL / 3)
 
 
 @pytest_asyncio.fixture(loop_scope="module")

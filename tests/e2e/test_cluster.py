@@ -8,7 +8,9 @@ kind of node that hosts nothing.
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -91,6 +93,35 @@ async def cluster_on(folder: Path, url: str) -> AsyncIterator[Cluster]:
             if keys:
                 await client.delete(*keys)
             await client.aclose()
+
+
+async def spread_over_nodes(url: str, *, nodes: int, timeout: float = 60.0) -> None:
+    """Wait until every actor type's shards are leased and spread over the nodes, the same
+    twice a lease renewal apart: a shard handed over while a test asks is a wait of up to
+    a renewal, which is what the edge's ask timeout would report, not chat."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    before: object = None
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(
+                f"{url}/ops/actors", headers={"Authorization": f"Bearer {OPS_TOKEN}"}
+            ) as reply:
+                cluster = (await reply.json())["cluster"]
+            owners = {
+                name: sorted((s["shard"], s.get("node")) for s in shards)
+                for name, shards in cluster.items()
+            }
+            spread = all(
+                all(node is not None for _, node in held)
+                and max(Counter(node for _, node in held).values()) <= math.ceil(len(held) / nodes)
+                for held in owners.values()
+            )
+            if spread and owners == before:
+                return
+            assert loop.time() < deadline, f"shards not spread over the nodes: {owners}"
+            before = owners if spread else None
+            await asyncio.sleep(LEASE_TTL / 3)
 
 
 @pytest_asyncio.fixture

@@ -28,7 +28,7 @@ import redis.asyncio as redis
 from joserfc import jwt
 from joserfc.jwk import OctKey
 
-from tests.e2e.test_cluster import Cluster, cluster_on
+from tests.e2e.test_cluster import Cluster, cluster_on, spread_over_nodes
 from tests.support.api import PASSWORD, Api
 from tests.support.node import RunningNode, start_node, stop_node
 from tests.support.postgres import fresh_database
@@ -100,6 +100,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
                 folder / name, "--transport", "redis", "--node-id", name, env=env
             )
             built.nodes.append(node)
+        await spread_over_nodes(built.nodes[0].url, nodes=2)
         yield built
 
 
