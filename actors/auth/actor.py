@@ -263,3 +263,13 @@ class Auth(Actor):
     @handles(FinishOAuth)
     async def finish_oauth(self, message: FinishOAuth) -> TokenPair:
         return await self.social.finish(message)
+
+    # ── OpenID Connect provider (issue 19) ──
+
+    # ── multi-factor: TOTP and recovery codes (issue 19) ──
+
+    # ── passkeys (issue 19) ──
+
+    # ── account deletion and export (issue 19) ──
+
+    # ── social login by discovery (issue 19) ──

@@ -496,6 +496,26 @@ class TelegramNotConfigured(DomainError):
     category = "conflict"  # the node's setup, not a passing outage: retrying will not help
 
 
+# ── OpenID Connect provider (issue 19) ──
+# (commands, replies, events and errors of this feature)
+
+
+# ── multi-factor: TOTP and recovery codes (issue 19) ──
+# (commands, replies, events and errors of this feature)
+
+
+# ── passkeys (issue 19) ──
+# (commands, replies, events and errors of this feature)
+
+
+# ── account deletion and export (issue 19) ──
+# (commands, replies, events and errors of this feature)
+
+
+# ── social login by discovery (issue 19) ──
+# (commands, replies, events and errors of this feature)
+
+
 # ── reading access tokens ──────────────────────────────────────────────────────────────
 
 
