@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
 from types import ModuleType
+from typing import Any
 
 import aiohttp
 import structlog
@@ -337,6 +338,12 @@ def jwt_keys_for(settings: Settings) -> dict[str, bytes]:
         settings, "jwt-keys", lambda: f"k{secrets.token_hex(4)}:{secrets.token_urlsafe(48)}"
     )
     return parse_jwt_keys(raw)
+
+
+def public_jwks_for(jwt_keys: dict[str, bytes]) -> dict[str, Any]:
+    """The public JWK Set of the signing keys: what edges verify tokens with and what
+    `/.well-known/jwks.json` publishes."""
+    return SigningKeys.first_signs(jwt_keys).public_jwks()
 
 
 def public_url_for(settings: Settings, bound_url: str) -> str:

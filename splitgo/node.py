@@ -39,6 +39,7 @@ from splitgo.composition import (
     kept_secret,
     load_plugins,
     ops_token_for,
+    public_jwks_for,
     public_url_for,
     register,
     spawn,
@@ -270,7 +271,7 @@ class Node:
             node_id=settings.node_id,
             ops_token=ops_token_for(settings),
             probes=probes,
-            verifier=RevocationAwareVerifier(parts.jwt_keys, revocations),
+            verifier=RevocationAwareVerifier(public_jwks_for(parts.jwt_keys), revocations),
             public_url=parts.public_url,
             metrics=self.metrics,
         )

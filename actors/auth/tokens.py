@@ -1,9 +1,15 @@
 """Token rules, with no IO: access JWTs, opaque refresh tokens, single-use tokens.
 
-Access tokens are JWTs signed with HS256 under the current key; the header's `kid` names
-that key, so keys can rotate: add a new key as current, keep the old one for verifying
-until the last token it signed has expired (15 minutes). They are read back by
-`messages.AccessTokenVerifier`, which needs no database.
+Access tokens (and the ID tokens splitgo issues as an OpenID Connect provider) are JWTs
+signed with ES256 (ECDSA on P-256) under the current key; the header's `kid` names that
+key, so keys can rotate: add a new key first, keep the old one listed until the last token
+it signed has expired (15 minutes for access tokens). Only the public halves are needed to
+verify — `messages.AccessTokenVerifier`, built from the JWK Set that
+`/.well-known/jwks.json` publishes — so other services verify our tokens without a secret.
+
+Each key is derived from a seed (`SPLITGO_JWT_KEYS`, `kid:seed,...`, 32+ bytes each) with
+HKDF-SHA256: nodes that share the seeds sign with the same keys, and no PEM files have to
+travel. The seed is the private key's only form: keep it as secret as one.
 
 Refresh tokens and single-use tokens (email verification, password reset, Telegram link,
 OAuth state) are 256 random bits, shown to their owner once and stored only as a SHA-256
@@ -17,9 +23,13 @@ import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc import jwt
-from joserfc.jwk import OctKey
+from joserfc.jwk import ECKey
 
 from actors.auth.messages import (
     ACCESS_TOKEN_SECONDS,
@@ -28,29 +38,47 @@ from actors.auth.messages import (
     AccessTokenVerifier,
 )
 
-# HS256 keys shorter than the hash output weaken it (RFC 7518 section 3.2)
+# a seed shorter than the key it makes would be the weaker secret
 MIN_KEY_BYTES = 32
 _TOKEN_BYTES = 32
+# the order of P-256's base point: private scalars lie in [1, n-1]
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def derive_signing_key(kid: str, seed: bytes) -> ECKey:
+    """The ES256 private key a seed stands for: HKDF-SHA256 (salted with the key id) gives
+    384 bits, reduced to a P-256 scalar (the extra 128 bits make the bias negligible)."""
+    material = HKDF(
+        algorithm=hashes.SHA256(),
+        length=48,
+        salt=b"splitgo-es256:" + kid.encode("utf-8"),
+        info=b"access and ID token signing key",
+    ).derive(seed)
+    scalar = int.from_bytes(material, "big") % (_P256_ORDER - 1) + 1
+    private = ec.derive_private_key(scalar, ec.SECP256R1())
+    return ECKey.import_key(private, {"kid": kid, "alg": JWT_ALGORITHM, "use": "sig"})
 
 
 @dataclass(frozen=True, slots=True)
 class SigningKeys:
-    """HS256 keys by `kid`; `current` signs new tokens, every key verifies."""
+    """ES256 keys by `kid`, each derived from its seed; `current` signs, every key is
+    published (and so verifies) until it is dropped from the list."""
 
     keys: Mapping[str, bytes]
     current: str
-    _signing_key: OctKey = field(init=False, repr=False, compare=False)
+    _private: dict[str, ECKey] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.current not in self.keys:
             raise ValueError(f"the current key id {self.current!r} is not among the keys")
-        for kid, key in self.keys.items():
+        for kid, seed in self.keys.items():
             if not kid:
                 raise ValueError("a key id must not be empty")
-            if len(key) < MIN_KEY_BYTES:
+            if len(seed) < MIN_KEY_BYTES:
                 raise ValueError(f"key {kid!r} is shorter than {MIN_KEY_BYTES} bytes")
         object.__setattr__(self, "keys", dict(self.keys))
-        object.__setattr__(self, "_signing_key", OctKey.import_key(self.keys[self.current]))
+        derived = {kid: derive_signing_key(kid, seed) for kid, seed in self.keys.items()}
+        object.__setattr__(self, "_private", derived)
 
     @classmethod
     def first_signs(cls, keys: Mapping[str, bytes]) -> SigningKeys:
@@ -59,17 +87,34 @@ class SigningKeys:
             raise ValueError("at least one signing key is needed")
         return cls(keys=keys, current=next(iter(keys)))
 
+    def public_jwks(self) -> dict[str, Any]:
+        """The JWK Set of the public keys, the current one first: what
+        `/.well-known/jwks.json` serves and all a verifier needs."""
+        ordered = [self.current, *(kid for kid in self._private if kid != self.current)]
+        return {"keys": [self._private[kid].as_dict(private=False) for kid in ordered]}
+
     def verifier(self) -> AccessTokenVerifier:
-        """What the HTTP edge checks tokens with (the same keys)."""
-        return AccessTokenVerifier(dict(self.keys))
+        """What the HTTP edge checks tokens with: the public keys only."""
+        return AccessTokenVerifier(self.public_jwks())
+
+    def sign_jwt(self, payload: Mapping[str, Any], *, typ: str = "JWT") -> str:
+        """`payload` as a compact JWS signed with the current key (header: alg, typ, kid)."""
+        header = {"alg": JWT_ALGORITHM, "typ": typ, "kid": self.current}
+        return jwt.encode(header, dict(payload), self._private[self.current])
 
     def issue_access_token(
-        self, *, user_id: str, roles: Sequence[str], session_id: str, now: float
+        self,
+        *,
+        user_id: str,
+        roles: Sequence[str],
+        session_id: str,
+        now: float,
+        amr: Sequence[str] = (),
     ) -> str:
-        """An access token for this user in this session, valid ACCESS_TOKEN_SECONDS."""
+        """An access token for this user in this session, valid ACCESS_TOKEN_SECONDS.
+        `amr` says how the session was signed in (RFC 8176: pwd, otp, hwk, ...)."""
         issued = int(now)
-        header = {"alg": JWT_ALGORITHM, "typ": "JWT", "kid": self.current}
-        payload = {
+        payload: dict[str, Any] = {
             "sub": user_id,
             "roles": list(roles),
             "sid": session_id,
@@ -77,7 +122,9 @@ class SigningKeys:
             "exp": issued + ACCESS_TOKEN_SECONDS,
             "typ": TOKEN_TYPE_ACCESS,
         }
-        return jwt.encode(header, payload, self._signing_key, algorithms=[JWT_ALGORITHM])
+        if amr:
+            payload["amr"] = list(amr)
+        return self.sign_jwt(payload)
 
 
 def new_token() -> str:

@@ -24,7 +24,7 @@ import asyncio
 import heapq
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 import structlog
@@ -258,8 +258,8 @@ class Revocations:
 class RevocationAwareVerifier(AccessTokenVerifier):
     """The access-token verifier of an edge that refuses revoked sessions from memory."""
 
-    def __init__(self, keys: dict[str, bytes], revocations: Revocations) -> None:
-        super().__init__(keys)
+    def __init__(self, jwks: Mapping[str, Any], revocations: Revocations) -> None:
+        super().__init__(jwks)
         self.revocations = revocations
 
     def verify(self, token: str, *, now: float | None = None) -> AccessClaims:

@@ -57,6 +57,9 @@ Run from the project root (`make bench` does). Sections:
 * import: a generated Splitwise export of 10,000 rows imported through the Splits actor
   (dry run, then chunked asks with progress printed), target under 30 s; balances checked
   against the file's nets and a second run adding nothing; tests/bench/results/import.json.
+* tokens: access-token verifications per second at the edge on one core, ES256 with the
+  published public key against the former HS256 with a shared secret and the bare ECDSA
+  check, in one run, plus signing rates; tests/bench/results/tokens.json.
 
 Exits 0 even when a target is missed, unless --strict is given.
 """
@@ -103,6 +106,7 @@ from tests.bench.rides_actor_bench import measure_actor_updates
 from tests.bench.rides_bench import UPDATES_TARGET, RidesBenchConfig, Target, run_rides_bench
 from tests.bench.runtime import BenchConfig, run_runtime_bench
 from tests.bench.splits_bench import SplitsBenchConfig, run_splits_bench
+from tests.bench.tokens_bench import tokens_section
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -168,6 +172,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             "isolation",
             "import",
             "chat",
+            "tokens",
         ),
         default="all",
         help="what to measure (default: all; node and auth are skipped while run.py is "
@@ -653,6 +658,8 @@ def main(argv: list[str] | None = None) -> int:
         passed &= import_section(args.results_dir, base, _say, _write)
     if args.section in ("all", "chat"):
         passed &= _chat_section(args, base)
+    if args.section in ("all", "tokens"):
+        passed &= tokens_section(args.results_dir, base, _say, _write)
     _say(f"\nbench finished in {time.perf_counter() - started:.1f} s")
     return 1 if args.strict and not passed else 0
 

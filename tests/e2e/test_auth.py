@@ -23,6 +23,7 @@ import pytest_asyncio
 from joserfc import jwt
 from joserfc.jwk import OctKey
 
+from actors.auth.tokens import derive_signing_key
 from tests.support.node import PROJECT_ROOT, RunningNode, start_node, stop_node
 from tests.support.oidc import FakeIdentity, FakeOidcProvider
 from tests.support.smtp import SmtpServer, link_in
@@ -323,7 +324,13 @@ async def test_me_update_and_telegram_link(world: World, http: aiohttp.ClientSes
 
 
 def forged(claims: dict[str, Any], *, kid: str = KID, key: str = SECRET) -> str:
-    return jwt.encode({"alg": "HS256", "kid": kid}, claims, OctKey.import_key(key.encode()))
+    """A token signed with the ES256 key the seed `key` makes, under `kid`."""
+    return jwt.encode({"alg": "ES256", "kid": kid}, claims, derive_signing_key(KID, key.encode()))
+
+
+def hs256(claims: dict[str, Any]) -> str:
+    """A token in the form splitgo issued before ES256: HMAC keyed with the seed itself."""
+    return jwt.encode({"alg": "HS256", "kid": KID}, claims, OctKey.import_key(SECRET.encode()))
 
 
 def unsigned(claims: dict[str, Any]) -> str:
@@ -334,7 +341,8 @@ def unsigned(claims: dict[str, Any]) -> str:
 
 
 async def test_bad_tokens_are_401_invalid_token(world: World, http: aiohttp.ClientSession) -> None:
-    """Expired, wrongly signed, alg none, unknown kid, or a refresh token: 401 invalid_token."""
+    """Expired, wrongly signed, alg none, unknown kid, a refresh token, or an HS256 token
+    keyed with the shared seed: 401 invalid_token."""
     await register(world, http, "tok@example.com")
     pair = await login(world, http, "tok@example.com")
     async with http.get(f"{world.api}/me", headers=bearer(pair)) as response:
@@ -348,6 +356,7 @@ async def test_bad_tokens_are_401_invalid_token(world: World, http: aiohttp.Clie
         forged(good, kid="not-a-key"),
         pair["refresh_token"],
         forged({**good, "typ": "refresh"}),
+        hs256(good),
     ]
     for token in tokens:
         async with http.get(

@@ -233,7 +233,7 @@ async def test_the_edge_verifier_refuses_a_revoked_sessions_token() -> None:
     edge = revocations(FakeAuth([RevokedSession(session_id="gone", expires_at=NOW + 60)]))
     edge.resync()
     assert await edge.wait_loaded(5.0)
-    verifier = RevocationAwareVerifier(dict(KEYS.keys), edge)
+    verifier = RevocationAwareVerifier(KEYS.public_jwks(), edge)
     good = KEYS.issue_access_token(user_id="u1", roles=["user"], session_id="ok", now=NOW)
     gone = KEYS.issue_access_token(user_id="u1", roles=["user"], session_id="gone", now=NOW)
     assert verifier.verify(good, now=NOW).sid == "ok"
