@@ -411,7 +411,9 @@ register(
 
 
 def oauth_providers(settings: Settings) -> dict[str, ProviderConfig]:
-    """The social logins configured by SPLITGO_OAUTH_<PROVIDER>_CLIENT_ID/SECRET."""
+    """The social logins configured by SPLITGO_OAUTH_<PROVIDER>_CLIENT_ID/SECRET, and the
+    OpenID Connect providers of SPLITGO_OIDC_PROVIDERS (found by discovery at sign-in).
+    Making them does no IO; inconsistent settings are a ConfigError."""
     providers: dict[str, ProviderConfig] = {}
     if settings.oauth_google_client_id and settings.oauth_google_client_secret:
         providers["google"] = ProviderConfig.google(
@@ -426,7 +428,37 @@ def oauth_providers(settings: Settings) -> dict[str, ProviderConfig]:
             base_url=settings.oauth_github_base_url,
             api_url=settings.oauth_github_api_url,
         )
+    if settings.oauth_facebook_client_id and settings.oauth_facebook_client_secret:
+        providers["facebook"] = ProviderConfig.facebook(
+            settings.oauth_facebook_client_id,
+            settings.oauth_facebook_client_secret,
+            base_url=settings.oauth_facebook_base_url,
+        )
+    providers.update(discovered_providers(settings))
     return providers
+
+
+def discovered_providers(settings: Settings) -> dict[str, ProviderConfig]:
+    """SPLITGO_OIDC_PROVIDERS with their SPLITGO_OIDC_CLIENTS and display names; every
+    provider needs a client and every client or display name a provider."""
+    clients = {name: (client_id, secret) for name, client_id, secret in settings.oidc_clients}
+    shown = dict(settings.oidc_display_names)
+    issuers = dict(settings.oidc_providers)
+    unmatched = (
+        ("SPLITGO_OIDC_PROVIDERS", "has no client in SPLITGO_OIDC_CLIENTS", issuers, clients),
+        ("SPLITGO_OIDC_CLIENTS", "is not one of SPLITGO_OIDC_PROVIDERS", clients, issuers),
+        ("SPLITGO_OIDC_DISPLAY_NAMES", "is not one of SPLITGO_OIDC_PROVIDERS", shown, issuers),
+    )
+    for setting, problem, named, known in unmatched:
+        missing = sorted(named.keys() - known.keys())
+        if missing:
+            raise ConfigError(f"{setting}: {missing[0]!r} {problem}")
+    return {
+        name: ProviderConfig.discovered(
+            name, issuer, *clients[name], display_name=shown.get(name, "")
+        )
+        for name, issuer in issuers.items()
+    }
 
 
 @functools.cache

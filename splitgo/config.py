@@ -33,6 +33,9 @@ from splitgo.setting_kinds import (
     optional,
     parse_jwt_keys,
     parse_networks,
+    parse_oidc_clients,
+    parse_oidc_issuers,
+    parse_oidc_names,
     parse_origins,
 )
 
@@ -302,6 +305,35 @@ class Settings:
     oauth_github_api_url: str | None = setting(
         None, "SPLITGO_OAUTH_GITHUB_API_URL", "GitHub's API host (for GitHub Enterprise or "
         "tests)", optional(),
+    )
+    # ── social login by discovery (issue 19) ──
+    oauth_facebook_client_id: str | None = setting(
+        None, "SPLITGO_OAUTH_FACEBOOK_CLIENT_ID", "enables Facebook sign-in (with the "
+        "secret): the app id", optional(),
+    )
+    oauth_facebook_client_secret: str | None = setting(
+        None, "SPLITGO_OAUTH_FACEBOOK_CLIENT_SECRET", "Facebook app secret", optional(),
+        secret=True,
+    )
+    oauth_facebook_base_url: str | None = setting(
+        None, "SPLITGO_OAUTH_FACEBOOK_BASE_URL", "one host for Facebook's login dialog and "
+        "Graph API instead of facebook.com's (tests use a local one)",
+        optional(starts=HTTP, what="a Facebook base URL"),
+    )
+    oidc_providers: tuple[tuple[str, str], ...] = setting(
+        (), "SPLITGO_OIDC_PROVIDERS", "sign-in with any OpenID Connect provider, its "
+        "endpoints read from its discovery document: comma-separated `name=issuer` "
+        "(`okta=https://acme.okta.com`); each needs its client in SPLITGO_OIDC_CLIENTS",
+        Listed(parse_oidc_issuers),
+    )
+    oidc_clients: tuple[tuple[str, str, str], ...] = setting(
+        (), "SPLITGO_OIDC_CLIENTS", "`name=client_id:client_secret` for each of "
+        "SPLITGO_OIDC_PROVIDERS, comma-separated", Listed(parse_oidc_clients), secret=True,
+    )
+    oidc_display_names: tuple[tuple[str, str], ...] = setting(
+        (), "SPLITGO_OIDC_DISPLAY_NAMES", "`name=Shown name` for the sign-in buttons of "
+        "SPLITGO_OIDC_PROVIDERS, comma-separated; unset: the name, capitalised",
+        Listed(parse_oidc_names),
     )
     payment_provider: str = setting(
         "sandbox", "SPLITGO_PAYMENT_PROVIDER", "where top-ups are paid",

@@ -9,6 +9,7 @@ README's configuration table and `--help`.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,3 +240,86 @@ def parse_jwt_keys(raw: str, name: str = "SPLITGO_JWT_KEYS") -> dict[str, bytes]
             raise ConfigError(f"{name}: each key is kid:secret with a secret of 32+ characters")
         keys[kid] = secret.encode()
     return keys
+
+
+# ── social login by discovery (issue 19) ──
+
+# A provider's name is part of its sign-in URLs (/sign-in/<name>) and of its accounts' keys.
+PROVIDER_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+BUILT_IN_PROVIDERS = ("google", "github", "facebook")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _named_items(raw: str, name: str, shape: str) -> list[tuple[str, str]]:
+    """`a=x,b=y` into [("a", "x"), ("b", "y")], each name a valid, unrepeated provider
+    name. Errors name the provider, never the value (it may be a secret)."""
+    items: list[tuple[str, str]] = []
+    for part in raw.split(","):
+        text = part.strip()
+        if not text:
+            continue
+        key, sep, value = (piece.strip() for piece in text.partition("="))
+        if not sep or not key or not value:
+            raise ConfigError(f"{name}: each item is {shape}")
+        if not PROVIDER_NAME.fullmatch(key):
+            raise ConfigError(
+                f"{name}: {key!r} is not a provider name (a lower-case letter, then up to 31 "
+                "lower-case letters, digits or '-')"
+            )
+        if key in BUILT_IN_PROVIDERS:
+            raise ConfigError(
+                f"{name}: {key!r} is built in; set SPLITGO_OAUTH_{key.upper()}_* instead"
+            )
+        if any(key == seen for seen, _ in items):
+            raise ConfigError(f"{name}: {key!r} is named twice")
+        items.append((key, value))
+    return items
+
+
+def parse_oidc_issuers(
+    raw: str, name: str = "SPLITGO_OIDC_PROVIDERS"
+) -> tuple[tuple[str, str], ...]:
+    """`name=https://issuer,...` into ((name, issuer), ...). The issuer is kept exactly as
+    written: its discovery document must name the very same string. Plain http only for
+    this machine (a provider in tests)."""
+    issuers = _named_items(raw, name, "name=https://issuer")
+    for key, issuer in issuers:
+        parts = urlsplit(issuer)
+        local = parts.hostname in LOOPBACK_HOSTS
+        if (
+            parts.scheme not in (("https", "http") if local else ("https",))
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+            or "@" in parts.netloc
+        ):
+            raise ConfigError(
+                f"{name}: {key}'s issuer {issuer!r} is not an https URL without query or "
+                "fragment (plain http only for localhost)"
+            )
+    return tuple(issuers)
+
+
+def parse_oidc_clients(
+    raw: str, name: str = "SPLITGO_OIDC_CLIENTS"
+) -> tuple[tuple[str, str, str], ...]:
+    """`name=client_id:client_secret,...` into ((name, client id, secret), ...); the client
+    id ends at the first ':' (the secret may hold more)."""
+    clients = []
+    for key, value in _named_items(raw, name, "name=client_id:client_secret"):
+        client_id, _, secret = value.partition(":")
+        if not client_id or not secret:
+            raise ConfigError(f"{name}: {key}'s client is client_id:client_secret")
+        clients.append((key, client_id, secret))
+    return tuple(clients)
+
+
+def parse_oidc_names(
+    raw: str, name: str = "SPLITGO_OIDC_DISPLAY_NAMES"
+) -> tuple[tuple[str, str], ...]:
+    """`name=Shown name,...` into ((name, shown), ...): how the sign-in buttons name them."""
+    shown = _named_items(raw, name, "name=Shown name")
+    for key, words in shown:
+        if len(words) > 40:
+            raise ConfigError(f"{name}: {key}'s shown name is longer than 40 characters")
+    return tuple(shown)

@@ -1,14 +1,20 @@
-"""Social login: the authorization-code flow with PKCE against Google (OpenID Connect) and GitHub.
+"""Social login: the authorization-code flow with PKCE against OpenID Connect providers
+(Google among them), GitHub and Facebook.
 
-The auth actor calls two functions and keeps what the first returns until the browser comes
-back:
+The auth actor calls these and keeps what `authorization_request` returns until the browser
+comes back:
 
+0. `resolve_provider(provider, http=...)` fills in the endpoints of a provider known by its
+   issuer alone, from its discovery document (`discovery`); others are returned as they are.
 1. `authorization_request(provider, redirect_uri)` builds the URL to send the browser to, with a
    random `state`, a PKCE S256 challenge (RFC 7636) and, for OpenID Connect, a `nonce`.
 2. `complete_authorization(provider, code=..., ...)` trades the code for tokens and returns who
    signed in (`ProviderIdentity`). For OpenID Connect the ID token is verified against the
    provider's published keys (signature, `iss`, `aud`, `exp`, `nonce`; see `id_tokens`); for
-   GitHub the user and their verified primary email come from its API.
+   GitHub (`github`) and Facebook (`facebook`) the person comes from their APIs.
+
+Who the providers are (`ProviderConfig`, `ProviderIdentity`) is plain data in
+`provider_config`, re-exported here.
 
 Everything the provider may do wrong — refuse, answer an error, answer nonsense, be unreachable
 or slow — ends as `OAuthFailed` with a message fit for a user. Codes, tokens, verifiers and
@@ -23,15 +29,29 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NoReturn
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import structlog
 
 from actors.auth import provider_http
+from actors.auth.discovery import resolve as resolve_provider
+from actors.auth.facebook import facebook_identity
+from actors.auth.github import github_identity
 from actors.auth.id_tokens import verify_id_token
 from actors.auth.messages import OAuthFailed
+from actors.auth.provider_config import ProviderConfig, ProviderIdentity
+
+__all__ = [
+    "AuthorizationRequest",
+    "ProviderConfig",
+    "ProviderIdentity",
+    "authorization_request",
+    "complete_authorization",
+    "resolve_provider",
+    "s256_code_challenge",
+]
 
 log = structlog.get_logger("actors.auth.oauth")
 
@@ -39,112 +59,6 @@ log = structlog.get_logger("actors.auth.oauth")
 STATE_BYTES = 32  # 43 characters
 CODE_VERIFIER_BYTES = 48  # 64 characters; RFC 7636 allows 43..128 unreserved characters
 NONCE_BYTES = 32  # 43 characters
-
-USER_AGENT = "splitgo-oauth"
-
-GOOGLE_AUTHORIZE_URL = "https://accounts.google.com/o/oauth2/v2/auth"
-GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
-GOOGLE_USERINFO_URL = "https://openidconnect.googleapis.com/v1/userinfo"
-GOOGLE_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
-GOOGLE_ISSUER = "https://accounts.google.com"
-GITHUB_BASE_URL = "https://github.com"
-GITHUB_API_URL = "https://api.github.com"
-
-
-# ── configuration ──────────────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True)
-class ProviderConfig:
-    """Where a provider lives and who we are to it.
-
-    `kind` says how identities are read: `oidc` from a verified ID token (plus userinfo for
-    missing claims), `github` from GitHub's REST API.
-    """
-
-    name: str
-    client_id: str
-    client_secret: str
-    authorize_url: str
-    token_url: str
-    userinfo_url: str
-    jwks_url: str | None
-    issuer: str | None
-    scopes: tuple[str, ...]
-    kind: Literal["oidc", "github"]
-
-    def __repr__(self) -> str:
-        # The secret must not reach logs or tracebacks through a repr.
-        return (
-            f"ProviderConfig(name={self.name!r}, kind={self.kind!r}, "
-            f"client_id={self.client_id!r}, authorize_url={self.authorize_url!r})"
-        )
-
-    @classmethod
-    def google(
-        cls, client_id: str, client_secret: str, *, base_url: str | None = None
-    ) -> ProviderConfig:
-        """Google's OpenID Connect endpoints, or — with `base_url` — a provider serving
-        `/authorize`, `/token`, `/userinfo` and `/jwks` there, with `base_url` as its issuer
-        (the layout of `tests.support.oidc.FakeOidcProvider`)."""
-        if base_url is None:
-            return cls(
-                name="google",
-                client_id=client_id,
-                client_secret=client_secret,
-                authorize_url=GOOGLE_AUTHORIZE_URL,
-                token_url=GOOGLE_TOKEN_URL,
-                userinfo_url=GOOGLE_USERINFO_URL,
-                jwks_url=GOOGLE_JWKS_URL,
-                issuer=GOOGLE_ISSUER,
-                scopes=("openid", "email", "profile"),
-                kind="oidc",
-            )
-        base = base_url.rstrip("/")
-        return cls(
-            name="google",
-            client_id=client_id,
-            client_secret=client_secret,
-            authorize_url=f"{base}/authorize",
-            token_url=f"{base}/token",
-            userinfo_url=f"{base}/userinfo",
-            jwks_url=f"{base}/jwks",
-            issuer=base,
-            scopes=("openid", "email", "profile"),
-            kind="oidc",
-        )
-
-    @classmethod
-    def github(
-        cls,
-        client_id: str,
-        client_secret: str,
-        *,
-        base_url: str | None = None,
-        api_url: str | None = None,
-    ) -> ProviderConfig:
-        """GitHub's OAuth app endpoints. `base_url` moves the login endpoints
-        (`/login/oauth/...`); `api_url` moves the REST API, which defaults to `{base_url}/api/v3`
-        when only `base_url` is given (GitHub Enterprise Server's layout, and the fake's)."""
-        base = (base_url or GITHUB_BASE_URL).rstrip("/")
-        if api_url is not None:
-            api = api_url.rstrip("/")
-        elif base_url is not None:
-            api = f"{base}/api/v3"
-        else:
-            api = GITHUB_API_URL
-        return cls(
-            name="github",
-            client_id=client_id,
-            client_secret=client_secret,
-            authorize_url=f"{base}/login/oauth/authorize",
-            token_url=f"{base}/login/oauth/access_token",
-            userinfo_url=f"{api}/user",
-            jwks_url=None,
-            issuer=None,
-            scopes=("read:user", "user:email"),
-            kind="github",
-        )
 
 
 # ── step 1: where to send the browser ─────────────────────────────────────────────────
@@ -168,7 +82,10 @@ class AuthorizationRequest:
 
 
 def authorization_request(provider: ProviderConfig, redirect_uri: str) -> AuthorizationRequest:
-    """Build the authorization URL with a fresh state, PKCE S256 challenge and (OIDC) nonce."""
+    """Build the authorization URL with a fresh state, PKCE S256 challenge and (OIDC) nonce.
+    A provider known by discovery must be resolved first (`resolve_provider`)."""
+    if not provider.resolved:
+        raise ValueError(f"{provider.name}'s endpoints are not discovered yet")
     state = secrets.token_urlsafe(STATE_BYTES)
     code_verifier = secrets.token_urlsafe(CODE_VERIFIER_BYTES)
     nonce = secrets.token_urlsafe(NONCE_BYTES) if provider.kind == "oidc" else None
@@ -208,18 +125,6 @@ def _with_query(url: str, params: Mapping[str, str]) -> str:
 # ── step 2: who signed in ─────────────────────────────────────────────────────────────
 
 
-@dataclass(frozen=True)
-class ProviderIdentity:
-    """A person as the provider vouches for them. `subject` is stable per provider (the
-    account key); `email` is only to be trusted for account linking when `email_verified`."""
-
-    provider: str
-    subject: str
-    email: str | None
-    email_verified: bool
-    name: str | None
-
-
 async def complete_authorization(
     provider: ProviderConfig,
     *,
@@ -234,6 +139,7 @@ async def complete_authorization(
     Raises `OAuthFailed` whenever the provider refuses, errs, is unreachable or slow, or
     vouches with something that does not verify.
     """
+    provider = await resolve_provider(provider, http=http)
     tokens = await _exchange_code(
         provider, code=code, redirect_uri=redirect_uri, code_verifier=code_verifier, http=http
     )
@@ -243,8 +149,10 @@ async def complete_authorization(
         raise OAuthFailed(f"{provider.name} gave no access token")
     if provider.kind == "oidc":
         identity = await _oidc_identity(provider, tokens, access_token, nonce=nonce, http=http)
+    elif provider.kind == "facebook":
+        identity = await facebook_identity(provider, access_token, http=http)
     else:
-        identity = await _github_identity(provider, access_token, http=http)
+        identity = await github_identity(provider, access_token, http=http)
     log.info(
         "oauth identity verified",
         provider=provider.name,
@@ -272,7 +180,7 @@ async def _exchange_code(
         "code_verifier": code_verifier,
     }
     # GitHub answers form-encoded unless asked for JSON.
-    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    headers = {"Accept": "application/json", "User-Agent": provider_http.USER_AGENT}
     status, body = await provider_http.call(
         provider.name,
         "token",
@@ -288,30 +196,8 @@ async def _exchange_code(
     answer = _parse_answer(body)
     error = answer.get("error") if answer is not None else None
     if status >= 300 or error is not None or answer is None:
-        _raise_provider_error(provider, "token", status, answer)
+        provider_http.refuse(provider.name, "token", status, answer)
     return answer
-
-
-async def _get_json(
-    provider: ProviderConfig, what: str, url: str, *, http: aiohttp.ClientSession, token: str
-) -> Any:
-    """GET a JSON document with the access token as bearer; `OAuthFailed` on any failure."""
-    headers = {
-        "Authorization": f"Bearer {token}",
-        "Accept": "application/json",
-        "User-Agent": USER_AGENT,  # GitHub's API refuses requests without one
-    }
-    request = http.get(url, headers=headers, timeout=provider_http.timeout())
-    status, body = await provider_http.call(provider.name, what, request)
-    try:
-        document = json.loads(body)
-    except ValueError:
-        document = None
-    if status >= 300 or document is None:
-        _raise_provider_error(
-            provider, what, status, document if isinstance(document, dict) else None
-        )
-    return document
 
 
 def _parse_answer(body: bytes) -> dict[str, Any] | None:
@@ -325,40 +211,6 @@ def _parse_answer(body: bytes) -> dict[str, Any] | None:
             return None
         return dict(pairs) or None
     return document if isinstance(document, dict) else None
-
-
-def _raise_provider_error(
-    provider: ProviderConfig, what: str, status: int, answer: Mapping[str, Any] | None
-) -> NoReturn:
-    """Raise `OAuthFailed` naming the provider's error code (never its full body, which could
-    echo what we sent)."""
-    error = _safe_code(answer.get("error")) if answer is not None else None
-    description = answer.get("error_description") if answer is not None else None
-    log.warning(
-        "oauth provider refused",
-        provider=provider.name,
-        step=what,
-        status=status,
-        error=error,
-        description=str(description)[:200] if description is not None else None,
-    )
-    if error:
-        raise OAuthFailed(
-            f"{provider.name} refused the {what} request ({error})",
-            details={"provider": provider.name, "error": error},
-        )
-    raise OAuthFailed(
-        f"{provider.name} answered the {what} request with HTTP {status}",
-        details={"provider": provider.name, "status": status},
-    )
-
-
-def _safe_code(value: Any) -> str | None:
-    """An OAuth error code fit to show: short, and only the characters codes are made of."""
-    if value is None:
-        return None
-    text = "".join(c for c in str(value) if c.isalnum() or c in "_-.")[:64]
-    return text or "error"
 
 
 # ── OpenID Connect ─────────────────────────────────────────────────────────────────────
@@ -386,10 +238,10 @@ async def _oidc_identity(
     email = claims.get("email")
     email_verified = _truthy(claims.get("email_verified"))
     name = claims.get("name")
-    if email is None or name is None:
+    if (email is None or name is None) and provider.userinfo_url:
         # Some providers keep profile claims out of the ID token; userinfo has them.
-        info = await _get_json(
-            provider, "userinfo", provider.userinfo_url, http=http, token=access_token
+        info = await provider_http.get_json(
+            provider.name, "userinfo", provider.userinfo_url, http=http, token=access_token
         )
         if not isinstance(info, dict) or str(info.get("sub")) != subject:
             # OIDC Core 5.3.2: a userinfo answer for someone else must not be used.
@@ -412,43 +264,3 @@ async def _oidc_identity(
 def _truthy(value: Any) -> bool:
     """`email_verified` as a bool; some providers have sent it as the string "true"."""
     return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-# ── GitHub ─────────────────────────────────────────────────────────────────────────────
-
-
-async def _github_identity(
-    provider: ProviderConfig, access_token: str, *, http: aiohttp.ClientSession
-) -> ProviderIdentity:
-    """The GitHub user, with their primary email only if GitHub has verified it."""
-    user = await _get_json(provider, "user", provider.userinfo_url, http=http, token=access_token)
-    user_id = user.get("id") if isinstance(user, dict) else None
-    if user_id is None or isinstance(user_id, bool):
-        raise OAuthFailed(f"{provider.name} did not say who signed in")
-    email: str | None = None
-    email_verified = False
-    try:
-        emails = await _get_json(
-            provider, "emails", f"{provider.userinfo_url}/emails", http=http, token=access_token
-        )
-    except OAuthFailed as exc:
-        if exc.details.get("status") not in (403, 404):
-            raise
-        # Without the user:email grant the list is refused; the public email, unverified, is
-        # still better than nothing.
-        emails = []
-    if isinstance(emails, list):
-        for entry in emails:
-            if isinstance(entry, dict) and entry.get("primary") and entry.get("verified") is True:
-                email, email_verified = str(entry["email"]), True
-                break
-    if email is None and isinstance(user.get("email"), str) and user["email"]:
-        email = user["email"]
-    name = user.get("name") or user.get("login")
-    return ProviderIdentity(
-        provider=provider.name,
-        subject=str(user_id),
-        email=email,
-        email_verified=email_verified,
-        name=str(name) if name else None,
-    )

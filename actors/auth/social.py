@@ -29,7 +29,12 @@ from actors.auth.messages import (
     UnknownProvider,
     normalise_email,
 )
-from actors.auth.oauth import AuthorizationRequest, ProviderConfig, ProviderIdentity
+from actors.auth.oauth import (
+    AuthorizationRequest,
+    ProviderConfig,
+    ProviderIdentity,
+    resolve_provider,
+)
 from actors.auth.rules import check_redirect_uri, name_from_provider
 from actors.auth.sessions import Sessions, publish_revoked
 from actors.auth.store import UserRow
@@ -97,6 +102,8 @@ class Social:
         """Where to send the browser; its state is kept for ten minutes."""
         provider = self._provider(message.provider)
         check_redirect_uri(message.redirect_uri, self._public_url)
+        # a provider known by its issuer learns its endpoints from its discovery document
+        provider = await resolve_provider(provider, http=self._http_session())
         request = self._flow.authorization_request(provider, message.redirect_uri)
         now = self._context.clock()
         await store.add_one_time_token(

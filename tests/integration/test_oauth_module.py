@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from actors.auth import id_tokens, oauth, provider_http
+from actors.auth import discovery, id_tokens, oauth, provider_http
 from actors.auth.messages import OAuthFailed
 from actors.auth.oauth import (
     AuthorizationRequest,
@@ -36,10 +36,31 @@ UNRESERVED = re.compile(r"^[A-Za-z0-9\-._~]+$")
 
 @pytest.fixture(autouse=True)
 def _fresh_jwks_cache() -> Iterator[None]:
-    # Fakes get new keys and may reuse a port: no test may see another's cached keys.
+    # Fakes get new keys and may reuse a port: no test may see another's cached keys (nor
+    # discovery documents).
     id_tokens.clear_jwks_cache()
+    discovery.clear_discovery_cache()
     yield
     id_tokens.clear_jwks_cache()
+    discovery.clear_discovery_cache()
+
+
+def static_oidc(
+    client_id: str, client_secret: str, base: str = "https://idp.example"
+) -> ProviderConfig:
+    """An OpenID Connect provider configured with fixed endpoints (no discovery)."""
+    return ProviderConfig(
+        name="google",
+        client_id=client_id,
+        client_secret=client_secret,
+        authorize_url=f"{base}/authorize",
+        token_url=f"{base}/token",
+        userinfo_url=f"{base}/userinfo",
+        jwks_url=f"{base}/jwks",
+        issuer=base,
+        scopes=("openid", "email", "profile"),
+        kind="oidc",
+    )
 
 
 @pytest.fixture
@@ -61,8 +82,10 @@ async def github() -> AsyncIterator[FakeGitHubProvider]:
 
 
 @pytest.fixture
-def google_config(idp: FakeOidcProvider) -> ProviderConfig:
-    return ProviderConfig.google(idp.client_id, idp.client_secret, base_url=idp.url)
+async def google_config(idp: FakeOidcProvider, http: aiohttp.ClientSession) -> ProviderConfig:
+    """Google pointed at the fake, its endpoints discovered."""
+    config = ProviderConfig.google(idp.client_id, idp.client_secret, base_url=idp.url)
+    return await oauth.resolve_provider(config, http=http)
 
 
 @pytest.fixture
@@ -83,6 +106,7 @@ async def sign_in(
     http: aiohttp.ClientSession, provider: ProviderConfig
 ) -> tuple[AuthorizationRequest, str]:
     """Start a sign-in and let the fake approve it: the request and the returned code."""
+    provider = await oauth.resolve_provider(provider, http=http)
     request = authorization_request(provider, REDIRECT_URI)
     callback = await authorize(http, request)
     assert callback["state"] == request.state
@@ -118,12 +142,12 @@ def assert_nothing_secret(text: str, *secrets: str | None) -> None:
 
 
 def test_authorization_url_carries_pkce_state_and_nonce() -> None:
-    """The Google authorize URL asks for a code with the client id, redirect URI, OpenID scopes,
+    """The OIDC authorize URL asks for a code with the client id, redirect URI, OpenID scopes,
     state, nonce and S256 challenge, but never the secret or the verifier."""
-    provider = ProviderConfig.google("cid", "csecret")
+    provider = static_oidc("cid", "csecret")
     request = authorization_request(provider, REDIRECT_URI)
     url = urlsplit(request.url)
-    assert f"{url.scheme}://{url.netloc}{url.path}" == oauth.GOOGLE_AUTHORIZE_URL
+    assert f"{url.scheme}://{url.netloc}{url.path}" == provider.authorize_url
     query = {k: v[0] for k, v in parse_qs(url.query).items()}
     assert query["response_type"] == "code"
     assert query["client_id"] == "cid"
@@ -144,7 +168,7 @@ def test_pkce_challenge_matches_the_rfc_7636_example() -> None:
 
 def test_pkce_challenge_is_s256_of_the_verifier() -> None:
     """The code challenge is the unpadded base64url SHA-256 of the code verifier."""
-    request = authorization_request(ProviderConfig.google("cid", "s"), REDIRECT_URI)
+    request = authorization_request(static_oidc("cid", "s"), REDIRECT_URI)
     challenge = parse_qs(urlsplit(request.url).query)["code_challenge"][0]
     digest = hashlib.sha256(request.code_verifier.encode("ascii")).digest()
     assert challenge == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -153,7 +177,7 @@ def test_pkce_challenge_is_s256_of_the_verifier() -> None:
 def test_state_verifier_and_nonce_are_random_and_long() -> None:
     """Each request's verifier is 43 to 128 unreserved characters, its state and nonce are at least
     32 long, and all of them are unique across requests."""
-    provider = ProviderConfig.google("cid", "s")
+    provider = static_oidc("cid", "s")
     requests = [authorization_request(provider, REDIRECT_URI) for _ in range(50)]
     for request in requests:
         # RFC 7636 4.1: 43..128 unreserved characters
@@ -179,15 +203,15 @@ def test_github_request_has_no_nonce() -> None:
 
 
 def test_default_endpoints_are_the_real_ones() -> None:
-    """Google and GitHub configs default to the providers' real endpoints and scopes, and the client
-    secret stays out of the repr."""
+    """Google is discovered from its real issuer, GitHub defaults to its real endpoints; both
+    have their scopes, and the client secret stays out of the repr."""
     google = ProviderConfig.google("cid", "s")
     assert google.kind == "oidc"
-    assert google.token_url == "https://oauth2.googleapis.com/token"
-    assert google.userinfo_url == "https://openidconnect.googleapis.com/v1/userinfo"
-    assert google.jwks_url == "https://www.googleapis.com/oauth2/v3/certs"
+    assert google.discovery
+    assert not google.resolved
     assert google.issuer == "https://accounts.google.com"
     assert google.scopes == ("openid", "email", "profile")
+    assert google.label == "Google"
     hub = ProviderConfig.github("cid", "s")
     assert hub.kind == "github"
     assert hub.authorize_url == "https://github.com/login/oauth/authorize"
@@ -274,12 +298,16 @@ async def test_fake_refuses_unknown_client_and_redirect_uri(
     http: aiohttp.ClientSession, idp: FakeOidcProvider
 ) -> None:
     """The fake provider answers 400 to an unknown client id and to a javascript: redirect URI."""
-    stranger = ProviderConfig.google("someone-else", "x", base_url=idp.url)
+    stranger = await oauth.resolve_provider(
+        ProviderConfig.google("someone-else", "x", base_url=idp.url), http=http
+    )
     async with http.get(
         authorization_request(stranger, REDIRECT_URI).url, allow_redirects=False
     ) as response:
         assert response.status == 400
-    config = ProviderConfig.google(idp.client_id, idp.client_secret, base_url=idp.url)
+    config = await oauth.resolve_provider(
+        ProviderConfig.google(idp.client_id, idp.client_secret, base_url=idp.url), http=http
+    )
     async with http.get(
         authorization_request(config, "javascript:alert(1)").url, allow_redirects=False
     ) as response:
@@ -342,7 +370,9 @@ async def test_wrong_client_secret_fails(
     http: aiohttp.ClientSession, idp: FakeOidcProvider
 ) -> None:
     """A wrong client secret fails with invalid_client, without the secret or code in the error."""
-    config = ProviderConfig.google(idp.client_id, "not-the-secret", base_url=idp.url)
+    config = await oauth.resolve_provider(
+        ProviderConfig.google(idp.client_id, "not-the-secret", base_url=idp.url), http=http
+    )
     request, code = await sign_in(http, config)
     with pytest.raises(OAuthFailed, match="invalid_client") as failure:
         await finish(http, config, request, code)
@@ -352,7 +382,7 @@ async def test_wrong_client_secret_fails(
 async def test_unreachable_provider_fails(http: aiohttp.ClientSession) -> None:
     """A provider that cannot be reached fails with a could-not-reach error naming it."""
     dead = f"http://127.0.0.1:{free_port()}"
-    config = ProviderConfig.google("cid", "secret", base_url=dead)
+    config = static_oidc("cid", "secret", base=dead)
     request = authorization_request(config, REDIRECT_URI)
     with pytest.raises(OAuthFailed, match="could not reach google"):
         await finish(http, config, request, "some-code")
