@@ -12,7 +12,8 @@ reports errors with HTTP 200 and an `error` field), `/api/v3/user` and `/api/v3/
 
 Both take switches for the unhappy paths: `deny` (the user says no), `fail_token` (the token
 endpoint refuses), `token_delay` (the token endpoint is slow); the OIDC fake can also tamper
-with its ID tokens (`id_token_overrides`, `id_token_omit`, `sign_with_unknown_key`).
+with its ID tokens (`id_token_overrides`, `id_token_omit`, `sign_with_unknown_key`) and with
+its discovery document (`discovery_overrides`, `discovery_omit`, `discovery_status`).
 
     async with FakeOidcProvider() as idp:
         config = ProviderConfig.google(idp.client_id, idp.client_secret, base_url=idp.url)
@@ -282,6 +283,11 @@ class FakeOidcProvider(_FakeProvider):
         self.sign_with_unknown_key = False
         self.unknown_key_kid: str | None = None
         self.jwks_requests = 0
+        # The discovery document: fields replaced or dropped, or an HTTP error instead.
+        self.discovery_overrides: dict[str, Any] = {}
+        self.discovery_omit: set[str] = set()
+        self.discovery_status = 200
+        self.discovery_requests = 0
         self.kid = f"fake-{secrets.token_hex(4)}"
         self._key = RSAKey.generate_key(
             2048, parameters={"kid": self.kid, "use": "sig", "alg": "RS256"}, private=True
@@ -375,26 +381,38 @@ class FakeOidcProvider(_FakeProvider):
         return web.json_response({"keys": [public]})
 
     async def _discovery(self, _request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "issuer": self.issuer,
-                "authorization_endpoint": f"{self.url}/authorize",
-                "token_endpoint": f"{self.url}/token",
-                "userinfo_endpoint": f"{self.url}/userinfo",
-                "jwks_uri": f"{self.url}/jwks",
-                "response_types_supported": ["code"],
-                "grant_types_supported": ["authorization_code"],
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-                "scopes_supported": ["openid", "email", "profile"],
-                "token_endpoint_auth_methods_supported": [
-                    "client_secret_post",
-                    "client_secret_basic",
-                ],
-                "code_challenge_methods_supported": ["S256"],
-                "claims_supported": ["sub", "email", "email_verified", "name", "nonce"],
-            }
-        )
+        self.discovery_requests += 1
+        if self.discovery_status != 200:
+            return web.json_response({"error": "unavailable"}, status=self.discovery_status)
+        document = self.discovery_document()
+        document.update(self.discovery_overrides)
+        for name in self.discovery_omit:
+            document.pop(name, None)
+        return web.json_response(document)
+
+    def discovery_document(self) -> dict[str, Any]:
+        """The untampered OpenID Connect discovery document of this provider."""
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": f"{self.url}/authorize",
+            "token_endpoint": f"{self.url}/token",
+            "userinfo_endpoint": f"{self.url}/userinfo",
+            "jwks_uri": f"{self.url}/jwks",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "email", "profile"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post",
+                "client_secret_basic",
+            ],
+            "code_challenge_methods_supported": ["S256"],
+            "claims_supported": ["sub", "email", "email_verified", "name", "nonce"],
+        }
+
+
+FakeProvider = _FakeProvider  # the shared base, for fakes of other providers
 
 
 class FakeGitHubProvider(_FakeProvider):
