@@ -32,43 +32,86 @@ from actors.auth import oauth as oauth_module
 from actors.auth import store
 from actors.auth.accounts import Accounts
 from actors.auth.context import AuthContext
+from actors.auth.deletion import Deletion
 from actors.auth.limits import LoginLimits
 from actors.auth.messages import (
+    AccountDeletion,
+    AuthorizeOidcRequest,
     ChangePassword,
+    CompleteMfaLogin,
     ConfirmPhone,
+    ConfirmTotp,
+    ConnectedApps,
     ConsumeTelegramLink,
     Contacts,
     CreateTelegramLink,
+    DeleteAccount,
+    DeleteOidcClient,
+    DeletePasskey,
+    DescribeMyAccount,
+    DisableTotp,
+    ExchangeOidcCode,
     FindUserByChat,
     FindUserByEmail,
     FinishOAuth,
+    FinishPasskeyRegistration,
+    FinishPasskeySignIn,
     ForgotPassword,
     GetContacts,
+    GetMfaStatus,
     GetNames,
+    GetOidcUserInfo,
     GetUser,
     GrantRole,
+    ListConnectedApps,
+    ListOidcClients,
+    ListPasskeys,
     ListRevokedSessions,
     ListSessions,
     Login,
     Logout,
     MakeAdmin,
+    MfaChallenge,
+    MfaStatus,
+    MyAccount,
     Names,
+    NewOidcClient,
     OAuthRedirect,
+    OidcAuthorization,
+    OidcClientList,
+    OidcTokens,
+    OidcUserInfo,
+    PasskeyList,
+    PasskeyOptions,
+    PasskeyView,
+    RecoveryCodes,
     Refresh,
+    RefreshOidcTokens,
+    RegenerateRecoveryCodes,
     Register,
+    RegisterOidcClient,
+    RenamePasskey,
     ResetPassword,
+    RevokeConnectedApp,
     RevokedSessions,
     RevokeSession,
     SessionList,
     StartOAuth,
+    StartPasskeyRegistration,
+    StartPasskeySignIn,
+    StartTotpSetup,
     TelegramLink,
     TokenPair,
+    TotpSetup,
     UpdateUser,
     UserView,
     VerifyEmail,
 )
+from actors.auth.mfa import Mfa
 from actors.auth.oauth import ProviderConfig
+from actors.auth.passkeys import Passkeys
 from actors.auth.passwords import Passwords
+from actors.auth.provider import OidcProvider
 from actors.auth.reset import Reset
 from actors.auth.sessions import Sessions
 from actors.auth.social import OAuthFlow, Social
@@ -128,6 +171,10 @@ class Auth(Actor):
             public_url=public_url,
         )
         self.telegram = Telegram(context, bot_username=bot_username)
+        self.deletion = Deletion(context, sessions=self.sessions)  # issue 19: delete, export
+        self.provider = OidcProvider(context, public_url=public_url)
+        self.passkeys = Passkeys(context, sessions=self.sessions, public_url=public_url)
+        self.mfa = Mfa(context, sessions=self.sessions)  # issue 19: TOTP, recovery codes
         self._context = context
         self._prune_interval = prune_interval
 
@@ -195,7 +242,7 @@ class Auth(Actor):
     # ── sign-in and sessions ───────────────────────────────────────────────────────────
 
     @handles(Login)
-    async def login(self, message: Login) -> TokenPair:
+    async def login(self, message: Login) -> TokenPair | MfaChallenge:
         return await self.sessions.login(message)
 
     @handles(Refresh)
@@ -261,15 +308,111 @@ class Auth(Actor):
         return await self.social.start(message)
 
     @handles(FinishOAuth)
-    async def finish_oauth(self, message: FinishOAuth) -> TokenPair:
+    async def finish_oauth(self, message: FinishOAuth) -> TokenPair | MfaChallenge:
         return await self.social.finish(message)
 
     # ── OpenID Connect provider (issue 19) ──
 
+    @handles(RegisterOidcClient)
+    async def register_oidc_client(self, message: RegisterOidcClient) -> NewOidcClient:
+        return await self.provider.register_client(message)
+
+    @handles(ListOidcClients)
+    async def list_oidc_clients(self, message: ListOidcClients) -> OidcClientList:
+        return await self.provider.list_clients(message)
+
+    @handles(DeleteOidcClient)
+    async def delete_oidc_client(self, message: DeleteOidcClient) -> None:
+        await self.provider.delete_client(message)
+
+    @handles(AuthorizeOidcRequest)
+    async def authorize_oidc_request(self, message: AuthorizeOidcRequest) -> OidcAuthorization:
+        return await self.provider.authorize(message)
+
+    @handles(ExchangeOidcCode)
+    async def exchange_oidc_code(self, message: ExchangeOidcCode) -> OidcTokens:
+        return await self.provider.tokens.exchange(message)
+
+    @handles(RefreshOidcTokens)
+    async def refresh_oidc_tokens(self, message: RefreshOidcTokens) -> OidcTokens:
+        return await self.provider.tokens.refresh(message)
+
+    @handles(GetOidcUserInfo)
+    async def get_oidc_user_info(self, message: GetOidcUserInfo) -> OidcUserInfo:
+        return await self.provider.tokens.userinfo(message)
+
+    @handles(ListConnectedApps)
+    async def list_connected_apps(self, message: ListConnectedApps) -> ConnectedApps:
+        return await self.provider.connected_apps(message)
+
+    @handles(RevokeConnectedApp)
+    async def revoke_connected_app(self, message: RevokeConnectedApp) -> None:
+        await self.provider.revoke_app(message)
+
     # ── multi-factor: TOTP and recovery codes (issue 19) ──
+
+    @handles(GetMfaStatus)
+    async def get_mfa_status(self, message: GetMfaStatus) -> MfaStatus:
+        return await self.mfa.status(message)
+
+    @handles(StartTotpSetup)
+    async def start_totp_setup(self, message: StartTotpSetup) -> TotpSetup:
+        return await self.mfa.start_setup(message)
+
+    @handles(ConfirmTotp)
+    async def confirm_totp(self, message: ConfirmTotp) -> RecoveryCodes:
+        return await self.mfa.confirm(message)
+
+    @handles(DisableTotp)
+    async def disable_totp(self, message: DisableTotp) -> None:
+        await self.mfa.disable(message)
+
+    @handles(RegenerateRecoveryCodes)
+    async def regenerate_recovery_codes(self, message: RegenerateRecoveryCodes) -> RecoveryCodes:
+        return await self.mfa.regenerate(message)
+
+    @handles(CompleteMfaLogin)
+    async def complete_mfa_login(self, message: CompleteMfaLogin) -> TokenPair:
+        return await self.mfa.complete_login(message)
 
     # ── passkeys (issue 19) ──
 
+    @handles(StartPasskeyRegistration)
+    async def start_passkey_registration(self, message: StartPasskeyRegistration) -> PasskeyOptions:
+        return await self.passkeys.start_registration(message)
+
+    @handles(FinishPasskeyRegistration)
+    async def finish_passkey_registration(self, message: FinishPasskeyRegistration) -> PasskeyView:
+        return await self.passkeys.finish_registration(message)
+
+    @handles(StartPasskeySignIn)
+    async def start_passkey_sign_in(self, message: StartPasskeySignIn) -> PasskeyOptions:
+        return await self.passkeys.start_sign_in(message)
+
+    @handles(FinishPasskeySignIn)
+    async def finish_passkey_sign_in(self, message: FinishPasskeySignIn) -> TokenPair:
+        return await self.passkeys.finish_sign_in(message)
+
+    @handles(ListPasskeys)
+    async def list_passkeys(self, message: ListPasskeys) -> PasskeyList:
+        return await self.passkeys.list(message)
+
+    @handles(RenamePasskey)
+    async def rename_passkey(self, message: RenamePasskey) -> PasskeyView:
+        return await self.passkeys.rename(message)
+
+    @handles(DeletePasskey)
+    async def delete_passkey(self, message: DeletePasskey) -> None:
+        await self.passkeys.delete(message)
+
     # ── account deletion and export (issue 19) ──
+
+    @handles(DescribeMyAccount)
+    async def describe_my_account(self, message: DescribeMyAccount) -> MyAccount:
+        return await self.deletion.describe(message)
+
+    @handles(DeleteAccount)
+    async def delete_account(self, message: DeleteAccount) -> AccountDeletion:
+        return await self.deletion.delete(message)
 
     # ── social login by discovery (issue 19) ──

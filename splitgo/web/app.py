@@ -12,9 +12,13 @@ from splitgo.web import (
     chat,
     chat_files,
     health,
+    me_data,
     notifications,
+    oidc,
+    oidc_clients,
     openapi,
     ops,
+    passkeys,
     payments,
     push,
     rides,
@@ -60,6 +64,10 @@ def create_app(
     app.add_routes(health.routes)
     app.add_routes(ops.routes)
     app.add_routes(auth.routes)
+    app.add_routes(me_data.routes)  # issue 19: your data (export, delete)
+    app.add_routes(oidc.routes)  # OpenID Connect provider (issue 19)
+    app.add_routes(oidc_clients.routes)
+    app.add_routes(passkeys.routes)
     app.add_routes(payments.routes)
     app.add_routes(splits.routes)
     # an import running when the node stops is cancelled (what it wrote stays; confirming

@@ -2,7 +2,8 @@
 
 One module per feature — `users` (users, social identities), `sessions` (sessions and
 refresh tokens), `one_time` (single-use tokens), `logins` (failures and lockouts),
-`housekeeping` (pruning) — all re-exported here, so callers write `store.user_by_id(...)`.
+`passkeys` (WebAuthn credentials and their challenges), `housekeeping` (pruning) — all
+re-exported here, so callers write `store.user_by_id(...)`.
 
 Each function takes what runs the statement (an `actors.runtime.Executor`): the pool (one
 statement, autocommit) or an open `Transaction` (several statements that commit together).
@@ -29,6 +30,20 @@ from actors.auth.store.one_time import (
     peek_one_time_token,
     spend_user_tokens,
     tokens_issued_since,
+)
+from actors.auth.store.passkeys import (
+    ChallengePurpose,
+    PasskeyRow,
+    add_challenge,
+    add_passkey,
+    delete_passkey,
+    handle_of,
+    passkey_by_credential,
+    passkeys_of,
+    record_use,
+    rename_passkey,
+    spend_challenge,
+    user_handle,
 )
 from actors.auth.store.sessions import (
     RefreshRow,
@@ -70,21 +85,27 @@ KEYS = KeyTable("auth_idempotency")
 
 __all__ = [
     "KEYS",
+    "ChallengePurpose",
     "OneTimeRow",
+    "PasskeyRow",
     "Purpose",
     "RefreshRow",
     "SessionRow",
     "UserRow",
+    "add_challenge",
     "add_one_time_token",
+    "add_passkey",
     "add_placeholder",
     "add_refresh_token",
     "add_role",
     "bind_telegram",
     "confirm_phone",
     "consume_one_time_token",
+    "delete_passkey",
     "failures_for_email",
     "failures_for_ip",
     "forget_email_failures",
+    "handle_of",
     "identity_user",
     "insert_user",
     "link_identity",
@@ -93,10 +114,14 @@ __all__ = [
     "mark_email_verified",
     "names",
     "open_session",
+    "passkey_by_credential",
+    "passkeys_of",
     "peek_one_time_token",
     "prune",
     "record_failure",
+    "record_use",
     "refresh_token_for_update",
+    "rename_passkey",
     "revoke_other_sessions",
     "revoke_session",
     "revoke_user_session",
@@ -107,10 +132,12 @@ __all__ = [
     "session_of_refresh_token",
     "set_lockout",
     "set_password",
+    "spend_challenge",
     "spend_user_tokens",
     "tokens_issued_since",
     "update_profile",
     "user_by_chat",
     "user_by_email",
     "user_by_id",
+    "user_handle",
 ]
