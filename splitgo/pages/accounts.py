@@ -25,6 +25,7 @@ from actors.auth.messages import (
 from splitgo.pages import cookies, sessions
 from splitgo.pages.forms import REFUSALS, Form, read_form
 from splitgo.pages.guards import HOME, SIGN_IN, spend
+from splitgo.pages.keys import CONFIG
 from splitgo.pages.render import redirect, render
 from splitgo.web.actors import ask
 from splitgo.web.auth import ForgotBody, RegisterBody, ResetBody, TokenBody, client_of
@@ -165,7 +166,7 @@ async def _sign_up_form(request: web.Request, form: Form) -> web.Response:
     return await render(
         request,
         "sign_up.html",
-        {"title": "Create your account", "form": form},
+        {"title": "Create your account", "form": form, "offered": request.app[CONFIG].offered()},
         status=form.status,
         headers=form.headers,
     )

@@ -30,7 +30,6 @@ routes = web.RouteTableDef()
 
 OAUTH_COOKIE = "splitgo_oauth"
 OAUTH_SECONDS = 600  # as long as auth keeps the state
-PROVIDERS = {"google": "Google", "github": "GitHub"}
 
 
 @routes.get("/")
@@ -98,7 +97,8 @@ async def social_callback(request: web.Request) -> web.StreamResponse:
     cookies.queue(request, OAUTH_COOKIE, None, None)
     form = Form.blank(next=HOME)
     if "error" in query:
-        form.summary.append(f"{PROVIDERS[provider]} did not sign you in. Try again.")
+        label = request.app[CONFIG].label(provider)
+        form.summary.append(f"{label} did not sign you in. Try again.")
         return await _sign_in_form(request, form, status=400)
     state, code = query.get("state", ""), query.get("code", "")
     if not state or not code or not hmac.compare_digest(digest, _digest(state)):
@@ -126,7 +126,7 @@ async def social_callback(request: web.Request) -> web.StreamResponse:
 async def _sign_in_form(
     request: web.Request, form: Form, *, status: int | None = None
 ) -> web.Response:
-    offered = [(name, PROVIDERS[name]) for name in request.app[CONFIG].providers]
+    offered = request.app[CONFIG].offered()
     return await render(
         request,
         "sign_in.html",
@@ -138,7 +138,7 @@ async def _sign_in_form(
 
 def _provider(request: web.Request) -> str:
     provider = request.match_info["provider"]
-    if provider not in PROVIDERS or provider not in request.app[CONFIG].providers:
+    if provider not in request.app[CONFIG].providers:
         raise web.HTTPNotFound()
     return provider
 

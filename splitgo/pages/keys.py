@@ -13,9 +13,19 @@ from splitgo.pages.static import Assets
 
 @dataclass(frozen=True, slots=True)
 class PagesConfig:
-    """How the pages are set up on this node: the social sign-in providers it offers."""
+    """How the pages are set up on this node: the social sign-in providers it offers, and
+    the names people see for them (`labels`, by provider; the name capitalised if absent)."""
 
     providers: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def label(self, provider: str) -> str:
+        """How people see `provider` ("Google", "Acme SSO")."""
+        return dict(self.labels).get(provider) or provider.capitalize()
+
+    def offered(self) -> list[tuple[str, str]]:
+        """(name, label) of each provider offered, in order: one button each."""
+        return [(name, self.label(name)) for name in self.providers]
 
 
 CONFIG = web.AppKey("pages_config", PagesConfig)

@@ -66,19 +66,17 @@ TABLES: tuple[web.RouteTableDef, ...] = (
 )
 
 
-def configured_providers(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """The social sign-in providers the node offers: those with a client id and secret
-    (the same settings composition.oauth_providers reads)."""
+def configured_providers(environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The social sign-in providers the node offers, as (name, label): those with a client
+    id and secret (composition.oauth_providers makes them from the same settings)."""
+    # imported here: composition imports the edge, whose app module sets the pages up
+    from splitgo.composition import oauth_providers
+
     try:
-        settings = load(environ)
+        providers = oauth_providers(load(environ))
     except ConfigError:  # the node refuses to start on these: offer nothing
         return ()
-    found = []
-    if settings.oauth_google_client_id and settings.oauth_google_client_secret:
-        found.append("google")
-    if settings.oauth_github_client_id and settings.oauth_github_client_secret:
-        found.append("github")
-    return tuple(found)
+    return tuple((name, provider.label) for name, provider in providers.items())
 
 
 def mark_pages(tables: Iterable[web.RouteTableDef]) -> None:
@@ -90,11 +88,13 @@ def mark_pages(tables: Iterable[web.RouteTableDef]) -> None:
                 setattr(route.handler, PAGE_ATTR, True)
 
 
-def setup_pages(app: web.Application, *, providers: Iterable[str] | None = None) -> None:
+def setup_pages(
+    app: web.Application, *, providers: Iterable[str | tuple[str, str]] | None = None
+) -> None:
     """Templates (autoescaped), static files, the pages' routes and their middleware.
 
-    `providers` are the social sign-in providers to offer; None reads the node's
-    settings from the environment."""
+    `providers` are the social sign-in providers to offer (names, or (name, label)
+    pairs); None reads the node's settings from the environment."""
     env = aiohttp_jinja2.setup(
         app,
         app_key=JINJA,
@@ -110,7 +110,11 @@ def setup_pages(app: web.Application, *, providers: Iterable[str] | None = None)
     env.globals.update(GLOBALS)
     env.globals.update(static=assets.url, fresh_key=lambda: str(uuid.uuid4()))
     chosen = configured_providers(os.environ) if providers is None else tuple(providers)
-    app[CONFIG] = PagesConfig(providers=chosen)
+    named = tuple((item, "") if isinstance(item, str) else item for item in chosen)
+    app[CONFIG] = PagesConfig(
+        providers=tuple(name for name, _ in named),
+        labels=tuple((name, label) for name, label in named if label),
+    )
     app[ASSETS] = assets
     app[REFRESHES] = Refreshes()
     tables = (served(assets), *TABLES)
