@@ -22,6 +22,7 @@ import structlog
 from actors.auth import messages as auth_messages
 from actors.auth.actor import Auth
 from actors.auth.messages import (
+    AccountDeleted,
     EmailVerified,
     ProfileChanged,
     SessionsRevoked,
@@ -232,6 +233,7 @@ class ActorSpec:
 SUBSCRIPTIONS: dict[type[Message], tuple[str, ...]] = {
     EmailVerified: ("splits",),  # an invited address joins once it is verified
     TelegramLinked: (NOTIFICATIONS,),
+    AccountDeleted: (NOTIFICATIONS,),  # a deleted account's contacts and notices go
     TransferCompleted: (NOTIFICATIONS,),
     TopUpSucceeded: (NOTIFICATIONS,),
     TopUpFailed: (NOTIFICATIONS,),

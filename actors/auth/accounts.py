@@ -129,9 +129,10 @@ class Accounts:
         return user_view(user)
 
     async def contacts(self, message: GetContacts) -> Contacts:
-        """Where the user can be reached (for the notifier)."""
+        """Where the user can be reached (for the notifier); a deleted account is reached
+        nowhere."""
         user = await store.user_by_id(self._context.pool, message.user_id)
-        if user is None:
+        if user is None or user.deleted_at is not None:
             raise UserNotFound("No such user.")
         return Contacts(
             user_id=user.id,

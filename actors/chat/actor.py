@@ -17,11 +17,13 @@ from actors.chat.messages import (
     ConversationView,
     CountUnread,
     DeleteMessage,
+    DescribeMyChat,
     EditMessage,
     GetConversation,
     ListConversations,
     ListMessages,
     MarkChatRead,
+    MyChat,
     OpenConversation,
     PostMessage,
     ReadMarker,
@@ -29,6 +31,7 @@ from actors.chat.messages import (
     UnreadCount,
 )
 from actors.chat.people import People
+from actors.chat.personal_data import PersonalData
 from actors.chat.posting import Posting, PushMany
 from actors.runtime import Actor, Clock, handles, wall_clock
 from actors.splits.messages import GroupDeleted, MemberAdded, MemberRemoved, PlaceholderClaimed
@@ -50,6 +53,7 @@ class Chat(Actor):
         self.posting = Posting(
             context, conversations=self.conversations, people=self.people, push=push
         )
+        self.personal_data = PersonalData(context)  # issue 19: the data export
 
     # ── conversations ──────────────────────────────────────────────────────────────────
 
@@ -112,3 +116,9 @@ class Chat(Actor):
     @handles(GroupDeleted)
     async def on_group_deleted(self, event: GroupDeleted) -> None:
         await self.conversations.group_deleted(event)
+
+    # ── issue 19: a user's own data (export) ───────────────────────────────────────────
+
+    @handles(DescribeMyChat)
+    async def describe_my_chat(self, message: DescribeMyChat) -> MyChat:
+        return await self.personal_data.describe(message)

@@ -322,3 +322,32 @@ class ChatMessagePosted(ChatInput, frozen=True):
     mentioned: list[Id]
     notify: list[Id]
     group_id: Id | None = None
+
+
+# ── personal data: a user's export (issue 19) ─────────────────────────────────────────
+
+MY_MESSAGES_MAX = 5_000  # messages one DescribeMyChat answers at most
+
+
+class DescribeMyChat(ChatInput, frozen=True):
+    """The messages the user wrote, in every conversation, oldest first (at most
+    MY_MESSAGES_MAX; `truncated` says more were left out), for their data export.
+    Replies MyChat."""
+
+    user_id: Id
+
+
+class MyChatMessage(Message, frozen=True):
+    message_id: str
+    conversation_id: str
+    conversation_kind: str
+    conversation_title: str
+    text: str  # "" once deleted
+    created_at: str
+    edited_at: str | None = None
+    deleted: bool = False
+
+
+class MyChat(Message, frozen=True):
+    messages: list[MyChatMessage]
+    truncated: bool = False

@@ -544,3 +544,20 @@ async def append_message(db: Executor, row: MessageRow) -> tuple[int, datetime |
         row.via,
     )
     return int(found["last_seq"]), found["previous_at"]
+
+
+async def messages_by_author(db: Executor, user_id: str, limit: int) -> list[Any]:
+    """The messages `user_id` wrote, with their conversation's kind and title, oldest
+    first, at most `limit` (for the author's data export)."""
+    return await db.fetch(
+        """
+        SELECT m.id, m.conversation_id, c.kind, c.title, m.text, m.created_at, m.edited_at,
+               m.deleted_at IS NOT NULL AS deleted
+        FROM chat_messages m JOIN chat_conversations c ON c.id = m.conversation_id
+        WHERE m.author_id = $1
+        ORDER BY m.created_at, m.id
+        LIMIT $2
+        """,
+        user_id,
+        limit,
+    )

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncpg
 
+from actors.auth.messages import AccountDeleted
 from actors.notifications.channels.email import EmailChannel
 from actors.notifications.channels.sms import SmsChannel
 from actors.notifications.channels.telegram import TelegramChannel
 from actors.notifications.channels.webpush import WebPushChannel
 from actors.notifications.deliveries import DEFAULT_MAX_ATTEMPTS, DELIVERY_BACKOFF, Deliveries
 from actors.notifications.feed import Feed, Push
+from actors.notifications.forgetting import Forgetting
 from actors.notifications.messages import (
     Acknowledged,
     AddPushSubscription,
@@ -87,6 +89,7 @@ class Notifications(Actor):
         self.feed = Feed(context, push=push)
         self.devices = PushDevices(context, channel=webpush)
         self.replies = ChatReplies(context)
+        self.forgetting = Forgetting(context)  # issue 19: a deleted account
         self.routing = Routing(
             context,
             email=email,
@@ -173,3 +176,9 @@ class Notifications(Actor):
     @handles(RemovePushSubscription)
     async def remove_push_subscription(self, message: RemovePushSubscription) -> Acknowledged:
         return await self.devices.remove(message)
+
+    # ── a deleted account (issue 19) ───────────────────────────────────────────────────
+
+    @handles(AccountDeleted)
+    async def on_account_deleted(self, event: AccountDeleted) -> None:
+        await self.forgetting.account_deleted(event)

@@ -25,6 +25,7 @@ from actors.rides.messages import (
     AdvanceRide,
     AnswerOffer,
     CancelRide,
+    DescribeMyRides,
     DriverView,
     Estimate,
     EstimateRide,
@@ -32,6 +33,7 @@ from actors.rides.messages import (
     GetOffers,
     GetRide,
     LocationNoted,
+    MyRides,
     OfferExpired,
     OfferList,
     RateRide,
@@ -42,6 +44,7 @@ from actors.rides.messages import (
     SetDriverStatus,
     UpdateLocation,
 )
+from actors.rides.personal_data import PersonalData
 from actors.rides.trips import Trips
 from actors.runtime import Actor, Clock, handles, wall_clock
 
@@ -69,6 +72,7 @@ class Rides(Actor):
         self.drivers = Drivers(context, stale_after=stale_after)
         self.dispatcher = Dispatcher(context, drivers=self.drivers, offer_timeout=offer_timeout)
         self.trips = Trips(context, drivers=self.drivers, dispatcher=self.dispatcher)
+        self.personal_data = PersonalData(context)  # issue 19: the data export
 
     async def on_start(self) -> None:
         now = self._clock()
@@ -142,3 +146,9 @@ class Rides(Actor):
     @handles(RateRide)
     async def rate(self, message: RateRide) -> RideView:
         return await self.trips.rate(message)
+
+    # ── issue 19: a user's own data (export) ───────────────────────────────────────────
+
+    @handles(DescribeMyRides)
+    async def describe_my_rides(self, message: DescribeMyRides) -> MyRides:
+        return await self.personal_data.describe(message)

@@ -285,3 +285,49 @@ class RideInProgress(DomainError):
 class AlreadyRated(DomainError):
     code = "already_rated"
     category = "conflict"
+
+
+# ── personal data: a user's export (issue 19) ─────────────────────────────────────────
+
+MY_RIDES_MAX = 2_000  # rides one DescribeMyRides answers at most
+
+
+class DescribeMyRides(RidesInput, frozen=True):
+    """The rides the user took or drove, oldest first (at most MY_RIDES_MAX; `truncated`
+    says more were left out), and their driver profile if any, for their data export.
+    Replies MyRides."""
+
+    user_id: Id
+
+
+class MyRide(Message, frozen=True):
+    ride_id: str
+    role: Literal["rider", "driver"]
+    status: str
+    pickup: Point
+    dropoff: Point
+    currency: str
+    estimate: int
+    created_at: str
+    fare: int | None = None
+    distance_m: int | None = None
+    duration_s: int | None = None
+    finished_at: str | None = None
+    group_id: str | None = None
+    cancel_reason: str | None = None
+    stars_given: int | None = None
+    comment_given: str | None = None
+
+
+class MyDriverProfile(Message, frozen=True):
+    vehicle: str
+    plate: str
+    rating_sum: int
+    rating_count: int
+    created_at: str
+
+
+class MyRides(Message, frozen=True):
+    rides: list[MyRide]
+    driver: MyDriverProfile | None = None
+    truncated: bool = False

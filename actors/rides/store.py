@@ -272,3 +272,22 @@ async def save_rating(
         comment,
     )
     return bool(done)
+
+
+async def rides_of_person(db: Executor, user_id: str, limit: int) -> list[Any]:
+    """The rides `user_id` took or drove, oldest first, at most `limit` (their export)."""
+    return await db.fetch(
+        "SELECT * FROM rides WHERE rider_id = $1 OR driver_id = $1"
+        " ORDER BY created_at, id LIMIT $2",
+        user_id,
+        limit,
+    )
+
+
+async def driver_profile(db: Executor, user_id: str) -> Any:
+    """The driver row of `user_id` (vehicle, plate, ratings), or None."""
+    return await db.fetchrow(
+        "SELECT vehicle, plate, rating_sum, rating_count, created_at FROM rides_drivers"
+        " WHERE user_id = $1",
+        user_id,
+    )

@@ -42,6 +42,7 @@ from actors.splits.messages import (
     DeleteExpense,
     DeleteGroup,
     DescribeChatSubject,
+    DescribeMySplits,
     Done,
     EditExpense,
     ExpensePage,
@@ -83,6 +84,7 @@ from actors.splits.messages import (
     ListJoinLinks,
     ListMyInvites,
     ListRecurring,
+    MySplits,
     NetBreakdown,
     PrepareSettlement,
     RecordSettlement,
@@ -102,6 +104,7 @@ from actors.splits.messages import (
     UpdateGroup,
 )
 from actors.splits.people import People
+from actors.splits.personal_data import PersonalData
 from actors.splits.recurring import Recurring
 from actors.splits.reminders import Reminders
 from actors.splits.searching import Searching
@@ -144,6 +147,7 @@ class Splits(Actor):
         self.searching = Searching(context)
         self.subjects = Subjects(context)
         self.people = People(context, settling=self.settling)
+        self.personal_data = PersonalData(context)  # issue 19: export, account deletion
 
     async def on_start(self) -> None:
         self.recurring.start()
@@ -375,3 +379,9 @@ class Splits(Actor):
     @handles(ExportGroupJson)
     async def export_json(self, message: ExportGroupJson) -> GroupExport:
         return await self.importer.export_json(message)
+
+    # ── issue 19: a user's own data (export, account deletion) ─────────────────────────
+
+    @handles(DescribeMySplits)
+    async def describe_my_splits(self, message: DescribeMySplits) -> MySplits:
+        return await self.personal_data.describe(message)

@@ -24,11 +24,12 @@ class UserRow:
     roles: tuple[str, ...]
     telegram_chat_id: int | None
     created_at: datetime
+    deleted_at: datetime | None = None  # the account was deleted (issue 19): anonymised
 
 
 _USER = (
     "id, email, name, password_hash, email_verified, phone, phone_verified, roles,"
-    " telegram_chat_id, created_at"
+    " telegram_chat_id, created_at, deleted_at"
 )
 
 
@@ -46,6 +47,7 @@ def _user(row: Any) -> UserRow | None:
         roles=tuple(row["roles"]),
         telegram_chat_id=row["telegram_chat_id"],
         created_at=row["created_at"],
+        deleted_at=row["deleted_at"],
     )
 
 
