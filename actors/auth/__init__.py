@@ -14,7 +14,9 @@ Its parts:
 - `context` — the one `AuthContext` those parts are given: the runtime's `Context` (database,
   clock, the shard's transactions and messages) with the signing keys, the password hasher,
   the login limits and the notifier; and how a user is shown;
-- `oauth` — speaking OAuth 2.0 / OpenID Connect to the sign-in providers: `id_tokens`
-  verifies their ID tokens against a cache of their signing keys, `provider_http` makes
+- `oauth` — speaking OAuth 2.0 / OpenID Connect to the sign-in providers (`provider_config`
+  says who they are): `discovery` reads an OpenID Connect issuer's endpoints from its
+  discovery document, `id_tokens` verifies their ID tokens against a cache of their signing
+  keys, `github` and `facebook` read who signed in from those APIs, `provider_http` makes
   each call to them.
 """
