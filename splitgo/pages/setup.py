@@ -14,12 +14,16 @@ from aiohttp import web
 from splitgo.config import ConfigError, load
 from splitgo.pages import (
     account,
+    account_data,
     accounts,
     alerts,
     attachments,
+    authorize,
     chat,
     chat_files,
+    connected_apps,
     console,
+    console_clients,
     conversations,
     entry,
     expenses,
@@ -28,6 +32,7 @@ from splitgo.pages import (
     imports,
     insight,
     invites,
+    passkeys,
     pwa,
     recurring,
     rides,
@@ -57,6 +62,11 @@ TABLES: tuple[web.RouteTableDef, ...] = (
     chat.routes,
     account.routes,
     console.routes,
+    console_clients.routes,  # OpenID Connect provider (issue 19)
+    authorize.routes,
+    connected_apps.routes,
+    passkeys.routes,  # passkeys (issue 19)
+    account_data.routes,  # your data: export, delete (issue 19)
     attachments.routes,
     chat_files.routes,
     insight.routes,
