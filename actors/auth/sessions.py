@@ -14,7 +14,7 @@ broadcast reconnects, loads what it may have missed with ListRevokedSessions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import structlog
 
@@ -32,6 +32,7 @@ from actors.auth.messages import (
     ListSessions,
     Login,
     Logout,
+    MfaChallenge,
     Refresh,
     RevokedSession,
     RevokedSessions,
@@ -44,6 +45,7 @@ from actors.auth.messages import (
     TokenReused,
     TooManyAttempts,
 )
+from actors.auth.mfa import second_step
 from actors.auth.passwords import MAX_LENGTH
 from actors.auth.rules import IP_MAX, USER_AGENT_MAX, clip, login_email
 from actors.auth.store import UserRow
@@ -51,6 +53,8 @@ from actors.auth.tokens import new_token, token_digest
 from actors.runtime import Transaction, rfc3339
 
 log = structlog.get_logger("actors.auth")
+
+PASSWORD_AMR = ("pwd",)  # RFC 8176: signed in with a password
 
 
 async def publish_revoked(
@@ -75,9 +79,9 @@ class Sessions:
     def __init__(self, context: AuthContext) -> None:
         self._context = context
 
-    async def login(self, message: Login) -> TokenPair:
+    async def login(self, message: Login) -> TokenPair | MfaChallenge:
         """A new session for the right email and password, unless the email or the
-        address is locked out."""
+        address is locked out; an MfaChallenge instead when the user has a second factor."""
         context, limits = self._context, self._context.limits
         email = login_email(message.email)
         ip = clip(message.ip, IP_MAX)
@@ -111,7 +115,16 @@ class Sessions:
         now = context.clock()
         async with context.transaction(dedupe=False) as tx:
             await store.forget_email_failures(tx, email, email_key)
-            pair, session_id = await self.open(tx, user, message.user_agent, ip, now)
+            # a second factor first, when the user has one: a challenge, no session yet
+            challenge = await second_step(
+                tx, user.id, amr=PASSWORD_AMR, ip=ip, user_agent=message.user_agent, now=now
+            )
+            if challenge is not None:
+                log.info("login_needs_second_factor", user_id=user.id, ip=ip)
+                return challenge
+            pair, session_id = await self.open(
+                tx, user, message.user_agent, ip, now, amr=PASSWORD_AMR
+            )
         log.info("login_succeeded", user_id=user.id, session_id=session_id, ip=ip)
         return pair
 
@@ -161,8 +174,11 @@ class Sessions:
         user_agent: str | None,
         ip: str | None,
         now: float,
+        *,
+        amr: Sequence[str] = (),
     ) -> tuple[TokenPair, str]:
-        """A new session (a new refresh-token family) and its first token pair."""
+        """A new session (a new refresh-token family) and its first token pair; `amr` says
+        how it was signed in (RFC 8176), in each of its access tokens, refreshed ones too."""
         session_id = new_id()
         refresh_token = new_token()
         await store.open_session(
@@ -174,12 +190,20 @@ class Sessions:
             token_hash=token_digest(refresh_token),
             now=now,
             expires_at=now + REFRESH_TOKEN_SECONDS,
+            amr=amr,
         )
-        return self._pair(user, session_id, refresh_token, now), session_id
+        return self._pair(user, session_id, refresh_token, now, amr), session_id
 
-    def _pair(self, user: UserRow, session_id: str, refresh_token: str, now: float) -> TokenPair:
+    def _pair(
+        self,
+        user: UserRow,
+        session_id: str,
+        refresh_token: str,
+        now: float,
+        amr: Sequence[str] = (),
+    ) -> TokenPair:
         access_token = self._context.keys.issue_access_token(
-            user_id=user.id, roles=user.roles, session_id=session_id, now=now
+            user_id=user.id, roles=user.roles, session_id=session_id, now=now, amr=amr
         )
         return TokenPair(
             access_token=access_token,
@@ -245,7 +269,7 @@ class Sessions:
             user_agent=clip(message.user_agent, USER_AGENT_MAX),
             ip=clip(message.ip, IP_MAX),
         )
-        return self._pair(user, found.session_id, refresh_token, now)
+        return self._pair(user, found.session_id, refresh_token, now, found.amr)
 
     async def logout(self, message: Logout) -> None:
         """End the session of this refresh token (any token of its family names it)."""

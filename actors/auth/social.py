@@ -22,6 +22,7 @@ from actors.auth.messages import (
     EmailVerified,
     FinishOAuth,
     InvalidField,
+    MfaChallenge,
     OAuthFailed,
     OAuthRedirect,
     StartOAuth,
@@ -29,6 +30,7 @@ from actors.auth.messages import (
     UnknownProvider,
     normalise_email,
 )
+from actors.auth.mfa import second_step
 from actors.auth.oauth import (
     AuthorizationRequest,
     ProviderConfig,
@@ -38,6 +40,7 @@ from actors.auth.oauth import (
 from actors.auth.rules import check_redirect_uri, name_from_provider
 from actors.auth.sessions import Sessions, publish_revoked
 from actors.auth.store import UserRow
+from actors.auth.store import mfa as mfa_store
 from actors.auth.tokens import token_digest
 from actors.runtime import DomainError, Transaction
 
@@ -123,8 +126,9 @@ class Social:
         log.info("oauth_started", provider=message.provider)
         return OAuthRedirect(url=request.url)
 
-    async def finish(self, message: FinishOAuth) -> TokenPair:
-        """A new session for the identity the provider vouches for."""
+    async def finish(self, message: FinishOAuth) -> TokenPair | MfaChallenge:
+        """A new session for the identity the provider vouches for (an MfaChallenge first
+        when the account has a second factor)."""
         provider = self._provider(message.provider)
         # spent first, in its own commit: a state works once even if what follows fails
         spent = await store.consume_one_time_token(
@@ -149,6 +153,12 @@ class Social:
             if tx.duplicate:
                 raise OAuthFailed("This sign-in was already completed; start again.")
             user, how = await self._user_for(tx, identity, email, now)
+            challenge = await second_step(
+                tx, user.id, amr=(), ip=message.ip, user_agent=message.user_agent, now=now
+            )
+            if challenge is not None:
+                log.info("oauth_needs_second_factor", provider=message.provider, user_id=user.id)
+                return challenge
             pair, session_id = await self._sessions.open(
                 tx, user, message.user_agent, message.ip, now
             )
@@ -226,6 +236,8 @@ class Social:
             # did. Their password and sessions end, so a squatter cannot keep a way in
             # (account pre-hijacking). The real owner can set a password by reset.
             await store.secure_takeover(tx, existing.id, now)
+            # nor a second factor they set up: it would lock the real owner out
+            await mfa_store.disable_totp(tx, existing.id)
             revoked = await store.revoke_user_sessions(tx, existing.id, now, "email_claimed")
             await publish_revoked(tx, existing.id, revoked, "email_claimed", now)
             await tx.publish(EmailVerified(user_id=existing.id, email=existing.email))

@@ -31,6 +31,11 @@ async def prune(
             now - keep,
         ),
         (
+            "DELETE FROM mfa_challenges WHERE hash IN"
+            " (SELECT hash FROM mfa_challenges WHERE expires_at < $1 LIMIT $2)",
+            now,
+        ),
+        (
             "DELETE FROM refresh_tokens WHERE hash IN"
             " (SELECT hash FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)",
             now,

@@ -3,6 +3,7 @@ refresh_tokens): each session is one family of rotated refresh tokens."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,6 +30,8 @@ class RefreshRow:
     expires_at: float
     used: bool
     session_revoked: bool
+    # how the session was signed in (RFC 8176 amr): its refreshed access tokens say it too
+    amr: tuple[str, ...] = ()
 
 
 async def open_session(
@@ -41,13 +44,14 @@ async def open_session(
     token_hash: bytes,
     now: float,
     expires_at: float,
+    amr: Sequence[str] = (),
 ) -> None:
-    """A new session with its first refresh token."""
+    """A new session with its first refresh token; `amr` says how it was signed in."""
     await db.execute(
         """
         INSERT INTO auth_sessions (id, user_id, user_agent, ip, created_at, last_used_at,
-                                   expires_at)
-        VALUES ($1, $2, $3, $4, $5, $5, $6)
+                                   expires_at, amr)
+        VALUES ($1, $2, $3, $4, $5, $5, $6, $7::text[])
         """,
         session_id,
         user_id,
@@ -55,6 +59,7 @@ async def open_session(
         ip,
         at(now),
         at(expires_at),
+        list(amr),
     )
     await add_refresh_token(db, token_hash, session_id, now, expires_at)
 
@@ -78,7 +83,7 @@ async def refresh_token_for_update(db: Executor, token_hash: bytes) -> RefreshRo
     row = await db.fetchrow(
         """
         SELECT t.session_id, t.expires_at, t.used_at IS NOT NULL AS used,
-               s.user_id, s.revoked_at IS NOT NULL AS session_revoked
+               s.user_id, s.revoked_at IS NOT NULL AS session_revoked, s.amr
         FROM refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id
         WHERE t.hash = $1
         FOR UPDATE OF t, s
@@ -93,6 +98,7 @@ async def refresh_token_for_update(db: Executor, token_hash: bytes) -> RefreshRo
         expires_at=row["expires_at"].timestamp(),
         used=row["used"],
         session_revoked=row["session_revoked"],
+        amr=tuple(row["amr"]),
     )
 
 
