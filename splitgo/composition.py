@@ -233,7 +233,8 @@ class ActorSpec:
 SUBSCRIPTIONS: dict[type[Message], tuple[str, ...]] = {
     EmailVerified: ("splits",),  # an invited address joins once it is verified
     TelegramLinked: (NOTIFICATIONS,),
-    AccountDeleted: (NOTIFICATIONS,),  # a deleted account's contacts and notices go
+    # a deleted account's contacts and notices go; it leaves its groups
+    AccountDeleted: (NOTIFICATIONS, "splits"),
     TransferCompleted: (NOTIFICATIONS,),
     TopUpSucceeded: (NOTIFICATIONS,),
     TopUpFailed: (NOTIFICATIONS,),

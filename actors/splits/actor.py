@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from actors.auth.messages import EmailVerified, UserRegistered
+from actors.auth.messages import AccountDeleted, EmailVerified, UserRegistered
 from actors.payments.messages import TransferCompleted, TransferFailed
 from actors.runtime import Actor, Clock, handles, wall_clock
 from actors.splits import store
@@ -385,3 +385,7 @@ class Splits(Actor):
     @handles(DescribeMySplits)
     async def describe_my_splits(self, message: DescribeMySplits) -> MySplits:
         return await self.personal_data.describe(message)
+
+    @handles(AccountDeleted)
+    async def on_account_deleted(self, event: AccountDeleted) -> None:
+        await self.personal_data.account_deleted(event)

@@ -5,6 +5,11 @@ share in, their settlements and comments, each bounded) and for an account delet
 check (where their balance is not zero and whom settling up would pay or be paid by,
 read from each group's kept settle plan exactly as the summary is). Reads only: each
 group's own shard keeps writing its rows.
+
+When an account is deleted (AccountDeleted, from auth) the person leaves every group they
+are in: a RemoveMember per group, told through the outbox to that group's own shard (its
+one writer), where it is refused as any leaving is if a balance appeared meanwhile. So no
+one can split a new expense with an account nobody can sign in to.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import structlog
+
+from actors.auth.messages import AccountDeleted
 from actors.runtime import Context, rfc3339
 from actors.splits import store
 from actors.splits.messages import (
@@ -24,16 +32,33 @@ from actors.splits.messages import (
     MyGroupBalance,
     MySettlement,
     MySplits,
+    RemoveMember,
 )
 from actors.splits.shares import PlannedTransfer, settle_plan
 from actors.splits.store import personal
 
+log = structlog.get_logger("actors.splits")
+
 
 class PersonalData:
-    """What splits keeps about one user, as DescribeMySplits answers it."""
+    """What splits keeps about one user, as DescribeMySplits answers it; a deleted
+    account leaves its groups."""
 
     def __init__(self, context: Context) -> None:
+        self._context = context
         self._pool = context.pool
+
+    async def account_deleted(self, event: AccountDeleted) -> None:
+        """The deleted account leaves each of its groups (each group's shard decides)."""
+        me = event.user_id
+        groups = await personal.groups(self._pool, me, PERSONAL_ROWS_MAX)
+        async with self._context.transaction() as tx:
+            if tx.duplicate:
+                return
+            for row in groups:
+                leave = RemoveMember(group_id=row["id"], user_id=me, member_user_id=me)
+                await tx.tell(self._context.name, leave)
+        log.info("deleted_account_leaves_groups", user_id=me, groups=len(groups))
 
     async def describe(self, message: DescribeMySplits) -> MySplits:
         me = message.user_id

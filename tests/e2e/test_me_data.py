@@ -85,7 +85,8 @@ async def test_the_json_export_is_a_dated_download_of_my_data(api: Api) -> None:
 
 async def test_deleting_over_the_api_is_refused_then_done(api: Api) -> None:
     """DELETE /api/v1/me: 409 saying the debt while Bob owes, then 200 once settled; the
-    token, the password and the name are gone, and the email signs up again."""
+    token and the password are gone, his share shows "Deleted user", he leaves the group,
+    and the email signs up again."""
     ann, bob = await api.register(name="Ann"), await api.register(name="Bob")
     group = await owing_group(api, ann, bob)
     key = {"Idempotency-Key": str(uuid.uuid4())}
@@ -97,9 +98,14 @@ async def test_deleting_over_the_api_is_refused_then_done(api: Api) -> None:
     done = await api.call("DELETE", "/api/v1/me", bob, {"password": PASSWORD}, key)
     assert done.status == 200, done.body
     assert (await api.call("GET", "/api/v1/me", bob)).status == 401
-    members = await api.ok("GET", f"/api/v1/groups/{group}", ann)
-    named = {m["user_id"]: m.get("name") for m in members["members"]}
-    assert named[bob.id] == "Deleted user"
+    expenses = await api.ok("GET", f"/api/v1/groups/{group}/expenses", ann)
+    [dinner] = expenses["items"]
+    assert {line["user_id"]: line["name"] for line in dinner["shares"]}[bob.id] == "Deleted user"
+    await eventually(
+        lambda: api.ok("GET", f"/api/v1/groups/{group}", ann),
+        lambda view: bob.id not in {m["user_id"] for m in view["members"]},
+        what="the deleted account left the group",
+    )
     again = await api.register(email=bob.email, name="Bob")
     assert again.id != bob.id
 
