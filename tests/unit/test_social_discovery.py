@@ -252,6 +252,13 @@ def test_bad_provider_settings_are_config_errors(environ: dict[str, str], words:
     assert next(iter(environ)) in str(failure.value)
 
 
+def test_client_secrets_stay_out_of_the_settings_repr() -> None:
+    """SPLITGO_OIDC_CLIENTS is a secret: printing the settings does not show it."""
+    settings = load({**OIDC, "SPLITGO_OIDC_CLIENTS": "acme=id:TOPSECRET,okta=id:TOPSECRET"})
+    assert "TOPSECRET" not in repr(settings)
+    assert "TOPSECRET" not in repr(oauth_providers(settings))
+
+
 def test_client_errors_never_echo_the_secret() -> None:
     """A malformed client names the provider, not the value (it holds the secret)."""
     with pytest.raises(ConfigError) as failure:
