@@ -80,13 +80,15 @@ def refusal_reasons(
     explained: set[tuple[str, str]] = set()
     for debt in debts:
         explained.add((debt.group_id, debt.currency))
-        other = names.get(debt.other_user_id, "another member")
+        other = names.get(debt.other_user_id)
         money = format_money(abs(debt.amount), debt.currency)
         if debt.amount > 0:
-            reasons.append(f"You owe {other} {money} in {debt.group_name}: settle up first.")
+            whom = other or "another member"
+            reasons.append(f"You owe {whom} {money} in {debt.group_name}: settle up first.")
         else:
+            who = other or "Another member"
             reasons.append(
-                f"{other} owes you {money} in {debt.group_name}: settle up first"
+                f"{who} owes you {money} in {debt.group_name}: settle up first"
                 " (record their payment)."
             )
     for net in balances:
