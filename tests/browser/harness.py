@@ -166,9 +166,17 @@ class Site:
         return self.node.output()
 
 
-async def start_site(folder: Path, loop: BackgroundLoop, env: dict[str, str]) -> Site:
+async def start_site(
+    folder: Path,
+    loop: BackgroundLoop,
+    env: dict[str, str],
+    *,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+) -> Site:
     """SMTP server, a database of its own, the node on it, and a client session (on the
-    background loop; `stop_site` ends them in reverse)."""
+    background loop; `stop_site` ends them in reverse). `port` and `host` as for
+    `start_node` (the site's URL is http://host:port)."""
     stack = AsyncExitStack()
     try:
         smtp = SmtpServer()
@@ -187,7 +195,7 @@ async def start_site(folder: Path, loop: BackgroundLoop, env: dict[str, str]) ->
             "SPLITGO_SHUTDOWN_TIMEOUT": "5",
             **env,
         }
-        node = await start_node(folder, env=settings)
+        node = await start_node(folder, env=settings, port=port, host=host)
         stack.push_async_callback(stop_if_running, node)
         http = await stack.enter_async_context(aiohttp.ClientSession())
     except BaseException:
@@ -302,5 +310,5 @@ def sign_in(page: Page, user: User) -> None:
     page.goto("/sign-in")
     page.get_by_label("Email").fill(user.email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page).to_have_url(re.compile(r"/home$"))

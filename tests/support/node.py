@@ -34,10 +34,17 @@ class RunningNode:
 
 
 async def start_node(
-    folder: Path, *args: str, env: dict[str, str] | None = None, ready_timeout: float = 90.0
+    folder: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    ready_timeout: float = 90.0,
+    port: int | None = None,
+    host: str = "127.0.0.1",
 ) -> RunningNode:
-    """Spawn a node with its own data folder and wait for /readyz to answer 200."""
-    port = free_port()
+    """Spawn a node with its own data folder and wait for /readyz to answer 200. `port`:
+    this one rather than a free one; `host`: the name in its URL (the node listens on
+    127.0.0.1 either way; "localhost" for what needs a domain, such as passkeys)."""
+    port = port or free_port()
     folder.mkdir(parents=True, exist_ok=True)
     environment = {
         **os.environ,
@@ -61,7 +68,7 @@ async def start_node(
         stderr=(folder / "stderr.log").open("wb"),
         stdin=subprocess.DEVNULL,
     )
-    node = RunningNode(process=process, url=f"http://127.0.0.1:{port}", folder=folder)
+    node = RunningNode(process=process, url=f"http://{host}:{port}", folder=folder)
     try:
         await wait_ready(node, ready_timeout)
     except BaseException:
