@@ -326,7 +326,8 @@ def callback_url(request: web.Request, provider: str) -> str:
 @documented(
     summary="Sign in with a provider",
     description="A redirect to the provider's sign-in page (state and PKCE); an unknown or "
-    "unconfigured provider: 404.",
+    "unconfigured provider: 404; a provider whose discovery document cannot be read or used "
+    "(down, another issuer, no code flow or S256): 400 `oauth_failed`.",
     tags=["auth"],
     auth="none",
     responses={
