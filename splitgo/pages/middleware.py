@@ -90,7 +90,8 @@ def finish(request: web.Request, response: web.StreamResponse) -> None:
     """The queued cookies, and for HTML the pages' CSP and no caching."""
     cookies.apply(request, response)
     if response.content_type == "text/html":
-        response.headers["Content-Security-Policy"] = PAGES_CSP
+        # a page may widen its own policy (the consent page lets its form lead to the app)
+        response.headers.setdefault("Content-Security-Policy", PAGES_CSP)
         response.headers.setdefault("Cache-Control", "no-store")
 
 
