@@ -198,6 +198,7 @@ class Auth(Actor):
             failures_older_than=max(context.limits.window, 3600.0),
             keep=context.limits.forget_after,
         )
+        removed += await self.provider.prune()  # OpenID Connect codes and refresh tokens
         if removed:
             log.info("auth_pruned", rows=removed)
 

@@ -19,6 +19,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from actors.auth.messages import (
+    REFRESH_TOKEN_SECONDS,
     TOKEN_TYPE_OIDC_ACCESS,
     AuthorizeOidcRequest,
     ConnectedApps,
@@ -44,6 +45,7 @@ from actors.auth.messages import (
     RevokeConnectedApp,
     VerifyEmail,
 )
+from actors.auth.store.grants import prune_oidc
 from tests.integration.test_auth_actor import (
     KEYS,
     PUBLIC_URL,
@@ -475,3 +477,18 @@ async def test_removing_an_app_removes_everything_it_was_granted(harness: Harnes
         assert await harness.pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
     with pytest.raises(OidcClientNotFound):
         await harness.ask(DeleteOidcClient(client_id=app.client.client_id))
+
+
+async def test_pruning_drops_expired_codes_and_refresh_tokens(harness: Harness) -> None:
+    """Codes an hour past their expiry and expired refresh tokens are deleted; live ones
+    stay."""
+    person = await signed_in(harness)
+    app = await new_app(harness, person)
+    code, verifier = await code_for(harness, app.client.client_id, person)
+    await exchange(harness, app, code, verifier)
+    await code_for(harness, app.client.client_id, person)
+    assert await prune_oidc(harness.pool, harness.clock.now, 3600.0) == 0
+    harness.clock.advance(REFRESH_TOKEN_SECONDS + 1)
+    assert await prune_oidc(harness.pool, harness.clock.now, 3600.0) == 3
+    for table in ("oidc_codes", "oidc_refresh_tokens"):
+        assert await harness.pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
