@@ -73,6 +73,9 @@ CORS_MAX_AGE = "600"
 RATE_LIMITED: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/auth/register"): "register",
     ("POST", "/api/v1/auth/login"): "login",
+    ("POST", "/api/v1/auth/login/mfa"): "login",
+    ("POST", "/api/v1/auth/passkeys/sign-in/options"): "login",
+    ("POST", "/api/v1/auth/passkeys/sign-in"): "login",
     ("POST", "/api/v1/auth/password/forgot"): "password",
     ("POST", "/api/v1/auth/password/reset"): "password",
     ("POST", "/api/v1/me/password"): "password",
