@@ -8,6 +8,9 @@ Its parts:
 - `tokens` — token rules with no IO (access JWTs, refresh and single-use tokens);
 - `passwords` — argon2id hashing off the event loop, and the password policy;
 - `limits` — when failed logins lock an email or an address out (no IO);
+- `passkey_rules` — passkey rules with no IO (names, the signature counter, the relying
+  party, reading a WebAuthn response); `passkeys` the part that registers passkeys and
+  signs people in with them (the `webauthn` library);
 - `store` — its SQL, one module per feature (users, sessions, one-time tokens, logins);
 - `actor` — the `Auth` actor, composed of its feature parts: `accounts`, `sessions`,
   `verification`, `reset`, `social` (OAuth users), `telegram`;
