@@ -404,6 +404,10 @@ class Settings:
         None, "SPLITGO_ADMIN_PASSWORD", "`splitgo admin create`: the password of an admin "
         "it creates; unset: asked on a terminal", optional(), secret=True,
     )
+    mfa_required_for_admins: bool = setting(
+        False, "SPLITGO_MFA_REQUIRED_FOR_ADMINS", "admins reach the admin API and the console "
+        "only from a session that passed a second factor (a TOTP code or a passkey)", Switch(),
+    )
     # fmt: on
 
     @property

@@ -274,6 +274,7 @@ class Node:
             verifier=RevocationAwareVerifier(public_jwks_for(parts.jwt_keys), revocations),
             public_url=parts.public_url,
             metrics=self.metrics,
+            mfa_required_for_admins=settings.mfa_required_for_admins,
         )
         self.bot = bot_for(settings, system, parts.public_url)
         webhook = [self.bot.webhook_routes()] if self.bot and self.bot.mode == "webhook" else []

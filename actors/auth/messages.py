@@ -782,12 +782,15 @@ class StartTotpSetup(AuthInput, frozen=True):
 
 
 class ConfirmTotp(AuthInput, frozen=True):
-    """Turn TOTP on with a current code of the pending secret. Replies RecoveryCodes."""
+    """Turn TOTP on with a current code of the pending secret. Replies RecoveryCodes. The
+    session asking (`session_id`) has just passed the second factor: its tokens say otp
+    from its next refresh on."""
 
     secret_fields: ClassVar[tuple[str, ...]] = ("code",)
 
     user_id: Id
     code: MfaCodeText
+    session_id: Id | None = None
 
 
 class DisableTotp(AuthInput, frozen=True):

@@ -159,8 +159,10 @@ class Mfa:
                 raise MfaNotEnabled("No setup is waiting for a code: start the setup again.")
             verdict = await self._check(tx, row, message.code, pending, recovery=False, now=now)
             if verdict.outcome == "ok":
-                await mfa_store.enable_totp(tx, row.user_id, rules.time_step(now), now)
+                await mfa_store.enable_totp(tx, row.user_id, now)
                 await self._keep_codes(tx, row.user_id, codes, now)
+                if message.session_id:
+                    await mfa_store.add_session_amr(tx, message.session_id, row.user_id, "otp")
         self._refuse(verdict, message.user_id, "$.code")
         log.info("totp_enabled", user_id=message.user_id)
         return RecoveryCodes(codes=[rules.shown_recovery_code(code) for code in codes])

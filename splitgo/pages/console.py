@@ -46,6 +46,7 @@ from splitgo.web.actors import ask
 from splitgo.web.keys import SERVICES
 from splitgo.web.ops import ReplayRequest, dead_letter_view, page_params
 from splitgo.web.problems import ProblemError
+from splitgo.web.security import authenticate, require_second_factor
 
 log = structlog.get_logger("splitgo.pages.console")
 routes = web.RouteTableDef()
@@ -90,6 +91,7 @@ def admins_only(handler: ViewerPage) -> Page:
                 "not_an_admin",
                 "The console is for admins. Ask an admin if you need to see it.",
             )
+        require_second_factor(request, authenticate(request))  # issue 19: two factors
         return await handler(request, viewer)
 
     return signed_in(page)

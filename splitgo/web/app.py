@@ -13,6 +13,7 @@ from splitgo.web import (
     chat_files,
     health,
     me_data,
+    mfa,
     notifications,
     oidc,
     oidc_clients,
@@ -65,6 +66,7 @@ def create_app(
     app.add_routes(ops.routes)
     app.add_routes(auth.routes)
     app.add_routes(me_data.routes)  # issue 19: your data (export, delete)
+    app.add_routes(mfa.routes)  # issue 19: two-factor sign-in (TOTP, recovery codes)
     app.add_routes(oidc.routes)  # OpenID Connect provider (issue 19)
     app.add_routes(oidc_clients.routes)
     app.add_routes(passkeys.routes)

@@ -17,6 +17,7 @@ from actors.auth.messages import (
     ListSessions,
     Login,
     Logout,
+    MfaChallenge,
     OAuthFailed,
     OAuthRedirect,
     Refresh,
@@ -147,6 +148,15 @@ def tokens_body(pair: TokenPair) -> dict[str, Any]:
     }
 
 
+def sign_in_reply(reply: TokenPair | MfaChallenge) -> web.Response:
+    """200 with the tokens; 202 with the challenge when the account has a second factor
+    (issue 19: finished at POST /api/v1/auth/login/mfa, splitgo/web/mfa.py)."""
+    if isinstance(reply, MfaChallenge):
+        body = {"mfa_token": reply.mfa_token, "expires_in": reply.expires_in}
+        return json_response({**body, "methods": list(reply.methods)}, status=202)
+    return json_response(tokens_body(reply))
+
+
 @routes.post("/api/v1/auth/register")
 @documented(
     summary="Create an account",
@@ -177,19 +187,20 @@ async def register(request: web.Request, body: RegisterBody) -> web.Response:
 @documented(
     summary="Sign in",
     description="Wrong credentials (or an unknown email): 401 `invalid_credentials`; too "
-    "many failures: 429 with Retry-After.",
+    "many failures: 429 with Retry-After. An account with two-factor sign-in on: 202 with "
+    "an `mfa_token` for POST /api/v1/auth/login/mfa instead of tokens.",
     tags=["auth"],
     auth="none",
     body=LoginBody,
-    responses={200: TokenPair},
+    responses={200: TokenPair, 202: MfaChallenge},
     errors=[401, 429],
 )
 async def login(request: web.Request, body: LoginBody) -> web.Response:
     ip, agent = client_of(request)
-    pair: TokenPair = await ask(
+    reply: TokenPair | MfaChallenge = await ask(
         request, "auth", Login(email=body.email, password=body.password, ip=ip, user_agent=agent)
     )
-    return json_response(tokens_body(pair))
+    return sign_in_reply(reply)
 
 
 @routes.post("/api/v1/auth/refresh")
@@ -353,7 +364,7 @@ async def oauth_start(request: web.Request) -> web.Response:
     tags=["auth"],
     auth="none",
     query=OAuthCallbackQuery,
-    responses={200: TokenPair},
+    responses={200: TokenPair, 202: MfaChallenge},
     errors=[400, 401],
 )
 async def oauth_callback(request: web.Request) -> web.Response:
@@ -366,7 +377,7 @@ async def oauth_callback(request: web.Request) -> web.Response:
     if not code or not state:
         raise OAuthFailed("the callback lacks its code or state")
     ip, agent = client_of(request)
-    pair: TokenPair = await ask(
+    reply: TokenPair | MfaChallenge = await ask(
         request,
         "auth",
         FinishOAuth(
@@ -379,7 +390,7 @@ async def oauth_callback(request: web.Request) -> web.Response:
         ),
         timeout=20,
     )
-    return json_response(tokens_body(pair))
+    return sign_in_reply(reply)
 
 
 @routes.get("/api/v1/me")

@@ -29,6 +29,8 @@ class Services:
     public_url: str = "http://127.0.0.1:8080"
     # the Prometheus registry GET /metrics serves; None: no /metrics, no HTTP timing
     metrics: Metrics | None = None
+    # admins need a session that passed a second factor (SPLITGO_MFA_REQUIRED_FOR_ADMINS)
+    mfa_required_for_admins: bool = False
 
 
 SERVICES = web.AppKey("services", Services)

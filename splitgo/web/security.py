@@ -77,6 +77,7 @@ def authorize_operator(request: web.Request) -> None:
         else:
             if not claims.has_role("admin"):
                 raise ProblemError(403, "not_an_admin", "/ops is for admins")
+            require_second_factor(request, claims)
             request[OPERATOR] = True
             return
     raise ProblemError(
@@ -84,6 +85,26 @@ def authorize_operator(request: web.Request) -> None:
         "invalid_token",
         "the bearer token is not valid for /ops",
         headers={"WWW-Authenticate": 'Bearer realm="ops", error="invalid_token"'},
+    )
+
+
+# what a session that passed a second factor says in its `amr` (RFC 8176)
+SECOND_FACTORS = frozenset({"otp", "hwk"})
+
+
+def require_second_factor(request: web.Request, claims: AccessClaims) -> None:
+    """When the node wants admins to use two-factor sign-in (SPLITGO_MFA_REQUIRED_FOR_ADMINS),
+    an admin's session must have passed one (a TOTP code, or a passkey): else 403
+    `mfa_required`. The token says it (`amr`), so this costs no database trip."""
+    if not request.app[SERVICES].mfa_required_for_admins:
+        return
+    if SECOND_FACTORS.intersection(claims.amr):
+        return
+    raise ProblemError(
+        403,
+        "mfa_required",
+        "Turn on two-factor sign-in at /account/mfa first (or sign in again with your code "
+        "or a passkey): admin access needs a session that passed a second factor.",
     )
 
 

@@ -74,7 +74,8 @@ async def totp_enabled(db: Executor, user_id: str) -> bool:
 async def set_pending_secret(
     db: Executor, user_id: str, secret: str, now: float, expires_at: float
 ) -> None:
-    """Keep `secret` waiting for its first code (replacing one that waited before)."""
+    """Keep `secret` waiting for its first code (replacing one that waited before); a new
+    secret has no codes used yet. Nothing changes while TOTP is on."""
     await db.execute(
         """
         INSERT INTO mfa_totp (user_id, pending_secret, pending_expires_at, updated_at)
@@ -82,7 +83,9 @@ async def set_pending_secret(
         ON CONFLICT (user_id) DO UPDATE
             SET pending_secret = EXCLUDED.pending_secret,
                 pending_expires_at = EXCLUDED.pending_expires_at,
+                last_step = -1,
                 updated_at = EXCLUDED.updated_at
+            WHERE mfa_totp.secret IS NULL
         """,
         user_id,
         secret,
@@ -91,16 +94,15 @@ async def set_pending_secret(
     )
 
 
-async def enable_totp(db: Executor, user_id: str, step: int, now: float) -> None:
-    """The pending secret becomes the user's; `step` (its confirming code's) is spent."""
+async def enable_totp(db: Executor, user_id: str, now: float) -> None:
+    """The pending secret becomes the user's (its confirming code's step is spent already)."""
     await db.execute(
         """
-        UPDATE mfa_totp SET secret = pending_secret, enabled_at = $3, pending_secret = NULL,
-            pending_expires_at = NULL, last_step = $2, failures = 0, updated_at = $3
+        UPDATE mfa_totp SET secret = pending_secret, enabled_at = $2, pending_secret = NULL,
+            pending_expires_at = NULL, failures = 0, updated_at = $2
         WHERE user_id = $1
         """,
         user_id,
-        step,
         at(now),
     )
 
@@ -231,3 +233,13 @@ async def spend_user_challenges(db: Executor, user_id: str, now: float) -> None:
         at(now),
     )
 
+
+async def add_session_amr(db: Executor, session_id: str, user_id: str, method: str) -> None:
+    """The user's session passed one more way of signing in (RFC 8176 `amr`)."""
+    await db.execute(
+        "UPDATE auth_sessions SET amr = array_append(amr, $3)"
+        " WHERE id = $1 AND user_id = $2 AND NOT ($3 = ANY (amr))",
+        session_id,
+        user_id,
+        method,
+    )
