@@ -13,7 +13,8 @@ Its parts:
   signs people in with them (the `webauthn` library);
 - `store` — its SQL, one module per feature (users, sessions, one-time tokens, logins);
 - `actor` — the `Auth` actor, composed of its feature parts: `accounts`, `sessions`,
-  `verification`, `reset`, `social` (OAuth users), `telegram`;
+  `verification`, `reset`, `social` (OAuth users), `telegram`, `deletion` (the data export's
+  account part, and deleting an account);
 - `context` — the one `AuthContext` those parts are given: the runtime's `Context` (database,
   clock, the shard's transactions and messages) with the signing keys, the password hasher,
   the login limits and the notifier; and how a user is shown;
