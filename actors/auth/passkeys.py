@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import asyncpg
 import structlog
 from webauthn import (
     generate_authentication_options,
@@ -31,6 +32,7 @@ from webauthn.helpers.structs import (
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
+from webauthn.registration.verify_registration_response import VerifiedRegistration
 
 from actors.auth import store
 from actors.auth.context import AuthContext, new_id
@@ -165,23 +167,36 @@ class Passkeys:
         except (WebAuthnException, ValueError, KeyError, TypeError) as error:
             raise self._rejected("registration", message.user_id, error) from None
         now = context.clock()
-        async with context.transaction(dedupe=False) as tx:
-            row = await store.add_passkey(
+        try:
+            row = await self._store(message, name, verified, transports_of(credential), now)
+        except asyncpg.ForeignKeyViolationError:
+            raise UserNotFound("No such user.") from None
+        if row is None:
+            raise PasskeyExists("This passkey is already registered.")
+        log.info("passkey_registered", user_id=message.user_id, passkey_id=row.id)
+        return passkey_view(row)
+
+    async def _store(
+        self,
+        message: FinishPasskeyRegistration,
+        name: str,
+        verified: VerifiedRegistration,
+        transports: list[str],
+        now: float,
+    ) -> PasskeyRow | None:
+        async with self._context.transaction(dedupe=False) as tx:
+            return await store.add_passkey(
                 tx,
                 passkey_id=new_id(),
                 user_id=message.user_id,
                 credential_id=verified.credential_id,
                 public_key=verified.credential_public_key,
                 sign_count=verified.sign_count,
-                transports=transports_of(credential),
+                transports=transports,
                 name=name,
                 backed_up=verified.credential_backed_up,
                 now=now,
             )
-        if row is None:
-            raise PasskeyExists("This passkey is already registered.")
-        log.info("passkey_registered", user_id=message.user_id, passkey_id=row.id)
-        return passkey_view(row)
 
     # ── sign-in ────────────────────────────────────────────────────────────────────────
 

@@ -18,6 +18,7 @@ from actors.auth.messages import (
     FinishPasskeySignIn,
     InvalidField,
     ListPasskeys,
+    PasskeyExists,
     PasskeyList,
     PasskeyNotFound,
     PasskeyOptions,
@@ -280,3 +281,17 @@ def test_the_browsers_credential_is_a_secret_field_of_both_finishing_messages() 
     """A dead letter of a finishing message never keeps the browser's response."""
     for kind in (FinishPasskeyRegistration, FinishPasskeySignIn):
         assert kind.secret_fields == ("credential",)
+
+
+async def test_a_credential_registered_once_is_not_registered_again(harness: Harness) -> None:
+    """The same authenticator's credential, offered again by its owner or by someone else,
+    is refused as already registered; the first registration stays."""
+    alice = await harness.register()
+    bob = await harness.register("bob@example.com", "Bob")
+    authenticator = SoftAuthenticator(PUBLIC_URL)
+    await add_passkey(harness, alice.id, authenticator)
+    for user in (alice, bob):
+        with pytest.raises(PasskeyExists):
+            await add_passkey(harness, user.id, authenticator, "Again")
+    listed = await harness.ask(ListPasskeys(user_id=alice.id))
+    assert [item.name for item in listed.items] == ["Phone"]

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import asyncpg
-
 from actors.runtime import Executor, at
 
 ChallengePurpose = Literal["register", "sign_in"]
@@ -169,28 +167,26 @@ async def add_passkey(
     backed_up: bool,
     now: float,
 ) -> PasskeyRow | None:
-    """Store a new passkey; None when its credential id is already registered."""
-    try:
-        row = await db.fetchrow(
-            f"""
-            INSERT INTO passkeys (id, user_id, credential_id, public_key, sign_count,
-                                  transports, name, backed_up, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            ON CONFLICT (credential_id) DO NOTHING
-            RETURNING {_COLUMNS}
-            """,
-            passkey_id,
-            user_id,
-            credential_id,
-            public_key,
-            sign_count,
-            transports,
-            name,
-            backed_up,
-            at(now),
-        )
-    except asyncpg.ForeignKeyViolationError:
-        return None
+    """Store a new passkey; None when its credential id is already registered (a user
+    that is gone meanwhile is asyncpg's ForeignKeyViolationError)."""
+    row = await db.fetchrow(
+        f"""
+        INSERT INTO passkeys (id, user_id, credential_id, public_key, sign_count,
+                              transports, name, backed_up, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        ON CONFLICT (credential_id) DO NOTHING
+        RETURNING {_COLUMNS}
+        """,
+        passkey_id,
+        user_id,
+        credential_id,
+        public_key,
+        sign_count,
+        transports,
+        name,
+        backed_up,
+        at(now),
+    )
     return _passkey(row)
 
 
