@@ -21,7 +21,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from joserfc import jwt
-from joserfc.jwk import OctKey
+from joserfc.errors import BadSignatureError
+from joserfc.jwk import KeySet, OctKey
 
 from actors.auth.tokens import derive_signing_key
 from tests.support.node import PROJECT_ROOT, RunningNode, start_node, stop_node
@@ -510,3 +511,29 @@ async def test_a_password_change_needs_the_current_one_and_ends_other_sessions(
     await login(world, http, email, new_password)
     mails = await wait_for_mail(world, email, count=2)
     assert "password" in str(mails["Subject"]).lower()
+
+
+async def test_a_service_with_only_the_published_keys_verifies_access_tokens(
+    world: World, http: aiohttp.ClientSession
+) -> None:
+    """Another service that finds /.well-known/jwks.json through the discovery document
+    verifies a signed-in user's access token with a JWT library and those public keys alone,
+    and refuses the token once its payload is changed."""
+    user = await register(world, http, "jwks@example.com")
+    pair = await login(world, http, "jwks@example.com")
+    async with http.get(f"{world.node.url}/.well-known/openid-configuration") as response:
+        assert response.status == 200
+        discovery = await response.json()
+    assert discovery["issuer"] == world.node.url.rstrip("/")
+    async with http.get(discovery["jwks_uri"]) as response:
+        assert response.status == 200
+        published = await response.json()
+    assert published["keys"]
+    assert all("d" not in key for key in published["keys"])
+    keys = KeySet.import_key_set(published)
+    claims = jwt.decode(pair["access_token"], keys, algorithms=["ES256"]).claims
+    assert (claims["sub"], claims["typ"]) == (user["user"]["id"], "access")
+    head, _payload, signature = pair["access_token"].split(".")
+    elevated = base64.urlsafe_b64encode(json.dumps({**claims, "roles": ["admin"]}).encode())
+    with pytest.raises(BadSignatureError):
+        jwt.decode(f"{head}.{elevated.decode().rstrip('=')}.{signature}", keys)
