@@ -16,8 +16,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
-from actors.auth.messages import FinishOAuth, Login, OAuthRedirect, StartOAuth, TokenPair
-from splitgo.pages import cookies, sessions
+from actors.auth.messages import (
+    FinishOAuth,
+    Login,
+    MfaChallenge,
+    OAuthRedirect,
+    StartOAuth,
+    TokenPair,
+)
+from splitgo.pages import cookies, mfa, sessions
 from splitgo.pages.forms import REFUSALS, Form, read_form
 from splitgo.pages.guards import HOME, local_target, spend
 from splitgo.pages.keys import CONFIG
@@ -55,7 +62,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         spend(request, "login")
         body = form.parse(LoginBody)
         ip, agent = client_of(request)
-        pair: TokenPair = await ask(
+        pair: TokenPair | MfaChallenge = await ask(
             request,
             "auth",
             Login(email=body.email, password=body.password, ip=ip, user_agent=agent),
@@ -63,6 +70,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     except REFUSALS as error:
         form.refuse(error)
         return await _sign_in_form(request, form)
+    if isinstance(pair, MfaChallenge):  # issue 19: the account has a second factor
+        return await mfa.code_step(request, pair, local_target(form.value("next")))
     await sessions.sign_in(request, pair)
     cookies.flash(request, "signed_in")
     return redirect(local_target(form.value("next")))
@@ -114,10 +123,12 @@ async def social_callback(request: web.Request) -> web.StreamResponse:
         user_agent=agent,
     )
     try:
-        pair: TokenPair = await ask(request, "auth", message, timeout=20)
+        pair: TokenPair | MfaChallenge = await ask(request, "auth", message, timeout=20)
     except REFUSALS as error:
         form.refuse(error)
         return await _sign_in_form(request, form)
+    if isinstance(pair, MfaChallenge):  # issue 19: the account has a second factor
+        return await mfa.code_step(request, pair, local_target(_decoded(encoded)))
     await sessions.sign_in(request, pair)
     cookies.flash(request, "signed_in")
     return redirect(local_target(_decoded(encoded)))

@@ -32,6 +32,7 @@ from splitgo.pages import (
     imports,
     insight,
     invites,
+    mfa,
     passkeys,
     pwa,
     recurring,
@@ -66,6 +67,7 @@ TABLES: tuple[web.RouteTableDef, ...] = (
     authorize.routes,
     connected_apps.routes,
     passkeys.routes,  # passkeys (issue 19)
+    mfa.routes,  # two-factor sign-in: TOTP, recovery codes (issue 19)
     account_data.routes,  # your data: export, delete (issue 19)
     attachments.routes,
     chat_files.routes,
