@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -193,6 +194,22 @@ async def signed_in_with_splitgo(
     return client, dict(token), started
 
 
+async def register_on(browser: aiohttp.ClientSession, page: Page, uris: str) -> Page:
+    """The console's register form sent with these redirect URIs (public left unticked)."""
+    fields = page.form("/console/apps")["fields"]
+    data = {**fields, "name": "Console App", "redirect_uris": uris}
+    data.pop("public", None)
+    async with browser.post(f"{page.url.split('/console')[0]}/console/apps", data=data) as response:
+        return await page_of(response)
+
+
+def shown(page: Page, element_id: str) -> str:
+    """The text of the <code> element with this id."""
+    found = re.search(rf'<code id="{element_id}">([^<]+)</code>', page.html)
+    assert found is not None, element_id
+    return found[1]
+
+
 # ── tests ───────────────────────────────────────────────────────────────────────────
 
 
@@ -366,3 +383,68 @@ async def test_only_admins_register_apps(world: World) -> None:
     reply = await world.api.call("POST", "/api/v1/admin/oidc-clients", person, body)
     assert reply.status == 403
     assert reply.body["code"] == "not_an_admin"
+
+
+async def test_deny_goes_back_to_the_app_with_access_denied(
+    world: World, browser: aiohttp.ClientSession
+) -> None:
+    """Deny on the consent page sends the browser to the app with error=access_denied and
+    its state, and remembers nothing."""
+    app = await register_app(world)
+    await signed_in_person(world, browser)
+    started = start(world, relying_party(app))
+    _, _, consent = await follow(browser, started.url)
+    data = {**consent.form("/oauth2/authorize")["fields"], "decision": "deny"}
+    async with browser.post(
+        f"{world.node.url}/oauth2/authorize", data=data, allow_redirects=False
+    ) as response:
+        assert response.status == 303
+        query = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert query["error"] == ["access_denied"]
+    assert query["state"] == [started.state]
+    status, _, _ = await follow(browser, start(world, relying_party(app)).url)
+    assert status == 200  # the consent page again
+
+
+async def test_the_consent_page_lets_its_form_lead_to_the_app_only(
+    world: World, browser: aiohttp.ClientSession
+) -> None:
+    """The consent page's CSP adds the app's origin to form-action, nothing else; its form
+    carries the CSRF token, and a post without it is refused."""
+    app = await register_app(world)
+    await signed_in_person(world, browser)
+    _, _, consent = await follow(browser, start(world, relying_party(app)).url)
+    policy = consent.headers["Content-Security-Policy"]
+    assert "form-action 'self' http://localhost:8765" in policy
+    assert "frame-ancestors 'none'" in policy
+    fields = consent.form("/oauth2/authorize")["fields"]
+    assert fields["csrf_token"]
+    forged = {name: value for name, value in fields.items() if name != "csrf_token"}
+    async with browser.post(
+        f"{world.node.url}/oauth2/authorize", data={**forged, "decision": "allow"}
+    ) as response:
+        assert response.status == 403
+
+
+async def test_the_console_registers_an_app_and_shows_its_secret_once(
+    world: World, browser: aiohttp.ClientSession
+) -> None:
+    """An admin registers an app on /console/apps: a refused redirect URI is said at its
+    field with what was typed kept; a good one shows the client id and secret, and the
+    list afterwards shows the app but never the secret."""
+    form = await visit(browser, f"{world.node.url}/sign-in")
+    await submit(browser, form, "/sign-in", {"email": ADMIN, "password": PASSWORD})
+    page = await visit(browser, f"{world.node.url}/console/apps")
+    assert page.status == 200
+    refused = await register_on(browser, page, "http://app.example/cb")
+    assert refused.status == 422
+    assert "plain http only for localhost" in refused.html
+    assert "http://app.example/cb" in refused.html
+    made = await register_on(browser, refused, f"{CALLBACK}\nhttps://app.example/cb")
+    assert made.status == 201, made.html
+    secret = shown(made, "created-client-secret")
+    client_id = shown(made, "created-client-id")
+    assert len(secret) > 40
+    listed = await visit(browser, f"{world.node.url}/console/apps")
+    assert client_id in listed.html
+    assert secret not in listed.html
