@@ -102,7 +102,8 @@ async def login(world: World, http: aiohttp.ClientSession, email: str) -> tuple[
 async def test_an_admin_needs_the_second_factor_for_the_admin_api(
     world: World, http: aiohttp.ClientSession
 ) -> None:
-    """An admin without TOTP signs in but /ops answers 403 mfa_required; once TOTP is set up
+    """An admin without TOTP signs in but /ops and the admin API answer 403 mfa_required;
+    once TOTP is set up
     (and the tokens refreshed) it answers; a new sign-in then needs a code (202), and a
     recovery code works once."""
     status, tokens = await login(world, http, ADMIN)
@@ -110,6 +111,9 @@ async def test_an_admin_needs_the_second_factor_for_the_admin_api(
     status, problem = await call(http, "GET", world.ops, headers=bearer(tokens))
     assert (status, problem["code"]) == (403, "mfa_required")
     assert "/account/mfa" in problem["detail"]
+    clients = f"{world.api}/admin/oidc-clients"
+    status, problem = await call(http, "GET", clients, headers=bearer(tokens))
+    assert (status, problem["code"]) == (403, "mfa_required")
 
     status, setup = await call(http, "POST", f"{world.api}/me/mfa/totp", headers=bearer(tokens))
     assert status == 201
@@ -144,6 +148,8 @@ async def test_an_admin_needs_the_second_factor_for_the_admin_api(
     )
     assert status == 200
     status, _ = await call(http, "GET", world.ops, headers=bearer(refreshed))
+    assert status == 200
+    status, _ = await call(http, "GET", clients, headers=bearer(refreshed))
     assert status == 200
 
     status, challenge = await login(world, http, ADMIN)
