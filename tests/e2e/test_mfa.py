@@ -103,9 +103,8 @@ async def test_an_admin_needs_the_second_factor_for_the_admin_api(
     world: World, http: aiohttp.ClientSession
 ) -> None:
     """An admin without TOTP signs in but /ops and the admin API answer 403 mfa_required;
-    once TOTP is set up
-    (and the tokens refreshed) it answers; a new sign-in then needs a code (202), and a
-    recovery code works once."""
+    once TOTP is set up (and the tokens refreshed) they answer; a new sign-in then needs a
+    code (202), and a recovery code works once."""
     status, tokens = await login(world, http, ADMIN)
     assert status == 200
     status, problem = await call(http, "GET", world.ops, headers=bearer(tokens))
