@@ -11,6 +11,8 @@ Its parts:
 - `passkey_rules` — passkey rules with no IO (names, the signature counter, the relying
   party, reading a WebAuthn response); `passkeys` the part that registers passkeys and
   signs people in with them (the `webauthn` library);
+- `mfa_rules` — TOTP and recovery-code rules with no IO (the time-step window, reuse, the
+  codes' form, lockouts); `mfa` the part that sets TOTP up and completes two-step sign-ins;
 - `store` — its SQL, one module per feature (users, sessions, one-time tokens, logins);
 - `actor` — the `Auth` actor, composed of its feature parts: `accounts`, `sessions`,
   `verification`, `reset`, `social` (OAuth users), `telegram`, `deletion` (the data export's
