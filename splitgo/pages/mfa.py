@@ -240,7 +240,7 @@ async def code_step(
         "sign_in_code.html",
         {"title": "Enter your code", "form": form},
         status=form.status,
-        headers={**form.headers, "Cache-Control": "no-store"},
+        headers=form.headers,
     )
 
 
