@@ -19,13 +19,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from actors.auth.messages import OIDC_SCOPES, InvalidField, OidcError, has_control_characters
 
 SCOPES = OIDC_SCOPES
-# what each scope lets an app see, in the consent page's words
-SCOPE_WORDS = {
-    "openid": "Who you are on splitgo (an id that stays the same)",
-    "profile": "Your name",
-    "email": "Your email address, and whether it is confirmed",
-    "offline_access": "Stay connected when you are not using it (until you revoke it)",
-}
 REDIRECT_URI_MAX = 2000
 REDIRECT_URIS_MAX = 10
 CLIENT_NAME_MAX = 100

@@ -21,7 +21,7 @@ page's, `Sec-Fetch-Site: same-origin`) is a small page that goes on by itself in
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import structlog
 from aiohttp import web
@@ -126,8 +126,10 @@ async def _follow(
     request: web.Request, params: Mapping[str, str], outcome: OidcAuthorization
 ) -> web.StreamResponse:
     if outcome.action == "sign_in":
-        target = f"{AUTHORIZE}?{request.query_string}" if request.method == "GET" else AUTHORIZE
-        return redirect(sign_in_url(target), status=302)
+        # back here with the same request once signed in (a consent posted by a browser
+        # whose session ended meanwhile too)
+        asked = {name: value for name, value in params.items() if value}
+        return redirect(sign_in_url(f"{AUTHORIZE}?{urlencode(asked)}"), status=302)
     if outcome.action == "consent":
         return await _consent(request, params, outcome)
     if request.method == "GET" and request.headers.get("Sec-Fetch-Site") == "same-origin":

@@ -448,3 +448,22 @@ async def test_the_console_registers_an_app_and_shows_its_secret_once(
     listed = await visit(browser, f"{world.node.url}/console/apps")
     assert client_id in listed.html
     assert secret not in listed.html
+
+
+async def test_signed_out_people_sign_in_first_and_come_back(
+    world: World, browser: aiohttp.ClientSession
+) -> None:
+    """Signed out, the authorization request sends the browser to the sign-in page; the
+    sign-in form brings it back to the same request, now on the consent page."""
+    app = await register_app(world)
+    person = await world.api.register(None, "Grace Hopper")
+    started = start(world, relying_party(app))
+    status, location, _ = await follow(browser, started.url)
+    assert status == 302
+    assert location is not None
+    assert location.startswith("/sign-in?next=%2Foauth2%2Fauthorize%3F")
+    form = await visit(browser, f"{world.node.url}{location}")
+    consent = await submit(browser, form, "/sign-in", {"email": person.email, "password": PASSWORD})
+    assert consent.status == 200
+    assert "Sign in to Ride Share" in consent.html
+    assert consent.form("/oauth2/authorize")["fields"]["state"] == started.state
