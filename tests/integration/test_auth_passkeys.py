@@ -112,6 +112,7 @@ async def test_a_registered_passkey_signs_its_owner_in_without_a_password(
     view = await add_passkey(harness, user.id, SoftAuthenticator(PUBLIC_URL), "  My   phone ")
     assert (view.name, view.transports, view.last_used_at) == ("My phone", ["internal"], None)
     authenticator = SoftAuthenticator(PUBLIC_URL)
+    harness.clock.advance(1)  # listed oldest first: the two must not share a created_at
     await add_passkey(harness, user.id, authenticator, "Laptop")
     options = await sign_in_options(harness)
     assert options["rpId"] == "splitgo.test"
