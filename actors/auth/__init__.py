@@ -13,6 +13,11 @@ Its parts:
   signs people in with them (the `webauthn` library);
 - `mfa_rules` — TOTP and recovery-code rules with no IO (the time-step window, reuse, the
   codes' form, lockouts); `mfa` the part that sets TOTP up and completes two-step sign-ins;
+- `provider_rules` — the OpenID Connect provider's rules with no IO (registered redirect
+  URIs and exact matching, scopes, prompts, PKCE S256, answer URLs, claims by scope);
+  `provider` the part that registers apps, answers authorization requests and keeps
+  consents, with `provider_tokens` for the token endpoint and userinfo ("Sign in with
+  splitgo");
 - `store` — its SQL, one module per feature (users, sessions, one-time tokens, logins);
 - `actor` — the `Auth` actor, composed of its feature parts: `accounts`, `sessions`,
   `verification`, `reset`, `social` (OAuth users), `telegram`, `deletion` (the data export's
