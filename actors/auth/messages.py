@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
+import pyotp
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, GuestProtocol
@@ -724,6 +725,9 @@ class ConnectedAppNotFound(DomainError):
 # (commands, replies, events and errors of this feature)
 
 MFA_CHALLENGE_SECONDS = 5 * 60  # how long the second step of a sign-in may take
+TOTP_DIGITS = 6
+TOTP_PERIOD = 30
+TOTP_ISSUER = "splitgo"
 MfaCodeText = Annotated[str, msgspec.Meta(max_length=64)]
 
 
@@ -867,6 +871,7 @@ class MfaAlreadyEnabled(DomainError):
 # (commands, replies, events and errors of this feature)
 
 PASSKEY_JSON_MAX = 32_768  # a browser's credential JSON (an attestation with its certificates)
+PASSKEY_NAME_MAX = 60  # a passkey's name once trimmed ("Phone", "Work laptop")
 PasskeyJson = Annotated[str, msgspec.Meta(max_length=PASSKEY_JSON_MAX)]
 PasskeyName = Annotated[str, msgspec.Meta(max_length=200)]
 
@@ -1060,7 +1065,6 @@ class FreshSignInRequired(DomainError):
     category = "forbidden"
 
 
-
 # ── social login by discovery (issue 19) ──
 # (commands, replies, events and errors of this feature)
 
@@ -1171,3 +1175,21 @@ def _check_times(exp: int, iat: int, now: float) -> None:
     if iat > now + IAT_LEEWAY_SECONDS:
         # no node of ours signs tokens from the future: a forged or broken clock
         raise InvalidToken("the access token was issued in the future")
+
+
+def provisioning_uri(secret: str, account: str) -> str:
+    """The `otpauth://totp/...` URI an authenticator app reads from a TOTP setup's QR code."""
+    uri = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD).provisioning_uri(
+        name=account, issuer_name=TOTP_ISSUER
+    )
+    # pyotp leaves the optional parameters out when they are the defaults; some apps want them
+    if "period=" not in uri:
+        uri += f"&period={TOTP_PERIOD}"
+    if "digits=" not in uri:
+        uri += f"&digits={TOTP_DIGITS}"
+    return uri
+
+
+def spaced_secret(secret: str) -> str:
+    """A TOTP secret in groups of four, for typing it into an app by hand."""
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))

@@ -49,6 +49,7 @@ from actors.auth.messages import (
     UserNotFound,
     WrongMfaCode,
     WrongPassword,
+    provisioning_uri,
 )
 from actors.auth.passwords import MAX_LENGTH
 from actors.auth.rules import IP_MAX, USER_AGENT_MAX, clip
@@ -140,7 +141,7 @@ class Mfa:
         log.info("totp_setup_started", user_id=user.id)
         return TotpSetup(
             secret=secret,
-            uri=rules.provisioning_uri(secret, user.email),
+            uri=provisioning_uri(secret, user.email),
             expires_at=rfc3339(at(expires_at), timespec="seconds"),
         )
 

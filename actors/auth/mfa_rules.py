@@ -29,10 +29,9 @@ from typing import Literal
 
 import pyotp
 
-TOTP_DIGITS = 6
-TOTP_PERIOD = 30
+from actors.auth.messages import TOTP_DIGITS, TOTP_PERIOD
+
 TOTP_WINDOW = 1  # steps either side of now a code is still accepted for
-ISSUER = "splitgo"
 RECOVERY_CODES = 10
 RECOVERY_LENGTH = 12
 RECOVERY_GROUP = 4
@@ -53,24 +52,6 @@ _RECOVERY = re.compile(rf"^[{RECOVERY_ALPHABET}]{{{RECOVERY_LENGTH}}}$")
 def new_secret() -> str:
     """A fresh TOTP secret: 160 random bits in base32 (32 characters), as RFC 4226 advises."""
     return pyotp.random_base32(32)
-
-
-def provisioning_uri(secret: str, account: str) -> str:
-    """The `otpauth://totp/...` URI an authenticator app reads from the QR code."""
-    uri = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD).provisioning_uri(
-        name=account, issuer_name=ISSUER
-    )
-    # pyotp leaves the optional parameters out when they are the defaults; some apps want them
-    if "period=" not in uri:
-        uri += f"&period={TOTP_PERIOD}"
-    if "digits=" not in uri:
-        uri += f"&digits={TOTP_DIGITS}"
-    return uri
-
-
-def spaced_secret(secret: str) -> str:
-    """The secret in groups of four, for typing it into an app by hand."""
-    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
 def time_step(now: float) -> int:

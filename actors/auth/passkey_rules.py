@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from actors.auth.messages import InvalidField, has_control_characters
+from actors.auth.messages import PASSKEY_NAME_MAX, InvalidField, has_control_characters
 
-PASSKEY_NAME_MAX = 60
 # a challenge is good for one ceremony within this many seconds
 CHALLENGE_SECONDS = 5 * 60
 # how long the browser may let the person choose an authenticator (a hint, milliseconds)

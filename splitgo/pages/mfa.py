@@ -44,8 +44,9 @@ from actors.auth.messages import (
     TooManyAttempts,
     TotpSetup,
     UserView,
+    provisioning_uri,
+    spaced_secret,
 )
-from actors.auth.mfa_rules import provisioning_uri, spaced_secret
 from splitgo.pages import cookies, sessions
 from splitgo.pages.forms import REFUSALS, Form, read_form
 from splitgo.pages.guards import SIGN_IN, local_target, signed_in, spend

@@ -14,6 +14,7 @@ import msgspec
 from aiohttp import web
 
 from actors.auth.messages import (
+    PASSKEY_NAME_MAX,
     DeletePasskey,
     FinishPasskeyRegistration,
     FinishPasskeySignIn,
@@ -26,7 +27,6 @@ from actors.auth.messages import (
     StartPasskeySignIn,
     TokenPair,
 )
-from actors.auth.passkey_rules import PASSKEY_NAME_MAX
 from splitgo.web.actors import ask
 from splitgo.web.auth import client_of, tokens_body
 from splitgo.web.declare import Raw, documented, page

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.auth import mfa_rules as rules
+from actors.auth.messages import TOTP_PERIOD, provisioning_uri
 from actors.auth.mfa_rules import MFA_THRESHOLD, Strikes
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -27,7 +28,7 @@ def test_a_new_secret_is_160_bits_of_base32() -> None:
 def test_the_uri_is_what_authenticator_apps_read() -> None:
     """The otpauth URI names splitgo and the account, and spells out the secret, the six
     digits and the 30-second period."""
-    uri = rules.provisioning_uri(SECRET, "ada@example.com")
+    uri = provisioning_uri(SECRET, "ada@example.com")
     parts = urlsplit(uri)
     assert (parts.scheme, parts.netloc) == ("otpauth", "totp")
     assert parts.path == "/splitgo:ada%40example.com"
@@ -67,7 +68,7 @@ def test_an_accepted_code_never_verifies_twice(now: float, offset: int, later: i
     accepted = rules.matching_step(SECRET, code, now)
     assert accepted is not None
     assert not rules.is_reuse(accepted, last_step=accepted - 1)
-    again = rules.matching_step(SECRET, code, now + later * rules.TOTP_PERIOD)
+    again = rules.matching_step(SECRET, code, now + later * TOTP_PERIOD)
     assert again is None or rules.is_reuse(again, last_step=accepted)
     assert rules.is_reuse(accepted - 1, last_step=accepted)
 

@@ -11,9 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.auth.messages import InvalidField
+from actors.auth.messages import PASSKEY_NAME_MAX, InvalidField
 from actors.auth.passkey_rules import (
-    PASSKEY_NAME_MAX,
     RelyingParty,
     base64url_decode,
     challenge_digest,
