@@ -32,6 +32,7 @@ from actors.auth.context import AuthContext, user_view
 from actors.auth.messages import (
     DELETED_NAME,
     FRESH_SIGN_IN_SECONDS,
+    SECOND_FACTORS,
     AccountDeleted,
     AccountDeletion,
     AccountNotEmpty,
@@ -42,6 +43,7 @@ from actors.auth.messages import (
     ListSessions,
     MyAccount,
     ProfileChanged,
+    SecondFactorRequired,
     UserNotFound,
     WrongPassword,
 )
@@ -49,6 +51,7 @@ from actors.auth.passwords import MAX_LENGTH
 from actors.auth.sessions import Sessions, publish_revoked
 from actors.auth.store import UserRow
 from actors.auth.store import deletion as deletion_store
+from actors.auth.store import mfa as mfa_store
 from actors.payments.messages import Balance, GetWallet, WalletView, format_money
 from actors.runtime import rfc3339
 from actors.splits.messages import DescribeMySplits, MyDebt, MyGroupBalance, MySplits
@@ -162,7 +165,22 @@ class Deletion:
         return user
 
     async def _confirm(self, user: UserRow, message: DeleteAccount) -> None:
-        """The person is who they say: their password, or (no password) a fresh sign-in."""
+        """The person is who they say: their password, or (no password) a fresh sign-in; and
+        with two-factor sign-in on, a session that passed the second factor."""
+        await self._confirm_identity(user, message)
+        pool = self._context.pool
+        if not await mfa_store.totp_enabled(pool, user.id):
+            return
+        factors = await deletion_store.session_factors(pool, user.id, message.session_id)
+        if not SECOND_FACTORS.intersection(factors):
+            log.info("account_deletion_needs_second_factor", user_id=user.id)
+            raise SecondFactorRequired(
+                "This sign-in began before two-factor sign-in was turned on: sign out, sign in"
+                " again with your code (or a passkey), then delete your account."
+            )
+
+    async def _confirm_identity(self, user: UserRow, message: DeleteAccount) -> None:
+        """Their password, or (an account with no password) a sign-in moments ago."""
         context = self._context
         if user.password_hash is None:
             started = await deletion_store.session_started(

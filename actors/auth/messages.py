@@ -725,6 +725,8 @@ class ConnectedAppNotFound(DomainError):
 # (commands, replies, events and errors of this feature)
 
 MFA_CHALLENGE_SECONDS = 5 * 60  # how long the second step of a sign-in may take
+# the amr values (RFC 8176) of a session that passed a second factor: a code or a passkey
+SECOND_FACTORS = frozenset({"otp", "hwk"})
 TOTP_DIGITS = 6
 TOTP_PERIOD = 30
 TOTP_ISSUER = "splitgo"
@@ -1062,6 +1064,14 @@ class FreshSignInRequired(DomainError):
     """An account with no password confirms a deletion by signing in again first."""
 
     code = "fresh_sign_in_required"
+    category = "forbidden"
+
+
+class SecondFactorRequired(DomainError):
+    """The account has two-factor sign-in on, and this session did not pass a second factor
+    (it began before TOTP was turned on): sign in again with a code or a passkey."""
+
+    code = "mfa_required"
     category = "forbidden"
 
 

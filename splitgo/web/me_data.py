@@ -243,8 +243,10 @@ async def delete_account(
     summary="Delete your account",
     description="Confirmed with your `password` (an account with no password: sign in again "
     "first; within 10 minutes, else 403 `fresh_sign_in_required`). A wrong password: 422 "
-    "`wrong_password` at `$.password`. Refused with 409 `account_not_empty` while your "
-    "wallet or a group balance is not zero: the detail, and one error each, say what to do. "
+    "`wrong_password` at `$.password`. With two-factor sign-in on, a session that began "
+    "before it was turned on (no code or passkey passed) is 403 `mfa_required`. Refused "
+    "with 409 `account_not_empty` while your wallet or a group balance is not zero: the "
+    "detail, and one error each, say what to do. "
     "Otherwise your profile is anonymised, every session ends, your contacts go; ledger "
     'lines stay, and what you wrote shows as written by "Deleted user". Once deleted, this '
     "token is refused (401): a retry that gets 401 `session_revoked` after a lost answer "

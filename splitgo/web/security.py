@@ -10,7 +10,7 @@ import hmac
 
 from aiohttp import web
 
-from actors.auth.messages import AccessClaims, InvalidToken
+from actors.auth.messages import SECOND_FACTORS, AccessClaims, InvalidToken
 from splitgo.web.keys import SERVICES
 from splitgo.web.problems import ProblemError
 
@@ -86,10 +86,6 @@ def authorize_operator(request: web.Request) -> None:
         "the bearer token is not valid for /ops",
         headers={"WWW-Authenticate": 'Bearer realm="ops", error="invalid_token"'},
     )
-
-
-# what a session that passed a second factor says in its `amr` (RFC 8176)
-SECOND_FACTORS = frozenset({"otp", "hwk"})
 
 
 def require_second_factor(request: web.Request, claims: AccessClaims) -> None:

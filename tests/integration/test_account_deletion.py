@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import pyotp
 import pytest
 
 from actors.auth.messages import DELETED_NAME, DeleteAccount, GetNames
@@ -242,3 +243,25 @@ async def test_a_deleted_account_loses_its_contacts(api: Api, pool: asyncpg.Pool
         lambda count: count == 0,
         what="notifications forgot the switches",
     )
+
+
+async def test_with_two_factor_on_only_a_session_that_passed_it_deletes(api: Api) -> None:
+    """With TOTP on, a session that began before it was turned on cannot delete the account
+    (403 mfa_required, nothing changed), while the session that turned it on can."""
+    ann = await api.register(name="Ann")
+    login = await api.call(
+        "POST", "/api/v1/auth/login", body={"email": ann.email, "password": PASSWORD}
+    )
+    enrolling = User(ann.id, ann.email, login.body["access_token"])
+    setup = await api.ok("POST", "/api/v1/me/mfa/totp", enrolling, {}, 201)
+    code = pyotp.TOTP(setup["secret"]).now()
+    await api.ok("POST", "/api/v1/me/mfa/totp/confirm", enrolling, {"code": code}, 200)
+    refused = await delete(api, ann)
+    assert (refused.status, refused.body["code"]) == (403, "mfa_required"), refused.body
+    assert (await api.ok("GET", "/api/v1/me", ann))["name"] == "Ann"
+    refreshed = await api.call(
+        "POST", "/api/v1/auth/refresh", body={"refresh_token": login.body["refresh_token"]}
+    )
+    strong = User(ann.id, ann.email, refreshed.body["access_token"])
+    deleted = await delete(api, strong)
+    assert deleted.status == 200, deleted.body

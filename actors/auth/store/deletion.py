@@ -80,6 +80,16 @@ async def linked_providers(db: Executor, user_id: str) -> list[Any]:
     )
 
 
+async def session_factors(db: Executor, user_id: str, session_id: str) -> tuple[str, ...]:
+    """How the user's live session `session_id` signed in (its amr); () if none is live."""
+    amr = await db.fetchval(
+        "SELECT amr FROM auth_sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+        session_id,
+        user_id,
+    )
+    return tuple(amr or ())
+
+
 async def session_started(db: Executor, user_id: str, session_id: str) -> float | None:
     """When the user's live session `session_id` was signed in (epoch seconds), or None."""
     started = await db.fetchval(
