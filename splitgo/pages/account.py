@@ -15,12 +15,9 @@ mails a reset link (`ForgotPassword` for the account's own address).
 from __future__ import annotations
 
 import contextlib
-import re
 
-import segno
 import structlog
 from aiohttp import web
-from markupsafe import Markup
 
 from actors.auth.messages import (
     ChangePassword,
@@ -40,6 +37,7 @@ from actors.auth.messages import (
 from splitgo.pages import cookies, sessions
 from splitgo.pages.forms import REFUSALS, Form, read_form
 from splitgo.pages.guards import SIGN_IN, signed_in, spend
+from splitgo.pages.qr import qr_svg
 from splitgo.pages.render import redirect, render
 from splitgo.pages.sessions import Viewer
 from splitgo.web.actors import ask
@@ -51,7 +49,6 @@ log = structlog.get_logger("splitgo.pages.account")
 routes = web.RouteTableDef()
 
 ACCOUNT = "/account"
-_STYLE = re.compile(r"\s+style=(\"[^\"]*\"|'[^']*')")
 
 cookies.FLASHES.update(
     {
@@ -96,22 +93,6 @@ def device_of(user_agent: str | None) -> str:
     if browser and system:
         return f"{browser} on {system}"
     return browser or system or "An unknown device"
-
-
-def qr_svg(url: str) -> Markup:
-    """`url` as a QR code in inline SVG, drawn here (no style attributes, for the CSP)."""
-    code = segno.make(url, error="m")
-    svg = code.svg_inline(
-        scale=4,
-        dark="#000",
-        light="#fff",
-        omitsize=True,
-        svgclass="qr-code",
-        lineclass="qr-line",
-        title="QR code of the Telegram link",
-    )
-    svg = _STYLE.sub("", svg).replace("<svg ", '<svg role="img" focusable="false" ', 1)
-    return Markup(svg)  # segno's own markup; it escapes the title itself
 
 
 @routes.get(ACCOUNT)
@@ -248,7 +229,9 @@ async def _account_page(
             "form": form,
             "sessions": listed,
             "link": link,
-            "qr": qr_svg(link.url) if link is not None else None,
+            "qr": qr_svg(link.url, title="QR code of the Telegram link")
+            if link is not None
+            else None,
             "telegram_off": telegram_off,
             "password_form": password_form or Form.blank(),
         },

@@ -20,9 +20,7 @@ import contextlib
 import re
 from urllib.parse import quote
 
-import segno
 from aiohttp import web
-from markupsafe import Markup
 
 from actors.auth.messages import (
     REFRESH_TOKEN_SECONDS,
@@ -51,6 +49,7 @@ from splitgo.pages import cookies, sessions
 from splitgo.pages.forms import REFUSALS, Form, read_form
 from splitgo.pages.guards import SIGN_IN, local_target, signed_in, spend
 from splitgo.pages.keys import REFRESHES
+from splitgo.pages.qr import qr_svg
 from splitgo.pages.render import redirect, render
 from splitgo.pages.sessions import Viewer
 from splitgo.web.actors import ask
@@ -61,7 +60,6 @@ routes = web.RouteTableDef()
 
 MFA_PAGE = "/account/mfa"
 SIGN_IN_CODE = "/sign-in/code"
-_STYLE = re.compile(r"\s+style=(\"[^\"]*\"|'[^']*')")
 _SECRET = re.compile(r"^[A-Z2-7]{32}$")
 
 cookies.FLASHES.update(
@@ -71,21 +69,6 @@ cookies.FLASHES.update(
         "mfa_locked": "Too many wrong codes. Wait a few minutes, then sign in again.",
     }
 )
-
-
-def totp_qr(uri: str) -> Markup:
-    """The otpauth URI as a QR code in inline SVG, drawn here (no style attributes)."""
-    svg = segno.make(uri, error="m").svg_inline(
-        scale=4,
-        dark="#000",
-        light="#fff",
-        omitsize=True,
-        svgclass="qr-code",
-        lineclass="qr-line",
-        title="QR code for your authenticator app",
-    )
-    svg = _STYLE.sub("", svg).replace("<svg ", '<svg role="img" focusable="false" ', 1)
-    return Markup(svg)  # segno's own markup; it escapes the title itself
 
 
 @routes.get(MFA_PAGE)
@@ -179,7 +162,9 @@ async def _page(
         setup = {
             "secret": secret,
             "spaced": spaced_secret(secret),
-            "qr": totp_qr(provisioning_uri(secret, user.email)),
+            "qr": qr_svg(
+                provisioning_uri(secret, user.email), title="QR code for your authenticator app"
+            ),
         }
     refused = next((f for f in (form, regenerate_form, disable_form) if f and f.refused), None)
     return await render(
