@@ -171,7 +171,7 @@ def test_the_main_pages_render_and_fit_on_a_desktop_and_a_phone(
     """With a realistic trip seeded, the welcome page (signed out), home, the groups list,
     a group's expenses, the add-expense form with More open, balances, settle up, the
     group's chat, wallet,
-    notifications and account each render their heading and content without sideways
+    notifications, account and the two-factor setup (its QR code) each render their heading and content without sideways
     scrolling on a 1280 px desktop and a 360 px phone, each saved as a PNG; and home in the
     dark scheme on a phone too."""
     trip = seed(site)
@@ -247,6 +247,12 @@ def test_the_main_pages_render_and_fit_on_a_desktop_and_a_phone(
         made.append(shoot(page, where, f"account-{size}", "Your account"))
         expect(page.locator("main")).to_contain_text("ana.costa@example.com")
 
+        page.goto("/account/mfa")
+        page.get_by_role("button", name="Set up").click()
+        setup = page.locator("#totp-setup")
+        made.append(shoot(page, where, f"two-factor-{size}", "Two-factor sign-in", setup))
+        expect(setup.locator("svg.qr-code")).to_be_visible()
+
     dark = new_page(viewport=PHONE, color_scheme="dark")
     sign_in(dark, trip.ana)
     dark.goto("/home")
@@ -255,5 +261,5 @@ def test_the_main_pages_render_and_fit_on_a_desktop_and_a_phone(
     channels = [int(part) for part in re.findall(r"\d+", background)[:3]]
     assert sum(channels) < 3 * 96, f"the dark scheme's background is {background}"
 
-    assert len(made) == 23
+    assert len(made) == 25
     assert all(shot.stat().st_size > 5_000 for shot in made)
