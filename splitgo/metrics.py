@@ -1,17 +1,19 @@
 """Prometheus metrics of one node: actors per shard, HTTP, database queries, the event loop,
-the process. Each `Metrics` owns its registry, so several can live in one process (tests)."""
+the process, and which shards this node holds (with a lease-keeping transport). Each
+`Metrics` owns its registry, so several can live in one process (tests)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import structlog
 from prometheus_client import (
     CollectorRegistry,
+    Counter,
     GCCollector,
     Histogram,
     PlatformCollector,
@@ -100,11 +102,17 @@ class ShardSource(Protocol):
     def live_shards(self) -> list[LiveShard]: ...
 
 
+# the shards of an actor type this node holds the lease of now (the Redis transport's
+# `owned_shards`); a transport without leases (in memory) has none to give
+OwnedShards = Callable[[str], Mapping[int, float]]
+
+
 class ActorCollector(Collector):
     """Reads every local shard's statistics at scrape time: nothing runs between scrapes."""
 
     def __init__(self) -> None:
         self.source: ShardSource | None = None
+        self.owned: OwnedShards | None = None
 
     def collect(self) -> Iterator[Metric]:
         labels = ["actor", "shard", "node"]
@@ -152,6 +160,8 @@ class ActorCollector(Collector):
         source = self.source
         shards = source.live_shards() if source is not None else []
         node = source.node_id if source is not None else ""
+        if self.owned is not None:
+            yield _owned_family(self.owned, shards, node, labels)
         for shard in shards:
             values = [shard.name, str(shard.shard), node]
             stats = shard.stats
@@ -172,6 +182,23 @@ class ActorCollector(Collector):
             latency.add_metric(values, buckets, total)
         yield from (handled, failed, rejected, dead_lettered, expired, restarts, mailbox, up)
         yield latency
+
+
+def _owned_family(
+    owned: OwnedShards, shards: list[LiveShard], node: str, labels: list[str]
+) -> GaugeMetricFamily:
+    """1 for each local shard whose lease this node holds now, 0 for the others."""
+    family = GaugeMetricFamily(
+        "splitgo_actor_shard_owned",
+        "1 while this node holds the shard's lease (reads its mailbox), else 0.",
+        labels=labels,
+    )
+    held = {name: set(owned(name)) for name in {shard.name for shard in shards}}
+    for shard in shards:
+        family.add_metric(
+            [shard.name, str(shard.shard), node], 1.0 if shard.shard in held[shard.name] else 0.0
+        )
+    return family
 
 
 def _bound(bound: float) -> str:
@@ -204,6 +231,12 @@ class Metrics:
             buckets=LOOP_LAG_BUCKETS,
             registry=self.registry,
         )
+        self.takeovers = Counter(
+            "splitgo_actor_shard_takeovers",
+            "Shards this node took the lease of (its first ones at start included), by actor.",
+            ["actor", "node"],
+            registry=self.registry,
+        )
         self.actors = ActorCollector()
         self.registry.register(self.actors)
         ProcessCollector(registry=self.registry)
@@ -214,10 +247,26 @@ class Metrics:
         # children by label values: labels() validates and locks on every call
         self._http_children: dict[tuple[str, str, int], Histogram] = {}
         self._db_children: dict[str, Histogram] = {}
+        self._held: dict[str, frozenset[int]] = {}  # by actor: shards held at the last sample
 
-    def watch(self, source: ShardSource) -> None:
-        """Export this actor system's shards from the next scrape on."""
+    def watch(self, source: ShardSource, owned: OwnedShards | None = None) -> None:
+        """Export this actor system's shards from the next scrape on; with `owned` (a
+        transport that leases shards), also which it holds and how often it took one over."""
         self.actors.source = source
+        self.actors.owned = owned
+
+    def sample_ownership(self) -> None:
+        """Count the shards held now that were not at the last sample as taken over. The
+        sampler calls it every interval: a lease lasts seconds, so no move slips between."""
+        source, owned = self.actors.source, self.actors.owned
+        if source is None or owned is None:
+            return
+        for actor in {shard.name for shard in source.live_shards()}:
+            now = frozenset(owned(actor))
+            gained = len(now - self._held.get(actor, frozenset()))
+            self._held[actor] = now
+            if gained:
+                self.takeovers.labels(actor=actor, node=source.node_id).inc(gained)
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
         """One finished request; `route` is its route template, never the raw path."""
@@ -240,7 +289,8 @@ class Metrics:
             log.warning("db_metric_failed", error=f"{type(error).__name__}: {error}")
 
     def start(self) -> None:
-        """Start sampling the event loop's lag (on the running loop); twice is once."""
+        """Start sampling the event loop's lag and shard ownership (on the running loop);
+        twice is once."""
         if self._sampler is None or self._sampler.done():
             self._sampler = asyncio.get_running_loop().create_task(
                 self._sample_loop_lag(), name="metrics:loop-lag"
@@ -260,3 +310,7 @@ class Metrics:
             started = loop.time()
             await asyncio.sleep(interval)
             self.loop_lag.observe(max(loop.time() - started - interval, 0.0))
+            try:
+                self.sample_ownership()
+            except Exception as error:  # a metric must never end the sampler
+                log.warning("ownership_metric_failed", error=f"{type(error).__name__}: {error}")

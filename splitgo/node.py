@@ -200,7 +200,8 @@ class Node:
         # pushed before it starts: a half-started system still stops what it started
         self.stack.push("actors", functools.partial(system.stop, settings.shutdown_timeout))
         await system.start()
-        self.metrics.watch(system)
+        # the Redis transport leases shards: /metrics then shows who holds which, and takeovers
+        self.metrics.watch(system, owned=getattr(pools.transport, "owned_shards", None))
         parts = NodeParts(
             settings=settings,
             system=system,

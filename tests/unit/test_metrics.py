@@ -370,3 +370,71 @@ async def test_two_metrics_keep_separate_registries() -> None:
     assert not [
         s for s in scrape(second) if s.name == "splitgo_http_request_duration_seconds_count"
     ]
+
+
+# ── shard ownership (a transport with leases) ──────────────────────────────────────────
+
+
+@dataclass
+class StubLeases:
+    """Stands in for the Redis transport's `owned_shards`: what this node holds, by actor."""
+
+    held: dict[str, set[int]] = field(default_factory=dict)
+
+    def owned_shards(self, actor: str) -> dict[int, float]:
+        return dict.fromkeys(self.held.get(actor, set()), 0.0)
+
+
+def test_shard_ownership_and_takeovers_are_exported() -> None:
+    """Held shards show as 1, the rest 0; each shard newly held at a sample is one takeover,
+    a shard given back and taken again is another, and nothing held is none."""
+    stub = StubSystem(
+        shards=[LiveShard("rides", n, "running", 0, ShardStats()) for n in range(3)]
+        + [LiveShard("splits", 0, "running", 0, ShardStats())]
+    )
+    leases = StubLeases({"rides": {0, 1}})
+    metrics = Metrics()
+    metrics.watch(stub, owned=leases.owned_shards)
+    metrics.sample_ownership()
+    metrics.sample_ownership()  # nothing moved: nothing more counted
+    samples = scrape(metrics)
+    rides = {"actor": "rides", "node": "stub-node"}
+    assert value(samples, "splitgo_actor_shard_owned", **rides, shard="0") == 1
+    assert value(samples, "splitgo_actor_shard_owned", **rides, shard="2") == 0
+    assert value(samples, "splitgo_actor_shard_owned", actor="splits", shard="0") == 0
+    assert value(samples, "splitgo_actor_shard_takeovers_total", **rides) == 2
+    assert not [s for s in samples if s.labels.get("actor") == "splits" and "takeovers" in s.name]
+    leases.held["rides"] = {1, 2}  # shard 0 went to another node, shard 2 came here
+    metrics.sample_ownership()
+    leases.held["rides"] = {0, 1, 2}  # and shard 0 came back
+    metrics.sample_ownership()
+    assert value(scrape(metrics), "splitgo_actor_shard_takeovers_total", **rides) == 4
+
+
+def test_without_leases_no_ownership_is_exported() -> None:
+    """A transport without leases (in memory) gives no ownership gauge and no takeovers."""
+    metrics = Metrics()
+    metrics.watch(StubSystem(shards=[LiveShard("rides", 0, "running", 0, ShardStats())]))
+    metrics.sample_ownership()
+    names = {sample.name for sample in scrape(metrics)}
+    assert "splitgo_actor_shard_owned" not in names
+    assert "splitgo_actor_shard_takeovers_total" not in names
+
+
+async def test_the_sampler_counts_takeovers_on_its_own() -> None:
+    """Started, the sampler notices a shard taken over without anyone calling it."""
+    leases = StubLeases()
+    metrics = Metrics(loop_lag_interval=0.01)
+    metrics.watch(
+        StubSystem(shards=[LiveShard("rides", 0, "running", 0, ShardStats())]),
+        owned=leases.owned_shards,
+    )
+    metrics.start()
+    try:
+        leases.held["rides"] = {0}
+        await wait_until(
+            lambda: [s for s in scrape(metrics) if s.name == "splitgo_actor_shard_takeovers_total"]
+        )
+    finally:
+        await metrics.stop()
+    assert value(scrape(metrics), "splitgo_actor_shard_takeovers_total", actor="rides") == 1
