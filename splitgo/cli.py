@@ -11,13 +11,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from splitgo import config, logs
+from splitgo import config, event_loop, logs
 
 # name -> what it does, as `--help` lists them
 COMMANDS = {
@@ -47,13 +46,14 @@ def run(prog: str, argv: Sequence[str]) -> int:
     """Start a node and serve until SIGTERM or SIGINT."""
     try:
         settings = config.load(os.environ, run_parser(prog).parse_args(list(argv)))
+        loop = event_loop.choose(settings.event_loop)  # uvloop by name but absent: refused
     except config.ConfigError as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level)
     from splitgo.node import serve  # the whole node: imported only to run one
 
-    return asyncio.run(serve(settings))
+    return event_loop.run(serve(settings, loop), loop)
 
 
 def admin(prog: str, argv: Sequence[str]) -> int:

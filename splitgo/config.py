@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from splitgo.event_loop import LOOP_SETTINGS
 from splitgo.setting_kinds import (
     Choice,
     ConfigError,
@@ -173,6 +174,13 @@ class Settings:
         5.0, "SPLITGO_ASK_TIMEOUT", "default seconds an ask waits for its reply", Seconds()
     )
     db_pool_size: int = setting(20, "SPLITGO_DB_POOL_SIZE", "largest database pool", PORTS)
+    # ── event loop (issue 20) ──
+    event_loop: str = setting(
+        "auto", "SPLITGO_EVENT_LOOP", "the node's event loop: auto is uvloop when it is "
+        "installed (every platform but Windows), asyncio's own otherwise; uvloop refuses to "
+        "start without it", Choice(LOOP_SETTINGS, "the event loop", lower=True),
+        flag="--event-loop",
+    )
     codec_check: bool = setting(
         False, "SPLITGO_CODEC_CHECK", "tests: encode every in-memory message, as a network "
         "would", Switch(),

@@ -47,6 +47,7 @@ from splitgo.composition import (
 )
 from splitgo.config import ConfigError, Settings, refuse_unsafe
 from splitgo.db import Database, open_database
+from splitgo.event_loop import LoopChoice, running_loop_name
 from splitgo.metrics import Metrics
 from splitgo.stack import PartStack
 from splitgo.tracing import Tracing
@@ -320,8 +321,17 @@ def startup_line(node: Node) -> str:
     )
 
 
-async def serve(settings: Settings) -> int:
-    """Run a node until SIGTERM or SIGINT; the process's exit code."""
+async def serve(settings: Settings, chosen: LoopChoice | None = None) -> int:
+    """Run a node until SIGTERM or SIGINT; the process's exit code. `chosen`: the event
+    loop the command picked (`splitgo.event_loop`), logged with the one that runs."""
+    log.info(
+        "event_loop_chosen",
+        node=settings.node_id,
+        loop=running_loop_name(),
+        setting=settings.event_loop,
+        reason=chosen.reason if chosen else "started by the caller",
+        uvloop_version=chosen.version if chosen else None,
+    )
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
