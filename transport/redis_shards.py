@@ -45,6 +45,9 @@ class RedisMailbox(ReaderQueue):
         self.capacity = capacity
         self.stream = host.transport.keys.stream(host.actor, shard)
         self.owned = False
+        # times this node acquired the shard: hot state kept before the last acquisition
+        # may be stale (another node wrote meanwhile), see actors/runtime/resident.py
+        self.tenure = 0
         self.lease_expires_at = 0.0  # loop time
         self.read_from = ">"  # "0" while re-reading this consumer's own pending entries
         self._entry_ids: dict[str, list[bytes]] = {}  # envelope id -> stream entry ids
@@ -236,6 +239,7 @@ class ShardHost:
             start = next_start
         mailbox.attempts = await self._delivery_counts(mailbox)
         mailbox.read_from = "0"
+        mailbox.tenure += 1
         mailbox.owned = True
         log.info(
             "shard_acquired",

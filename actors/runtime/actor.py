@@ -14,6 +14,7 @@ from actors.runtime.errors import DomainError, UnhandledMessage
 from actors.runtime.idempotency import RETENTION_MIN, KeyTable
 from actors.runtime.outbox import Transaction
 from actors.runtime.parts import Context
+from actors.runtime.resident import DEFAULT_IDLE_SECONDS, Resident, deep_size
 from transport import Envelope, Message, Timer
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ class Actor:
     envelope: Envelope | None = None
     # the message whose deduplicated transaction committed (one such transaction per message)
     _inbox_envelope: Envelope | None = None
+    # times this node acquired the shard (set by the runtime; see Actor.resident)
+    tenure: Callable[[], int] = staticmethod(lambda: 0)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -196,6 +199,50 @@ class Actor:
         """Deliver `message` to this same shard after `delay` seconds (cancelled on stop)."""
         return self.system.schedule_to_shard(self.name, self.shard, delay, message)
 
+    def resident(
+        self,
+        name: str,
+        *,
+        size: Callable[[Any], int] = deep_size,
+        idle: float = DEFAULT_IDLE_SECONDS,
+        clock: Clock = wall_clock,
+    ) -> Resident[Any, Any]:
+        """This shard's hot state called `name` (made on first call, the same one after):
+        see actors/runtime/resident.py. It counts against the node's memory budget, is swept
+        of idle entries beside the mailbox, and is emptied when the shard stops here.
+
+        Call it from a handler (or `on_start`): the instance is bound and its loop runs.
+        Annotate what it holds where you keep it: `users: Resident[str, UserRow]`.
+        """
+        holders: dict[str, Resident[Any, Any]] = self.__dict__.setdefault("_residents", {})
+        holder = holders.get(name)
+        if holder is None:
+            holder = Resident(
+                name,
+                budget=self.system.state_budget,
+                size=size,
+                idle=idle,
+                clock=clock,
+                tenure=self.tenure,
+            )
+            holders[name] = holder
+            self.every(min(idle, 60.0), _sweeper(holder), f"resident_sweep:{name}")
+        return holder
+
+    def release_residents(self) -> None:
+        """Called by the runtime when the shard stops or restarts: its hot state goes (the
+        next owner, here or on another node, loads afresh)."""
+        holders: dict[str, Resident[Any, Any]] = self.__dict__.pop("_residents", {})
+        for holder in holders.values():
+            holder.close()
+
     @property
     def address(self) -> str:
         return f"{self.name}/{self.shard}"
+
+
+def _sweeper(holder: Resident[Any, Any]) -> Callable[[], Awaitable[None]]:
+    async def sweep() -> None:
+        holder.sweep()
+
+    return sweep

@@ -19,6 +19,7 @@ import asyncpg
 from actors.runtime.clock import Clock, at
 from actors.runtime.idempotency import KeyTable, key_of
 from actors.runtime.outbox import Transaction
+from actors.runtime.resident import DEFAULT_IDLE_SECONDS, Resident, deep_size
 from actors.runtime.store import Executor
 from transport import Envelope, Message, Timer
 
@@ -123,3 +124,19 @@ class Context:
     def every(self, interval: float, job: Callable[[], Awaitable[object]], name: str) -> None:
         """Run `job` every `interval` seconds beside the mailbox: `Actor.every`."""
         self.shard_actor.every(interval, job, name)
+
+    def resident(
+        self,
+        name: str,
+        *,
+        size: Callable[[Any], int] = deep_size,
+        idle: float = DEFAULT_IDLE_SECONDS,
+    ) -> Resident[Any, Any]:
+        """The shard's hot state called `name`, idle by this context's clock:
+        `Actor.resident` (call it while handling, not when the part is built)."""
+        return self.shard_actor.resident(name, size=size, idle=idle, clock=self.clock)
+
+    def owns(self, key: object) -> bool:
+        """Whether messages routed by `key` to this actor type come to this very shard."""
+        system = self.shard_actor.system
+        return system.shard_for(self.name, key) == self.shard

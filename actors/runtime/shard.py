@@ -154,9 +154,13 @@ class ShardWorker(ShardCore):
     async def _start_actor(self) -> None:
         actor = self._factory()
         actor.bind(name=self.group.name, shard=self.shard, system=self.group.system)
+        # on Redis a shard may move away and back under one instance: its hot state asks
+        mailbox = self.mailbox
+        actor.tenure = lambda: getattr(mailbox, "tenure", 0)
         try:
             await actor.on_start()
         except Exception as error:
+            actor.release_residents()
             self._note_failure(error)
             raise Crash(error) from error
         self._actor = actor
@@ -169,6 +173,8 @@ class ShardWorker(ShardCore):
             await asyncio.shield(actor.on_stop())
         except Exception as error:
             log.warning("actor_on_stop_failed", actor=self.group.name, error=describe(error))
+        # its hot state goes with it: whoever owns the shard next loads afresh
+        actor.release_residents()
         await asyncio.shield(actor.cancel_jobs())
 
     async def _loop(self) -> None:

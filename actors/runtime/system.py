@@ -31,6 +31,7 @@ from actors.runtime.errors import (
 from actors.runtime.group import DEFAULT_GROUP_POLICY, ActorGroup
 from actors.runtime.outbox import Outbox
 from actors.runtime.redaction import without_secrets
+from actors.runtime.resident import MemoryBudget
 from actors.runtime.shard import ShardWorker, describe
 from actors.runtime.stats import LiveShard, ShardStatus
 from actors.runtime.supervision import RestartPolicy
@@ -171,6 +172,7 @@ class ActorSystem:
         ask_timeout: float = 5.0,
         ids: IdGenerator | None = None,
         outbox: Outbox | None = None,
+        state_budget: MemoryBudget | None = None,
     ) -> None:
         self.transport = transport
         self.codec = codec
@@ -179,6 +181,8 @@ class ActorSystem:
         self.ids = ids or IdGenerator()
         # reliable hand-off (Actor.transaction); None on a node without a database
         self.outbox = outbox
+        # what the shards' hot state (Actor.resident) may hold on this node, together
+        self.state_budget = state_budget or MemoryBudget()
         self.node_id = transport.node_id
         self.pending_asks = PendingAsks()
         self.closed = False
@@ -244,6 +248,13 @@ class ActorSystem:
         self._groups[name] = group
         group.start()
         return ActorRef(self, route)
+
+    def shard_for(self, name: str, key: object) -> int:
+        """The shard of actor type `name` that messages routed by `key` go to."""
+        route = self._routes.get(name)
+        if route is None:
+            raise UnknownActor(f"no actor named {name!r} is known to this node")
+        return route.shard_for(None, key)
 
     def ref(self, name: str) -> ActorRef:
         route = self._routes.get(name)
