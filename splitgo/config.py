@@ -181,6 +181,12 @@ class Settings:
         "start without it", Choice(LOOP_SETTINGS, "the event loop", lower=True),
         flag="--event-loop",
     )
+    # ── hot state in the actor (issue 20) ──
+    state_budget_mb: int = setting(
+        256, "SPLITGO_STATE_BUDGET_MB", "megabytes the node's shards may keep of hot state "
+        "(profiles, balances…), least recently used dropped first past it; 0: none kept",
+        Integer(0, 1_000_000),
+    )
     codec_check: bool = setting(
         False, "SPLITGO_CODEC_CHECK", "tests: encode every in-memory message, as a network "
         "would", Switch(),

@@ -21,6 +21,7 @@ from actors.auth.messages import GetNames, ListRevokedSessions, ProfileChanged, 
 from actors.runtime import ActorSystem, PgDeadLetterStore
 from actors.runtime.broadcast import spawn_relay
 from actors.runtime.outbox import Outbox
+from actors.runtime.resident import MemoryBudget
 from splitgo import heap
 from splitgo.bot.app import TelegramBot
 from splitgo.composition import (
@@ -197,6 +198,7 @@ class Node:
             dead_letters=PgDeadLetterStore(pools.database.pool),
             ask_timeout=settings.ask_timeout,
             outbox=Outbox(pools.database.pool),
+            state_budget=MemoryBudget(settings.state_budget_mb * 1024 * 1024),
         )
         # pushed before it starts: a half-started system still stops what it started
         self.stack.push("actors", functools.partial(system.stop, settings.shutdown_timeout))
