@@ -11,6 +11,9 @@ the node is composed (`tx.publish`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
 import asyncpg
 
 from actors.auth.messages import AccountDeleted, EmailVerified, UserRegistered
@@ -20,6 +23,7 @@ from actors.splits import store
 from actors.splits.activity import Activity
 from actors.splits.expenses import Expenses
 from actors.splits.groups import Groups
+from actors.splits.hot import READS, SWEEP_SECONDS, HotBalances, dropped_by
 from actors.splits.importer import Importer
 from actors.splits.invites import Invites
 from actors.splits.links import Links
@@ -112,6 +116,9 @@ from actors.splits.settling import Settling
 from actors.splits.subjects import Subjects
 from actors.splits.summary import Summary
 
+if TYPE_CHECKING:
+    from actors.runtime.system import ActorSystem
+
 
 class Splits(Actor):
     """Groups, expenses and balances of friends sharing costs; state lives in PostgreSQL.
@@ -128,15 +135,18 @@ class Splits(Actor):
         *,
         clock: Clock = wall_clock,
         recurring_interval: float = 300.0,
+        hot: HotBalances | None = None,
     ) -> None:
         self._pool, self._clock = pool, clock
         context = self.context(pool, clock)
+        # issue 20: balances of the shard's groups kept in memory (see hot.py)
+        self.hot = hot if hot is not None else HotBalances()
         self.groups = Groups(context)
         self.recurring = Recurring(context, interval=recurring_interval)
         self.expenses = Expenses(
             context, on_saved=self.recurring.arm, on_written=self.recurring.written
         )
-        self.settling = Settling(context)
+        self.settling = Settling(context, hot=self.hot)
         self.activity = Activity(context)
         self.summary = Summary(context)
         self.reminders = Reminders(context)
@@ -149,9 +159,34 @@ class Splits(Actor):
         self.people = People(context, settling=self.settling)
         self.personal_data = PersonalData(context)  # issue 19: export, account deletion
 
+    def bind(self, *, name: str, shard: int, system: ActorSystem) -> None:
+        """Each handler of a message that may change a group drops that group's kept
+        balances once it is done, committed or not (`hot.dropped_by`)."""
+        super().bind(name=name, shard=shard, system=system)
+        for message_type, handler in list(self.dispatch.items()):
+            if message_type not in READS:
+                self.dispatch[message_type] = self._dropping(handler)
+
+    def _dropping(
+        self, handler: Callable[[Any], Awaitable[Any]]
+    ) -> Callable[[Any], Awaitable[Any]]:
+        hot = self.hot
+
+        async def handle(message: Any) -> Any:
+            try:
+                return await handler(message)
+            finally:
+                hot.drop(dropped_by(message))
+
+        return handle
+
     async def on_start(self) -> None:
         self.recurring.start()
         self.prune_keys(self._pool, self._clock)
+        self.every(SWEEP_SECONDS, self._sweep_hot, "hot_balances_sweep")
+
+    async def _sweep_hot(self) -> None:
+        self.hot.sweep()
 
     # ── groups and members ─────────────────────────────────────────────────────────────
 

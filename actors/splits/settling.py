@@ -1,11 +1,11 @@
 """Balances, the settle plan and settlements: a feature part of the Splits actor.
 
-Balances are read as kept (never recomputed from expenses). The settle plan is the
-greedy largest-first one, kept per currency while it still settles the balances, so paying
-one suggestion leaves the others as they were. A `cash` settlement is recorded at once; a
-`wallet` one asks payments for a transfer through the reliable hand-off and is recorded
-only when payments' `TransferCompleted` arrives (or marked failed, balances untouched, on
-`TransferFailed`).
+Balances are read as kept (never recomputed from expenses), from the shard's memory once
+loaded (`hot.py`). The settle plan is the greedy largest-first one, kept per currency while
+it still settles the balances, so paying one suggestion leaves the others as they were. A
+`cash` settlement is recorded at once; a `wallet` one asks payments for a transfer through
+the reliable hand-off and is recorded only when payments' `TransferCompleted` arrives (or
+marked failed, balances untouched, on `TransferFailed`).
 
 Every balance and plan is also kept converted into the group's currency at the stored
 rates (`converted=True` reads them): a settlement in the group's currency moves both views
@@ -25,6 +25,7 @@ from actors.payments.messages import Transfer, TransferCompleted, TransferFailed
 from actors.runtime import Context, Transaction
 from actors.splits import rules, store
 from actors.splits.expenses import conversion_for
+from actors.splits.hot import HotBalances
 from actors.splits.membership import member_group
 from actors.splits.messages import (
     SETTLEMENT_REFERENCE,
@@ -68,16 +69,22 @@ class Settling:
     """Shows balances and the settle plan, records settlements and hears how wallet
     transfers ended.
 
-    `context` is the Splits shard's: the splits tables, its clock and transactions.
+    `context` is the Splits shard's: the splits tables, its clock and transactions;
+    `hot` keeps the balances of the shard's groups in memory (dropped by the actor when a
+    message may change them).
     """
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, *, hot: HotBalances | None = None) -> None:
         self._context = context
         self._pool = context.pool
+        self.hot = hot if hot is not None else HotBalances()
 
     async def balances(self, message: GetBalances) -> BalancesView:
         """Each member's net per currency, or (`converted`) in the group's currency at the
         stored rates, with what has no rate apart in its own currency."""
+        kept = self.hot.get(message)
+        if kept is not None:
+            return kept
         group = await member_group(self._pool, message.group_id, message.user_id)
         converted = message.converted
         lines = await store.balances.balances(self._pool, group.id, converted=converted)
@@ -89,10 +96,12 @@ class Settling:
         # every member shows in the group's currency, with 0 when nothing touched them
         lines += [(u, group.currency, 0) for u, _ in members if (u, group.currency) not in seen]
         lines.sort(key=lambda line: (line[1], line[0]))
-        return BalancesView(
+        view = BalancesView(
             balances=[BalanceLine(user_id=u, currency=c, net=net) for u, c, net in lines],
             converted=converted,
         )
+        self.hot.put(group.id, converted, frozenset(u for u, _ in members), view)
+        return view
 
     async def breakdown(self, message: GetNetBreakdown) -> NetBreakdown:
         """Why a member's net is what it is: every expense and settlement behind it, whose
