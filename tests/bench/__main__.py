@@ -60,6 +60,10 @@ Run from the project root (`make bench` does). Sections:
 * tokens: access-token verifications per second at the edge on one core, ES256 with the
   published public key against the former HS256 with a shared secret and the bare ECDSA
   check, in one run, plus signing rates; tests/bench/results/tokens.json.
+* uvloop: the runtime's tell/ask rates (and the bare queue's) on asyncio's loop and on
+  uvloop in one process, and authenticated GET /api/v1/me (and /healthz) per second against
+  a node with SPLITGO_EVENT_LOOP=asyncio and one with =uvloop, side by side in one run with
+  the ratios; tests/bench/results/uvloop.json. Skipped when uvloop is not installed.
 
 Exits 0 even when a target is missed, unless --strict is given.
 """
@@ -107,6 +111,7 @@ from tests.bench.rides_bench import UPDATES_TARGET, RidesBenchConfig, Target, ru
 from tests.bench.runtime import BenchConfig, run_runtime_bench
 from tests.bench.splits_bench import SplitsBenchConfig, run_splits_bench
 from tests.bench.tokens_bench import tokens_section
+from tests.bench.uvloop_bench import uvloop_section
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -173,6 +178,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             "import",
             "chat",
             "tokens",
+            "uvloop",
         ),
         default="all",
         help="what to measure (default: all; node and auth are skipped while run.py is "
@@ -660,6 +666,8 @@ def main(argv: list[str] | None = None) -> int:
         passed &= _chat_section(args, base)
     if args.section in ("all", "tokens"):
         passed &= tokens_section(args.results_dir, base, _say, _write)
+    if args.section in ("all", "uvloop"):
+        passed &= uvloop_section(args, base, _say, _write)
     _say(f"\nbench finished in {time.perf_counter() - started:.1f} s")
     return 1 if args.strict and not passed else 0
 
