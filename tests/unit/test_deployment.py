@@ -111,8 +111,9 @@ def test_two_stages_on_python_311_slim(dockerfile: list[tuple[str, str]]) -> Non
 def test_the_builder_wheels_exactly_the_projects_dependencies(
     dockerfile: list[tuple[str, str]], tmp_path: Path
 ) -> None:
-    """The builder's requirements.txt is pyproject.toml's dependencies (its Python run
-    here for real), less the embedded PostgreSQL unless EMBEDDED_POSTGRES=yes."""
+    """The builder's requirements.txt is pyproject.toml's dependencies and the extras EXTRAS
+    names (otel by default; its Python run here for real), less the embedded PostgreSQL
+    unless EMBEDDED_POSTGRES=yes."""
     builder = dict(stages(dockerfile))["builder"]
     copied = [rest for keyword, rest in builder if keyword == "COPY"]
     assert copied == ["pyproject.toml ./"], "the dependency layer should not depend on the code"
@@ -120,17 +121,25 @@ def test_the_builder_wheels_exactly_the_projects_dependencies(
     words = shlex.split(run)
     assert words[:2] == ["python", "-c"]
     (tmp_path / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
-    made = subprocess.run(
-        [sys.executable, "-c", words[2]], cwd=tmp_path, capture_output=True, text=True, check=True
-    )
-    wanted = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert made.stdout.splitlines() == wanted
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"]
+    for extras, added in (("otel", project["optional-dependencies"]["otel"]), ("", [])):
+        made = subprocess.run(
+            [sys.executable, "-c", words[2]],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"EXTRAS": extras},
+        )
+        assert made.stdout.splitlines() == wanted + added
     assert "sed -i '/^embedded-postgres/d' requirements.txt" in run
     assert [line for line in wanted if line.startswith("embedded-postgres")], (
         "pyproject.toml no longer names embedded-postgres: drop the filter"
     )
     args = dict(rest.partition("=")[::2] for keyword, rest in builder if keyword == "ARG")
-    assert args == {"EMBEDDED_POSTGRES": "no"}
+    # the OpenTelemetry exporter is in by default: compose.yaml sends spans to Jaeger
+    assert args == {"EMBEDDED_POSTGRES": "no", "EXTRAS": "otel"}
 
 
 def test_the_runtime_installs_only_the_built_wheels(dockerfile: list[tuple[str, str]]) -> None:
@@ -295,11 +304,15 @@ def test_compose_matches_the_compose_specification(
         assert not errors, errors
 
 
+OBSERVABILITY = {"prometheus", "grafana", "jaeger"}  # tests/unit/test_observability.py
+
+
 def test_services_images_and_volumes(compose: dict[str, Any]) -> None:
     """Compose runs postgres, redis and two nodes from one image, each keeping data on a declared
-    volume, with only the nodes publishing ports."""
+    volume (Jaeger keeps recent traces in memory only), with only the nodes publishing ports
+    to the network and the observability pages on 127.0.0.1."""
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "node1", "node2"}
+    assert set(services) == {"postgres", "redis", "node1", "node2"} | OBSERVABILITY
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["redis"]["image"].startswith("redis:")
     for name in ("node1", "node2"):
@@ -308,7 +321,8 @@ def test_services_images_and_volumes(compose: dict[str, Any]) -> None:
     named = set(compose["volumes"])
     for name, service in services.items():
         mounts = [volume.split(":")[0] for volume in service.get("volumes", [])]
-        assert mounts, f"{name} keeps nothing across restarts"
+        mounts = [mount for mount in mounts if not mount.startswith("./")]  # files, read-only
+        assert mounts or name == "jaeger", f"{name} keeps nothing across restarts"
         assert set(mounts) <= named, f"{name} mounts an undeclared volume"
     assert "--appendonly" in services["redis"]["command"]
     # only the nodes are published; the database and Redis stay on the compose network
@@ -316,6 +330,8 @@ def test_services_images_and_volumes(compose: dict[str, Any]) -> None:
     assert "ports" not in services["redis"]
     published = {service["ports"][0] for service in (services["node1"], services["node2"])}
     assert published == {"8080:8080", "8081:8080"}
+    for name in OBSERVABILITY:
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
 
 
 def test_health_checks_and_start_order(compose: dict[str, Any]) -> None:
@@ -365,6 +381,7 @@ def test_each_node_command_parses_as_run_py_would(compose: dict[str, Any]) -> No
         assert settings.jwt_keys == FILLED_ENV["SPLITGO_JWT_KEYS"]
         assert settings.ops_token == FILLED_ENV["SPLITGO_OPS_TOKEN"]
         assert settings.sandbox_secret is None  # empty: generated into the data volume
+        assert settings.otel_endpoint == "http://jaeger:4318"  # OTLP/HTTP, compose network
         # the image's data folder (SPLITGO_DATA_DIR) is the node's volume
         assert f"{name}-data:/var/lib/splitgo" in services[name]["volumes"]
         started[name] = settings
