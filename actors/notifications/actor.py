@@ -105,6 +105,7 @@ class Notifications(Actor):
         self.deliveries = Deliveries(
             context,
             routing=self.routing,
+            feed=self.feed,
             public_url=public_url,
             backoff=backoff,
             max_attempts=max_attempts,

@@ -1,10 +1,13 @@
 """Deliveries and their tries: a feature part of the Notifications actor.
 
 For each event it handles, in one database transaction with the inbox mark, it records
-one delivery per (event, user, channel); after the commit it makes the first try. A try
-that fails is retried by a runtime timer after an exponential backoff with jitter, up to
-`max_attempts` tries; then the delivery is marked failed (the notifications' dead letter)
-and logged. Every try leaves an attempt row with its outcome and the provider's answer.
+one delivery per (event, user, channel); after the commit it makes the first try. An
+in-app notice needs no try: its delivery is stored sent, with its feed item and its one
+attempt row, in that same transaction (issue 20: no claim, store and finish of its own),
+and pushed live after the commit. A try that fails is retried by a runtime timer after an
+exponential backoff with jitter, up to `max_attempts` tries; then the delivery is marked
+failed (the notifications' dead letter) and logged. Every try leaves an attempt row with
+its outcome and the provider's answer.
 
 Delivery to the outside world is at least once: a crash between the provider's "accepted"
 and the attempt row makes one more try. Everything else happens once: a redelivered event
@@ -15,14 +18,17 @@ A provider's own wait (Telegram's 429 `retry_after`) is honoured.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import datetime
+from typing import Any
 
 import msgspec
 import structlog
 
 from actors.notifications import store
 from actors.notifications.channels import DeliveryFailed, clip_answer
+from actors.notifications.feed import Feed
 from actors.notifications.messages import (
     AttemptView,
     DeliveryList,
@@ -30,12 +36,14 @@ from actors.notifications.messages import (
     ListDeliveries,
     RetryNotificationDelivery,
 )
-from actors.notifications.notices import EVENTS, Notice, notices_for
+from actors.notifications.notices import CHANNELS, EVENTS, Notice, notices_for
 from actors.notifications.routing import Routing
 from actors.notifications.store import Claimed, NotDue, Outcome
 from actors.runtime import Backoff, Context, Message, rfc3339
 
 log = structlog.get_logger("actors.notifications")
+
+INAPP = CHANNELS[2]
 
 # Six tries spread over about half an hour: 60 s, 2, 4, 8 and 16 min between them (less
 # jitter, so deliveries that failed together, a mail server outage, come back apart).
@@ -52,10 +60,10 @@ class Deliveries:
     """Records an event's deliveries, makes their tries and retries, and lists them.
 
     `context` is the Notifications shard's (the delivery tables, its clock, transactions,
-    timers and the envelope in hand); `routing` picks targets and sends; `public_url`
-    starts the links in notices; `backoff` spaces the tries, at most `max_attempts` of
-    them. `claim_seconds` is how long a try may take before it counts as lost and is made
-    again; keep it above the channel's timeout.
+    timers and the envelope in hand); `routing` picks targets and sends; `feed` stores the
+    in-app notices; `public_url` starts the links in notices; `backoff` spaces the tries,
+    at most `max_attempts` of them. `claim_seconds` is how long a try may take before it
+    counts as lost and is made again; keep it above the channel's timeout.
     """
 
     def __init__(
@@ -63,6 +71,7 @@ class Deliveries:
         context: Context,
         *,
         routing: Routing,
+        feed: Feed,
         public_url: str,
         backoff: Backoff,
         max_attempts: int,
@@ -71,6 +80,7 @@ class Deliveries:
         self._context = context
         self._pool = context.pool
         self._routing = routing
+        self._feed = feed
         self._public_url = public_url
         self._backoff = backoff
         self._max_attempts = max_attempts
@@ -103,16 +113,30 @@ class Deliveries:
         notices = await self._routing.named(notices_for(event, public_url=self._public_url))
         # each recipient's preferences and contacts at once, not one after another
         reach = await asyncio.gather(*(self._routing.targets(notice) for notice in notices))
-        targets = [
-            (notice.user_id, channel, recipient)
-            for notice, pairs in zip(notices, reach, strict=True)
-            for channel, recipient in pairs
-        ]
+        targets: list[tuple[str, str, str]] = []
+        in_app: list[store.FeedItem] = []
+        for notice, pairs in zip(notices, reach, strict=True):
+            for channel, recipient in pairs:
+                if channel == INAPP:
+                    in_app.append(_feed_item(notice))
+                else:
+                    targets.append((notice.user_id, channel, recipient))
         payload = msgspec.json.encode(event).decode()
         event_type = type(event).__name__
         ids: list[str] = []
+        stored: list[Any] = []
         async with self._context.transaction() as tx:
             if not tx.duplicate:
+                # the in-app notices are sent by this commit: no try of their own
+                stored = await store.add_sent_items(
+                    tx,
+                    event_id=envelope.id,
+                    event_type=event_type,
+                    shard=self._context.shard,
+                    answer=self._feed.answer,
+                    items=in_app,
+                    now=self._context.now(),
+                )
                 for user_id, channel, recipient in targets:
                     delivery_id = uuid.uuid4().hex
                     if await store.add_delivery(
@@ -127,6 +151,7 @@ class Deliveries:
                         payload=payload,
                     ):
                         ids.append(delivery_id)
+        await self._feed.announce(stored)
         if len(ids) < len(targets):
             # A redelivered event. Its deliveries exist; one that was committed but never
             # tried (a crash right after the commit) is tried now. The claim lets only an
@@ -279,6 +304,19 @@ class Deliveries:
                 retry_in=retry_in,
             )
         return moved
+
+
+def _feed_item(notice: Notice) -> store.FeedItem:
+    """An in-app notice as stored with its event (a new delivery id, the feed item's)."""
+    return store.FeedItem(
+        id=uuid.uuid4().hex,
+        user_id=notice.user_id,
+        category=notice.category,
+        kind=notice.kind,
+        title=notice.title,
+        body=notice.text,
+        data=json.dumps(dict(notice.data)),
+    )
 
 
 def _delivery_view(delivery: store.Delivery, tries: list[store.Attempt]) -> DeliveryView:

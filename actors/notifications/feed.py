@@ -1,17 +1,19 @@
 """The in-app feed: a feature part of the Notifications actor.
 
 The in-app channel stores a notice as a feed item (once: its id is the delivery's) and
-pushes it to the user's live WebSockets; the user pages through the feed and marks items
-read.
+pushes it to the user's live WebSockets (an event's in-app notices are stored with the
+event itself, see deliveries.py, and pushed after that commit: `announce`); the user
+pages through the feed and marks items read.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
+import structlog
 
 from actors.notifications import store
 from actors.notifications.messages import (
@@ -25,6 +27,8 @@ from actors.notifications.messages import (
 )
 from actors.notifications.notices import Notice
 from actors.runtime import Context, rfc3339, row_cursor
+
+log = structlog.get_logger("actors.notifications")
 
 # sends a user's new feed item (a JSON frame) to their live WebSockets
 Push = Callable[[str, bytes], Awaitable[None]]
@@ -57,11 +61,25 @@ class Feed:
         )
         if self._push is None:
             return "stored"
-        item = msgspec.to_builtins(_item(row))
-        item.pop("msg_type", None)
-        frame = msgspec.json.encode({"type": "notification", "notification": item})
-        await self._push(notice.user_id, frame)
+        await self._push(notice.user_id, _frame(row))
         return "stored and pushed"
+
+    @property
+    def answer(self) -> str:
+        """What an in-app delivery stored with its event records as its try's answer."""
+        return "stored" if self._push is None else "stored and pushed"
+
+    async def announce(self, rows: Sequence[Any]) -> None:
+        """Push feed items stored with their event to their users' live WebSockets, after
+        the commit. Best effort: the items are in the feed whatever happens here (a page
+        shows them), so a failed push is logged, not retried."""
+        if self._push is None:
+            return
+        for row in rows:
+            try:
+                await self._push(row["user_id"], _frame(row))
+            except Exception as error:
+                log.warning("feed_push_failed", item_id=row["id"], error=repr(error))
 
     async def page(self, message: ListNotifications) -> NotificationPage:
         limit = max(1, min(message.limit, 200))
@@ -89,6 +107,12 @@ class Feed:
     async def mark_all_read(self, message: MarkAllRead) -> Acknowledged:
         await store.mark_all_read(self._pool, message.user_id, self._context.now())
         return Acknowledged()
+
+
+def _frame(row: Any) -> bytes:
+    item = msgspec.to_builtins(_item(row))
+    item.pop("msg_type", None)
+    return msgspec.json.encode({"type": "notification", "notification": item})
 
 
 def _item(row: Any) -> NotificationView:

@@ -8,7 +8,8 @@ envelope id. It is `pending` until a try succeeds (`sent`) or the tries run out
 A try is claimed before it starts: the claim bumps `attempts` and pushes `next_attempt_at`
 a lease ahead, in one row-locked statement, so two timers (or two nodes) never make the
 same try, and a try whose outcome was never recorded (a crash mid-send) is retried when
-its lease ends instead of being lost.
+its lease ends instead of being lost. An in-app delivery skips all that: it is stored
+sent, with its feed item, in the transaction that records its event (`add_sent_items`).
 
 Each function takes what runs the statement (`actors.runtime.Executor`): the pool, a
 connection or a handler's `Transaction`.
@@ -17,14 +18,26 @@ connection or a handler's `Transaction`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from actors.runtime import Executor
 
 Outcome = Literal["sent", "retry", "failed"]
+
+
+class FeedItem(NamedTuple):
+    """An in-app notice to store as sent with its event (`add_sent_items`); `data` is JSON."""
+
+    id: str
+    user_id: str
+    category: str
+    kind: str
+    title: str
+    body: str
+    data: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +183,65 @@ async def add_delivery(
         payload,
     )
     return row is not None
+
+
+# The in-app deliveries of one event, written in the transaction that records it: each a
+# delivery already sent (its one try and the feed item, whose id is the delivery's), so
+# an in-app notice costs no claim, try or second transaction. A delivery that exists
+# (a redelivered event) writes nothing; the attempts' foreign key is checked at the end
+# of the statement, after the deliveries are in.
+_ADD_SENT_ITEMS = """
+WITH n AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[])
+        WITH ORDINALITY AS n(id, user_id, category, kind, title, body, data, ord)
+), d AS (
+    INSERT INTO notification_deliveries
+        (id, event_id, event_type, user_id, channel, recipient, shard, status, attempts,
+         last_answer, sent_at)
+    SELECT n.id, $8, $9, n.user_id, 'inapp', n.user_id, $10, 'sent', 1, $11,
+           clock_timestamp()
+    FROM n ORDER BY n.ord
+    ON CONFLICT ON CONSTRAINT notification_deliveries_once DO NOTHING
+    RETURNING id
+), a AS (
+    INSERT INTO notification_attempts (delivery_id, attempt, status, provider_answer,
+                                       started_at)
+    SELECT d.id, 1, 'sent', $11, $12 FROM d
+)
+INSERT INTO notification_feed (id, user_id, category, kind, title, body, data, created_at)
+SELECT n.id, n.user_id, n.category, n.kind, n.title, n.body, n.data::jsonb, $12
+FROM n JOIN d ON d.id = n.id
+ORDER BY n.ord
+RETURNING id, user_id, category, kind, title, body, data, created_at, read_at
+"""
+
+
+async def add_sent_items(
+    db: Executor,
+    *,
+    event_id: str,
+    event_type: str,
+    shard: int,
+    answer: str,
+    items: Sequence[FeedItem],
+    now: datetime,
+) -> list[Any]:
+    """Store the in-app deliveries of an event as sent, with their tries and feed items,
+    in one statement; the feed rows written (none for a delivery that existed)."""
+    if not items:
+        return []
+    columns = list(zip(*items, strict=True))
+    rows: list[Any] = await db.fetch(
+        _ADD_SENT_ITEMS,
+        *(list(column) for column in columns),
+        event_id,
+        event_type,
+        shard,
+        answer,
+        now,
+    )
+    return rows
 
 
 async def find_delivery(db: Executor, event_id: str, user_id: str, channel: str) -> str | None:
