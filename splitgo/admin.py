@@ -19,7 +19,7 @@ import aiohttp
 from actors.auth.messages import InvalidField, MakeAdmin, UserView
 from actors.runtime import ActorRef, ActorSystem, DomainError, PgDeadLetterStore
 from actors.runtime.outbox import Outbox
-from splitgo import config
+from splitgo import config, event_loop
 from splitgo.db import open_database
 from splitgo.node import (
     ACTORS,
@@ -147,7 +147,8 @@ async def create_admin(
 def main(argv: Sequence[str], prog: str = "splitgo admin") -> int:
     args, settings = parse(argv, prog)
     try:
-        user = asyncio.run(create_admin(settings, args.email, args.name))
+        chosen = event_loop.choose(settings.event_loop)  # as the node runs
+        user = event_loop.run(create_admin(settings, args.email, args.name), chosen)
     except NoPassword as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return 2

@@ -73,7 +73,11 @@ def simulate(prog: str, argv: Sequence[str]) -> int:
     from splitgo import simulate as command
 
     logs.configure("console", "warning")
-    return command.main(argv, prog=f"{prog} simulate")
+    try:
+        return command.main(argv, prog=f"{prog} simulate")
+    except config.ConfigError as error:  # SPLITGO_EVENT_LOOP it cannot run on
+        print(f"{prog} simulate: {error}", file=sys.stderr)
+        return 2
 
 
 def config_table(prog: str, argv: Sequence[str]) -> int:

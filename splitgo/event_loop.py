@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from splitgo.setting_kinds import ConfigError, either
 
-__all__ = ["LOOP_SETTINGS", "LoopChoice", "choose", "run", "running_loop_name"]
+__all__ = ["LOOP_SETTINGS", "LoopChoice", "choose", "from_environment", "run", "running_loop_name"]
 
 LoopName = Literal["asyncio", "uvloop"]
 LOOP_SETTINGS = ("auto", "asyncio", "uvloop")  # what SPLITGO_EVENT_LOOP accepts
@@ -61,6 +61,12 @@ def choose(setting: str) -> LoopChoice:
     reason = "asked for" if setting == "uvloop" else "uvloop is installed"
     version = str(getattr(uvloop, "__version__", "")) or None
     return LoopChoice("uvloop", setting, uvloop.new_event_loop, version, reason)
+
+
+def from_environment(environ: Mapping[str, str]) -> LoopChoice:
+    """The choice SPLITGO_EVENT_LOOP makes, read alone (for a command without Settings, such
+    as `simulate`): parsed as the setting is, in any case, auto when unset."""
+    return choose(environ.get("SPLITGO_EVENT_LOOP", "auto").strip().lower())
 
 
 def run(main: Coroutine[Any, Any, T], choice: LoopChoice) -> T:

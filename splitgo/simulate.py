@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import secrets
 import sys
@@ -35,6 +36,7 @@ import aiohttp
 import structlog
 
 from actors.payments.messages import format_money
+from splitgo import event_loop
 from splitgo.simulate_options import Options, parse
 from splitgo.simulate_summary import TERMINAL, Summary, summarise, summary_line
 
@@ -485,4 +487,5 @@ def report(summary: Summary, options: Options, setup_errors: int) -> None:
 
 def main(argv: Sequence[str], prog: str = "splitgo simulate") -> int:
     options = parse(argv, prog)
-    return asyncio.run(simulate(options))
+    chosen = event_loop.from_environment(os.environ)  # SPLITGO_EVENT_LOOP, as the node's
+    return event_loop.run(simulate(options), chosen)

@@ -133,3 +133,25 @@ def test_running_loop_name_outside_a_loop_is_an_error() -> None:
     with pytest.raises(RuntimeError):
         running_loop_name()
     assert asyncio.run(_loop_name()) == "asyncio"
+
+
+@pytest.mark.parametrize(
+    ("environ", "setting"), [({}, "auto"), ({"SPLITGO_EVENT_LOOP": " AsyncIO "}, "asyncio")]
+)
+def test_from_environment_reads_the_variable_as_the_setting_does(
+    environ: dict[str, str], setting: str
+) -> None:
+    """Unset is auto; the value is taken in any case, around spaces."""
+    assert event_loop.from_environment(environ).setting == setting
+
+
+def test_simulate_refuses_uvloop_it_cannot_import(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`splitgo simulate` with SPLITGO_EVENT_LOOP=uvloop and no uvloop exits 2, naming it,
+    before it sends anything."""
+    without_uvloop(monkeypatch)
+    monkeypatch.setattr(logs, "configure", lambda *args: None)
+    monkeypatch.setenv("SPLITGO_EVENT_LOOP", "uvloop")
+    assert cli.main(["simulate", "--url", "http://127.0.0.1:9"]) == 2
+    assert capsys.readouterr().err.startswith("splitgo simulate: SPLITGO_EVENT_LOOP=uvloop")
