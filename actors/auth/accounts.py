@@ -122,8 +122,8 @@ class Accounts:
         await store.add_placeholder(self._context.pool, message.placeholder_id, name, now)
 
     async def get(self, message: GetUser) -> UserView:
-        """The user, as the API shows it."""
-        user = await store.user_by_id(self._context.pool, message.user_id)
+        """The user, as the API shows it (from the shard's memory after the first read)."""
+        user = await self._context.profiles.get(message.user_id)
         if user is None:
             raise UserNotFound("No such user.")
         return user_view(user)
@@ -131,7 +131,7 @@ class Accounts:
     async def contacts(self, message: GetContacts) -> Contacts:
         """Where the user can be reached (for the notifier); a deleted account is reached
         nowhere."""
-        user = await store.user_by_id(self._context.pool, message.user_id)
+        user = await self._context.profiles.get(message.user_id)
         if user is None or user.deleted_at is not None:
             raise UserNotFound("No such user.")
         return Contacts(
@@ -156,7 +156,8 @@ class Accounts:
         is told to every node (ProfileChanged), so it shows everywhere at once."""
         name = normalise_name(message.name) if message.name is not None else None
         phone = normalise_phone(message.phone) if message.phone is not None else None
-        async with self._context.transaction() as tx:
+        profiles = self._context.profiles
+        async with profiles.writing(message.user_id), self._context.transaction() as tx:
             before = await store.user_by_id(tx, message.user_id, lock=True)
             user = await store.update_profile(
                 tx,
@@ -168,6 +169,7 @@ class Accounts:
             )
             if before is not None and user is not None and before.name != user.name:
                 await tx.publish(ProfileChanged(user_id=user.id, name=user.name))
+        await profiles.wrote(message.user_id, user)
         if user is None:
             raise UserNotFound("No such user.")
         log.info("user_updated", user_id=user.id)
@@ -198,7 +200,12 @@ class Accounts:
         return user_view(created)
 
     async def _promote(self, user_id: str) -> UserView:
-        user = await store.add_role(self._context.pool, user_id, "admin", self._context.clock())
+        profiles = self._context.profiles
+        # routed by email: the owner of the id may be another shard, told of the change
+        async with profiles.writing(user_id), self._context.transaction(dedupe=False) as tx:
+            user = await store.add_role(tx, user_id, "admin", self._context.clock())
+            await profiles.changing(tx, user_id)
+        await profiles.wrote(user_id, user)
         if user is None:
             raise UserNotFound("No such user.")
         log.info("role_granted", user_id=user.id, role="admin")
@@ -207,9 +214,12 @@ class Accounts:
     async def grant_role(self, message: GrantRole) -> UserView:
         """Give the user one more role."""
         role = check_role(message.role)
-        user = await store.add_role(
-            self._context.pool, message.user_id, role, self._context.clock()
-        )
+        profiles = self._context.profiles
+        async with profiles.writing(message.user_id):
+            user = await store.add_role(
+                self._context.pool, message.user_id, role, self._context.clock()
+            )
+        await profiles.wrote(message.user_id, user)
         if user is None:
             raise UserNotFound("No such user.")
         log.info("role_granted", user_id=user.id, role=role)

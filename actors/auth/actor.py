@@ -2,10 +2,11 @@
 
 One handler per command of `messages.py`, each handing the message to the feature part that
 owns it: `accounts`, `sessions`, `verification`, `reset`, `social` (OAuth users) and
-`telegram`. The actor holds no state between messages: every fact is in its tables
-(store), so any number of shards can serve it, on any node. Single-use tokens are spent by
-one conditional UPDATE and refresh tokens are rotated under row locks, so two shards racing
-on the same token cannot both win.
+`telegram`. Every fact is in its tables (store), so any number of shards can serve it, on
+any node; a shard keeps only the users whose id routes to it hot in memory (`profiles`,
+written through by their owner, forgotten on a change made elsewhere). Single-use tokens
+are spent by one conditional UPDATE and refresh tokens are rotated under row locks, so two
+shards racing on the same token cannot both win.
 
 What other actors must hear goes through the reliable hand-off (the shard's transaction),
 committed with the change that caused it:
@@ -56,6 +57,7 @@ from actors.auth.messages import (
     FinishOAuth,
     FinishPasskeyRegistration,
     FinishPasskeySignIn,
+    ForgetCachedUser,
     ForgotPassword,
     GetContacts,
     GetMfaStatus,
@@ -125,7 +127,8 @@ log = structlog.get_logger("actors.auth")
 
 
 class Auth(Actor):
-    """Accounts and sign-in: one handler per command; all state lives in PostgreSQL."""
+    """Accounts and sign-in: one handler per command; all state lives in PostgreSQL (the
+    users a shard owns are also kept in its memory)."""
 
     idempotency_keys = store.KEYS
 
@@ -417,3 +420,9 @@ class Auth(Actor):
         return await self.deletion.delete(message)
 
     # ── social login by discovery (issue 19) ──
+
+    # ── hot profiles (issue 20) ──
+
+    @handles(ForgetCachedUser)
+    async def forget_cached_user(self, message: ForgetCachedUser) -> None:
+        self._context.profiles.forget(message)

@@ -2,7 +2,8 @@
 
 The actor builds one `AuthContext` — the runtime's `Context` (database, clock, the shard's
 transactions, messages and timers; see actors/runtime/parts.py) with the signing keys, the
-password hasher, the login limits and the notifier — and hands it to each part, so a part
+password hasher, the login limits, the notifier and the shard's hot users (`profiles`) —
+and hands it to each part, so a part
 holds no reference to the actor itself. It commits through `transaction`, the shard's own,
 so the inbox and outbox work as for any handler.
 """
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from actors.auth import store
 from actors.auth.limits import LoginLimits
 from actors.auth.messages import UserView
 from actors.auth.passwords import Passwords, check_password, user_inputs
+from actors.auth.profiles import Profile, Profiles
 from actors.auth.store import UserRow
 from actors.auth.tokens import SigningKeys, new_token, token_digest
 from actors.runtime import Context, Message, Transaction, rfc3339
@@ -31,6 +33,11 @@ class AuthContext(Context):
     limits: LoginLimits
     # the actor that mails (EmailVerificationRequested, PasswordResetRequested, …); None: nobody
     notifier: str | None
+    # the shard's hot users (issue 20): read them through it, and tell it of every write
+    profiles: Profiles = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "profiles", Profiles(self))
 
     async def notify(self, tx: Transaction, event: Message) -> None:
         """Have the notifier send `event` if the transaction commits."""
@@ -66,8 +73,8 @@ async def issue_token(
     return token
 
 
-def user_view(user: UserRow) -> UserView:
-    """A stored user as the API shows it."""
+def user_view(user: UserRow | Profile) -> UserView:
+    """A stored (or kept) user as the API shows it."""
     return UserView(
         id=user.id,
         email=user.email,

@@ -142,7 +142,7 @@ class Deletion:
                 details={"reasons": reasons},
             )
         now = context.clock()
-        async with context.transaction() as tx:
+        async with context.profiles.writing(user.id), context.transaction() as tx:
             if not tx.duplicate and await deletion_store.anonymise_user(tx, user.id, now):
                 removed = await deletion_store.forget_factors(tx, user.id)
                 revoked = await store.revoke_user_sessions(tx, user.id, now, "account_deleted")
@@ -155,6 +155,7 @@ class Deletion:
                 raise UserNotFound("No such user.")
             reply = _deletion(deleted)
             await context.remember(tx, message, reply)
+        await context.profiles.wrote(user.id, deleted)
         await self._recheck(user.id)
         return reply
 

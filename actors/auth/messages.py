@@ -49,12 +49,16 @@ NAMES_MAX = 1_000  # users named in one GetNames (a group holds at most 1,000 me
 
 
 def auth_key(message: Any) -> str | None:
-    """The shard key of an auth message: its email, else its user id (None: any shard)."""
-    email = getattr(message, "email", None)
-    if email:
-        return str(email).strip().lower()
+    """The shard key of an auth message: its user id, else its email (None: any shard).
+
+    A user's id names the one shard that keeps them hot and writes them (actors/auth/
+    profiles.py); an email routes what comes before an id is known (sign-up, sign-in).
+    """
     user_id = getattr(message, "user_id", None)
-    return str(user_id) if user_id else None
+    if user_id:
+        return str(user_id)
+    email = getattr(message, "email", None)
+    return str(email).strip().lower() if email else None
 
 
 class AuthInput(Message, frozen=True):
@@ -1077,6 +1081,17 @@ class SecondFactorRequired(DomainError):
 
 # ── social login by discovery (issue 19) ──
 # (commands, replies, events and errors of this feature)
+
+
+# ── hot profiles (issue 20) ──
+
+
+class ForgetCachedUser(AuthInput, frozen=True):
+    """A user's row changed on another shard (a link by token, a sign-in by email): the
+    shard that owns the user id drops what it keeps of them. Sent, not through the outbox,
+    before the changing handler replies, so whatever is asked after comes behind it."""
+
+    user_id: Id
 
 
 # ── reading access tokens ──────────────────────────────────────────────────────────────

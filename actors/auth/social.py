@@ -149,19 +149,27 @@ class Social:
         except InvalidField:
             email = None
         now = self._context.clock()
+        profiles = self._context.profiles
+        pair: TokenPair | None = None
         async with self._context.transaction() as tx:
             if tx.duplicate:
                 raise OAuthFailed("This sign-in was already completed; start again.")
             user, how = await self._user_for(tx, identity, email, now)
+            if how == "linked":  # it may have taken the account over: its keeper forgets it
+                await profiles.changing(tx, user.id)
             challenge = await second_step(
                 tx, user.id, amr=(), ip=message.ip, user_agent=message.user_agent, now=now
             )
-            if challenge is not None:
-                log.info("oauth_needs_second_factor", provider=message.provider, user_id=user.id)
-                return challenge
-            pair, session_id = await self._sessions.open(
-                tx, user, message.user_agent, message.ip, now
-            )
+            if challenge is None:
+                pair, session_id = await self._sessions.open(
+                    tx, user, message.user_agent, message.ip, now
+                )
+        if how == "linked":
+            await profiles.wrote(user.id)
+        if challenge is not None:
+            log.info("oauth_needs_second_factor", provider=message.provider, user_id=user.id)
+            return challenge
+        assert pair is not None
         log.info(
             "oauth_signed_in",
             provider=message.provider,

@@ -65,6 +65,8 @@ class Telegram:
         digest = token_digest(message.token)
         now = self._context.clock()
         linked: UserRow | None = None
+        changed: list[str] = []
+        profiles = self._context.profiles
         async with self._context.transaction() as tx:
             if tx.duplicate:
                 linked = await store.user_by_chat(tx, message.chat_id)
@@ -73,9 +75,15 @@ class Telegram:
                 return user_view(linked)
             spent = await store.consume_one_time_token(tx, digest, "telegram_link", now)
             if spent is not None and spent.user_id is not None:
-                linked = await store.bind_telegram(tx, spent.user_id, message.chat_id, now)
+                linked, taken = await store.bind_telegram(tx, spent.user_id, message.chat_id, now)
                 if linked is not None:
                     await tx.publish(TelegramLinked(user_id=linked.id, chat_id=message.chat_id))
+                # routed by the link: the shards that keep these users forget them
+                changed = [*taken, spent.user_id]
+                for user_id in changed:
+                    await profiles.changing(tx, user_id)
+        for user_id in changed:
+            await profiles.wrote(user_id, linked)
         if linked is None:
             raise InvalidToken("This Telegram link is invalid, used or expired.")
         log.info("telegram_linked", user_id=linked.id)
@@ -89,9 +97,13 @@ class Telegram:
         """The chat's own contact proves the phone number of the account linked to it."""
         user = await self._linked(message.chat_id)
         phone = contact_phone(message.phone)
-        pool = self._context.pool
-        await store.confirm_phone(pool, user.id, phone, self._context.clock())
-        confirmed = await store.user_by_id(pool, user.id)
+        profiles = self._context.profiles
+        # routed by the chat: the shard that keeps the user is told of the change
+        async with profiles.writing(user.id), self._context.transaction(dedupe=False) as tx:
+            await store.confirm_phone(tx, user.id, phone, self._context.clock())
+            await profiles.changing(tx, user.id)
+            confirmed = await store.user_by_id(tx, user.id)
+        await profiles.wrote(user.id, confirmed)
         assert confirmed is not None
         return user_view(confirmed)
 

@@ -53,7 +53,10 @@ class Verification:
                 verified = user
                 if await store.mark_email_verified(tx, user.id, user.email, now):
                     await tx.publish(EmailVerified(user_id=user.id, email=user.email))
+                    await self._context.profiles.changing(tx, user.id)
         if verified is None:
             raise InvalidToken("This verification link is invalid, used or expired.")
+        # routed by the link, not the user: the shard that keeps them forgets them
+        await self._context.profiles.wrote(verified.id)
         log.info("email_verified", user_id=verified.id)
         return None

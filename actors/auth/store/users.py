@@ -209,16 +209,19 @@ async def confirm_phone(db: Executor, user_id: str, phone: str, now: float) -> N
     )
 
 
-async def bind_telegram(db: Executor, user_id: str, chat_id: int, now: float) -> UserRow | None:
-    """Link the chat to this user, taking it from any other account it was linked to."""
-    await db.execute(
+async def bind_telegram(
+    db: Executor, user_id: str, chat_id: int, now: float
+) -> tuple[UserRow | None, list[str]]:
+    """Link the chat to this user, taking it from any other account it was linked to: the
+    user now linked (None: no such user), and the ids of the accounts it was taken from."""
+    taken = await db.fetch(
         "UPDATE users SET telegram_chat_id = NULL, updated_at = $3"
-        " WHERE telegram_chat_id = $2 AND id <> $1",
+        " WHERE telegram_chat_id = $2 AND id <> $1 RETURNING id",
         user_id,
         chat_id,
         at(now),
     )
-    return _user(
+    linked = _user(
         await db.fetchrow(
             f"UPDATE users SET telegram_chat_id = $2, updated_at = $3 WHERE id = $1"
             f" RETURNING {_USER}",
@@ -227,6 +230,7 @@ async def bind_telegram(db: Executor, user_id: str, chat_id: int, now: float) ->
             at(now),
         )
     )
+    return linked, [row["id"] for row in taken]
 
 
 async def secure_takeover(db: Executor, user_id: str, now: float) -> None:
