@@ -14,7 +14,8 @@ Run from the project root (`make bench` does). Sections:
 * auth: authenticated GET /api/v1/me per second from a separate load-generating
   process against a node (run.py, fresh data folder, log level warning), against the
   same generator on a bare aiohttp JSON handler (the limit); login throughput and the
-  p99 of /healthz during a login storm; argon2id's parameters and time per hash;
+  p99 of /healthz during a login storm; argon2id's parameters and time per hash; the
+  memory per cached user (hot profiles) and how many the node's budget holds;
   written to tests/bench/results/auth.json. Skipped while run.py does not exist or
   the node's auth routes do not work yet.
 * payments: completed transfers per second through the batching Payments actor against
@@ -105,6 +106,7 @@ from tests.bench.notifications_bench import (
 from tests.bench.pages_bench import PagesBenchConfig, run_pages_bench
 from tests.bench.payments_bench import PaymentsBenchConfig, run_payments_bench
 from tests.bench.payments_http import measure_http_transfers
+from tests.bench.profiles_memory import measure_profile_memory
 from tests.bench.redis_bench import RedisBenchConfig, default_url, run_redis_bench, shown_url
 from tests.bench.rides_actor_bench import measure_actor_updates
 from tests.bench.rides_bench import UPDATES_TARGET, RidesBenchConfig, Target, run_rides_bench
@@ -431,7 +433,10 @@ def _auth_section(args: argparse.Namespace, base: dict[str, Any]) -> bool:
         _say(f"skipped: the auth routes do not work yet: {error}")
         return True
     _say(report.format())
-    path = _write("auth.json", {**base, **report.as_json()}, args.results_dir)
+    memory = measure_profile_memory()  # issue 20: hot profiles, bounded by the budget
+    _say("\n" + memory.format())
+    results = {**base, **report.as_json(), "profile_memory": memory.as_json()}
+    path = _write("auth.json", results, args.results_dir)
     _say(f"\nwritten: {_shown(path)} (section took {report.seconds:.1f} s)")
     return report.all_passed
 
