@@ -15,6 +15,9 @@ rides without one are dispatched again.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import asyncpg
 
 from actors.rides import fares, store
@@ -24,6 +27,7 @@ from actors.rides.drivers import Drivers
 from actors.rides.messages import (
     AdvanceRide,
     AnswerOffer,
+    BorderDrivers,
     CancelRide,
     DescribeMyRides,
     DriverView,
@@ -39,14 +43,22 @@ from actors.rides.messages import (
     RateRide,
     Redispatch,
     RegisterDriver,
+    RelayedPing,
     RequestRide,
     RideView,
     SetDriverStatus,
+    TakeOverRide,
     UpdateLocation,
 )
 from actors.rides.personal_data import PersonalData
+from actors.rides.regional import Regional, Territory
+from actors.rides.regions import RegionMap
 from actors.rides.trips import Trips
-from actors.runtime import Actor, Clock, handles, wall_clock
+from actors.runtime import Actor, ActorSystem, Clock, handles, wall_clock
+
+# a driver's own commands: with regions, the region takes the driver over first if the
+# database says it is the owner and it does not hold the driver yet
+DRIVER_COMMANDS = (RegisterDriver, SetDriverStatus, GetOffers, AnswerOffer, AdvanceRide)
 
 
 class Rides(Actor):
@@ -63,24 +75,87 @@ class Rides(Actor):
         offer_timeout: float = 15.0,
         stale_after: float = 60.0,
         persist_interval: float = 5.0,
+        regions: RegionMap | None = None,
+        border_feed_interval: float = 1.0,
     ) -> None:
         self._pool, self._clock = pool, clock
         self._persist_interval = persist_interval
+        self._table = table or fares.FareTable()
+        self._offer_timeout, self._stale_after = offer_timeout, stale_after
+        self._regions = regions if regions is not None and regions.regional else None
+        self._border_feed_interval = border_feed_interval
+        self.regional: Regional | None = None
+        self._desk = False
+        self._build(None)
+
+    def _build(self, territory: Territory | None) -> None:
         context = RidesContext(
-            pool=pool, clock=clock, shard_actor=self, table=table or fares.FareTable()
+            pool=self._pool,
+            clock=self._clock,
+            shard_actor=self,
+            table=self._table,
+            regional=territory is not None,
         )
-        self.drivers = Drivers(context, stale_after=stale_after)
-        self.dispatcher = Dispatcher(context, drivers=self.drivers, offer_timeout=offer_timeout)
+        self.drivers = Drivers(context, stale_after=self._stale_after)
+        self.dispatcher = Dispatcher(
+            context, drivers=self.drivers, offer_timeout=self._offer_timeout, territory=territory
+        )
         self.trips = Trips(context, drivers=self.drivers, dispatcher=self.dispatcher)
         self.personal_data = PersonalData(context)  # issue 19: the data export
+        if territory is not None:
+            self.regional = Regional(context, territory, self.drivers)
+
+    def bind(self, *, name: str, shard: int, system: ActorSystem) -> None:
+        """With regions (issue 20): shard i is region i, the last shards are desks."""
+        super().bind(name=name, shard=shard, system=system)
+        if self._regions is None:
+            return
+        self._build(Territory(self._regions, shard))
+        self._desk = self._regions.is_desk(shard)
+        for message_type, handler in list(self.dispatch.items()):
+            self.dispatch[message_type] = (
+                self._hand_on if self._desk else self._in_region(message_type, handler)
+            )
+
+    def _in_region(
+        self, message_type: type, handler: Callable[[Any], Awaitable[Any]]
+    ) -> Callable[[Any], Awaitable[Any]]:
+        regional = self.regional
+        assert regional is not None
+        takes_driver = issubclass(message_type, DRIVER_COMMANDS)
+
+        async def handle(message: Any) -> Any:
+            try:
+                if takes_driver:
+                    await regional.ensure(message.user_id)
+                return await handler(message)
+            finally:
+                await regional.settle()
+
+        return handle
+
+    async def _hand_on(self, message: Any) -> Any:
+        assert self.regional is not None
+        return await self.regional.hand_on(message)
 
     async def on_start(self) -> None:
+        if self._desk:
+            return  # a desk holds nothing: it hands messages on
         now = self._clock()
-        await self.drivers.load()
+        if self.regional is not None:
+            await self.regional.load()
+            self.every(self._border_feed_interval, self.regional.feed_border, "border")
+        else:
+            await self.drivers.load()
         await self.dispatcher.resume(now)
         if self._persist_interval > 0:
             self.every(self._persist_interval, self.drivers.persist_positions, "positions")
         self.prune_keys(self._pool, self._clock)
+
+    async def on_stop(self) -> None:
+        if self.regional is not None:
+            await self.regional.stop()
+        await super().on_stop()
 
     # ── drivers ────────────────────────────────────────────────────────────────────────
 
@@ -94,10 +169,34 @@ class Rides(Actor):
 
     @handles(UpdateLocation)
     async def update_location(self, message: UpdateLocation) -> LocationNoted:
-        driver = self.drivers.locate(message)
+        await self._ping(message)
+        return LocationNoted()
+
+    async def _ping(self, message: UpdateLocation | RelayedPing) -> None:
+        if self.regional is None:
+            driver = self.drivers.locate(message)
+        else:
+            found = await self.regional.ping(message)
+            if found is None:
+                return  # relayed to the driver's region, or handed over to it
+            driver = found
         if driver.lat is not None and driver.lon is not None:
             self.trips.moved(driver.ride, driver.lat, driver.lon)
-        return LocationNoted()
+
+    # ── between regions (issue 20) ─────────────────────────────────────────────────────
+
+    @handles(RelayedPing)
+    async def relayed_ping(self, message: RelayedPing) -> None:
+        await self._ping(message)
+
+    @handles(BorderDrivers)
+    async def border_drivers(self, message: BorderDrivers) -> None:
+        if self.regional is not None:
+            self.regional.border_heard(message)
+
+    @handles(TakeOverRide)
+    async def take_over_ride(self, message: TakeOverRide) -> None:
+        await self.dispatcher.take_over(message)
 
     # ── estimates, requests and offers ─────────────────────────────────────────────────
 

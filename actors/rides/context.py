@@ -20,3 +20,4 @@ class RidesContext(Context):
     """The shard's `Context`, with the fare table every price is made from."""
 
     table: FareTable
+    regional: bool = False  # sharded by region (issue 20): a driver may be owned elsewhere

@@ -38,7 +38,9 @@ from actors.rides.messages import (
     RideInProgress,
     RideNotFound,
     RideView,
+    TakeOverRide,
 )
+from actors.rides.regional import Territory
 from actors.rides.state import Dispatch, ride_update
 from actors.rides.views import load_view, ride_view
 from actors.runtime import DomainError, Transaction, rfc3339
@@ -63,8 +65,10 @@ class Dispatcher:
         *,
         drivers: Drivers,
         offer_timeout: float,
+        territory: Territory | None = None,
     ) -> None:
         self._context = context
+        self._territory = territory  # with regions: ours (rides of other regions are not)
         self._pool = context.pool
         self._drivers = drivers
         self._offer_timeout = offer_timeout
@@ -95,7 +99,8 @@ class Dispatcher:
     async def resume(self, now: float) -> None:
         """Carry on with the rides in flight after a (re)start."""
         for ride in await store.active_rides(self._pool):
-            self._resume(ride, now)
+            if self._territory is None or self._territory.owns_ride(ride):
+                self._resume(ride, now)
 
     def _resume(self, ride: store.RideRow, now: float) -> None:
         if ride.status != "requested":
@@ -193,6 +198,7 @@ class Dispatcher:
             estimate = msgspec.structs.replace(estimate, amount=hold.amount)
         now = self._context.now()
         ride = _new_ride(message, estimate, surge, hold.id, now)
+        ride.region = self._territory.name if self._territory else None
         self._dispatching[ride.id] = Dispatch(ride.pickup_lat, ride.pickup_lon, ride.rider_id)
         try:
             async with self._committing() as tx:
@@ -240,25 +246,39 @@ class Dispatcher:
             ]
         )
 
-    def _candidate(self, ride_id: str) -> str | None:
-        wanted = self._dispatching.get(ride_id)
+    def _candidate(self, ride: store.RideRow) -> tuple[str, int | None] | None:
+        """The nearest available driver not tried yet, in rings of growing radius, with
+        its region when it is a neighbour's (in the border view: the ride moves there)."""
+        wanted = self._dispatching.get(ride.id)
         if wanted is None:
             return None
 
         def skip(user_id: str) -> bool:
             return user_id == wanted.rider_id or user_id in wanted.tried
 
+        cross = self._territory is not None and self._territory.may_cross(ride)
         for radius in SEARCH_RADII_M:
-            found = self._drivers.nearest_available(wanted.lat, wanted.lon, radius, skip)
-            if found:
-                return found
+            if not cross:
+                found = self._drivers.nearest_available(wanted.lat, wanted.lon, radius, skip)
+                if found:
+                    return found, None
+                continue
+            own, across = self._drivers.nearest_pair(wanted.lat, wanted.lon, radius, skip)
+            if across is not None and (own is None or across[1] < own[1]):
+                return across[0], across[2]
+            if own is not None:
+                return own[0], None
         return None
 
     async def _offer_next(self, tx: Transaction, ride: store.RideRow) -> None:
         """Offer the ride to the nearest available driver, or end it: no driver."""
-        driver_id = self._candidate(ride.id)
-        if driver_id is None:
+        found = self._candidate(ride)
+        if found is None:
             await self._no_driver(tx, ride)
+            return
+        driver_id, region = found
+        if region is not None and self._territory is not None:
+            await self._move(tx, ride, region)
             return
         ride.offered_to = driver_id
         ride.offer_attempt += 1
@@ -273,6 +293,40 @@ class Dispatcher:
             OfferExpired(ride_id=ride.id, driver_id=driver_id, attempt=ride.offer_attempt),
         )
         log.info("ride_offered", ride_id=ride.id, driver_id=driver_id, attempt=ride.offer_attempt)
+
+    async def _move(self, tx: Transaction, ride: store.RideRow, region: int) -> None:
+        """The nearest free driver is a neighbour's (near the border): the ride goes to
+        that region, whose shard offers it (only a driver's own region offers it rides)."""
+        assert self._territory is not None
+        name = self._territory.map.regions[region].name
+        ride.region = name
+        self._dispatching.pop(ride.id, None)
+        await store.move_ride(tx, ride.id, name)
+        await tx.tell(
+            "rides", TakeOverRide(ride_id=ride.id), key=self._territory.map.key_of(region)
+        )
+        log.info("ride_moved", ride_id=ride.id, region=self._territory.name, to=name)
+
+    async def take_over(self, message: TakeOverRide) -> None:
+        """A neighbour moved a requested ride here: offer it to our nearest driver."""
+        ride = await store.ride(self._pool, message.ride_id)
+        if (
+            ride is None
+            or ride.status != "requested"
+            or self._territory is None
+            or not self._territory.owns_ride(ride)
+            or ride.id in self._dispatching
+        ):
+            return
+        self._dispatching[ride.id] = Dispatch(
+            ride.pickup_lat, ride.pickup_lon, ride.rider_id, set(ride.tried)
+        )
+        async with self._committing() as tx:
+            if not tx.duplicate:
+                await self._offer_next(tx, ride)
+
+    def _not_ours(self, ride: store.RideRow) -> bool:
+        return self._territory is not None and not self._territory.owns_ride(ride)
 
     async def _no_driver(self, tx: Transaction, ride: store.RideRow) -> None:
         ride.status, ride.offered_to, ride.offer_expires_at = "no_driver", None, None
@@ -335,6 +389,7 @@ class Dispatcher:
             or ride.status != "requested"
             or ride.offered_to != message.driver_id
             or ride.offer_attempt != message.attempt
+            or self._not_ours(ride)
         ):
             return  # answered already, or a stale timer of an earlier offer
         self.withdraw(ride)
@@ -353,6 +408,7 @@ class Dispatcher:
             ride is None
             or ride.status != "requested"
             or self._drivers.has_offer(ride.offered_to, ride.id)
+            or self._not_ours(ride)
         ):
             return
         self.withdraw(ride)

@@ -21,6 +21,7 @@ from actors.rides.messages import (
     NotADriver,
     Redispatch,
     RegisterDriver,
+    RelayedPing,
     SetDriverStatus,
     UpdateLocation,
 )
@@ -37,22 +38,46 @@ class Drivers:
         self._stale_after = stale_after
         self._states: dict[str, DriverState] = {}
         self._index = GeoIndex()
+        # with regions (issue 20): the neighbours' free drivers near our edges, read-only
+        # (user id -> owning region, last heard), and who changed since the border feed
+        self._border = GeoIndex()
+        self._border_owner: dict[str, tuple[int, float]] = {}
+        self.touched: set[str] = set()
+        self.freed: set[str] = set()  # offer or ride ended in the message in hand
 
-    async def load(self) -> None:
-        """Every registered driver, as last written (on every (re)start)."""
+    async def load(self, keep: Callable[[store.DriverRow], bool] = lambda row: True) -> None:
+        """Every registered driver (that `keep` keeps: the region's own), as last written
+        (on every (re)start)."""
         for row in await store.drivers(self._context.pool):
-            state = DriverState(
-                vehicle=row.vehicle,
-                plate=row.plate,
-                online=row.status == "online",
-                lat=row.lat,
-                lon=row.lon,
-                seen=row.seen_at.timestamp() if row.seen_at else 0.0,
-                rating_sum=row.rating_sum,
-                rating_count=row.rating_count,
-            )
-            self._states[row.user_id] = state
-            self._place(row.user_id, state)
+            if keep(row):
+                self.adopt(row)
+
+    def adopt(self, row: store.DriverRow) -> DriverState:
+        """Hold a driver as written in the database (at start, or handed over)."""
+        state = DriverState(
+            vehicle=row.vehicle,
+            plate=row.plate,
+            online=row.status == "online",
+            lat=row.lat,
+            lon=row.lon,
+            seen=row.seen_at.timestamp() if row.seen_at else 0.0,
+            rating_sum=row.rating_sum,
+            rating_count=row.rating_count,
+        )
+        self._states[row.user_id] = state
+        self._border.remove(row.user_id)
+        self._border_owner.pop(row.user_id, None)
+        self._place(row.user_id, state)
+        return state
+
+    def forget(self, user_id: str) -> None:
+        """Let go of a driver another region now owns (handed over)."""
+        self._states.pop(user_id, None)
+        self._index.remove(user_id)
+        self.touched.add(user_id)
+
+    def owned(self) -> dict[str, DriverState]:
+        return self._states
 
     async def persist_positions(self) -> None:
         """Write the positions that moved since the last time, in one statement."""
@@ -112,6 +137,45 @@ class Drivers:
         found = self._index.nearest(lat, lon, radius_m=radius_m, accept=fits)
         return found[0][0] if found else None
 
+    def nearest_pair(
+        self, lat: float, lon: float, radius_m: int, skip: Callable[[str], bool]
+    ) -> tuple[tuple[str, int] | None, tuple[str, int, int] | None]:
+        """The nearest available driver of ours, and the nearest in the border view (with
+        its owning region), each with its distance, within `radius_m` of (lat, lon)."""
+
+        def fits(user_id: str) -> bool:
+            return not skip(user_id) and self.available(user_id)
+
+        def fits_across(user_id: str) -> bool:
+            owner = self._border_owner.get(user_id)
+            return (
+                owner is not None
+                and user_id not in self._states
+                and not skip(user_id)
+                and self._clock() - owner[1] <= self._stale_after
+            )
+
+        own = self._index.nearest(lat, lon, radius_m=radius_m, accept=fits)
+        across = self._border.nearest(lat, lon, radius_m=radius_m, accept=fits_across)
+        return (
+            own[0] if own else None,
+            (*across[0], self._border_owner[across[0][0]][0]) if across else None,
+        )
+
+    def border_seen(
+        self, owner: int, near: list[tuple[str, float, float]], gone: list[str]
+    ) -> None:
+        """A neighbour's feed: its free drivers near our edge now, and those gone from it."""
+        now = self._clock()
+        for user_id in gone:
+            if self._border_owner.get(user_id, (owner, 0.0))[0] == owner:
+                self._border.remove(user_id)
+                self._border_owner.pop(user_id, None)
+        for user_id, lat, lon in near:
+            if user_id not in self._states:
+                self._border.update(user_id, lat, lon)
+                self._border_owner[user_id] = (owner, now)
+
     def available_within(self, lat: float, lon: float, radius_m: int) -> int:
         """How many drivers are available within `radius_m` of (lat, lon) (for surge)."""
         return self._index.count_within(lat, lon, radius_m, accept=self.available)
@@ -130,6 +194,7 @@ class Drivers:
         driver = self._states.get(user_id or "")
         if user_id is not None and driver is not None and driver.ride == ride_id:
             driver.ride = None
+            self.freed.add(user_id)
             self._place(user_id, driver)
 
     def has_offer(self, user_id: str | None, ride_id: str) -> bool:
@@ -141,6 +206,7 @@ class Drivers:
         driver = self._states.get(user_id or "")
         if driver is not None and driver.offer == ride_id:
             driver.offer = None
+            self.freed.add(user_id or "")
 
     def forget_offers(self, ride_id: str) -> None:
         """No driver holds an offer of `ride_id` any more (the ride was never stored)."""
@@ -162,7 +228,9 @@ class Drivers:
             return replayed
         vehicle = _text(message.vehicle, "vehicle", 60)
         plate = _text(message.plate, "plate", 16).upper()
-        if message.user_id in self._states:
+        if message.user_id in self._states or (
+            self._context.regional and await store.driver(self._context.pool, message.user_id)
+        ):
             raise AlreadyADriver("You are registered as a driver already.")
         async with self._context.transaction() as tx:
             if not tx.duplicate:
@@ -184,13 +252,14 @@ class Drivers:
         driver.online = message.status == "online"
         await store.set_driver_status(self._context.pool, message.user_id, message.status)
         self._place(message.user_id, driver)
+        self.freed.add(message.user_id)
         if not driver.online and driver.offer is not None:
             # an offer waiting on a driver who left goes to the next one now
             await self._context.tell_self(Redispatch(ride_id=driver.offer))
             driver.offer = None
         return self.view(message.user_id)
 
-    def locate(self, message: UpdateLocation) -> DriverState:
+    def locate(self, message: UpdateLocation | RelayedPing) -> DriverState:
         """Note a driver's ping; the driver, with the ride it may be on."""
         lat, lon = fares.check_point(message.lat, message.lon, "$")
         driver = self.require(message.user_id)
@@ -200,6 +269,7 @@ class Drivers:
 
     def _place(self, user_id: str, driver: DriverState) -> None:
         """Keep the index to drivers who could take a ride (positions of the rest stay)."""
+        self.touched.add(user_id)
         if (
             driver.online
             and driver.ride is None

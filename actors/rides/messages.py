@@ -2,7 +2,8 @@
 
 Coordinates are WGS84 degrees (floats are fine for places; money stays integer minor
 units). One rides shard holds the live map of drivers and dispatches every ride, so a
-driver is never offered two rides at once and an accept is atomic.
+driver is never offered two rides at once and an accept is atomic; with regions
+(actors/rides/regions.py) one shard per region does so for the drivers it owns.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ Stars = Annotated[int, Meta(ge=1, le=5)]
 
 
 def rides_key(message: Any) -> str | None:
-    """Every rides message goes to the one dispatching shard."""
+    """Every rides message goes to the one dispatching shard (without regions; with
+    SPLITGO_RIDE_REGIONS, `actors.rides.regions.RegionMap.key` routes instead)."""
     return "dispatch"
 
 
@@ -209,6 +211,41 @@ class OfferExpired(RidesInput, frozen=True):
 
 class Redispatch(RidesInput, frozen=True):
     """Offer the ride to the next driver (after a restart, or when a driver goes away)."""
+
+    ride_id: Id
+
+
+# ── between region shards (issue 20: rides by region, actors/rides/regional.py) ──────
+
+
+class RelayedPing(RidesInput, frozen=True):
+    """A driver's ping handed to the region that owns the driver (the region it came in
+    does not own them: they are on a ride elsewhere, or just crossed the border)."""
+
+    user_id: Id
+    lat: Latitude
+    lon: Longitude
+    hops: Annotated[int, Meta(ge=0, le=8)] = 0
+
+
+class BorderDriver(Message, frozen=True):
+    user_id: str
+    lat: Latitude
+    lon: Longitude
+
+
+class BorderDrivers(RidesInput, frozen=True):
+    """The owning region's free drivers near a neighbour's edge (`near`), and those no
+    longer there or no longer free (`gone`): the neighbour's read-only border view."""
+
+    region: Annotated[str, Meta(max_length=32)]
+    near: list[BorderDriver]
+    gone: list[str]
+
+
+class TakeOverRide(RidesInput, frozen=True):
+    """A requested ride moved to this region (its nearest free driver is one of ours):
+    dispatch it from here on."""
 
     ride_id: Id
 

@@ -127,6 +127,7 @@ class RideRow:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    region: str | None = None  # the region dispatching it (None: its pickup's, or no regions)
     timeline: list[tuple[str, datetime, str | None]] = field(default_factory=list)
 
 
@@ -135,7 +136,7 @@ _COLUMNS = (
     " group_id, currency, estimate, estimate_m, estimate_s, surge_bp, hold_id, offered_to,"
     " offer_attempt, offer_expires_at, tried, fare, distance_m, duration_s, cancel_reason,"
     " rider_stars, rider_comment, driver_stars, driver_comment, created_at, started_at,"
-    " finished_at"
+    " finished_at, region"
 )
 
 
@@ -148,8 +149,8 @@ async def insert_ride(db: Executor, ride: RideRow) -> bool:
         """
         INSERT INTO rides (id, rider_id, status, pickup_lat, pickup_lon, dropoff_lat,
             dropoff_lon, group_id, currency, estimate, estimate_m, estimate_s, surge_bp,
-            hold_id, created_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+            hold_id, created_at, region)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
         ON CONFLICT (id) DO NOTHING RETURNING true
         """,
         ride.id,
@@ -167,6 +168,7 @@ async def insert_ride(db: Executor, ride: RideRow) -> bool:
         ride.surge_bp,
         ride.hold_id,
         ride.created_at,
+        ride.region,
     )
     return bool(inserted)
 
@@ -291,3 +293,68 @@ async def driver_profile(db: Executor, user_id: str) -> Any:
         " WHERE user_id = $1",
         user_id,
     )
+
+
+# ── rides by region (issue 20): who owns a driver, which region a ride is in ──────────
+
+
+@dataclass(slots=True)
+class DriverWhereabouts:
+    """What decides the region owning a driver: the ride it has in hand or is offered (its
+    region), else its last written position, else none (a new driver)."""
+
+    registered: bool
+    ride_region: str | None = None
+    ride_lat: float | None = None
+    ride_lon: float | None = None
+    lat: float | None = None
+    lon: float | None = None
+
+
+async def whereabouts(db: Executor, user_id: str) -> DriverWhereabouts:
+    row = await db.fetchrow(
+        """
+        SELECT d.lat, d.lon, r.region, r.pickup_lat, r.pickup_lon
+        FROM rides_drivers d
+        LEFT JOIN LATERAL (
+            SELECT region, pickup_lat, pickup_lon FROM rides
+            WHERE (driver_id = d.user_id AND status = ANY($2::text[]))
+               OR (offered_to = d.user_id AND status = 'requested')
+            ORDER BY created_at DESC LIMIT 1
+        ) r ON true
+        WHERE d.user_id = $1
+        """,
+        user_id,
+        list(ACTIVE),
+    )
+    if row is None:
+        return DriverWhereabouts(registered=False)
+    return DriverWhereabouts(
+        registered=True,
+        ride_region=row["region"],
+        ride_lat=row["pickup_lat"],
+        ride_lon=row["pickup_lon"],
+        lat=row["lat"],
+        lon=row["lon"],
+    )
+
+
+async def driver(db: Executor, user_id: str) -> DriverRow | None:
+    row = await db.fetchrow(
+        "SELECT user_id, vehicle, plate, status, lat, lon, seen_at, rating_sum, rating_count"
+        " FROM rides_drivers WHERE user_id = $1",
+        user_id,
+    )
+    return DriverRow(**dict(row)) if row is not None else None
+
+
+async def ride_place(db: Executor, ride_id: str) -> tuple[str | None, float, float] | None:
+    """A ride's region and pickup (None: no such ride)."""
+    row = await db.fetchrow(
+        "SELECT region, pickup_lat, pickup_lon FROM rides WHERE id = $1", ride_id
+    )
+    return (row["region"], row["pickup_lat"], row["pickup_lon"]) if row is not None else None
+
+
+async def move_ride(db: Executor, ride_id: str, region: str) -> None:
+    await db.execute("UPDATE rides SET region = $2 WHERE id = $1", ride_id, region)
