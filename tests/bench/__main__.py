@@ -65,6 +65,11 @@ Run from the project root (`make bench` does). Sections:
   uvloop in one process, and authenticated GET /api/v1/me (and /healthz) per second against
   a node with SPLITGO_EVENT_LOOP=asyncio and one with =uvloop, side by side in one run with
   the ratios; tests/bench/results/uvloop.json. Skipped when uvloop is not installed.
+* hot: state with its owner (issue 20), in one run: POST /api/v1/transfers over HTTP
+  (notifications on) against the batched Payments actor in process (target >= 30 %), GET
+  balances of a 1,000-member group over HTTP from the Splits shard's memory (target
+  2,000 req/s), and the memory a kept group and a known account take;
+  tests/bench/results/hot.json.
 
 Exits 0 even when a target is missed, unless --strict is given.
 """
@@ -87,6 +92,7 @@ import structlog
 
 from tests.bench.chat_bench import ChatBenchConfig, ChatBenchError, run_chat_bench
 from tests.bench.chat_bench import describe as describe_chat
+from tests.bench.hot_bench import hot_section
 from tests.bench.http_bench import (
     AuthBenchConfig,
     AuthUnavailable,
@@ -181,6 +187,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             "chat",
             "tokens",
             "uvloop",
+            "hot",
         ),
         default="all",
         help="what to measure (default: all; node and auth are skipped while run.py is "
@@ -671,6 +678,8 @@ def main(argv: list[str] | None = None) -> int:
         passed &= _chat_section(args, base)
     if args.section in ("all", "tokens"):
         passed &= tokens_section(args.results_dir, base, _say, _write)
+    if args.section in ("all", "hot"):
+        passed &= hot_section(args.results_dir, base, _say, _write)
     if args.section in ("all", "uvloop"):
         passed &= uvloop_section(args, base, _say, _write)
     _say(f"\nbench finished in {time.perf_counter() - started:.1f} s")
