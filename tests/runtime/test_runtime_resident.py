@@ -3,8 +3,12 @@ node's budget, emptied when the shard restarts or stops."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from actors.runtime import Actor, ActorSystem, Message, RestartPolicy, handles
-from tests.runtime.conftest import wait_until
+from tests.runtime.conftest import Cluster, wait_until
 
 FAST = RestartPolicy(backoff_initial=0.001, backoff_max=0.01)
 
@@ -82,3 +86,20 @@ async def test_shard_for_names_the_owner(system: ActorSystem) -> None:
     route_shard = system.shard_for("memo", "some-key")
     assert 0 <= route_shard < 4
     assert system.shard_for("memo", "some-key") == route_shard
+
+
+async def test_a_shard_acquired_again_forgets_what_it_held(
+    cluster: Cluster, system: ActorSystem
+) -> None:
+    """On Redis a shard can move to another node and back under one instance: once this node
+    acquired it again, what it held before is not answered (another node may have written)."""
+    if not cluster.redis:
+        pytest.skip("only the Redis transport leases shards")
+    system.codec.register(Recalled)
+    ref = system.spawn(Memo, "memo")
+    await ref.ask(Remember(key="a", value="alpha"))
+    [worker] = system._groups["memo"].workers
+    mailbox: Any = worker.mailbox
+    mailbox.tenure += 1  # as when the lease came back after another node held it
+    reply = await ref.ask(Recall(key="a"))
+    assert reply == Recalled(value=None)
