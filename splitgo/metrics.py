@@ -182,6 +182,34 @@ class ActorCollector(Collector):
             latency.add_metric(values, buckets, total)
         yield from (handled, failed, rejected, dead_lettered, expired, restarts, mailbox, up)
         yield latency
+        yield from _state_families(source, node)
+
+
+def _state_families(source: ShardSource | None, node: str) -> Iterator[Metric]:
+    """The node's hot state (issue 20, actors/runtime/resident.py): what its shards keep
+    in memory against the budget, and how much the budget made them drop."""
+    budget = getattr(source, "state_budget", None)
+    if budget is None:
+        return
+    kept = GaugeMetricFamily(
+        "splitgo_state_bytes", "Estimated bytes of hot state the shards keep.", labels=["node"]
+    )
+    kept.add_metric([node], budget.used)
+    limit = GaugeMetricFamily(
+        "splitgo_state_budget_bytes", "The node's budget for hot state.", labels=["node"]
+    )
+    limit.add_metric([node], budget.limit)
+    entries = GaugeMetricFamily(
+        "splitgo_state_entries", "Keys whose state the shards keep in memory.", labels=["node"]
+    )
+    entries.add_metric([node], budget.entries())
+    evicted = CounterMetricFamily(
+        "splitgo_state_evicted",
+        "Entries dropped to fit the budget (least recently used first).",
+        labels=["node"],
+    )
+    evicted.add_metric([node], budget.evicted)
+    yield from (kept, limit, entries, evicted)
 
 
 def _owned_family(
