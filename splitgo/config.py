@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 from splitgo.event_loop import LOOP_SETTINGS
 from splitgo.setting_kinds import (
@@ -199,6 +200,11 @@ class Settings:
         "splitgo", "SPLITGO_REDIS_PREFIX", "prefix of every Redis key: several clusters can "
         "share one Redis", Text(check=one_word),
     )
+    # ── Redis Cluster (issue 20) ──
+    redis_cluster: bool = setting(
+        False, "SPLITGO_REDIS_CLUSTER", "SPLITGO_REDIS_URL names one node of a Redis Cluster "
+        "(`redis://` or `rediss://`, database 0): the others are found from it", Switch(),
+    )
     lease_ttl: float = setting(
         10.0, "SPLITGO_LEASE_TTL", "seconds a shard lease lives without renewal; a dead "
         "node's shards move after it", Seconds(),
@@ -264,6 +270,16 @@ class Settings:
     rides_max_trip_km: int = setting(
         200, "SPLITGO_RIDES_MAX_TRIP_KM", "longest trip, in straight-line km, that is quoted "
         "or requested; a longer one is 422 `trip_too_long`", Integer(1, 20_000),
+    )
+    # rides by region (issue 20): see actors/rides/regions.py
+    ride_regions: str = setting(
+        "", "SPLITGO_RIDE_REGIONS", "rides sharded by region: `grid:ROWSxCOLS` (over the "
+        "world) or `grid:ROWSxCOLS@S,W,N,E`, or named boxes `name=S,W,N,E;...`; empty: one "
+        "rides shard for the world. Every node must have the same value", shown="empty",
+    )
+    ride_border_m: int = setting(
+        1_000, "SPLITGO_RIDE_BORDER_M", "with regions: a free driver this many metres from a "
+        "neighbouring region is offered its requests too", Integer(0, 100_000),
     )
     sms_provider: str = setting(
         "log", "SPLITGO_SMS_PROVIDER", "where texts go: the log, or a webhook",
@@ -472,6 +488,24 @@ def refuse_unsafe(settings: Settings) -> None:
             "SPLITGO_JWT_KEYS must be set when SPLITGO_DATABASE_URL is: a generated signing "
             "key is for the embedded database only (every node needs the same keys; make one "
             "with: python -c \"import secrets; print('k1:' + secrets.token_urlsafe(48))\")"
+        )
+    if settings.redis_cluster:
+        _refuse_cluster_url(settings.redis_url)
+
+
+def _refuse_cluster_url(url: str) -> None:
+    """A Redis Cluster is reached over TCP and has database 0 only (the URL is a secret: it
+    may carry a password, so the messages never repeat it)."""
+    if not url.startswith(("redis://", "rediss://")):
+        raise ConfigError(
+            "SPLITGO_REDIS_CLUSTER=1 needs a redis:// or rediss:// SPLITGO_REDIS_URL naming "
+            "one node of the cluster: a unix socket reaches one server, not a cluster"
+        )
+    database = urlsplit(url).path.strip("/")
+    if database not in ("", "0"):
+        raise ConfigError(
+            "SPLITGO_REDIS_CLUSTER=1: a Redis Cluster has database 0 only; end "
+            "SPLITGO_REDIS_URL with /0 or no database"
         )
 
 

@@ -91,6 +91,7 @@ def build_transport(settings: Settings, codec: Codec) -> Transport:
             codec=codec,
             prefix=settings.redis_prefix,
             lease_ttl=settings.lease_ttl,
+            cluster=settings.redis_cluster,
         )
     return MemoryTransport(node_id=settings.node_id, codec=codec if settings.codec_check else None)
 

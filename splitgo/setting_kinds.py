@@ -187,9 +187,10 @@ def actor_names(raw: str, name: str) -> tuple[str, ...] | None:
 
 
 def one_word(raw: str, name: str) -> None:
-    """A Redis key prefix: one word without ':' or spaces."""
-    if not raw or ":" in raw or " " in raw:
-        raise ConfigError(f"{name}={raw!r}: a key prefix is one word without ':' or spaces")
+    """A Redis key prefix: one word without ':', spaces or braces (a brace would change
+    which part of a key a Redis Cluster hashes: each shard's keys carry a `{...}` tag)."""
+    if not raw or any(c in raw for c in ": {}"):
+        raise ConfigError(f"{name}={raw!r}: a key prefix is one word without ':', spaces or braces")
 
 
 def parse_origins(raw: str, name: str = "SPLITGO_CORS_ORIGINS") -> tuple[str, ...]:

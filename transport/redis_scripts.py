@@ -1,8 +1,12 @@
-"""Lua scripts the Redis Streams transport runs atomically on the server."""
+"""Lua scripts the Redis Streams transport runs atomically on the server.
+
+Every script touches the keys of one shard only, which share a hash tag: on a Redis
+Cluster they live in one slot, where a script may run.
+"""
 
 from __future__ import annotations
 
-# KEYS[1] stream, KEYS[2] its outstanding counter, KEYS[3] the actor type's mailbox size as
+# KEYS[1] stream, KEYS[2] its outstanding counter, KEYS[3] the shard's mailbox size as
 # its hosting nodes published it; ARGV[1] the cap to use when none is published (0: none;
 # -1: none whatever is published, for the sends a closing node already accepted),
 # ARGV[2] MAXLEN, ARGV[3..] payloads in order. Adds as many as fit under the cap, in order,
@@ -40,24 +44,24 @@ end
 return acked
 """
 
-# KEYS[1] the timers sorted set; ARGV[1] now (ms), ARGV[2] how many at most, ARGV[3] MAXLEN.
-# Members are "<stream>\\n<payload>". Moving a due timer into its stream and removing it
-# happen in one script, so exactly one node fires it however many poll.
+# KEYS[1] one shard's timers sorted set, KEYS[2] the shard's stream, KEYS[3] its outstanding
+# counter (one hash tag: one slot, so this runs on a Redis Cluster too); ARGV[1] now (ms),
+# ARGV[2] how many at most, ARGV[3] MAXLEN. Members are the envelopes. Moving a due timer
+# into its stream and removing it happen in one script, so a timer fires exactly once.
 FIRE_TIMERS = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, member in ipairs(due) do
-  local cut = string.find(member, '\\n', 1, true)
-  if cut then
-    local stream = string.sub(member, 1, cut - 1)
-    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[3], '*', 'e', string.sub(member, cut + 1))
-    redis.call('INCR', stream .. ':n')
-  end
-  redis.call('ZREM', KEYS[1], member)
+for _, payload in ipairs(due) do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'e', payload)
+  redis.call('ZREM', KEYS[1], payload)
+end
+if #due > 0 then
+  redis.call('INCRBY', KEYS[3], #due)
 end
 return #due
 """
 
-# KEYS lease keys; ARGV[1] node id, ARGV[2] ttl (ms). 1 for each lease still ours (renewed).
+# KEYS lease keys (one, on a Redis Cluster: each shard has its own slot); ARGV[1] node id,
+# ARGV[2] ttl (ms). 1 for each lease still ours (renewed).
 RENEW = """
 local renewed = {}
 for i, key in ipairs(KEYS) do

@@ -3,7 +3,9 @@
 Every node that hosts an actor type runs one `ShardHost` for it. The host keeps a
 membership entry alive, takes free shards by lease up to its fair share, gives extras
 back when more nodes join, claims what a dead owner left pending, and reads the streams
-of the shards it owns on one dedicated connection, feeding each shard's local mailbox.
+of the shards it owns on one dedicated connection, feeding each shard's local mailbox. On
+a Redis Cluster each shard's stream is in a slot of its own, and one XREADGROUP may name
+streams of one slot only: there each shard has a reader of its own.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import redis.asyncio as redis
 import structlog
 from redis.exceptions import RedisError, ResponseError
 
 from transport.codec import CodecError
 from transport.envelope import Envelope
 from transport.reader_queue import ReaderQueue
+from transport.redis_keys import RedisClient
 
 if TYPE_CHECKING:
     from transport.redis_streams import RedisStreamsTransport
@@ -113,20 +115,28 @@ class ShardHost:
         self.mailboxes: dict[int, RedisMailbox] = {}
         self._room = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._reader_client: redis.Redis | None = None
+        self._reader_client: RedisClient | None = None
         self._reading = True
+        self._in_flight: dict[str, int] = {}  # stream -> reads naming it, not answered yet
 
     def add(self, shard: int, capacity: int) -> RedisMailbox:
         mailbox = RedisMailbox(self, shard, capacity)
         self.mailboxes[shard] = mailbox
+        if self._tasks and self.transport.cluster:
+            self._tasks.append(self._reader_task(mailbox))  # a shard added after start
         return mailbox
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._keep_leases(), name=f"leases:{self.actor}"),
-            loop.create_task(self._read(), name=f"reader:{self.actor}"),
-        ]
+        self._tasks = [loop.create_task(self._keep_leases(), name=f"leases:{self.actor}")]
+        if self.transport.cluster:
+            self._tasks += [self._reader_task(m) for m in self.mailboxes.values()]
+        else:
+            self._tasks.append(self._reader_task(None))
+
+    def _reader_task(self, mailbox: RedisMailbox | None) -> asyncio.Task[None]:
+        name = f"reader:{self.actor}" + ("" if mailbox is None else f":{mailbox.shard}")
+        return asyncio.get_running_loop().create_task(self._read(mailbox), name=name)
 
     def room_made(self) -> None:
         self._room.set()
@@ -164,12 +174,17 @@ class ShardHost:
             _, _, live = await pipe.execute()
         owned = [m for m in self.mailboxes.values() if m.owned]
         if owned:
-            renewed = await transport.scripts.renew(
-                keys=[keys.lease(self.actor, m.shard) for m in owned],
-                args=[transport.node_id, ttl_ms],
-            )
+            # one lease per script call: on a Redis Cluster each shard has its own slot
+            async with client.pipeline(transaction=False) as pipe:
+                for mailbox in owned:
+                    await transport.scripts.renew(
+                        keys=[keys.lease(self.actor, mailbox.shard)],
+                        args=[transport.node_id, ttl_ms],
+                        client=pipe,
+                    )
+                renewed = await pipe.execute()
             for mailbox, still_ours in zip(owned, renewed, strict=True):
-                if still_ours:
+                if still_ours[0]:
                     mailbox.lease_expires_at = loop.time() + transport.lease_ttl
                 else:
                     log.warning("shard_lease_lost", actor=self.actor, shard=mailbox.shard)
@@ -273,6 +288,12 @@ class ShardHost:
         # polled: it runs when a shard moves, for a fraction of a lease at most
         while mailbox.unacked() and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+        # a read begun while the shard was ours may still take entries, which stay pending
+        # here: the next owner claims those when it takes the lease, so release it only after
+        # that read answered (a blocking read lasts block_ms at most)
+        read_deadline = loop.time() + self.transport.block_ms / 1000 + 1.0
+        while self._in_flight.get(mailbox.stream) and loop.time() < read_deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
         await self.transport.flush_now()
         await self.transport.scripts.release(
             keys=[self.transport.keys.lease(self.actor, mailbox.shard)],
@@ -287,28 +308,22 @@ class ShardHost:
 
     # ── reading ──────────────────────────────────────────────────────────────────────
 
-    async def _read(self) -> None:
-        """Read every owned shard's stream on one dedicated connection."""
+    async def _read(self, only: RedisMailbox | None = None) -> None:
+        """Read every owned shard's stream on one dedicated connection (or, on a cluster,
+        only the one shard's)."""
         transport = self.transport
         while self._reading:
-            streams: dict[Any, Any] = {
-                m.stream: m.read_from for m in self.mailboxes.values() if m.owned and m.room() > 0
-            }
-            if not streams:
+            candidates = self.mailboxes.values() if only is None else (only,)
+            ready = [m for m in candidates if m.owned and m.room() > 0]
+            if not ready:
                 self._room.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._room.wait(), timeout=transport.block_ms / 1000)
                 continue
-            count = max(1, min(m.room() for m in self.mailboxes.values() if m.stream in streams))
+            streams: dict[Any, Any] = {m.stream: m.read_from for m in ready}
+            count = max(1, min(m.room() for m in ready))
             try:
-                client = self._reader_connection()
-                reply = await client.xreadgroup(
-                    self.group,
-                    transport.node_id,
-                    streams,
-                    count=min(count, transport.read_count),
-                    block=transport.block_ms,
-                )
+                reply = await self._read_streams(streams, min(count, transport.read_count))
                 transport.note_healthy()
             except ResponseError as error:
                 if "NOGROUP" in str(error):
@@ -317,7 +332,8 @@ class ShardHost:
                 raise
             except (RedisError, OSError) as error:
                 transport.note_unhealthy(error)
-                await self._drop_reader_connection()
+                if not transport.cluster:  # a cluster client, shared, reconnects by itself
+                    await self._drop_reader_connection()
                 await asyncio.sleep(0.2)
                 continue
             except Exception:
@@ -325,10 +341,29 @@ class ShardHost:
                 await asyncio.sleep(0.2)
                 continue
             except asyncio.CancelledError:
-                # a blocking read cut off mid-way leaves the connection unusable
-                await asyncio.shield(self._drop_reader_connection())
+                # a blocking read cut off mid-way leaves the connection unusable (on a
+                # cluster redis-py drops that one connection itself)
+                if not transport.cluster:
+                    await asyncio.shield(self._drop_reader_connection())
                 raise
             self._dispatch(reply or [])
+
+    async def _read_streams(self, streams: dict[Any, Any], count: int) -> Any:
+        """One XREADGROUP, counted in flight for every stream it names (see hand_back)."""
+        for stream in streams:
+            self._in_flight[stream] = self._in_flight.get(stream, 0) + 1
+        try:
+            client = self._reader_connection()
+            return await client.xreadgroup(
+                self.group,
+                self.transport.node_id,
+                streams,
+                count=count,
+                block=self.transport.block_ms,
+            )
+        finally:
+            for stream in streams:
+                self._in_flight[stream] -= 1
 
     def _dispatch(self, reply: Any) -> None:
         by_stream = {m.stream: m for m in self.mailboxes.values()}
@@ -378,16 +413,14 @@ class ShardHost:
         for stream in streams:
             await self.transport.ensure_group(stream, self.group)
 
-    def _reader_connection(self) -> redis.Redis:
+    def _reader_connection(self) -> RedisClient:
         if self._reader_client is None:
             self._reader_client = self.transport.dedicated_client()
         return self._reader_client
 
     async def _drop_reader_connection(self) -> None:
         client, self._reader_client = self._reader_client, None
-        if client is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await client.aclose()
+        await self.transport.drop_dedicated(client)
 
     async def stop_reading(self) -> None:
         self._reading = False

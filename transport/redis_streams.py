@@ -1,7 +1,8 @@
 """Redis Streams mailboxes: the same interface as the memory transport, across nodes.
 
-One stream per actor shard (`<prefix>:<actor>:<shard>`), one consumer group per actor
-type, consumers named by node. Sends, acks, replies and timer changes made during one
+One stream per actor shard (`<prefix>:{<actor>:<shard>}`), one consumer group per actor
+type, consumers named by node; each shard's keys share that hash tag, so the transport
+runs on a Redis Cluster too (redis_keys.py). Sends, acks, replies and timer changes made during one
 event-loop tick go to Redis in one pipeline. Shards are owned by lease (see
 redis_shards.py); entries are acked only after their handler finished. Each stream has a
 counter of entries not yet acked, which the send script checks: a full mailbox makes
@@ -15,17 +16,15 @@ import contextlib
 import itertools
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as redis
 import structlog
 from redis.exceptions import RedisError, ResponseError
 
-from transport import redis_scripts
 from transport.base import MailboxClosed, ReplyHandler
 from transport.codec import Codec
 from transport.envelope import Envelope
+from transport.redis_keys import Keys, RedisClient, Scripts, new_client
 from transport.redis_shards import RedisMailbox, ShardHost, cancel_and_wait
 
 log = structlog.get_logger("transport.redis")
@@ -33,60 +32,18 @@ log = structlog.get_logger("transport.redis")
 SEND_CHUNK = 512  # entries per send-script call
 
 
-@dataclass(frozen=True, slots=True)
-class Keys:
-    """Every Redis key the transport uses, under one prefix."""
-
-    prefix: str
-
-    def stream(self, actor: str, shard: int) -> str:
-        return f"{self.prefix}:{actor}:{shard}"
-
-    def counter(self, stream: str) -> str:
-        return f"{stream}:n"
-
-    def capacity(self, actor: str) -> str:
-        return f"{self.prefix}:capacity:{actor}"
-
-    def lease(self, actor: str, shard: int) -> str:
-        return f"{self.prefix}:lease:{actor}:{shard}"
-
-    def members(self, actor: str) -> str:
-        return f"{self.prefix}:members:{actor}"
-
-    def replies(self, node_id: str) -> str:
-        return f"{self.prefix}:reply:{node_id}"
-
-    def dead(self, actor: str) -> str:
-        return f"{self.prefix}:dead:{actor}"
-
-    @property
-    def timers(self) -> str:
-        return f"{self.prefix}:timers"
-
-
-class Scripts:
-    """The Lua scripts, registered once per client."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.send = client.register_script(redis_scripts.SEND)
-        self.ack = client.register_script(redis_scripts.ACK)
-        self.fire_timers = client.register_script(redis_scripts.FIRE_TIMERS)
-        self.renew = client.register_script(redis_scripts.RENEW)
-        self.release = client.register_script(redis_scripts.RELEASE)
-
-
 class RedisTimer:
     """A timer kept in Redis: it fires even if the node that set it is gone."""
 
-    __slots__ = ("__weakref__", "_member", "_transport")
+    __slots__ = ("__weakref__", "_key", "_member", "_transport")
 
-    def __init__(self, transport: RedisStreamsTransport, member: bytes) -> None:
+    def __init__(self, transport: RedisStreamsTransport, key: str, member: bytes) -> None:
         self._transport = transport
+        self._key = key
         self._member = member
 
     def cancel(self) -> None:
-        self._transport.queue_timer_cancel(self._member)
+        self._transport.queue_timer_cancel(self._key, self._member)
 
 
 class RedisStreamsTransport:
@@ -107,6 +64,7 @@ class RedisStreamsTransport:
         stream_maxlen: int = 1_000_000,
         default_capacity: int = 10_000,
         timer_poll: float = 0.05,
+        cluster: bool = False,
     ) -> None:
         if block_ms / 1000 >= 5.0:
             raise ValueError("block_ms must stay under the 5 s socket timeout")
@@ -120,8 +78,9 @@ class RedisStreamsTransport:
         self.stream_maxlen = stream_maxlen
         self.default_capacity = default_capacity
         self.timer_poll = timer_poll
+        self.cluster = cluster  # a Redis Cluster: one slot per shard, one read per stream
         self.client = self._new_client()
-        self.scripts = Scripts(self.client)
+        self.scripts = Scripts(self.client, cluster=cluster)
         self._hosts: dict[str, ShardHost] = {}
         self._capacity: dict[str, int] = {}
         self._sends: dict[str, deque[bytes]] = {}
@@ -131,7 +90,7 @@ class RedisStreamsTransport:
         self._flushing: asyncio.Task[None] | None = None
         self._flushed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._reply_client: redis.Redis | None = None
+        self._reply_client: RedisClient | None = None
         self._on_reply: ReplyHandler | None = None
         self._healthy = False
         self._last_error: str | None = None
@@ -140,14 +99,28 @@ class RedisStreamsTransport:
 
     # ── connections and health ───────────────────────────────────────────────────────
 
-    def _new_client(self, **options: Any) -> redis.Redis:
-        return redis.Redis.from_url(
-            self.url, socket_timeout=5.0, socket_connect_timeout=2.0, **options
+    def _new_client(self, **options: Any) -> RedisClient:
+        return new_client(
+            self.url,
+            cluster=self.cluster,
+            socket_timeout=5.0,
+            socket_connect_timeout=2.0,
+            **options,
         )
 
-    def dedicated_client(self) -> redis.Redis:
-        """A client with one connection of its own, for a blocking reader."""
+    def dedicated_client(self) -> RedisClient:
+        """A client with one connection of its own, for a blocking reader. On a cluster, the
+        shared client: it keeps a pool per node, a blocking read holds one connection of it
+        while it waits, and it follows the cluster's topology (never closed by a reader)."""
+        if self.cluster:
+            return self.client
         return self._new_client(single_connection_client=True)
+
+    async def drop_dedicated(self, client: RedisClient | None) -> None:
+        """Close a reader's client, unless it is the shared one."""
+        if client is not None and client is not self.client:
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
 
     def note_healthy(self) -> None:
         if not self._healthy:
@@ -188,11 +161,10 @@ class RedisStreamsTransport:
             host = self._hosts[actor] = ShardHost(self, actor)
             # start once every shard of this spawn is registered (spawn opens them in a row)
             asyncio.get_running_loop().call_soon(host.start)
-        if self._capacity.get(actor) != capacity:
-            self._capacity[actor] = capacity
-            # published, so senders on every node hold back at the same mailbox size
-            self._other.append(("set", (self.keys.capacity(actor), capacity), {}))
-            self._schedule_flush()
+        self._capacity[actor] = capacity
+        # published, so senders on every node hold back at the same mailbox size
+        self._other.append(("set", (self.keys.capacity(actor, shard), capacity), {}))
+        self._schedule_flush()
         return host.add(shard, capacity)
 
     def try_send(self, envelope: Envelope) -> bool:
@@ -222,11 +194,11 @@ class RedisStreamsTransport:
 
     def schedule(self, envelope: Envelope, delay: float) -> RedisTimer:
         data = self.codec.encode(envelope)
-        member = self.keys.stream(envelope.target, envelope.shard).encode() + b"\n" + data
+        key = self.keys.timers(envelope.target, envelope.shard)
         due_ms = int((time.time() + max(delay, 0.0)) * 1000)
-        self._other.append(("zadd", (self.keys.timers, {member: due_ms}), {}))
+        self._other.append(("zadd", (key, {data: due_ms}), {}))
         self._schedule_flush()
-        return RedisTimer(self, member)
+        return RedisTimer(self, key, data)
 
     async def stop_intake(self) -> None:
         """Stop reading new entries (what is unread stays for another node or a restart)."""
@@ -250,10 +222,9 @@ class RedisStreamsTransport:
                 await cancel_and_wait(self._flushing)
         for task in self._tasks:
             await cancel_and_wait(task)
-        for client in (self._reply_client, self.client):
-            if client is not None:
-                with contextlib.suppress(RedisError, OSError):
-                    await client.aclose()
+        await self.drop_dedicated(self._reply_client)
+        with contextlib.suppress(RedisError, OSError):
+            await self.client.aclose()
 
     # ── what the shards queue ─────────────────────────────────────────────────────────
 
@@ -261,8 +232,8 @@ class RedisStreamsTransport:
         self._acks.setdefault((stream, group), []).append(entry_id)
         self._schedule_flush()
 
-    def queue_timer_cancel(self, member: bytes) -> None:
-        self._other.append(("zrem", (self.keys.timers, member), {}))
+    def queue_timer_cancel(self, key: str, member: bytes) -> None:
+        self._other.append(("zrem", (key, member), {}))
         self._schedule_flush()
 
     def queue_dead_letter(self, actor: str, shard: int, envelope: Envelope, error: str) -> None:
@@ -345,12 +316,13 @@ class RedisStreamsTransport:
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for stream, payloads in sends.items():
-                    actor = stream[len(self.keys.prefix) + 1 :].rsplit(":", 1)[0]
+                    actor, shard = self.keys.shard_of(stream)
                     # closing: sends already accepted go in past the cap (-1), or close()
                     # would wait forever for room that no consumer here makes any more
                     cap = -1 if self._closed else self._capacity.get(actor, self.default_capacity)
+                    capacity = self.keys.capacity(actor, shard)
                     await self.scripts.send(
-                        keys=[stream, self.keys.counter(stream), self.keys.capacity(actor)],
+                        keys=[stream, self.keys.counter(stream), capacity],
                         args=[cap, self.stream_maxlen, *payloads],
                         client=pipe,
                     )
@@ -432,21 +404,35 @@ class RedisStreamsTransport:
 
     async def _drop_reply_client(self) -> None:
         client, self._reply_client = self._reply_client, None
-        if client is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await client.aclose()
+        await self.drop_dedicated(client)
 
     async def _fire_timers(self) -> None:
+        """Move due timers into their streams, for the shards this node owns: each shard's
+        timers share its slot, and whoever takes a dead owner's shard fires them."""
         while True:
+            owned = [(actor, shard) for actor in self._hosts for shard in self.owned_shards(actor)]
             try:
-                await self.scripts.fire_timers(
-                    keys=[self.keys.timers],
-                    args=[int(time.time() * 1000), 500, self.stream_maxlen],
-                )
+                if owned:
+                    await self._fire_due(owned)
             except (RedisError, OSError) as error:
                 self.note_unhealthy(error)
                 await asyncio.sleep(0.5)
             await asyncio.sleep(self.timer_poll)
+
+    async def _fire_due(self, shards: list[tuple[str, int]]) -> None:
+        now_ms = int(time.time() * 1000)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for actor, shard in shards:
+                stream = self.keys.stream(actor, shard)
+                await self.scripts.fire_timers(
+                    keys=[self.keys.timers(actor, shard), stream, self.keys.counter(stream)],
+                    args=[now_ms, 500, self.stream_maxlen],
+                    client=pipe,
+                )
+            results = await pipe.execute(raise_on_error=False)
+        for result in results:
+            if isinstance(result, Exception):
+                log.error("redis_timers_failed", error=str(result))
 
     # ── what operators see ───────────────────────────────────────────────────────────
 

@@ -1,9 +1,10 @@
 """Fixtures for the runtime's semantic tests, run on both transports: memory and Redis Streams.
 
-Every test taking `system` (or `cluster`) runs twice: on the codec-checking memory
-transport, and on the Redis Streams transport under a key prefix of its own on the test
-Redis (see tests/support/redis.py), whose keys are deleted afterwards. The Redis runs are
-marked `integration`: `-m "not integration"` keeps to the memory ones.
+Every test taking `system` (or `cluster`) runs three times: on the codec-checking memory
+transport, and on the Redis Streams transport under a key prefix of its own, once on the
+test Redis (see tests/support/redis.py) and once on a 3-master Redis Cluster started for
+the session (tests/support/redis_cluster.py); their keys are deleted afterwards. The Redis
+runs are marked `integration`: `-m "not integration"` keeps to the memory ones.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import redis.asyncio as redis
 
 from actors.runtime import ActorSystem, MemoryDeadLetterStore
 from tests.support.redis import delete_prefix, redis_url, unique_prefix
+from tests.support.redis_cluster import delete_cluster_prefix, redis_cluster_url
 from tests.unit.conftest import keys_on_distinct_shards, wait_until
 from transport import Codec, Envelope, MemoryTransport, Transport
+from transport.redis_keys import new_client
 from transport.redis_streams import RedisStreamsTransport
 
 __all__ = [
@@ -34,6 +36,7 @@ NODE_ID = "runtime-node"
 TRANSPORTS = [
     pytest.param("memory", id="memory"),
     pytest.param("redis", id="redis", marks=pytest.mark.integration),
+    pytest.param("redis-cluster", id="redis-cluster", marks=pytest.mark.integration),
 ]
 
 
@@ -50,7 +53,7 @@ class Cluster:
 
     @property
     def redis(self) -> bool:
-        return self.kind == "redis"
+        return self.kind in ("redis", "redis-cluster")
 
     def transport(self, node_id: str, codec: Codec) -> Transport:
         if self.redis:
@@ -61,6 +64,7 @@ class Cluster:
                 prefix=self.prefix,
                 lease_ttl=2.0,
                 block_ms=200,
+                cluster=self.kind == "redis-cluster",
             )
         else:
             transport = MemoryTransport(node_id=node_id, codec=codec)
@@ -103,17 +107,22 @@ class Cluster:
 
 @pytest.fixture(params=TRANSPORTS)
 async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
-    """Where this test's nodes run: in memory, or on Redis under a fresh key prefix."""
+    """Where this test's nodes run: in memory, or on Redis (one server or a Redis Cluster)
+    under a fresh key prefix."""
     if request.param == "redis":
         created = Cluster("redis", redis_url(), unique_prefix())
+    elif request.param == "redis-cluster":
+        created = Cluster("redis-cluster", redis_cluster_url(), unique_prefix())
     else:
         created = Cluster("memory")
     try:
         yield created
     finally:
         await created.close()
-        if created.redis:
+        if created.kind == "redis":
             await delete_prefix(created.url, created.prefix)
+        elif created.kind == "redis-cluster":
+            await delete_cluster_prefix(created.url, created.prefix)
 
 
 @pytest.fixture
@@ -181,7 +190,7 @@ async def left_in_stream(system: ActorSystem, actor: str, shard: int = 0) -> lis
     transport = _redis_transport(system)
     await transport.flush_now()  # acks still queued on this node
     stream = transport.keys.stream(actor, shard)
-    client = redis.Redis.from_url(transport.url)
+    client = new_client(transport.url, cluster=transport.cluster)
     try:
         entries: Any = await client.xrange(stream)
         groups: Any = await client.xinfo_groups(stream) if entries else []
@@ -202,14 +211,19 @@ async def left_in_stream(system: ActorSystem, actor: str, shard: int = 0) -> lis
 
 
 async def timers_in_redis(system: ActorSystem) -> list[Envelope]:
-    """The timers waiting in Redis's timers sorted set, by due time."""
+    """The timers waiting in Redis, in the sorted sets of every routed shard, by due time."""
     transport = _redis_transport(system)
-    client = redis.Redis.from_url(transport.url)
+    client = new_client(transport.url, cluster=transport.cluster)
     try:
-        members: Any = await client.zrange(transport.keys.timers, 0, -1)
+        found: list[tuple[bytes, float]] = []
+        for actor, shards in system.routes().items():
+            for shard in range(shards):
+                key = transport.keys.timers(actor, shard)
+                timers: Any = await client.zrange(key, 0, -1, withscores=True)
+                found += timers
     finally:
         await client.aclose()
-    return [transport.codec.decode(member.split(b"\n", 1)[1]) for member in members]
+    return [transport.codec.decode(member) for member, _ in sorted(found, key=lambda m: m[1])]
 
 
 def _id_order(entry_id: bytes | str) -> tuple[int, int]:
