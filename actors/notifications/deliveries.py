@@ -111,8 +111,8 @@ class Deliveries:
         assert envelope is not None, "a handler always has its envelope"
         # render now: an event no template can render fails here, before anything is stored
         notices = await self._routing.named(notices_for(event, public_url=self._public_url))
-        # each recipient's preferences and contacts at once, not one after another
-        reach = await asyncio.gather(*(self._routing.targets(notice) for notice in notices))
+        # every recipient's switches and devices in one query each, contacts at once
+        reach = await self._routing.reach(notices)
         targets: list[tuple[str, str, str]] = []
         in_app: list[store.FeedItem] = []
         for notice, pairs in zip(notices, reach, strict=True):

@@ -6,6 +6,8 @@ Security messages ignore the switches; GetPreferences names them as locked.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from actors.notifications import store
 from actors.notifications.messages import (
     GetPreferences,
@@ -31,11 +33,12 @@ class UserPreferences:
 
     async def switches(self, user_id: str) -> dict[str, dict[str, bool]]:
         """category -> channel -> on: the defaults with the user's own choices over them."""
-        chosen = {category: dict(channels) for category, channels in DEFAULT_PREFERENCES.items()}
-        for category, channel, enabled in await store.preferences(self._pool, user_id):
-            if category in chosen and channel in chosen[category]:
-                chosen[category][channel] = enabled
-        return chosen
+        return _over_defaults(await store.preferences(self._pool, user_id))
+
+    async def switches_of(self, user_ids: Sequence[str]) -> dict[str, dict[str, dict[str, bool]]]:
+        """`switches` of several users, read in one query."""
+        chosen = await store.preferences_of(self._pool, user_ids)
+        return {user_id: _over_defaults(own) for user_id, own in chosen.items()}
 
     async def get(self, message: GetPreferences) -> Preferences:
         return Preferences(categories=await self.switches(message.user_id), locked=SECURITY_KINDS)
@@ -57,3 +60,12 @@ class UserPreferences:
                     )
         await store.set_preferences(self._pool, message.user_id, message.changes)
         return await self.get(GetPreferences(user_id=message.user_id))
+
+
+def _over_defaults(own: Sequence[tuple[str, str, bool]]) -> dict[str, dict[str, bool]]:
+    """The defaults with a user's own choices (category, channel, on) over them."""
+    chosen = {category: dict(channels) for category, channels in DEFAULT_PREFERENCES.items()}
+    for category, channel, enabled in own:
+        if category in chosen and channel in chosen[category]:
+            chosen[category][channel] = enabled
+    return chosen

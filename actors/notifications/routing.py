@@ -8,8 +8,9 @@ Channels: email, Telegram, in-app (the feed), SMS and Web Push (the user's brows
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import structlog
 
@@ -73,13 +74,37 @@ class Routing:
         self._contacts_lookup = contacts
         self._public_url = public_url
 
-    async def targets(self, notice: Notice) -> list[tuple[str, str]]:
+    async def reach(self, notices: Sequence[Notice]) -> list[list[tuple[str, str]]]:
+        """`targets` of every notice of one event, with the users' switches and Web Push
+        subscriptions each read in one query for all of them."""
+        users = list(dict.fromkeys(n.user_id for n in notices))
+        # security notices ignore the switches: their users' are read only if needed
+        switched = list(dict.fromkeys(n.user_id for n in notices if not n.security))
+        chosen = await self._preferences.switches_of(switched)
+        pushable = await self._devices.reachable_of(users)
+        return list(
+            await asyncio.gather(
+                *(self.targets(notice, chosen=chosen, pushable=pushable) for notice in notices)
+            )
+        )
+
+    async def targets(
+        self,
+        notice: Notice,
+        *,
+        chosen: Mapping[str, dict[str, dict[str, bool]]] | None = None,
+        pushable: set[str] | None = None,
+    ) -> list[tuple[str, str]]:
         """(channel, recipient) pairs for one notice. An address named by the event
-        (verification) beats the account's."""
+        (verification) beats the account's. `chosen` (switches by user) and `pushable`
+        (users with Web Push devices) are read here when not given."""
         allowed = notice.only or CHANNELS
         switches = None
         if not notice.security:
-            switches = (await self._preferences.switches(notice.user_id))[notice.category]
+            own = chosen.get(notice.user_id) if chosen is not None else None
+            if own is None:
+                own = await self._preferences.switches(notice.user_id)
+            switches = own[notice.category]
         wanted = [c for c in allowed if switches is None or switches.get(c, False)]
         contacts = None
         if any(
@@ -91,7 +116,11 @@ class Routing:
         for channel in wanted:
             if channel == WEBPUSH:
                 # its recipient is the user's devices, found when it is sent
-                if await self._devices.reachable(notice.user_id):
+                if pushable is not None:
+                    reachable = notice.user_id in pushable
+                else:
+                    reachable = await self._devices.reachable(notice.user_id)
+                if reachable:
                     targets.append((channel, notice.user_id))
                 continue
             recipient = self._recipient(channel, notice, contacts)

@@ -463,6 +463,23 @@ async def preferences(db: Executor, user_id: str) -> list[tuple[str, str, bool]]
     return [(row["category"], row["channel"], row["enabled"]) for row in rows]
 
 
+async def preferences_of(
+    db: Executor, user_ids: Sequence[str]
+) -> dict[str, list[tuple[str, str, bool]]]:
+    """`preferences` of several users in one query (a user with none has an empty list)."""
+    found: dict[str, list[tuple[str, str, bool]]] = {user_id: [] for user_id in user_ids}
+    if not found:
+        return found
+    rows = await db.fetch(
+        "SELECT user_id, category, channel, enabled FROM notification_preferences"
+        " WHERE user_id = ANY($1::text[])",
+        list(found),
+    )
+    for row in rows:
+        found[row["user_id"]].append((row["category"], row["channel"], row["enabled"]))
+    return found
+
+
 async def set_preferences(
     db: Executor, user_id: str, changes: Mapping[str, Mapping[str, bool]]
 ) -> None:
@@ -560,6 +577,18 @@ async def has_push_subscription(db: Executor, user_id: str) -> bool:
         user_id,
     )
     return bool(found)
+
+
+async def with_push_subscriptions(db: Executor, user_ids: Sequence[str]) -> set[str]:
+    """Which of these users have a Web Push subscription (one query)."""
+    if not user_ids:
+        return set()
+    rows = await db.fetch(
+        "SELECT DISTINCT user_id FROM notification_push_subscriptions"
+        " WHERE user_id = ANY($1::text[])",
+        list(user_ids),
+    )
+    return {row["user_id"] for row in rows}
 
 
 async def remove_push_subscription(
