@@ -65,6 +65,8 @@ from actors.rides import messages as rides_messages
 from actors.rides.actor import Rides
 from actors.rides.fares import FareTable
 from actors.rides.messages import RideUpdated, rides_key
+from actors.rides.regions import RegionMap, RegionsError
+from actors.rides.regions import parse as parse_ride_regions
 from actors.runtime import Actor, ActorSystem
 from actors.runtime.broadcast import BROADCAST
 from actors.runtime.system import KeyFunction
@@ -297,6 +299,7 @@ def register(spec: ActorSpec) -> None:
 
 
 def load_plugins(settings: Settings) -> None:
+    register(rides_spec(ride_regions(settings)))  # the rides' shards follow the setting
     for module in settings.plugins:
         try:
             importlib.import_module(module)
@@ -633,19 +636,31 @@ register(
 )
 
 
-register(
-    ActorSpec(
+def rides_spec(regions: RegionMap) -> ActorSpec:
+    """Without regions one shard: the live map of drivers and every dispatch decision in
+    one place. With SPLITGO_RIDE_REGIONS (issue 20) a shard per region and two desks, so
+    nodes lease different regions."""
+    return ActorSpec(
         name="rides",
         actor_type=Rides,
         build=lambda parts: Rides(
             parts.database.pool,
             offer_timeout=parts.settings.rides_offer_timeout,
             table=FareTable(max_trip_m=parts.settings.rides_max_trip_km * 1_000),
+            regions=regions,
         ),
         messages=rides_messages,
-        # one shard: the live map of drivers and every dispatch decision in one place
-        shards=1,
-        key=rides_key,
+        shards=regions.shards,
+        key=regions.key if regions.regional else rides_key,
         mailbox_size=8192,
     )
-)
+
+
+def ride_regions(settings: Settings) -> RegionMap:
+    try:
+        return parse_ride_regions(settings.ride_regions, settings.ride_border_m)
+    except RegionsError as error:
+        raise ConfigError(f"SPLITGO_RIDE_REGIONS: {error}") from None
+
+
+register(rides_spec(parse_ride_regions("")))

@@ -16,6 +16,9 @@ script can parse:
     simulate: requests=12 matched=10 completed=7 cancelled=2 no_driver=1 in_flight=2 ...
 
 Exit status: 0 after a run, 1 when setting up the fleet failed, 2 when no node answers.
+
+`splitgo simulate --city` is the city-scale run of rides by region instead (20,000
+drivers, 10 regions, 3 nodes it starts on one Redis): see splitgo/simulate_city.py.
 """
 
 from __future__ import annotations
@@ -486,6 +489,11 @@ def report(summary: Summary, options: Options, setup_errors: int) -> None:
 
 
 def main(argv: Sequence[str], prog: str = "splitgo simulate") -> int:
+    if "--city" in argv:  # rides by region at city scale (issue 20): splitgo/simulate_city.py
+        from splitgo.simulate_city import main_city
+        from splitgo.simulate_city_run import parse_city
+
+        return main_city(parse_city(argv, f"{prog} --city"))
     options = parse(argv, prog)
     chosen = event_loop.from_environment(os.environ)  # SPLITGO_EVENT_LOOP, as the node's
     return event_loop.run(simulate(options), chosen)
