@@ -69,10 +69,6 @@ def key_of(request: Request) -> str | None:
     return request.key
 
 
-def answered_id(request: Request) -> str | None:
-    return request.id
-
-
 def reconcile_all(client: Client, rows: dict[str, list[tuple[str, str]]]) -> list[Reconciled]:
     """Every kind of keyed write, reconciled with its rows."""
     verdicts = []
@@ -84,7 +80,7 @@ def reconcile_all(client: Client, rows: dict[str, list[tuple[str, str]]]) -> lis
             if key is None:
                 continue
             if request.succeeded:
-                confirmed[key] = answered_id(request)
+                confirmed[key] = request.id
             elif kind == "signup" and request.status == 409 and len(request.answers) > 1:
                 confirmed[key] = None  # a retried register found its own first attempt
         unsettled = {key_of(r) or "" for r in sent if not r.final}
