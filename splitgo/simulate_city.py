@@ -58,6 +58,7 @@ log = structlog.get_logger("splitgo.simulate")
 
 TOP_UP = 1_000_000  # minor units of EUR per rider: enough for every ride of a run
 CANCEL_AFTER_S = 2.0
+FUNDING_AT_ONCE = 16
 
 
 async def make_database(options: CityOptions, run: str) -> str:
@@ -114,6 +115,12 @@ async def fund(system: ActorSystem, rider: str) -> None:
         HandleWebhook(provider="sandbox", body=hook.body, signature=hook.signature),
         key="sandbox",
     )
+
+
+async def fund_all(system: ActorSystem, riders: list[str]) -> None:
+    """Every rider funded, FUNDING_AT_ONCE at a time (payments' webhook shard is one)."""
+    for chunk in batches(riders, FUNDING_AT_ONCE):
+        await asyncio.gather(*(fund(system, rider) for rider in chunk))
 
 
 def batches(items: list[str], size: int) -> Iterator[list[str]]:
@@ -272,7 +279,7 @@ async def run_city(options: CityOptions) -> int:
         system = client_system(options, run)
         await system.start()
         try:
-            await asyncio.gather(*(fund(system, r) for r in fleet.free_riders))
+            await fund_all(system, list(fleet.free_riders))
             print(
                 f"simulate-city: riders funded, running {options.minutes:g} min",
                 flush=True,

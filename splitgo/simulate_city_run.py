@@ -53,7 +53,7 @@ def parse_city(argv: Sequence[str], prog: str = "splitgo simulate --city") -> Ci
     parser.add_argument("--city", action="store_true", help="this mode (required)")
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--drivers", type=int, default=20_000)
-    parser.add_argument("--riders", type=int, default=1_500)
+    parser.add_argument("--riders", type=int, default=600)
     parser.add_argument("--requests-per-minute", type=int, default=2_000)
     parser.add_argument("--ping-every", type=float, default=5.0, help="seconds")
     parser.add_argument("--nodes", type=int, default=3)

@@ -12,5 +12,9 @@ Its parts:
   (estimates, requests, offers one driver at a time), `trips` (arrive, start, complete,
   cancel, rate, and reading rides);
 - `state` — what the parts keep in memory, and the RideUpdated a step publishes;
-- `views` — a ride as the API shows it.
+- `views` — a ride as the API shows it;
+- `regions` — rides by region with no IO: the region owning a point, border membership,
+  the route's key (SPLITGO_RIDE_REGIONS; empty: one shard as before);
+- `regional` — with regions, a region shard's pings, handovers and border feed, and the
+  desks that hand messages naming no place to the owning region (issue 20).
 """
