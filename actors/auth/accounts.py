@@ -169,7 +169,8 @@ class Accounts:
             )
             if before is not None and user is not None and before.name != user.name:
                 await tx.publish(ProfileChanged(user_id=user.id, name=user.name))
-        await profiles.wrote(message.user_id, user)
+        # a redelivery's transaction was rolled back: what it returned was never committed
+        await profiles.wrote(message.user_id, None if tx.duplicate else user)
         if user is None:
             raise UserNotFound("No such user.")
         log.info("user_updated", user_id=user.id)
