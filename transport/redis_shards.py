@@ -118,6 +118,7 @@ class ShardHost:
         self._reader_client: RedisClient | None = None
         self._reading = True
         self._in_flight: dict[str, int] = {}  # stream -> reads naming it, not answered yet
+        self._handing_back: set[asyncio.Task[None]] = set()
 
     def add(self, shard: int, capacity: int) -> RedisMailbox:
         mailbox = RedisMailbox(self, shard, capacity)
@@ -206,8 +207,7 @@ class ShardHost:
                 owned_count += 1
         if owned_count > fair:
             extras = [m for m in self._in_preferred_order() if m.owned][fair:]
-            for mailbox in extras:
-                await self.hand_back(mailbox)
+            self._hand_back_later(extras)
         await self._trim([m for m in self.mailboxes.values() if m.owned])
 
     async def _trim(self, mailboxes: list[RedisMailbox]) -> None:
@@ -279,6 +279,25 @@ class ShardHost:
             _as_bytes(item["message_id"]): max(int(item["times_delivered"]) - 1, 0)
             for item in pending
         }
+
+    def _hand_back_later(self, mailboxes: list[RedisMailbox]) -> None:
+        """Give shards back beside the lease loop: waiting for their reads in flight must
+        not hold up the renewal of the leases this node keeps."""
+        for mailbox in mailboxes:
+            mailbox.revoke()  # at once: the next balance must not count or read them
+        task = asyncio.get_running_loop().create_task(
+            self._hand_back_all(mailboxes), name=f"hand-back:{self.actor}"
+        )
+        self._handing_back.add(task)
+        task.add_done_callback(self._handing_back.discard)
+
+    async def _hand_back_all(self, mailboxes: list[RedisMailbox]) -> None:
+        try:
+            for mailbox in mailboxes:
+                await self.hand_back(mailbox)
+        except (RedisError, OSError) as error:
+            # the leases not released expire by themselves
+            self.transport.note_unhealthy(error)
 
     async def hand_back(self, mailbox: RedisMailbox, wait: float | None = None) -> None:
         """Give a shard back: stop reading it, let the message in hand finish, drop the lease."""
@@ -432,6 +451,8 @@ class ShardHost:
         await self.stop_reading()
         if self._tasks:
             await cancel_and_wait(self._tasks[0])
+        # no read is in flight any more: shards being handed back go at once
+        await asyncio.gather(*self._handing_back, return_exceptions=True)
         transport = self.transport
         try:
             for mailbox in [m for m in self.mailboxes.values() if m.owned]:

@@ -30,6 +30,7 @@ from transport.redis_shards import RedisMailbox, ShardHost, cancel_and_wait
 log = structlog.get_logger("transport.redis")
 
 SEND_CHUNK = 512  # entries per send-script call
+CLUSTER_CONNECTIONS = 4096  # a master's connections from one node at most, on a cluster
 
 
 class RedisTimer:
@@ -100,6 +101,10 @@ class RedisStreamsTransport:
     # ── connections and health ───────────────────────────────────────────────────────
 
     def _new_client(self, **options: Any) -> RedisClient:
+        if self.cluster:
+            # every owned shard's blocking read holds a connection to its master: redis-py's
+            # default (100 a master, refusing more) would cap the shards a node can own
+            options.setdefault("max_connections", CLUSTER_CONNECTIONS)
         return new_client(
             self.url,
             cluster=self.cluster,
