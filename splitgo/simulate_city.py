@@ -39,6 +39,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import structlog
@@ -47,7 +48,7 @@ from actors.payments.messages import CreateTopUp, HandleWebhook, SandboxDecision
 from actors.rides.messages import AnswerOffer, CancelRide, Point, RequestRide, UpdateLocation
 from actors.rides.regions import RegionMap
 from actors.rides.regions import parse as parse_regions
-from actors.runtime import ActorSystem, DomainError, MemoryDeadLetterStore
+from actors.runtime import ActorSystem, AskTimeout, DomainError, MemoryDeadLetterStore
 from splitgo.composition import ACTORS, register, rides_spec
 from splitgo.db import apply_schema, ensure_database
 from splitgo.simulate_city_run import CityOptions, Fleet, NodeProcess, percentile
@@ -59,6 +60,7 @@ log = structlog.get_logger("splitgo.simulate")
 TOP_UP = 1_000_000  # minor units of EUR per rider: enough for every ride of a run
 CANCEL_AFTER_S = 2.0
 FUNDING_AT_ONCE = 16
+FUNDING_TRIES = 4
 
 
 async def make_database(options: CityOptions, run: str) -> str:
@@ -101,20 +103,34 @@ def client_system(options: CityOptions, run: str) -> ActorSystem:
     return system
 
 
+async def patiently(system: ActorSystem, actor: str, message: Any, key: str | None = None) -> Any:
+    """Ask again after a time-out (nodes still settling who leases what); a refusal of a
+    repeat (the checkout already paid) answers None."""
+    for attempt in range(FUNDING_TRIES):
+        try:
+            return await system.ref(actor).ask(message, key=key)
+        except AskTimeout:
+            if attempt == FUNDING_TRIES - 1:
+                raise
+        except DomainError:
+            if attempt == 0:
+                raise
+            return None
+    return None
+
+
 async def fund(system: ActorSystem, rider: str) -> None:
     """A top-up paid on the sandbox checkout, its webhook delivered: as the HTTP edge does."""
-    payments = system.ref("payments")
-    view = await payments.ask(
-        CreateTopUp(
-            idempotency_key=secrets.token_hex(8), user_id=rider, amount=TOP_UP, currency="EUR"
-        )
+    top_up = CreateTopUp(
+        idempotency_key=f"city-{rider}", user_id=rider, amount=TOP_UP, currency="EUR"
     )
+    view = await patiently(system, "payments", top_up)
     checkout = (view.checkout_url or "").rstrip("/").split("/")[-1]
-    hook = await payments.ask(SandboxDecision(checkout_id=checkout, pay=True), key=checkout)
-    await payments.ask(
-        HandleWebhook(provider="sandbox", body=hook.body, signature=hook.signature),
-        key="sandbox",
-    )
+    decision = SandboxDecision(checkout_id=checkout, pay=True)
+    hook = await patiently(system, "payments", decision, key=checkout)
+    if hook is not None:
+        webhook = HandleWebhook(provider="sandbox", body=hook.body, signature=hook.signature)
+        await patiently(system, "payments", webhook, key="sandbox")
 
 
 async def fund_all(system: ActorSystem, riders: list[str]) -> None:
