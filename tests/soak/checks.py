@@ -99,6 +99,17 @@ def reconcile(
     )
 
 
+def reads_off(served: Mapping[str, Mapping[str, int]], stored: Mapping[str, int]) -> list[str]:
+    """What each node served (node -> item -> amount) against the database (item -> amount,
+    zeros left out): every item a node served otherwise, as "node item served/stored"."""
+    off = []
+    for node, items in served.items():
+        for item in sorted(set(items) | set(stored)):
+            if items.get(item, 0) != stored.get(item, 0):
+                off.append(f"{node} {item} {items.get(item, 0)}/{stored.get(item, 0)}")
+    return off
+
+
 # ── latency ─────────────────────────────────────────────────────────────────────────────
 
 

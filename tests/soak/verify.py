@@ -18,6 +18,7 @@ import asyncpg
 
 from tests.soak.checks import Reconciled, reconcile
 from tests.soak.load import Client, Request
+from tests.soak.mix import World, went_through
 
 # each kind of keyed write, and where its key and id are stored
 STORED = {
@@ -127,9 +128,14 @@ async def money(connection: asyncpg.Connection) -> dict[str, Any]:
     }
 
 
+def paid_checkouts(client: Client) -> set[str]:
+    """The checkouts the client knows were paid."""
+    return {r.path.split("/")[3] for r in client.sent if r.kind == "pay" and went_through(r)}
+
+
 async def pending_paid_top_ups(connection: asyncpg.Connection, client: Client) -> int:
     """Top-ups whose checkout was paid and whose credit has not landed yet."""
-    paid = {str(r.path.split("/")[3]) for r in client.sent if r.kind == "pay" and r.succeeded}
+    paid = paid_checkouts(client)
     rows = await connection.fetch(
         "SELECT checkout_id FROM payment_top_ups WHERE status = 'pending'"
     )
@@ -162,6 +168,49 @@ async def replay(client: Client, seed: int) -> list[dict[str, Any]]:
 
     found = await asyncio.gather(*(again(r) for r in chosen))
     return [d for d in found if d is not None] + [{"replayed": len(chosen)}]
+
+
+async def served(client: Client, urls: list[str], world: World) -> dict[str, dict[str, int]]:
+    """Group balances and member wallets as each node serves them (node -> item -> amount),
+    after the takeovers: a shard's state in memory must be what the database holds."""
+    found: dict[str, dict[str, int]] = {}
+    for url in urls:
+        items: dict[str, int] = {}
+        for group, team in world.groups.items():
+            async with client.http.get(
+                f"{url}/api/v1/groups/{group}/balances", headers=team[0].headers
+            ) as response:
+                body = await response.json(content_type=None)
+            for line in body.get("balances", []):
+                if line["net"]:
+                    items[f"{group}:{line['user_id']}:{line['currency']}"] = int(line["net"])
+        for member in world.members:
+            async with client.http.get(f"{url}/api/v1/wallet", headers=member.headers) as response:
+                body = await response.json(content_type=None)
+            for line in body.get("balances", []):
+                # a hold moves its money out of the wallet's account: available is the account
+                if int(line["available"]):
+                    items[f"wallet:{member.id}:{line['currency']}"] = int(line["available"])
+        found[url] = items
+    return found
+
+
+async def stored_reads(connection: asyncpg.Connection, world: World) -> dict[str, int]:
+    """The same items from PostgreSQL."""
+    items = {
+        f"{row['group_id']}:{row['user_id']}:{row['currency']}": int(row["net"])
+        for row in await connection.fetch(
+            "SELECT group_id, user_id, currency, net FROM splits_balances WHERE net <> 0"
+        )
+    }
+    members = [member.id for member in world.members]
+    for row in await connection.fetch(
+        "SELECT owner, currency, credits - debits AS balance FROM payment_accounts "
+        "WHERE owner_kind = 'user' AND owner = ANY($1::text[]) AND credits <> debits",
+        members,
+    ):
+        items[f"wallet:{row['owner']}:{row['currency']}"] = int(row["balance"])
+    return items
 
 
 def tally(client: Client) -> dict[str, Any]:

@@ -4,19 +4,24 @@ takeover windows' p99 is told apart from the steady state's."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.soak.__main__ import broken
 from tests.soak.checks import (
     is_final,
     kill_times,
     latency_verdict,
     percentile,
+    reads_off,
     reconcile,
 )
 from tests.soak.load import Client, Person, Request
+from tests.soak.mix import went_through
 from tests.soak.verify import reconcile_all
 
 ANN = Person("u-ann", "ann@example.com", "token")
@@ -71,6 +76,20 @@ def test_stored_exactly_as_answered_is_clean_and_any_copy_is_doubled(
     assert reconcile("chat", confirmed, rows).clean
     for key, row_id in rows:
         assert reconcile("chat", confirmed, [*rows, (key, row_id)]).doubled == [key]
+
+
+def test_a_node_serving_other_than_the_database_is_named() -> None:
+    """A balance a node serves differently, or misses, or invents, is named with both
+    amounts; nodes serving what the database holds pass."""
+    stored = {"g:ann:EUR": 300, "g:bob:EUR": -300}
+    assert reads_off({"n1": dict(stored), "n2": dict(stored)}, stored) == []
+    served = {"n1": {"g:ann:EUR": 299, "g:bob:EUR": -300, "wallet:ann:EUR": 5}, "n2": {}}
+    assert reads_off(served, stored) == [
+        "n1 g:ann:EUR 299/300",
+        "n1 wallet:ann:EUR 5/0",
+        "n2 g:ann:EUR 0/300",
+        "n2 g:bob:EUR 0/-300",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -134,3 +153,50 @@ async def test_a_retried_transfer_stored_twice_is_found_doubled() -> None:
     assert transfers.lost == []
     assert transfers.phantom == []
     assert all(other.clean for other in others)
+
+
+def test_the_soak_fails_on_a_lost_transfer_and_passes_a_clean_run() -> None:
+    """The run's verdict: a lost transfer or a ledger off zero is a problem (exit 1); a
+    clean result has none."""
+    money: dict[str, Any] = {
+        "ledger_nonzero": {},
+        "accounts_off_their_entries": [],
+        "groups_not_summing_to_zero": [],
+        "group_balances_off_recount": [],
+    }
+    clean = reconcile("transfer", {"k1": "t1"}, [("k1", "t1")]).summary()
+    checked: dict[str, Any] = {
+        "reconciled": [clean],
+        "replay_differs": [],
+        "money": money,
+        "reads_off_database": [],
+        "wallets_off_answers": {},
+    }
+    result: dict[str, Any] = {"checks": checked, "kills": [{"node": "n1", "ready_after_s": 12.0}]}
+    assert broken(result) == []
+    lost = reconcile("transfer", {"k1": "t1", "k2": "t2"}, [("k1", "t1")]).summary()
+    result["checks"] = {
+        **checked,
+        "reconciled": [lost],
+        "money": {**money, "ledger_nonzero": {"EUR": 5}},
+    }
+    problems = broken(result)
+    assert len(problems) == 2
+    assert "'lost': 1" in problems[0]
+    assert problems[1] == "ledger_nonzero: {'EUR': 5}"
+
+
+@pytest.mark.parametrize(
+    ("answers", "paid"),
+    [
+        ([(303, None)], True),
+        ([(0, "ServerDisconnectedError"), (409, "checkout_decided")], True),
+        ([(409, "checkout_decided")], False),
+        ([(0, "ServerDisconnectedError"), (404, "top_up_not_found")], False),
+    ],
+)
+def test_a_press_of_pay_went_through(answers: list[tuple[int, str | None]], paid: bool) -> None:
+    """A 303 paid; "already decided" after an unanswered press means that press paid."""
+    pay = Request("pay", "POST", "/sandbox/checkout/c1/pay", None, None, None)
+    pay.answers = answers
+    assert went_through(pay) is paid
