@@ -154,9 +154,11 @@ class RedisStreamsTransport:
         self._on_reply = on_reply
         await self.client.ping()
         self.note_healthy()
+        # replies are read from the newest entry there before any ask could be sent
+        reply_from = await self._newest_reply()
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._read_replies(), name="redis:replies"),
+            loop.create_task(self._read_replies(reply_from), name="redis:replies"),
             loop.create_task(self._fire_timers(), name="redis:timers"),
         ]
 
@@ -374,9 +376,15 @@ class RedisStreamsTransport:
 
     # ── replies and timers ───────────────────────────────────────────────────────────
 
-    async def _read_replies(self) -> None:
+    async def _newest_reply(self) -> bytes | str:
+        """The id of the newest entry in this node's reply stream ("0-0": none yet)."""
+        newest: Any = await self.client.xrevrange(self.keys.replies(self.node_id), count=1)
+        return newest[0][0] if newest else "0-0"
+
+    async def _read_replies(self, last_id: bytes | str) -> None:
+        """Read this node's replies from after `last_id`, always from the last one seen: a
+        read from "$" would miss what arrived between two reads."""
         stream = self.keys.replies(self.node_id)
-        last_id: bytes | str = "$"
         while True:
             try:
                 if self._reply_client is None:
@@ -387,7 +395,6 @@ class RedisStreamsTransport:
             except (RedisError, OSError) as error:
                 self.note_unhealthy(error)
                 await self._drop_reply_client()
-                last_id = "$"
                 await asyncio.sleep(0.2)
                 continue
             except asyncio.CancelledError:
