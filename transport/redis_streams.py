@@ -2,11 +2,12 @@
 
 One stream per actor shard (`<prefix>:{<actor>:<shard>}`), one consumer group per actor
 type, consumers named by node; each shard's keys share that hash tag, so the transport
-runs on a Redis Cluster too (redis_keys.py). Sends, acks, replies and timer changes made during one
-event-loop tick go to Redis in one pipeline. Shards are owned by lease (see
+runs on a Redis Cluster too (redis_keys.py). Sends, acks, replies and timer changes made
+during one event-loop tick go to Redis in one pipeline. Shards are owned by lease (see
 redis_shards.py); entries are acked only after their handler finished. Each stream has a
 counter of entries not yet acked, which the send script checks: a full mailbox makes
-the sender wait, on every node, and messages to one stream keep their order.
+the sender wait, on every node, and messages to one stream keep their order. Timers wait
+in their shard's sorted set, and the shard's owner moves them into the stream when due.
 """
 
 from __future__ import annotations
