@@ -18,6 +18,8 @@ from actors.rides.messages import (
     UpdateLocation,
 )
 from actors.rides.regions import DESKS, RegionsError, parse
+from splitgo.composition import ride_regions, rides_spec
+from splitgo.config import ConfigError, load
 
 # two boxes side by side along 13.4°E, a gap north of them, and one overlapping box
 BERLIN = "west=52.3,13.0,52.7,13.4;east=52.3,13.4,52.7,13.8;far=40,0,41,1"
@@ -134,3 +136,16 @@ def test_messages_go_to_the_region_of_their_place_or_to_a_desk() -> None:
         AnswerOffer(ride_id="r", user_id="d", accept=True),
     ):
         assert regions.is_desk(int(regions.key(message).split("-")[1].split(".")[0]))
+
+
+def test_the_node_shards_rides_as_the_setting_says() -> None:
+    """SPLITGO_RIDE_REGIONS makes a rides shard per region and two desks; empty, one."""
+    regions = ride_regions(load({"SPLITGO_RIDE_REGIONS": "grid:2x5@52.3,13.0,52.7,13.8"}))
+    assert rides_spec(regions).shards == 10 + DESKS
+    assert rides_spec(ride_regions(load({}))).shards == 1
+
+
+def test_a_wrong_region_setting_stops_the_node_with_its_name() -> None:
+    """A wrong SPLITGO_RIDE_REGIONS is a ConfigError naming the variable."""
+    with pytest.raises(ConfigError, match="SPLITGO_RIDE_REGIONS"):
+        ride_regions(load({"SPLITGO_RIDE_REGIONS": "grid:0x2"}))
