@@ -186,7 +186,7 @@ async def list_passkeys(request: web.Request) -> web.Response:
     tags=["auth"],
     body=PasskeyRenameBody,
     responses={200: PasskeyView},
-    errors=[404],
+    errors=[404, 422],
 )
 async def rename(request: web.Request, body: PasskeyRenameBody) -> web.Response:
     claims = authenticate(request)
@@ -201,7 +201,7 @@ async def rename(request: web.Request, body: PasskeyRenameBody) -> web.Response:
     description="It signs nobody in any more (remove it from the device too).",
     tags=["auth"],
     responses={204: None},
-    errors=[404],
+    errors=[404, 422],
 )
 async def delete(request: web.Request) -> web.Response:
     claims = authenticate(request)
