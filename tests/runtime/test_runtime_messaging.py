@@ -231,8 +231,12 @@ async def test_ask_timeout_raises_and_cleans_up(system: ActorSystem) -> None:
     """An ask the handler does not answer in time raises AskTimeout; no pending ask remains."""
     gate = Gate()
     ref = system.spawn(Holder, "holder", factory=lambda: Holder(gate))
+    asking = asyncio.create_task(ref.ask(Hold(key="k", n=1), timeout=1.0))
+    # the handler holds the message: the ask can only time out (a deadline short enough to
+    # pass before the message arrives would drop it unhandled, the next test's case)
+    await wait_until(lambda: gate.active == 1)
     with pytest.raises(AskTimeout, match="did not answer Hold"):
-        await ref.ask(Hold(key="k", n=1), timeout=0.05)
+        await asking
     assert len(system.pending_asks) == 0
     gate.open.set()  # the late reply is ignored, not an error
     await wait_until(lambda: len(gate.done) == 1)
