@@ -170,10 +170,9 @@ def test_the_main_pages_render_and_fit_on_a_desktop_and_a_phone(
 ) -> None:
     """With a realistic trip seeded, the welcome page (signed out), home, the groups list,
     a group's expenses, the add-expense form with More open, balances, settle up, the
-    group's chat, wallet,
-    notifications, account and the two-factor setup (its QR code) each render their heading and content without sideways
-    scrolling on a 1280 px desktop and a 360 px phone, each saved as a PNG; and home in the
-    dark scheme on a phone too."""
+    group's chat, wallet, notifications, account and the two-factor setup (its QR code) each
+    render their heading and content without sideways scrolling on a 1280 px desktop and a
+    360 px phone, each saved as a PNG; and home in the dark scheme on a phone too."""
     trip = seed(site)
     where = folder(tmp_path)
     group = f"/groups/{trip.group}"
