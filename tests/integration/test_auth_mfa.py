@@ -12,8 +12,8 @@ import asyncpg
 import pyotp
 import pytest
 
-from actors.auth import mfa_rules
 from actors.auth.messages import (
+    TOTP_PERIOD,
     CompleteMfaLogin,
     ConfirmTotp,
     DisableTotp,
@@ -57,7 +57,7 @@ async def harness(pool: asyncpg.Pool) -> AsyncIterator[Harness]:
 
 def code_now(harness: Harness, secret: str, steps: int = 0) -> str:
     """The app's code at the fake clock's time, `steps` time steps later."""
-    return pyotp.TOTP(secret).at(harness.clock.now + steps * mfa_rules.TOTP_PERIOD)
+    return pyotp.TOTP(secret).at(harness.clock.now + steps * TOTP_PERIOD)
 
 
 async def enrolled(harness: Harness) -> tuple[str, str, list[str]]:
@@ -67,7 +67,7 @@ async def enrolled(harness: Harness) -> tuple[str, str, list[str]]:
     codes: RecoveryCodes = await harness.ask(
         ConfirmTotp(user_id=user.id, code=code_now(harness, setup.secret))
     )
-    harness.clock.advance(mfa_rules.TOTP_PERIOD)  # the confirming code's step is spent
+    harness.clock.advance(TOTP_PERIOD)  # the confirming code's step is spent
     return user.id, setup.secret, codes.codes
 
 
@@ -183,7 +183,7 @@ async def test_a_code_is_refused_once_used_and_so_is_an_older_one(harness: Harne
         await complete(harness, await challenged(harness), used)
     with pytest.raises(MfaCodeReused):
         await complete(harness, await challenged(harness), code_now(harness, secret, -1))
-    harness.clock.advance(mfa_rules.TOTP_PERIOD)
+    harness.clock.advance(TOTP_PERIOD)
     await complete(harness, await challenged(harness), code_now(harness, secret))
 
 
