@@ -23,7 +23,15 @@ from actors.splits import store
 from actors.splits.activity import Activity
 from actors.splits.expenses import Expenses
 from actors.splits.groups import Groups
-from actors.splits.hot import READS, SWEEP_SECONDS, HotBalances, dropped_by
+from actors.splits.hot import (
+    IDLE_SECONDS,
+    READS,
+    RESIDENT_NAME,
+    Holder,
+    HotBalances,
+    copy_size,
+    dropped_by,
+)
 from actors.splits.importer import Importer
 from actors.splits.invites import Invites
 from actors.splits.links import Links
@@ -140,7 +148,7 @@ class Splits(Actor):
         self._pool, self._clock = pool, clock
         context = self.context(pool, clock)
         # issue 20: balances of the shard's groups kept in memory (see hot.py)
-        self.hot = hot if hot is not None else HotBalances()
+        self.hot = hot if hot is not None else HotBalances(self._balances_holder)
         self.groups = Groups(context)
         self.recurring = Recurring(context, interval=recurring_interval)
         self.expenses = Expenses(
@@ -180,13 +188,13 @@ class Splits(Actor):
 
         return handle
 
+    def _balances_holder(self) -> Holder:
+        """The shard's hot balances (made on first use, while handling)."""
+        return self.resident(RESIDENT_NAME, size=copy_size, idle=IDLE_SECONDS, clock=self._clock)
+
     async def on_start(self) -> None:
         self.recurring.start()
         self.prune_keys(self._pool, self._clock)
-        self.every(SWEEP_SECONDS, self._sweep_hot, "hot_balances_sweep")
-
-    async def _sweep_hot(self) -> None:
-        self.hot.sweep()
 
     # ── groups and members ─────────────────────────────────────────────────────────────
 

@@ -6,21 +6,21 @@ members from PostgreSQL, later reads are served from here. Every message that ma
 a group (an expense, a settlement, a member coming or going, ...) drops that group's copy
 once its handler is done, committed or not, and the next read loads it again: the copy is
 never newer or older than the tables. Which messages only read, and which group a message
-may change, is `dropped_by` (pure). A copy unused for `idle_seconds` is dropped
-(passivation), and at most `capacity` are kept (the least recently used go first), so the
-memory a shard holds for balances is bounded: see `MEMORY_NOTE`.
+may change, is `dropped_by` (pure). The copies live in the shard's `Resident` (the
+runtime's hot state): one unread for `IDLE_SECONDS` is dropped (passivation), the node's
+memory budget bounds them all (least recently used first, whichever shard), and they go
+when the shard stops here or its lease moved away and came back.
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 from actors.payments.messages import TransferCompleted, TransferFailed
 from actors.runtime import Message
+from actors.runtime.resident import Resident
 from actors.splits.messages import (
     SETTLEMENT_REFERENCE,
     BalancesView,
@@ -50,13 +50,12 @@ from actors.splits.messages import (
     SearchExpenses,
 )
 
-DEFAULT_CAPACITY = 1_024  # groups a shard keeps (each up to 1,000 members)
-DEFAULT_IDLE_SECONDS = 300.0  # a copy unread this long is dropped
-SWEEP_SECONDS = 30.0  # how often idle copies are looked for (on a read or a load)
-MEMORY_NOTE = (
-    "about 150 bytes per member line; a 1,000-member group's copy is ~0.2 MiB "
-    "(measured by `python -m tests.bench hot`)"
-)
+IDLE_SECONDS = 300.0  # a copy unread this long is dropped
+# what a copy's size is estimated from (tests/bench/hot_bench.py measures ~212 bytes a
+# member for the view's line and the member set together)
+BYTES_PER_LINE = 150
+BYTES_PER_MEMBER = 70
+RESIDENT_NAME = "splits_balances"
 
 # messages that only read: they leave every copy as it is
 READS: Final[frozenset[type[Message]]] = frozenset(
@@ -114,88 +113,62 @@ def dropped_by(message: Message) -> str | Everything | None:
 
 
 @dataclass(slots=True)
-class _Copy:
+class BalancesCopy:
+    """A group's balances view (plain or converted) and its members, as kept."""
+
     members: frozenset[str]
     view: BalancesView
-    used: float
+
+
+def copy_size(copy: BalancesCopy) -> int:
+    """Bytes a copy holds, estimated cheaply (measured: ~212 a member with its line)."""
+    return BYTES_PER_LINE * len(copy.view.balances) + BYTES_PER_MEMBER * len(copy.members)
+
+
+Holder = Resident[tuple[str, bool], BalancesCopy]
 
 
 class HotBalances:
     """Each owned group's balances view (plain and converted) and members, kept in memory.
 
-    Only the Splits shard that owns the groups uses it, one message at a time: no locks.
-    `clock` is monotonic seconds (tests move it).
+    `holder` gives the shard's `Resident` (actors/runtime/resident.py: idle passivation,
+    the node's memory budget, emptied when the shard stops or its lease came back); None
+    keeps nothing, so every read goes to the tables. Only the Splits shard that owns the
+    groups uses it, one message at a time: no locks.
     """
 
-    def __init__(
-        self,
-        *,
-        capacity: int = DEFAULT_CAPACITY,
-        idle_seconds: float = DEFAULT_IDLE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if capacity < 0 or idle_seconds <= 0:
-            raise ValueError("capacity must be >= 0 and idle_seconds > 0")
-        self._capacity = capacity
-        self._idle = idle_seconds
-        self._clock = clock
-        self._copies: OrderedDict[tuple[str, bool], _Copy] = OrderedDict()
-        self._swept = clock()
-        self.hits = 0
-        self.loads = 0
+    def __init__(self, holder: Callable[[], Holder] | None) -> None:
+        self._holder = holder
 
     def __len__(self) -> int:
-        return len(self._copies)
+        return 0 if self._holder is None else len(self._holder())
 
     def get(self, message: GetBalances) -> BalancesView | None:
         """The kept view for this read, or None (not kept: load it). GroupNotFound when the
         group is kept and the reader is not one of its members."""
-        key = (message.group_id, message.converted)
-        copy = self._copies.get(key)
+        if self._holder is None:
+            return None
+        copy = self._holder().get((message.group_id, message.converted))
         if copy is None:
             return None
         if message.user_id not in copy.members:
             raise GroupNotFound("No such group among yours.", details={"field": "group_id"})
-        copy.used = self._clock()
-        self._copies.move_to_end(key)
-        self.hits += 1
-        self._sweep()
         return copy.view
 
     def put(
         self, group_id: str, converted: bool, members: frozenset[str], view: BalancesView
     ) -> None:
         """Keep a view just loaded from the tables (in this same message's handling)."""
-        if self._capacity == 0:
-            return
-        key = (group_id, converted)
-        self._copies[key] = _Copy(members, view, self._clock())
-        self._copies.move_to_end(key)
-        self.loads += 1
-        while len(self._copies) > self._capacity:
-            self._copies.popitem(last=False)
-        self._sweep()
+        if self._holder is not None:
+            self._holder().put((group_id, converted), BalancesCopy(members, view))
 
     def drop(self, which: str | Everything | None) -> None:
         """Forget what a handled message may have changed (see `dropped_by`)."""
-        if which is None or not self._copies:
+        if which is None or self._holder is None:
             return
+        holder = self._holder()
         if isinstance(which, Everything):
-            self._copies.clear()
+            holder.clear()
             return
-        self._copies.pop((which, False), None)
-        self._copies.pop((which, True), None)
-
-    def _sweep(self) -> None:
-        """Sweep now and then, on reads and loads."""
-        if self._clock() - self._swept >= min(SWEEP_SECONDS, self._idle):
-            self.sweep()
-
-    def sweep(self, now: float | None = None) -> None:
-        """Drop the copies idle for `idle_seconds` at `now` (default: the clock's time)."""
-        now = self._swept = self._clock() if now is None else now
-        while self._copies:
-            key, copy = next(iter(self._copies.items()))
-            if now - copy.used < self._idle:
-                break
-            del self._copies[key]
+        holder.drop((which, False))
+        holder.drop((which, True))

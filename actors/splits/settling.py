@@ -77,7 +77,7 @@ class Settling:
     def __init__(self, context: Context, *, hot: HotBalances | None = None) -> None:
         self._context = context
         self._pool = context.pool
-        self.hot = hot if hot is not None else HotBalances()
+        self.hot = hot if hot is not None else HotBalances(None)
 
     async def balances(self, message: GetBalances) -> BalancesView:
         """Each member's net per currency, or (`converted`) in the group's currency at the

@@ -15,7 +15,7 @@ In one run, each figure beside its target or the alternative measured with it:
   embedded PostgreSQL before the first read (the first read loads the copy).
 * the same read in process: `GetBalances` asks to the Splits actor (8 shards, memory
   transport) from 8 clients, served from the shard's memory against the same actor with no
-  copy kept (`HotBalances(capacity=0)`: every read from the tables), interleaved, best of
+  copy kept (`HotBalances(None)`: every read from the tables), interleaved, best of
   three rounds of `actor_reads` each: what the hot copy saves before any HTTP work.
 * memory: bytes a kept group's copy (its balances view and member set) holds, measured
   with tracemalloc in this process for a group of `members`; and bytes per account
@@ -172,9 +172,11 @@ async def _asks_per_s(ref: ActorRef, message: GetBalances, n: int, concurrency: 
     return n / (time.perf_counter() - started)
 
 
-def _splits_factory(pool: asyncpg.Pool, capacity: int) -> Callable[[], Splits]:
-    """Splits shards keeping at most `capacity` balance copies each (0: none)."""
-    return lambda: Splits(pool, recurring_interval=0, hot=HotBalances(capacity=capacity))
+def _splits_factory(pool: asyncpg.Pool, keep: bool) -> Callable[[], Splits]:
+    """Splits shards keeping their groups' balances in memory, or (`keep` off) none."""
+    if keep:
+        return lambda: Splits(pool, recurring_interval=0)
+    return lambda: Splits(pool, recurring_interval=0, hot=HotBalances(None))
 
 
 async def measure_actor_balances(members: int, n: int, concurrency: int) -> dict[str, float]:
@@ -193,9 +195,9 @@ async def measure_actor_balances(members: int, n: int, concurrency: int) -> dict
             await system.start()
             refs = {
                 name: system.spawn(
-                    Splits, name, factory=_splits_factory(pool, capacity), shards=8, key=splits_key
+                    Splits, name, factory=_splits_factory(pool, keep), shards=8, key=splits_key
                 )
-                for name, capacity in (("memory", 1_024), ("tables", 0))
+                for name, keep in (("memory", True), ("tables", False))
             }
             group_id, creator = str(uuid.uuid4()), "hot-member-0000"
             await refs["memory"].ask(
