@@ -312,3 +312,8 @@ def sign_in(page: Page, user: User) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page).to_have_url(re.compile(r"/home$"))
+
+
+# How long a page may take to open its live socket: a first try that fails is retried after
+# 1 s, then 2 s (static/live_socket.js), and a loaded CI machine adds seconds to each.
+LIVE_CONNECT_MS = 20_000

@@ -12,7 +12,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from actors.chat.messages import conversation_id_for
 from tests.browser.conftest import NewPage
-from tests.browser.harness import Site, sign_in
+from tests.browser.harness import LIVE_CONNECT_MS, Site, sign_in
 from tests.browser.test_groups import verified
 from tests.support.api import User
 
@@ -32,7 +32,9 @@ def group_of(site: Site, owner: User, *members: User) -> str:
 def open_chat(page: Page, group: str) -> None:
     """The group's Chat tab, once its panel listens on the live socket."""
     page.goto(f"/groups/{group}/chat")
-    expect(page.locator("[data-chat]")).to_have_attribute("data-live", "connected")
+    expect(page.locator("[data-chat]")).to_have_attribute(
+        "data-live", "connected", timeout=LIVE_CONNECT_MS
+    )
 
 
 def chat_badge(page: Page) -> Locator:

@@ -10,7 +10,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import NewPage
-from tests.browser.harness import Site, sign_in
+from tests.browser.harness import LIVE_CONNECT_MS, Site, sign_in
 from tests.support.api import User
 from tests.support.smtp import body_text
 
@@ -74,7 +74,9 @@ def test_an_invitee_accepts_and_sees_an_expense_arrive_live(
     theirs.get_by_role("button", name="Accept and join").click()
     expect(theirs).to_have_url(re.compile(rf"/groups/{group}$"))
     expect(theirs.get_by_role("status").first).to_contain_text("Welcome to the group.")
-    expect(theirs.locator(".group-page")).to_have_attribute("data-live", "connected")
+    expect(theirs.locator(".group-page")).to_have_attribute(
+        "data-live", "connected", timeout=LIVE_CONNECT_MS
+    )
     theirs.evaluate("window.sameDocument = true")
 
     expense = {

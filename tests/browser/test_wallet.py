@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.harness import Site, sign_in
+from tests.browser.harness import LIVE_CONNECT_MS, Site, sign_in
 
 
 def test_top_up_at_the_checkout_then_settle_a_debt_from_the_wallet(page: Page, site: Site) -> None:
@@ -93,7 +93,9 @@ def test_money_arriving_shows_on_an_open_wallet(page: Page, site: Site) -> None:
     sign_in(page, ana)
     page.goto("/wallet")
     expect(page.locator("#wallet-balances")).to_contain_text("Your wallet is empty")
-    expect(page.locator(".wallet-page")).to_have_attribute("data-live", "connected")
+    expect(page.locator(".wallet-page")).to_have_attribute(
+        "data-live", "connected", timeout=LIVE_CONNECT_MS
+    )
     transfer = {"to_user_id": ana.id, "amount": 1250, "currency": "EUR", "note": "Pizza"}
     site.run(site.api.ok("POST", "/api/v1/transfers", bo, transfer, 201))
     expect(page.locator("#wallet-balances")).to_contain_text("€12.50")
