@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
@@ -43,7 +43,6 @@ from actors.notifications import messages as notifications_messages
 from actors.notifications.actor import Notifications
 from actors.notifications.channels.email import EmailChannel, FolderEmail, SmtpEmail, SmtpSettings
 from actors.notifications.channels.sms import LogSms, SmsChannel, WebhookSms
-from actors.notifications.channels.telegram import TelegramChannel
 from actors.notifications.channels.webpush import VapidKeys, WebPushChannel
 from actors.notifications.messages import NOTIFICATIONS, notifications_key
 from actors.payments import messages as payments_messages
@@ -87,7 +86,6 @@ from actors.splits.messages import (
     SettlementRecorded,
     splits_key,
 )
-from splitgo.bot.app import TelegramBot
 from splitgo.config import ConfigError, Settings, parse_jwt_keys
 from splitgo.db import Database
 from splitgo.instrument import instrumented
@@ -96,6 +94,12 @@ from splitgo.web.live import LiveHub, RedisLiveBus
 from transport import Codec, Message
 from transport.broadcast import Broadcast, LocalBroadcast
 from transport.redis_broadcast import RedisBroadcast
+
+if TYPE_CHECKING:
+    # aiogram takes seconds to import (its types are pydantic models): only a node with a
+    # Telegram token pays for it, see `bot_for` and `build_channels`
+    from actors.notifications.channels.telegram import TelegramChannel
+    from splitgo.bot.app import TelegramBot
 
 log = structlog.get_logger("splitgo.composition")
 
@@ -150,6 +154,8 @@ def bot_for(settings: Settings, system: ActorSystem, public_url: str) -> Telegra
     """The Telegram bot on the first configured token (None: no tokens, no bot)."""
     if not settings.telegram_bot_tokens:
         return None
+    from splitgo.bot.app import TelegramBot  # aiogram: only with a token
+
     try:
         return TelegramBot(
             system,
@@ -167,6 +173,8 @@ def build_channels(settings: Settings) -> Channels:
     live = LiveHub()
     telegram = None
     if settings.telegram_bot_tokens:
+        from actors.notifications.channels.telegram import TelegramChannel
+
         telegram = TelegramChannel(settings.telegram_bot_tokens, api_url=settings.telegram_api_url)
     sms: SmsChannel = LogSms()
     if settings.sms_provider == "webhook":
@@ -488,6 +496,9 @@ def build_auth(parts: NodeParts) -> Auth:
         bot_username=settings.telegram_bot_username if settings.telegram_bot_tokens else "",
         public_url=parts.public_url,
         passwords=shared_passwords(settings.password_hashing),
+        data_keys=parse_jwt_keys(settings.data_keys, "SPLITGO_DATA_KEYS")
+        if settings.data_keys
+        else None,
     )
 
 

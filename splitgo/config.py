@@ -40,6 +40,7 @@ from splitgo.setting_kinds import (
     parse_oidc_names,
     parse_origins,
 )
+from transport.redis_urls import seed_urls
 
 __all__ = [
     "OPTIONS",
@@ -188,12 +189,20 @@ class Settings:
         "(profiles, balances…), least recently used dropped first past it; 0: none kept",
         Integer(0, 1_000_000),
     )
+    reply_cache_mb: int = setting(
+        32, "SPLITGO_REPLY_CACHE_MB", "megabytes of named, encoded replies the edge keeps "
+        "whole (a group's balances, ~78 KB for 1,000 members), least recently used dropped "
+        "first; 0: none kept",
+        Integer(0, 1_000_000),
+    )
     codec_check: bool = setting(
         False, "SPLITGO_CODEC_CHECK", "tests: encode every in-memory message, as a network "
         "would", Switch(),
     )
     redis_url: str = setting(
-        "redis://127.0.0.1:6379/0", "SPLITGO_REDIS_URL", "Redis for `--transport redis`",
+        "redis://127.0.0.1:6379/0", "SPLITGO_REDIS_URL", "Redis for `--transport redis`; on a "
+        "Redis Cluster, several of its nodes comma-separated (a node starts while one is down; the "
+        "first URL's password and options apply to all)",
         Text(starts=("redis://", "rediss://", "unix://"), what="a Redis URL"), secret=True,
     )
     redis_prefix: str = setting(
@@ -202,8 +211,9 @@ class Settings:
     )
     # ── Redis Cluster (issue 20) ──
     redis_cluster: bool = setting(
-        False, "SPLITGO_REDIS_CLUSTER", "SPLITGO_REDIS_URL names one node of a Redis Cluster "
-        "(`redis://` or `rediss://`, database 0): the others are found from it", Switch(),
+        False, "SPLITGO_REDIS_CLUSTER", "SPLITGO_REDIS_URL names nodes of a Redis Cluster "
+        "(`redis://` or `rediss://`, database 0; one or more): the others are found from them",
+        Switch(),
     )
     lease_ttl: float = setting(
         10.0, "SPLITGO_LEASE_TTL", "seconds a shard lease lives without renewal; a dead "
@@ -222,6 +232,12 @@ class Settings:
         "each); the first signs, all verify, so keys rotate; unset: generated into "
         "DATA_DIR/jwt-keys (embedded database only)", optional(check=parse_jwt_keys),
         secret=True,
+    )
+    data_keys: str | None = setting(
+        None, "SPLITGO_DATA_KEYS", "`kid:secret,kid:secret` keys (32+ chars each) that "
+        "encrypt TOTP secrets at rest; the first seals, all open, so keys rotate; unset: "
+        "keys derived from SPLITGO_JWT_KEYS (then keep the old JWT key listed until its "
+        "users signed in again)", optional(check=parse_jwt_keys), secret=True,
     )
     smtp_host: str | None = setting(
         None, "SPLITGO_SMTP_HOST", "SMTP server for mail; unset: mails are written as .eml "
@@ -490,7 +506,14 @@ def refuse_unsafe(settings: Settings) -> None:
             "with: python -c \"import secrets; print('k1:' + secrets.token_urlsafe(48))\")"
         )
     if settings.redis_cluster:
-        _refuse_cluster_url(settings.redis_url)
+        for url in seed_urls(settings.redis_url):
+            _refuse_cluster_url(url)
+    elif len(seed_urls(settings.redis_url)) > 1:
+        raise ConfigError(
+            "SPLITGO_REDIS_URL names several URLs: that is for the nodes of a Redis Cluster "
+            "(SPLITGO_REDIS_CLUSTER=1); a single Redis has one (a comma in a password is "
+            "written %2C)"
+        )
 
 
 def _refuse_cluster_url(url: str) -> None:
@@ -499,12 +522,13 @@ def _refuse_cluster_url(url: str) -> None:
     if not url.startswith(("redis://", "rediss://")):
         raise ConfigError(
             "SPLITGO_REDIS_CLUSTER=1 needs a redis:// or rediss:// SPLITGO_REDIS_URL naming "
-            "one node of the cluster: a unix socket reaches one server, not a cluster"
+            "nodes of the cluster (comma-separated): a unix socket reaches one server, not a "
+            "cluster"
         )
     database = urlsplit(url).path.strip("/")
     if database not in ("", "0"):
         raise ConfigError(
-            "SPLITGO_REDIS_CLUSTER=1: a Redis Cluster has database 0 only; end "
+            "SPLITGO_REDIS_CLUSTER=1: a Redis Cluster has database 0 only; end each URL of "
             "SPLITGO_REDIS_URL with /0 or no database"
         )
 

@@ -11,7 +11,7 @@ import asyncio
 import functools
 import signal
 import socket
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import aiohttp
 import structlog
@@ -23,7 +23,6 @@ from actors.runtime.broadcast import spawn_relay
 from actors.runtime.outbox import Outbox
 from actors.runtime.resident import MemoryBudget
 from splitgo import heap
-from splitgo.bot.app import TelegramBot
 from splitgo.composition import (
     ACTORS,
     SUBSCRIPTIONS,
@@ -61,6 +60,9 @@ from splitgo.web.revocation import RevocationAwareVerifier, Revocations
 from transport import Codec, MemoryTransport, Transport
 from transport.broadcast import Broadcast
 from transport.redis_streams import RedisStreamsTransport
+
+if TYPE_CHECKING:
+    from splitgo.bot.app import TelegramBot  # aiogram: imported only with a token
 
 __all__ = [
     "ACTORS",
@@ -158,7 +160,9 @@ class Node:
         revocations = await self._start_revocations(
             parts.system, pools.broadcast, wait="auth" in hosted
         )
-        await self._start_edges(parts, listener, revocations, names)
+        await self._start_edges(
+            parts, listener, revocations, names, revocations_probe="auth" in hosted
+        )
         log.info(
             "node_started",
             node=settings.node_id,
@@ -254,7 +258,7 @@ class Node:
         async def ask(message: GetNames) -> object:
             return await auth.ask(message)
 
-        book = NameBook(ask)
+        book = NameBook(ask, reply_bytes=self.settings.reply_cache_mb * 1024 * 1024)
         broadcast.listen(ProfileChanged, book.heard)
         broadcast.on_connected(book.forget_all)
         return book
@@ -265,10 +269,16 @@ class Node:
         listener: socket.socket,
         revocations: Revocations,
         names: NameBook,
+        *,
+        revocations_probe: bool,
     ) -> None:
         """The HTTP edge on the bound listener, then the bot: intake, started last."""
         settings, system, channels = self.settings, parts.system, parts.channels
         probes: dict[str, Probe] = {"database": parts.database.ping}
+        if revocations_probe:
+            # auth is hosted here: not ready until the revoked sessions are known (bearer
+            # requests get 503 till then); a node without auth does not wait on another's
+            probes["revocations"] = revocations.ready
         if isinstance(self.transport, RedisStreamsTransport):
             probes["transport"] = self.transport.ping
         services = Services(

@@ -1,7 +1,8 @@
 """splitgo simulate --city — rides by region at city scale (issue 20).
 
     python run.py simulate --city --minutes 2 [--drivers 20000] [--requests-per-minute 2000]
-        [--nodes 3] [--regions grid:2x5@52.3,13.0,52.7,13.8] [--redis-url ...]
+        [--ping-every 5] [--tick 0.1] [--ping-one-by-one] [--nodes 3]
+        [--regions grid:2x5@52.3,13.0,52.7,13.8] [--redis-url ...]
         [--database-url postgresql://127.0.0.1:5432/postgres]
 
 What it does, in order:
@@ -13,11 +14,14 @@ What it does, in order:
    SPLITGO_RIDE_REGIONS, and waits until each answers /readyz;
 4. joins the cluster itself as a client node (an ActorSystem on the same Redis hosting no
    actor) and funds the riders through payments (top-up, sandbox checkout, its webhook);
-5. for `--minutes`: every driver pings (`UpdateLocation`, told) every `--ping-every`
-   seconds with a small move; riders request rides (`RequestRide`, asked: the reply comes
-   once the ride is stored, the hold placed and the first offer made, so the round trip is
-   the dispatch time); offers found in the database are accepted (`AnswerOffer`) and
-   assigned rides are cancelled by their rider two seconds later, freeing both;
+5. for `--minutes`: every driver pings every `--ping-every` seconds with a small move, each
+   `--tick` (0.1 s) one `UpdateLocations` per region, told, as the HTTP edge gathers them
+   (`--ping-one-by-one`: one `UpdateLocation` per ping); riders request rides
+   (`RequestRide`, asked: the reply comes once the ride is stored, the hold placed and the
+   first offer made, so the round trip is the dispatch time); offers found in the database
+   are accepted (`AnswerOffer`) and assigned rides are cancelled by their rider two seconds
+   later, freeing both, each answer on its own; every 2 s the Redis backlog of the rides
+   and payments shards is sampled (`waiting_max_*`: where requests queue);
 6. then checks the database, not what the client saw: rides whose timeline names two
    different drivers assigned, and drivers holding two rides at overlapping times;
 7. stops the nodes and drops the database (`--keep` keeps it).
@@ -25,7 +29,8 @@ What it does, in order:
 The last line is for scripts:
 
     simulate-city: minutes=2 drivers=20000 regions=10 nodes=3 requests=... dispatch_p50_ms=...
-        dispatch_p99_ms=... rides_given_to_two_drivers=0 drivers_given_two_rides=0 ...
+        dispatch_p99_ms=... answer_p50_ms=... waiting_max_regions=... pings_per_s=4000
+        rides_given_to_two_drivers=0 drivers_given_two_rides=0 ...
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import random
 import secrets
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,13 +51,22 @@ import asyncpg
 import structlog
 
 from actors.payments.messages import CreateTopUp, HandleWebhook, SandboxDecision
-from actors.rides.messages import AnswerOffer, CancelRide, Point, RequestRide, UpdateLocation
+from actors.rides.messages import (
+    PINGS_MAX,
+    AnswerOffer,
+    CancelRide,
+    DriverPing,
+    Point,
+    RequestRide,
+    UpdateLocation,
+    UpdateLocations,
+)
 from actors.rides.regions import RegionMap
 from actors.rides.regions import parse as parse_regions
 from actors.runtime import ActorSystem, AskTimeout, DomainError, MemoryDeadLetterStore
 from splitgo.composition import ACTORS, register, rides_spec
 from splitgo.db import apply_schema, ensure_database
-from splitgo.simulate_city_run import CityOptions, Fleet, NodeProcess, percentile
+from splitgo.simulate_city_run import CityOptions, Fleet, NodeProcess, cpu_seconds, percentile
 from transport import Codec
 from transport.redis_streams import RedisStreamsTransport
 
@@ -145,18 +160,29 @@ def batches(items: list[str], size: int) -> Iterator[list[str]]:
 
 
 async def pinger(system: ActorSystem, fleet: Fleet, options: CityOptions, stop: float) -> None:
-    """Every driver pings once per `ping_every` seconds, spread evenly over it."""
+    """Every driver pings once per `ping_every` seconds, spread evenly over it. Each tick
+    (`options.tick` seconds) sends one `UpdateLocations` per region with that region's
+    pings, as the HTTP edge gathers them (`--ping-one-by-one`: one `UpdateLocation` each)."""
     rides = system.ref("rides")
     ids = list(fleet.drivers)
-    slices = max(1, int(options.ping_every / 0.05))
+    slices = max(1, int(options.ping_every / options.tick))
     size = max(1, len(ids) // slices + 1)
     rng = random.Random(5)
+    regions = fleet.regions
     while time.monotonic() < stop:
         started = time.monotonic()
         for index, chunk in enumerate(batches(ids, size)):
+            by_region: dict[int, list[DriverPing]] = defaultdict(list)
             for user_id in chunk:
                 lat, lon = fleet.move(user_id, rng)
-                await rides.tell(UpdateLocation(user_id=user_id, lat=lat, lon=lon))
+                if options.one_by_one:
+                    await rides.tell(UpdateLocation(user_id=user_id, lat=lat, lon=lon))
+                else:
+                    ping = DriverPing(user_id=user_id, lat=lat, lon=lon)
+                    by_region[regions.region_of(lat, lon)].append(ping)
+            for pings in by_region.values():
+                for start in range(0, len(pings), PINGS_MAX):
+                    await rides.tell(UpdateLocations(pings=pings[start : start + PINGS_MAX]))
             fleet.pings += len(chunk)
             due = started + (index + 1) * options.ping_every / slices
             await asyncio.sleep(max(0.0, due - time.monotonic()))
@@ -201,14 +227,26 @@ async def requester(system: ActorSystem, fleet: Fleet, options: CityOptions, sto
     await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def answer(system: ActorSystem, message: AnswerOffer | CancelRide) -> None:
+async def answer(system: ActorSystem, fleet: Fleet, message: AnswerOffer | CancelRide) -> None:
+    started = time.perf_counter()
     with contextlib.suppress(DomainError, TimeoutError):
         await system.ref("rides").ask(message)
+    fleet.answer_ms.append((time.perf_counter() - started) * 1000)
 
 
 async def conductor(system: ActorSystem, pool: asyncpg.Pool, fleet: Fleet, stop: float) -> None:
     """Drivers accept the offers the database shows; riders cancel two seconds after a
-    driver is assigned (no fee before arrival); riders whose ride ended ride again."""
+    driver is assigned (no fee before arrival); riders whose ride ended ride again. Each
+    answer goes on its own (as people answer), not waiting for the others: a ride already
+    being answered is not answered twice."""
+    answering: dict[str, asyncio.Task[None]] = {}
+
+    def start(ride_id: str, message: AnswerOffer | CancelRide) -> None:
+        if ride_id not in answering:
+            task = asyncio.create_task(answer(system, fleet, message))
+            answering[ride_id] = task
+            task.add_done_callback(lambda _: answering.pop(ride_id, None))
+
     while time.monotonic() < stop:
         offers = await pool.fetch(
             "SELECT id, offered_to FROM rides WHERE status = 'requested'"
@@ -226,14 +264,29 @@ async def conductor(system: ActorSystem, pool: asyncpg.Pool, fleet: Fleet, stop:
         )
         for row in ended:
             fleet.free_riders.insert(0, fleet.rides.pop(row["id"]))
-        await asyncio.gather(
-            *(
-                answer(system, AnswerOffer(ride_id=r["id"], user_id=r["offered_to"], accept=True))
-                for r in offers
-            ),
-            *(answer(system, CancelRide(ride_id=r["id"], user_id=r["rider_id"])) for r in assigned),
-        )
+        for r in offers:
+            start(r["id"], AnswerOffer(ride_id=r["id"], user_id=r["offered_to"], accept=True))
+        for r in assigned:
+            start(r["id"], CancelRide(ride_id=r["id"], user_id=r["rider_id"]))
         await asyncio.sleep(0.5)
+    await asyncio.gather(*answering.values(), return_exceptions=True)
+
+
+async def watcher(system: ActorSystem, fleet: Fleet, stop: float) -> None:
+    """Every 2 s, the messages waiting in the rides shards (regions and desks apart) and
+    payments' (Redis' count of entries not yet handled): where requests queue."""
+    regions = len(fleet.regions.regions)
+    routes = system.routes()
+    while time.monotonic() < stop:
+        for actor in ("rides", "payments"):
+            with contextlib.suppress(Exception):
+                for shard in await system.transport.shard_info(actor, routes[actor]):
+                    family = actor if actor != "rides" else "regions"
+                    if actor == "rides" and shard["shard"] >= regions:
+                        family = "desks"
+                    waiting = int(shard["pending"]) + int(shard["lag"] or 0)
+                    fleet.backlog[family] = max(fleet.backlog[family], waiting)
+        await asyncio.sleep(2.0)
 
 
 DOUBLE_GIVEN = """
@@ -276,6 +329,24 @@ async def check(pool: asyncpg.Pool, regions: RegionMap) -> dict[str, int]:
     }
 
 
+async def cpu_now(pool: asyncpg.Pool, nodes: list[NodeProcess]) -> dict[str, float]:
+    """CPU-seconds so far of each node and of each PostgreSQL backend of the run's database
+    (by process id: a backend that ended meanwhile is not counted)."""
+    backends = await pool.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+    )
+    used = {f"node:{node.process.pid}": cpu_seconds(node.process.pid) for node in nodes}
+    used.update({f"pg:{row['pid']}": cpu_seconds(row["pid"]) for row in backends})
+    return used
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float], kind: str) -> float:
+    """CPU-seconds `kind`'s processes used between two `cpu_now` readings."""
+    return sum(
+        spent - before.get(name, 0.0) for name, spent in after.items() if name.startswith(kind)
+    )
+
+
 async def run_city(options: CityOptions) -> int:
     regions = parse_regions(options.regions, options.border_m)
     register(rides_spec(regions))  # the client routes as the nodes do
@@ -301,11 +372,16 @@ async def run_city(options: CityOptions) -> int:
                 flush=True,
             )
             stop = time.monotonic() + options.minutes * 60
+            before = await cpu_now(pool, nodes)
             await asyncio.gather(
                 pinger(system, fleet, options, stop),
                 requester(system, fleet, options, stop),
                 conductor(system, pool, fleet, stop),
+                watcher(system, fleet, stop),
             )
+            after = await cpu_now(pool, nodes)
+            fleet.node_cpu_s = cpu_spent(before, after, "node:")
+            fleet.database_cpu_s = cpu_spent(before, after, "pg:")
             await asyncio.sleep(options.drain)
             found = await check(pool, regions)
         finally:
@@ -334,6 +410,7 @@ async def drop_database(admin_url: str, name: str) -> None:
 
 def report(options: CityOptions, shards: int, fleet: Fleet, found: dict[str, int]) -> None:
     times = sorted(fleet.dispatch_ms)
+    answers = sorted(fleet.answer_ms)
     seconds = options.minutes * 60
     rounds = fleet.ping_rounds
     pairs = {
@@ -346,6 +423,13 @@ def report(options: CityOptions, shards: int, fleet: Fleet, found: dict[str, int
         "requests_per_minute": f"{len(times) / seconds * 60:.0f}",
         "dispatch_p50_ms": f"{percentile(times, 50):.1f}",
         "dispatch_p99_ms": f"{percentile(times, 99):.1f}",
+        "answer_p50_ms": f"{percentile(answers, 50):.1f}",
+        "answer_p99_ms": f"{percentile(answers, 99):.1f}",
+        **{f"waiting_max_{family}": n for family, n in sorted(fleet.backlog.items())},
+        "node_cpu_s": f"{fleet.node_cpu_s:.1f}",
+        "database_cpu_s": f"{fleet.database_cpu_s:.1f}",
+        # CPU per answered request (pings included): comparable even when throughput is not
+        "node_cpu_ms_per_request": f"{fleet.node_cpu_s * 1000 / max(len(times), 1):.0f}",
         "pings": fleet.pings,
         "pings_per_s": f"{fleet.pings / seconds:.0f}",
         "ping_round_s": f"{max(rounds):.1f}" if rounds else "-",

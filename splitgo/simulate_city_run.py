@@ -37,6 +37,8 @@ class CityOptions:
     riders: int
     requests_per_minute: int
     ping_every: float
+    tick: float  # seconds of pings gathered into one UpdateLocations per region
+    one_by_one: bool  # one UpdateLocation per ping instead (as before issue 20's batching)
     nodes: int
     regions: str
     border_m: int
@@ -46,6 +48,7 @@ class CityOptions:
     drain: float
     keep: bool
     seed: int
+    profile: bool = False  # each node under cProfile, CPU time (node-<i>/profile.out)
 
 
 def parse_city(argv: Sequence[str], prog: str = "splitgo simulate --city") -> CityOptions:
@@ -56,6 +59,12 @@ def parse_city(argv: Sequence[str], prog: str = "splitgo simulate --city") -> Ci
     parser.add_argument("--riders", type=int, default=600)
     parser.add_argument("--requests-per-minute", type=int, default=2_000)
     parser.add_argument("--ping-every", type=float, default=5.0, help="seconds")
+    parser.add_argument(
+        "--tick", type=float, default=0.1, help="seconds of pings sent together per region"
+    )
+    parser.add_argument(
+        "--ping-one-by-one", action="store_true", help="one UpdateLocation per ping"
+    )
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--regions", default=CITY_REGIONS, help="as SPLITGO_RIDE_REGIONS")
     parser.add_argument("--border-m", type=int, default=1_000)
@@ -71,8 +80,21 @@ def parse_city(argv: Sequence[str], prog: str = "splitgo simulate --city") -> Ci
     parser.add_argument("--drain", type=float, default=5.0, help="seconds after the run")
     parser.add_argument("--keep", action="store_true", help="keep the run's database")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run each node under cProfile, written to <folder>/<run>/node-<i>/profile.out",
+    )
     args = parser.parse_args(list(argv))
-    for name in ("minutes", "drivers", "riders", "requests_per_minute", "ping_every", "nodes"):
+    for name in (
+        "minutes",
+        "drivers",
+        "riders",
+        "requests_per_minute",
+        "ping_every",
+        "tick",
+        "nodes",
+    ):
         value = getattr(args, name)
         if not math.isfinite(value) or value <= 0:
             parser.error(f"--{name.replace('_', '-')} must be above 0")
@@ -82,6 +104,8 @@ def parse_city(argv: Sequence[str], prog: str = "splitgo simulate --city") -> Ci
         riders=args.riders,
         requests_per_minute=args.requests_per_minute,
         ping_every=args.ping_every,
+        tick=args.tick,
+        one_by_one=args.ping_one_by_one,
         nodes=args.nodes,
         regions=args.regions,
         border_m=args.border_m,
@@ -91,6 +115,7 @@ def parse_city(argv: Sequence[str], prog: str = "splitgo simulate --city") -> Ci
         drain=max(args.drain, 0.0),
         keep=args.keep,
         seed=args.seed,
+        profile=args.profile,
     )
 
 
@@ -105,9 +130,13 @@ class Fleet:
     free_riders: list[str] = field(default_factory=list)
     rides: dict[str, str] = field(default_factory=dict)  # ride id -> rider, going
     dispatch_ms: list[float] = field(default_factory=list)
+    answer_ms: list[float] = field(default_factory=list)  # accepts and cancels, round trips
     refused: Counter[str] = field(default_factory=Counter)
+    backlog: Counter[str] = field(default_factory=Counter)  # most waiting in a shard, by family
     pings: int = 0
     ping_rounds: list[float] = field(default_factory=list)
+    node_cpu_s: float = 0.0  # the nodes' CPU-seconds over the run (from /proc)
+    database_cpu_s: float = 0.0  # the run database's PostgreSQL backends' over the run
 
     @classmethod
     def make(cls, options: CityOptions, regions: RegionMap, seed: int) -> Fleet:
@@ -131,6 +160,16 @@ class Fleet:
         lon = min(max(lon + rng.uniform(-STEP_DEG, STEP_DEG), west), east - 1e-6)
         self.drivers[user_id] = (lat, lon)
         return lat, lon
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU-seconds a process used so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # after the name: state is field 3, utime 14 and stime 15 (1-based, man proc)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -199,8 +238,12 @@ class NodeProcess:
             "SPLITGO_CODEC_CHECK": "0",
             **shared,
         }
+        command = ["run.py", "--port", str(port), "--data-dir", str(folder / "data")]
+        if options.profile:  # CPU time, written when the node exits (SIGTERM stops it)
+            profile = ["-m", "splitgo.simulate_city_profile", str(folder / "profile.out")]
+            command = [*profile, *command[1:]]
         process = subprocess.Popen(
-            [sys.executable, "run.py", "--port", str(port), "--data-dir", str(folder / "data")],
+            [sys.executable, *command],
             cwd=PROJECT_ROOT,
             env=environment,
             stdout=(folder / "stdout.log").open("wb"),

@@ -4,7 +4,9 @@ node subscribes to.
 Pub/sub keeps nothing: a message published while a node's subscription is down never
 reaches it. So every confirmation of the subscription — the first, and each one after
 redis-py or this loop reconnected — runs the `on_connected` callbacks, where listeners
-catch up from the record (the revocation set reloads from PostgreSQL).
+catch up from the record (the revocation set reloads from PostgreSQL). On a Redis Cluster
+any node will do (PUBLISH reaches every node): the URL may name several, and a lost
+connection is made again to whichever answers (redis_seeds.py).
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import asyncio
 import contextlib
 from typing import Any
 
-import redis.asyncio as redis
 import structlog
 
 from transport.broadcast import Connected, Listener, Listeners
 from transport.codec import Codec, CodecError, Message
 from transport.envelope import Envelope
 from transport.ids import IdGenerator
+from transport.redis_seeds import plain_client
 
 log = structlog.get_logger("transport.redis_broadcast")
 
@@ -41,7 +43,9 @@ class RedisBroadcast:
     ) -> None:
         # named, so an operator (or a test) can tell this node's subscription apart
         self.client_name = f"{prefix}:broadcast:{node_id}"
-        self._redis = redis.Redis.from_url(
+        # any node of a cluster will do (PUBLISH reaches them all): when the one this
+        # is on goes, it reconnects to another named or learnt (redis_seeds.py)
+        self._redis = plain_client(
             url,
             client_name=self.client_name,
             socket_connect_timeout=2.0,

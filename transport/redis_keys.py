@@ -17,13 +17,37 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as redis
+from redis import exceptions as redis_errors
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import RedisClusterException, RedisError
 
 from transport import redis_scripts
+from transport.redis_seeds import cluster_client
 
 # a single Redis or a Redis Cluster: the transport uses what both offer
 RedisClient = redis.Redis | RedisCluster
+
+# what a loop talking to Redis rides out (and retries): a cluster client also raises
+# RedisClusterException, which is no RedisError (a slot without a master mid-failover,
+# no node reachable), and would otherwise end the loop for good
+REDIS_DOWN = (RedisError, RedisClusterException, OSError)
+
+# a command's failures that say nothing of the command (a node away or changing role, or
+# its slot moving between masters), so it is safe and right to send it again. ClusterError
+# is redis-py's "TTL exhausted.": redirections that did not settle within its retries, as
+# while a slot is resharded (redis-py 8.2 sends the ASKING of an ASK redirect on a pooled
+# connection that is not always the one the command then takes, so the command bounces
+# between the two masters, ASK and MOVED, until the slot's move completes)
+TRANSIENT = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ClusterError,  # ClusterDownError too
+    redis_errors.TryAgainError,
+    redis_errors.ReadOnlyError,
+    redis_errors.SlotNotCoveredError,
+    redis_errors.RedisClusterUnreachableError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +103,10 @@ class Keys:
 
 
 def new_client(url: str, *, cluster: bool, **options: Any) -> RedisClient:
-    """A client for `url`: one Redis, or the Redis Cluster that node belongs to."""
+    """A client for `url`: one Redis, or the Redis Cluster its node(s) belong to (several
+    comma-separated URLs name several seeds: redis_seeds.py)."""
     if cluster:
-        return RedisCluster.from_url(url, **options)
+        return cluster_client(url, **options)
     return redis.Redis.from_url(url, **options)
 
 

@@ -1,124 +1,47 @@
-"""The hosting side of the Redis Streams transport: shard leases, readers, mailboxes.
+"""The hosting side of the Redis Streams transport: shard leases and membership.
 
 Every node that hosts an actor type runs one `ShardHost` for it. The host keeps a
 membership entry alive, takes free shards by lease up to its fair share, gives extras
-back when more nodes join, claims what a dead owner left pending, and reads the streams
-of the shards it owns on one dedicated connection, feeding each shard's local mailbox. On
-a Redis Cluster each shard's stream is in a slot of its own, and one XREADGROUP may name
-streams of one slot only: there each shard has a reader of its own.
+back when more nodes join, claims what a dead owner left pending (and what an older
+version left in the keys before the hash tags, redis_legacy.py), and reads the streams
+of the shards it owns (redis_reader.py), feeding each shard's local mailbox
+(redis_mailbox.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 import zlib
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 import structlog
-from redis.exceptions import RedisError, ResponseError
 
-from transport.codec import CodecError
-from transport.envelope import Envelope
-from transport.reader_queue import ReaderQueue
-from transport.redis_keys import RedisClient
+from transport.redis_keys import REDIS_DOWN, TRANSIENT
+from transport.redis_legacy import carry_over_quietly
+from transport.redis_mailbox import RedisMailbox, as_bytes, as_str, cancel_and_wait
+from transport.redis_reader import ShardReader
 
 if TYPE_CHECKING:
     from transport.redis_streams import RedisStreamsTransport
 
+__all__ = ["RedisMailbox", "ShardHost", "cancel_and_wait"]
+
 log = structlog.get_logger("transport.redis")
 
 
-class RedisMailbox(ReaderQueue):
-    """One shard's local buffer, filled by its host's reader while this node owns it.
-
-    Envelopes stay pending in the stream until acked, so nothing here is the only copy:
-    what is buffered when the shard moves or the node stops is redelivered elsewhere.
-    """
-
-    def __init__(self, host: ShardHost, shard: int, capacity: int) -> None:
-        super().__init__()
-        self.host = host
-        self.shard = shard
-        self.capacity = capacity
-        self.stream = host.transport.keys.stream(host.actor, shard)
-        self.owned = False
-        # times this node acquired the shard: hot state kept before the last acquisition
-        # may be stale (another node wrote meanwhile), see actors/runtime/resident.py
-        self.tenure = 0
-        self.lease_expires_at = 0.0  # loop time
-        self.read_from = ">"  # "0" while re-reading this consumer's own pending entries
-        self._entry_ids: dict[str, list[bytes]] = {}  # envelope id -> stream entry ids
-        self.attempts: dict[bytes, int] = {}  # entry id -> earlier deliveries, after a claim
-
-    def room(self) -> int:
-        return self.capacity - len(self._items)
-
-    def deliver(self, entry_id: bytes, envelope: Envelope) -> None:
-        """Called by the reader: one entry read from the stream for this shard."""
-        self._entry_ids.setdefault(envelope.id, []).append(entry_id)
-        self._items.append(envelope)
-        self._wake_reader()
-
-    def _taken(self) -> None:
-        self.host.room_made()
-
-    def ack(self, envelope: Envelope) -> None:
-        entry_ids = self._entry_ids.get(envelope.id)
-        if not entry_ids:
-            return
-        entry_id = entry_ids.pop(0)
-        if not entry_ids:
-            del self._entry_ids[envelope.id]
-        self.host.transport.queue_ack(self.stream, self.host.group, entry_id)
-
-    def dead_lettered(self, envelope: Envelope, error: str) -> None:
-        """Keep a copy in the actor type's dead-letter stream (the ack follows)."""
-        self.host.transport.queue_dead_letter(self.host.actor, self.shard, envelope, error)
-
-    def unacked(self) -> int:
-        return sum(len(ids) for ids in self._entry_ids.values())
-
-    def revoke(self) -> None:
-        """This node no longer owns the shard: forget what was buffered (it stays pending)."""
-        self.owned = False
-        self.read_from = ">"
-        for envelope in self._items:
-            ids = self._entry_ids.get(envelope.id)
-            if ids:
-                ids.pop()
-                if not ids:
-                    del self._entry_ids[envelope.id]
-        self._items.clear()
-
-    def close(self, unfinished: Sequence[Envelope] = ()) -> list[Envelope]:
-        """Nothing is lost by closing: every unacked entry is still pending in the stream."""
-        self._closed = True
-        self._items.clear()
-        # the worker has stopped: nothing left will be acked here, so hand_back need not wait
-        self._entry_ids.clear()
-        self._wake_reader()
-        return []
-
-
-class ShardHost:
+class ShardHost(ShardReader):
     """Leases, membership and the blocking reader for one actor type on this node."""
 
     def __init__(self, transport: RedisStreamsTransport, actor: str) -> None:
-        self.transport = transport
-        self.actor = actor
-        self.group = actor
-        self.mailboxes: dict[int, RedisMailbox] = {}
-        self._room = asyncio.Event()
+        super().__init__(transport, actor)
         self._tasks: list[asyncio.Task[None]] = []
-        self._reader_client: RedisClient | None = None
-        self._reading = True
-        self._in_flight: dict[str, int] = {}  # stream -> reads naming it, not answered yet
         self._handing_back: set[asyncio.Task[None]] = set()
+        # shards whose lease this round renewed (or kept through a passing failure)
+        self._renewed: set[int] = set()
+        # owned shards whose old keys (before the hash tags) are still to be carried over
+        self._carry_later: set[int] = set()
 
     def add(self, shard: int, capacity: int) -> RedisMailbox:
         mailbox = RedisMailbox(self, shard, capacity)
@@ -135,24 +58,20 @@ class ShardHost:
         else:
             self._tasks.append(self._reader_task(None))
 
-    def _reader_task(self, mailbox: RedisMailbox | None) -> asyncio.Task[None]:
-        name = f"reader:{self.actor}" + ("" if mailbox is None else f":{mailbox.shard}")
-        return asyncio.get_running_loop().create_task(self._read(mailbox), name=name)
-
-    def room_made(self) -> None:
-        self._room.set()
-
     # ── leases ───────────────────────────────────────────────────────────────────────
 
     async def _keep_leases(self) -> None:
         transport = self.transport
         while True:
+            self._renewed = set()
             try:
                 await self.balance()
                 transport.note_healthy()
-            except (RedisError, OSError) as error:
+            except REDIS_DOWN as error:
                 transport.note_unhealthy(error)
-                self._revoke_all()
+                # keep the shards whose lease this round renewed (on a cluster, those on
+                # the masters still there): the next round comes before they expire
+                self._revoke_all(keep=self._renewed)
             except Exception:
                 # a bug here must not end lease renewal for good: log it and try again
                 log.exception("lease_keeping_failed", actor=self.actor)
@@ -167,29 +86,51 @@ class ShardHost:
         ttl_ms = int(transport.lease_ttl * 1000)
         loop = asyncio.get_running_loop()
         members = keys.members(self.actor)
+        # leases first: a master that is away (its members key or another shard's lease
+        # on it) must not keep this node from renewing the leases on the others
+        owned = [m for m in self.mailboxes.values() if m.owned]
+        if owned:
+            renewed = await self._renew(owned, ttl_ms)
+            for mailbox, still_ours in zip(owned, renewed, strict=True):
+                if (
+                    isinstance(still_ours, TRANSIENT)
+                    and mailbox.lease_expires_at - loop.time() > transport.lease_ttl / 2
+                ):
+                    # unknown, but the lease lasts well past the next round (a third of
+                    # it away): keep the shard through a passing failure, such as its slot
+                    # moving between masters, rather than leave it unowned a lease long.
+                    # One round may fail; the next, past half the lease, revokes it while
+                    # a third of the lease is still left (rounds are at least a third
+                    # apart, so ttl/4 let a second deferral run past the expiry). Its
+                    # reader stops before the lease could end (see ShardReader._read)
+                    log.warning(
+                        "shard_lease_renewal_deferred",
+                        actor=self.actor,
+                        shard=mailbox.shard,
+                        error=str(still_ours),
+                    )
+                    self._renewed.add(mailbox.shard)
+                elif isinstance(still_ours, BaseException):
+                    # unknown: its master is away, and with it the shard's stream
+                    log.warning(
+                        "shard_lease_not_renewed",
+                        actor=self.actor,
+                        shard=mailbox.shard,
+                        error=str(still_ours),
+                    )
+                    mailbox.revoke()
+                elif still_ours[0]:
+                    mailbox.lease_expires_at = loop.time() + transport.lease_ttl
+                    self._renewed.add(mailbox.shard)
+                else:
+                    log.warning("shard_lease_lost", actor=self.actor, shard=mailbox.shard)
+                    mailbox.revoke()
         now_ms = int(time.time() * 1000)
         async with client.pipeline(transaction=False) as pipe:
             pipe.zadd(members, {transport.node_id: now_ms + ttl_ms})
             pipe.zremrangebyscore(members, "-inf", now_ms)
             pipe.zcard(members)
             _, _, live = await pipe.execute()
-        owned = [m for m in self.mailboxes.values() if m.owned]
-        if owned:
-            # one lease per script call: on a Redis Cluster each shard has its own slot
-            async with client.pipeline(transaction=False) as pipe:
-                for mailbox in owned:
-                    await transport.scripts.renew(
-                        keys=[keys.lease(self.actor, mailbox.shard)],
-                        args=[transport.node_id, ttl_ms],
-                        client=pipe,
-                    )
-                renewed = await pipe.execute()
-            for mailbox, still_ours in zip(owned, renewed, strict=True):
-                if still_ours[0]:
-                    mailbox.lease_expires_at = loop.time() + transport.lease_ttl
-                else:
-                    log.warning("shard_lease_lost", actor=self.actor, shard=mailbox.shard)
-                    mailbox.revoke()
         fair = math.ceil(len(self.mailboxes) / max(int(live), 1))
         owned_count = sum(1 for m in self.mailboxes.values() if m.owned)
         for mailbox in self._in_preferred_order():
@@ -205,10 +146,39 @@ class ShardHost:
                 await self._take_over(mailbox)
                 mailbox.lease_expires_at = loop.time() + transport.lease_ttl
                 owned_count += 1
+        for shard in sorted(self._carry_later):
+            mailbox = self.mailboxes[shard]
+            if not mailbox.owned or await self._carry_over(mailbox):
+                self._carry_later.discard(shard)
         if owned_count > fair:
             extras = [m for m in self._in_preferred_order() if m.owned][fair:]
             self._hand_back_later(extras)
         await self._trim([m for m in self.mailboxes.values() if m.owned])
+
+    async def _renew(self, owned: list[RedisMailbox], ttl_ms: int) -> list[Any]:
+        """Renew the leases, one script call each (on a Redis Cluster each shard has its own
+        slot), in one pipeline; if the pipeline fails (a master away), one by one, so the
+        leases on the other masters are renewed still. Per lease: [1] ours and renewed, [0]
+        lost, or the error."""
+        transport = self.transport
+        keys = transport.keys
+
+        async def renew(mailbox: RedisMailbox, pipe: Any = None) -> Any:
+            return await transport.scripts.renew(
+                keys=[keys.lease(self.actor, mailbox.shard)],
+                args=[transport.node_id, ttl_ms],
+                client=pipe,
+            )
+
+        try:
+            async with transport.client.pipeline(transaction=False) as pipe:
+                for mailbox in owned:
+                    await renew(mailbox, pipe)
+                return list(await pipe.execute(raise_on_error=False))
+        except REDIS_DOWN:
+            if not transport.cluster:
+                raise  # one Redis: nothing else to renew on
+        return list(await asyncio.gather(*(renew(m) for m in owned), return_exceptions=True))
 
     async def _trim(self, mailboxes: list[RedisMailbox]) -> None:
         """Drop entries every consumer is done with: older than both the oldest pending
@@ -222,13 +192,53 @@ class ShardHost:
                 pipe.xinfo_groups(mailbox.stream)
                 pipe.xpending(mailbox.stream, self.group)
             results = await pipe.execute(raise_on_error=False)
+        stranded = []
         async with client.pipeline(transaction=False) as pipe:
             for index, mailbox in enumerate(mailboxes):
                 groups, pending = results[2 * index], results[2 * index + 1]
                 limit = _safe_trim_id(groups, pending, self.group)
                 if limit is not None:
                     pipe.xtrim(mailbox.stream, minid=limit, approximate=True)
+                if _others_pending(pending, self.transport.node_id):
+                    stranded.append(mailbox)
             await pipe.execute(raise_on_error=False)
+        for mailbox in stranded:
+            await self._claim_stranded(mailbox)
+
+    async def _claim_stranded(self, mailbox: RedisMailbox) -> None:
+        """Claim what another node left pending in a shard we own, idle a lease long. A node
+        that lost a lease without noticing yet (Redis away, a failover, a stalled loop)
+        may have read entries after the next owner took them over, and would hold them
+        pending out of reach until some later takeover."""
+        if not mailbox.owned or mailbox.read_from != ">":
+            return  # while our own backlog is read again, it would hand these over twice
+        transport = self.transport
+        client = transport.client
+        idle_ms = int(transport.lease_ttl * 1000)
+        room = min(mailbox.room(), 500)  # never past the mailbox's capacity
+        if room <= 0:
+            return  # full: claimed at a later round
+        items: list[dict[str, Any]] = await client.xpending_range(
+            mailbox.stream, self.group, min="-", max="+", count=room, idle=idle_ms
+        )
+        earlier = {
+            as_bytes(item["message_id"]): int(item["times_delivered"])
+            for item in items
+            if as_str(item["consumer"]) != transport.node_id
+        }
+        if not earlier:
+            return
+        tenure = mailbox.tenure
+        claimed: Any = await client.xclaim(
+            mailbox.stream, self.group, transport.node_id, idle_ms, list(earlier)
+        )
+        if not mailbox.owned or mailbox.read_from != ">" or mailbox.tenure != tenure:
+            return  # lost meanwhile: they stay pending, ours now, for the next owner's claim
+        for entry_id, fields in claimed:
+            self._deliver_entry(mailbox, entry_id, fields, earlier.get(as_bytes(entry_id), 0))
+        log.warning(
+            "stranded_entries_claimed", actor=self.actor, shard=mailbox.shard, claimed=len(claimed)
+        )
 
     def _in_preferred_order(self) -> list[RedisMailbox]:
         """Each node starts at its own offset, so nodes joining at once try different shards."""
@@ -240,6 +250,11 @@ class ShardHost:
         """Claim every entry a previous owner left pending, then re-read them first."""
         client = self.transport.client
         await self.transport.ensure_group(mailbox.stream, self.group)
+        # before the shard is read: what an older version left in its old keys first
+        if await self._carry_over(mailbox):
+            self._carry_later.discard(mailbox.shard)
+        else:
+            self._carry_later.add(mailbox.shard)
         start: bytes | str = "0-0"
         claimed = 0
         while True:
@@ -265,6 +280,10 @@ class ShardHost:
         )
         self._room.set()
 
+    async def _carry_over(self, mailbox: RedisMailbox) -> bool:
+        """Carry the shard's old keys over (redis_legacy.py); False: try again later."""
+        return await carry_over_quietly(self.transport.carrier, self.actor, mailbox.shard)
+
     async def _delivery_counts(self, mailbox: RedisMailbox) -> dict[bytes, int]:
         """Earlier deliveries of what is pending for us: the entries' attempt numbers."""
         pending: list[dict[str, Any]] = await self.transport.client.xpending_range(
@@ -276,7 +295,7 @@ class ShardHost:
             consumername=self.transport.node_id,
         )
         return {
-            _as_bytes(item["message_id"]): max(int(item["times_delivered"]) - 1, 0)
+            as_bytes(item["message_id"]): max(int(item["times_delivered"]) - 1, 0)
             for item in pending
         }
 
@@ -295,7 +314,7 @@ class ShardHost:
         try:
             for mailbox in mailboxes:
                 await self.hand_back(mailbox)
-        except (RedisError, OSError) as error:
+        except REDIS_DOWN as error:
             # the leases not released expire by themselves
             self.transport.note_unhealthy(error)
 
@@ -320,126 +339,10 @@ class ShardHost:
         )
         log.info("shard_released", actor=self.actor, shard=mailbox.shard)
 
-    def _revoke_all(self) -> None:
+    def _revoke_all(self, keep: set[int] | None = None) -> None:
         for mailbox in self.mailboxes.values():
-            if mailbox.owned:
+            if mailbox.owned and (keep is None or mailbox.shard not in keep):
                 mailbox.revoke()
-
-    # ── reading ──────────────────────────────────────────────────────────────────────
-
-    async def _read(self, only: RedisMailbox | None = None) -> None:
-        """Read every owned shard's stream on one dedicated connection (or, on a cluster,
-        only the one shard's)."""
-        transport = self.transport
-        while self._reading:
-            candidates = self.mailboxes.values() if only is None else (only,)
-            ready = [m for m in candidates if m.owned and m.room() > 0]
-            if not ready:
-                self._room.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._room.wait(), timeout=transport.block_ms / 1000)
-                continue
-            streams: dict[Any, Any] = {m.stream: m.read_from for m in ready}
-            count = max(1, min(m.room() for m in ready))
-            try:
-                reply = await self._read_streams(streams, min(count, transport.read_count))
-                transport.note_healthy()
-            except ResponseError as error:
-                if "NOGROUP" in str(error):
-                    await self._recreate_groups(streams)
-                    continue
-                raise
-            except (RedisError, OSError) as error:
-                transport.note_unhealthy(error)
-                if not transport.cluster:  # a cluster client, shared, reconnects by itself
-                    await self._drop_reader_connection()
-                await asyncio.sleep(0.2)
-                continue
-            except Exception:
-                log.exception("stream_read_failed", actor=self.actor)
-                await asyncio.sleep(0.2)
-                continue
-            except asyncio.CancelledError:
-                # a blocking read cut off mid-way leaves the connection unusable (on a
-                # cluster redis-py drops that one connection itself)
-                if not transport.cluster:
-                    await asyncio.shield(self._drop_reader_connection())
-                raise
-            self._dispatch(reply or [])
-
-    async def _read_streams(self, streams: dict[Any, Any], count: int) -> Any:
-        """One XREADGROUP, counted in flight for every stream it names (see hand_back)."""
-        for stream in streams:
-            self._in_flight[stream] = self._in_flight.get(stream, 0) + 1
-        try:
-            client = self._reader_connection()
-            return await client.xreadgroup(
-                self.group,
-                self.transport.node_id,
-                streams,
-                count=count,
-                block=self.transport.block_ms,
-            )
-        finally:
-            for stream in streams:
-                self._in_flight[stream] -= 1
-
-    def _dispatch(self, reply: Any) -> None:
-        by_stream = {m.stream: m for m in self.mailboxes.values()}
-        for stream_name, entries in reply:
-            mailbox = by_stream.get(_as_str(stream_name))
-            if mailbox is None or not mailbox.owned:
-                continue
-            if mailbox.read_from != ">" and not entries:
-                mailbox.read_from = ">"  # our own backlog is done: on to new entries
-                mailbox.attempts = {}
-                continue
-            for entry_id, fields in entries:
-                self._deliver_entry(mailbox, entry_id, fields)
-
-    def _deliver_entry(self, mailbox: RedisMailbox, entry_id: bytes, fields: Any) -> None:
-        if mailbox.read_from != ">":
-            # the backlog is read again from after the last entry seen (every one: a
-            # history read from an id returns only what comes after it, so the next read
-            # starts past this batch, and an empty answer means the backlog is done)
-            mailbox.read_from = _as_str(entry_id)
-        if not fields:
-            # trimmed away while pending: nothing to deliver, just settle it
-            self.transport.queue_ack(mailbox.stream, self.group, entry_id)
-            return
-        data = fields.get(b"e") if isinstance(fields, dict) else None
-        try:
-            envelope = self.transport.codec.decode(data or b"")
-        except CodecError as error:
-            log.error(
-                "undecodable_entry",
-                stream=mailbox.stream,
-                entry=_as_str(entry_id),
-                error=str(error),
-            )
-            self.transport.queue_raw_dead_letter(self.actor, mailbox.shard, data or b"", str(error))
-            self.transport.queue_ack(mailbox.stream, self.group, entry_id)
-            return
-        earlier = mailbox.attempts.get(_as_bytes(entry_id), 0)
-        if earlier > envelope.attempt:
-            envelope = msgspec.structs.replace(envelope, attempt=earlier)
-        if envelope.shard != mailbox.shard:
-            envelope = msgspec.structs.replace(envelope, shard=mailbox.shard)
-        mailbox.deliver(_as_bytes(entry_id), envelope)
-
-    async def _recreate_groups(self, streams: dict[Any, Any]) -> None:
-        """The server lost its data (a restart without persistence): start the groups again."""
-        for stream in streams:
-            await self.transport.ensure_group(stream, self.group)
-
-    def _reader_connection(self) -> RedisClient:
-        if self._reader_client is None:
-            self._reader_client = self.transport.dedicated_client()
-        return self._reader_client
-
-    async def _drop_reader_connection(self) -> None:
-        client, self._reader_client = self._reader_client, None
-        await self.transport.drop_dedicated(client)
 
     async def stop_reading(self) -> None:
         self._reading = False
@@ -458,42 +361,34 @@ class ShardHost:
             for mailbox in [m for m in self.mailboxes.values() if m.owned]:
                 await self.hand_back(mailbox, wait=0.5)
             await transport.client.zrem(transport.keys.members(self.actor), transport.node_id)
-        except (RedisError, OSError) as error:
+        except REDIS_DOWN as error:
             log.warning("shard_hand_back_failed", actor=self.actor, error=str(error))
         await self._drop_reader_connection()
-
-
-async def cancel_and_wait(task: asyncio.Task[None]) -> None:
-    """Cancel a task and wait until it ends, cancelling it again while it runs on: on Python
-    3.11 asyncio.wait_for (in redis-py's reads) swallows a cancel landing as a reply arrives,
-    and a `while True` loop would then run, and be awaited, forever."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=0.05)
-    await asyncio.gather(task, return_exceptions=True)
 
 
 def _safe_trim_id(groups: Any, pending: Any, group_name: str) -> str | None:
     """The lowest id still needed by the group, or None when that cannot be known."""
     if not isinstance(groups, list) or not isinstance(pending, dict):
         return None
-    group = next((g for g in groups if _as_str(g.get("name", b"")) == group_name), None)
+    group = next((g for g in groups if as_str(g.get("name", b"")) == group_name), None)
     if group is None or group.get("last-delivered-id") is None:
         return None
-    candidates = [_as_str(group["last-delivered-id"])]
+    candidates = [as_str(group["last-delivered-id"])]
     if pending.get("pending") and pending.get("min") is not None:
-        candidates.append(_as_str(pending["min"]))
+        candidates.append(as_str(pending["min"]))
     return min(candidates, key=_id_order)
+
+
+def _others_pending(pending: Any, node_id: str) -> bool:
+    """Whether an XPENDING summary names a consumer other than this node."""
+    if not isinstance(pending, dict) or not pending.get("pending"):
+        return False
+    return any(
+        as_str(consumer.get("name", b"")) != node_id and int(consumer.get("pending", 0)) > 0
+        for consumer in pending.get("consumers") or []
+    )
 
 
 def _id_order(entry_id: str) -> tuple[int, int]:
     millis, _, sequence = entry_id.partition("-")
     return int(millis), int(sequence or 0)
-
-
-def _as_str(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _as_bytes(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()

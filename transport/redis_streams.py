@@ -20,12 +20,20 @@ from collections import deque
 from typing import Any
 
 import structlog
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from transport.base import MailboxClosed, ReplyHandler
 from transport.codec import Codec
 from transport.envelope import Envelope
-from transport.redis_keys import Keys, RedisClient, Scripts, new_client
+from transport.redis_keys import (
+    REDIS_DOWN,
+    TRANSIENT,
+    Keys,
+    RedisClient,
+    Scripts,
+    new_client,
+)
+from transport.redis_legacy import Carrier
 from transport.redis_shards import RedisMailbox, ShardHost, cancel_and_wait
 
 log = structlog.get_logger("transport.redis")
@@ -83,6 +91,7 @@ class RedisStreamsTransport:
         self.cluster = cluster  # a Redis Cluster: one slot per shard, one read per stream
         self.client = self._new_client()
         self.scripts = Scripts(self.client, cluster=cluster)
+        self.carrier = Carrier(self)  # the keys of the version before the hash tags
         self._hosts: dict[str, ShardHost] = {}
         self._capacity: dict[str, int] = {}
         self._sends: dict[str, deque[bytes]] = {}
@@ -125,7 +134,7 @@ class RedisStreamsTransport:
     async def drop_dedicated(self, client: RedisClient | None) -> None:
         """Close a reader's client, unless it is the shared one."""
         if client is not None and client is not self.client:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_DOWN):
                 await client.aclose()
 
     def note_healthy(self) -> None:
@@ -143,7 +152,7 @@ class RedisStreamsTransport:
         """The readiness probe: True while Redis answers."""
         try:
             ok = bool(await self.client.ping())
-        except (RedisError, OSError) as error:
+        except REDIS_DOWN as error:
             self.note_unhealthy(error)
             return False
         self.note_healthy()
@@ -231,7 +240,7 @@ class RedisStreamsTransport:
         for task in self._tasks:
             await cancel_and_wait(task)
         await self.drop_dedicated(self._reply_client)
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_DOWN):
             await self.client.aclose()
 
     # ── what the shards queue ─────────────────────────────────────────────────────────
@@ -297,7 +306,7 @@ class RedisStreamsTransport:
         while self._sends or self._acks or self._other:
             try:
                 refused = await self._flush_once()
-            except (RedisError, OSError) as error:
+            except REDIS_DOWN as error:
                 self.note_unhealthy(error)
                 failures += 1
                 await asyncio.sleep(min(0.05 * 2**failures, 1.0))
@@ -349,7 +358,14 @@ class RedisStreamsTransport:
             self._merge_back(acks, other)
             raise
         refused: set[str] = set()
+        transient: Exception | None = None
         for (stream, payloads), accepted in zip(sends.items(), results, strict=False):
+            if isinstance(accepted, TRANSIENT):
+                # a node away, or the stream's slot moving between masters (TRYAGAIN,
+                # redirections that did not settle): the messages stay queued, in order,
+                # and the loop backs off before sending them again
+                transient = transient or accepted
+                continue
             if isinstance(accepted, Exception):
                 log.error("redis_send_failed", stream=stream, error=str(accepted))
                 refused.add(stream)
@@ -361,10 +377,41 @@ class RedisStreamsTransport:
                 refused.add(stream)
             if not buffer:
                 del self._sends[stream]
-        for result in results[len(sends) :]:
-            if isinstance(result, Exception):
-                log.error("redis_command_failed", error=str(result))
+        transient = self._retry_transient(acks, other, results[len(sends) :]) or transient
+        if transient is not None:
+            raise transient  # what was sent is settled above; the loop backs off, retries
         return refused
+
+    def _retry_transient(
+        self,
+        acks: dict[tuple[str, str], list[bytes]],
+        other: list[tuple[str, tuple[Any, ...], dict[str, Any]]],
+        results: list[Any],
+    ) -> Exception | None:
+        """Queue again the acks and commands a node could not answer (its connection
+        closed, a failover under way): each is safe to repeat (an ack counts only what it
+        acks, the rest are sets, expiries or copies), and dropping one would lose a reply
+        or a timer. Other errors are logged and dropped, as a retry would fail again.
+        Returns the first error queued again for, if any."""
+        outcomes = iter(results)
+        retry_acks: dict[tuple[str, str], list[bytes]] = {}
+        for key, entry_ids in acks.items():
+            for start in range(0, len(entry_ids), 1000):
+                outcome = next(outcomes, None)
+                if isinstance(outcome, TRANSIENT):
+                    retry_acks.setdefault(key, []).extend(entry_ids[start : start + 1000])
+                elif isinstance(outcome, Exception):
+                    log.error("redis_ack_failed", stream=key[0], error=str(outcome))
+        retry_other = []
+        for command, outcome in zip(other, outcomes, strict=False):
+            if isinstance(outcome, TRANSIENT):
+                retry_other.append(command)
+            elif isinstance(outcome, Exception):
+                log.error("redis_command_failed", command=command[0], error=str(outcome))
+        if not (retry_acks or retry_other):
+            return None
+        self._merge_back(retry_acks, retry_other)
+        return next(r for r in results if isinstance(r, TRANSIENT))
 
     def _merge_back(
         self,
@@ -393,7 +440,7 @@ class RedisStreamsTransport:
                 reply: Any = await self._reply_client.xread(
                     {stream: last_id}, count=500, block=self.block_ms
                 )
-            except (RedisError, OSError) as error:
+            except REDIS_DOWN as error:
                 self.note_unhealthy(error)
                 await self._drop_reply_client()
                 await asyncio.sleep(0.2)
@@ -427,7 +474,7 @@ class RedisStreamsTransport:
             try:
                 if owned:
                     await self._fire_due(owned)
-            except (RedisError, OSError) as error:
+            except REDIS_DOWN as error:
                 self.note_unhealthy(error)
                 await asyncio.sleep(0.5)
             await asyncio.sleep(self.timer_poll)
@@ -443,9 +490,17 @@ class RedisStreamsTransport:
                     client=pipe,
                 )
             results = await pipe.execute(raise_on_error=False)
-        for result in results:
-            if isinstance(result, Exception):
-                log.error("redis_timers_failed", error=str(result))
+        failed = [result for result in results if isinstance(result, Exception)]
+        if failed and len(failed) == len(results):
+            raise failed[0]  # Redis (or the cluster) is away: the caller backs off
+        if failed and all(isinstance(error, TRANSIENT) for error in failed):
+            # a master away or a slot moving: those shards' timers fire on a later round
+            log.warning("redis_timers_deferred", failed=len(failed), error=str(failed[0]))
+        elif failed:
+            # one line a round, not one per shard every timer_poll
+            log.error(
+                "redis_timers_failed", failed=len(failed), shards=len(results), error=str(failed[0])
+            )
 
     # ── what operators see ───────────────────────────────────────────────────────────
 

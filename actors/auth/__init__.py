@@ -3,7 +3,9 @@
 Its parts:
 
 - `messages` — the whole public interface: commands, replies, events, errors, the email
-  rule, and how to read an access token;
+  rule, and how to read an access token; a package split by feature (`fields`, `errors`,
+  `tokens`, `sessions`, `accounts`, `social`, `provider`, `mfa`, `passkeys`, `deletion`),
+  imported only as `actors.auth.messages`, which re-exports them all;
 - `rules` — input rules with no IO (names, phone numbers, roles, redirect URIs);
 - `tokens` — token rules with no IO (access JWTs, refresh and single-use tokens);
 - `passwords` — argon2id hashing off the event loop, and the password policy;

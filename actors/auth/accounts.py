@@ -111,9 +111,21 @@ class Accounts:
         return user_view(user)
 
     async def names(self, message: GetNames) -> Names:
-        """Display names only: never an email."""
-        found = await store.names(self._context.pool, list(dict.fromkeys(message.user_ids)))
-        return Names(people=[Person(user_id=user_id, name=name) for user_id, name in found])
+        """Display names only: never an email. The users this shard owns and keeps are
+        named from memory; the rest (and placeholders) by one query. In the order asked,
+        unknown ids left out."""
+        wanted = list(dict.fromkeys(message.user_ids))
+        found = self._context.profiles.kept_names(wanted)
+        if len(found) < len(wanted):
+            missing = [user_id for user_id in wanted if user_id not in found]
+            found.update(await store.names(self._context.pool, missing))
+        return Names(
+            people=[
+                Person(user_id=user_id, name=found[user_id])
+                for user_id in wanted
+                if user_id in found
+            ]
+        )
 
     async def placeholder_added(self, message: PlaceholderAdded) -> None:
         """A group gained a member with no account: name them like anyone."""

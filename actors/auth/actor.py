@@ -57,6 +57,7 @@ from actors.auth.messages import (
     FinishOAuth,
     FinishPasskeyRegistration,
     FinishPasskeySignIn,
+    ForgetCachedSessions,
     ForgetCachedUser,
     ForgotPassword,
     GetContacts,
@@ -147,10 +148,12 @@ class Auth(Actor):
         oauth: OAuthFlow | None = None,
         clock: Clock = wall_clock,
         prune_interval: float = 600.0,
+        data_keys: Mapping[str, bytes] | None = None,
     ) -> None:
         """`notifier` is the actor that mails (None: nobody). `oauth` defaults to the
         actors.auth.oauth module. Share one `passwords` between shards to cap concurrent
-        hashing node-wide."""
+        hashing node-wide. `data_keys` seal TOTP secrets (SPLITGO_DATA_KEYS; None: keys
+        derived from the signing seeds)."""
         context = AuthContext(
             pool=pool,
             clock=clock,
@@ -177,7 +180,8 @@ class Auth(Actor):
         self.deletion = Deletion(context, sessions=self.sessions)  # issue 19: delete, export
         self.provider = OidcProvider(context, public_url=public_url)
         self.passkeys = Passkeys(context, sessions=self.sessions, public_url=public_url)
-        self.mfa = Mfa(context, sessions=self.sessions)  # issue 19: TOTP, recovery codes
+        # issue 19: TOTP, recovery codes
+        self.mfa = Mfa(context, sessions=self.sessions, data_keys=data_keys)
         self._context = context
         self._prune_interval = prune_interval
 
@@ -426,3 +430,7 @@ class Auth(Actor):
     @handles(ForgetCachedUser)
     async def forget_cached_user(self, message: ForgetCachedUser) -> None:
         self._context.profiles.forget(message)
+
+    @handles(ForgetCachedSessions)
+    async def forget_cached_sessions(self, message: ForgetCachedSessions) -> None:
+        self._context.profiles.sessions.forget(message)

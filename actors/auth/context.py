@@ -5,7 +5,8 @@ transactions, messages and timers; see actors/runtime/parts.py) with the signing
 password hasher, the login limits, the notifier and the shard's hot users (`profiles`) —
 and hands it to each part, so a part
 holds no reference to the actor itself. It commits through `transaction`, the shard's own,
-so the inbox and outbox work as for any handler.
+so the inbox and outbox work as for any handler; it is a `SessionsTransaction`, which has
+the owner of any session it writes forget the kept copy once it ends.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from actors.auth import store
 from actors.auth.limits import LoginLimits
 from actors.auth.messages import UserView
 from actors.auth.passwords import Passwords, check_password, user_inputs
-from actors.auth.profiles import Profile, Profiles
+from actors.auth.profiles import Profile, Profiles, SessionsTransaction
 from actors.auth.store import UserRow
 from actors.auth.tokens import SigningKeys, new_token, token_digest
 from actors.runtime import Context, Message, Transaction, rfc3339
@@ -38,6 +39,11 @@ class AuthContext(Context):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "profiles", Profiles(self))
+
+    def transaction(self, *, dedupe: bool = True) -> SessionsTransaction:
+        """The shard's transaction (`Actor.transaction`), noting whose sessions it writes:
+        their owners forget them once it has ended (actors/auth/profiles.py)."""
+        return SessionsTransaction(self.shard_actor, self.profiles.sessions, dedupe=dedupe)
 
     async def notify(self, tx: Transaction, event: Message) -> None:
         """Have the notifier send `event` if the transaction commits."""

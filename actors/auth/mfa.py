@@ -19,6 +19,7 @@ the user id and the reason, never the code, the secret or the challenge.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -53,6 +54,7 @@ from actors.auth.messages import (
 )
 from actors.auth.passwords import MAX_LENGTH
 from actors.auth.rules import IP_MAX, USER_AGENT_MAX, clip
+from actors.auth.secret_box import SecretBox, SecretUnreadable
 from actors.auth.store import mfa as mfa_store
 from actors.auth.tokens import new_token, token_digest
 from actors.runtime import Transaction, at, rfc3339
@@ -107,9 +109,19 @@ class Verdict:
 class Mfa:
     """Sets TOTP up and off, keeps the recovery codes, and completes two-step sign-ins."""
 
-    def __init__(self, context: AuthContext, *, sessions: Sessions) -> None:
+    def __init__(
+        self,
+        context: AuthContext,
+        *,
+        sessions: Sessions,
+        data_keys: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """`data_keys` are the seeds of SPLITGO_DATA_KEYS (None: the secrets are sealed
+        with a key derived from the JWT signing seed; see secret_box.py)."""
         self._context = context
         self._sessions = sessions
+        keys = context.keys
+        self._box = SecretBox.from_seeds(data_keys, keys.keys, keys.current)
 
     async def status(self, message: GetMfaStatus) -> MfaStatus:
         pool, now = self._context.pool, self._context.clock()
@@ -137,7 +149,8 @@ class Mfa:
         secret = rules.new_secret()
         now = context.clock()
         expires_at = now + SETUP_SECONDS
-        await mfa_store.set_pending_secret(context.pool, user.id, secret, now, expires_at)
+        sealed = self._box.seal(secret, user.id)
+        await mfa_store.set_pending_secret(context.pool, user.id, sealed, now, expires_at)
         log.info("totp_setup_started", user_id=user.id)
         return TotpSetup(
             secret=secret,
@@ -155,7 +168,7 @@ class Mfa:
             row = await mfa_store.totp_of(tx, message.user_id, for_update=True)
             if row is not None and row.secret is not None:
                 raise MfaAlreadyEnabled("Two-factor sign-in is already on.")
-            pending = row.pending_secret if row is not None else None
+            pending = self._pending_secret(row)
             if row is None or pending is None or (row.pending_expires_at or 0) <= now:
                 raise MfaNotEnabled("No setup is waiting for a code: start the setup again.")
             verdict = await self._check(tx, row, message.code, pending, recovery=False, now=now)
@@ -198,7 +211,8 @@ class Mfa:
                 row = await mfa_store.totp_of(tx, challenge.user_id, for_update=True)
             user = await store.user_by_id(tx, user_id) if user_id else None
             if challenge is not None and row is not None and row.secret and user is not None:
-                verdict = await self._check(tx, row, message.code, row.secret, now=now)
+                secret = await self._secret(tx, row)
+                verdict = await self._check(tx, row, message.code, secret, now=now)
                 if verdict.outcome == "ok":
                     await mfa_store.spend_challenge(tx, digest, now)
                     amr = (*challenge.amr, "otp")
@@ -246,7 +260,8 @@ class Mfa:
             if row is None or row.secret is None:
                 raise MfaNotEnabled("Two-factor sign-in is not on.")
             if code:
-                verdict = await self._check(tx, row, code, row.secret, now=now)
+                secret = await self._secret(tx, row)
+                verdict = await self._check(tx, row, code, secret, now=now)
             else:
                 verdict = await self._password_verdict(tx, row, password_ok, now)
             if verdict.outcome == "ok":
@@ -272,13 +287,14 @@ class Mfa:
         tx: Transaction,
         row: mfa_store.TotpRow,
         raw: str,
-        secret: str,
+        secret: str | None,
         *,
         now: float,
         recovery: bool = True,
     ) -> Verdict:
         """What `raw` is worth against `secret` (and the recovery codes, when allowed),
-        with the row locked; a right one is spent, a wrong one counted."""
+        with the row locked; a right one is spent, a wrong one counted. No TOTP code
+        matches a `secret` of None (one no listed key opens)."""
         retry_after = row.strikes.retry_after(now)
         if retry_after is not None:
             return Verdict("locked", retry_after=retry_after)
@@ -287,7 +303,7 @@ class Mfa:
             return Verdict("malformed")
         kind, code = parsed
         if kind == "totp":
-            step = rules.matching_step(secret, code, now)
+            step = rules.matching_step(secret, code, now) if secret is not None else None
             if step is not None and rules.is_reuse(step, row.last_step):
                 return Verdict("reused", kind)
             if step is not None and await mfa_store.accept_step(tx, row.user_id, step, now):
@@ -299,6 +315,34 @@ class Mfa:
                 return Verdict("ok", kind)
         await self._strike(tx, row, now)
         return Verdict("wrong", kind)
+
+    async def _secret(self, tx: Transaction, row: mfa_store.TotpRow) -> str | None:
+        """The row's secret in the clear, sealed again under the current key (in `tx`) when
+        it was stored in the clear or under an older key; None when no listed key opens
+        it (its recovery codes still work)."""
+        stored = row.secret
+        if stored is None:
+            return None
+        try:
+            secret = self._box.open(stored, row.user_id)
+        except SecretUnreadable:
+            log.warning("totp_secret_unreadable", user_id=row.user_id)
+            return None
+        if not self._box.is_current(stored):
+            await mfa_store.reseal_secret(tx, row.user_id, self._box.seal(secret, row.user_id))
+            log.info("totp_secret_resealed", user_id=row.user_id, key=self._box.current)
+        return secret
+
+    def _pending_secret(self, row: mfa_store.TotpRow | None) -> str | None:
+        """The secret waiting for its first code, in the clear (None: none, or unreadable:
+        the setup starts again)."""
+        if row is None or row.pending_secret is None:
+            return None
+        try:
+            return self._box.open(row.pending_secret, row.user_id)
+        except SecretUnreadable:
+            log.warning("totp_pending_secret_unreadable", user_id=row.user_id)
+            return None
 
     async def _strike(self, tx: Transaction, row: mfa_store.TotpRow, now: float) -> None:
         """One more wrong proof; a lockout that starts also ends every open challenge."""

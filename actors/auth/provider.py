@@ -8,6 +8,12 @@ other problem goes back to that redirect URI as RFC 6749 4.1.2.1 says. PKCE with
 required of every client. A person who allowed an app these scopes once is not asked
 again (unless the app says prompt=consent); the code that comes back lives 60 seconds.
 The rules are pure, in provider_rules.py.
+
+prompt=login, or a sign-in older than `max_age` seconds, sends the person through the
+sign-in page again before anything else (prompt=none: `login_required` instead). The answer
+carries a marker (`reauth`, MACed with a key derived from the signing seeds) that the
+request brings back from the sign-in: a session opened at or after the marker's time is
+fresh enough, and its opening time is the ID token's `auth_time`.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import secrets
 
 import structlog
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from actors.auth.context import AuthContext
 from actors.auth.messages import (
@@ -43,9 +51,13 @@ from actors.auth.provider_rules import (
     code_redirect,
     consent_covers,
     error_redirect,
+    parse_max_age,
     parse_prompt,
     parse_scopes,
+    reauth_marker,
+    reauth_since,
     redirect_uri_registered,
+    sign_in_too_old,
 )
 from actors.auth.provider_tokens import OidcTokenIssuer
 from actors.auth.store import clients as client_store
@@ -66,6 +78,14 @@ UNREGISTERED_REDIRECT = (
 )
 
 
+def reauth_key(kid: str, seed: bytes) -> bytes:
+    """The MAC key of reauth markers a signing seed stands for (not the signing key: its
+    own `info`)."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=kid.encode(), info=b"splitgo oidc reauth v1"
+    ).derive(seed)
+
+
 def client_view(client: ClientRow) -> OidcClientView:
     return OidcClientView(
         client_id=client.id,
@@ -84,6 +104,12 @@ class OidcProvider:
         self._context = context
         self._issuer = public_url.rstrip("/")
         self.tokens = OidcTokenIssuer(context, issuer=self._issuer)
+        keys = context.keys
+        # the signing seed's key makes markers; every listed seed's checks them
+        self._reauth_keys = [
+            reauth_key(kid, keys.keys[kid])
+            for kid in (keys.current, *(kid for kid in keys.keys if kid != keys.current))
+        ]
 
     async def prune(self) -> int:
         """Drop expired codes and refresh tokens (called with the actor's pruning)."""
@@ -151,11 +177,16 @@ class OidcProvider:
         scopes = parse_scopes(message.scope)
         challenge = check_challenge(message.code_challenge, message.code_challenge_method)
         prompt = parse_prompt(message.prompt)
+        max_age = parse_max_age(message.max_age)
         auth_time = await self._signed_in_at(message)
-        if auth_time is None:
+        if auth_time is None or not self._fresh(client, message, prompt, max_age, auth_time):
             if "none" in prompt:
                 raise OidcError("Nobody is signed in.", details={"error": "login_required"})
-            return OidcAuthorization(action="sign_in", client_name=client.name)
+            marker = None
+            if "login" in prompt or max_age is not None:
+                marker = reauth_marker(self._reauth_keys[0], client.id, self._context.clock())
+                log.info("oidc_sign_in_demanded", client_id=client.id, user_id=message.user_id)
+            return OidcAuthorization(action="sign_in", client_name=client.name, reauth=marker)
         assert message.user_id is not None  # _signed_in_at found their session
         if message.decision == "deny":
             log.info("oidc_consent_denied", client_id=client.id, user_id=message.user_id)
@@ -176,6 +207,24 @@ class OidcProvider:
         code = await self._issue_code(client, message, scopes, challenge, auth_time)
         url = code_redirect(message.redirect_uri, code, message.state, self._issuer)
         return OidcAuthorization(action="redirect", url=url, client_name=client.name)
+
+    def _fresh(
+        self,
+        client: ClientRow,
+        message: AuthorizeOidcRequest,
+        prompt: frozenset[str],
+        max_age: int | None,
+        auth_time: float,
+    ) -> bool:
+        """Whether a sign-in at `auth_time` is new enough: always, unless prompt=login or
+        max_age ask for a newer one; then when it is no older than the request's marker."""
+        now = self._context.clock()
+        if not sign_in_too_old(prompt, max_age, auth_time, now):
+            return True
+        if not message.reauth:
+            return False
+        since = reauth_since(self._reauth_keys, client.id, message.reauth, now)
+        return since is not None and auth_time >= since
 
     async def _signed_in_at(self, message: AuthorizeOidcRequest) -> float | None:
         """When the person asking signed in to the session they are using; None when

@@ -153,6 +153,60 @@ def parse_prompt(raw: str) -> frozenset[str]:
     return values & PROMPTS
 
 
+MAX_AGE_LIMIT = 10**9  # seconds: beyond any session; larger values are refused as noise
+# how long a sign-in demanded by prompt=login or max_age may take before it is asked anew
+REAUTH_SECONDS = 600
+# a marker's time is this much early: the session may be opened on a node whose clock lags
+CLOCK_SLACK = 2
+
+
+def parse_max_age(raw: str) -> int | None:
+    """`max_age` (OpenID Connect Core 3.1.2.1): seconds since the person last signed in
+    beyond which they must sign in again; None when not given."""
+    if not raw:
+        return None
+    if not raw.isdigit() or not raw.isascii() or int(raw) > MAX_AGE_LIMIT:
+        raise OidcError(
+            "max_age must be a whole number of seconds.", details={"error": "invalid_request"}
+        )
+    return int(raw)
+
+
+def sign_in_too_old(
+    prompt: frozenset[str], max_age: int | None, auth_time: float, now: float
+) -> bool:
+    """Whether the request wants a sign-in newer than the one at `auth_time`."""
+    return "login" in prompt or (max_age is not None and now - auth_time > max_age)
+
+
+def _reauth_mac(key: bytes, client_id: str, since: int) -> str:
+    message = f"splitgo oidc reauth v1|{client_id}|{since}".encode()
+    return _b64url(hmac.new(key, message, hashlib.sha256).digest()[:16])
+
+
+def reauth_marker(key: bytes, client_id: str, now: float) -> str:
+    """What the request carries through the sign-in it demanded: `<since>.<mac>`, saying
+    a sign-in at or after `since` (now, a little early) is fresh enough for this client.
+    The MAC keeps a browser from claiming an older `since`."""
+    since = int(now) - CLOCK_SLACK
+    return f"{since}.{_reauth_mac(key, client_id, since)}"
+
+
+def reauth_since(keys: Iterable[bytes], client_id: str, marker: str, now: float) -> int | None:
+    """The `since` of an authentic marker for this client made in the last REAUTH_SECONDS
+    (any of `keys` made it); None otherwise."""
+    raw_since, _, mac = marker.partition(".")
+    if not raw_since.isdigit() or not raw_since.isascii() or not mac:
+        return None
+    since = int(raw_since)
+    if not now - REAUTH_SECONDS <= since <= now + 60:
+        return None
+    for key in keys:
+        if hmac.compare_digest(_reauth_mac(key, client_id, since).encode(), mac.encode()):
+            return since
+    return None
+
+
 # ── PKCE (RFC 7636), S256 only ────────────────────────────────────────────────────────
 
 

@@ -47,6 +47,7 @@ from actors.auth.messages import (
 )
 from actors.auth.mfa import second_step
 from actors.auth.passwords import MAX_LENGTH
+from actors.auth.profiles import sessions_changing
 from actors.auth.rules import IP_MAX, USER_AGENT_MAX, clip, login_email
 from actors.auth.store import UserRow
 from actors.auth.tokens import new_token, token_digest
@@ -61,8 +62,9 @@ async def publish_revoked(
     tx: Transaction, user_id: str, session_ids: list[str], reason: str, now: float
 ) -> None:
     """Tell every node's edge (with the revocation, in its transaction) that these sessions
-    ended; nothing when none did."""
+    ended; nothing when none did. The shard that keeps the user's sessions forgets them."""
     if session_ids:
+        await sessions_changing(tx, user_id)
         await tx.publish(
             SessionsRevoked(
                 user_id=user_id,
@@ -181,6 +183,7 @@ class Sessions:
         how it was signed in (RFC 8176), in each of its access tokens, refreshed ones too."""
         session_id = new_id()
         refresh_token = new_token()
+        await sessions_changing(tx, user.id)
         await store.open_session(
             tx,
             session_id=session_id,
@@ -259,6 +262,7 @@ class Sessions:
         if user is None:
             return None
         refresh_token = new_token()
+        await sessions_changing(tx, found.user_id)
         await store.rotate_refresh_token(
             tx,
             old_hash=digest,
@@ -290,8 +294,9 @@ class Sessions:
         return None
 
     async def live(self, message: ListSessions) -> SessionList:
-        """The user's live sessions, most recently used first."""
-        rows = await store.live_sessions(self._context.pool, message.user_id, self._context.clock())
+        """The user's live sessions, most recently used first (kept by the user's shard)."""
+        hot = self._context.profiles.sessions
+        rows = await hot.live(message.user_id, self._context.clock())
         return SessionList(
             items=[
                 SessionView(

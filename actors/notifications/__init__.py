@@ -1,7 +1,8 @@
 """The notifications actor: delivers what other actors' events say to their users.
 
 `messages.py` is its public interface. The pure parts: `notices.py` (who hears about an
-event, and what each channel says) and `templates.py` (the mails). `store.py` holds its
+event, and what each channel says), `templates.py` (the mails) and `batching.py` (how a
+batch of messages is cut into runs of events recorded together). `store.py` holds its
 SQL; `channels/` the ways out (email, Telegram, SMS). `actor.py` is the `Notifications`
 actor, composed of feature parts it holds as attributes, each in its own module and each
 given the shard's runtime `Context`: `deliveries` (an event's deliveries, their tries and

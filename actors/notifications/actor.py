@@ -10,12 +10,15 @@ is given the shard's runtime `Context` (database, clock, transactions, messages,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import asyncpg
 
 from actors.auth.messages import AccountDeleted
+from actors.notifications import batching
 from actors.notifications.channels.email import EmailChannel
 from actors.notifications.channels.sms import SmsChannel
-from actors.notifications.channels.telegram import TelegramChannel
 from actors.notifications.channels.webpush import WebPushChannel
 from actors.notifications.deliveries import DEFAULT_MAX_ATTEMPTS, DELIVERY_BACKOFF, Deliveries
 from actors.notifications.feed import Feed, Push
@@ -47,7 +50,29 @@ from actors.notifications.preferences import UserPreferences
 from actors.notifications.push_devices import PushDevices
 from actors.notifications.replies import ChatReplies
 from actors.notifications.routing import ContactsLookup, Routing
-from actors.runtime import Actor, Backoff, Clock, Message, handles, wall_clock
+from actors.runtime import (
+    Actor,
+    Backoff,
+    Clock,
+    Envelope,
+    Message,
+    bind_trace_id,
+    handles,
+    wall_clock,
+)
+
+if TYPE_CHECKING:
+    from actors.notifications.channels.telegram import TelegramChannel  # aiogram: slow to import
+
+# messages one batch takes at most; the events among them are written together
+BATCH_SIZE = 64
+
+
+_EVENT_TYPES = frozenset(EVENTS)
+
+
+def _is_event(envelope: Envelope) -> bool:
+    return type(envelope.body) in _EVENT_TYPES
 
 
 class Notifications(Actor):
@@ -61,7 +86,12 @@ class Notifications(Actor):
     with it). `backoff` spaces the tries of a delivery, at most `max_attempts` of them.
     `claim_seconds` is how long a try may take before it counts as lost and is made
     again; keep it above the channel's timeout. `clock` is what time it is.
+
+    Events are recorded in batches: the shard takes up to `batch_size` waiting messages
+    at once (see `handle_envelopes`).
     """
+
+    batch_size = BATCH_SIZE
 
     def __init__(
         self,
@@ -111,6 +141,21 @@ class Notifications(Actor):
             max_attempts=max_attempts,
             claim_seconds=claim_seconds,
         )
+
+    async def handle_envelopes(self, envelopes: Sequence[Envelope]) -> Sequence[Any]:
+        """A batch (issue 20): each run of consecutive events recorded together, by their
+        envelope ids (`Deliveries.record_run`); anything else alone by its handler, in
+        mailbox order. A batch that raises is handled again one by one, and the events
+        it committed find their inbox marks then."""
+        results: list[Any] = []
+        for events, run in batching.runs(envelopes, _is_event):
+            if events:
+                bind_trace_id(run[0].trace_id)
+                await self.deliveries.record_run(run)
+                results.extend([None] * len(run))
+            else:
+                results.append(await self.handle_single(run[0]))
+        return results
 
     async def on_start(self) -> None:
         await self.deliveries.resume(shards=self.system.routes().get(self.name, 1))

@@ -1,7 +1,10 @@
 """Deliveries and their tries: a feature part of the Notifications actor.
 
 For each event it handles, in one database transaction with the inbox mark, it records
-one delivery per (event, user, channel); after the commit it makes the first try. An
+one delivery per (event, user, channel); after the commit it makes the first try. A run of
+events the shard took in one batch is recorded in one transaction (`record_run`), each
+event's inbox mark by its envelope id, with the recipients' names, switches and devices
+read once for the run. An
 in-app notice needs no try: its delivery is stored sent, with its feed item and its one
 attempt row, in that same transaction (issue 20: no claim, store and finish of its own),
 and pushed live after the commit. A try that fails is retried by a runtime timer after an
@@ -18,15 +21,15 @@ A provider's own wait (Telegram's 429 `retry_after`) is honoured.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
 import structlog
 
-from actors.notifications import store
+from actors.notifications import batching, store
 from actors.notifications.channels import DeliveryFailed, clip_answer
 from actors.notifications.feed import Feed
 from actors.notifications.messages import (
@@ -36,20 +39,21 @@ from actors.notifications.messages import (
     ListDeliveries,
     RetryNotificationDelivery,
 )
-from actors.notifications.notices import CHANNELS, EVENTS, Notice, notices_for
+from actors.notifications.notices import EVENTS, Notice, notices_for
 from actors.notifications.routing import Routing
 from actors.notifications.store import Claimed, NotDue, Outcome
-from actors.runtime import Backoff, Context, Message, rfc3339
+from actors.runtime import Backoff, Context, Envelope, Message, rfc3339
 
 log = structlog.get_logger("actors.notifications")
-
-INAPP = CHANNELS[2]
 
 # Six tries spread over about half an hour: 60 s, 2, 4, 8 and 16 min between them (less
 # jitter, so deliveries that failed together, a mail server outage, come back apart).
 DELIVERY_BACKOFF = Backoff(60.0, 3600.0, jitter=0.5)
 DEFAULT_MAX_ATTEMPTS = 6
 RENDER_CACHE = 64  # events whose notices stay rendered (the oldest go first)
+# notices (in-app items and deliveries) one transaction writes at most: a run of big
+# groups' events is written in pieces
+NOTICES_PER_WRITE = 5_000
 CONCURRENT_TRIES = 4  # first tries a shard makes at once (each holds a database connection)
 STOP_GRACE_SECONDS = 5.0
 # The events this actor decodes back from a delivery's payload, by message type name.
@@ -106,61 +110,89 @@ class Deliveries:
             log.info("notifications_resumed", shard=context.shard, pending=len(pending))
 
     async def record(self, event: Message) -> None:
-        """Record the deliveries of the event in hand and make their first tries."""
+        """Record the deliveries of the event in hand (a run of one) and make their first
+        tries."""
         envelope = self._context.envelope
         assert envelope is not None, "a handler always has its envelope"
+        await self.record_run([envelope])
+
+    async def record_run(self, envelopes: Sequence[Envelope]) -> None:
+        """Record the deliveries of a run of events (a batch's consecutive events) with
+        their inbox marks, in ONE transaction per piece of at most `NOTICES_PER_WRITE`
+        notices; then push the in-app ones live and make the other channels' first tries.
+
+        The names (auth's GetNames), switches and Web Push devices of every recipient are
+        read once for the whole run. Idempotent by envelope id: an event whose id the
+        inbox holds (a redelivery, in this batch or after a crash) stores nothing again;
+        a delivery of it that was committed but never tried is tried now (the claim lets
+        only an untried delivery through, so this never makes a second first try).
+        """
+        firsts = batching.first_of_each([envelope.id for envelope in envelopes])
+        envelopes = [e for e, first in zip(envelopes, firsts, strict=True) if first]
         # render now: an event no template can render fails here, before anything is stored
-        notices = await self._routing.named(notices_for(event, public_url=self._public_url))
-        # every recipient's switches and devices in one query each, contacts at once
-        reach = await self._routing.reach(notices)
-        targets: list[tuple[str, str, str]] = []
-        in_app: list[store.FeedItem] = []
-        for notice, pairs in zip(notices, reach, strict=True):
-            for channel, recipient in pairs:
-                if channel == INAPP:
-                    in_app.append(_feed_item(notice))
-                else:
-                    targets.append((notice.user_id, channel, recipient))
-        payload = msgspec.json.encode(event).decode()
-        event_type = type(event).__name__
-        ids: list[str] = []
+        rendered = await self._routing.named_all(
+            [notices_for(e.body, public_url=self._public_url) for e in envelopes]
+        )
+        reach = await self._routing.reach([n for notices in rendered for n in notices])
+        laid: list[batching.Laid] = []
+        at = 0
+        for notices in rendered:
+            laid.append(batching.lay_out(notices, reach[at : at + len(notices)], _new_id))
+            at += len(notices)
+        sizes = [len(one.feed) + len(one.targets) for one in laid]
+        for piece in batching.pieces(sizes, NOTICES_PER_WRITE):
+            await self._write([envelopes[i] for i in piece], [laid[i] for i in piece])
+
+    async def _write(self, envelopes: Sequence[Envelope], laid: Sequence[batching.Laid]) -> None:
+        """One transaction: the events' inbox marks, in-app notices and deliveries."""
+        context = self._context
+        rows: list[store.NewDelivery] = []
         stored: list[Any] = []
-        async with self._context.transaction() as tx:
-            if not tx.duplicate:
-                # the in-app notices are sent by this commit: no try of their own
-                stored = await store.add_sent_items(
-                    tx,
-                    event_id=envelope.id,
-                    event_type=event_type,
-                    shard=self._context.shard,
-                    answer=self._feed.answer,
-                    items=in_app,
-                    now=self._context.now(),
-                )
-                for user_id, channel, recipient in targets:
-                    delivery_id = uuid.uuid4().hex
-                    if await store.add_delivery(
-                        tx,
-                        delivery_id=delivery_id,
-                        event_id=envelope.id,
-                        event_type=event_type,
-                        user_id=user_id,
-                        channel=channel,
-                        recipient=recipient,
-                        shard=self._context.shard,
-                        payload=payload,
-                    ):
-                        ids.append(delivery_id)
+        written: set[str] = set()
+        async with context.transaction(dedupe=False) as tx:
+            fresh = await tx.mark_handled([envelope.id for envelope in envelopes])
+            items: list[tuple[str, str, store.FeedItem]] = []
+            for envelope, one in zip(envelopes, laid, strict=True):
+                if envelope.id not in fresh:
+                    continue
+                event_type = type(envelope.body).__name__
+                items.extend((envelope.id, event_type, item) for item in one.feed)
+                if one.targets:
+                    payload = msgspec.json.encode(envelope.body).decode()
+                    rows.extend(
+                        store.NewDelivery(
+                            id=_new_id(),
+                            event_id=envelope.id,
+                            event_type=event_type,
+                            user_id=target.user_id,
+                            channel=target.channel,
+                            recipient=target.recipient,
+                            payload=payload,
+                        )
+                        for target in one.targets
+                    )
+            # the in-app notices are sent by this commit: no try of their own
+            stored = await store.add_sent_items(
+                tx, shard=context.shard, answer=self._feed.answer, items=items, now=context.now()
+            )
+            written = await store.add_deliveries(tx, shard=context.shard, rows=rows)
         await self._feed.announce(stored)
-        if len(ids) < len(targets):
-            # A redelivered event. Its deliveries exist; one that was committed but never
-            # tried (a crash right after the commit) is tried now. The claim lets only an
-            # untried delivery through, so this never makes a second first try.
-            log.info("notification_event_redelivered", event_id=envelope.id, event_type=event_type)
-            for user_id, channel, _recipient in targets:
-                found = await store.find_delivery(self._pool, envelope.id, user_id, channel)
-                if found is not None and found not in ids:
-                    ids.append(found)
+        ids = [row.id for row in rows if row.id in written]
+        again = [
+            envelope.id
+            for envelope, one in zip(envelopes, laid, strict=True)
+            if one.targets and (envelope.id not in fresh or len(ids) < len(rows))
+        ]
+        if again:
+            # Redelivered events: their deliveries exist; one that was committed but never
+            # tried (a crash right after the commit) is tried now.
+            log.info("notification_events_redelivered", event_ids=again)
+            found = await store.find_deliveries(self._pool, again)
+            for envelope, one in zip(envelopes, laid, strict=True):
+                for target in one.targets:
+                    known = found.get((envelope.id, target.user_id, target.channel))
+                    if known is not None and known not in ids:
+                        ids.append(known)
         for delivery_id in ids:
             self._try_soon(delivery_id)
 
@@ -306,17 +338,9 @@ class Deliveries:
         return moved
 
 
-def _feed_item(notice: Notice) -> store.FeedItem:
-    """An in-app notice as stored with its event (a new delivery id, the feed item's)."""
-    return store.FeedItem(
-        id=uuid.uuid4().hex,
-        user_id=notice.user_id,
-        category=notice.category,
-        kind=notice.kind,
-        title=notice.title,
-        body=notice.text,
-        data=json.dumps(dict(notice.data)),
-    )
+def _new_id() -> str:
+    """A delivery's id (an in-app one's is its feed item's too)."""
+    return uuid.uuid4().hex
 
 
 def _delivery_view(delivery: store.Delivery, tries: list[store.Attempt]) -> DeliveryView:

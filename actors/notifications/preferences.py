@@ -35,10 +35,13 @@ class UserPreferences:
         """category -> channel -> on: the defaults with the user's own choices over them."""
         return _over_defaults(await store.preferences(self._pool, user_id))
 
-    async def switches_of(self, user_ids: Sequence[str]) -> dict[str, dict[str, dict[str, bool]]]:
-        """`switches` of several users, read in one query."""
-        chosen = await store.preferences_of(self._pool, user_ids)
-        return {user_id: _over_defaults(own) for user_id, own in chosen.items()}
+    async def switches_and_devices(
+        self, user_ids: Sequence[str], device_users: Sequence[str]
+    ) -> tuple[dict[str, dict[str, dict[str, bool]]], set[str]]:
+        """`switches` of several users, and which of `device_users` have a Web Push device,
+        read in one query (what routing needs of a batch's recipients)."""
+        chosen, pushable = await store.preferences_and_devices(self._pool, user_ids, device_users)
+        return {user_id: _over_defaults(own) for user_id, own in chosen.items()}, pushable
 
     async def get(self, message: GetPreferences) -> Preferences:
         return Preferences(categories=await self.switches(message.user_id), locked=SECURITY_KINDS)

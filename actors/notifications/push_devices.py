@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -155,12 +154,6 @@ class PushDevices:
     async def reachable(self, user_id: str) -> bool:
         """Whether a notice for this user can go out by Web Push at all."""
         return self._channel is not None and await store.has_push_subscription(self._pool, user_id)
-
-    async def reachable_of(self, user_ids: Sequence[str]) -> set[str]:
-        """Which of these users a notice can reach by Web Push (one query)."""
-        if self._channel is None:
-            return set()
-        return await store.with_push_subscriptions(self._pool, user_ids)
 
     async def send(self, delivery_id: str, notice: Notice) -> str:
         """One try to every device of the notice's user; the push services' answers."""

@@ -11,14 +11,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 
-from actors.auth.messages import Contacts, GetContacts, GetNames, Names, UserNotFound
+from actors.auth.messages import (
+    NAMES_MAX,
+    Contacts,
+    GetContacts,
+    GetNames,
+    Names,
+    UserNotFound,
+)
 from actors.notifications.channels import DeliveryFailed
 from actors.notifications.channels.email import EmailChannel
 from actors.notifications.channels.sms import SmsChannel
-from actors.notifications.channels.telegram import TelegramChannel
 from actors.notifications.feed import Feed
 from actors.notifications.notices import AUTH_MAILS, CHANNELS, USER_ID, Notice, with_names
 from actors.notifications.preferences import UserPreferences
@@ -27,6 +34,9 @@ from actors.notifications.replies import ChatReplies
 from actors.notifications.store import Claimed
 from actors.notifications.templates import render_email, simple_mail
 from actors.runtime import Context, DomainError, Message
+
+if TYPE_CHECKING:
+    from actors.notifications.channels.telegram import TelegramChannel  # aiogram: slow to import
 
 log = structlog.get_logger("actors.notifications")
 
@@ -75,13 +85,13 @@ class Routing:
         self._public_url = public_url
 
     async def reach(self, notices: Sequence[Notice]) -> list[list[tuple[str, str]]]:
-        """`targets` of every notice of one event, with the users' switches and Web Push
-        subscriptions each read in one query for all of them."""
-        users = list(dict.fromkeys(n.user_id for n in notices))
+        """`targets` of every notice given (one event's, or a batch's), with the users'
+        switches and Web Push subscriptions read in ONE query for all of them."""
         # security notices ignore the switches: their users' are read only if needed
         switched = list(dict.fromkeys(n.user_id for n in notices if not n.security))
-        chosen = await self._preferences.switches_of(switched)
-        pushable = await self._devices.reachable_of(users)
+        # with no Web Push on this node, nobody is reached by it: no devices to read
+        users = list(dict.fromkeys(n.user_id for n in notices)) if self._devices.available else []
+        chosen, pushable = await self._preferences.switches_and_devices(switched, users)
         return list(
             await asyncio.gather(
                 *(self.targets(notice, chosen=chosen, pushable=pushable) for notice in notices)
@@ -162,21 +172,31 @@ class Routing:
     async def named(self, notices: list[Notice]) -> list[Notice]:
         """The notices with the people they mention by id named instead (asked of auth in
         one go); as they were when auth cannot say."""
+        return (await self.named_all([notices]))[0]
+
+    async def named_all(self, events: Sequence[list[Notice]]) -> list[list[Notice]]:
+        """`named` for the notices of several events, with ONE ask of auth for everybody
+        they mention (a batch of events)."""
         ids = {
             found
+            for notices in events
             for n in notices
             if not n.quotes  # someone's own words are left as they wrote them
             for found in USER_ID.findall(f"{n.title} {n.text}")
         }
         if not ids:
-            return notices
+            return [list(notices) for notices in events]
+        wanted = sorted(ids)
+        names: dict[str, str] = {}
         try:
-            reply: Names = await self._context.ask("auth", GetNames(user_ids=sorted(ids)))
+            for start in range(0, len(wanted), NAMES_MAX):
+                chunk = wanted[start : start + NAMES_MAX]
+                reply: Names = await self._context.ask("auth", GetNames(user_ids=chunk))
+                names.update((person.user_id, person.name) for person in reply.people)
         except DomainError as error:
             log.warning("notice_names_unavailable", code=error.code)
-            return notices
-        names = {person.user_id: person.name for person in reply.people}
-        return [with_names(notice, names) for notice in notices]
+            return [list(notices) for notices in events]
+        return [[with_names(notice, names) for notice in notices] for notices in events]
 
     async def _contacts(self, user_id: str) -> Contacts | None:
         if self._contacts_lookup is not None:

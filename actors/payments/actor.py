@@ -6,7 +6,9 @@ docstring), `transfers`, `holds`, `wallets`, `topups`, each given the shard's `C
 
 Transfers are batched, as TigerBeetle does: a shard drains up to `batch_size` waiting
 messages and `handle_batch` hands every run of consecutive transfers among them to
-`Transfers.apply`, which commits the run in ONE database transaction (see transfers.py).
+`Transfers.apply`, which commits the run in ONE database transaction (see transfers.py),
+and every run of consecutive holds placed, captured, voided or expired (their timers) to
+`Holds.apply` (`capture_many`, `void_many`, `expire_many`) the same way (see holds.py).
 A lone message (and the runtime's one-by-one retry after a crashed batch) takes the same
 path with a batch of one, so the results are the same.
 
@@ -75,10 +77,13 @@ from actors.runtime import (
 log = structlog.get_logger("actors.payments")
 
 BATCH_SIZE = 256
+# the messages whose consecutive runs commit in one transaction each
+_BATCHED = (Transfer, PlaceHold, CaptureHold, VoidHold, ExpireHold)
 
 
 class Payments(Actor):
-    """Wallets, transfers, holds, top-ups and statements; all state lives in PostgreSQL."""
+    """Wallets, transfers, holds, top-ups and statements; all state lives in PostgreSQL (a
+    shard keeps its users' wallets in memory too, checked against the tables at each read)."""
 
     batch_size = BATCH_SIZE
     idempotency_keys = store.KEYS
@@ -92,9 +97,12 @@ class Payments(Actor):
         clock: Clock = wall_clock,
         idempotency_retention: float = 48 * 3600.0,
         maintenance_interval: float = 60.0,
+        hot_wallets: bool = True,
     ) -> None:
         """`providers` (name → PaymentProvider, the first is the default) and `public_url`
-        (where payers come back to) are for top-ups."""
+        (where payers come back to) are for top-ups. `hot_wallets`: the owner shard keeps
+        its users' wallets in memory, checked at each read (wallets.py); False reads the
+        tables every time."""
         self._pool = pool
         self._clock = clock
         # never below a day: the contract promises keys are kept at least 24 hours
@@ -103,7 +111,7 @@ class Payments(Actor):
         context = self.context(pool, clock)
         self.transfers = Transfers(context)
         self.holds = Holds(context)
-        self.wallets = Wallets(context)
+        self.wallets = Wallets(context, hot=hot_wallets)
         self.topups = TopUps(context, providers=providers or {}, public_url=public_url)
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────────
@@ -125,22 +133,37 @@ class Payments(Actor):
     # ── batches ────────────────────────────────────────────────────────────────────────
 
     async def handle_batch(self, messages: Sequence[Message]) -> Sequence[Any]:
-        """Runs of consecutive transfers in one transaction each; anything else alone, in
-        mailbox order (so a GetWallet after a Transfer sees it)."""
+        """Runs of consecutive transfers, and of holds placed, captured, voided or expired,
+        in one transaction each; anything else alone, in mailbox order (so a GetWallet after
+        a Transfer sees it). A run of one hold takes the lone path (`place_hold`,
+        `capture_hold`, `void_hold`, `expire_hold`), as it always did."""
         results: list[Any] = []
-        run: list[Transfer] = []
-        apply = self.transfers.apply
+        run: list[Message] = []
         for message in messages:
-            if type(message) is Transfer:
+            if run and type(message) is not type(run[0]):
+                results.extend(await self._run(run))
+                run = []
+            if type(message) in _BATCHED:
                 run.append(message)
                 continue
-            if run:
-                results.extend(await apply(run))
-                run = []
             results.append(await self._one(message))
         if run:
-            results.extend(await apply(run))
+            results.extend(await self._run(run))
         return results
+
+    async def _run(self, run: Sequence[Message]) -> Sequence[Any]:
+        if type(run[0]) is Transfer:
+            return await self.transfers.apply([m for m in run if isinstance(m, Transfer)])
+        if len(run) == 1:
+            return [await self._one(run[0])]
+        if type(run[0]) is VoidHold:
+            return await self.holds.void_many([m.hold_id for m in run if isinstance(m, VoidHold)])
+        if type(run[0]) is CaptureHold:
+            return await self.holds.capture_many([m for m in run if isinstance(m, CaptureHold)])
+        if type(run[0]) is ExpireHold:
+            await self.holds.expire_many([m.hold_id for m in run if isinstance(m, ExpireHold)])
+            return [None] * len(run)
+        return await self.holds.apply([m for m in run if isinstance(m, PlaceHold)])
 
     async def _one(self, message: Message) -> Any:
         handler = self.handler_for(type(message))

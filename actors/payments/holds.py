@@ -3,29 +3,35 @@ payee less a fee, voided, or expired by its own timer.
 
 Placing moves the amount from the wallet to the holds account; capturing moves it on to the
 payee and the fees account (and what is left back to the payer); voiding and expiring move
-it back. Each step is one transaction that closes the hold with one conditional UPDATE, so
-two steps racing on one hold cannot both win. Placing and capturing are idempotent by key.
+it back. Each step closes the hold with a conditional UPDATE under its payer's and the
+holds account's locks, so two steps racing on one hold cannot both win. Placing and
+capturing are idempotent by key.
+
+Runs of holds placed (`apply`), captured (`capture_many`, see captures.py), voided
+(`void_many`) and expired (`expire_many`) that wait together in a shard's mailbox commit in
+ONE transaction each, as transfers do: the accounts locked once in id order, each hold then
+checked and posted in memory against the locked balances, so a refused one leaves nothing
+and the rest go on. A lone hold takes the same path with a run of one (a lone void its own).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import uuid
+from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
 import structlog
 
 from actors.payments import store
+from actors.payments.batches import Answers, Batch, Batched, Checked, Posted, check_each
+from actors.payments.captures import Captures
 from actors.payments.ledger import (
-    FEES,
     HOLDS,
     AccountKey,
-    capture_legs,
     check_amount,
     check_currency,
-    check_fee,
     check_key,
     check_user_id,
     system,
@@ -34,7 +40,6 @@ from actors.payments.ledger import (
 from actors.payments.messages import (
     CaptureHold,
     ExpireHold,
-    HoldCaptured,
     HoldNotActive,
     HoldNotFound,
     HoldReleased,
@@ -44,240 +49,238 @@ from actors.payments.messages import (
 )
 from actors.payments.shared import fingerprint, no_wallet, retrying
 from actors.payments.views import hold_view
-from actors.runtime import Context, at
-from actors.runtime.idempotency import replay
+from actors.runtime import Context, DomainError, Transaction, at
 
 log = structlog.get_logger("actors.payments")
 
 HOLD_MAX_SECONDS = 30 * 24 * 3600.0
 
 
-class Holds:
-    """Places, captures, voids and expires holds; each hold has its own expiry timer."""
+class Holds(Batched[PlaceHold, HoldView, list[store.HoldRow]]):
+    """Places, captures, voids and expires holds; each hold has its own expiry timer.
+
+    Placing is its batch (`apply`, batches.py): each hold checked as a lone hold would be,
+    the wallets and holds accounts locked once, and each hold then refused or posted in
+    memory against the locked balances, so a refusal leaves nothing and the rest go on.
+    """
+
+    what = "place_hold"
+    view = HoldView
 
     def __init__(self, context: Context) -> None:
-        self._context = context
-        self._pool = context.pool
+        super().__init__(context)
+        self.captures = Captures(context)
 
     async def place(self, message: PlaceHold) -> HoldView:
-        check_key(message.idempotency_key)
-        check_user_id(message.user_id, "$.user_id")
-        check_amount(message.amount)
-        check_currency(message.currency)
-        expires_in = message.expires_in
-        if (
-            isinstance(expires_in, bool)
-            or not isinstance(expires_in, int | float)
-            or not math.isfinite(expires_in)
-            or not 0 < expires_in <= HOLD_MAX_SECONDS
-        ):
-            raise InvalidPayment(
-                f"A hold lasts more than 0 and at most {HOLD_MAX_SECONDS:.0f} seconds.",
-                details={"field": "$.expires_in"},
-            )
-        holds = system(HOLDS, message.currency)
-        await store.ensure_accounts(self._pool, [holds])
-        view, placed = await retrying(lambda: self._place(message, holds), "place_hold")
-        if placed:
-            self._context.schedule(expires_in, ExpireHold(hold_id=view.id))
-            log.info("hold_placed", hold_id=view.id, user_id=view.user_id, amount=view.amount)
-        return view
+        """A lone hold: a batch of one; a refusal is raised."""
+        return await self.one(message)
 
-    async def _place(self, message: PlaceHold, holds: AccountKey) -> tuple[HoldView, bool]:
-        now_s = self._context.clock()
-        now = at(now_s)
-        debit = wallet(message.user_id, message.currency)
-        scope_key = (f"hold:{message.user_id}", message.idempotency_key)
+    async def _check(self, messages: Sequence[PlaceHold]) -> list[Checked]:
+        return check_each(messages, _check)
+
+    async def _prepare(self, fine: Sequence[PlaceHold], accounts: Sequence[AccountKey]) -> None:
+        # the payer's wallet is never created: no wallet, no money (see transfers.py)
+        holds = sorted({system(HOLDS, m.currency) for m in fine})
+        if holds:
+            await store.ensure_accounts(self._pool, holds)
+
+    async def _open(self, tx: Transaction, fine: Sequence[PlaceHold]) -> list[store.HoldRow]:
+        return []
+
+    def _scope_key(self, message: PlaceHold) -> tuple[str, str]:
+        return (f"hold:{message.user_id}", message.idempotency_key)
+
+    def _fingerprint(self, message: PlaceHold) -> bytes:
         # the amount is left out: a retried hold answers the first one whatever it asks (a
         # ride's quote moves with the surge between a crash and its retry)
-        print_ = fingerprint(msgspec.structs.replace(message, amount=1))
-        async with self._context.transaction(dedupe=False) as tx:
-            booking = store.Booking(await store.lock_accounts(tx, [debit, holds]))
-            known = (await store.KEYS.recall_many(tx, [scope_key])).get(scope_key)
-            if known is not None:
-                return replay(known, print_, HoldView), False
-            if not booking.has(debit):
-                raise await no_wallet(tx, message.user_id, message.currency, message.amount)
-            hold = store.HoldRow(
-                id=str(uuid.uuid4()),
-                user_id=message.user_id,
-                currency=message.currency,
-                amount=message.amount,
-                captured=0,
-                status="held",
-                reference=message.reference,
-                expires_at=at(now_s + message.expires_in),
-                created_at=now,
-            )
-            booking.post(
-                transfer_id=str(uuid.uuid4()),
-                kind="hold",
-                debit=debit,
-                credit=holds,
-                amount=message.amount,
-                now=now,
-                from_user_id=message.user_id,
-                reference=message.reference,
-                hold_id=hold.id,
-            )
-            await store.insert_hold(tx, hold)
-            await booking.flush(tx)
-            view = hold_view(hold)
-            await store.KEYS.remember_many(
-                tx, [(*scope_key, print_, msgspec.msgpack.encode(view), None)], now
-            )
-        return view, True
+        return fingerprint(msgspec.structs.replace(message, amount=1))
+
+    async def _post(self, batch: Batch[list[store.HoldRow]], message: PlaceHold) -> HoldView:
+        debit = wallet(message.user_id, message.currency)
+        if not batch.booking.has(debit):
+            raise await no_wallet(batch.tx, message.user_id, message.currency, message.amount)
+        hold = store.HoldRow(
+            id=str(uuid.uuid4()),
+            user_id=message.user_id,
+            currency=message.currency,
+            amount=message.amount,
+            captured=0,
+            status="held",
+            reference=message.reference,
+            expires_at=at(batch.now_s + message.expires_in),
+            created_at=batch.now,
+        )
+        # checks the funds before it changes anything: a refused hold leaves nothing
+        batch.booking.post(
+            transfer_id=str(uuid.uuid4()),
+            kind="hold",
+            debit=debit,
+            credit=system(HOLDS, message.currency),
+            amount=message.amount,
+            now=batch.now,
+            from_user_id=message.user_id,
+            reference=message.reference,
+            hold_id=hold.id,
+        )
+        batch.state.append(hold)
+        return hold_view(hold)
+
+    async def _write(self, batch: Batch[list[store.HoldRow]]) -> None:
+        await store.insert_holds(batch.tx, batch.state)
+
+    def _done(self, results: Answers[HoldView], posted: Posted[PlaceHold, HoldView]) -> None:
+        for message, view in posted:
+            self._context.schedule(message.expires_in, ExpireHold(hold_id=view.id))
+            log.info("hold_placed", hold_id=view.id, user_id=view.user_id, amount=view.amount)
 
     async def capture(self, message: CaptureHold) -> HoldView:
-        check_key(message.idempotency_key)
-        check_amount(message.amount)
-        check_fee(message.fee, message.amount)
-        hold = await store.hold_by_id(self._pool, message.hold_id)
-        if hold is None:
-            raise HoldNotFound("No such hold.")
-        if message.payee_user_id is not None:
-            check_user_id(message.payee_user_id, "$.payee_user_id")
-            if message.payee_user_id == hold.user_id:
-                raise InvalidPayment(
-                    "A hold is captured for someone else.", details={"field": "$.payee_user_id"}
-                )
-        accounts = [
-            wallet(hold.user_id, hold.currency),
-            system(HOLDS, hold.currency),
-            system(FEES, hold.currency),
-        ]
-        if message.payee_user_id is not None:
-            accounts.append(wallet(message.payee_user_id, hold.currency))
-        await store.ensure_accounts(self._pool, accounts)
-        return await retrying(lambda: self._capture(message, hold, accounts), "capture_hold")
+        """A lone capture (a run of one, see captures.py); a refusal is raised."""
+        return await self.captures.one(message)
 
-    async def _capture(
-        self, message: CaptureHold, hold: store.HoldRow, accounts: list[AccountKey]
-    ) -> HoldView:
-        now = self._context.now()
-        scope_key = (f"capture:{hold.id}", message.idempotency_key)
-        print_ = fingerprint(message)
-        async with self._context.transaction(dedupe=False) as tx:
-            booking = store.Booking(await store.lock_accounts(tx, accounts))
-            known = (await store.KEYS.recall_many(tx, [scope_key])).get(scope_key)
-            if known is not None:
-                return replay(known, print_, HoldView)
-            # checked against the hold's amount before it is closed: a refusal writes nothing
-            legs = capture_legs(
-                hold.amount,
-                message.amount,
-                message.fee,
-                has_payee=message.payee_user_id is not None,
-            )
-            closed = await store.close_hold(
-                tx, hold.id, status="captured", captured=message.amount, now=now
-            )
-            if closed is None:
-                current = await store.hold_by_id(tx, hold.id)
-                raise HoldNotActive(f"The hold is {current.status if current else 'gone'} already.")
-            payer = wallet(hold.user_id, hold.currency)
-            for leg in legs:
-                credit, to_user = {
-                    "payee": (
-                        wallet(message.payee_user_id or "", hold.currency),
-                        message.payee_user_id,
-                    ),
-                    "fees": (system(FEES, hold.currency), None),
-                    "payer": (payer, hold.user_id),
-                }[leg.to]
-                booking.post(
-                    transfer_id=str(uuid.uuid4()),
-                    kind="capture" if leg.to != "payer" else "hold_release",
-                    debit=system(HOLDS, hold.currency),
-                    credit=credit,
-                    amount=leg.amount,
-                    now=now,
-                    from_user_id=hold.user_id if leg.to != "payer" else None,
-                    to_user_id=to_user,
-                    reference=hold.reference,
-                    hold_id=hold.id,
-                )
-            await booking.flush(tx)
-            view = hold_view(closed)
-            await store.KEYS.remember_many(
-                tx, [(*scope_key, print_, msgspec.msgpack.encode(view), None)], now
-            )
-            await tx.publish(
-                HoldCaptured(
-                    hold_id=hold.id,
-                    user_id=hold.user_id,
-                    amount=message.amount,
-                    currency=hold.currency,
-                    reference=hold.reference,
-                )
-            )
-        log.info("hold_captured", hold_id=hold.id, amount=message.amount, fee=message.fee)
-        return view
+    async def capture_many(self, messages: Sequence[CaptureHold]) -> list[HoldView | DomainError]:
+        """Capture a run of holds in ONE transaction: a view or a refusal for each, in order."""
+        return await self.captures.apply(messages)
 
     async def void(self, hold_id: str) -> HoldView:
-        """Release a hold; voiding a voided hold again answers the same (a retry)."""
-        return await self._release(hold_id, "voided")
+        """Release a hold (a run of one); voiding a voided hold again answers the same (a
+        retry); a refusal is raised."""
+        result = (await self.void_many([hold_id]))[0]
+        if isinstance(result, DomainError):
+            raise result
+        return result
+
+    async def void_many(self, hold_ids: Sequence[str]) -> list[HoldView | DomainError]:
+        """Void a run of holds in ONE transaction: for each, in order, what `void` answers.
+
+        Holds closed meanwhile (a capture racing) are read again and answered as `void`
+        would; anything unexpected fails the whole run, which the runtime then redoes one
+        by one (so each gets exactly the lone path's answer).
+        """
+        found = await store.holds_by_ids(self._pool, list(dict.fromkeys(hold_ids)))
+        open_: dict[str, store.HoldRow] = {
+            hold_id: hold for hold_id, hold in found.items() if hold.status == "held"
+        }
+        if open_:
+            holds = list(open_.values())
+            closed = await retrying(lambda: self._release_open(holds, "voided"), "void_holds")
+        else:
+            closed = {}
+        results: list[HoldView | DomainError] = []
+        for hold_id in hold_ids:
+            hold = closed.get(hold_id) or found.get(hold_id)
+            if hold is None:
+                results.append(HoldNotFound("No such hold."))
+            elif isinstance(hold, DomainError):
+                results.append(hold)
+            elif hold.status == "voided":
+                results.append(hold_view(hold))
+            else:
+                results.append(HoldNotActive(f"The hold is {hold.status} already."))
+        return results
+
+    async def _release_open(
+        self, holds: Sequence[store.HoldRow], reason: Literal["voided", "expired"]
+    ) -> dict[str, store.HoldRow | DomainError]:
+        """Release these holds (read open) in ONE transaction: each closed by one conditional
+        UPDATE under its payer's and the holds account's locks, so a hold another step
+        closed meanwhile is answered as it is now and released by no one twice.
+
+        Its accounts are not created first: both were there when the hold was placed (the
+        holds account made before it, the payer's wallet needed to pay it) and accounts are
+        never deleted; were one missing, its posting would fail the run, moving nothing."""
+        now = self._context.now()
+        answers: dict[str, store.HoldRow | DomainError] = {}
+        released: list[store.HoldRow] = []
+        async with self._context.transaction(dedupe=False) as tx:
+            booking = store.Booking(
+                await store.lock_accounts(
+                    tx,
+                    [wallet(h.user_id, h.currency) for h in holds]
+                    + [system(HOLDS, h.currency) for h in holds],
+                )
+            )
+            closed = await store.close_holds(tx, [h.id for h in holds], status=reason, now=now)
+            for hold in holds:
+                row = closed.get(hold.id)
+                if row is None:
+                    # closed by another step since it was read: answered as `void` would
+                    current = await store.hold_by_id(tx, hold.id)
+                    if current is None:
+                        answers[hold.id] = HoldNotActive("The hold is gone already.")
+                    else:
+                        answers[hold.id] = current
+                    continue
+                answers[hold.id] = row
+                released.append(row)
+                booking.post(
+                    transfer_id=str(uuid.uuid4()),
+                    kind="hold_release",
+                    debit=system(HOLDS, row.currency),
+                    credit=wallet(row.user_id, row.currency),
+                    amount=row.amount,
+                    now=now,
+                    to_user_id=row.user_id,
+                    reference=row.reference,
+                    hold_id=row.id,
+                )
+                await tx.publish(
+                    HoldReleased(
+                        hold_id=row.id,
+                        user_id=row.user_id,
+                        amount=row.amount,
+                        currency=row.currency,
+                        reason=reason,
+                        reference=row.reference,
+                    )
+                )
+            await booking.flush(tx)
+        for row in released:
+            log.info("hold_released", hold_id=row.id, reason=reason, amount=row.amount)
+        return answers
 
     async def expire(self, hold_id: str) -> None:
         """The hold's own timer (or the sweep): only an open hold past its time expires."""
-        hold = await store.hold_by_id(self._pool, hold_id)
-        if hold is None or hold.status != "held":
-            return
-        if hold.expires_at.timestamp() > self._context.clock() + 1.0:
-            return  # not yet (a clock moved back): the sweep will come again
-        # captured or voided meanwhile: nothing to expire
-        with contextlib.suppress(HoldNotActive):
-            await self._release(hold.id, "expired")
+        await self.expire_many([hold_id])
+
+    async def expire_many(self, hold_ids: Sequence[str]) -> None:
+        """Release the open holds past their time among these (a run of timers, the sweep's
+        overdue holds told one by one) in ONE transaction: a run is at most the actor's
+        `batch_size`, as every batch is.
+
+        Exactly once whatever races it: a timer fired twice, an id named twice, a void or a
+        capture committed meanwhile all meet the conditional close and release nothing.
+        """
+        found = await store.holds_by_ids(self._pool, list(dict.fromkeys(hold_ids)))
+        # a hold not yet due (a clock moved back) is left: its sweep will come again
+        due_by = self._context.clock() + 1.0
+        due = [
+            hold
+            for hold in found.values()
+            if hold.status == "held" and hold.expires_at.timestamp() <= due_by
+        ]
+        if due:
+            await retrying(lambda: self._release_open(due, "expired"), "expire_holds")
 
     async def overdue(self, now: float) -> list[str]:
         """Open holds past their expiry at `now` (their timers were lost with a restart)."""
         return await store.overdue_holds(self._pool, at(now))
 
-    async def _release(self, hold_id: str, reason: Literal["voided", "expired"]) -> HoldView:
-        hold = await store.hold_by_id(self._pool, hold_id)
-        if hold is None:
-            raise HoldNotFound("No such hold.")
-        if hold.status == reason:
-            return hold_view(hold)
-        if hold.status != "held":
-            raise HoldNotActive(f"The hold is {hold.status} already.")
-        accounts = [wallet(hold.user_id, hold.currency), system(HOLDS, hold.currency)]
-        await store.ensure_accounts(self._pool, accounts)
-        return await retrying(lambda: self._apply_release(hold, reason, accounts), "release_hold")
 
-    async def _apply_release(
-        self, hold: store.HoldRow, reason: Literal["voided", "expired"], accounts: list[AccountKey]
-    ) -> HoldView:
-        now = self._context.now()
-        async with self._context.transaction(dedupe=False) as tx:
-            booking = store.Booking(await store.lock_accounts(tx, accounts))
-            closed = await store.close_hold(tx, hold.id, status=reason, captured=0, now=now)
-            if closed is None:
-                current = await store.hold_by_id(tx, hold.id)
-                if current is not None and current.status == reason:
-                    return hold_view(current)
-                raise HoldNotActive(f"The hold is {current.status if current else 'gone'} already.")
-            booking.post(
-                transfer_id=str(uuid.uuid4()),
-                kind="hold_release",
-                debit=system(HOLDS, hold.currency),
-                credit=wallet(hold.user_id, hold.currency),
-                amount=hold.amount,
-                now=now,
-                to_user_id=hold.user_id,
-                reference=hold.reference,
-                hold_id=hold.id,
-            )
-            await booking.flush(tx)
-            await tx.publish(
-                HoldReleased(
-                    hold_id=hold.id,
-                    user_id=hold.user_id,
-                    amount=hold.amount,
-                    currency=hold.currency,
-                    reason=reason,
-                    reference=hold.reference,
-                )
-            )
-        log.info("hold_released", hold_id=hold.id, reason=reason, amount=hold.amount)
-        return hold_view(closed)
+def _check(message: PlaceHold) -> list[AccountKey]:
+    """What a lone hold checks before its transaction; the accounts it will touch."""
+    check_key(message.idempotency_key)
+    check_user_id(message.user_id, "$.user_id")
+    check_amount(message.amount)
+    check_currency(message.currency)
+    expires_in = message.expires_in
+    if (
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, int | float)
+        or not math.isfinite(expires_in)
+        or not 0 < expires_in <= HOLD_MAX_SECONDS
+    ):
+        raise InvalidPayment(
+            f"A hold lasts more than 0 and at most {HOLD_MAX_SECONDS:.0f} seconds.",
+            details={"field": "$.expires_in"},
+        )
+    return [wallet(message.user_id, message.currency), system(HOLDS, message.currency)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import asyncpg
@@ -69,3 +69,8 @@ async def no_wallet(db: Executor, user_id: str, currency: str, amount: int) -> D
     except InsufficientFunds as error:
         return error
     raise AssertionError("a positive amount always exceeds an empty wallet")
+
+
+async def no_fault(batch: Sequence[Message]) -> None:
+    """The default of a batch's `before_commit` seam (tests put a fault there)."""
+    return None

@@ -9,8 +9,8 @@ Its parts:
 - `actor` — the `Rides` actor (mailbox and handlers), composed of its feature parts,
   each given one `context` (the runtime's `Context` — pool, clock, transactions, messages,
   timers — with the fare table): `drivers` (the live map, who is free), `dispatcher`
-  (estimates, requests, offers one driver at a time), `trips` (arrive, start, complete,
-  cancel, rate, and reading rides);
+  (estimates and requests) on its base `offers` (offers one driver at a time), `trips`
+  (arrive, start, complete, cancel, rate, and reading rides);
 - `state` — what the parts keep in memory, and the RideUpdated a step publishes;
 - `views` — a ride as the API shows it;
 - `regions` — rides by region with no IO: the region owning a point, border membership,

@@ -30,6 +30,7 @@ from actors.rides.messages import (
     BorderDrivers,
     CancelRide,
     DescribeMyRides,
+    DriverPing,
     DriverView,
     Estimate,
     EstimateRide,
@@ -37,7 +38,9 @@ from actors.rides.messages import (
     GetOffers,
     GetRide,
     LocationNoted,
+    LocationsNoted,
     MyRides,
+    NotADriver,
     OfferExpired,
     OfferList,
     RateRide,
@@ -45,16 +48,26 @@ from actors.rides.messages import (
     RegisterDriver,
     RelayedPing,
     RequestRide,
+    RideHoldReady,
     RideView,
     SetDriverStatus,
     TakeOverRide,
     UpdateLocation,
+    UpdateLocations,
 )
 from actors.rides.personal_data import PersonalData
 from actors.rides.regional import Regional, Territory
 from actors.rides.regions import RegionMap
 from actors.rides.trips import Trips
-from actors.runtime import Actor, ActorSystem, Clock, handles, wall_clock
+from actors.runtime import (
+    REPLY_LATER,
+    Actor,
+    ActorSystem,
+    Clock,
+    ReplyLater,
+    handles,
+    wall_clock,
+)
 
 # a driver's own commands: with regions, the region takes the driver over first if the
 # database says it is the owner and it does not hold the driver yet
@@ -74,7 +87,7 @@ class Rides(Actor):
         table: fares.FareTable | None = None,
         offer_timeout: float = 15.0,
         stale_after: float = 60.0,
-        persist_interval: float = 5.0,
+        persist_interval: float = 15.0,
         regions: RegionMap | None = None,
         border_feed_interval: float = 1.0,
     ) -> None:
@@ -135,8 +148,14 @@ class Rides(Actor):
         return handle
 
     async def _hand_on(self, message: Any) -> Any:
+        """A desk answers an ask once the owning region did, from a task: the desk does
+        not wait on one region while questions for the others queue behind it."""
         assert self.regional is not None
-        return await self.regional.hand_on(message)
+        envelope = self.envelope
+        if envelope is None or envelope.kind != "ask":
+            return await self.regional.hand_on(message)
+        await self.regional.hand_on_later(message, envelope)
+        return REPLY_LATER
 
     async def on_start(self) -> None:
         if self._desk:
@@ -155,6 +174,7 @@ class Rides(Actor):
     async def on_stop(self) -> None:
         if self.regional is not None:
             await self.regional.stop()
+        await self.dispatcher.stop()
         await super().on_stop()
 
     # ── drivers ────────────────────────────────────────────────────────────────────────
@@ -172,7 +192,20 @@ class Rides(Actor):
         await self._ping(message)
         return LocationNoted()
 
-    async def _ping(self, message: UpdateLocation | RelayedPing) -> None:
+    @handles(UpdateLocations)
+    async def update_locations(self, message: UpdateLocations) -> LocationsNoted:
+        """Many pings in one message (issue 20): each driver's last one counts, and the
+        region settles once after all (not once a ping)."""
+        latest = {ping.user_id: ping for ping in message.pings}
+        not_drivers: list[str] = []
+        for ping in latest.values():
+            try:
+                await self._ping(ping)
+            except NotADriver:
+                not_drivers.append(ping.user_id)
+        return LocationsNoted(not_drivers=not_drivers)
+
+    async def _ping(self, message: UpdateLocation | DriverPing | RelayedPing) -> None:
         if self.regional is None:
             driver = self.drivers.locate(message)
         else:
@@ -205,8 +238,12 @@ class Rides(Actor):
         return self.dispatcher.estimate(message.pickup, message.dropoff)[0]
 
     @handles(RequestRide)
-    async def request_ride(self, message: RequestRide) -> RideView:
+    async def request_ride(self, message: RequestRide) -> RideView | ReplyLater:
         return await self.dispatcher.request(message)
+
+    @handles(RideHoldReady)
+    async def hold_ready(self, message: RideHoldReady) -> None:
+        await self.dispatcher.hold_ready(message)
 
     @handles(GetOffers)
     async def get_offers(self, message: GetOffers) -> OfferList:
@@ -239,7 +276,7 @@ class Rides(Actor):
         return await self.trips.advance(message)
 
     @handles(CancelRide)
-    async def cancel(self, message: CancelRide) -> RideView:
+    async def cancel(self, message: CancelRide) -> RideView | ReplyLater:
         return await self.trips.cancel(message)
 
     @handles(RateRide)

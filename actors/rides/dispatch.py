@@ -43,6 +43,9 @@ _Bucket = dict[str, _Entry]
 _Box = tuple[int, int, int, int]
 
 _EDGE_DEG = 1e-7  # slack at cell edges, far above float error in lat / cell_deg (~1e-14)
+# `count_within(at_most=...)` up to this many: the nearest few (rings from the query, a
+# busy area stops after a cell or two) cost less than counting the whole circle
+_FEW = 16
 _MARGIN_M = 1.0  # slack on distances: 0.5 m of rounding to whole metres + float error
 _HALF_PI = math.pi / 2
 _METRES_PER_RAD = EARTH_RADIUS_M
@@ -208,13 +211,22 @@ class GeoIndex:
         return [(key, distance) for distance, key in best]
 
     def count_within(
-        self, lat: float, lon: float, radius_m: int, accept: Accept = _accept_all
+        self,
+        lat: float,
+        lon: float,
+        radius_m: int,
+        accept: Accept = _accept_all,
+        *,
+        at_most: int | None = None,
     ) -> int:
         """How many keys lie within `radius_m` metres of (lat, lon) with `accept(key)`
-        true (the available supply near a pickup, for surge)."""
+        true (the available supply near a pickup, for surge). With `at_most`, counting
+        stops there: min(count, at_most) (surge only asks whether supply covers demand)."""
         _check_query(lat, lon, radius_m, 0)
-        if not self._where:
+        if not self._where or (at_most is not None and at_most <= 0):
             return 0
+        if at_most is not None and at_most <= _FEW:
+            return len(self.nearest(lat, lon, radius_m=radius_m, limit=at_most, accept=accept))
         lat_rad = math.radians(lat)
         lon_rad = math.radians(lon)
         cos_lat = math.cos(lat_rad)
@@ -232,7 +244,7 @@ class GeoIndex:
                 distance = haversine_m(lat_rad, lon_rad, cos_lat, lat2, lon2, cos2)
                 if distance <= radius_m and accept(key):
                     count += 1
-        return count
+        return count if at_most is None else min(count, at_most)
 
     # ── the grid's geometry ────────────────────────────────────────────────────────────
 

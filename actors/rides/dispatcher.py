@@ -1,63 +1,64 @@
-"""The dispatcher: estimates, requests, and a requested ride offered to one driver at a time.
+"""The dispatcher: estimates and requests; the offers are its base (`offers.Offers`).
 
 A request checks the group (if it names one) with splits, has payments hold the estimate on
-the rider's wallet, stores the ride and offers it to the nearest available driver. An offer
-waits `offer_timeout` seconds; declined or expired, it goes to the next nearest driver who
-was not tried yet, in rings of growing radius. No one left: the ride ends as `no_driver`
-and the hold is voided, before the handler answers (`settle_now`), so no one is told
-`no_driver` while the wallet still shows the hold. After a restart, open offers get their
-timers back and rides without one are dispatched again (`resume`).
+the rider's wallet, stores the ride and makes its first offer (one transaction, the ride
+written with its offer and first step in one statement). Asked, the hold is placed from a
+task and the ride stored when `RideHoldReady` comes back, so the shard takes other messages
+while payments works.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+import time
+from dataclasses import dataclass
+from datetime import datetime
 
+import asyncpg
 import msgspec
 import structlog
 
-from actors.payments.messages import CaptureHold, HoldView, PlaceHold, VoidHold
+from actors.payments.messages import HoldView, PlaceHold, VoidHold
 from actors.rides import fares, store
 from actors.rides.context import RidesContext
 from actors.rides.drivers import Drivers
 from actors.rides.messages import (
-    AnswerOffer,
     Estimate,
-    GetOffers,
     InvalidRide,
-    OfferExpired,
-    OfferExpiredError,
-    OfferList,
-    OfferView,
     Point,
-    Redispatch,
     RequestRide,
+    RideHoldReady,
     RideInProgress,
     RideNotFound,
     RideView,
-    TakeOverRide,
 )
+from actors.rides.offers import Offers
 from actors.rides.regional import Territory
 from actors.rides.state import Dispatch, ride_update
 from actors.rides.views import load_view, ride_view
-from actors.runtime import DomainError, Transaction, rfc3339
+from actors.runtime import (
+    REPLY_LATER,
+    DomainError,
+    Envelope,
+    Failure,
+    HandlerFailed,
+    ReplyLater,
+    Transaction,
+)
+from actors.runtime.errors import refusal_for
 from actors.splits.messages import GetGroup
 
 log = structlog.get_logger("rides")
 
-SEARCH_RADII_M = (2_000, 5_000, 10_000)  # the search grows ring by ring
 SURGE_RADIUS_M = 2_000
 HOLD_SECONDS = 4 * 3600.0
-# how long an answer waits for payments to void or capture a hold before it goes anyway
-# (the outbox's copy of the message still settles it)
-SETTLE_SECONDS = 5.0
+ONE_ACTIVE_PER_RIDER = "rides_one_active_per_rider"  # the unique index (schema 0001)
+HOLDS_AT_ONCE = 4  # a shard's requests asking payments for their hold at the same time
 
 
-class Dispatcher:
-    """Rides still looking for a driver, and the offers made to drivers for them."""
+class Dispatcher(Offers):
+    """Estimates and requests, and (its base) the offers made to drivers for them."""
 
     def __init__(
         self,
@@ -67,72 +68,9 @@ class Dispatcher:
         offer_timeout: float,
         territory: Territory | None = None,
     ) -> None:
-        self._context = context
-        self._territory = territory  # with regions: ours (rides of other regions are not)
-        self._pool = context.pool
-        self._drivers = drivers
-        self._offer_timeout = offer_timeout
-        self._dispatching: dict[str, Dispatch] = {}
-        # holds a no_driver released in the transaction under way: voided once it commits
-        self._released: list[str] = []
-
-    @contextlib.asynccontextmanager
-    async def _committing(self) -> AsyncIterator[Transaction]:
-        """The shard's transaction; once it committed, the holds a `no_driver` in it
-        released are voided (asked of payments) before the handler goes on to answer."""
-        self._released = []
-        async with self._context.transaction() as tx:
-            yield tx
-        released, self._released = self._released, []
-        for hold_id in released:
-            await self.settle_now(VoidHold(hold_id=hold_id))
-
-    async def settle_now(self, message: VoidHold | CaptureHold) -> None:
-        """Have payments void or capture a hold now, and wait for it: the answer that
-        follows finds the wallet settled. The transaction that ended the ride put the same
-        message in its outbox (the reliable path); payments answers a second one alike."""
-        try:
-            await self._context.ask("payments", message, timeout=SETTLE_SECONDS)
-        except DomainError as error:
-            log.warning("ride_hold_not_settled_at_once", hold_id=message.hold_id, code=error.code)
-
-    async def resume(self, now: float) -> None:
-        """Carry on with the rides in flight after a (re)start."""
-        for ride in await store.active_rides(self._pool):
-            if self._territory is None or self._territory.owns_ride(ride):
-                self._resume(ride, now)
-
-    def _resume(self, ride: store.RideRow, now: float) -> None:
-        if ride.status != "requested":
-            self._drivers.take(ride.driver_id, ride.id)
-            return
-        self._dispatching[ride.id] = Dispatch(
-            ride.pickup_lat, ride.pickup_lon, ride.rider_id, set(ride.tried)
-        )
-        expires = ride.offer_expires_at.timestamp() if ride.offer_expires_at else 0.0
-        offered = self._drivers.get(ride.offered_to)
-        if ride.offered_to and expires > now and offered is not None:
-            offered.offer = ride.id
-            self._context.schedule(
-                expires - now,
-                OfferExpired(
-                    ride_id=ride.id, driver_id=ride.offered_to, attempt=ride.offer_attempt
-                ),
-            )
-        else:
-            self._context.schedule(0.0, Redispatch(ride_id=ride.id))
-        log.info("ride_resumed", ride_id=ride.id, offered_to=ride.offered_to)
-
-    def forget(self, ride: store.RideRow) -> None:
-        """The ride stops looking for a driver (cancelled): its open offer ends too."""
-        self.withdraw(ride)
-        self._dispatching.pop(ride.id, None)
-
-    def withdraw(self, ride: store.RideRow) -> None:
-        """The open offer of a ride ends (answered, expired, or the ride went away)."""
-        if ride.offered_to:
-            self._drivers.withdraw_offer(ride.offered_to, ride.id)
-        ride.offered_to, ride.offer_expires_at = None, None
+        super().__init__(context, drivers=drivers, offer_timeout=offer_timeout, territory=territory)
+        self._awaiting: dict[str, _Awaiting] = {}  # ride id -> request whose hold is coming
+        self._holding = asyncio.Semaphore(HOLDS_AT_ONCE)
 
     # ── estimates and requests ─────────────────────────────────────────────────────────
 
@@ -151,7 +89,9 @@ class Dispatcher:
             for d in self._dispatching.values()
             if fares.distance_m((d.lat, d.lon), start) <= SURGE_RADIUS_M
         )
-        supply = self._drivers.available_within(*start, SURGE_RADIUS_M)
+        # surge only asks whether supply covers demand (and by how much when it does not):
+        # counting past demand + 1 changes nothing
+        supply = self._drivers.available_within(*start, SURGE_RADIUS_M, at_most=demand + 1)
         surge = fares.surge_bp(demand + 1, supply, table)
         amount, metres, seconds = fares.estimate(start, end, surge, table)
         return (
@@ -165,18 +105,39 @@ class Dispatcher:
             surge,
         )
 
-    async def request(self, message: RequestRide) -> RideView:
+    async def request(self, message: RequestRide) -> RideView | ReplyLater:
+        """Check the request, have payments hold the estimate, then store the ride and
+        offer it. Asked, the hold is asked for from a task and the ride stored when
+        `RideHoldReady` comes back to this shard (REPLY_LATER): the shard takes other
+        messages while payments works, and the asker is answered from `hold_ready`."""
         replayed = await self._context.replayed(message, RideView)
         if replayed is not None:
             return replayed
-        known = await store.ride(self._pool, message.ride_id, timeline=True)
+        envelope = self._context.envelope
+        waiting = self._awaiting.get(message.ride_id)
+        if waiting is not None and envelope is not None and envelope.kind == "ask":
+            if waiting.message.user_id != message.user_id:
+                raise RideNotFound("No such ride among yours.")
+            waiting.envelopes.append(envelope)  # a retry while its hold is being placed
+            return REPLY_LATER
+        known, busy = await store.ride_or_active(self._pool, message.ride_id, message.user_id)
         if known is not None:  # a retried request: its first ride
             if known.rider_id != message.user_id:
                 raise RideNotFound("No such ride among yours.")
-            return ride_view(known, self._drivers)
+            return await load_view(self._pool, known.id, self._drivers)
         estimate, surge = self.estimate(message.pickup, message.dropoff)
-        if await store.has_active_ride(self._pool, message.user_id):
+        if busy or any(w.message.user_id == message.user_id for w in self._awaiting.values()):
             raise RideInProgress("You have a ride in progress already.")
+        if envelope is None or envelope.kind != "ask":
+            hold = await self._hold(message, estimate)
+            return await self._store(message, estimate, surge, hold.id, hold.amount)
+        self._awaiting[message.ride_id] = _Awaiting(message, estimate, surge, [envelope])
+        task = asyncio.create_task(self._hold_for(message, estimate))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+        return REPLY_LATER
+
+    async def _hold(self, message: RequestRide, estimate: Estimate) -> HoldView:
         if message.group_id is not None:
             # GroupNotFound (not in it, or no such group) reaches the caller as it is
             await self._context.ask(
@@ -193,228 +154,145 @@ class Dispatcher:
                 reference=f"ride:{message.ride_id}",
             ),
         )
-        if hold.amount != estimate.amount:
+        return hold
+
+    async def _hold_for(self, message: RequestRide, estimate: Estimate) -> None:
+        """From a task: the hold, then `RideHoldReady` to this shard; a refusal (no funds,
+        no such group) answers the asker at once. At most HOLDS_AT_ONCE a shard ask
+        payments at a time (payments is the slower side: more would only queue there and
+        time out), and a request whose askers have all given up is dropped unheld."""
+        try:
+            async with self._holding:
+                waiting = self._awaiting.get(message.ride_id)
+                if waiting is not None and _given_up(waiting.envelopes):
+                    del self._awaiting[message.ride_id]
+                    log.info("ride_request_given_up", ride_id=message.ride_id)
+                    return
+                hold = await self._hold(message, estimate)
+        except Exception as error:
+            waiting = self._awaiting.pop(message.ride_id, None)
+            if waiting is not None:
+                self._reply_all(waiting, _failure(error))
+            return
+        # back to this very shard (a region's own key; without regions the one shard)
+        key = self._territory.map.key_of(self._territory.index) if self._territory else None
+        ready = RideHoldReady(ride_id=message.ride_id, hold_id=hold.id, amount=hold.amount)
+        try:
+            await self._context.tell_self(ready, key=key)
+        except Exception as error:  # the node is stopping: no ride, the money back
+            waiting = self._awaiting.pop(message.ride_id, None)
+            if waiting is not None:
+                self._reply_all(waiting, _failure(error))
+            with contextlib.suppress(Exception):
+                await self._context.tell("payments", VoidHold(hold_id=hold.id))
+
+    async def hold_ready(self, message: RideHoldReady) -> None:
+        """The hold of a request is placed: store the ride, offer it, answer the asker. A
+        request this shard no longer waits for (it restarted, or moved) gets its money
+        back."""
+        waiting = self._awaiting.pop(message.ride_id, None)
+        if waiting is None:
+            known = await store.ride(self._pool, message.ride_id)
+            if known is None or known.hold_id != message.hold_id:
+                await self._context.tell("payments", VoidHold(hold_id=message.hold_id))
+            return
+        try:
+            result: object = await self._store(
+                waiting.message, waiting.estimate, waiting.surge, message.hold_id, message.amount
+            )
+        except Exception as error:
+            self._reply_all(waiting, _failure(error))
+            if isinstance(error, DomainError):
+                return
+            raise
+        self._reply_all(waiting, result)
+
+    def _reply_all(self, waiting: _Awaiting, result: object) -> None:
+        system = self._context.shard_actor.system
+        for envelope in waiting.envelopes:
+            system.reply(envelope, result)
+
+    async def _store(
+        self, message: RequestRide, estimate: Estimate, surge: int, hold_id: str, amount: int
+    ) -> RideView:
+        """Store the ride with its hold and make its first offer, in one transaction."""
+        if amount != estimate.amount:
             # a retry after a crash that left the first hold: the first quote stands
-            estimate = msgspec.structs.replace(estimate, amount=hold.amount)
+            estimate = msgspec.structs.replace(estimate, amount=amount)
+        if message.ride_id in self._dispatching:
+            # stored by another region meanwhile and moved here (TakeOverRide): it is ours
+            # already, with its offer; nothing of this request's may replace that
+            return await self._stored_already(message, hold_id)
         now = self._context.now()
-        ride = _new_ride(message, estimate, surge, hold.id, now)
+        ride = _new_ride(message, estimate, surge, hold_id, now)
         ride.region = self._territory.name if self._territory else None
         self._dispatching[ride.id] = Dispatch(ride.pickup_lat, ride.pickup_lon, ride.rider_id)
+        view: RideView | None = None
         try:
+            # one transaction: the ride, its first step and its first offer (or its end)
             async with self._committing() as tx:
                 if not tx.duplicate:
-                    await store.insert_ride(tx, ride)
-                    await store.add_step(tx, ride.id, "requested", now)
                     await tx.publish(ride_update(ride))
-                    await self._offer_next(tx, ride)
-                    await self._context.remember(
-                        tx, message, await load_view(tx, ride.id, self._drivers)
-                    )
-        except (Exception, asyncio.CancelledError):
+                    found = self._candidate(ride)
+                    if found is not None and found[1] is None:
+                        # the usual: a driver of ours; the ride is stored with its offer
+                        # and its first step in one statement
+                        self._offer_to(ride, found[0])
+                        await tx.publish(ride_update(ride, offered_to=found[0]))
+                        await _insert(tx, ride, now)
+                    else:  # nobody, or a neighbour's driver: stored, then ended or moved
+                        await _insert(tx, ride, now)
+                        await self._offer_found(tx, ride, found)
+                    # what this transaction wrote, shown without reading it back
+                    ride.timeline = [("requested", now, None)]
+                    if ride.status == "no_driver" and ride.finished_at is not None:
+                        ride.timeline.append(("no_driver", ride.finished_at, None))
+                    view = ride_view(ride, self._drivers)
+                    await self._context.remember(tx, message, view)
+        except _StoredAlready:
+            self._unstored(ride.id)
+            return await self._stored_already(message, hold_id)
+        except (Exception, asyncio.CancelledError) as error:
             # no ride was stored: forget it here and give the money back at once
-            self._dispatching.pop(ride.id, None)
-            self._drivers.forget_offers(ride.id)
-            await asyncio.shield(self._context.tell("payments", VoidHold(hold_id=hold.id)))
+            self._unstored(ride.id)
+            await asyncio.shield(self._context.tell("payments", VoidHold(hold_id=hold_id)))
+            if (
+                isinstance(error, asyncpg.UniqueViolationError)
+                and error.constraint_name == ONE_ACTIVE_PER_RIDER
+            ):
+                # the rider's other request, in another region, was stored first
+                raise RideInProgress("You have a ride in progress already.") from None
             raise
-        return await load_view(self._pool, ride.id, self._drivers)
+        return view if view is not None else await load_view(self._pool, ride.id, self._drivers)
 
-    # ── offers ─────────────────────────────────────────────────────────────────────────
+    def _unstored(self, ride_id: str) -> None:
+        """The ride's transaction rolled back: no offer, timer or dispatch is kept for it."""
+        self._dispatching.pop(ride_id, None)
+        self._drivers.forget_offers(ride_id)
+        self.drop_timer(ride_id)
 
-    async def offers(self, message: GetOffers) -> OfferList:
-        """The offer waiting on a driver, if any (at most one at a time)."""
-        driver = self._drivers.require(message.user_id)
-        if driver.offer is None:
-            return OfferList(offers=[])
-        ride = await store.ride(self._pool, driver.offer)
-        if (
-            ride is None
-            or ride.offered_to != message.user_id
-            or ride.offer_expires_at is None
-            or ride.offer_expires_at.timestamp() <= self._context.clock()
-        ):
-            return OfferList(offers=[])
-        return OfferList(
-            offers=[
-                OfferView(
-                    ride_id=ride.id,
-                    pickup=Point(lat=ride.pickup_lat, lon=ride.pickup_lon),
-                    dropoff=Point(lat=ride.dropoff_lat, lon=ride.dropoff_lon),
-                    fare=ride.estimate,
-                    currency=ride.currency,
-                    expires_at=rfc3339(ride.offer_expires_at),
-                )
-            ]
-        )
+    async def _stored_already(self, message: RequestRide, hold_id: str) -> RideView:
+        """Another shard stored the ride meanwhile (one rider's request in two regions at
+        once): answered as a retry is, with that ride; a hold that is not its own goes back
+        (the rider's own is the same hold: one idempotency key a ride)."""
+        known = await store.ride(self._pool, message.ride_id)
+        if known is None or known.hold_id != hold_id:
+            await self._context.tell("payments", VoidHold(hold_id=hold_id))
+        log.info("ride_stored_already", ride_id=message.ride_id, hold_id=hold_id)
+        if known is None or known.rider_id != message.user_id:
+            raise RideNotFound("No such ride among yours.")
+        return await load_view(self._pool, known.id, self._drivers)
 
-    def _candidate(self, ride: store.RideRow) -> tuple[str, int | None] | None:
-        """The nearest available driver not tried yet, in rings of growing radius, with
-        its region when it is a neighbour's (in the border view: the ride moves there)."""
-        wanted = self._dispatching.get(ride.id)
-        if wanted is None:
-            return None
 
-        def skip(user_id: str) -> bool:
-            return user_id == wanted.rider_id or user_id in wanted.tried
+class _StoredAlready(Exception):
+    """The ride's row was there already: its transaction is rolled back (nothing it wrote,
+    published or remembered stands)."""
 
-        cross = self._territory is not None and self._territory.may_cross(ride)
-        for radius in SEARCH_RADII_M:
-            if not cross:
-                found = self._drivers.nearest_available(wanted.lat, wanted.lon, radius, skip)
-                if found:
-                    return found, None
-                continue
-            own, across = self._drivers.nearest_pair(wanted.lat, wanted.lon, radius, skip)
-            if across is not None and (own is None or across[1] < own[1]):
-                return across[0], across[2]
-            if own is not None:
-                return own[0], None
-        return None
 
-    async def _offer_next(self, tx: Transaction, ride: store.RideRow) -> None:
-        """Offer the ride to the nearest available driver, or end it: no driver."""
-        found = self._candidate(ride)
-        if found is None:
-            await self._no_driver(tx, ride)
-            return
-        driver_id, region = found
-        if region is not None and self._territory is not None:
-            await self._move(tx, ride, region)
-            return
-        ride.offered_to = driver_id
-        ride.offer_attempt += 1
-        ride.offer_expires_at = self._context.now() + timedelta(seconds=self._offer_timeout)
-        ride.tried = [*ride.tried, driver_id]
-        self._dispatching[ride.id].tried.add(driver_id)
-        self._drivers.state(driver_id).offer = ride.id
-        await store.save_offer(tx, ride)
-        await tx.publish(ride_update(ride, offered_to=driver_id))
-        self._context.schedule(
-            self._offer_timeout,
-            OfferExpired(ride_id=ride.id, driver_id=driver_id, attempt=ride.offer_attempt),
-        )
-        log.info("ride_offered", ride_id=ride.id, driver_id=driver_id, attempt=ride.offer_attempt)
-
-    async def _move(self, tx: Transaction, ride: store.RideRow, region: int) -> None:
-        """The nearest free driver is a neighbour's (near the border): the ride goes to
-        that region, whose shard offers it (only a driver's own region offers it rides)."""
-        assert self._territory is not None
-        name = self._territory.map.regions[region].name
-        ride.region = name
-        self._dispatching.pop(ride.id, None)
-        await store.move_ride(tx, ride.id, name)
-        await tx.tell(
-            "rides", TakeOverRide(ride_id=ride.id), key=self._territory.map.key_of(region)
-        )
-        log.info("ride_moved", ride_id=ride.id, region=self._territory.name, to=name)
-
-    async def take_over(self, message: TakeOverRide) -> None:
-        """A neighbour moved a requested ride here: offer it to our nearest driver."""
-        ride = await store.ride(self._pool, message.ride_id)
-        if (
-            ride is None
-            or ride.status != "requested"
-            or self._territory is None
-            or not self._territory.owns_ride(ride)
-            or ride.id in self._dispatching
-        ):
-            return
-        self._dispatching[ride.id] = Dispatch(
-            ride.pickup_lat, ride.pickup_lon, ride.rider_id, set(ride.tried)
-        )
-        async with self._committing() as tx:
-            if not tx.duplicate:
-                await self._offer_next(tx, ride)
-
-    def _not_ours(self, ride: store.RideRow) -> bool:
-        return self._territory is not None and not self._territory.owns_ride(ride)
-
-    async def _no_driver(self, tx: Transaction, ride: store.RideRow) -> None:
-        ride.status, ride.offered_to, ride.offer_expires_at = "no_driver", None, None
-        ride.finished_at = self._context.now()
-        self._dispatching.pop(ride.id, None)
-        await store.save_state(tx, ride)
-        await store.add_step(tx, ride.id, "no_driver", ride.finished_at)
-        if ride.hold_id:
-            await tx.tell("payments", VoidHold(hold_id=ride.hold_id))
-            self._released.append(ride.hold_id)
-        await tx.publish(ride_update(ride, note="No driver is available right now."))
-        log.info("ride_no_driver", ride_id=ride.id, tried=len(ride.tried))
-
-    async def answer(self, message: AnswerOffer) -> RideView:
-        replayed = await self._context.replayed(message, RideView)
-        if replayed is not None:
-            return replayed
-        driver = self._drivers.require(message.user_id)
-        ride = await store.ride(self._pool, message.ride_id)
-        now = self._context.clock()
-        expires = ride.offer_expires_at.timestamp() if ride and ride.offer_expires_at else 0.0
-        if (
-            ride is None
-            or ride.status != "requested"
-            or ride.offered_to != message.user_id
-            or expires <= now
-            or not driver.online
-        ):
-            raise OfferExpiredError("This offer has expired or went to another driver.")
-        self.withdraw(ride)
-        async with self._committing() as tx:
-            if tx.duplicate:
-                pass
-            elif not message.accept:
-                await store.add_step(
-                    tx, ride.id, "declined", self._context.now(), note=message.user_id
-                )
-                await self._offer_next(tx, ride)
-            else:
-                await self._assign(tx, ride, message.user_id)
-            if not tx.duplicate:
-                view = await load_view(tx, ride.id, self._drivers)
-                await self._context.remember(tx, message, view)
-                return view
-        return await load_view(self._pool, ride.id, self._drivers)
-
-    async def _assign(self, tx: Transaction, ride: store.RideRow, driver_id: str) -> None:
-        ride.status, ride.driver_id = "driver_assigned", driver_id
-        self._dispatching.pop(ride.id, None)
-        self._drivers.take(driver_id, ride.id)
-        await store.save_state(tx, ride)
-        await store.add_step(tx, ride.id, "driver_assigned", self._context.now(), note=driver_id)
-        await tx.publish(ride_update(ride))
-
-    async def expired(self, message: OfferExpired) -> None:
-        """An offer's timer: unanswered, the ride goes to the next driver."""
-        ride = await store.ride(self._pool, message.ride_id)
-        if (
-            ride is None
-            or ride.status != "requested"
-            or ride.offered_to != message.driver_id
-            or ride.offer_attempt != message.attempt
-            or self._not_ours(ride)
-        ):
-            return  # answered already, or a stale timer of an earlier offer
-        self.withdraw(ride)
-        async with self._committing() as tx:
-            if tx.duplicate:
-                return
-            await store.add_step(
-                tx, ride.id, "offer_expired", self._context.now(), note=message.driver_id
-            )
-            await self._offer_next(tx, ride)
-
-    async def redispatch(self, message: Redispatch) -> None:
-        """Offer a requested ride again (its driver left, or a restart lost its offer)."""
-        ride = await store.ride(self._pool, message.ride_id)
-        if (
-            ride is None
-            or ride.status != "requested"
-            or self._drivers.has_offer(ride.offered_to, ride.id)
-            or self._not_ours(ride)
-        ):
-            return
-        self.withdraw(ride)
-        async with self._committing() as tx:
-            if not tx.duplicate:
-                await self._offer_next(tx, ride)
+async def _insert(tx: Transaction, ride: store.RideRow, now: datetime) -> None:
+    """Store the new ride with its first step, or roll back: `_StoredAlready`."""
+    if not await store.insert_ride(tx, ride, step_at=now):
+        raise _StoredAlready(ride.id)
 
 
 def _new_ride(
@@ -452,3 +330,27 @@ def _new_ride(
         started_at=None,
         finished_at=None,
     )
+
+
+@dataclass(slots=True)
+class _Awaiting:
+    """A request whose hold payments is placing: what to store once it is, and who asked."""
+
+    message: RequestRide
+    estimate: Estimate
+    surge: int
+    envelopes: list[Envelope]
+
+
+def _given_up(envelopes: list[Envelope]) -> bool:
+    """Every asker's deadline has passed: no one waits for the answer any more."""
+    now = time.time()
+    return all(e.deadline is not None and e.deadline < now for e in envelopes)
+
+
+def _failure(error: Exception) -> Failure:
+    """The reply that says `error` to an asker (a crash as handler_failed)."""
+    if isinstance(error, DomainError):
+        return Failure.of(error)
+    refusal = refusal_for(error, asking=True)
+    return Failure.of(refusal or HandlerFailed(f"{type(error).__name__}: {error}"))

@@ -1,7 +1,7 @@
 """Drivers: who drives, where they are and who is free — the live map, in memory.
 
 Positions live in memory (a `GeoIndex` of the drivers who could take a ride) and are written
-to the database every few seconds (`persist_positions`), not per ping; a driver unseen for
+to the database every 15 s (`persist_positions`), not per ping; a driver unseen for
 `stale_after` seconds counts as offline. The rest of a driver's state (offers, the ride in
 hand) is set by the dispatcher and the trips through the methods here.
 """
@@ -16,6 +16,7 @@ from actors.rides.context import RidesContext
 from actors.rides.dispatch import GeoIndex
 from actors.rides.messages import (
     AlreadyADriver,
+    DriverPing,
     DriverView,
     InvalidRide,
     NotADriver,
@@ -176,9 +177,12 @@ class Drivers:
                 self._border.update(user_id, lat, lon)
                 self._border_owner[user_id] = (owner, now)
 
-    def available_within(self, lat: float, lon: float, radius_m: int) -> int:
-        """How many drivers are available within `radius_m` of (lat, lon) (for surge)."""
-        return self._index.count_within(lat, lon, radius_m, accept=self.available)
+    def available_within(
+        self, lat: float, lon: float, radius_m: int, *, at_most: int | None = None
+    ) -> int:
+        """How many drivers are available within `radius_m` of (lat, lon) (for surge),
+        counted up to `at_most` when given."""
+        return self._index.count_within(lat, lon, radius_m, accept=self.available, at_most=at_most)
 
     # ── what the dispatcher and the trips change ───────────────────────────────────────
 
@@ -259,9 +263,15 @@ class Drivers:
             driver.offer = None
         return self.view(message.user_id)
 
-    def locate(self, message: UpdateLocation | RelayedPing) -> DriverState:
-        """Note a driver's ping; the driver, with the ride it may be on."""
-        lat, lon = fares.check_point(message.lat, message.lon, "$")
+    def locate(
+        self, message: UpdateLocation | DriverPing | RelayedPing, *, checked: bool = False
+    ) -> DriverState:
+        """Note a driver's ping; the driver, with the ride it may be on. `checked`: the
+        caller checked the point already (a region does, before it may relay the ping)."""
+        if checked:
+            lat, lon = float(message.lat), float(message.lon)
+        else:
+            lat, lon = fares.check_point(message.lat, message.lon, "$")
         driver = self.require(message.user_id)
         driver.lat, driver.lon, driver.seen, driver.moved = lat, lon, self._clock(), True
         self._place(message.user_id, driver)

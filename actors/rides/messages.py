@@ -8,12 +8,12 @@ driver is never offered two rides at once and an accept is atomic; with regions
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from msgspec import Meta
 
 from actors.runtime import DomainError, IdempotencyKey, Message
-from actors.runtime.bounds import Id, check_bounds
+from actors.runtime.bounds import LIST_MAX, TEXT_MAX, Id, check_bounds
 
 RideStatus = Literal[
     "requested",
@@ -29,12 +29,43 @@ VEHICLE_MAX = 60
 PLATE_MAX = 16
 COMMENT_MAX = 500
 REASON_MAX = 200
+PINGS_MAX = 1_000  # drivers' pings in one UpdateLocations
+REGION_NAME_MAX = 32  # characters of a region's name (actors/rides/regions.py's setting)
 
 # Bounds of the fields below (actors/runtime/bounds.py checks them wherever a message is
 # made or decoded): a place on Earth, finite; stars 1 to 5.
 Latitude = Annotated[float, Meta(ge=-90, le=90, description="degrees, -90 to 90")]
 Longitude = Annotated[float, Meta(ge=-180, le=180, description="degrees, -180 to 180")]
 Stars = Annotated[int, Meta(ge=1, le=5)]
+RegionName = Annotated[str, Meta(max_length=REGION_NAME_MAX)]
+
+
+def _meta(annotation: Any) -> Meta:
+    """The msgspec `Meta` of an `Annotated` type: the bounds msgspec checks."""
+    return next(m for m in get_args(annotation)[1:] if isinstance(m, Meta))
+
+
+def _lengths(annotation: Any) -> tuple[int, int]:
+    """The shortest and longest text an annotated `str` takes."""
+    meta = _meta(annotation)
+    if meta.max_length is None:
+        raise TypeError(f"{annotation} states no longest text")
+    return meta.min_length or 0, meta.max_length
+
+
+def _range(annotation: Any) -> tuple[float, float]:
+    """The lowest and highest number an annotated number takes (both inclusive)."""
+    meta = _meta(annotation)
+    if meta.ge is None or meta.le is None:
+        raise TypeError(f"{annotation} states no lowest and highest number")
+    return float(meta.ge), float(meta.le)
+
+
+# what the one-loop checks below test, read off the annotations msgspec checks (no copy
+# of a bound to drift from them); a `str` without Meta has the house bounds
+_ID_LENGTHS = _lengths(Id)
+_TEXT_LENGTHS = (0, TEXT_MAX)
+_LATITUDES, _LONGITUDES = _range(Latitude), _range(Longitude)
 
 
 def rides_key(message: Any) -> str | None:
@@ -141,6 +172,74 @@ class UpdateLocation(RidesInput, frozen=True):
     lon: Longitude
 
 
+class DriverPing(Message, frozen=True):
+    """One driver's position in an `UpdateLocations`."""
+
+    user_id: Id
+    lat: Latitude
+    lon: Longitude
+
+
+class UpdateLocations(RidesInput, frozen=True):
+    """Many drivers' pings at once, one message instead of one each: what the HTTP edge
+    gathered for a region in ~100 ms, or a client's tick. Pings are last-write-wins: a
+    driver named twice counts at its last position. Answers `LocationsNoted`."""
+
+    pings: Annotated[list[DriverPing], Meta(max_length=PINGS_MAX)]
+
+    def __post_init__(self) -> None:
+        # up to a thousand pings a message: the usual ones pass one tight loop; anything
+        # it does not accept gets the full check, which names the field (same refusals)
+        if not pings_plainly_fine(self.pings):
+            check_bounds(self, InvalidRide)
+
+
+def pings_plainly_fine(pings: Any) -> bool:
+    """Whether every ping is plainly within its bounds: a `DriverPing` whose id is text of
+    1 to ID_MAX characters (as `Id` says) without NUL and whose lat and lon are floats
+    within range (NaN and inf fail the comparisons). Only what `check_bounds` accepts
+    passes; False says nothing (an int degree is fine too, the full check decides)."""
+    return _positions_plainly_fine(pings, DriverPing, _ID_LENGTHS, PINGS_MAX)
+
+
+def _positions_plainly_fine(items: Any, kind: type, lengths: tuple[int, int], most: int) -> bool:
+    """`pings_plainly_fine` for a list of at most `most` `kind`s (user_id, lat, lon) whose
+    ids are `lengths` (shortest, longest) characters."""
+    if type(items) is not list or len(items) > most:
+        return False
+    shortest, longest = lengths
+    (south, north), (west, east) = _LATITUDES, _LONGITUDES  # locals: the loop is hot
+    for item in items:
+        if type(item) is not kind:
+            return False
+        position: Any = item  # a DriverPing or a BorderDriver: user_id, lat, lon
+        user_id, lat, lon = position.user_id, position.lat, position.lon
+        if not (
+            type(user_id) is str
+            and shortest <= len(user_id) <= longest
+            and "\x00" not in user_id
+            and type(lat) is float
+            and south <= lat <= north
+            and type(lon) is float
+            and west <= lon <= east
+        ):
+            return False
+    return True
+
+
+def _texts_plainly_fine(items: Any, longest: int, most: int) -> bool:
+    """A list of at most `most` texts of at most `longest` characters, without NUL."""
+    if type(items) is not list or len(items) > most:
+        return False
+    return all(type(text) is str and len(text) <= longest and "\x00" not in text for text in items)
+
+
+class LocationsNoted(Message, frozen=True):
+    """The pings of an `UpdateLocations` were taken, but for those who are not drivers."""
+
+    not_drivers: list[str] = []
+
+
 class GetOffers(RidesInput, frozen=True):
     user_id: Id
 
@@ -215,6 +314,15 @@ class Redispatch(RidesInput, frozen=True):
     ride_id: Id
 
 
+class RideHoldReady(RidesInput, frozen=True):
+    """Payments placed the hold of a request (asked from a task, so the shard went on
+    meanwhile): store the ride and make its first offer now, on the same shard."""
+
+    ride_id: Id
+    hold_id: Id
+    amount: Annotated[int, Meta(ge=0)]
+
+
 # ── between region shards (issue 20: rides by region, actors/rides/regional.py) ──────
 
 
@@ -238,9 +346,27 @@ class BorderDrivers(RidesInput, frozen=True):
     """The owning region's free drivers near a neighbour's edge (`near`), and those no
     longer there or no longer free (`gone`): the neighbour's read-only border view."""
 
-    region: Annotated[str, Meta(max_length=32)]
+    region: RegionName
     near: list[BorderDriver]
     gone: list[str]
+
+    def __post_init__(self) -> None:
+        # every second, up to FEED_CHUNK drivers each way: one tight loop for the usual,
+        # the full check (naming the field) for anything it does not accept
+        if not border_feed_plainly_fine(self.region, self.near, self.gone):
+            check_bounds(self, InvalidRide)
+
+
+def border_feed_plainly_fine(region: Any, near: Any, gone: Any) -> bool:
+    """Whether a `BorderDrivers`' fields are plainly within their bounds (as
+    `pings_plainly_fine`: only what `check_bounds` accepts passes)."""
+    return (
+        type(region) is str
+        and len(region) <= REGION_NAME_MAX
+        and "\x00" not in region
+        and _positions_plainly_fine(near, BorderDriver, _TEXT_LENGTHS, LIST_MAX)
+        and _texts_plainly_fine(gone, TEXT_MAX, LIST_MAX)
+    )
 
 
 class TakeOverRide(RidesInput, frozen=True):

@@ -42,6 +42,7 @@ from actors.rides.drivers import Drivers
 from actors.rides.messages import (
     BorderDriver,
     BorderDrivers,
+    DriverPing,
     GetCurrentRide,
     NotADriver,
     RelayedPing,
@@ -49,13 +50,17 @@ from actors.rides.messages import (
 )
 from actors.rides.regions import RegionMap
 from actors.rides.state import DriverState
-from actors.runtime import Message, at
+from actors.runtime import DomainError, Envelope, Failure, HandlerFailed, Message, at
+from actors.runtime.errors import refusal_for
 
 log = structlog.get_logger("actors.rides")
 
 MAX_HOPS = 3  # a relayed ping chasing a driver handed over meanwhile gives up after this
-RELAY_MEMORY_S = 5.0  # how long a region remembers who owns a driver pinging through it
+RELAY_MEMORY_S = 15.0  # how long a region remembers who owns a driver pinging through it
+# (longer than a ping's 5 s, so a relayed driver costs no database read a ping; a wrong
+# memory only costs a hop: the region relayed to asks the database and passes it on)
 FEED_CHUNK = 500  # border drivers per message
+HANDING_ON_MAX = 256  # a desk's asks waiting on regions at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +91,27 @@ class Territory:
         )
 
     def driver_owner(self, where: store.DriverWhereabouts) -> int:
-        if where.ride_lat is not None and where.ride_lon is not None:
-            return self.ride_owner(where.ride_region, where.ride_lat, where.ride_lon)
-        if where.lat is not None and where.lon is not None:
-            return self.map.region_of(where.lat, where.lon)
+        """The region holding a driver, as the database tells where it is."""
+        return self.owner_of_driver(
+            where.ride_region, where.ride_lat, where.ride_lon, where.lat, where.lon
+        )
+
+    def owner_of_driver(
+        self,
+        ride_region: str | None,
+        ride_lat: float | None,
+        ride_lon: float | None,
+        lat: float | None,
+        lon: float | None,
+    ) -> int:
+        """The region holding a driver: its ride's (the one in hand or offered), else its
+        position's (a region tries its own box first: the answer is the same, only
+        quicker; a desk has none), else the first region (a new driver)."""
+        if ride_lat is not None and ride_lon is not None:
+            return self.ride_owner(ride_region, ride_lat, ride_lon)
+        if lat is not None and lon is not None:
+            own = self.index if self.index < len(self.map.regions) else None
+            return self.map.region_of(lat, lon, own)
         return 0
 
 
@@ -105,6 +127,7 @@ class Regional:
         self._relay: dict[str, tuple[int, float]] = {}  # driver -> (owner, remembered until)
         self._listed: dict[str, frozenset[int]] = {}  # driver -> neighbours told it is near
         self._sending: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Semaphore(HANDING_ON_MAX)  # a desk's questions handed on at once
 
     # ── start ──────────────────────────────────────────────────────────────────────────
 
@@ -116,26 +139,24 @@ class Regional:
                 if user_id:
                     in_hand[user_id] = ride
 
+        here, owner = self.territory.index, self.territory.owner_of_driver
+
         def ours(row: store.DriverRow) -> bool:
+            # `driver_owner`'s answer without a DriverWhereabouts for each of (say) 20,000
+            # rows a start
             ride = in_hand.get(row.user_id)
-            where = store.DriverWhereabouts(
-                registered=True,
-                ride_region=ride.region if ride else None,
-                ride_lat=ride.pickup_lat if ride else None,
-                ride_lon=ride.pickup_lon if ride else None,
-                lat=row.lat,
-                lon=row.lon,
-            )
-            return self.territory.driver_owner(where) == self.territory.index
+            if ride is None:
+                return owner(None, None, None, row.lat, row.lon) == here
+            return owner(ride.region, ride.pickup_lat, ride.pickup_lon, row.lat, row.lon) == here
 
         await self._drivers.load(ours)
 
     # ── pings and handovers ────────────────────────────────────────────────────────────
 
-    async def ping(self, message: UpdateLocation | RelayedPing) -> DriverState | None:
+    async def ping(self, message: UpdateLocation | DriverPing | RelayedPing) -> DriverState | None:
         """Note a ping of a driver held here (taking it over first when the database says
         it is ours); relay it to the owner otherwise. The driver when held here."""
-        fares.check_point(message.lat, message.lon, "$")
+        fares.check_point(message.lat, message.lon, "$")  # before a relay carries it on
         user_id, relayed = message.user_id, isinstance(message, RelayedPing)
         if user_id not in self._drivers.owned():
             owner = await self._owner_for_ping(message, relayed)
@@ -151,14 +172,14 @@ class Regional:
                     )
                 return None
             await self.take(user_id)
-        driver = self._drivers.locate(message)
+        driver = self._drivers.locate(message, checked=True)
         if self._free_elsewhere(driver):
             await self._hand_over(user_id, driver)
             return None
         return driver
 
     async def _owner_for_ping(
-        self, message: UpdateLocation | RelayedPing, relayed: bool
+        self, message: UpdateLocation | DriverPing | RelayedPing, relayed: bool
     ) -> int | None:
         remembered = self._relay.get(message.user_id)
         if not relayed and remembered and remembered[1] > self._context.clock():
@@ -192,7 +213,8 @@ class Regional:
             and driver.offer is None
             and driver.lat is not None
             and driver.lon is not None
-            and self._map.region_of(driver.lat, driver.lon) != self.territory.index
+            and self._map.region_of(driver.lat, driver.lon, self.territory.index)
+            != self.territory.index
         )
 
     async def _hand_over(self, user_id: str, driver: DriverState) -> None:
@@ -237,22 +259,27 @@ class Regional:
         near: dict[int, list[BorderDriver]] = defaultdict(list)
         gone: dict[int, list[str]] = defaultdict(list)
         owned = self._drivers.owned()
+        listed, region_near, here = self._listed, self._map.near, self.territory.index
+        available = self._drivers.available
         for user_id in touched:
             driver = owned.get(user_id)
-            now_near: frozenset[int] = frozenset()
+            now_near: tuple[int, ...] = ()
             if driver and driver.lat is not None and driver.lon is not None:
-                if self._drivers.available(user_id):
-                    now_near = frozenset(self._map.near(driver.lat, driver.lon))
+                if available(user_id):
+                    now_near = region_near(driver.lat, driver.lon, here)
                 for index in now_near:
                     near[index].append(
                         BorderDriver(user_id=user_id, lat=driver.lat, lon=driver.lon)
                     )
-            for index in self._listed.get(user_id, frozenset()) - now_near:
+            was = listed.get(user_id)
+            if was is None and not now_near:
+                continue  # the common case: deep inside, and was (the sets would be empty)
+            for index in (was or frozenset()).difference(now_near):
                 gone[index].append(user_id)
             if now_near:
-                self._listed[user_id] = now_near
+                listed[user_id] = frozenset(now_near)
             else:
-                self._listed.pop(user_id, None)
+                listed.pop(user_id, None)
         for index in set(near) | set(gone):
             told, left = near.get(index, []), gone.get(index, [])
             for start in range(0, max(len(told), len(left), 1), FEED_CHUNK):
@@ -308,6 +335,33 @@ class Regional:
             if where.registered:
                 return self.territory.driver_owner(where)
         return 0
+
+    async def hand_on_later(self, message: Any, envelope: Envelope) -> None:
+        """A desk: hand an ask on from a task and answer it from there, so the desk takes
+        its next message at once instead of waiting for a busy region (at most
+        HANDING_ON_MAX at a time: past that, the desk waits for room)."""
+        await self._room.acquire()
+        task = asyncio.create_task(self._answer(message, envelope))
+        self._sending.add(task)
+        task.add_done_callback(self._answered)
+
+    async def _answer(self, message: Any, envelope: Envelope) -> None:
+        try:
+            result: Any = await self.hand_on(message)
+        except DomainError as error:
+            result = Failure.of(error)
+        except Exception as error:
+            refusal = refusal_for(error, asking=True)
+            log.warning("ride_desk_hand_on_failed", error=type(error).__name__)
+            result = Failure.of(refusal or HandlerFailed(f"{type(error).__name__}: {error}"))
+        finally:
+            self._room.release()
+        self._context.shard_actor.system.reply(envelope, result)
+
+    def _answered(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("ride_desk_answer_not_sent", error=type(task.exception()).__name__)
 
     async def hand_on(self, message: Any) -> Any:
         """A desk: ask the owning region and answer what it answers. A driver handed over

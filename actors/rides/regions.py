@@ -29,14 +29,39 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from actors.rides.messages import EstimateRide, RequestRide, UpdateLocation, rides_key
+from actors.rides.messages import (
+    REGION_NAME_MAX,
+    EstimateRide,
+    RequestRide,
+    UpdateLocation,
+    UpdateLocations,
+    rides_key,
+)
 
 METRES_PER_DEGREE = 111_195.0  # of latitude (and of longitude on the equator)
 DEFAULT_BORDER_M = 1_000
-NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+NAME = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{REGION_NAME_MAX - 1}}}")  # fits a BorderDrivers
 GRID = re.compile(r"grid:(\d+)x(\d+)(?:@(.+))?")
 REGIONS_MAX = 256
 DESKS = 2  # shards after the regions' that hand on messages naming no place
+REACH_SLACK = 1e-9  # degrees (~0.1 mm): past any rounding of metres turned into degrees
+
+
+def lon_metres_per_degree(widest: float) -> float:
+    """The fewest metres a degree of longitude spans at latitudes up to ±`widest` (they
+    shrink towards the poles, so: at `widest`)."""
+    return METRES_PER_DEGREE * math.cos(math.radians(min(abs(widest), 90.0)))
+
+
+def reach_degrees(metres: float, widest: float) -> tuple[float, float]:
+    """The most degrees of latitude and of longitude `metres` span at latitudes up to
+    ±`widest`, and a little more than rounding: a place farther than that, either way, is
+    farther than `metres`. Longitude has no bound where a degree of it is (all but) no
+    metres: a box reaching a pole."""
+    per_lon = lon_metres_per_degree(widest)
+    lat_reach = metres / METRES_PER_DEGREE + REACH_SLACK
+    lon_reach = metres / per_lon + REACH_SLACK if per_lon > 1e-6 else math.inf
+    return lat_reach, lon_reach
 
 
 class RegionsError(ValueError):
@@ -53,6 +78,12 @@ class Region:
     north: float
     east: float
 
+    @property
+    def widest(self) -> float:
+        """The box's latitude farthest from the equator (where its degrees of longitude
+        are fewest metres), unsigned."""
+        return max(abs(self.south), abs(self.north))
+
     def holds(self, lat: float, lon: float) -> bool:
         return self.south <= lat < self.north and self.west <= lon < self.east
 
@@ -63,6 +94,16 @@ class Region:
         north_south = dlat * METRES_PER_DEGREE
         east_west = dlon * METRES_PER_DEGREE * math.cos(math.radians(lat))
         return math.hypot(north_south, east_west)
+
+    def inside_by(self, lat: float, lon: float) -> float:
+        """How far (lat, lon) is inside the box from its nearest edge: 0 on or outside it."""
+        if not self.holds(lat, lon):
+            return 0.0
+        north_south = min(lat - self.south, self.north - lat) * METRES_PER_DEGREE
+        # the box's east-west edges are nearest where their metres per degree are fewest
+        metres = lon_metres_per_degree(self.widest)
+        east_west = min(lon - self.west, self.east - lon) * metres
+        return min(north_south, east_west)
 
 
 @dataclass(frozen=True)  # no slots: the shards' keys are computed once and kept
@@ -104,22 +145,95 @@ class RegionMap:
                 return position
         return None
 
-    def region_of(self, lat: float, lon: float) -> int:
-        """The one region that owns (lat, lon): the first box holding it, else the nearest."""
-        for position, region in enumerate(self.regions):
-            if region.holds(lat, lon):
+    @cached_property
+    def _edges(self) -> tuple[tuple[float, float, float, float], ...]:
+        """Each box's (south, north, west, east): `region_of` compares them in line (it
+        runs for every ping, several times, so a method call per box shows)."""
+        return tuple((r.south, r.north, r.west, r.east) for r in self.regions)
+
+    def region_of(self, lat: float, lon: float, hint: int | None = None) -> int:
+        """The one region that owns (lat, lon): the first box holding it, else the nearest.
+        `hint` (a region the point is likely in, say the shard's own) is tried first; it
+        only saves time, the answer is the same (with no two boxes overlapping, at most one
+        box holds a point, so the box holding it is the first such)."""
+        edges = self._edges
+        if hint is not None and not self._overlapping:
+            south, north, west, east = edges[hint]
+            if south <= lat < north and west <= lon < east:
+                return hint
+        for position, (south, north, west, east) in enumerate(edges):
+            if south <= lat < north and west <= lon < east:
                 return position
         distances = [region.distance_m(lat, lon) for region in self.regions]
         return distances.index(min(distances))
 
-    def near(self, lat: float, lon: float) -> tuple[int, ...]:
+    @cached_property
+    def _cores(self) -> tuple[tuple[float, float, float, float], ...]:
+        """Each box shrunk by the border distance, and by a little more than float rounding:
+        a point inside its owner's core is more than `border_m` inside the box (what
+        `Region.inside_by` measures), so near no other box. A point outside the core is
+        measured exactly; the core only spares that for the many points deep inside."""
+        cores = []
+        for region in self.regions:
+            dlat, dlon = reach_degrees(self.border_m, region.widest)
+            cores.append(
+                (region.south + dlat, region.north - dlat, region.west + dlon, region.east - dlon)
+            )
+        return tuple(cores)
+
+    def near(self, lat: float, lon: float, hint: int | None = None) -> tuple[int, ...]:
         """The regions other than the owner within `border_m` of (lat, lon): where a driver
-        here is also offered to requests (through their border view)."""
-        owner = self.region_of(lat, lon)
+        here is also offered to requests (through their border view). `hint` as for
+        `region_of`."""
+        owner = self.region_of(lat, lon, hint)
+        if not self._overlapping:
+            south, north, west, east = self._cores[owner]
+            if south < lat < north and west < lon < east:
+                return ()  # deep inside its own box (the exact test below would agree)
+            if self.regions[owner].inside_by(lat, lon) > self.border_m:
+                # deep inside its own box: any other box (none overlaps it) lies beyond
+                return ()
+        south, north, west, east = self._edges[owner]
+        candidates = (
+            self._neighbours[owner]
+            if south <= lat < north and west <= lon < east
+            else range(len(self.regions))  # in a gap between boxes: measure to all
+        )
+        regions = self.regions
         return tuple(
             position
-            for position, region in enumerate(self.regions)
-            if position != owner and region.distance_m(lat, lon) <= self.border_m
+            for position in candidates
+            if position != owner and regions[position].distance_m(lat, lon) <= self.border_m
+        )
+
+    @cached_property
+    def _neighbours(self) -> tuple[tuple[int, ...], ...]:
+        """For each box, the other boxes a point inside it can be within `border_m` of:
+        those whose gap to it, in degrees of latitude and of longitude (at the box's
+        widest latitude, where a degree is fewest metres), is within the border distance
+        (and a little more than rounding). A point's distance to a box is at least that
+        gap, so no other box can be near; the rest are measured."""
+        found = []
+        for index, a in enumerate(self.regions):
+            lat_reach, lon_reach = reach_degrees(self.border_m, a.widest)
+            found.append(
+                tuple(
+                    other
+                    for other, b in enumerate(self.regions)
+                    if other != index
+                    and max(b.south - a.north, a.south - b.north, 0.0) <= lat_reach
+                    and max(b.west - a.east, a.west - b.east, 0.0) <= lon_reach
+                )
+            )
+        return tuple(found)
+
+    @cached_property
+    def _overlapping(self) -> bool:
+        """Whether two boxes share more than an edge (then `near` checks every box)."""
+        return any(
+            a.south < b.north and b.south < a.north and a.west < b.east and b.west < a.east
+            for i, a in enumerate(self.regions)
+            for b in self.regions[i + 1 :]
         )
 
     def key(self, message: Any) -> str:
@@ -129,6 +243,10 @@ class RegionMap:
             return str(rides_key(message))
         if isinstance(message, UpdateLocation):
             return self._keys[self.region_of(message.lat, message.lon)]
+        if isinstance(message, UpdateLocations):
+            # its sender gathers one region's pings; one elsewhere is relayed or handed over
+            first = message.pings[0] if message.pings else None
+            return self._keys[self.region_of(first.lat, first.lon) if first else 0]
         if isinstance(message, RequestRide | EstimateRide):
             return self._keys[self.region_of(message.pickup.lat, message.pickup.lon)]
         return self._keys[self.desk_for(message)]

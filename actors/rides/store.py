@@ -54,7 +54,7 @@ async def drivers(db: Executor) -> list[DriverRow]:
         "SELECT user_id, vehicle, plate, status, lat, lon, seen_at, rating_sum, rating_count"
         " FROM rides_drivers"
     )
-    return [DriverRow(**dict(row)) for row in rows]
+    return [DriverRow(*row) for row in rows]  # the columns in the fields' order
 
 
 async def set_driver_status(db: Executor, user_id: str, status: str) -> None:
@@ -144,14 +144,27 @@ def _ride(row: Any) -> RideRow:
     return RideRow(**{**dict(row), "tried": list(row["tried"])})
 
 
-async def insert_ride(db: Executor, ride: RideRow) -> bool:
+_COLUMNS_R = ", ".join(f"r.{name.strip()}" for name in _COLUMNS.split(","))
+
+
+async def insert_ride(db: Executor, ride: RideRow, step_at: datetime | None = None) -> bool:
+    """Store a new ride as it is now (with the offer it may have already), and with
+    `step_at` its first step (`ride.status` at that time) too, in one round trip."""
     inserted = await db.fetchval(
         """
-        INSERT INTO rides (id, rider_id, status, pickup_lat, pickup_lon, dropoff_lat,
-            dropoff_lon, group_id, currency, estimate, estimate_m, estimate_s, surge_bp,
-            hold_id, created_at, region)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-        ON CONFLICT (id) DO NOTHING RETURNING true
+        WITH ride AS (
+            INSERT INTO rides (id, rider_id, status, pickup_lat, pickup_lon, dropoff_lat,
+                dropoff_lon, group_id, currency, estimate, estimate_m, estimate_s, surge_bp,
+                hold_id, created_at, region, offered_to, offer_attempt, offer_expires_at,
+                tried)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                $17, $18, $19, $20)
+            ON CONFLICT (id) DO NOTHING RETURNING id
+        ), step AS (
+            INSERT INTO rides_timeline (ride_id, status, at)
+            SELECT id, $3, $21 FROM ride WHERE $21::timestamptz IS NOT NULL
+        )
+        SELECT true FROM ride
         """,
         ride.id,
         ride.rider_id,
@@ -169,20 +182,43 @@ async def insert_ride(db: Executor, ride: RideRow) -> bool:
         ride.hold_id,
         ride.created_at,
         ride.region,
+        ride.offered_to,
+        ride.offer_attempt,
+        ride.offer_expires_at,
+        ride.tried,
+        step_at,
     )
     return bool(inserted)
 
 
+# a ride's steps in order, as three arrays beside its row: one round trip for both
+_TIMELINE = """
+SELECT {columns}, t.statuses, t.ats, t.notes
+FROM rides r
+CROSS JOIN LATERAL (
+    SELECT array_agg(s.status ORDER BY s.seq) AS statuses,
+        array_agg(s.at ORDER BY s.seq) AS ats, array_agg(s.note ORDER BY s.seq) AS notes
+    FROM rides_timeline s WHERE s.ride_id = r.id
+) t
+WHERE r.id = $1
+"""
+
+
+_TIMELINE_QUERY = _TIMELINE.format(columns=_COLUMNS_R)
+
+
 async def ride(db: Executor, ride_id: str, *, timeline: bool = False) -> RideRow | None:
-    row = await db.fetchrow(f"SELECT {_COLUMNS} FROM rides WHERE id = $1", ride_id)
+    """The ride, with its timeline too when asked (in the same round trip)."""
+    if not timeline:
+        row = await db.fetchrow(f"SELECT {_COLUMNS} FROM rides WHERE id = $1", ride_id)
+        return None if row is None else _ride(row)
+    row = await db.fetchrow(_TIMELINE_QUERY, ride_id)
     if row is None:
         return None
-    found = _ride(row)
-    if timeline:
-        steps = await db.fetch(
-            "SELECT status, at, note FROM rides_timeline WHERE ride_id = $1 ORDER BY seq", ride_id
-        )
-        found.timeline = [(step["status"], step["at"], step["note"]) for step in steps]
+    found = _ride({k: v for k, v in row.items() if k not in ("statuses", "ats", "notes")})
+    found.timeline = list(
+        zip(row["statuses"] or [], row["ats"] or [], row["notes"] or [], strict=True)
+    )
     return found
 
 
@@ -204,13 +240,19 @@ async def current_ride(db: Executor, user_id: str) -> str | None:
     return found
 
 
-async def has_active_ride(db: Executor, rider_id: str) -> bool:
-    found = await db.fetchval(
-        "SELECT true FROM rides WHERE rider_id = $1 AND status = ANY($2::text[])",
+async def ride_or_active(db: Executor, ride_id: str, rider_id: str) -> tuple[RideRow | None, bool]:
+    """In one round trip: the ride `ride_id` if it exists (a retried request), and whether
+    the rider has another ride going."""
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM rides WHERE id = $1"
+        " OR (rider_id = $2 AND status = ANY($3::text[])) LIMIT 2",
+        ride_id,
         rider_id,
         list(ACTIVE),
     )
-    return bool(found)
+    found = [_ride(row) for row in rows]
+    known = next((ride for ride in found if ride.id == ride_id), None)
+    return known, any(ride.id != ride_id for ride in found)
 
 
 async def save_offer(db: Executor, ride: RideRow) -> None:
@@ -225,14 +267,22 @@ async def save_offer(db: Executor, ride: RideRow) -> None:
     )
 
 
-async def save_state(db: Executor, ride: RideRow) -> None:
-    """Write what a step changes: status, driver, offer, money and times."""
+async def save_state(
+    db: Executor, ride: RideRow, step: tuple[str, datetime, str | None] | None = None
+) -> None:
+    """Write what a step changes: status, driver, offer, money and times; with `step`
+    (status, at, note), add it to the timeline in the same round trip."""
     await db.execute(
         """
-        UPDATE rides SET status = $2, driver_id = $3, offered_to = $4, offer_expires_at = $5,
-            tried = $6, fare = $7, distance_m = $8, duration_s = $9, cancel_reason = $10,
-            started_at = $11, finished_at = $12
-        WHERE id = $1
+        WITH changed AS (
+            UPDATE rides SET status = $2, driver_id = $3, offered_to = $4,
+                offer_expires_at = $5, tried = $6, fare = $7, distance_m = $8, duration_s = $9,
+                cancel_reason = $10, started_at = $11, finished_at = $12
+            WHERE id = $1
+            RETURNING id
+        )
+        INSERT INTO rides_timeline (ride_id, status, note, at)
+        SELECT id, $13, $14, $15 FROM changed WHERE $13::text IS NOT NULL
         """,
         ride.id,
         ride.status,
@@ -246,6 +296,9 @@ async def save_state(db: Executor, ride: RideRow) -> None:
         ride.cancel_reason,
         ride.started_at,
         ride.finished_at,
+        step[0] if step else None,
+        step[2] if step else None,
+        step[1] if step else None,
     )
 
 

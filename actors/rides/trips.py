@@ -36,7 +36,7 @@ from actors.rides.messages import (
 )
 from actors.rides.state import Trip, ride_update
 from actors.rides.views import load_view
-from actors.runtime import Message, Transaction
+from actors.runtime import Message, ReplyLater, Transaction
 from actors.splits.messages import AddExpense, Payer
 
 log = structlog.get_logger("rides")
@@ -118,8 +118,7 @@ class Trips:
                 self._start_trip(ride)
             elif made == "completed":
                 await self._complete(tx, ride, now)
-            await store.save_state(tx, ride)
-            await store.add_step(tx, ride.id, made, now)
+            await store.save_state(tx, ride, step=(made, now, None))
             await tx.publish(ride_update(ride))
             view = await self._remembered(tx, message, ride.id)
         if made == "completed":
@@ -175,7 +174,7 @@ class Trips:
             fee=fee,
         )
 
-    async def cancel(self, message: CancelRide) -> RideView:
+    async def cancel(self, message: CancelRide) -> RideView | ReplyLater:
         replayed = await self._context.replayed(message, RideView)
         if replayed is not None:
             return replayed
@@ -193,7 +192,7 @@ class Trips:
             if by_rider and ride.status in FEE_AFTER
             else 0
         )
-        self._dispatcher.forget(ride)
+        timer = self._dispatcher.forget(ride)
         self._trips.pop(ride.id, None)
         ride.status, ride.cancel_reason, ride.finished_at = "cancelled", reason, now
         ride.fare = fee or None
@@ -207,16 +206,15 @@ class Trips:
                 return await self._view(ride.id)
             if money is not None:
                 await tx.tell("payments", money)
-            await store.save_state(tx, ride)
             who = "rider" if by_rider else "driver"
-            await store.add_step(tx, ride.id, "cancelled", now, note=f"by the {who}")
+            await store.save_state(tx, ride, step=("cancelled", now, f"by the {who}"))
             await tx.publish(ride_update(ride, note=f"Cancelled by the {who}."))
             view = await self._remembered(tx, message, ride.id)
         self._drivers.release(ride.driver_id, ride.id)
-        if money is not None:
-            # answered once the hold is released (or the fee taken), not a moment before
-            await self._dispatcher.settle_now(money)
-        return view
+        if timer is not None:
+            timer.cancel()  # the open offer ended with the ride, now committed
+        # answered once the hold is released (or the fee taken), not a moment before
+        return await self._dispatcher.answer_settled(money, view)
 
     async def rate(self, message: RateRide) -> RideView:
         replayed = await self._context.replayed(message, RideView)

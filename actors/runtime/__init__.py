@@ -22,6 +22,7 @@ from actors.runtime.dead_letters import (
     PgDeadLetterStore,
 )
 from actors.runtime.errors import (
+    REPLY_LATER,
     AskTimeout,
     DatabaseUnavailable,
     DomainError,
@@ -29,6 +30,7 @@ from actors.runtime.errors import (
     HandlerFailed,
     InvalidInput,
     RemoteError,
+    ReplyLater,
     SystemStopping,
     UnhandledMessage,
     UnknownActor,
@@ -45,9 +47,10 @@ from actors.runtime.stats import ShardStatus
 from actors.runtime.store import Executor
 from actors.runtime.supervision import RestartPolicy
 from actors.runtime.system import ActorRef, ActorSystem
-from transport import Message
+from transport import Envelope, Message
 
 __all__ = [
+    "REPLY_LATER",
     "Actor",
     "ActorRef",
     "ActorSystem",
@@ -59,6 +62,7 @@ __all__ = [
     "DeadLetter",
     "DeadLetterStore",
     "DomainError",
+    "Envelope",
     "Executor",
     "Failure",
     "HandlerFailed",
@@ -74,6 +78,7 @@ __all__ = [
     "OutboxUnavailable",
     "PgDeadLetterStore",
     "RemoteError",
+    "ReplyLater",
     "RestartPolicy",
     "ShardStatus",
     "SystemStopping",

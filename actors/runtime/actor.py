@@ -10,7 +10,8 @@ import asyncpg
 import structlog
 
 from actors.runtime.clock import Clock, at, wall_clock
-from actors.runtime.errors import DomainError, UnhandledMessage
+from actors.runtime.context import bind_trace_id
+from actors.runtime.errors import DomainError, UnhandledMessage, refusal_for
 from actors.runtime.idempotency import RETENTION_MIN, KeyTable
 from actors.runtime.outbox import Transaction
 from actors.runtime.parts import Context
@@ -54,6 +55,7 @@ class Actor:
     shard: int
     system: ActorSystem
     # the envelope of the message being handled (its id keys the inbox); None in a batch
+    # (`handle_single` sets it for the one message it runs)
     envelope: Envelope | None = None
     # the message whose deduplicated transaction committed (one such transaction per message)
     _inbox_envelope: Envelope | None = None
@@ -112,6 +114,51 @@ class Actor:
             except DomainError as error:
                 results.append(error)
         return results
+
+    async def handle_envelopes(self, envelopes: Sequence[Envelope]) -> Sequence[Any]:
+        """What the runtime calls with a batch: the messages in their envelopes (ids,
+        trace ids), in mailbox order. This default hands the bodies to `handle_batch`.
+
+        Override it when the batch must be idempotent by the runtime's own message ids:
+        mark every id in the inbox in the batch's one transaction (`tx.mark_handled`) and
+        do the work of the ids that were new. The contract is `handle_batch`'s: one result
+        per envelope, and a batch that raises is handled again one by one by the handlers
+        (each with its envelope in hand, so a deduplicated transaction finds the batch's
+        inbox marks and does nothing twice). `handle_single` runs one of them by its
+        handler, as the one-by-one path would.
+        """
+        return await self.handle_batch([envelope.body for envelope in envelopes])
+
+    async def handle_single(self, envelope: Envelope) -> Any:
+        """One message of a batch by its handler, with its envelope in hand (so the
+        handler's `transaction()` deduplicates by its id); the reply, or the DomainError
+        that refused it. A crash is raised: the batch goes one by one."""
+        handler = self.handler_for(type(envelope.body))
+        if handler is None:
+            return UnhandledMessage(f"no handler for {type(envelope.body).__name__}")
+        bind_trace_id(envelope.trace_id)
+        self.envelope = envelope
+        try:
+            return await handler(envelope.body)
+        except DomainError as error:
+            refusal = error
+        except Exception as error:
+            found = refusal_for(error, asking=envelope.kind == "ask")
+            if found is None:
+                raise
+            refusal = found
+        finally:
+            self.envelope = None
+        # logged where it happens, as the one-by-one path does (with the trace id)
+        log.info(
+            "actor_refused",
+            actor=self.name,
+            shard=self.shard,
+            message=type(envelope.body).__name__,
+            code=refusal.code,
+            category=refusal.category,
+        )
+        return refusal
 
     def ref(self, actor: str) -> ActorRef:
         return self.system.ref(actor)

@@ -181,6 +181,17 @@ class SystemStopping(DomainError):
     category = "unavailable"
 
 
+class ReplyLater:
+    """What a handler returns to answer its ask itself, later, with `ActorSystem.reply`
+    (e.g. one that hands a question on and must not wait for the answer): the runtime
+    sends no reply for it. The message counts as handled when the handler returns."""
+
+    __slots__ = ()
+
+
+REPLY_LATER = ReplyLater()
+
+
 class Failure(Message, frozen=True, kw_only=True):
     """The reply to an ask whose handler raised: enough to raise the same error again."""
 

@@ -288,7 +288,8 @@ class ShardCore:
         return batch
 
     async def _take_batch(self, actor: Actor, first: Envelope) -> None:
-        """Hand `first` and what waits behind it (up to batch_size) to handle_batch."""
+        """Hand `first` and what waits behind it (up to batch_size) to the actor's
+        `handle_envelopes` (by default its `handle_batch`, with the bodies)."""
         taken = self._gather(first, type(actor).batch_size)
         now = time.time()
         batch: list[Envelope] = []
@@ -300,7 +301,9 @@ class ShardCore:
                 batch.append(envelope)
         if not batch:
             return
-        actor.envelope = None  # several messages in hand: no single one to dedupe by
+        # several messages in hand: no single one to dedupe by (`handle_envelopes` marks
+        # each id itself)
+        actor.envelope = None
         # busy until the replies are sent too: a stop meanwhile must not dead-letter
         # messages that were already handled
         self._busy = True
@@ -308,7 +311,7 @@ class ShardCore:
         started = time.perf_counter()
         try:
             try:
-                results = await actor.handle_batch([e.body for e in batch])
+                results = await actor.handle_envelopes(batch)
                 if len(results) != len(batch):
                     raise RuntimeError(
                         f"handle_batch returned {len(results)} results for {len(batch)}"

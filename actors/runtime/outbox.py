@@ -1,8 +1,9 @@
 """Reliable hand-off: a state change and the messages it causes commit in one transaction.
 
 A handler opens `self.transaction()`. In that one PostgreSQL transaction it changes its own
-tables, the id of the message in hand goes into `runtime_inbox`, and `tx.tell` writes
-encoded envelopes into `runtime_outbox`. Either all of it commits or none of it does.
+tables, the id of the message in hand goes into `runtime_inbox` (a batch marks all of its
+messages' ids with `tx.mark_handled`), and `tx.tell` writes encoded envelopes into
+`runtime_outbox`. Either all of it commits or none of it does.
 
 The relay (one task per node, started by the ActorSystem) delivers committed outbox rows
 through the transport and marks them sent. It is nudged right after each commit, and it
@@ -31,6 +32,7 @@ Guarantees and their limits:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -142,13 +144,14 @@ class Transaction:
 
     def _message_in_hand(self) -> Envelope:
         actor = self._actor
-        if type(actor).batch_size > 1:
-            # handle_batch sees bodies only: no single message id names the transaction
+        envelope = actor.envelope
+        if envelope is None and type(actor).batch_size > 1:
+            # several messages in hand: no single message id names the transaction (a
+            # message run alone, or by `handle_single`, has its envelope in hand)
             raise TransactionMisuse(
                 f"{actor.name} handles batches: use transaction(dedupe=False) and make the "
-                "batch idempotent by its own keys"
+                "batch idempotent by its own keys, or mark its ids with tx.mark_handled"
             )
-        envelope = actor.envelope
         if envelope is None:
             raise TransactionMisuse(
                 f"{actor.name}: no message in hand to deduplicate (outside a handler?); "
@@ -243,6 +246,41 @@ class Transaction:
 
     async def fetchval(self, query: str, *args: Any) -> Any:
         return await self.connection.fetchval(query, *args)
+
+    async def mark_handled(self, message_ids: Sequence[str]) -> set[str]:
+        """Record these messages as handled by this actor, in this transaction (the inbox a
+        deduplicated transaction marks one id in); the ids that were not there before.
+
+        For a batch (`Actor.handle_envelopes`): open the transaction with `dedupe=False`,
+        mark the batch's envelope ids, and apply only the new ones; a redelivered message,
+        in this batch or a later one, or run alone, finds its mark and has no second
+        effect. The marks commit or roll back with the batch's writes.
+        """
+        if self._done or self._connection is None:
+            raise TransactionMisuse("tx.mark_handled outside its transaction")
+        if self._envelope is not None:
+            raise TransactionMisuse(
+                "this transaction marks the message in hand already: open it with "
+                "dedupe=False to mark a batch's ids"
+            )
+        if not message_ids:
+            return set()
+        rows = await self._connection.fetch(
+            "INSERT INTO runtime_inbox (actor, message_id)"
+            " SELECT $1, id FROM unnest($2::text[]) AS m(id)"
+            " ON CONFLICT DO NOTHING RETURNING message_id",
+            self._actor.name,
+            list(message_ids),
+        )
+        fresh = {row["message_id"] for row in rows}
+        if len(fresh) < len(set(message_ids)):
+            log.info(
+                "duplicate_messages_skipped",
+                actor=self._actor.name,
+                shard=self._actor.shard,
+                duplicates=len(set(message_ids)) - len(fresh),
+            )
+        return fresh
 
     async def tell(self, actor: str, message: Message, *, key: object = None) -> str:
         """Send `message` to `actor` if, and only if, this transaction commits.

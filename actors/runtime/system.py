@@ -24,6 +24,7 @@ from actors.runtime.dead_letters import (
     DeadLetterStore,
 )
 from actors.runtime.errors import (
+    REPLY_LATER,
     Failure,
     SystemStopping,
     UnknownActor,
@@ -145,6 +146,11 @@ class ActorRef:
         if type(body) is Failure:
             raise body.to_error()
         return body
+
+    def shard_of(self, message: Message) -> int:
+        """The shard `message` goes to by its route's key (an edge gathering messages of
+        one shard into one)."""
+        return self._route.shard_for(message)
 
 
 async def _send_before(
@@ -282,8 +288,8 @@ class ActorSystem:
         Synchronous when the transport takes the reply at once (always, in memory), so
         the worker's hot path awaits nothing for it; otherwise it is sent from a task.
         """
-        if request.reply_to is None:
-            return
+        if request.reply_to is None or body is REPLY_LATER:
+            return  # no asker, or the handler answers later itself
         reply = Envelope(
             id=self.ids.next(),
             target=request.reply_to,

@@ -17,19 +17,29 @@ itemized bill (split mode "items") is priced by items.py and its shares derived 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 from actors.payments.messages import format_money
-from actors.rates.messages import RateUnavailable, format_rate
 from actors.runtime import Context, Executor, Transaction, row_cursor
 from actors.splits import rules, store
-from actors.splits.items import ItemSpec, split_items
+from actors.splits.expense_money import (
+    Priced,
+    all_members,
+    bill_total,
+    conversion_for,
+    edited_bill,
+    edited_conversion,
+    itemized,
+    money_fields,
+    no_bill,
+    old_bill,
+    saved_lines,
+    share_lines,
+    share_specs,
+)
 from actors.splits.membership import member_group, member_ids
 from actors.splits.messages import (
-    RATE_LOOKUP,
     AddExpense,
     DeleteExpense,
     Done,
@@ -49,10 +59,7 @@ from actors.splits.messages import (
     ShareLine,
 )
 from actors.splits.shares import (
-    Conversion,
-    ShareSpec,
     compute_shares,
-    conversion,
     converted_lines,
     expense_deltas,
     split_payers,
@@ -138,38 +145,6 @@ async def move_balances(
     )
 
 
-def rate_lookup_needed(currency: str, group_currency: str, day: date) -> RateUnavailable:
-    """The refusal that asks the edge to look the day's rate up (details `lookup`), and a
-    caller that cannot to give one."""
-    return RateUnavailable(
-        f"No exchange rate from {currency} to {group_currency} was given for {day}: give"
-        f" the rate (how many {group_currency} for 1 {currency}) or the amount in"
-        f" {group_currency}.",
-        details={
-            "base": currency,
-            "quote": group_currency,
-            "day": day.isoformat(),
-            "field": "rate",
-            RATE_LOOKUP: True,
-        },
-    )
-
-
-@dataclass(slots=True)
-class Priced:
-    """An expense's money once checked: who paid, who owes what, the split lines kept (to
-    price it again on an edit) and, for an itemized bill, its items (given and priced),
-    tax, tip and spread."""
-
-    payers: list[tuple[str, int]]
-    shares: list[tuple[str, int]]
-    lines: list[ShareLine]
-    items: list[dict[str, Any]] | None = None
-    tax: int | None = None
-    tip: int | None = None
-    spread: str | None = None
-
-
 class Expenses:
     """Adds, shows, edits, deletes and pages through a group's expenses.
 
@@ -233,7 +208,7 @@ class Expenses:
             spent_on=spent_on,
             category=category,
             split_mode=message.split_mode,
-            split_input=_saved(priced.lines),
+            split_input=saved_lines(priced.lines),
             created_by=message.user_id,
             created_at=now,
             updated_at=now,
@@ -243,7 +218,7 @@ class Expenses:
             else rules.next_occurrence(spent_on, message.recurrence),
             payers=priced.payers,
             shares=priced.shares,
-            **_money_fields(converted, priced),
+            **money_fields(converted, priced),
         )
         view = expense_view(with_group_lines(expense))
         async with self._context.transaction() as tx:
@@ -367,13 +342,13 @@ class Expenses:
                     details={"field": f"paid_by[{index}].user_id"},
                 )
         if mode == "items":
-            priced = _itemized(members, amount, lines, items, tax, tip, spread)
+            priced = itemized(members, amount, lines, items, tax, tip, spread)
         else:
-            _no_bill(items, tax, tip, spread)
-            _all_members(lines, known, "split.shares")
+            no_bill(items, tax, tip, spread)
+            all_members(lines, known, "split.shares")
             if mode == "equal" and not lines:
                 lines = [ShareLine(user_id=user) for user in members]
-            shares = compute_shares(rules.amount(amount), mode, _specs(lines))  # type: ignore[arg-type]
+            shares = compute_shares(rules.amount(amount), mode, share_specs(lines))  # type: ignore[arg-type]
             priced = Priced(payers=[], shares=shares, lines=list(lines))
         priced.payers = split_payers(amount, [(payer.user_id, payer.amount) for payer in payers])
         rules.currency(currency)
@@ -384,10 +359,10 @@ class Expenses:
     ) -> ExpenseRecord:
         """The expense as the edit makes it (checked, priced, converted; not stored)."""
         mode = message.split_mode or ("items" if message.items is not None else old.split_mode)
-        bill = _edited_bill(old, message, mode)
+        bill = edited_bill(old, message, mode)
         amount = old.amount if message.amount is None else message.amount
-        if message.amount is None and bill is not None and bill != _old_bill(old):
-            amount = _bill_total(*bill)  # the items, tax or tip changed: so does the amount
+        if message.amount is None and bill is not None and bill != old_bill(old):
+            amount = bill_total(*bill)  # the items, tax or tip changed: so does the amount
         payers = message.paid_by
         if payers is None:
             if amount != old.amount and len(old.payers) > 1:
@@ -396,7 +371,7 @@ class Expenses:
         lines = (
             message.shares
             if message.shares is not None
-            else (_lines(old.split_input) if mode == old.split_mode else [])
+            else (share_lines(old.split_input) if mode == old.split_mode else [])
         )
         currency = message.currency or old.currency
         items, tax, tip, spread = bill if bill is not None else (None, None, None, None)
@@ -417,7 +392,7 @@ class Expenses:
             if message.date is None
             else rules.spent_on(message.date, self._context.now().date())
         )
-        converted = _edited_conversion(group, old, message, amount, currency, spent_on)
+        converted = edited_conversion(group, old, message, amount, currency, spent_on)
         recurrence = old.recurrence
         if message.recurrence is not None:
             recurrence = None if message.recurrence == "none" else message.recurrence
@@ -432,7 +407,7 @@ class Expenses:
             spent_on=spent_on,
             category=old.category if message.category is None else rules.category(message.category),
             split_mode=mode,
-            split_input=_saved(priced.lines),
+            split_input=saved_lines(priced.lines),
             created_by=old.created_by,
             created_at=old.created_at,
             updated_at=old.updated_at,
@@ -447,237 +422,5 @@ class Expenses:
             seq=old.seq,
             payers=priced.payers,
             shares=priced.shares,
-            **_money_fields(converted, priced),
+            **money_fields(converted, priced),
         )
-
-
-# ── currencies ─────────────────────────────────────────────────────────────────────────
-
-
-def conversion_for(
-    group: GroupRow,
-    *,
-    amount: int,
-    currency: str,
-    spent_on: date,
-    rate: str | None,
-    group_amount: int | None,
-    source: str | None,
-    day: str | None,
-    lookup: bool = False,
-) -> Conversion | None:
-    """How the amount converts into the group's currency (None: it is in it, or has no
-    rate); with neither a rate nor a group amount for a foreign currency, the refusal that
-    asks the caller to look the day's rate up (`lookup`: it can), else None (kept apart)."""
-    if currency == group.currency and rate is None and group_amount is None:
-        return None
-    if rate is None and group_amount is None:
-        if not lookup:
-            return None
-        raise rate_lookup_needed(currency, group.currency, spent_on)
-    return conversion(
-        amount,
-        currency,
-        group.currency,
-        rate=rate,
-        group_amount=group_amount,
-        source=source,
-        day=None if day is None else date.fromisoformat(day),
-    )
-
-
-def _edited_conversion(
-    group: GroupRow,
-    old: ExpenseRecord,
-    message: EditExpense,
-    amount: int,
-    currency: str,
-    spent_on: date,
-) -> Conversion | None:
-    """The edited expense's conversion: a rate or group amount given now; else the one it
-    had, while the currency stays (a looked-up rate only while the day stays too: another
-    day has another rate); else, in a foreign currency, a new one to look up. A foreign
-    expense stored with no rate (before rates) stays apart while currency and day stay."""
-    given = message.rate is not None or message.group_amount is not None
-    if given or currency == group.currency:
-        return conversion_for(
-            group,
-            amount=amount,
-            currency=currency,
-            spent_on=spent_on,
-            rate=message.rate,
-            group_amount=message.group_amount,
-            source=message.rate_source,
-            day=message.rate_day,
-            lookup=message.rate_lookup,
-        )
-    same_day = spent_on == old.spent_on
-    kept = old.rate_source in ("given", "derived") or same_day  # a looked-up one: same day
-    if currency == old.currency and old.rate is not None and old.rate_source and kept:
-        if amount == old.amount and old.group_amount is not None:
-            return Conversion(old.rate, old.rate_source, old.rate_day, old.group_amount)
-        return conversion(
-            amount,
-            currency,
-            group.currency,
-            rate=format_rate(old.rate),
-            source=old.rate_source,
-            day=old.rate_day,
-        )
-    if (currency == old.currency and old.rate is None and same_day) or not message.rate_lookup:
-        return None
-    raise rate_lookup_needed(currency, group.currency, spent_on)
-
-
-def _money_fields(converted: Conversion | None, priced: Priced) -> dict[str, Any]:
-    """The ExpenseRecord fields of its conversion and itemized bill."""
-    return {
-        "rate": None if converted is None else converted.rate,
-        "rate_source": None if converted is None else converted.source,
-        "rate_day": None if converted is None else converted.day,
-        "group_amount": None if converted is None else converted.group_amount,
-        "items": priced.items,
-        "tax": priced.tax,
-        "tip": priced.tip,
-        "spread": priced.spread,
-    }
-
-
-# ── itemized bills ─────────────────────────────────────────────────────────────────────
-
-Bill = tuple[list[Item], int | None, int | None, str | None]  # items, tax, tip, spread
-
-
-def _itemized(
-    members: Sequence[str],
-    amount: int,
-    lines: Sequence[ShareLine],
-    items: Sequence[Item] | None,
-    tax: int | None,
-    tip: int | None,
-    spread: str | None,
-) -> Priced:
-    """An itemized bill priced (items.py): each item's people must be members (an `equal`
-    item with nobody named is everyone's); its shares are derived."""
-    if lines:
-        raise rules.invalid("split.shares", "an itemized expense is split by its items")
-    if not items:
-        raise rules.invalid("items", "an itemized expense needs at least one item")
-    known = set(members)
-    specs: list[ItemSpec] = []
-    kept: list[list[ShareLine]] = []
-    for index, item in enumerate(items):
-        _all_members(item.shares, known, f"items[{index}].split.shares")
-        item_lines = list(item.shares)
-        if item.split_mode == "equal" and not item_lines:
-            item_lines = [ShareLine(user_id=user) for user in members]
-        kept.append(item_lines)
-        specs.append(
-            ItemSpec(item.description, item.amount, item.split_mode, tuple(_specs(item_lines)))
-        )
-    bill = split_items(
-        specs, tax=tax or 0, tip=tip or 0, spread=spread or "proportional", amount=amount
-    )
-    stored = [
-        {
-            "description": priced.description,
-            "amount": priced.amount,
-            "split_mode": item.split_mode,
-            "shares": _saved(item_lines),
-            "extra": priced.extra,
-            "adjusted": priced.adjusted,
-            "parts": [[user, owed] for user, owed in priced.shares],
-        }
-        for item, item_lines, priced in zip(items, kept, bill.items, strict=True)
-    ]
-    return Priced(
-        payers=[],
-        shares=list(bill.shares),
-        lines=[],
-        items=stored,
-        tax=bill.tax,
-        tip=bill.tip,
-        spread=spread or "proportional",
-    )
-
-
-def _no_bill(
-    items: Sequence[Item] | None, tax: int | None, tip: int | None, spread: str | None
-) -> None:
-    """Items, tax, tip and spread belong to an itemized expense only."""
-    for name, value in (("items", items), ("tax", tax), ("tip", tip), ("spread", spread)):
-        if value is not None:
-            raise rules.invalid(name, f"{name} goes with an itemized expense (split mode items)")
-
-
-def _all_members(lines: Sequence[ShareLine], known: set[str], where: str) -> None:
-    for index, line in enumerate(lines):
-        if line.user_id not in known:
-            raise NotAMember(
-                f"{line.user_id} is not a member of this group.",
-                details={"field": f"{where}[{index}].user_id"},
-            )
-
-
-def _stored_items(stored: Sequence[Mapping[str, Any]]) -> list[Item]:
-    """The items of a stored bill as they were given (to price them again on an edit)."""
-    return [
-        Item(
-            description=item["description"],
-            amount=item["amount"],
-            split_mode=item["split_mode"],
-            shares=_lines(item["shares"]),
-        )
-        for item in stored
-    ]
-
-
-def _old_bill(old: ExpenseRecord) -> Bill | None:
-    if old.split_mode != "items" or old.items is None:
-        return None
-    return (_stored_items(old.items), old.tax, old.tip, old.spread)
-
-
-def _edited_bill(old: ExpenseRecord, message: EditExpense, mode: str) -> Bill | None:
-    """The itemized bill the edit makes (None: not itemized): what it gives, the rest as
-    it was."""
-    if mode != "items":
-        _no_bill(message.items, message.tax, message.tip, message.spread)
-        return None
-    before = _old_bill(old)
-    items = message.items if message.items is not None else (before[0] if before else None)
-    if not items:
-        raise rules.invalid("items", "an itemized expense needs at least one item")
-    tax = message.tax if message.tax is not None else (before[1] if before else None)
-    tip = message.tip if message.tip is not None else (before[2] if before else None)
-    spread = message.spread if message.spread is not None else (before[3] if before else None)
-    return (list(items), tax, tip, spread)
-
-
-def _bill_total(items: Sequence[Item], tax: int | None, tip: int | None, _: str | None) -> int:
-    return sum(item.amount for item in items) + (tax or 0) + (tip or 0)
-
-
-def _specs(lines: Sequence[ShareLine]) -> list[ShareSpec]:
-    return [ShareSpec(line.user_id, line.amount, line.percent_bp, line.shares) for line in lines]
-
-
-def _lines(saved: Sequence[Mapping[str, Any]]) -> list[ShareLine]:
-    return [ShareLine(**line) for line in saved]
-
-
-def _saved(lines: Sequence[ShareLine]) -> list[dict[str, Any]]:
-    """The share lines as stored (split_input): the fields given, no nulls."""
-    return [
-        {
-            k: v
-            for k, v in (
-                ("user_id", line.user_id),
-                ("amount", line.amount),
-                ("percent_bp", line.percent_bp),
-                ("shares", line.shares),
-            )
-            if v is not None
-        }
-        for line in lines
-    ]

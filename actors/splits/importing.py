@@ -32,7 +32,7 @@ from typing import Any
 
 from actors.runtime import DomainError, Message
 
-# what actors/splits/messages.py re-exports (its public interface)
+# what actors/splits/messages re-exports (its public interface)
 __all__ = [
     "EXPORT_FORMAT",
     "MAX_FILE_BYTES",

@@ -1,13 +1,20 @@
 """Who is in a group, as every feature part of the Splits actor asks it: the group if the
-caller is a member, its full view, and the welcome of someone who joined."""
+caller is a member, its full view, the welcome of someone who joined, and whether a new
+settlement pays another member."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from actors.runtime import Executor, Transaction
-from actors.splits import store
-from actors.splits.messages import GroupArchived, GroupNotFound, GroupView, MemberAdded
+from actors.splits import rules, store
+from actors.splits.messages import (
+    GroupArchived,
+    GroupNotFound,
+    GroupView,
+    MemberAdded,
+    NotAMember,
+)
 from actors.splits.store.groups import GroupRow
 from actors.splits.views import group_view
 
@@ -25,6 +32,19 @@ async def member_group(
             f"{group.name} is archived, so it is read-only; bring it back to change it."
         )
     return group
+
+
+async def check_new_settlement(
+    db: Executor, group: GroupRow, payer: str, payee: str, amount: int, currency: str
+) -> None:
+    """A new settlement, recorded at once or prepared for a transfer the edge makes, pays
+    another member of the group a valid amount (the same refusals either way)."""
+    if payee == payer:
+        raise rules.invalid("to_user_id", "a settlement pays someone else")
+    if not await store.groups.is_member(db, group.id, payee):
+        raise NotAMember(f"{payee} is not a member of this group.", details={"field": "to_user_id"})
+    rules.amount(amount)
+    rules.currency(currency)
 
 
 async def full_view(db: Executor, group: GroupRow) -> GroupView:

@@ -18,14 +18,13 @@ import structlog
 
 from actors.payments.messages import TransferCompleted, TransferFailed
 from actors.runtime import Context, Executor
-from actors.splits import rules, store
+from actors.splits import store
 from actors.splits.direct import direct_plans, plan_nets
-from actors.splits.membership import member_group
+from actors.splits.membership import check_new_settlement, member_group
 from actors.splits.messages import (
     FinishSettlement,
     GetGroupSettings,
     GroupSettings,
-    NotAMember,
     PrepareSettlement,
     SetSimplify,
     SettlementNotFound,
@@ -109,15 +108,9 @@ class People:
             if known.group_id != group.id or known.from_user_id != message.user_id:
                 raise SettlementNotFound("No such settlement in this group.")
             return settlement_view(known)
-        if message.to_user_id == message.user_id:
-            raise rules.invalid("to_user_id", "a settlement pays someone else")
-        if not await store.groups.is_member(self._pool, group.id, message.to_user_id):
-            raise NotAMember(
-                f"{message.to_user_id} is not a member of this group.",
-                details={"field": "to_user_id"},
-            )
-        rules.amount(message.amount)
-        rules.currency(message.currency)
+        await check_new_settlement(
+            self._pool, group, message.user_id, message.to_user_id, message.amount, message.currency
+        )
         row = SettlementRow(
             id=message.settlement_id,
             group_id=group.id,

@@ -154,6 +154,14 @@ class BalancesView(Message, frozen=True):
     balances: list[BalanceLine]
     # ── issue 17: currencies and items ──
     converted: bool = False  # in the group's currency at the stored rates (what has none: apart)
+    # ── issue 20: the edge's reply cache ──
+    # changes whenever the group's balances or members change (opaque; None: not kept)
+    version: str | None = None
+
+
+class BalancesUnchanged(BalancesView, frozen=True):
+    """`GetBalances(known_version=...)` when that is still the version: no lines carried
+    (the member check was done all the same)."""
 
 
 class PlanTransfer(Message, frozen=True):
@@ -368,6 +376,7 @@ __all__ = [
     "ActivityItem",
     "ActivityPage",
     "BalanceLine",
+    "BalancesUnchanged",
     "BalancesView",
     "ChatSubject",
     "CommentList",

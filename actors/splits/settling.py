@@ -23,10 +23,10 @@ import structlog
 
 from actors.payments.messages import Transfer, TransferCompleted, TransferFailed, format_money
 from actors.runtime import Context, Transaction
-from actors.splits import rules, store
-from actors.splits.expenses import conversion_for
+from actors.splits import store
+from actors.splits.expense_money import conversion_for
 from actors.splits.hot import HotBalances
-from actors.splits.membership import member_group
+from actors.splits.membership import check_new_settlement, member_group
 from actors.splits.messages import (
     SETTLEMENT_REFERENCE,
     BalanceLine,
@@ -100,8 +100,8 @@ class Settling:
             balances=[BalanceLine(user_id=u, currency=c, net=net) for u, c, net in lines],
             converted=converted,
         )
-        self.hot.put(group.id, converted, frozenset(u for u, _ in members), view)
-        return view
+        # the view as kept: with its version (issue 20: the edge's reply cache)
+        return self.hot.put(group.id, converted, frozenset(u for u, _ in members), view)
 
     async def breakdown(self, message: GetNetBreakdown) -> NetBreakdown:
         """Why a member's net is what it is: every expense and settlement behind it, whose
@@ -135,14 +135,18 @@ class Settling:
         return NetBreakdown(user_id=member, nets=nets, lines=lines)
 
     async def settle_plan(self, message: GetSettlePlan) -> SettlePlanView:
+        kept = self.hot.plan(message)
+        if kept is not None:
+            return kept
         group = await member_group(self._pool, message.group_id, message.user_id)
         converted = message.converted  # issue 17: currencies and items
         nets: dict[str, dict[str, int]] = defaultdict(dict)
-        for user, currency, net in await store.balances.balances(
-            self._pool, group.id, converted=converted
-        ):
-            if net:
-                nets[currency][user] = net
+        # from the kept balances (loaded and kept now if they were not), so the plan is kept
+        # beside the balances it was made from
+        read = GetBalances(group_id=group.id, user_id=message.user_id, converted=converted)
+        for line in (await self.balances(read)).balances:
+            if line.net:
+                nets[line.currency][line.user_id] = line.net
         saved = await store.balances.saved_plans(self._pool, group.id, converted=converted)
         transfers: list[PlanTransfer] = []
         direct = await direct_plan_of(self._pool, group.id)  # issue 17: None when simplified
@@ -166,7 +170,10 @@ class Settling:
                 )
                 for t in plan
             ]
-        return SettlePlanView(transfers=transfers, converted=converted)
+        view = SettlePlanView(transfers=transfers, converted=converted)
+        # kept beside the group's kept balances, dropped with them by any change (hot.py)
+        self.hot.keep_plan(group.id, converted, view)
+        return view
 
     async def record(self, message: RecordSettlement) -> SettlementView:
         replayed = await self._context.replayed(message, SettlementView)
@@ -176,15 +183,9 @@ class Settling:
         known = await store.settlements.settlement(self._pool, message.settlement_id)
         if known is not None:  # a retried command: its first result
             return settlement_view(known)
-        if message.to_user_id == message.user_id:
-            raise rules.invalid("to_user_id", "a settlement pays someone else")
-        if not await store.groups.is_member(self._pool, group.id, message.to_user_id):
-            raise NotAMember(
-                f"{message.to_user_id} is not a member of this group.",
-                details={"field": "to_user_id"},
-            )
-        rules.amount(message.amount)
-        rules.currency(message.currency)
+        await check_new_settlement(
+            self._pool, group, message.user_id, message.to_user_id, message.amount, message.currency
+        )
         now = self._context.now()
         # another currency than the group's: its rate, or the edge is asked to look it up
         converted = conversion_for(

@@ -25,7 +25,6 @@ from actors.auth.messages import (
     ForgotPassword,
     GetUser,
     ListSessions,
-    ProfileChanged,
     RevokeSession,
     SessionList,
     SessionNotFound,
@@ -42,7 +41,7 @@ from splitgo.pages.render import redirect, render
 from splitgo.pages.sessions import Viewer
 from splitgo.web.actors import ask
 from splitgo.web.auth import PasswordChangeBody, UpdateMeBody
-from splitgo.web.names import NAMES
+from splitgo.web.names import renamed
 
 log = structlog.get_logger("splitgo.pages.account")
 
@@ -113,9 +112,7 @@ async def save_profile(request: web.Request, viewer: Viewer) -> web.StreamRespon
     except REFUSALS as error:
         form.refuse(error)
         return await _account_page(request, viewer, form)
-    book = request.app.get(NAMES)
-    if book is not None:  # this node's pages say the new name at once (others hear auth)
-        book.heard(ProfileChanged(user_id=user.id, name=user.name))
+    renamed(request.app, user.id, user.name)
     cookies.flash(request, "profile_saved")
     return redirect(ACCOUNT)
 

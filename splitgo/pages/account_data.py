@@ -20,7 +20,7 @@ from actors.auth.messages import AccountNotEmpty, DeleteAccount
 from splitgo.pages import cookies, sessions
 from splitgo.pages.forms import REFUSALS, Form, read_form
 from splitgo.pages.guards import SIGN_IN, signed_in, spend
-from splitgo.pages.render import redirect, render
+from splitgo.pages.render import redirect, render_with_form
 from splitgo.pages.sessions import Viewer
 from splitgo.web.actors import ask
 from splitgo.web.me_data import DeleteMeBody, deletion_refused, export_filename, gather_export
@@ -83,7 +83,7 @@ async def delete(request: web.Request, viewer: Viewer) -> web.StreamResponse:
 
 
 async def _page(request: web.Request, form: Form, *, not_empty: bool = False) -> web.Response:
-    return await render(
+    return await render_with_form(
         request,
         "account_data.html",
         {
@@ -92,6 +92,5 @@ async def _page(request: web.Request, form: Form, *, not_empty: bool = False) ->
             "form": form,
             "not_empty": not_empty,
         },
-        status=form.status,
-        headers=form.headers,
+        form,
     )

@@ -26,7 +26,7 @@ from splitgo.pages import cookies, sessions
 from splitgo.pages.forms import REFUSALS, Form, read_form
 from splitgo.pages.guards import HOME, SIGN_IN, spend
 from splitgo.pages.keys import CONFIG
-from splitgo.pages.render import redirect, render
+from splitgo.pages.render import redirect, render, render_with_form
 from splitgo.web.actors import ask
 from splitgo.web.auth import ForgotBody, RegisterBody, ResetBody, TokenBody, client_of
 from splitgo.web.problems import ProblemError
@@ -163,32 +163,29 @@ async def reset(request: web.Request) -> web.StreamResponse:
 
 
 async def _sign_up_form(request: web.Request, form: Form) -> web.Response:
-    return await render(
+    return await render_with_form(
         request,
         "sign_up.html",
         {"title": "Create your account", "form": form, "offered": request.app[CONFIG].offered()},
-        status=form.status,
-        headers=form.headers,
+        form,
     )
 
 
 async def _forgot_form(request: web.Request, form: Form) -> web.Response:
-    return await render(
+    return await render_with_form(
         request,
         "forgot_password.html",
         {"title": "Forgot your password?", "form": form},
-        status=form.status,
-        headers=form.headers,
+        form,
     )
 
 
 async def _reset_form(request: web.Request, form: Form) -> web.Response:
-    return await render(
+    return await render_with_form(
         request,
         "reset_password.html",
         {"title": "Choose a new password", "form": form},
-        status=form.status,
-        headers=form.headers,
+        form,
     )
 
 

@@ -28,7 +28,7 @@ from actors.notifications.messages import (
 from splitgo.pages import cookies
 from splitgo.pages.forms import REFUSALS, Form, read_form
 from splitgo.pages.guards import local_target, signed_in
-from splitgo.pages.render import named, redirect, render
+from splitgo.pages.render import named, redirect, render, render_with_form
 from splitgo.pages.sessions import Viewer, viewer_of
 from splitgo.web.actors import ask
 from splitgo.web.notifications import preference_changes
@@ -206,7 +206,7 @@ async def _preferences_form(request: web.Request, chosen: Preferences, form: For
         }
         for category, switches in chosen.categories.items()
     ]
-    return await render(
+    return await render_with_form(
         request,
         "notifications_preferences.html",
         {
@@ -216,6 +216,5 @@ async def _preferences_form(request: web.Request, chosen: Preferences, form: For
             "rows": rows,
             "channels": [(key, words) for key, words in CHANNELS],
         },
-        status=form.status,
-        headers=form.headers,
+        form,
     )

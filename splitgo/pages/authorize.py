@@ -5,7 +5,10 @@ auth (`AuthorizeOidcRequest`), and does what it answers:
 
 - an unknown client or a redirect URI the app did not register: our own error page (the
   refusal is never sent to that URI);
-- nobody signed in: the sign-in page, coming back here after;
+- nobody signed in: the sign-in page, coming back here after; the same when the app asks
+  for a new sign-in (prompt=login, or max_age seconds passed since the last one): the
+  sign-in page then shows its form to a signed-in person too (`prompt=login`), and the
+  request comes back with auth's `reauth` marker;
 - a first sign-in to this app (or more scopes, or prompt=consent): the consent page — the
   app's name, what it will see, Allow and Deny in one CSRF-protected form posted back here
   with the request's parameters;
@@ -54,6 +57,8 @@ PARAMS = (
     "code_challenge",
     "code_challenge_method",
     "prompt",
+    "max_age",
+    "reauth",  # ours: the marker of a sign-in auth demanded (see actors/auth/provider.py)
 )
 # what each scope lets the app see, in the consent page's words (in OIDC_SCOPES order)
 SCOPE_WORDS = {
@@ -129,7 +134,11 @@ async def _follow(
         # back here with the same request once signed in (a consent posted by a browser
         # whose session ended meanwhile too)
         asked = {name: value for name, value in params.items() if value}
-        return redirect(sign_in_url(f"{AUTHORIZE}?{urlencode(asked)}"), status=302)
+        if outcome.reauth is None:
+            return redirect(sign_in_url(f"{AUTHORIZE}?{urlencode(asked)}"), status=302)
+        asked["reauth"] = outcome.reauth
+        wanted = sign_in_url(f"{AUTHORIZE}?{urlencode(asked)}")
+        return redirect(f"{wanted}&prompt=login", status=302)
     if outcome.action == "consent":
         return await _consent(request, params, outcome)
     if request.method == "GET" and request.headers.get("Sec-Fetch-Site") == "same-origin":

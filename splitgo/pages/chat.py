@@ -50,7 +50,7 @@ from splitgo.pages import cookies
 from splitgo.pages.chat_files import ACCEPT, read_chat_form, store_chat_file
 from splitgo.pages.forms import KEY_FIELD, META_FIELDS, REFUSALS, Form, read_form
 from splitgo.pages.guards import local_target, signed_in
-from splitgo.pages.render import named, redirect, render
+from splitgo.pages.render import named, redirect, render, render_with_form
 from splitgo.pages.sessions import Viewer
 from splitgo.web.chat import ask_chat, open_for
 from splitgo.web.chat_files import IDS_FIELD, post_with_files
@@ -264,7 +264,7 @@ async def send(
     except REFUSALS as error:
         form.refuse(error, inputs={"$.text": "text", FILE_FIELD: FILE_FIELD, IDS_FIELD: FILE_FIELD})
         if wants_fragment(request):
-            return await render(
+            return await render_with_form(
                 request,
                 "chat_form.html",
                 {
@@ -277,8 +277,7 @@ async def send(
                         "accept": ACCEPT,
                     }
                 },
-                status=form.status,
-                headers=form.headers,
+                form,
             )
         return await rerender(form)
     if wants_fragment(request):
@@ -387,7 +386,7 @@ async def _change_page(
     shown = (await shown_messages(request, viewer, [found]))[0]
     if not form.values.get("text"):
         form.values["text"] = [found.text]
-    return await render(
+    return await render_with_form(
         request,
         template,
         {
@@ -399,8 +398,7 @@ async def _change_page(
             "back": back_of(request, form if form.values.get("next") else None),
             "text_max": TEXT_MAX,
         },
-        status=form.status,
-        headers=form.headers,
+        form,
     )
 
 

@@ -19,16 +19,15 @@ from actors.auth.messages import (
     NewOidcClient,
     OidcClientList,
     OidcClientNotFound,
-    RegisterOidcClient,
 )
 from splitgo.pages.console import admins_only
 from splitgo.pages.cookies import FLASHES, flash
 from splitgo.pages.forms import REFUSALS, Form, read_form
-from splitgo.pages.render import redirect, render
+from splitgo.pages.render import redirect, render, render_with_form
 from splitgo.pages.sessions import Viewer
 from splitgo.web.actors import ask
 from splitgo.web.keys import SERVICES
-from splitgo.web.oidc_clients import OidcClientBody
+from splitgo.web.oidc_clients import OidcClientBody, register_client_message
 from splitgo.web.problems import validation_problem
 
 log = structlog.get_logger("splitgo.pages.console_clients")
@@ -75,16 +74,8 @@ async def register(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     form = await read_form(request)
     try:
         body = body_of(form)
-        created: NewOidcClient = await ask(
-            request,
-            "auth",
-            RegisterOidcClient(
-                user_id=viewer.user_id,
-                name=body.name,
-                redirect_uris=body.redirect_uris,
-                public=body.public,
-            ),
-        )
+        message = register_client_message(body, viewer.user_id)
+        created: NewOidcClient = await ask(request, "auth", message)
     except REFUSALS as error:
         form.refuse(error, inputs=_URI_INPUTS)
         return await _apps_page(request, form)
@@ -140,7 +131,7 @@ async def _apps_page(
     status: int | None = None,
 ) -> web.Response:
     found: OidcClientList = await ask(request, "auth", ListOidcClients())
-    return await render(
+    return await render_with_form(
         request,
         "console_apps.html",
         {
@@ -152,6 +143,6 @@ async def _apps_page(
             "created": created,
             "issuer": request.app[SERVICES].public_url,
         },
-        status=status or form.status,
-        headers=form.headers,
+        form,
+        status=status,
     )

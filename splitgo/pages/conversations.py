@@ -19,7 +19,7 @@ from splitgo.pages.chat import CONVERSATION, KIND_WORDS, cid, open_panel, panel_
 from splitgo.pages.forms import Form, read_form
 from splitgo.pages.group_page import group_context, header_context
 from splitgo.pages.guards import signed_in
-from splitgo.pages.render import named, redirect, render
+from splitgo.pages.render import named, redirect, render, render_with_form
 from splitgo.pages.sessions import Viewer, viewer_of
 from splitgo.pages.settle import settlement_of
 from splitgo.web.chat import ask_chat
@@ -133,8 +133,7 @@ async def conversation_page(
     panel = await panel_context(
         request, viewer, conversation, here=here, form=form, heading="Messages"
     )
-    status = form.status if form is not None else 200
-    return await render(
+    return await render_with_form(
         request,
         "messages_conversation.html",
         {
@@ -148,8 +147,7 @@ async def conversation_page(
             ),
             "chat": panel,
         },
-        status=status,
-        headers=form.headers if form is not None else None,
+        form,
     )
 
 
@@ -195,7 +193,7 @@ async def group_chat_page(
     layout = await header_context(request, viewer, group_id)
     conversation = await open_panel(request, viewer, "group", group_id)
     here = f"/groups/{group_id}/chat"
-    return await render(
+    return await render_with_form(
         request,
         "group_chat.html",
         {
@@ -206,8 +204,7 @@ async def group_chat_page(
                 request, viewer, conversation, here=here, form=form, heading="Chat"
             ),
         },
-        status=form.status if form is not None else 200,
-        headers=form.headers if form is not None else None,
+        form,
     )
 
 
@@ -242,7 +239,7 @@ async def settlement_page(
     settlement = await settlement_of(request, viewer, group_id, settlement_id)
     conversation = await open_panel(request, viewer, "settlement", settlement_id, group_id)
     here = f"/groups/{group_id}/settlements/{settlement_id}"
-    return await render(
+    return await render_with_form(
         request,
         "settlement.html",
         {
@@ -256,8 +253,7 @@ async def settlement_page(
                 request, viewer, conversation, here=here, form=form, heading="About this payment"
             ),
         },
-        status=form.status if form is not None else 200,
-        headers=form.headers if form is not None else None,
+        form,
     )
 
 

@@ -28,7 +28,7 @@ from splitgo.pages import cookies, mfa, sessions
 from splitgo.pages.forms import REFUSALS, Form, read_form
 from splitgo.pages.guards import HOME, local_target, spend
 from splitgo.pages.keys import CONFIG
-from splitgo.pages.render import redirect, render
+from splitgo.pages.render import redirect, render, render_with_form
 from splitgo.web.actors import ask
 from splitgo.web.auth import LoginBody, client_of
 from splitgo.web.keys import SERVICES
@@ -49,7 +49,9 @@ async def welcome(request: web.Request) -> web.StreamResponse:
 @routes.get("/sign-in")
 async def sign_in_page(request: web.Request) -> web.StreamResponse:
     target = local_target(request.query.get("next"))
-    if await sessions.viewer_of(request) is not None:
+    # prompt=login: an app asked for a new sign-in (pages/authorize.py), so the form shows
+    again = request.query.get("prompt") == "login"
+    if not again and await sessions.viewer_of(request) is not None:
         return redirect(target)
     form = Form.blank(next=target, email=request.query.get("email", "")[:254])
     return await _sign_in_form(request, form)
@@ -138,12 +140,12 @@ async def _sign_in_form(
     request: web.Request, form: Form, *, status: int | None = None
 ) -> web.Response:
     offered = request.app[CONFIG].offered()
-    return await render(
+    return await render_with_form(
         request,
         "sign_in.html",
         {"title": "Sign in", "form": form, "offered": offered},
-        status=status or form.status,
-        headers=form.headers,
+        form,
+        status=status,
     )
 
 

@@ -75,7 +75,7 @@ from splitgo.pages.forms import REFUSALS, Converter, Form, as_problem, read_form
 from splitgo.pages.group_page import group_context, header_context
 from splitgo.pages.guards import signed_in
 from splitgo.pages.money import ENGLISH, STYLES, format_money, format_number, locale_of, parse_money
-from splitgo.pages.render import named, redirect, render
+from splitgo.pages.render import named, redirect, render, render_with_form
 from splitgo.pages.sessions import Viewer
 from splitgo.web.payments import field_problem
 from splitgo.web.problems import ProblemError
@@ -624,9 +624,7 @@ async def render_form(
 ) -> web.Response:
     layout = context or await group_context(request, viewer, group_id)
     page = {**layout, **form_context(request, layout["group"], form, editing=editing)}
-    return await render(
-        request, "expense_form.html", page, status=form.status, headers=form.headers
-    )
+    return await render_with_form(request, "expense_form.html", page, form)
 
 
 # ── the list ──────────────────────────────────────────────────────────────────────────

@@ -55,7 +55,7 @@ from splitgo.pages.forms import REFUSALS, Form, as_problem, read_form
 from splitgo.pages.group_page import group_context, nets_of
 from splitgo.pages.guards import signed_in
 from splitgo.pages.money import format_money, locale_of
-from splitgo.pages.render import named, redirect, render
+from splitgo.pages.render import named, redirect, render, render_with_form
 from splitgo.pages.sessions import Viewer
 from splitgo.web.actors import ask, find_user
 from splitgo.web.keys import LIVE, SERVICES
@@ -145,7 +145,7 @@ async def groups_page(
         for group, balance in zip(found.groups, balances, strict=True)
     ]
     form = form or Form.blank(currency="EUR")
-    return await render(
+    return await render_with_form(
         request,
         "groups.html",
         {
@@ -157,8 +157,7 @@ async def groups_page(
             "form": form,
             "currencies": sorted(CURRENCIES),
         },
-        status=form.status,
-        headers=form.headers,
+        form,
     )
 
 

@@ -50,7 +50,7 @@ from splitgo.pages.forms import REFUSALS, Form, read_form
 from splitgo.pages.guards import SIGN_IN, local_target, signed_in, spend
 from splitgo.pages.keys import REFRESHES
 from splitgo.pages.qr import qr_svg
-from splitgo.pages.render import redirect, render
+from splitgo.pages.render import redirect, render, render_with_form
 from splitgo.pages.sessions import Viewer
 from splitgo.web.actors import ask
 from splitgo.web.auth import client_of
@@ -221,12 +221,11 @@ async def code_step(
         form = Form.blank(next=target)
     if challenge is not None:
         form.values["mfa_token"] = [challenge.mfa_token]
-    return await render(
+    return await render_with_form(
         request,
         "sign_in_code.html",
         {"title": "Enter your code", "form": form},
-        status=form.status,
-        headers=form.headers,
+        form,
     )
 
 

@@ -37,7 +37,7 @@ from splitgo.pages import cookies, sessions
 from splitgo.pages.account import device_of
 from splitgo.pages.forms import REFUSALS, Form, as_problem, humane, read_form
 from splitgo.pages.guards import local_target, signed_in, spend
-from splitgo.pages.render import redirect, render
+from splitgo.pages.render import redirect, render_with_form
 from splitgo.pages.sessions import Viewer
 from splitgo.web.actors import ask
 from splitgo.web.auth import client_of
@@ -168,7 +168,7 @@ async def _page(
         "renaming": renaming,
         "rename_form": form,
     }
-    return await render(request, "passkeys.html", context, status=form.status, headers=form.headers)
+    return await render_with_form(request, "passkeys.html", context, form)
 
 
 # ── signing in ─────────────────────────────────────────────────────────────────────────

@@ -36,7 +36,7 @@ from splitgo.pages.account import device_of
 from splitgo.pages.forms import REFUSALS, Form, read_form
 from splitgo.pages.guards import signed_in
 from splitgo.pages.keys import ASSETS, JINJA
-from splitgo.pages.render import named, redirect, render
+from splitgo.pages.render import named, redirect, render, render_with_form
 from splitgo.pages.sessions import Viewer
 from splitgo.pages.static import FOLDER, TYPES, Asset, respond
 from splitgo.web.actors import ask
@@ -173,7 +173,7 @@ async def turn_on(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         found: PushSubscriptionList = await ask(
             request, "notifications", ListPushSubscriptions(user_id=viewer.user_id)
         )
-        return await render(
+        return await render_with_form(
             request,
             "push_devices.html",
             {
@@ -182,8 +182,7 @@ async def turn_on(request: web.Request, viewer: Viewer) -> web.StreamResponse:
                 "devices": await named(request, found.items),
                 "form": form,
             },
-            status=form.status,
-            headers=form.headers,
+            form,
         )
     cookies.flash(request, "push_on")
     return redirect(PUSH_PAGE)

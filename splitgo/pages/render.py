@@ -4,7 +4,8 @@
 `viewer` (the signed-in Viewer, or None), `locale` (for money), `section` (which item of
 the navigation is current: pass it in the context), `nav`, `flash` (a one-time notice),
 `providers` (social sign-in offered), `csrf_token()` and `fresh_key()` (for
-`ui.form_guard`), `static(name)` and the filters of ui.py. Pages answer forms with
+`ui.form_guard`), `static(name)` and the filters of ui.py. A page showing a form is
+`render_with_form`: the form's status and headers go with it. Pages answer forms with
 `redirect` (303, so a reload never posts twice). `named(request, reply)` is an actor's
 reply as its JSON route answers it: plain values, with people's names beside their ids.
 """
@@ -20,6 +21,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from splitgo.pages import cookies, csrf
+from splitgo.pages.forms import Form
 from splitgo.pages.keys import CONFIG, JINJA
 from splitgo.pages.money import locale_of
 from splitgo.pages.sessions import viewer_of
@@ -75,6 +77,23 @@ async def render(
     return web.Response(
         text=text, content_type="text/html", status=status, headers=dict(headers or {})
     )
+
+
+async def render_with_form(
+    request: web.Request,
+    template: str,
+    context: Mapping[str, Any],
+    form: Form | None,
+    *,
+    status: int | None = None,
+) -> web.Response:
+    """The page `template` showing `form`: with the form's status (its refusal's, 200 for
+    a blank form or none) unless `status` is given, and its headers (a refusal's
+    Retry-After)."""
+    if status is None:
+        status = form.status if form is not None else 200
+    headers = form.headers if form is not None else None
+    return await render(request, template, context, status=status, headers=headers)
 
 
 def redirect(location: str, *, status: int = 303) -> web.Response:

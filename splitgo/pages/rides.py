@@ -64,7 +64,7 @@ from actors.splits.messages import ListGroups
 from splitgo.pages import cookies
 from splitgo.pages.forms import REFUSALS, Converter, Form, as_problem, humane, read_form
 from splitgo.pages.guards import signed_in, spend
-from splitgo.pages.render import named, redirect, render
+from splitgo.pages.render import named, redirect, render, render_with_form
 from splitgo.pages.sessions import Viewer
 from splitgo.web.actors import ask
 from splitgo.web.problems import ProblemError
@@ -477,7 +477,7 @@ async def rides_page(
         context["map"] = trip_map(
             msgspec.to_builtins(trip.pickup), msgspec.to_builtins(trip.dropoff)
         )
-    return await render(request, "rides.html", context, status=form.status, headers=form.headers)
+    return await render_with_form(request, "rides.html", context, form)
 
 
 def _balances(wallet: WalletView) -> list[dict[str, Any]]:
@@ -538,7 +538,7 @@ async def ride_page(request: web.Request, viewer: Viewer, form: Form | None = No
     ride: dict[str, Any] = await named(request, view)
     form = form or Form.blank()
     context = {"title": "Your ride", "section": "rides", "form": form, **ride_context(ride, viewer)}
-    return await render(request, "ride.html", context, status=form.status, headers=form.headers)
+    return await render_with_form(request, "ride.html", context, form)
 
 
 @routes.get(RIDES + "/{id}")
@@ -664,8 +664,7 @@ async def driver_page(
         context["earnings"] = earnings_of(lines, datetime.now(UTC).date().isoformat())
         ids = ride_ids(lines, "capture", incoming=True)[:5]
         context["trips"] = await rides_of(request, viewer, ids)
-    code = status if status is not None else form.status
-    return await render(request, "driver.html", context, status=code, headers=form.headers)
+    return await render_with_form(request, "driver.html", context, form, status=status)
 
 
 @routes.get(DRIVER)

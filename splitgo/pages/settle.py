@@ -17,7 +17,6 @@ balance in), and a settlement in another currency than the group's is recorded t
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -48,7 +47,11 @@ from splitgo.web.problems import FieldError, ProblemError
 from splitgo.web.splits.asking import ask_splits
 from splitgo.web.splits.bodies import SettlementBody, settlement_message
 from splitgo.web.splits.rates import ask_priced
-from splitgo.web.splits.settlements import SETTLEMENT_ASK_TIMEOUT, failed_settlement_problem
+from splitgo.web.splits.settlements import (
+    SETTLEMENT_ASK_TIMEOUT,
+    failed_settlement_problem,
+    settlement_outcome,
+)
 
 routes = web.RouteTableDef()
 
@@ -59,9 +62,9 @@ cookies.FLASHES.update(
     }
 )
 
-# how long the form waits for payments before it shows the settlement as pending
+# how long the form waits for payments before it shows the settlement as pending (shorter
+# than the API's: the page follows a pending one itself)
 SETTLE_WAIT_SECONDS = 2.0
-SETTLE_POLL_SECONDS = 0.05
 # refusals that belong to the amount the person typed (payments names no field for them)
 AMOUNT_CODES = frozenset({"insufficient_funds", "currency_mismatch"})
 
@@ -325,19 +328,6 @@ async def plan_region(request: web.Request, viewer: Viewer) -> web.StreamRespons
     return await render(request, "settle_plan.html", page)
 
 
-async def outcome(request: web.Request, view: SettlementView, user_id: str) -> SettlementView:
-    """The settlement once payments answered, or still pending after a short wait."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + SETTLE_WAIT_SECONDS
-    while view.status == "pending" and loop.time() < deadline:
-        await asyncio.sleep(SETTLE_POLL_SECONDS)
-        view = await ask_splits(
-            request,
-            GetSettlement(group_id=view.group_id, user_id=user_id, settlement_id=view.id),
-        )
-    return view
-
-
 @routes.post("/groups/{id}/settle")
 @signed_in
 async def settle_up(request: web.Request, viewer: Viewer) -> web.StreamResponse:
@@ -362,7 +352,7 @@ async def settle_up(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         recorded: SettlementView = await ask_priced(
             request, message, timeout=SETTLEMENT_ASK_TIMEOUT
         )
-        view = await outcome(request, recorded, viewer.user_id)
+        view = await settlement_outcome(request, recorded, viewer.user_id, wait=SETTLE_WAIT_SECONDS)
         if view.status == "failed":
             raise failed_settlement_problem(view)
     except REFUSALS as error:

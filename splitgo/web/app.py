@@ -17,6 +17,7 @@ from splitgo.web import (
     notifications,
     oidc,
     oidc_clients,
+    oidc_limits,
     openapi,
     ops,
     passkeys,
@@ -56,6 +57,7 @@ def create_app(
     if names is not None:
         app[NAMES] = names
     install(app, hardening or Hardening())  # innermost middleware: CORS, rate limit
+    oidc_limits.install(app)  # the token endpoint's own limits, scaled from the edge's
     if tracing is not None:
         app[TRACING] = tracing
     if services.metrics is not None:

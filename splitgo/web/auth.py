@@ -37,6 +37,7 @@ from splitgo.web.actors import ask
 from splitgo.web.declare import Content, Derived, documented, idempotency, page
 from splitgo.web.idempotency import key_for
 from splitgo.web.keys import SERVICES
+from splitgo.web.names import renamed
 from splitgo.web.problems import json_response, matching, to_json
 from splitgo.web.security import authenticate
 
@@ -414,6 +415,7 @@ async def update_me(request: web.Request, body: UpdateMeBody) -> web.Response:
     user: UserView = await ask(
         request, "auth", UpdateUser(user_id=claims.sub, name=body.name, phone=body.phone)
     )
+    renamed(request.app, user.id, user.name)
     return json_response(user_body(user))
 
 

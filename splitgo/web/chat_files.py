@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 import structlog
@@ -55,7 +54,7 @@ from actors.files.messages import (
 )
 from actors.runtime import DomainError
 from splitgo.web.actors import ask
-from splitgo.web.declare import SPEC_ATTR, Content, Header, Raw, describe, documented, idempotency
+from splitgo.web.declare import Content, Header, Raw, documented, idempotency, streamed
 from splitgo.web.idempotency import key_for
 from splitgo.web.problems import FieldError, ProblemError, json_response, to_json
 from splitgo.web.security import authenticate
@@ -236,46 +235,36 @@ async def _detach(request: web.Request, message: PostMessage) -> None:
 # ── routes ─────────────────────────────────────────────────────────────────────────────
 
 
-def _upload_documented(handler: Any) -> Any:
-    """The upload's declaration (its multipart body is read by the handler, as a stream)."""
-    setattr(
-        handler,
-        SPEC_ATTR,
-        describe(
-            summary="Upload a file to send in a message",
-            description="`multipart/form-data` with the file in the part `file`: a JPEG, "
-            f"PNG or WebP image or a PDF of at most {MAX_UPLOAD_BYTES:,} bytes (413 "
-            "`too_large` past it). The type is read from the content (422 "
-            "`unsupported_type` for anything else); an image is stored without its "
-            "metadata (EXIF, GPS), and every file gets a thumbnail. Participants only "
-            "(404). Send it by naming its id in a message's `attachment_ids`; until then "
-            "only you can fetch it, and after "
-            f"{UNSENT_HOURS} hours unsent it is deleted. At most "
-            f"{MAX_UNSENT_PER_CONVERSATION} unsent files per conversation (409 "
-            "`too_many_attachments`). With an Idempotency-Key, a retry answers the first.",
-            tags=["chat"],
-            body=UPLOAD_BODY,
-            body_media_type="multipart/form-data",
-            headers=[idempotency(required=False)],
-            responses={
-                201: Content(
-                    ChatAttachmentView,
-                    headers={"Location": ("the file", True)},
-                    description="Created",
-                )
-            },
-            errors=[404, 409, 413],
-        ),
-    )
-    return handler
-
-
 def _conversation_id(request: web.Request) -> str:
     return request.match_info["id"]
 
 
 @routes.post("/api/v1/conversations/{id}/attachments")
-@_upload_documented
+@streamed(
+    summary="Upload a file to send in a message",
+    description="`multipart/form-data` with the file in the part `file`: a JPEG, "
+    f"PNG or WebP image or a PDF of at most {MAX_UPLOAD_BYTES:,} bytes (413 "
+    "`too_large` past it). The type is read from the content (422 "
+    "`unsupported_type` for anything else); an image is stored without its "
+    "metadata (EXIF, GPS), and every file gets a thumbnail. Participants only "
+    "(404). Send it by naming its id in a message's `attachment_ids`; until then "
+    "only you can fetch it, and after "
+    f"{UNSENT_HOURS} hours unsent it is deleted. At most "
+    f"{MAX_UNSENT_PER_CONVERSATION} unsent files per conversation (409 "
+    "`too_many_attachments`). With an Idempotency-Key, a retry answers the first.",
+    tags=["chat"],
+    body=UPLOAD_BODY,
+    body_media_type="multipart/form-data",
+    headers=[idempotency(required=False)],
+    responses={
+        201: Content(
+            ChatAttachmentView,
+            headers={"Location": ("the file", True)},
+            description="Created",
+        )
+    },
+    errors=[404, 409, 413],
+)
 async def upload_chat_file(request: web.Request) -> web.Response:
     claims = authenticate(request)
     key = key_for(request, None, caller=claims.sub)  # a malformed key: 400 before the body

@@ -15,7 +15,8 @@ admitted next (a bearer token, or the ops token), so a request without a
 token is a 401 whatever its body; then the body is read by `problems.read_json`: 415 for
 another media type, 400 when it is not JSON, 413 past the size limit, 422 naming the field
 that does not fit. `Verbatim(shape)` hands over the bytes as they came (a signed webhook
-is verified over exactly those), documented as `shape`.
+is verified over exactly those), documented as `shape`. A route that streams its own body
+(an upload) is declared with `@streamed(...)` instead.
 """
 
 from __future__ import annotations
@@ -226,12 +227,32 @@ def documented(
 
     def attach(handler: Any) -> Any:
         route = handler if body is None else _taking_body(handler, operation, body)
-        if any(h.name == IDEMPOTENCY_KEY and h.required for h in operation.headers):
-            route = _keyed(route)
-        setattr(route, SPEC_ATTR, operation)
+        return _declared(route, operation)
+
+    return attach
+
+
+def streamed(
+    *, summary: str, responses: Mapping[int, Any], body: Any, **options: Unpack[Options]
+) -> Callable[[Handler], Handler]:
+    """Declare a route that reads its own body as a stream (an upload may be larger than
+    the app's body limit): documented with `body` as `documented` would, and handed
+    nothing but the request."""
+    operation = describe(summary=summary, responses=responses, body=body, **options)
+
+    def attach(handler: Handler) -> Handler:
+        route: Handler = _declared(handler, operation)
         return route
 
     return attach
+
+
+def _declared(route: Any, operation: Operation) -> Any:
+    """The route carrying its declaration, behind the required-key check when it has one."""
+    if any(h.name == IDEMPOTENCY_KEY and h.required for h in operation.headers):
+        route = _keyed(route)
+    setattr(route, SPEC_ATTR, operation)
+    return route
 
 
 def _taking_body(handler: TakesBody[Any, Reply], operation: Operation, body: Any) -> Route[Reply]:

@@ -46,7 +46,8 @@ async def healthz(request: web.Request) -> web.Response:
     responses={200: Readiness, 503: Readiness},
 )
 async def readyz(request: web.Request) -> web.Response:
-    """200 once the database, the transport and every local actor are up; 503 otherwise."""
+    """200 once the database, the transport, every local actor and the revoked sessions
+    (this node refuses bearer requests until it knows them) are up; 503 otherwise."""
     services = request.app[SERVICES]
     names = list(services.probes)
     results = await asyncio.gather(*(services.probes[name]() for name in names))

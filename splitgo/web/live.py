@@ -21,6 +21,8 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 
+from transport.redis_seeds import plain_client
+
 log = structlog.get_logger("splitgo.live")
 
 
@@ -118,7 +120,8 @@ class RedisLiveBus:
     """Pushes through Redis pub/sub, so they reach the user's sockets on any node."""
 
     def __init__(self, url: str, prefix: str, hub: LiveHub) -> None:
-        self._redis = aioredis.Redis.from_url(url)
+        # any node of a cluster will do, and another when it goes (transport/redis_seeds.py)
+        self._redis = plain_client(url)
         self._channel = f"{prefix}:live"
         self._hub = hub
         self._task: asyncio.Task[None] | None = None

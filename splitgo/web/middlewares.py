@@ -11,6 +11,7 @@ import structlog
 from aiohttp import web
 
 from actors.runtime import DomainError, bind_trace_id
+from actors.runtime.bounds import ID_MAX
 from splitgo.tracing import (
     NOT_SAMPLED,
     SAMPLED,
@@ -124,6 +125,7 @@ def _end_span(span: Span, status: int) -> None:
 async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error leaves as RFC 9457 problem+json, never as a traceback."""
     try:
+        refuse_overlong_ids(request)
         return await handler(request)
     except ProblemError as error:
         return problem_response(
@@ -147,6 +149,21 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
             "http_unhandled_error", method=request.method, path=loggable_path(request.path)
         )
         return problem_response(500, "internal_error", "something went wrong on our side")
+
+
+def refuse_overlong_ids(request: web.Request) -> None:
+    """An API path naming something by an id longer than any id can be (ID_MAX) names
+    nothing: 404, before a handler turns it into a message whose bounds refuse it (422, a
+    status the operation does not document)."""
+    if not request.path.startswith("/api/"):
+        return
+    for name, value in request.match_info.items():
+        if len(value) > ID_MAX:
+            raise ProblemError(
+                404,
+                "not_found",
+                f"nothing here has a {name} of {len(value)} characters: ids are at most {ID_MAX}",
+            )
 
 
 def _http_problem(request: web.Request, error: web.HTTPException) -> web.Response:

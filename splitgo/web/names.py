@@ -6,6 +6,11 @@ know yet — and updates an entry when auth says a name changed (`ProfileChanged
 the node broadcast, so a rename shows on every node at once). Pub/sub can drop messages, so
 the book is emptied whenever the broadcast reconnects, and no entry is older than `ttl`.
 
+The book has an `epoch` that moves whenever what it says may have changed (a rename heard,
+a name asked again that came back different, the book emptied), and keeps the replies
+named with it that are worth keeping whole (`replies`, splitgo/web/reply_cache.py: a
+group's balances); a kept reply names the epoch it was made in, so a move retires it.
+
 The `named` middleware walks every JSON reply (`problems.JsonReply`): beside each id under a
 key of `USER_KEYS` (`user_id`, `from_user_id`, `rider_id`, ...) it adds the matching name key
 (`name`, `from_user_name`, `rider_name`, ...) unless the view gave one already; an activity
@@ -27,6 +32,7 @@ from aiohttp import web
 from actors.auth.messages import NAMES_MAX, GetNames, Names, ProfileChanged
 from actors.runtime import Clock, DomainError, Message
 from splitgo.web.problems import JsonReply, encode_json
+from splitgo.web.reply_cache import REPLY_CACHE_BYTES, ReplyCache
 
 log = structlog.get_logger("splitgo.names")
 
@@ -56,7 +62,9 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 
 class NameBook:
-    """Display names by user id, kept on this node (bounded, each at most `ttl` old)."""
+    """Display names by user id, kept on this node (bounded, each at most `ttl` old), and
+    the replies named with them that the edge keeps whole (`replies`, at most
+    `reply_bytes`)."""
 
     def __init__(
         self,
@@ -65,25 +73,39 @@ class NameBook:
         size: int = 100_000,
         ttl: float = 300.0,
         clock: Clock = time.monotonic,
+        reply_bytes: int = REPLY_CACHE_BYTES,
     ) -> None:
         self._ask = ask
         self._size = size
-        self._ttl = ttl
+        self.ttl = ttl
         self._clock = clock
         self._names: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self.epoch = 0  # moves whenever a name kept may have changed (see the module)
+        self.replies = ReplyCache(reply_bytes, clock=clock)
 
     def __len__(self) -> int:
         return len(self._names)
 
+    def now(self) -> float:
+        return self._clock()
+
     async def names(self, user_ids: Iterable[str]) -> dict[str, str]:
         """The names of these users that exist (asked of auth for the ones not kept)."""
+        return (await self.names_since(user_ids))[0]
+
+    async def names_since(self, user_ids: Iterable[str]) -> tuple[dict[str, str], float]:
+        """`names`, and when the oldest of them was kept: what is named with them is as
+        fresh as the book until that time plus `ttl`."""
         now = self._clock()
+        oldest = now
         found: dict[str, str] = {}
         missing: list[str] = []
         for user_id in dict.fromkeys(user_ids):
             kept = self._names.get(user_id)
-            if kept is not None and now - kept[1] < self._ttl:
+            if kept is not None and now - kept[1] < self.ttl:
                 found[user_id] = kept[0]
+                if kept[1] < oldest:
+                    oldest = kept[1]
             else:
                 missing.append(user_id)
         for start in range(0, len(missing), NAMES_MAX):
@@ -91,25 +113,44 @@ class NameBook:
             for person in reply.people:
                 found[person.user_id] = person.name
                 self._keep(person.user_id, person.name, now)
-        return found
+        return found, oldest
 
     def heard(self, event: Message) -> None:
         """Auth says this user's name changed: keep the new one."""
         if isinstance(event, ProfileChanged):
+            # even when not kept here (dropped for room): a kept reply may still name them
+            self._changed()
             self._keep(event.user_id, event.name, self._clock())
 
     def forget_all(self) -> None:
         """The broadcast (re)connected: what changed while it was down is unknown."""
         self._names.clear()
+        self._changed()
 
     def _keep(self, user_id: str, name: str, now: float) -> None:
+        kept = self._names.get(user_id)
+        if kept is not None and kept[0] != name:
+            self._changed()  # asked again after its ttl: renamed meanwhile, unheard
         self._names[user_id] = (name, now)
         self._names.move_to_end(user_id)
         while len(self._names) > self._size:
             self._names.popitem(last=False)
 
+    def _changed(self) -> None:
+        self.epoch += 1
+        self.replies.clear()  # none of them can be sent any more
+
 
 NAMES = web.AppKey("names", NameBook)
+
+
+def renamed(app: web.Application, user_id: str, name: str) -> None:
+    """This node's edge renamed the user (PATCH /me, the account page): its book says the
+    new name at once. Other nodes hear auth's ProfileChanged broadcast; this one may hear it
+    only after the next read, which would still name the old name."""
+    book = app.get(NAMES)
+    if book is not None:
+        book.heard(ProfileChanged(user_id=user_id, name=name))
 
 
 @web.middleware
@@ -129,14 +170,24 @@ async def named(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def name_people(data: Any, book: NameBook) -> bool:
     """Add the names beside the ids in `data` (in place); whether anything was added."""
+    return (await _name(data, book))[0]
+
+
+async def name_people_since(data: Any, book: NameBook) -> float | None:
+    """`name_people`, saying when the oldest name it used was kept (`names_since`; now when
+    `data` names nobody), or None when the names could not be had (the ids went alone)."""
+    return (await _name(data, book))[1]
+
+
+async def _name(data: Any, book: NameBook) -> tuple[bool, float | None]:
     people, texts = _scan(data)
     if not people:
-        return False
+        return False, book.now()
     try:
-        names = await book.names({user_id for _, _, user_id in people})
+        names, oldest = await book.names_since({user_id for _, _, user_id in people})
     except DomainError as error:  # auth unreachable: the reply still goes, with ids only
         log.warning("names_unavailable", code=error.code)
-        return False
+        return False, None
     for holder, key, user_id in people:
         name_key = USER_KEYS[key]
         if holder.get(name_key) is None:
@@ -146,7 +197,7 @@ async def name_people(data: Any, book: NameBook) -> bool:
             holder[name_key] = name
     if texts:
         _say_names(texts, names)
-    return True
+    return True, oldest
 
 
 def _scan(data: Any) -> tuple[list[tuple[dict[str, Any], str, str]], list[dict[str, Any]]]:

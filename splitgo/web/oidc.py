@@ -8,6 +8,8 @@ splitgo/web/oidc_clients.py.
 - `POST /oauth2/token`: a form (RFC 6749 4.1.3, 6); the client proves itself with HTTP
   Basic (client_secret_basic) or in the form (client_secret_post), a public client by
   its client_id and PKCE alone. Errors are RFC 6749 5.2 JSON (`invalid_grant`, ...);
+  too many requests from an address, or refusals of a client: 429 `slow_down` with
+  Retry-After (splitgo/web/oidc_limits.py);
 - `GET|POST /oauth2/userinfo`: the claims an app's access token (bearer) may see.
 
 An app's access token says `typ: oidc_access`; our own API reads `typ: access` only, so
@@ -41,6 +43,7 @@ from actors.auth.messages import (
 from splitgo.web.actors import ask
 from splitgo.web.declare import Content, Verbatim, documented
 from splitgo.web.keys import SERVICES
+from splitgo.web.oidc_limits import TOKEN_LIMITS
 from splitgo.web.problems import ProblemError, encode_json
 from splitgo.web.security import bearer_token
 
@@ -132,7 +135,7 @@ def discovery_document(issuer: str) -> dict[str, Any]:
             "none",
         ],
         "claims_supported": [*CLAIMS, *PROFILE_CLAIMS],
-        "prompt_values_supported": ["none", "consent"],
+        "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": True,
     }
 
@@ -262,28 +265,37 @@ def _grant_message(
     "client_id and client_secret in the form; a public client sends client_id only. Errors "
     "are RFC 6749 JSON: `invalid_grant` (a bad, spent, expired or reused code or refresh "
     "token, a wrong PKCE verifier or redirect URI), `invalid_client` (401), "
-    "`invalid_request`, `invalid_scope`, `unsupported_grant_type`.",
+    "`invalid_request`, `invalid_scope`, `unsupported_grant_type`; 429 `slow_down` with "
+    "Retry-After past 10 x SPLITGO_RATE_LIMIT requests a minute from one address, or "
+    "SPLITGO_RATE_LIMIT refused ones a minute of one client_id.",
     tags=["openid"],
     auth="none",
     body=Verbatim(TokenForm),
     body_media_type=FORM,
-    responses={200: TokenReply, 400: OAuthErrorReply, 401: OAuthErrorReply},
+    responses={200: TokenReply, 400: OAuthErrorReply, 401: OAuthErrorReply, 429: OAuthErrorReply},
 )
 async def token(request: web.Request, raw: bytes) -> web.Response:
+    limits = request.app.get(TOKEN_LIMITS)
+    if limits is not None and (wait := limits.address_wait(request.remote or "unknown")):
+        return _slow_down(wait, None, "too many token requests from your address")
     try:
         form = _form(request, raw)
         client_id, secret = _client(request, form)
-        message = _grant_message(form, client_id, secret)
     except _Refused as refused:
         return _refusal(request, refused.error, refused.description)
-    except InvalidField as error:  # a parameter past its bound
-        return oauth_error("invalid_request", error.message)
+    if limits is not None and (wait := limits.client_wait(client_id)):
+        return _slow_down(wait, client_id, "too many refused token requests of this client")
     try:
+        message = _grant_message(form, client_id, secret)
         tokens: OidcTokens = await ask(request, "auth", message)
-    except OidcError as error:
-        return _refusal(request, error.error, error.message)
-    except InvalidField as error:
-        return oauth_error("invalid_request", error.message)
+    except (_Refused, OidcError, InvalidField) as error:
+        if limits is not None:
+            limits.refused(client_id)
+        if isinstance(error, _Refused):
+            return _refusal(request, error.error, error.description)
+        if isinstance(error, OidcError):
+            return _refusal(request, error.error, error.message)
+        return oauth_error("invalid_request", error.message)  # a parameter past its bound
     body = {
         "access_token": tokens.access_token,
         "token_type": tokens.token_type,
@@ -294,6 +306,13 @@ async def token(request: web.Request, raw: bytes) -> web.Response:
     if tokens.refresh_token is not None:
         body["refresh_token"] = tokens.refresh_token
     return _json(body, headers=NO_STORE)
+
+
+def _slow_down(seconds: int, client_id: str | None, description: str) -> web.Response:
+    log.warning("oauth_token_rate_limited", client_id=client_id, retry_after=seconds)
+    return oauth_error(
+        "slow_down", f"{description}: try again in {seconds} s", 429, {"Retry-After": str(seconds)}
+    )
 
 
 def _refusal(request: web.Request, error: str, description: str) -> web.Response:

@@ -70,6 +70,14 @@ def admin(request: web.Request) -> AccessClaims:
     return claims
 
 
+def register_client_message(body: OidcClientBody, user_id: str) -> RegisterOidcClient:
+    """The message that registers the app `body` describes, for the admin `user_id` (the
+    JSON route's and the console page's)."""
+    return RegisterOidcClient(
+        user_id=user_id, name=body.name, redirect_uris=body.redirect_uris, public=body.public
+    )
+
+
 def new_client_body(created: NewOidcClient) -> dict[str, Any]:
     return {**to_json(created.client), "client_secret": created.client_secret}
 
@@ -87,16 +95,7 @@ def new_client_body(created: NewOidcClient) -> dict[str, Any]:
 )
 async def register_client(request: web.Request, body: OidcClientBody) -> web.Response:
     claims = admin(request)
-    created: NewOidcClient = await ask(
-        request,
-        "auth",
-        RegisterOidcClient(
-            user_id=claims.sub,
-            name=body.name,
-            redirect_uris=body.redirect_uris,
-            public=body.public,
-        ),
-    )
+    created: NewOidcClient = await ask(request, "auth", register_client_message(body, claims.sub))
     return json_response(new_client_body(created), status=201)
 
 

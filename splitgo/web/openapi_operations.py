@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from actors.runtime.bounds import ID_MAX
 from splitgo.web.declare import IDEMPOTENCY_KEY, JSON, Content, Operation, PageQuery
 from splitgo.web.openapi_schema import SchemaBook, query_parameters
 from splitgo.web.problems import PROBLEM_TYPE, TITLES, Problem
@@ -57,6 +58,8 @@ def path_parameters(resource: web.AbstractResource) -> list[dict[str, Any]]:
     parameters = []
     for name, inner in path_patterns(compiled.pattern).items():
         schema: dict[str, Any] = {"type": "string", "minLength": 1}
+        if info.get("formatter", "").startswith("/api/"):
+            schema["maxLength"] = ID_MAX  # longer names nothing: 404 (refuse_overlong_ids)
         if inner != DEFAULT_SEGMENT:
             schema["pattern"] = f"^(?:{inner})$"
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
@@ -92,6 +95,9 @@ def _request_id_header() -> dict[str, Any]:
     return {REQUEST_ID: {"$ref": "#/components/headers/RequestId"}}
 
 
+NO_BODY = (204, 304)  # HTTP sends these statuses without content (RFC 9110, 15.3.5, 15.4.5)
+
+
 def response_object(book: SchemaBook, status: int, shape: Any) -> dict[str, Any]:
     headers: dict[str, Any] = _request_id_header()
     description = _status_text(status)
@@ -118,7 +124,7 @@ def response_object(book: SchemaBook, status: int, shape: Any) -> dict[str, Any]
             "schema": {"type": "string"},
         }
     reply: dict[str, Any] = {"description": description, "headers": headers}
-    if shape is not None:
+    if shape is not None and status not in NO_BODY:
         reply["content"] = {media_type: {"schema": book.schema(shape)}}
     return reply
 

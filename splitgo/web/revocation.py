@@ -163,6 +163,10 @@ class Revocations:
     def loaded(self) -> bool:
         return self._loaded.is_set()
 
+    async def ready(self) -> bool:
+        """/readyz's probe: bearer requests are refused (503) until the first load."""
+        return self._loaded.is_set()
+
     def heard(self, message: Message) -> None:
         """A broadcast listener: SessionsRevoked somewhere in the cluster."""
         if not isinstance(message, SessionsRevoked):

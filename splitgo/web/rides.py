@@ -39,7 +39,9 @@ from actors.rides.messages import (
 from splitgo.web.actors import ask
 from splitgo.web.declare import Content, documented, idempotency
 from splitgo.web.idempotency import key_for, required_key, with_key
+from splitgo.web.keys import SERVICES
 from splitgo.web.problems import json_response, to_json
+from splitgo.web.rides_pings import gatherer
 from splitgo.web.security import authenticate
 
 log = structlog.get_logger("splitgo.web.rides")
@@ -223,7 +225,9 @@ async def driver_status(request: web.Request, body: StatusBody) -> web.Response:
 )
 async def driver_location(request: web.Request, body: PointBody) -> web.Response:
     claims = authenticate(request)
-    await ask(request, "rides", location_message(body, user_id=claims.sub))
+    message = location_message(body, user_id=claims.sub)  # the bounds are checked here
+    # gathered with the node's other pings of the same region into one message
+    await gatherer(request.app[SERVICES].system).ping(message.user_id, message.lat, message.lon)
     return web.Response(status=204)
 
 

@@ -70,6 +70,14 @@ Run from the project root (`make bench` does). Sections:
   balances of a 1,000-member group over HTTP from the Splits shard's memory (target
   2,000 req/s), and the memory a kept group and a known account take;
   tests/bench/results/hot.json.
+* wallets: hot wallets and sessions (issue 20), in one run: GetWallet and the first
+  statement page through the Payments actor in process, from the owner's checked copy and
+  from the tables (hot wallets off), interleaved; bytes per kept wallet and per kept auth
+  session, measured and as budgeted; tests/bench/results/wallets.json.
+* holds: PlaceHold, VoidHold, CaptureHold and ExpireHold per second through the Payments
+  actor (2 shards, in process), runs of holds in one transaction against one transaction
+  per hold, interleaved rounds in one run, p50/p99 ask latency;
+  tests/bench/results/holds.json.
 
 Exits 0 even when a target is missed, unless --strict is given.
 """
@@ -92,6 +100,7 @@ import structlog
 
 from tests.bench.chat_bench import ChatBenchConfig, ChatBenchError, run_chat_bench
 from tests.bench.chat_bench import describe as describe_chat
+from tests.bench.holds_bench import holds_section
 from tests.bench.hot_bench import hot_section
 from tests.bench.http_bench import (
     AuthBenchConfig,
@@ -120,6 +129,7 @@ from tests.bench.runtime import BenchConfig, run_runtime_bench
 from tests.bench.splits_bench import SplitsBenchConfig, run_splits_bench
 from tests.bench.tokens_bench import tokens_section
 from tests.bench.uvloop_bench import uvloop_section
+from tests.bench.wallets_bench import wallets_section
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -188,6 +198,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             "tokens",
             "uvloop",
             "hot",
+            "wallets",
+            "holds",
         ),
         default="all",
         help="what to measure (default: all; node and auth are skipped while run.py is "
@@ -680,6 +692,10 @@ def main(argv: list[str] | None = None) -> int:
         passed &= tokens_section(args.results_dir, base, _say, _write)
     if args.section in ("all", "hot"):
         passed &= hot_section(args.results_dir, base, _say, _write)
+    if args.section in ("all", "wallets"):
+        passed &= wallets_section(args.results_dir, base, _say, _write)
+    if args.section in ("all", "holds"):
+        passed &= holds_section(args.results_dir, base, _say, _write)
     if args.section in ("all", "uvloop"):
         passed &= uvloop_section(args, base, _say, _write)
     _say(f"\nbench finished in {time.perf_counter() - started:.1f} s")

@@ -11,6 +11,9 @@ with a phone number) are put into a `Resident` the way a shard keeps them
 
 With the default budget (SPLITGO_STATE_BUDGET_MB) that bounds how many users one node
 keeps hot; past it the least recently used go first and are read again on their next use.
+
+`measure_session_memory` does the same for the live sessions the owner shard keeps of each
+user (hot sessions), per session and per user.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from actors.auth.profiles import Profile, profile_of
-from actors.auth.store import UserRow
+from actors.auth.profiles import KeptSession, Profile, kept_session, profile_of
+from actors.auth.store import SessionRow, UserRow
 from actors.runtime.resident import DEFAULT_BUDGET_BYTES, MemoryBudget, Resident, deep_size
 
 
@@ -107,4 +110,71 @@ def measure_profile_memory(
         measured_bytes=after - before,
         budgeted_bytes=budget.used,
         budget_bytes=budget_bytes,
+    )
+
+
+# ── hot sessions ───────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class SessionMemory:
+    """What the live sessions of `users` users (`sessions_per_user` each) cost when kept."""
+
+    users: int
+    sessions_per_user: int
+    measured_bytes: int
+    budgeted_bytes: int
+
+    @property
+    def sessions(self) -> int:
+        return self.users * self.sessions_per_user
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "users": self.users,
+            "sessions_per_user": self.sessions_per_user,
+            "measured_bytes_per_session": round(self.measured_bytes / self.sessions, 1),
+            "budgeted_bytes_per_session": round(self.budgeted_bytes / self.sessions, 1),
+            "measured_bytes_per_user": round(self.measured_bytes / self.users, 1),
+            "budgeted_bytes_per_user": round(self.budgeted_bytes / self.users, 1),
+        }
+
+
+def measure_session_memory(users: int = 5_000, sessions_per_user: int = 3) -> SessionMemory:
+    """Hold `users` users' live sessions in one holder, as auth's owner shard keeps them
+    (actors/auth/profiles.py, `HotSessions`), and measure what they take."""
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    budget = MemoryBudget(DEFAULT_BUDGET_BYTES)
+    holder: Resident[str, tuple[KeptSession, ...]] = Resident(
+        "auth_sessions", budget=budget, size=deep_size
+    )
+    agents = ("Mozilla/5.0 (X11; Linux x86_64) Firefox/131.0", "splitgo-ios/2.4", None)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for n in range(users):
+            user_id = str(uuid.uuid4())
+            rows = [
+                SessionRow(
+                    id=str(uuid.uuid4()),
+                    user_id=user_id,
+                    user_agent=agents[(n + s) % len(agents)],
+                    created_at=created + timedelta(seconds=n),
+                    last_used_at=created + timedelta(seconds=n + s),
+                    expires_at=created + timedelta(days=30, seconds=n),
+                )
+                for s in range(sessions_per_user)
+            ]
+            holder.put(user_id, tuple(kept_session(row) for row in rows))
+        del rows
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return SessionMemory(
+        users=len(holder),
+        sessions_per_user=sessions_per_user,
+        measured_bytes=after - before,
+        budgeted_bytes=budget.used,
     )

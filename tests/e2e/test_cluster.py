@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -24,75 +21,26 @@ import redis.asyncio as redis
 
 from actors.runtime import ActorRef, ActorSystem, MemoryDeadLetterStore
 from tests.support import probe_messages
-from tests.support.node import RunningNode, start_node, stop_node
-from tests.support.postgres import fresh_database
-from tests.support.probe import PROBE_SCHEMA, SHARDS
+from tests.support.node import RunningNode
+from tests.support.probe import SHARDS
 from tests.support.probe_messages import Echo, Echoed, Explode, ProbeRefused, Record, Refuse
+from tests.support.probe_nodes import LEASE_TTL, OPS_TOKEN, Cluster, cluster_on, probe_client
 from tests.support.redis import redis_url, start_throwaway_redis
 from transport import Codec
 from transport.redis_streams import RedisStreamsTransport
 
+# the other multi-node e2e tests import the probe nodes' setup from here too
+__all__ = [
+    "LEASE_TTL",
+    "OPS_TOKEN",
+    "Cluster",
+    "cluster_on",
+    "eventually",
+    "owners",
+    "spread_over_nodes",
+]
+
 pytestmark = pytest.mark.e2e
-OPS_TOKEN = "cluster-ops-token"
-LEASE_TTL = 2.0
-
-
-@dataclass
-class Cluster:
-    """Where the nodes keep their state, and how to start more of them."""
-
-    database_url: str
-    redis_url: str
-    prefix: str
-    folder: Path
-    nodes: list[RunningNode]
-
-    def env(self) -> dict[str, str]:
-        return {
-            "SPLITGO_DATABASE_URL": self.database_url,
-            "SPLITGO_REDIS_URL": self.redis_url,
-            "SPLITGO_REDIS_PREFIX": self.prefix,
-            "SPLITGO_LEASE_TTL": str(LEASE_TTL),
-            "SPLITGO_PLUGINS": "tests.support.probe",
-            "SPLITGO_OPS_TOKEN": OPS_TOKEN,
-            # a node with SPLITGO_DATABASE_URL refuses to start on a generated signing key
-            "SPLITGO_JWT_KEYS": "cluster:" + "c" * 48,
-            "SPLITGO_SHUTDOWN_TIMEOUT": "5",
-        }
-
-    async def start(self, *names: str) -> list[RunningNode]:
-        flags = ("--transport", "redis", "--actors", "probe")
-        started = await asyncio.gather(
-            *(
-                start_node(self.folder / name, *flags, "--node-id", name, env=self.env())
-                for name in names
-            )
-        )
-        self.nodes += started
-        return list(started)
-
-
-@asynccontextmanager
-async def cluster_on(folder: Path, url: str) -> AsyncIterator[Cluster]:
-    """A fresh database with the probe's tables and a fresh key prefix; nodes stopped after."""
-    async with fresh_database() as database_url:
-        connection = await asyncpg.connect(database_url)
-        try:
-            await connection.execute(PROBE_SCHEMA)
-        finally:
-            await connection.close()
-        cluster = Cluster(database_url, url, f"c{secrets.token_hex(4)}", folder, [])
-        try:
-            yield cluster
-        finally:
-            for node in cluster.nodes:
-                if node.process.poll() is None:
-                    await stop_node(node)
-            client = redis.Redis.from_url(url)
-            keys = [key async for key in client.scan_iter(match=f"{cluster.prefix}:*")]
-            if keys:
-                await client.delete(*keys)
-            await client.aclose()
 
 
 async def spread_over_nodes(url: str, *, nodes: int, timeout: float = 60.0) -> None:
@@ -133,21 +81,8 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
 @pytest_asyncio.fixture
 async def client(cluster: Cluster) -> AsyncIterator[ActorRef]:
     """A ref to the probe from this test process, itself a node that hosts nothing."""
-    codec = Codec()
-    codec.register_module(probe_messages)
-    transport = RedisStreamsTransport(
-        node_id=f"tester-{secrets.token_hex(3)}",
-        url=cluster.redis_url,
-        codec=codec,
-        prefix=cluster.prefix,
-        lease_ttl=LEASE_TTL,
-    )
-    system = ActorSystem(transport, codec=codec, dead_letters=MemoryDeadLetterStore())
-    await system.start()
-    system.route("probe", shards=SHARDS, key=lambda message: getattr(message, "key", None))
-    yield system.ref("probe")
-    await system.stop(2.0)
-    await transport.close()
+    async with probe_client(cluster) as ref:
+        yield ref
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:

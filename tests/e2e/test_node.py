@@ -19,7 +19,11 @@ OPS_TOKEN = "e2e-ops-token"
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningNode]:
     running = await start_node(
-        tmp_path_factory.mktemp("node"), env={"SPLITGO_OPS_TOKEN": OPS_TOKEN}
+        # its own initdb: the one module whose node runs that path (the others start from
+        # a copy of an initialised database, tests/support/node.py)
+        tmp_path_factory.mktemp("node"),
+        env={"SPLITGO_OPS_TOKEN": OPS_TOKEN},
+        initdb=True,
     )
     yield running
     if running.process.poll() is None:
@@ -42,7 +46,7 @@ async def test_readyz_reports_database_and_actors(
     async with http.get(f"{node.url}/readyz") as response:
         assert response.status == 200
         body = await response.json()
-    assert body["checks"] == {"database": True, "actors": True}
+    assert body["checks"] == {"database": True, "revocations": True, "actors": True}
     async with http.get(f"{node.url}/healthz") as response:
         assert response.status == 200
 
@@ -158,7 +162,7 @@ async def test_a_node_started_after_a_sigkill_stops_the_embedded_server_it_adopt
     """A node SIGKILLed leaves its embedded PostgreSQL running; the next node on the same data
     folder adopts it, and on SIGTERM stops it: postmaster.pid is gone and so is the process."""
     pgdata = tmp_path / "data" / "pg"
-    first = await start_node(tmp_path)
+    first = await start_node(tmp_path, initdb=True)
     postmaster = postmaster_pid(pgdata)
     try:
         assert postmaster is not None

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import asyncpg
 import pytest
 import pytest_asyncio
 from authlib.integrations.base_client import OAuthError  # type: ignore[import-untyped]
@@ -49,6 +50,7 @@ class World:
     admin: User
     discovery: dict[str, Any]
     keys: KeySet
+    database: str
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -70,7 +72,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
                 assert found.status == 200, found.body
                 jwks = await http.get(found.body["jwks_uri"])
                 keys = KeySet.import_key_set(await jwks.json())
-                yield World(node, api, admin, found.body, keys)
+                yield World(node, api, admin, found.body, keys, database)
         finally:
             await stop_node(node)
 
@@ -467,3 +469,139 @@ async def test_signed_out_people_sign_in_first_and_come_back(
     assert consent.status == 200
     assert "Sign in to Ride Share" in consent.html
     assert consent.form("/oauth2/authorize")["fields"]["state"] == started.state
+
+
+# ── prompt=login, max_age, prompt=none (issue 19's gaps) ──────────────────────────────
+
+
+async def age_sessions(world: World, user_id: str, seconds: int) -> None:
+    """The person's sessions look signed in `seconds` earlier than they were."""
+    connection = await asyncpg.connect(world.database)
+    try:
+        await connection.execute(
+            "UPDATE auth_sessions SET created_at = created_at - make_interval(secs => $2)"
+            " WHERE user_id = $1",
+            user_id,
+            float(seconds),
+        )
+    finally:
+        await connection.close()
+
+
+async def code_then_claims(
+    world: World, client: OAuth2Session, app: dict[str, Any], started: Started, location: str
+) -> dict[str, Any]:
+    """authlib exchanges the code the app was sent; the verified ID token's claims."""
+    assert location.startswith(CALLBACK + "?"), location
+    token = await asyncio.to_thread(
+        client.fetch_token,
+        world.discovery["token_endpoint"],
+        authorization_response=location,
+        code_verifier=started.verifier,
+    )
+    return verified_id_token(world, token["id_token"], app["client_id"], started.nonce)
+
+
+async def sign_in_again(
+    world: World, browser: aiohttp.ClientSession, location: str | None, email: str
+) -> str:
+    """The sign-in page an authorization request sent a signed-in browser to shows its
+    form; signing in there comes back to the request: where it then sends the browser."""
+    assert location is not None
+    assert location.startswith("/sign-in?next=%2Foauth2%2Fauthorize%3F")
+    assert location.endswith("&prompt=login")
+    form = await visit(browser, f"{world.node.url}{location}")
+    assert form.status == 200
+    signed = await submit(
+        browser, form, "/sign-in", {"email": email, "password": PASSWORD}, allow_redirects=False
+    )
+    back = signed.headers["Location"]
+    assert back.startswith("/oauth2/authorize?")
+    assert "reauth=" in back
+    status, onward, _ = await follow(browser, f"{world.node.url}{back}")
+    assert status == 302
+    assert onward is not None
+    return onward
+
+
+async def test_prompt_login_signs_the_person_in_again_and_auth_time_is_the_new_one(
+    world: World, browser: aiohttp.ClientSession
+) -> None:
+    """With prompt=login a signed-in person goes through the sign-in form before the app
+    gets a code, and the ID token's auth_time is that new sign-in's."""
+    app = await register_app(world)
+    person = await signed_in_person(world, browser)
+    client, token, started = await signed_in_with_splitgo(world, browser, app)
+    first = verified_id_token(world, token["id_token"], app["client_id"], started.nonce)
+    await age_sessions(world, person.id, 3600)
+
+    again = start(world, client, prompt="login")
+    status, location, _ = await follow(browser, again.url)
+    assert status == 302
+    onward = await sign_in_again(world, browser, location, person.email)
+    claims = await code_then_claims(world, client, app, again, onward)
+    assert claims["sub"] == person.id
+    assert claims["auth_time"] >= first["auth_time"]
+
+
+async def test_a_forged_reauth_marker_still_asks_for_a_sign_in(
+    world: World, browser: aiohttp.ClientSession
+) -> None:
+    """A request that claims an old sign-in is fresh (a made-up marker) is sent to sign in."""
+    app = await register_app(world)
+    await signed_in_person(world, browser)
+    await signed_in_with_splitgo(world, browser, app)
+    started = start(world, relying_party(app), prompt="login", reauth="0.AAAAAAAAAAAAAAAAAAAAAA")
+    status, location, _ = await follow(browser, started.url)
+    assert status == 302
+    assert location is not None
+    assert location.startswith("/sign-in?")
+
+
+async def test_max_age_asks_for_a_sign_in_only_once_it_passed(
+    world: World, browser: aiohttp.ClientSession
+) -> None:
+    """A sign-in an hour old is good for max_age=86400 (auth_time the old one) and not for
+    max_age=60, which goes through the sign-in form first."""
+    app = await register_app(world)
+    person = await signed_in_person(world, browser)
+    client, token, started = await signed_in_with_splitgo(world, browser, app)
+    first = verified_id_token(world, token["id_token"], app["client_id"], started.nonce)
+    await age_sessions(world, person.id, 3600)
+
+    lenient = start(world, client, max_age="86400")
+    status, location, _ = await follow(browser, lenient.url)
+    assert status == 302
+    assert location is not None
+    old = await code_then_claims(world, client, app, lenient, location)
+    assert old["auth_time"] <= first["auth_time"] - 3599
+
+    strict = start(world, client, max_age="60")
+    status, location, _ = await follow(browser, strict.url)
+    assert status == 302
+    onward = await sign_in_again(world, browser, location, person.email)
+    claims = await code_then_claims(world, client, app, strict, onward)
+    assert claims["auth_time"] >= first["auth_time"]
+
+
+async def test_prompt_none_without_a_fresh_sign_in_is_login_required(
+    world: World, browser: aiohttp.ClientSession
+) -> None:
+    """prompt=none goes back to the app with error=login_required when nobody is signed in,
+    and when the sign-in is older than max_age."""
+    app = await register_app(world)
+    started = start(world, relying_party(app), prompt="none")
+    status, location, _ = await follow(browser, started.url)
+    assert status == 302
+    assert location is not None
+    assert location.startswith(CALLBACK + "?")
+    assert parse_qs(urlsplit(location).query)["error"] == ["login_required"]
+
+    person = await signed_in_person(world, browser)
+    await signed_in_with_splitgo(world, browser, app)
+    await age_sessions(world, person.id, 3600)
+    stale = start(world, relying_party(app), prompt="none", max_age="60")
+    status, location, _ = await follow(browser, stale.url)
+    assert status == 302
+    assert location is not None
+    assert parse_qs(urlsplit(location).query)["error"] == ["login_required"]

@@ -203,6 +203,9 @@ def execute(schema: Any) -> Outcome:
     return outcome
 
 
+# ~40 s on a quiet 2-core machine; the suite's 120 s limit was passed twice on one shared
+# with other test runs (load 10-14), with no hang in the stack
+@pytest.mark.timeout(300)
 def test_every_operation_keeps_its_contract(node: RunningNode, access_token: str) -> None:
     """Schemathesis finds no errors or contract failures, calls every non-excluded operation, and
     sees each parameterless read succeed at least once."""

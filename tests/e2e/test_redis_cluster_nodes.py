@@ -9,80 +9,39 @@ through its own ActorSystem on the same cluster, as a node that hosts nothing.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
 import pytest_asyncio
 
-from actors.runtime import ActorRef, ActorSystem, MemoryDeadLetterStore
-from tests.e2e.test_cluster import LEASE_TTL, Cluster, eventually, owners
-from tests.support import probe_messages
-from tests.support.node import stop_node
-from tests.support.postgres import fresh_database
-from tests.support.probe import PROBE_SCHEMA, SHARDS
+from actors.runtime import ActorRef
+from tests.e2e.test_cluster import eventually, owners
 from tests.support.probe_messages import Echo, Echoed, Record
-from tests.support.redis_cluster import delete_cluster_prefix, redis_cluster_url
-from transport import Codec
-from transport.redis_streams import RedisStreamsTransport
+from tests.support.probe_nodes import LEASE_TTL, Cluster, cluster_on, probe_client
+from tests.support.redis_cluster import redis_cluster_url
 
 pytestmark = pytest.mark.e2e
 
 
-@dataclass
-class OnRedisCluster(Cluster):
-    """The e2e cluster of tests/e2e/test_cluster.py, its nodes told the Redis is a cluster."""
-
-    def env(self) -> dict[str, str]:
-        return {**super().env(), "SPLITGO_REDIS_CLUSTER": "1"}
+@pytest_asyncio.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    """A fresh database with the probe's tables and a fresh key prefix on the cluster, its
+    nodes told the Redis is a cluster."""
+    async with cluster_on(tmp_path, redis_cluster_url(), redis_cluster=True) as built:
+        yield built
 
 
 @pytest_asyncio.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[OnRedisCluster]:
-    """A fresh database with the probe's tables and a fresh key prefix on the cluster."""
-    async with fresh_database() as database_url:
-        connection = await asyncpg.connect(database_url)
-        try:
-            await connection.execute(PROBE_SCHEMA)
-        finally:
-            await connection.close()
-        url = redis_cluster_url()
-        built = OnRedisCluster(database_url, url, f"c{secrets.token_hex(4)}", tmp_path, [])
-        try:
-            yield built
-        finally:
-            for node in built.nodes:
-                if node.process.poll() is None:
-                    await stop_node(node)
-            await delete_cluster_prefix(url, built.prefix)
-
-
-@pytest_asyncio.fixture
-async def client(cluster: OnRedisCluster) -> AsyncIterator[ActorRef]:
+async def client(cluster: Cluster) -> AsyncIterator[ActorRef]:
     """A ref to the probe from this test process, itself a node on the cluster."""
-    codec = Codec()
-    codec.register_module(probe_messages)
-    transport = RedisStreamsTransport(
-        node_id=f"tester-{secrets.token_hex(3)}",
-        url=cluster.redis_url,
-        codec=codec,
-        prefix=cluster.prefix,
-        lease_ttl=LEASE_TTL,
-        cluster=True,
-    )
-    system = ActorSystem(transport, codec=codec, dead_letters=MemoryDeadLetterStore())
-    await system.start()
-    system.route("probe", shards=SHARDS, key=lambda message: getattr(message, "key", None))
-    yield system.ref("probe")
-    await system.stop(2.0)
-    await transport.close()
+    async with probe_client(cluster) as ref:
+        yield ref
 
 
 async def test_two_nodes_on_a_redis_cluster_share_the_work_and_survive_a_sigkill(
-    cluster: OnRedisCluster, client: ActorRef
+    cluster: Cluster, client: ActorRef
 ) -> None:
     """Asks are answered across the cluster; 2,000 keyed messages, one node killed midway:
     each effect once, in order per key, the rest done by the survivor."""

@@ -8,11 +8,16 @@ work on an empty database (test_schema.py) overrides `database_url` with an empt
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
+from aiogram.client.session.aiohttp import AiohttpSession
 
 from tests.support.postgres import fresh_database
+
+if TYPE_CHECKING:
+    from tests.integration.test_auth_actor import Harness
 
 
 @pytest.fixture
@@ -29,3 +34,28 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         yield created
     finally:
         await created.close()
+
+
+@pytest.fixture
+async def auth_harness(pool: asyncpg.Pool) -> AsyncIterator[Harness]:
+    """The auth actor's harness (tests/integration/test_auth_actor.py `running`: two shards,
+    the outbox relay, a fake clock), for the modules that share it."""
+    # imported here: only the tests that take the fixture load the auth actor
+    from tests.integration.test_auth_actor import running
+
+    async with running(pool) as made:
+        yield made
+
+
+@pytest.fixture(autouse=True)
+def no_tls_grace_on_closing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiogram's session waits 250 ms after closing, for TLS connections to finish closing
+    (aiohttp's advice); every Telegram server here is plain HTTP on 127.0.0.1, so a closing
+    bot or Telegram channel has nothing to wait for (a quarter to half a second per test)."""
+
+    async def close(self: AiohttpSession) -> None:
+        session = self._session
+        if session is not None and not session.closed:
+            await session.close()
+
+    monkeypatch.setattr(AiohttpSession, "close", close)

@@ -213,6 +213,9 @@ async def harness(database_url: str, request: pytest.FixtureRequest) -> AsyncIte
         yield Harness(chat, splits, clock, events, pushes)
     finally:
         await system.stop(timeout=5)
+        # stopping the system leaves the transport's own loops (its reply reader, timer
+        # poller, flushes) running: closed here, or the loop's close had to cancel them
+        await system.transport.close()
         await pool.close()
         if request.param == "redis":
             await delete_prefix(redis_url(), prefix)

@@ -378,8 +378,12 @@ async def test_stripe_unreachable_or_nonsense_is_unavailable(
     async def nonsense(_request: web.Request) -> web.Response:
         return web.Response(text="<html>gateway</html>")
 
+    released = asyncio.Event()
+
     async def slow(_request: web.Request) -> web.Response:
-        await asyncio.sleep(2)
+        # answers only once the test is over: well past the timeout, and the server's
+        # cleanup (which waits for the requests in hand) does not wait out a fixed sleep
+        await released.wait()
         return web.json_response({})
 
     app = web.Application()
@@ -403,6 +407,7 @@ async def test_stripe_unreachable_or_nonsense_is_unavailable(
         with pytest.raises(ProviderUnavailable, match="in time"):
             await open_checkout(late)
     finally:
+        released.set()
         await runner.cleanup()
 
 

@@ -143,6 +143,7 @@ async def running(
     offer_timeout: float = 5.0,
     seen: list[Message] | None = None,
     outbox: Outbox | None = None,
+    made: list[Rides] | None = None,
 ) -> AsyncIterator[Harness]:
     codec = Codec()
     for module in (messages, payments_messages, splits_messages):
@@ -168,16 +169,14 @@ async def running(
         system.spawn(StandIns, name, factory=lambda: StandIns(recorded))
     payments = system.spawn(Payments, "payments", factory=make_payments, shards=2, key=payments_key)
     splits = system.spawn(Splits, "splits", factory=lambda: Splits(pool), shards=2, key=splits_key)
-    rides = system.spawn(
-        Rides,
-        "rides",
-        factory=lambda: Rides(
-            pool,
-            offer_timeout=offer_timeout,
-            persist_interval=0.1,
-        ),
-        key=rides_key,
-    )
+
+    def make_rides() -> Rides:
+        actor = Rides(pool, offer_timeout=offer_timeout, persist_interval=0.1)
+        if made is not None:
+            made.append(actor)
+        return actor
+
+    rides = system.spawn(Rides, "rides", factory=make_rides, key=rides_key)
     try:
         yield Harness(system, rides, payments, splits, ledger, recorded)
     finally:
@@ -295,6 +294,59 @@ async def test_two_drivers_accepting_at_once_one_wins(db: asyncpg.Pool) -> None:
         assert [type(r).__name__ for r in results] == ["RideView", "OfferExpiredError"]
         with pytest.raises(OfferExpiredError):
             await harness.ask(AnswerOffer(ride_id=ride.id, user_id="d1", accept=True))
+
+
+async def test_an_answered_offer_has_its_timer_cancelled(db: asyncpg.Pool) -> None:
+    """Declining or accepting an offer cancels its timer once the answer committed (it
+    need not fire to be found stale); the next offer has a timer of its own."""
+    made: list[Rides] = []
+    async with running(db, made=made) as harness:
+        await harness.fund("rider")
+        await harness.driver("d1", 52.5201, 13.4051)
+        await harness.driver("d2", 52.5210, 13.4070)
+        ride = await request(harness, "rider")
+        await harness.offered(ride.id, "d1")
+        timers = made[0].dispatcher._timers
+        attempt, first = timers[ride.id]
+        assert attempt == 1
+        assert not _cancelled(first)
+        await harness.ask(AnswerOffer(ride_id=ride.id, user_id="d1", accept=False))
+        assert _cancelled(first)
+        attempt, second = timers[ride.id]
+        assert attempt == 2
+        assert not _cancelled(second)
+        await harness.ask(AnswerOffer(ride_id=ride.id, user_id="d2", accept=True))
+        assert _cancelled(second)
+        assert ride.id not in timers
+
+
+async def test_an_offer_ended_otherwise_has_its_timer_cancelled(db: asyncpg.Pool) -> None:
+    """A ride cancelled, or ended as no_driver, while its offer is open leaves no timer
+    behind: the offer's timer is cancelled once that commits."""
+    made: list[Rides] = []
+    async with running(db, made=made) as harness:
+        await harness.fund("rider")
+        await harness.driver("d1", 52.5201, 13.4051)
+        timers = made[0].dispatcher._timers
+        cancelled = await request(harness, "rider")
+        await harness.offered(cancelled.id, "d1")
+        _, first = timers[cancelled.id]
+        await harness.ask(CancelRide(ride_id=cancelled.id, user_id="rider"))
+        assert cancelled.id not in timers
+        assert _cancelled(first)
+        declined = await request(harness, "rider")
+        await harness.offered(declined.id, "d1")
+        _, second = timers[declined.id]
+        view = await harness.ask(AnswerOffer(ride_id=declined.id, user_id="d1", accept=False))
+        assert view.status == "no_driver"
+        assert declined.id not in timers
+        assert _cancelled(second)
+
+
+def _cancelled(timer: Any) -> bool:
+    """Whether an in-memory transport's timer was cancelled (its loop handle says)."""
+    handle: asyncio.TimerHandle = timer._handle
+    return handle.cancelled()
 
 
 async def test_cancelling_after_arrival_costs_a_fee_and_before_it_nothing(
@@ -425,3 +477,49 @@ async def test_a_driver_going_offline_hands_the_offer_on(db: asyncpg.Pool) -> No
             await harness.ask(AnswerOffer(ride_id=ride.id, user_id="d1", accept=True))
         view = await harness.ask(AnswerOffer(ride_id=ride.id, user_id="d2", accept=True))
         assert view.driver.user_id == "d2"
+
+
+async def test_requests_at_once_by_one_rider_make_one_ride_and_one_hold(
+    db: asyncpg.Pool,
+) -> None:
+    """A request asked twice at once with one ride id (a retry) answers the same ride, and
+    a second ride asked meanwhile by the same rider is refused: one ride, one hold."""
+    async with running(db) as harness:
+        await harness.fund("rider")
+        await harness.driver("d1", 52.5201, 13.4051)
+        first = RequestRide(ride_id="once", user_id="rider", pickup=PICKUP, dropoff=DROPOFF)
+        other = RequestRide(ride_id="other", user_id="rider", pickup=PICKUP, dropoff=DROPOFF)
+        answers = await asyncio.gather(
+            harness.ask(first), harness.ask(first), harness.ask(other), return_exceptions=True
+        )
+        assert [a.id for a in answers[:2] if not isinstance(a, BaseException)] == ["once", "once"]
+        assert isinstance(answers[2], RideInProgress)
+        assert await db.fetchval("SELECT count(*) FROM rides") == 1
+        estimate = answers[0].estimate.amount  # type: ignore[union-attr]
+        assert await harness.wallet("rider") == (10_000 - estimate, estimate)
+
+
+async def test_the_shard_answers_others_while_a_hold_is_placed(db: asyncpg.Pool) -> None:
+    """While payments is held up placing a request's hold, the rides shard still answers a
+    driver's ping; the request is answered once the hold is placed, with the ride offered."""
+    async with running(db) as harness:
+        await harness.fund("rider")
+        await harness.driver("d1", 52.5201, 13.4051)
+        gate = asyncio.Event()
+        payments = harness.ledger[0]
+        placing = payments.holds.place
+
+        async def slow_place(message: Any) -> Any:
+            await gate.wait()
+            return await placing(message)
+
+        for shard in harness.ledger:
+            shard.holds.place = slow_place  # type: ignore[method-assign]
+        asking = asyncio.create_task(harness.request("rider"))
+        await asyncio.sleep(0.05)
+        await harness.ask(UpdateLocation(user_id="d1", lat=52.5202, lon=13.4052))
+        assert not asking.done()
+        gate.set()
+        ride = await asking
+        assert ride.status == "requested"
+        await harness.offered(ride.id, "d1")

@@ -1,7 +1,8 @@
 """Rides by region through an ActorSystem on a real PostgreSQL: two regions side by side
 along 13.4°E (Berlin), each its own shard, with desks for messages naming no place; a
 request near the border gets the nearer driver across it, two requests at once never get
-one driver, and a driver crossing the border is dispatched by the new region."""
+one driver, a driver crossing the border is dispatched by the new region, and many pings in
+one message count as each driver's latest."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -18,15 +20,21 @@ from actors.auth.messages import GrantRole
 from actors.payments import messages as payments_messages
 from actors.payments.actor import Payments
 from actors.payments.messages import payments_key
-from actors.rides import messages
+from actors.rides import messages, store
 from actors.rides.actor import Rides
+from actors.rides.dispatcher import _new_ride
 from actors.rides.messages import (
     AnswerOffer,
+    DriverPing,
+    EstimateRide,
     GetRide,
     Point,
     RequestRide,
+    RideInProgress,
     RideUpdated,
+    TakeOverRide,
     UpdateLocation,
+    UpdateLocations,
 )
 from actors.rides.regions import RegionMap, parse
 from actors.runtime import ActorSystem, MemoryDeadLetterStore, Message, Outbox
@@ -156,6 +164,29 @@ async def test_a_request_near_the_border_gets_the_nearer_driver_across_it(
         assert not harness._offer(ride.id, "westy")
 
 
+async def test_a_declined_offer_moving_the_ride_across_the_border_leaves_no_timer(
+    db: asyncpg.Pool,
+) -> None:
+    """The west driver declines and the next nearest is across the border: the ride moves
+    to the east, which offers it, and the west's timer of the declined offer is cancelled
+    with nothing left for the ride."""
+    async with running(db) as (harness, shards):
+        await harness.fund("rider")
+        await harness.driver("westy", 52.52, 13.398)
+        await harness.driver("easty", 52.52, 13.401)
+        await held_by(shards, EAST, "easty")
+        await seen_across(shards, WEST, "easty")
+        ride = await ride_request(harness, "rider", 52.52, 13.3985)
+        await harness.offered(ride.id, "westy")
+        timers = region(shards, WEST).dispatcher._timers
+        _, declined = timers[ride.id]
+        await harness.ask(AnswerOffer(ride_id=ride.id, user_id="westy", accept=False))
+        assert ride.id not in timers
+        assert declined._handle.cancelled()  # type: ignore[attr-defined]
+        await harness.offered(ride.id, "easty")
+        assert await db.fetchval("SELECT region FROM rides WHERE id = $1", ride.id) == "east"
+
+
 async def test_two_requests_at_once_never_get_the_same_driver(db: asyncpg.Pool) -> None:
     """One east driver at the border, a request on each side at once: the driver is offered
     one of them only (the other finds no one), and accepting gives it exactly one ride."""
@@ -205,3 +236,115 @@ async def test_a_driver_crossing_the_border_is_dispatched_by_the_new_region(
         assigned = await harness.ask(AnswerOffer(ride_id=east.id, user_id="mover", accept=True))
         assert assigned.status == "driver_assigned"
         assert await db.fetchval("SELECT region FROM rides WHERE id = $1", east.id) == "east"
+
+
+async def test_many_pings_in_one_message_keep_each_drivers_latest(db: asyncpg.Pool) -> None:
+    """An UpdateLocations naming a driver twice leaves it at its last position, names the
+    one who is not a driver, and hands a driver now deep in the east to the east region."""
+    async with running(db) as (harness, shards):
+        await harness.driver("twice", 52.52, 13.20)
+        await harness.driver("crosser", 52.52, 13.25)
+        await held_by(shards, WEST, "crosser")
+        noted = await harness.ask(
+            UpdateLocations(
+                pings=[
+                    DriverPing(user_id="twice", lat=52.50, lon=13.10),
+                    DriverPing(user_id="stranger", lat=52.51, lon=13.11),
+                    DriverPing(user_id="crosser", lat=52.52, lon=13.60),
+                    DriverPing(user_id="twice", lat=52.55, lon=13.30),
+                ]
+            )
+        )
+        assert noted.not_drivers == ["stranger"]
+        twice = region(shards, WEST).drivers.owned()["twice"]
+        assert (twice.lat, twice.lon) == (52.55, 13.30)
+        await held_by(shards, EAST, "crosser")
+        assert "crosser" not in region(shards, WEST).drivers.owned()
+
+
+async def test_a_request_behind_pings_sees_the_newest_locations(db: asyncpg.Pool) -> None:
+    """Pings told in one message just before a request (the same region's mailbox): the
+    request is offered to the driver those pings brought next to the pickup, not to the
+    one they took away."""
+    async with running(db) as (harness, shards):
+        await harness.fund("rider")
+        await harness.driver("leaving", 52.521, 13.10)
+        await harness.driver("coming", 52.55, 13.10)
+        await held_by(shards, WEST, "coming")
+        pings = [
+            DriverPing(user_id="leaving", lat=52.60, lon=13.10),
+            DriverPing(user_id="coming", lat=52.5205, lon=13.10),
+        ]
+        await harness.rides.tell(UpdateLocations(pings=pings))
+        ride = await ride_request(harness, "rider", 52.52, 13.10)
+        await harness.offered(ride.id, "coming")
+        assert not harness._offer(ride.id, "leaving")
+
+
+async def test_one_riders_requests_in_two_regions_at_once_make_one_ride(
+    db: asyncpg.Pool,
+) -> None:
+    """A rider asking for a ride in the west and one in the east at the same moment gets
+    one ride; the other is ride_in_progress (never a crash), and one estimate is held."""
+    async with running(db) as (harness, shards):
+        await harness.fund("rider")
+        await harness.driver("dw", 52.521, 13.10)
+        await harness.driver("de", 52.521, 13.70)
+        await held_by(shards, EAST, "de")
+        answers = await asyncio.gather(
+            ride_request(harness, "rider", 52.52, 13.10),
+            ride_request(harness, "rider", 52.52, 13.70),
+            return_exceptions=True,
+        )
+        rides = [a for a in answers if not isinstance(a, BaseException)]
+        assert len(rides) == 1
+        assert [type(a) for a in answers if isinstance(a, BaseException)] == [RideInProgress]
+        assert await db.fetchval("SELECT count(*) FROM rides") == 1
+        # the ride not stored keeps no offer timer in its region
+        assert {r for shard in shards for r in shard.dispatcher._timers} <= {rides[0].id}
+
+        async def one_hold() -> bool:
+            held = await db.fetchval(
+                "SELECT count(*) FROM payment_holds WHERE user_id = 'rider' AND status = 'held'"
+            )
+            return bool(held == 1)
+
+        await eventually(one_hold)
+
+
+async def test_a_request_whose_ride_was_moved_here_meanwhile_keeps_its_offer(
+    db: asyncpg.Pool,
+) -> None:
+    """While a request's hold is placed, another region stores the same ride and moves it
+    here, where it is offered: the request answers that ride and leaves its offer, timer
+    and dispatch as they are."""
+    async with running(db) as (harness, shards):
+        await harness.fund("rider")
+        await harness.driver("westy", 52.52, 13.20)
+        await held_by(shards, WEST, "westy")
+        request = RequestRide(
+            ride_id=str(uuid.uuid4()),
+            user_id="rider",
+            pickup=Point(lat=52.52, lon=13.21),
+            dropoff=Point(lat=52.54, lon=13.21),
+        )
+        estimate = await harness.ask(EstimateRide(pickup=request.pickup, dropoff=request.dropoff))
+        for shard in harness.ledger:
+            placing = shard.holds.place
+
+            async def place_then_move(message: Any, placing: Any = placing) -> Any:
+                hold = await placing(message)
+                ride = _new_ride(request, estimate, 10_000, hold.id, datetime.now(UTC))
+                ride.region = "west"
+                await store.insert_ride(db, ride, step_at=ride.created_at)
+                await harness.rides.ask(TakeOverRide(ride_id=ride.id), key=REGIONS.key_of(WEST))
+                await harness.offered(ride.id, "westy")
+                return hold
+
+            shard.holds.place = place_then_move  # type: ignore[method-assign]
+        answer = await harness.ask(request)
+        assert (answer.id, answer.status) == (request.ride_id, "requested")
+        west = region(shards, WEST)
+        assert request.ride_id in west.dispatcher._dispatching
+        assert west.dispatcher._timers[request.ride_id][0] == 1
+        assert west.drivers.state("westy").offer == request.ride_id

@@ -330,6 +330,21 @@ async def test_bad_expenses_change_nothing(harness: Harness) -> None:
     assert len(page.items) == 1
 
 
+async def test_a_kept_plan_is_never_stale(harness: Harness) -> None:
+    """The settle plan is read again from memory while nothing changed, shows a new expense
+    at the next read, and is refused to a stranger while it is kept."""
+    group_id = await harness.group("amy", "bob")
+    await harness.expense(group_id, "amy", 1000)
+    read = GetSettlePlan(group_id=group_id, user_id="bob")
+    first = await harness.ask(read)
+    assert await harness.ask(read) == first
+    with pytest.raises(GroupNotFound):
+        await harness.ask(GetSettlePlan(group_id=group_id, user_id="zed"))
+    await harness.expense(group_id, "amy", 2000)
+    after = (await harness.ask(read)).transfers
+    assert [(t.from_user_id, t.to_user_id, t.amount) for t in after] == [("bob", "amy", 1500)]
+
+
 async def test_paying_a_suggested_transfer_keeps_the_rest_of_the_plan(harness: Harness) -> None:
     """A cash settlement of one suggestion zeroes that pair and leaves the other suggestions
     as they were; the whole plan zeroes every balance."""

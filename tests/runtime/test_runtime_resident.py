@@ -100,6 +100,9 @@ async def test_a_shard_acquired_again_forgets_what_it_held(
     await ref.ask(Remember(key="a", value="alpha"))
     [worker] = system._groups["memo"].workers
     mailbox: Any = worker.mailbox
-    mailbox.tenure += 1  # as when the lease came back after another node held it
+    # as when the lease came back after another node held it (ShardHost._take_over): a new
+    # tenure, whose reads start with this consumer's own backlog
+    mailbox.tenure += 1
+    mailbox.read_from = "0"
     reply = await ref.ask(Recall(key="a"))
     assert reply == Recalled(value=None)

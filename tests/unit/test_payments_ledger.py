@@ -173,7 +173,7 @@ def apply(ledger: Ledger, operation: tuple[Any, ...]) -> None:
         ledger.release(args[0], "expired")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(operations)
 def test_any_sequence_keeps_zero_sum_and_no_negative_wallet(ops: list[tuple[Any, ...]]) -> None:
     """Any sequence of operations keeps every currency summing to zero and no wallet or hold

@@ -28,7 +28,8 @@ from actors.runtime import DomainError, InvalidInput
 from actors.runtime.errors import Failure
 from tests.support.fake_rates import ecb_document
 
-PROPERTY = settings(max_examples=300, deadline=None)
+# as many examples as the suite's Hypothesis profile asks (tests/conftest.py)
+PROPERTY = settings(deadline=None)
 
 ECB_DAILY = b"""<?xml version="1.0" encoding="UTF-8"?>
 <gesmes:Envelope xmlns:gesmes="http://www.gesmes.org/xml/2002-08-01"
@@ -193,7 +194,7 @@ def test_arbitrary_bytes_are_read_or_refused_never_crash(data: bytes) -> None:
         rules.parse_ecb(data)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(
     st.dictionaries(
         st.dates(min_value=date(1999, 1, 4), max_value=date(2099, 12, 31)),

@@ -236,7 +236,7 @@ OPERATIONS = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(limit=st.integers(0, 3000), operations=OPERATIONS)
 def test_the_budget_holds_and_sizes_add_up(
     limit: int, operations: list[tuple[str, int, int, int]]
@@ -279,7 +279,7 @@ def test_the_budget_holds_and_sizes_add_up(
         assert all(h.bytes >= len(h) * ENTRY_OVERHEAD for h in holders)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(keys=st.lists(st.integers(0, 20), min_size=1, max_size=60), room=st.integers(1, 6))
 def test_eviction_keeps_the_most_recently_used(keys: list[int], room: int) -> None:
     """With room for `room` equal entries, what stays is exactly the `room` keys used most

@@ -149,14 +149,17 @@ def revocations(auth: FakeAuth) -> Revocations:
 
 async def test_tokens_are_refused_with_503_until_the_first_load() -> None:
     """Before it has loaded the record the edge cannot tell a revoked session from a good
-    one: it refuses every token (503 revocations_loading); after, only revoked ones."""
+    one: it refuses every token (503 revocations_loading) and /readyz's probe says not
+    ready; after, only revoked ones are refused and the probe says ready."""
     auth = FakeAuth([RevokedSession(session_id="old", expires_at=NOW + 100)], failures=2)
     edge = revocations(auth)
     with pytest.raises(RevocationsLoading) as loading:
         edge.check(claims("s1"), NOW)
     assert loading.value.category == "unavailable"
+    assert await edge.ready() is False
     edge.resync()
     assert await edge.wait_loaded(5.0)
+    assert await edge.ready() is True
     assert len(auth.asked) == 3  # two failures, retried
     assert auth.asked[-1].since == NOW - REVOCATION_SECONDS
     edge.check(claims("s1"), NOW)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from actors.rides.dispatch import GeoIndex, brute_force_nearest
 from actors.rides.fares import distance_m
 
-PROPERTY = settings(max_examples=150, deadline=None)
+# as many examples as the suite's Hypothesis profile asks (tests/conftest.py)
+PROPERTY = settings(deadline=None)
 
 # Regions as (lat range, lon ranges); a region given two lon ranges straddles the
 # antimeridian. Points are drawn inside a region, queries inside or just outside it.

@@ -23,7 +23,8 @@ from actors.rides.fares import (
 )
 from actors.rides.messages import InvalidRide
 
-PROPERTY = settings(max_examples=300, deadline=None)
+# as many examples as the suite's Hypothesis profile asks (tests/conftest.py)
+PROPERTY = settings(deadline=None)
 TABLE = FareTable()
 
 distances = st.integers(min_value=0, max_value=2_000_000)  # up to 2,000 km

@@ -3,6 +3,7 @@ membership and the route's keys (actors/rides/regions.py)."""
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import pytest
@@ -11,13 +12,25 @@ from hypothesis import strategies as st
 
 from actors.rides.messages import (
     AnswerOffer,
+    DriverPing,
     EstimateRide,
     GetRide,
     Point,
     RequestRide,
     UpdateLocation,
+    UpdateLocations,
 )
-from actors.rides.regions import DESKS, RegionsError, parse
+from actors.rides.regional import Territory
+from actors.rides.regions import (
+    DESKS,
+    METRES_PER_DEGREE,
+    REACH_SLACK,
+    Region,
+    RegionsError,
+    parse,
+    reach_degrees,
+)
+from actors.rides.store import DriverWhereabouts
 from splitgo.composition import ride_regions, rides_spec
 from splitgo.config import ConfigError, load
 
@@ -106,6 +119,27 @@ def test_every_point_has_exactly_one_owning_region(text: str, lat: float, lon: f
     assert owner not in regions.near(lat, lon)
 
 
+@given(
+    settings,
+    st.floats(min_value=-60, max_value=60, allow_nan=False),
+    longitudes,
+    st.sampled_from([0, 1_000, 50_000]),
+)
+def test_near_names_every_other_box_within_the_border_distance(
+    text: str, lat: float, lon: float, border_m: int
+) -> None:
+    """`near` (which skips points deep inside a box none overlaps) names exactly the other
+    boxes within the border distance, as measuring to every box does."""
+    regions = parse(text, border_m=border_m)
+    owner = regions.region_of(lat, lon)
+    measured = tuple(
+        i
+        for i, region in enumerate(regions.regions)
+        if i != owner and region.distance_m(lat, lon) <= border_m
+    )
+    assert regions.near(lat, lon) == measured
+
+
 @given(latitudes, longitudes)
 def test_a_grid_over_the_world_leaves_no_gap(lat: float, lon: float) -> None:
     """Every point but the north pole and the antimeridian lies inside exactly one cell."""
@@ -124,13 +158,20 @@ def test_each_regions_key_lands_on_its_own_shard(count: int) -> None:
 
 
 def test_messages_go_to_the_region_of_their_place_or_to_a_desk() -> None:
-    """A ping by its place, a request and an estimate by the pickup; a ride by id to a desk."""
+    """A ping by its place (many pings by the first one's), a request and an estimate by
+    the pickup; a ride by id to a desk."""
     regions = parse(BERLIN)
     west, east = Point(lat=52.5, lon=13.3), Point(lat=52.5, lon=13.5)
     assert regions.key(UpdateLocation(user_id="d", lat=52.5, lon=13.5)) == regions.key_of(1)
     assert regions.key(EstimateRide(pickup=west, dropoff=east)) == regions.key_of(0)
     request = RequestRide(ride_id="r", user_id="u", pickup=east, dropoff=west)
     assert regions.key(request) == regions.key_of(1)
+    pings = [
+        DriverPing(user_id="d", lat=52.5, lon=13.5),
+        DriverPing(user_id="e", lat=52.5, lon=13.3),
+    ]
+    assert regions.key(UpdateLocations(pings=pings)) == regions.key_of(1)  # the first's place
+    assert regions.key(UpdateLocations(pings=[])) == regions.key_of(0)
     for message in (
         GetRide(ride_id="r", user_id="u"),
         AnswerOffer(ride_id="r", user_id="d", accept=True),
@@ -149,3 +190,50 @@ def test_a_wrong_region_setting_stops_the_node_with_its_name() -> None:
     """A wrong SPLITGO_RIDE_REGIONS is a ConfigError naming the variable."""
     with pytest.raises(ConfigError, match="SPLITGO_RIDE_REGIONS"):
         ride_regions(load({"SPLITGO_RIDE_REGIONS": "grid:0x2"}))
+
+
+@given(settings, latitudes, longitudes, st.booleans())
+def test_every_shard_names_the_same_owner_of_a_driver(
+    text: str, lat: float, lon: float, on_a_ride: bool
+) -> None:
+    """Each region and each desk names the same region holding a driver: its ride's
+    pickup region when it has one in hand, else its position's."""
+    regions = parse(text)
+    at = 0.5 if on_a_ride else None  # the ride's pickup, when it has one
+    answers = {
+        Territory(regions, shard).owner_of_driver(None, at, at, lat, lon)
+        for shard in range(regions.shards)
+    }
+    expected = regions.region_of(0.5, 0.5) if on_a_ride else regions.region_of(lat, lon)
+    assert answers == {expected}
+    where = DriverWhereabouts(True, ride_lat=at, ride_lon=at, lat=lat, lon=lon)
+    assert Territory(regions, regions.shards - 1).driver_owner(where) == expected
+
+
+def test_reach_is_the_border_in_degrees_wider_in_longitude_towards_the_poles() -> None:
+    """At the equator a distance spans as many degrees of longitude as of latitude, at
+    60° twice as many, and at a pole any number (plus the rounding slack each way)."""
+    lat_reach, lon_reach = reach_degrees(1_000, 0.0)
+    assert lat_reach == lon_reach == pytest.approx(1_000 / METRES_PER_DEGREE + REACH_SLACK)
+    lat_reach, lon_reach = reach_degrees(1_000, -60.0)
+    assert lat_reach == pytest.approx(1_000 / METRES_PER_DEGREE + REACH_SLACK)
+    assert lon_reach == pytest.approx(2 * 1_000 / METRES_PER_DEGREE, rel=1e-6)
+    assert reach_degrees(1_000, 90.0)[1] == math.inf
+    assert reach_degrees(0, 45.0) == (REACH_SLACK, REACH_SLACK)
+
+
+@given(
+    st.floats(min_value=0, max_value=89),
+    st.floats(min_value=0, max_value=1),
+    st.integers(min_value=0, max_value=50_000),
+)
+def test_a_place_a_reach_away_is_at_least_that_far(
+    widest: float, share: float, metres: int
+) -> None:
+    """From a box's edge, a place the reach away in latitude, or in longitude at any
+    latitude up to `widest`, is at least `metres` away as a region measures it."""
+    lat = widest * (2 * share - 1)
+    lat_reach, lon_reach = reach_degrees(metres, widest)
+    box = Region("box", lat - 1.0, -10.0, lat + 1.0, 0.0)
+    assert box.distance_m(lat, lon_reach) >= metres
+    assert box.distance_m(lat + 1.0 + lat_reach, -5.0) >= metres

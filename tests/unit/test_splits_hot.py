@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from actors.auth.messages import AccountDeleted
 from actors.payments.messages import TransferCompleted
 from actors.runtime.resident import ENTRY_OVERHEAD, MemoryBudget, Resident
+from actors.splits import messages as splits_messages
 from actors.splits.hot import (
     EVERYTHING,
     IDLE_SECONDS,
@@ -22,13 +23,19 @@ from actors.splits.hot import (
 from actors.splits.messages import (
     AddMember,
     BalanceLine,
+    BalancesUnchanged,
     BalancesView,
     GetBalances,
+    GetSettlePlan,
     GroupNotFound,
     ListGroups,
+    PlanTransfer,
     RemoveMember,
+    SettlePlanView,
     settlement_reference,
 )
+from transport import Codec
+from transport.envelope import Envelope
 
 G = "3f0c1d4e-0000-4000-8000-000000000001"
 
@@ -85,13 +92,41 @@ def test_a_kept_view_is_served_to_members_and_refused_to_others() -> None:
     """A member reads the kept view; anyone else gets GroupNotFound, as from the tables."""
     hot, _, _ = holding(Clock())
     assert hot.get(read()) is None
-    hot.put(G, False, frozenset({"amy"}), view(5))
-    assert hot.get(read()) == view(5)
+    kept = hot.put(G, False, frozenset({"amy"}), view(5))
+    assert kept.balances == view(5).balances
+    assert kept.version is not None
+    assert hot.get(read()) == kept
     assert hot.get(GetBalances(group_id=G, user_id="amy", converted=True)) is None
     with pytest.raises(GroupNotFound):
         hot.get(read(user_id="mallory"))
     hot.drop(G)
     assert hot.get(read()) is None
+
+
+def test_a_plan_is_kept_beside_its_balances_and_dropped_with_them() -> None:
+    """A settle plan is kept only beside kept balances, served to members only, counted in
+    the copy's size, keeps the balances' version, and goes when the group changes."""
+    hot, _, _ = holding(Clock())
+    ask = GetSettlePlan(group_id=G, user_id="amy")
+    line = PlanTransfer(
+        from_user_id="bob", to_user_id="amy", amount=5, currency="EUR", from_net=-5, to_net=5
+    )
+    plan = SettlePlanView(transfers=[line])
+    hot.keep_plan(G, False, plan)  # no balances kept: nothing to check members against
+    assert hot.plan(ask) is None
+    kept = hot.put(G, False, frozenset({"amy", "bob"}), view(5))
+    assert hot.plan(ask) is None
+    hot.keep_plan(G, False, plan)
+    assert hot.plan(ask) == plan
+    assert hot.get(read()) == kept  # the same version: the balances did not change
+    assert hot.plan(GetSettlePlan(group_id=G, user_id="amy", converted=True)) is None
+    with pytest.raises(GroupNotFound):
+        hot.plan(GetSettlePlan(group_id=G, user_id="mallory"))
+    assert copy_size(BalancesCopy(frozenset({"amy", "bob"}), kept, plan)) > copy_size(
+        BalancesCopy(frozenset({"amy", "bob"}), kept)
+    )
+    hot.drop(G)
+    assert hot.plan(ask) is None
 
 
 def test_a_change_drops_its_group_and_a_wider_one_drops_all() -> None:
@@ -143,4 +178,47 @@ def test_the_copies_never_exceed_the_memory_budget(groups: list[int], fits: int)
         assert budget.used <= budget.limit
         assert len(holder) <= fits
         if fits:
-            assert hot.get(read(group_id=group_id)) == view(n)
+            kept = hot.get(read(group_id=group_id))
+            assert kept is not None
+            assert kept.balances == view(n).balances
+
+
+def test_each_load_gets_a_new_version_and_a_reader_holding_it_gets_unchanged() -> None:
+    """A copy's version is new at every load; a member naming it gets BalancesUnchanged
+    without lines, an older version gets the view, a stranger GroupNotFound all the same."""
+    hot, _, _ = holding(Clock())
+    first = hot.put(G, False, frozenset({"amy"}), view(5))
+    same = GetBalances(group_id=G, user_id="amy", known_version=first.version)
+    unchanged = hot.get(same)
+    assert isinstance(unchanged, BalancesUnchanged)
+    assert unchanged.balances == []
+    assert unchanged.version == first.version
+    with pytest.raises(GroupNotFound):
+        hot.get(GetBalances(group_id=G, user_id="mallory", known_version=first.version))
+    hot.drop(G)
+    second = hot.put(G, False, frozenset({"amy"}), view(6))
+    assert second.version not in (None, first.version)
+    assert hot.get(same) == second
+    assert hot.get(GetBalances(group_id=G, user_id="amy", known_version="other")) == second
+
+
+def test_nothing_kept_means_no_version() -> None:
+    """With no holder a loaded view goes back as it was, unversioned (never cached)."""
+    hot = HotBalances(None)
+    assert hot.put(G, False, frozenset({"amy"}), view(5)) == view(5)
+    assert hot.get(GetBalances(group_id=G, user_id="amy", known_version="x")) is None
+
+
+def test_versions_and_unchanged_replies_cross_a_network() -> None:
+    """A read naming its version and the small unchanged answer survive the codec as
+    themselves (on Redis the answer is encoded: it carries no lines)."""
+    codec = Codec()
+    codec.register_module(splits_messages)
+    for body in (
+        GetBalances(group_id=G, user_id="amy", converted=True, known_version="p-1"),
+        BalancesUnchanged(balances=[], converted=True, version="p-1"),
+    ):
+        envelope = Envelope(id="1", target="splits", shard=0, kind="reply", body=body)
+        back = codec.decode(codec.encode(envelope)).body
+        assert type(back) is type(body)
+        assert back == body

@@ -22,7 +22,8 @@ from actors.splits.items import (
 from actors.splits.messages import MAX_ITEMS
 from actors.splits.shares import InvalidSplit, ShareSpec, SplitMode, compute_shares
 
-PROPERTY = settings(max_examples=200, deadline=None)
+# as many examples as the suite's Hypothesis profile asks (tests/conftest.py)
+PROPERTY = settings(deadline=None)
 PEOPLE = ("ann", "ben", "cat", "dan", "eve")
 MODES: tuple[SplitMode, ...] = ("equal", "exact", "percent", "shares", "adjustment")
 

@@ -94,7 +94,7 @@ policies = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(policy=policies, steps=st.lists(st.floats(min_value=0.0, max_value=1.0), max_size=30))
 def test_delays_within_one_window_never_decrease_and_stay_capped(
     policy: RestartPolicy, steps: list[float]
@@ -116,7 +116,7 @@ def test_delays_within_one_window_never_decrease_and_stay_capped(
     assert all(policy.backoff_initial <= delay <= policy.backoff_max for delay in allowed)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(policy=policies, gaps=st.lists(st.floats(min_value=0.0, max_value=50.0), max_size=40))
 def test_window_matches_a_simple_model(policy: RestartPolicy, gaps: list[float]) -> None:
     """At any call times, the decision equals a direct model: count the allowed restarts in the

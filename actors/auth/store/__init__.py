@@ -46,6 +46,7 @@ from actors.auth.store.passkeys import (
     user_handle,
 )
 from actors.auth.store.sessions import (
+    LIVE_SESSIONS_MAX,
     RefreshRow,
     SessionRow,
     add_refresh_token,
@@ -85,6 +86,7 @@ KEYS = KeyTable("auth_idempotency")
 
 __all__ = [
     "KEYS",
+    "LIVE_SESSIONS_MAX",
     "ChallengePurpose",
     "OneTimeRow",
     "PasskeyRow",

@@ -14,7 +14,8 @@ from actors.runtime import Executor, at
 @dataclass(frozen=True, slots=True)
 class TotpRow:
     """A user's TOTP state: the secret once on (None: off), a pending one, the last
-    accepted time step, and the wrong codes in a row."""
+    accepted time step, and the wrong codes in a row. Secrets are as stored: sealed
+    (actors/auth/secret_box.py), or plaintext from before sealing."""
 
     user_id: str
     secret: str | None
@@ -116,6 +117,15 @@ async def disable_totp(db: Executor, user_id: str) -> None:
     )
     await db.execute("DELETE FROM mfa_recovery_codes WHERE user_id = $1", user_id)
     await db.execute("DELETE FROM mfa_challenges WHERE user_id = $1", user_id)
+
+
+async def reseal_secret(db: Executor, user_id: str, sealed: str) -> None:
+    """The user's TOTP secret, sealed again (under the current key); no other change."""
+    await db.execute(
+        "UPDATE mfa_totp SET secret = $2 WHERE user_id = $1 AND secret IS NOT NULL",
+        user_id,
+        sealed,
+    )
 
 
 async def accept_step(db: Executor, user_id: str, step: int, now: float) -> bool:

@@ -19,6 +19,8 @@ class SessionRow:
     user_agent: str | None
     created_at: datetime
     last_used_at: datetime
+    # when its refresh tokens stop working: a list kept in memory filters by it at each read
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,17 +206,24 @@ async def revoked_since(db: Executor, since: float, limit: int) -> list[tuple[st
     return [(row["id"], row["revoked_at"].timestamp()) for row in rows]
 
 
-async def live_sessions(db: Executor, user_id: str, now: float) -> list[SessionRow]:
-    """The user's sessions that still work, most recently used first."""
+# the most sessions a list shows
+LIVE_SESSIONS_MAX = 200
+
+
+async def live_sessions(
+    db: Executor, user_id: str, now: float, limit: int = LIVE_SESSIONS_MAX
+) -> list[SessionRow]:
+    """The user's sessions that still work, most recently used first (at most `limit`)."""
     rows = await db.fetch(
         """
-        SELECT id, user_id, user_agent, created_at, last_used_at FROM auth_sessions
+        SELECT id, user_id, user_agent, created_at, last_used_at, expires_at FROM auth_sessions
         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
         ORDER BY last_used_at DESC, id
-        LIMIT 200
+        LIMIT $3
         """,
         user_id,
         at(now),
+        limit,
     )
     return [
         SessionRow(
@@ -223,6 +232,7 @@ async def live_sessions(db: Executor, user_id: str, now: float) -> list[SessionR
             user_agent=row["user_agent"],
             created_at=row["created_at"],
             last_used_at=row["last_used_at"],
+            expires_at=row["expires_at"],
         )
         for row in rows
     ]

@@ -13,10 +13,6 @@ hold a one-time code) or a whole phone number.
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,14 +20,12 @@ import aiohttp
 import structlog
 
 from actors.notifications.channels import DeliveryFailed
+from actors.notifications.channels.http_answers import ProviderSession, accepted, http_answer
 
 log = structlog.get_logger("actors.notifications.sms")
 
-# How much of the provider's body goes into the answer, and how much of it is read at all.
-ANSWER_BODY_CHARS = 200
+# How much of the provider's body is read at all (the answer keeps less of it).
 _MAX_BODY_BYTES = 64 * 1024
-# Statuses a later try can get past: the provider timed out waiting, or asks us to slow down.
-_RETRYABLE_4XX = frozenset({408, 429})
 
 
 class SmsDeliveryFailed(DeliveryFailed):
@@ -103,9 +97,7 @@ class WebhookSms:
             raise ValueError("the SMS webhook timeout must be positive")
         self.url = url
         self._token = token or None
-        self._http = http
-        # a session made here is ours to close; one passed in belongs to the caller
-        self._owns_http = http is None
+        self._http = ProviderSession(http)
         self._timeout = timeout
         # the URL may carry a provider key in its query; answers show it without one
         self._safe_url = _without_query(url)
@@ -114,7 +106,7 @@ class WebhookSms:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         try:
             async with asyncio.timeout(self._timeout):
-                response = await self._session().post(
+                response = await self._http.get().post(
                     self.url,
                     json={"to": phone, "text": text},
                     headers=headers,
@@ -132,45 +124,15 @@ class WebhookSms:
             raise SmsDeliveryFailed(
                 self._scrub(f"webhook {type(error).__name__}: {error}")
             ) from None
-        status = response.status
-        body = " ".join(raw.decode(response.charset or "utf-8", errors="replace").split())
-        answer = f"webhook {status} {body[:ANSWER_BODY_CHARS]}".rstrip()
-        if 200 <= status < 300:
-            return answer
-        if 400 <= status < 500 and status not in _RETRYABLE_4XX:
-            raise SmsDeliveryFailed(answer, permanent=True)
-        raise SmsDeliveryFailed(answer, retry_after=retry_after_seconds(response.headers))
+        return accepted(http_answer("webhook", response, raw), response, SmsDeliveryFailed)
 
     async def close(self) -> None:
         """Close the HTTP session, if this adapter made it."""
-        if self._owns_http and self._http is not None and not self._http.closed:
-            await self._http.close()
-
-    def _session(self) -> aiohttp.ClientSession:
-        # made on first use: a ClientSession belongs to the running event loop
-        if self._http is None or (self._owns_http and self._http.closed):
-            self._http = aiohttp.ClientSession()
-        return self._http
+        await self._http.close()
 
     def _scrub(self, text: str) -> str:
         text = text.replace(self.url, self._safe_url)
         return text.replace(self._token, "***") if self._token else text
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """A Retry-After header in seconds (delta-seconds or an HTTP date), or None."""
-    value = headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _without_query(url: str) -> str:

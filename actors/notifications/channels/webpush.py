@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from actors.notifications.channels import DeliveryFailed
-from actors.notifications.channels.sms import retry_after_seconds
+from actors.notifications.channels.http_answers import ProviderSession, accepted, http_answer
 
 RECORD_SIZE = 4096  # one record: a push message is at most 4096 octets of ciphertext
 HEADER_SIZE = 16 + 4 + 1 + 65  # salt, record size, key id length, the sender's key
@@ -45,9 +45,7 @@ TAG_SIZE = 16
 MAX_PLAINTEXT = RECORD_SIZE - HEADER_SIZE - TAG_SIZE - 1
 JWT_LIFETIME = 12 * 3600  # RFC 8292: at most 24 hours
 DEFAULT_TTL = 24 * 3600  # how long the push service keeps a message for an offline browser
-ANSWER_BODY_CHARS = 200
 _MAX_BODY_BYTES = 16 * 1024
-_RETRYABLE_4XX = frozenset({408, 429})
 _GONE = frozenset({404, 410})
 MAX_ENDPOINT = 1000
 
@@ -288,8 +286,7 @@ class WebPushChannel:
         self.keys = keys
         self.subject = subject
         self.allow_http = allow_http
-        self._http = http
-        self._owns_http = http is None
+        self._http = ProviderSession(http)
         self._timeout = timeout
         self._ttl = ttl
 
@@ -323,30 +320,18 @@ class WebPushChannel:
         }
         try:
             async with asyncio.timeout(self._timeout):
-                response = await self._session().post(
+                response = await self._http.get().post(
                     target.endpoint, data=body, headers=headers, allow_redirects=False
                 )
                 async with response:
                     raw = await response.content.read(_MAX_BODY_BYTES)
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             raise WebPushDeliveryFailed(f"webpush {host} {type(error).__name__}: {error}") from None
-        status = response.status
-        text = " ".join(raw.decode(response.charset or "utf-8", errors="replace").split())
-        answer = f"webpush {host} {status} {text[:ANSWER_BODY_CHARS]}".rstrip()
-        if 200 <= status < 300:
-            return answer
-        if status in _GONE:
+        answer = http_answer(f"webpush {host}", response, raw)
+        if response.status in _GONE:
             raise WebPushGone(answer, permanent=True)
-        if 400 <= status < 500 and status not in _RETRYABLE_4XX:
-            raise WebPushDeliveryFailed(answer, permanent=True)
-        raise WebPushDeliveryFailed(answer, retry_after=retry_after_seconds(response.headers))
+        return accepted(answer, response, WebPushDeliveryFailed)
 
     async def close(self) -> None:
         """Close the HTTP session, if this channel made it."""
-        if self._owns_http and self._http is not None and not self._http.closed:
-            await self._http.close()
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None or (self._owns_http and self._http.closed):
-            self._http = aiohttp.ClientSession()
-        return self._http
+        await self._http.close()

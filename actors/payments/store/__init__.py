@@ -25,20 +25,24 @@ from __future__ import annotations
 
 from actors.payments.store.accounts import (
     AccountRow,
+    Marks,
     WalletRow,
     ensure_accounts,
     existing_accounts,
     lock_accounts,
+    marked_wallet,
     sums_by_currency,
     user_currencies,
     wallet,
+    wallet_marks,
 )
 from actors.payments.store.booking import Booking
 from actors.payments.store.holds import (
     HoldRow,
-    close_hold,
+    close_holds,
     hold_by_id,
-    insert_hold,
+    holds_by_ids,
+    insert_holds,
     overdue_holds,
 )
 from actors.payments.store.top_ups import (
@@ -68,18 +72,21 @@ __all__ = [
     "AccountRow",
     "Booking",
     "HoldRow",
+    "Marks",
     "StatementRow",
     "TransferRow",
     "WalletRow",
-    "close_hold",
+    "close_holds",
     "ensure_accounts",
     "existing_accounts",
     "first_sighting",
     "hold_by_id",
-    "insert_hold",
+    "holds_by_ids",
+    "insert_holds",
     "insert_top_up",
     "lock_accounts",
     "lock_top_up",
+    "marked_wallet",
     "overdue_holds",
     "set_top_up_checkout",
     "set_top_up_status",
@@ -92,4 +99,5 @@ __all__ = [
     "transfer_by_id",
     "user_currencies",
     "wallet",
+    "wallet_marks",
 ]

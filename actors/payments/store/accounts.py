@@ -127,6 +127,41 @@ async def wallet(db: Executor, user_id: str) -> list[WalletRow]:
     return [WalletRow(row["currency"], row["available"], row["held"]) for row in rows]
 
 
+# (account id, version) of each of a user's wallets, by id: the version is the row's xmin,
+# which every committed UPDATE of the row changes (a balance posted, a hold placed or
+# closed: actors/payments/store/holds.py touches the row) and a new wallet adds a pair
+Marks = tuple[tuple[int, int], ...]
+
+
+async def wallet_marks(db: Executor, user_id: str) -> Marks:
+    """The marks of the user's wallets now (one index scan: what a kept copy checks)."""
+    rows = await db.fetch(
+        "SELECT id, xmin::text::bigint AS version FROM payment_accounts"
+        " WHERE owner_kind = 'user' AND owner = $1 ORDER BY id",
+        user_id,
+    )
+    return tuple((row["id"], row["version"]) for row in rows)
+
+
+async def marked_wallet(db: Executor, user_id: str) -> tuple[Marks, list[WalletRow]]:
+    """`wallet` and the marks it was read at, in one statement (one snapshot)."""
+    rows = await db.fetch(
+        """
+        SELECT a.id, a.xmin::text::bigint AS version, a.currency,
+               a.credits - a.debits AS available,
+               COALESCE((SELECT sum(h.amount) FROM payment_holds h
+                         WHERE h.user_id = a.owner AND h.currency = a.currency
+                           AND h.status = 'held'), 0)::bigint AS held
+        FROM payment_accounts a
+        WHERE a.owner_kind = 'user' AND a.owner = $1
+        ORDER BY a.currency
+        """,
+        user_id,
+    )
+    marks = tuple(sorted((row["id"], row["version"]) for row in rows))
+    return marks, [WalletRow(row["currency"], row["available"], row["held"]) for row in rows]
+
+
 async def sums_by_currency(db: Executor) -> dict[str, int]:
     """Sum of all balances per currency: zero for every currency, always (the invariant)."""
     rows = await db.fetch(

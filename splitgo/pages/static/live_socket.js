@@ -9,7 +9,8 @@
 // {id, category, kind, title, body, data, created_at, read}}). The socket opens with the
 // first subscriber; a lost one comes back, waiting longer each time, and then tells each
 // subscriber's `reconnected`, since frames may have been missed meanwhile; `connected` hears
-// every greeting, `closed` every loss. Each frame is also dispatched on `document` as a
+// every greeting (a subscriber that comes after the greeting, as a module loaded later
+// does, hears it at once), `closed` every loss. Each frame is also dispatched on `document` as a
 // "splitgo:live" CustomEvent (the frame in `detail`).
 
 const WAITS_MS = [1_000, 2_000, 5_000, 15_000, 30_000];
@@ -17,6 +18,7 @@ const listeners = new Set();
 let socket = null;
 let failures = 0;
 let connectedBefore = false;
+let greeted = false;
 
 function deliver(frame) {
   document.dispatchEvent(new CustomEvent("splitgo:live", { detail: frame }));
@@ -43,6 +45,7 @@ function connect() {
     }
     if (frame?.type === "hello") {
       failures = 0;
+      greeted = true;
       for (const listener of listeners) listener.connected?.();
       if (connectedBefore) for (const listener of listeners) listener.reconnected?.();
       connectedBefore = true;
@@ -52,6 +55,7 @@ function connect() {
   });
   socket.addEventListener("close", () => {
     socket = null;
+    greeted = false;
     for (const listener of listeners) listener.closed?.();
     const wait = WAITS_MS[Math.min(failures, WAITS_MS.length - 1)];
     failures += 1;
@@ -62,6 +66,7 @@ function connect() {
 export function subscribe(onFrame, { reconnected, connected, closed } = {}) {
   listeners.add({ onFrame, reconnected, connected, closed });
   if (socket === null && "WebSocket" in window) connect();
+  else if (greeted) connected?.();
 }
 
 export function available() {

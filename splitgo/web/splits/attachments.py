@@ -54,14 +54,13 @@ from actors.runtime import DomainError, Message
 from actors.splits.messages import GetExpense, GetGroupHeader, GroupArchived, GroupHeader
 from splitgo.web.actors import ask
 from splitgo.web.declare import (
-    SPEC_ATTR,
     Content,
     Header,
     Raw,
-    describe,
     documented,
     idempotency,
     page,
+    streamed,
 )
 from splitgo.web.idempotency import HEADER, key_for
 from splitgo.web.problems import (
@@ -407,38 +406,6 @@ def variant_of(query: Mapping[str, str]) -> Variant:
     return variant
 
 
-def _upload_documented(handler: Any) -> Any:
-    """The upload's declaration: `@documented` reads JSON bodies, this one streams its own
-    multipart body, so its operation is declared here and the body read in the handler."""
-    setattr(
-        handler,
-        SPEC_ATTR,
-        describe(
-            summary="Attach a receipt or another file to an expense",
-            description="`multipart/form-data` with the file in the part `file`: a JPEG, "
-            f"PNG or WebP image or a PDF of at most {MAX_UPLOAD_BYTES:,} bytes (413 "
-            "`too_large` past it). The type is read from the content, whatever the name "
-            "says (422 `unsupported_type`); images are stored without their metadata "
-            "(EXIF, GPS), and every file gets a thumbnail. Members only; at most "
-            f"{MAX_PER_EXPENSE} per expense (409 `too_many_attachments`). With an "
-            "Idempotency-Key, a retry answers the first attachment.",
-            tags=["splits"],
-            body=UPLOAD_BODY,
-            body_media_type="multipart/form-data",
-            headers=[idempotency(required=False)],
-            responses={
-                201: Content(
-                    AttachmentView,
-                    headers={"Location": ("the attachment's file", True)},
-                    description="Created",
-                )
-            },
-            errors=[409],  # group_archived, too_many_attachments, idempotency_conflict
-        ),
-    )
-    return handler
-
-
 def _base(request: web.Request) -> str:
     return f"/api/v1/groups/{group_id(request)}/expenses/{request.match_info['eid']}/attachments"
 
@@ -447,7 +414,28 @@ def _base(request: web.Request) -> str:
 
 
 @routes.post("/api/v1/groups/{id}/expenses/{eid}/attachments")
-@_upload_documented
+@streamed(
+    summary="Attach a receipt or another file to an expense",
+    description="`multipart/form-data` with the file in the part `file`: a JPEG, "
+    f"PNG or WebP image or a PDF of at most {MAX_UPLOAD_BYTES:,} bytes (413 "
+    "`too_large` past it). The type is read from the content, whatever the name "
+    "says (422 `unsupported_type`); images are stored without their metadata "
+    "(EXIF, GPS), and every file gets a thumbnail. Members only; at most "
+    f"{MAX_PER_EXPENSE} per expense (409 `too_many_attachments`). With an "
+    "Idempotency-Key, a retry answers the first attachment.",
+    tags=["splits"],
+    body=UPLOAD_BODY,
+    body_media_type="multipart/form-data",
+    headers=[idempotency(required=False)],
+    responses={
+        201: Content(
+            AttachmentView,
+            headers={"Location": ("the attachment's file", True)},
+            description="Created",
+        )
+    },
+    errors=[409],  # group_archived, too_many_attachments, idempotency_conflict
+)
 async def upload_attachment(request: web.Request) -> web.Response:
     claims = authenticate(request)
     key = key_for(request, None, caller=claims.sub)  # a malformed key: 400 before the body

@@ -53,7 +53,7 @@ from actors.splits.messages import (
     read_report,
 )
 from splitgo.web.actors import actor
-from splitgo.web.declare import SPEC_ATTR, Content, Raw, describe, documented, idempotency
+from splitgo.web.declare import Content, Raw, documented, idempotency, streamed
 from splitgo.web.idempotency import HEADER as IDEMPOTENCY_HEADER
 from splitgo.web.problems import (
     FieldError,
@@ -447,18 +447,12 @@ async def new_group_for(
 def _upload_route(**options: Any) -> Callable[[Handler], Handler]:
     """Declare a route that reads the CSV itself (read_upload: past the app's 1 MiB body
     limit, up to MAX_FILE_BYTES), documented as a text/csv body."""
-    operation = describe(
+    return streamed(
         body=Raw({"type": "string", "description": "a Splitwise group export (CSV)"}),
         body_media_type="text/csv",
         tags=["splits"],
         **options,
     )
-
-    def attach(handler: Handler) -> Handler:
-        setattr(handler, SPEC_ATTR, operation)
-        return handler
-
-    return attach
 
 
 @routes.post("/api/v1/groups/{id}/import/splitwise")

@@ -1,7 +1,15 @@
 """The Splits routes for settling up: balances, the settle-up plan (per currency, or
 converted into the group's currency with `?convert=true`), and settlements in cash or
 through the wallet (waited on briefly, replayed by Idempotency-Key), in the group's
-currency or another one (its rate given or looked up: `rates.ask_priced`)."""
+currency or another one (its rate given or looked up: `rates.ask_priced`).
+
+Balances are answered from the edge's reply cache when they can be (issue 20): the named,
+encoded reply is kept by the node's name book (`NameBook.replies`, splitgo/web/
+reply_cache.py) with the version of the Splits shard's copy it shows. Every request still
+asks the shard, naming the version held: the shard checks the caller is a member and
+answers `BalancesUnchanged` (no lines) while it is still the version, and the kept bytes
+go, unless the names changed since (the book's epoch) or grew old (its ttl). Every balances
+reply has a strong `ETag`; `If-None-Match` with it is answered 304."""
 
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ import msgspec
 from aiohttp import web
 
 from actors.splits.messages import (
+    BalancesUnchanged,
     BalancesView,
     GetBalances,
     GetNetBreakdown,
@@ -24,9 +33,11 @@ from actors.splits.messages import (
     SettlementView,
     SettlePlanView,
 )
-from splitgo.web.declare import Content, documented, idempotency
+from splitgo.web.declare import Content, Header, documented, idempotency
 from splitgo.web.idempotency import key_for, with_key
-from splitgo.web.problems import FieldError, ProblemError, json_response, to_json
+from splitgo.web.names import NAMES, NameBook, name_people_since
+from splitgo.web.problems import FieldError, ProblemError, encode_json, json_response, to_json
+from splitgo.web.reply_cache import KeptReply, etag_of, not_modified
 from splitgo.web.security import authenticate
 from splitgo.web.splits.asking import ask_splits, group_id
 from splitgo.web.splits.bodies import SettlementBody, settlement_message
@@ -52,11 +63,12 @@ def settlement_path(view: SettlementView) -> str:
 
 
 async def settlement_outcome(
-    request: web.Request, view: SettlementView, user_id: str
+    request: web.Request, view: SettlementView, user_id: str, *, wait: float = SETTLE_WAIT_SECONDS
 ) -> SettlementView:
-    """Wait (briefly) for a pending wallet settlement to complete or fail."""
+    """Wait (at most `wait` seconds) for a pending wallet settlement to complete or fail;
+    the settlement as it is then (still pending when payments has not answered)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + SETTLE_WAIT_SECONDS
+    deadline = loop.time() + wait
     while view.status == "pending" and loop.time() < deadline:
         await asyncio.sleep(SETTLE_POLL_SECONDS)
         view = await ask_splits(
@@ -93,24 +105,85 @@ def convert_param(request: web.Request) -> bool:
     )
 
 
+BALANCES_CACHE_CONTROL = "private, no-cache"  # the caller's own; asked again each time
+
+
 @routes.get("/api/v1/groups/{id}/balances")
 @documented(
     summary="Who owes what",
     description="`net` > 0 is owed to them; the nets of each currency sum to zero. With "
     "`?convert=true`, in the group's currency at the stored rates (what has no rate, an "
-    "expense in another currency from before rates were kept, stays apart in its own).",
+    "expense in another currency from before rates were kept, stays apart in its own). "
+    "`version` changes whenever the group's balances or members change. `If-None-Match` "
+    "with the reply's ETag: 304 while it is still the reply.",
     tags=["splits"],
     query=ConvertQuery,
-    responses={200: BalancesView},
+    headers=[Header("If-None-Match", "the ETag of the reply the caller holds")],
+    responses={
+        200: Content(
+            BalancesView,
+            headers={
+                "ETag": ("names these very bytes", True),
+                "Cache-Control": ("private, no-cache: ask again, with If-None-Match", True),
+            },
+        ),
+        304: Content(description="Not Modified: the reply held is still it"),
+    },
     errors=[422],
 )
 async def balances(request: web.Request) -> web.Response:
     claims = authenticate(request)
     converted = convert_param(request)
-    view = await ask_splits(
-        request, GetBalances(group_id=group_id(request), user_id=claims.sub, converted=converted)
-    )
-    return json_response(to_json(view))
+    book = request.app.get(NAMES)
+    if book is None:  # an edge that names nobody keeps nothing either
+        message = GetBalances(group_id=group_id(request), user_id=claims.sub, converted=converted)
+        view = await ask_splits(request, message)
+        return balances_reply(request, encode_json(to_json(view)))
+    return await kept_balances(request, group_id(request), claims.sub, converted, book)
+
+
+async def kept_balances(
+    request: web.Request, group: str, user_id: str, converted: bool, book: NameBook
+) -> web.Response:
+    """The reply kept for this group when the shard says it is still its version (the
+    member check done there, every time), else made, named and kept (see the module)."""
+    key = (group, converted)
+    held = book.replies.held_version(key, book.epoch)
+    message = GetBalances(group_id=group, user_id=user_id, converted=converted, known_version=held)
+    view: BalancesView = await ask_splits(request, message)
+    if isinstance(view, BalancesUnchanged):
+        kept = book.replies.get(key, view.version or "", book.epoch)
+        if kept is not None:
+            return balances_reply(request, kept.body, kept.etag)
+        # retired meanwhile (a rename, or room for another): the whole view
+        message = msgspec.structs.replace(message, known_version=None)
+        view = await ask_splits(request, message)
+    epoch = book.epoch  # before naming: a rename heard meanwhile retires what is made here
+    data = to_json(view)
+    since = await name_people_since(data, book)
+    body = encode_json(data)
+    etag = etag_of(body)
+    if view.version is not None and since is not None and epoch == book.epoch:
+        book.replies.put(
+            key,
+            KeptReply(
+                version=view.version,
+                names_epoch=epoch,
+                expires=since + book.ttl,
+                body=body,
+                etag=etag,
+            ),
+        )
+    return balances_reply(request, body, etag)
+
+
+def balances_reply(request: web.Request, body: bytes, etag: str | None = None) -> web.Response:
+    """The reply with its ETag, or 304 when the caller holds these very bytes."""
+    etag = etag or etag_of(body)
+    headers = {"ETag": etag, "Cache-Control": BALANCES_CACHE_CONTROL}
+    if not_modified(request.headers.get("If-None-Match"), etag):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 @routes.get("/api/v1/groups/{id}/balances/{user_id}")
