@@ -84,8 +84,19 @@ def flash(request: web.Request, code: str) -> None:
     queue(request, FLASH_COOKIE, code, FLASH_SECONDS)
 
 
+def is_navigation(request: web.Request) -> bool:
+    """Whether the browser asked for a page to show, not a script for a fragment: a
+    browser that says how it fetches (`Sec-Fetch-Mode`) must say `navigate`."""
+    return request.headers.get("Sec-Fetch-Mode", "navigate") == "navigate"
+
+
 def take_flash(request: web.Request) -> str | None:
-    """The notice waiting for this page, if any (shown once: its cookie is deleted)."""
+    """The notice waiting for this page, if any (shown once: its cookie is deleted).
+
+    Only a page the browser navigates to takes it: a live region's script asking for a
+    fragment just as a form's redirect lands would otherwise eat the notice unseen."""
+    if not is_navigation(request):
+        return None
     code = read(request, FLASH_COOKIE)
     if code is None:
         return None
