@@ -19,7 +19,7 @@ of several slots): on a cluster nothing is looked for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -234,17 +234,7 @@ class Carrier:
             timers=timers,
             dropped_timers=dropped,
         )
-        log.info(
-            "legacy_keys_carried_over",
-            actor=actor,
-            shard=shard,
-            pending=pending,
-            unread=unread,
-            lost=lost,
-            behind=behind,
-            timers=timers,
-            dropped_timers=dropped,
-        )
+        log.info("legacy_keys_carried_over", actor=actor, shard=shard, **asdict(carried))
         return carried
 
     async def _carry_timers(self) -> tuple[int, int]:

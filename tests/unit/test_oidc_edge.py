@@ -5,6 +5,7 @@ auth actor: how the token endpoint reads its form and the client's credentials, 
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,6 +28,7 @@ from actors.auth.messages import (
 from actors.auth.tokens import SigningKeys
 from actors.runtime import Actor, ActorSystem, MemoryDeadLetterStore, Message, handles
 from splitgo.web import Services, create_app
+from splitgo.web.hardening import Hardening
 from transport import Codec, MemoryTransport
 
 Client = TestClient[web.Request, web.Application]
@@ -60,13 +62,14 @@ class FakeAuth(Actor):
         return OidcUserInfo(sub=message.user_id, email="ada@example.com", email_verified=True)
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
+@contextlib.asynccontextmanager
+async def edge_client(node_id: str, hardening: Hardening | None = None) -> AsyncIterator[Client]:
+    """A test client of the edge in front of `FakeAuth` (its log of asks emptied)."""
     FakeAuth.seen = []
     codec = Codec()
     codec.register_module(messages)
     system = ActorSystem(
-        MemoryTransport(node_id="oidc-edge", codec=codec),
+        MemoryTransport(node_id=node_id, codec=codec),
         codec=codec,
         dead_letters=MemoryDeadLetterStore(),
     )
@@ -74,14 +77,22 @@ async def client() -> AsyncIterator[Client]:
     system.spawn(FakeAuth, "auth")
     services = Services(
         system=system,
-        node_id="oidc-edge",
+        node_id=node_id,
         ops_token="ops",
         verifier=KEYS.verifier(),
         public_url="https://id.example",
     )
-    async with TestClient(TestServer(create_app(services))) as made:
+    try:
+        async with TestClient(TestServer(create_app(services, hardening=hardening))) as made:
+            yield made
+    finally:
+        await system.stop(1.0)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    async with edge_client("oidc-edge") as made:
         yield made
-    await system.stop(1.0)
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:

@@ -6,15 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from actors.auth import messages
-from actors.runtime import ActorSystem, MemoryDeadLetterStore
-from splitgo.web import Services, create_app
 from splitgo.web.hardening import Hardening
 from splitgo.web.oidc_limits import ADDRESS_FACTOR, RefusalBuckets, TokenLimits
-from tests.unit.test_oidc_edge import CODE_FORM, KEYS, Client, FakeAuth, basic, token
-from transport import Codec, MemoryTransport
+from tests.unit.test_oidc_edge import CODE_FORM, Client, FakeAuth, basic, edge_client, token
 
 
 class Clock:
@@ -31,27 +26,8 @@ class Clock:
 async def client() -> AsyncIterator[Client]:
     """The edge with SPLITGO_RATE_LIMIT 2: 20 token requests a minute per address, 2
     refusals a minute per client."""
-    FakeAuth.seen = []
-    codec = Codec()
-    codec.register_module(messages)
-    system = ActorSystem(
-        MemoryTransport(node_id="oidc-limits", codec=codec),
-        codec=codec,
-        dead_letters=MemoryDeadLetterStore(),
-    )
-    await system.start()
-    system.spawn(FakeAuth, "auth")
-    services = Services(
-        system=system,
-        node_id="oidc-limits",
-        ops_token="ops",
-        verifier=KEYS.verifier(),
-        public_url="https://id.example",
-    )
-    app = create_app(services, hardening=Hardening(rate_limit=2))
-    async with TestClient(TestServer(app)) as made:
+    async with edge_client("oidc-limits", Hardening(rate_limit=2)) as made:
         yield made
-    await system.stop(1.0)
 
 
 def spent(client_id: str) -> dict[str, str]:

@@ -112,19 +112,8 @@ class WalletRow:
 
 async def wallet(db: Executor, user_id: str) -> list[WalletRow]:
     """Each of the user's wallets: balance (available) and what open holds reserve."""
-    rows = await db.fetch(
-        """
-        SELECT a.currency, a.credits - a.debits AS available,
-               COALESCE((SELECT sum(h.amount) FROM payment_holds h
-                         WHERE h.user_id = a.owner AND h.currency = a.currency
-                           AND h.status = 'held'), 0)::bigint AS held
-        FROM payment_accounts a
-        WHERE a.owner_kind = 'user' AND a.owner = $1
-        ORDER BY a.currency
-        """,
-        user_id,
-    )
-    return [WalletRow(row["currency"], row["available"], row["held"]) for row in rows]
+    _marks, rows = await marked_wallet(db, user_id)
+    return rows
 
 
 # (account id, version) of each of a user's wallets, by id: the version is the row's xmin,
